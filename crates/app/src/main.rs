@@ -1,0 +1,155 @@
+//! `voelgoed`: the VoelgoedEvents platform in one binary.
+
+use std::{net::SocketAddr, process::ExitCode};
+
+use clap::{Parser, Subcommand};
+use tokio::net::TcpListener;
+use voelgoed::{bench, config::ConfigArgs, demo, server};
+
+#[derive(Parser)]
+#[command(
+    name = "voelgoed",
+    version,
+    about = "Event ticketing and access control: one binary, SQLite by default, PostgreSQL + Redis to scale out."
+)]
+struct Cli {
+    #[command(flatten)]
+    config: ConfigArgs,
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Run the server (migrates the database first).
+    Serve {
+        /// Address to listen on [default: 127.0.0.1:8080]
+        #[arg(long, env = "VOELGOED_ADDR")]
+        addr: Option<SocketAddr>,
+    },
+    /// Apply database migrations and exit.
+    Migrate,
+    /// Manage organizations.
+    Org {
+        #[command(subcommand)]
+        command: OrgCommand,
+    },
+    /// Run the server with a seeded demo organization, event and device, and print what to open.
+    Demo {
+        /// Address to listen on [default: 127.0.0.1:8080]
+        #[arg(long, env = "VOELGOED_ADDR")]
+        addr: Option<SocketAddr>,
+    },
+    /// Load-test a fresh server over loopback HTTP and print throughput and latency per scenario.
+    Bench(bench::BenchArgs),
+}
+
+#[derive(Subcommand)]
+enum OrgCommand {
+    /// Create an organization with its owner; prints the owner's API key (shown once).
+    Create {
+        #[arg(long)]
+        slug: String,
+        #[arg(long)]
+        name: String,
+        #[arg(long)]
+        owner_email: String,
+        /// The owner's password; a random one is generated and printed when left out.
+        #[arg(long, env = "VOELGOED_OWNER_PASSWORD", hide_env_values = true)]
+        owner_password: Option<String>,
+    },
+}
+
+fn init_tracing() {
+    use tracing_subscriber::{EnvFilter, fmt};
+    let filter = EnvFilter::try_from_env("VOELGOED_LOG")
+        .unwrap_or_else(|_| EnvFilter::new("info,sqlx=warn"));
+    if std::env::var("VOELGOED_LOG_FORMAT").as_deref() == Ok("json") {
+        fmt().with_env_filter(filter).json().init();
+    } else {
+        fmt().with_env_filter(filter).init();
+    }
+}
+
+#[tokio::main]
+async fn main() -> ExitCode {
+    let cli = Cli::parse();
+    init_tracing();
+    match run(cli).await {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("error: {e:#}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+async fn run(cli: Cli) -> anyhow::Result<()> {
+    match cli.command {
+        Command::Serve { addr } => {
+            let config = cli.config.resolve(addr)?;
+            let listener = TcpListener::bind(config.addr).await?;
+            let running = server::start(config, listener).await?;
+            server::shutdown_signal().await;
+            tracing::info!("shutting down");
+            running.stop().await;
+        }
+        Command::Migrate => {
+            let config = cli.config.resolve(None)?;
+            let db = kernel::Db::connect(&config).await?;
+            db.migrate().await?;
+            println!("migrations applied ({:?})", db.backend());
+        }
+        Command::Org {
+            command:
+                OrgCommand::Create {
+                    slug,
+                    name,
+                    owner_email,
+                    owner_password,
+                },
+        } => {
+            let config = cli.config.resolve(None)?;
+            let (_stop, stopped) = tokio::sync::watch::channel(false);
+            let app = server::build(config, stopped).await?;
+            let generated = owner_password.is_none();
+            let password = owner_password.unwrap_or_else(|| {
+                kernel::auth::PlainToken::generate("")
+                    .expose()
+                    .chars()
+                    .take(20)
+                    .collect()
+            });
+            let out = platform::identity::create_org(
+                &app,
+                platform::identity::NewOrg {
+                    email: owner_email,
+                    password: password.clone(),
+                    owner_name: None,
+                    org_name: name,
+                    org_slug: slug,
+                },
+            )
+            .await
+            .map_err(|e| anyhow::anyhow!("{}", e.problem().detail))?;
+            let mut json = serde_json::to_value(&out)?;
+            if generated {
+                json["owner_password"] = password.into();
+            }
+            println!("{}", serde_json::to_string_pretty(&json)?);
+        }
+        Command::Demo { addr } => {
+            let config = cli.config.resolve(addr)?;
+            let seed_file = config.data_dir.join("demo.json");
+            let listener = TcpListener::bind(config.addr).await?;
+            let base = config.public_url.clone();
+            let running = server::start(config, listener).await?;
+            let seed = demo::seed(&running.app, &seed_file).await?;
+            println!("{}", demo::banner(&base, &seed));
+            server::shutdown_signal().await;
+            running.stop().await;
+        }
+        Command::Bench(args) => bench::run(cli.config, args).await?,
+    }
+    Ok(())
+}

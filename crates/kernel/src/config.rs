@@ -1,0 +1,97 @@
+//! Runtime configuration, resolved by the binary from flags, environment and
+//! an optional TOML file (in that order of precedence).
+
+use std::{fmt, net::SocketAddr, path::PathBuf};
+
+#[derive(Clone)]
+pub struct Config {
+    pub addr: SocketAddr,
+    pub data_dir: PathBuf,
+    /// `postgres://...` for production mode; `None` runs on SQLite in `data_dir`.
+    pub database_url: Option<String>,
+    /// `redis://...` turns on the warm tier and cross-node PubSub.
+    pub redis_url: Option<String>,
+    /// How long a hold keeps its inventory before it expires.
+    pub hold_ttl_secs: i64,
+    /// Self-service sign-up (`POST /api/v1/signup`).
+    pub signup_enabled: bool,
+    /// The URL people open, used in printed links.
+    pub public_url: String,
+    /// Mark session cookies `Secure` (set when served over HTTPS).
+    pub secure_cookies: bool,
+    /// Largest request body accepted, in bytes.
+    pub max_body_bytes: usize,
+    /// Database pool size.
+    pub db_max_connections: u32,
+    /// SQLite `synchronous` setting: NORMAL (default, WAL) or FULL.
+    pub sqlite_synchronous_full: bool,
+}
+
+impl Default for Config {
+    fn default() -> Self {
+        Config {
+            addr: SocketAddr::from(([127, 0, 0, 1], 8080)),
+            data_dir: PathBuf::from("data"),
+            database_url: None,
+            redis_url: None,
+            hold_ttl_secs: 15 * 60,
+            signup_enabled: true,
+            public_url: "http://127.0.0.1:8080".into(),
+            secure_cookies: false,
+            max_body_bytes: 64 * 1024,
+            db_max_connections: 16,
+            sqlite_synchronous_full: false,
+        }
+    }
+}
+
+/// Replaces the password in a URL, so configuration can be logged.
+pub fn redact_url(url: &str) -> String {
+    match (url.find("://"), url.rfind('@')) {
+        (Some(scheme), Some(at)) if at > scheme => {
+            let creds = &url[scheme + 3..at];
+            match creds.find(':') {
+                Some(colon) => format!(
+                    "{}{}:***{}",
+                    &url[..scheme + 3],
+                    &creds[..colon],
+                    &url[at..]
+                ),
+                None => url.to_string(),
+            }
+        }
+        _ => url.to_string(),
+    }
+}
+
+impl fmt::Debug for Config {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Config")
+            .field("addr", &self.addr)
+            .field("data_dir", &self.data_dir)
+            .field(
+                "database_url",
+                &self.database_url.as_deref().map(redact_url),
+            )
+            .field("redis_url", &self.redis_url.as_deref().map(redact_url))
+            .field("hold_ttl_secs", &self.hold_ttl_secs)
+            .field("signup_enabled", &self.signup_enabled)
+            .field("public_url", &self.public_url)
+            .finish_non_exhaustive()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn a_database_password_never_reaches_the_log() {
+        assert_eq!(
+            super::redact_url("postgres://app:s3cret@db:5432/x"),
+            "postgres://app:***@db:5432/x"
+        );
+        assert_eq!(
+            super::redact_url("redis://127.0.0.1/"),
+            "redis://127.0.0.1/"
+        );
+    }
+}

@@ -1,0 +1,196 @@
+//! The system of record on either backend: one `Db`, two arms.
+//!
+//! SQL is written once (numbered `$1` placeholders work on both drivers) and
+//! run through [`db_run!`] / [`tx_run!`], which type-check the same body
+//! against each driver. Only where the dialects differ is a second text
+//! written, chosen by [`Db::backend`].
+
+use std::{fmt, str::FromStr, time::Duration};
+
+use sqlx::{
+    PgPool, Postgres, Sqlite, SqlitePool,
+    postgres::{PgConnectOptions, PgPoolOptions},
+    sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteSynchronous},
+};
+
+use crate::config::{Config, redact_url};
+
+#[derive(Clone)]
+pub enum Db {
+    Pg(PgPool),
+    Sqlite(SqlitePool),
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Backend {
+    Postgres,
+    Sqlite,
+}
+
+pub enum Tx {
+    Pg(sqlx::Transaction<'static, Postgres>),
+    Sqlite(sqlx::Transaction<'static, Sqlite>),
+}
+
+/// Runs `$body` with `$c` bound to the pool of whichever backend `$db` is.
+#[macro_export]
+macro_rules! db_run {
+    ($db:expr, $c:ident => $body:expr) => {
+        match $db {
+            $crate::db::Db::Pg($c) => $body,
+            $crate::db::Db::Sqlite($c) => $body,
+        }
+    };
+}
+
+/// Runs `$body` with `$c` bound to the open connection of transaction `$tx`.
+#[macro_export]
+macro_rules! tx_run {
+    ($tx:expr, $c:ident => $body:expr) => {
+        match $tx {
+            $crate::db::Tx::Pg(t) => {
+                let $c = &mut **t;
+                $body
+            }
+            $crate::db::Tx::Sqlite(t) => {
+                let $c = &mut **t;
+                $body
+            }
+        }
+    };
+}
+
+impl fmt::Debug for Db {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "Db({:?})", self.backend())
+    }
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum ConnectError {
+    #[error("cannot open the database {url}: {source}")]
+    Open { url: String, source: sqlx::Error },
+    #[error("cannot create the data directory {0}: {1}")]
+    DataDir(String, std::io::Error),
+    #[error("migrations failed: {0}")]
+    Migrate(#[from] sqlx::migrate::MigrateError),
+}
+
+impl Db {
+    /// Opens PostgreSQL when `database_url` is set, else the SQLite file in
+    /// the data directory (created, WAL mode).
+    pub async fn connect(config: &Config) -> Result<Db, ConnectError> {
+        match &config.database_url {
+            Some(url) if url.starts_with("sqlite:") => {
+                let opts =
+                    SqliteConnectOptions::from_str(url).map_err(|source| ConnectError::Open {
+                        url: redact_url(url),
+                        source,
+                    })?;
+                Self::open_sqlite(opts, config).await
+            }
+            Some(url) => {
+                let opts =
+                    PgConnectOptions::from_str(url).map_err(|source| ConnectError::Open {
+                        url: redact_url(url),
+                        source,
+                    })?;
+                let pool = PgPoolOptions::new()
+                    .max_connections(config.db_max_connections)
+                    .acquire_timeout(Duration::from_secs(10))
+                    .connect_with(opts)
+                    .await
+                    .map_err(|source| ConnectError::Open {
+                        url: redact_url(url),
+                        source,
+                    })?;
+                Ok(Db::Pg(pool))
+            }
+            None => {
+                std::fs::create_dir_all(&config.data_dir)
+                    .map_err(|e| ConnectError::DataDir(config.data_dir.display().to_string(), e))?;
+                let path = config.data_dir.join("voelgoed.db");
+                let opts = SqliteConnectOptions::new().filename(&path);
+                Self::open_sqlite(opts, config).await
+            }
+        }
+    }
+
+    async fn open_sqlite(opts: SqliteConnectOptions, config: &Config) -> Result<Db, ConnectError> {
+        let label = opts.get_filename().display().to_string();
+        let opts = opts
+            .create_if_missing(true)
+            .journal_mode(SqliteJournalMode::Wal)
+            .synchronous(if config.sqlite_synchronous_full {
+                SqliteSynchronous::Full
+            } else {
+                SqliteSynchronous::Normal
+            })
+            .busy_timeout(Duration::from_secs(10))
+            .foreign_keys(true)
+            .pragma("temp_store", "memory")
+            .pragma("cache_size", "-32000");
+        let pool = SqlitePoolOptions::new()
+            .max_connections(config.db_max_connections.max(2))
+            .acquire_timeout(Duration::from_secs(10))
+            .connect_with(opts)
+            .await
+            .map_err(|source| ConnectError::Open { url: label, source })?;
+        Ok(Db::Sqlite(pool))
+    }
+
+    pub fn backend(&self) -> Backend {
+        match self {
+            Db::Pg(_) => Backend::Postgres,
+            Db::Sqlite(_) => Backend::Sqlite,
+        }
+    }
+
+    /// Applies the forward-only migrations of this backend.
+    pub async fn migrate(&self) -> Result<(), ConnectError> {
+        match self {
+            Db::Pg(p) => sqlx::migrate!("../../migrations/postgres").run(p).await?,
+            Db::Sqlite(p) => sqlx::migrate!("../../migrations/sqlite").run(p).await?,
+        }
+        Ok(())
+    }
+
+    /// Starts a transaction. On SQLite it begins `IMMEDIATE`, so a
+    /// read-then-write transaction cannot fail later on a lock upgrade.
+    pub async fn begin(&self) -> Result<Tx, sqlx::Error> {
+        Ok(match self {
+            Db::Pg(p) => Tx::Pg(p.begin().await?),
+            Db::Sqlite(p) => Tx::Sqlite(p.begin_with("BEGIN IMMEDIATE").await?),
+        })
+    }
+
+    /// `SELECT 1`, for readiness.
+    pub async fn ping(&self) -> Result<(), sqlx::Error> {
+        db_run!(self, p => sqlx::query("SELECT 1").execute(p).await.map(|_| ()))
+    }
+
+    pub async fn close(&self) {
+        db_run!(self, p => p.close().await)
+    }
+}
+
+impl Tx {
+    pub fn backend(&self) -> Backend {
+        match self {
+            Tx::Pg(_) => Backend::Postgres,
+            Tx::Sqlite(_) => Backend::Sqlite,
+        }
+    }
+
+    pub async fn commit(self) -> Result<(), sqlx::Error> {
+        match self {
+            Tx::Pg(t) => t.commit().await,
+            Tx::Sqlite(t) => t.commit().await,
+        }
+    }
+}
+
+/// True when the error is a unique-constraint violation (on either backend).
+pub fn is_unique_violation(e: &sqlx::Error) -> bool {
+    matches!(e, sqlx::Error::Database(d) if d.is_unique_violation())
+}

@@ -1,0 +1,124 @@
+//! PubSub: in-process broadcast per topic; with Redis, a bridge carries every
+//! message to the other nodes (each node ignores its own echo).
+
+use std::sync::Arc;
+
+use dashmap::DashMap;
+use futures::StreamExt;
+use serde::{Deserialize, Serialize};
+use tokio::sync::broadcast;
+use uuid::Uuid;
+
+const CHANNEL: &str = "voelgoed:pubsub";
+const CAPACITY: usize = 256;
+
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub struct Message {
+    pub topic: String,
+    pub kind: String,
+    pub payload: serde_json::Value,
+}
+
+#[derive(Serialize, Deserialize)]
+struct Envelope {
+    node: Uuid,
+    msg: Message,
+}
+
+#[derive(Clone)]
+pub struct Hub {
+    inner: Arc<HubInner>,
+}
+
+struct HubInner {
+    node: Uuid,
+    topics: DashMap<String, broadcast::Sender<Message>>,
+    redis: Option<redis::aio::ConnectionManager>,
+}
+
+impl Hub {
+    pub fn local() -> Hub {
+        Hub {
+            inner: Arc::new(HubInner {
+                node: Uuid::now_v7(),
+                topics: DashMap::new(),
+                redis: None,
+            }),
+        }
+    }
+
+    /// A hub bridged to the other nodes through Redis pub/sub.
+    pub async fn bridged(client: redis::Client) -> redis::RedisResult<Hub> {
+        let manager = redis::aio::ConnectionManager::new(client.clone()).await?;
+        let hub = Hub {
+            inner: Arc::new(HubInner {
+                node: Uuid::now_v7(),
+                topics: DashMap::new(),
+                redis: Some(manager),
+            }),
+        };
+        let mut pubsub = client.get_async_pubsub().await?;
+        pubsub.subscribe(CHANNEL).await?;
+        let weak = Arc::downgrade(&hub.inner);
+        tokio::spawn(async move {
+            let mut stream = pubsub.into_on_message();
+            while let Some(m) = stream.next().await {
+                let Some(inner) = weak.upgrade() else { break };
+                let Ok(text) = m.get_payload::<String>() else {
+                    continue;
+                };
+                let Ok(env) = serde_json::from_str::<Envelope>(&text) else {
+                    continue;
+                };
+                if env.node != inner.node {
+                    deliver(&inner, env.msg);
+                }
+            }
+            tracing::warn!("redis pubsub bridge closed");
+        });
+        Ok(hub)
+    }
+
+    pub fn subscribe(&self, topic: &str) -> broadcast::Receiver<Message> {
+        self.inner
+            .topics
+            .entry(topic.to_string())
+            .or_insert_with(|| broadcast::channel(CAPACITY).0)
+            .subscribe()
+    }
+
+    /// Delivers to this node's subscribers at once and, when bridged, to the
+    /// other nodes' through Redis.
+    pub async fn publish(&self, msg: Message) {
+        if let Some(redis) = &self.inner.redis {
+            let env = Envelope {
+                node: self.inner.node,
+                msg: msg.clone(),
+            };
+            if let Ok(text) = serde_json::to_string(&env) {
+                let mut conn = redis.clone();
+                let sent: redis::RedisResult<i64> = redis::cmd("PUBLISH")
+                    .arg(CHANNEL)
+                    .arg(text)
+                    .query_async(&mut conn)
+                    .await;
+                if let Err(e) = sent {
+                    tracing::warn!(error = %e, "pubsub: redis publish failed; local delivery only");
+                }
+            }
+        }
+        deliver(&self.inner, msg);
+    }
+}
+
+fn deliver(inner: &HubInner, msg: Message) {
+    let mut gone = false;
+    if let Some(tx) = inner.topics.get(&msg.topic) {
+        gone = tx.send(msg.clone()).is_err();
+    }
+    if gone {
+        inner
+            .topics
+            .remove_if(&msg.topic, |_, tx| tx.receiver_count() == 0);
+    }
+}

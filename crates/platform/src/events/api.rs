@@ -1,0 +1,169 @@
+//! Events' HTTP surface (organizer API).
+
+use axum::{
+    extract::State,
+    http::StatusCode,
+    response::{IntoResponse, Response},
+};
+use kernel::{
+    ApiError,
+    http::{ApiJson, ApiPath, ApiQuery},
+    ids::EventId,
+};
+use serde::{Deserialize, Serialize};
+use utoipa::{IntoParams, ToSchema};
+use utoipa_axum::{router::OpenApiRouter, routes};
+
+use super::domain::{self, EventView, NewEvent, NewTicketType, TicketTypeView};
+use crate::{App, identity::OrgActor};
+
+pub fn routes() -> OpenApiRouter<App> {
+    OpenApiRouter::new()
+        .routes(routes!(create_event, list_events))
+        .routes(routes!(get_event))
+        .routes(routes!(add_ticket_type))
+        .routes(routes!(publish))
+}
+
+type Problem = kernel::error::Problem;
+
+#[derive(Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct CreateEvent {
+    name: String,
+    starts_at: String,
+    ends_at: String,
+    timezone: String,
+}
+
+/// Creates a draft event.
+#[utoipa::path(post, path = "/api/v1/orgs/{org}/events", tag = "events",
+    params(("org" = String, Path, description = "organization slug")),
+    request_body = CreateEvent, security(("api_key" = [])),
+    responses((status = 201, body = EventView), (status = 422, body = Problem), (status = 401, body = Problem)))]
+async fn create_event(
+    State(app): State<App>,
+    OrgActor(actor): OrgActor,
+    ApiJson(req): ApiJson<CreateEvent>,
+) -> Result<Response, ApiError> {
+    let view = domain::create_event(
+        &app,
+        &actor,
+        NewEvent {
+            name: req.name,
+            starts_at: req.starts_at,
+            ends_at: req.ends_at,
+            timezone: req.timezone,
+        },
+    )
+    .await?;
+    Ok((StatusCode::CREATED, axum::Json(view)).into_response())
+}
+
+#[derive(Deserialize, IntoParams)]
+pub struct ListQuery {
+    /// At most 200; 50 when left out.
+    limit: Option<i64>,
+    cursor: Option<String>,
+}
+
+#[derive(Serialize, ToSchema)]
+pub struct EventList {
+    data: Vec<EventView>,
+    next_cursor: Option<String>,
+}
+
+/// The org's events, oldest first.
+#[utoipa::path(get, path = "/api/v1/orgs/{org}/events", tag = "events",
+    params(("org" = String, Path, description = "organization slug"), ListQuery), security(("api_key" = [])),
+    responses((status = 200, body = EventList)))]
+async fn list_events(
+    State(app): State<App>,
+    OrgActor(actor): OrgActor,
+    ApiQuery(q): ApiQuery<ListQuery>,
+) -> Result<axum::Json<EventList>, ApiError> {
+    let limit = q.limit.unwrap_or(50);
+    if !(1..=200).contains(&limit) {
+        return Err(ApiError::field("limit", "must be between 1 and 200"));
+    }
+    let after = match q.cursor.as_deref() {
+        Some(c) => Some(
+            c.parse::<EventId>()
+                .map_err(|_| ApiError::field("cursor", "is not a cursor from this list"))?,
+        ),
+        None => None,
+    };
+    let (data, next) = domain::list_events(&app, &actor, limit, after).await?;
+    Ok(axum::Json(EventList {
+        data,
+        next_cursor: next.map(|n| n.to_string()),
+    }))
+}
+
+/// One event with its ticket types.
+#[utoipa::path(get, path = "/api/v1/orgs/{org}/events/{event_id}", tag = "events",
+    params(("org" = String, Path), ("event_id" = String, Path)), security(("api_key" = [])),
+    responses((status = 200, body = EventView), (status = 404, body = Problem)))]
+async fn get_event(
+    State(app): State<App>,
+    OrgActor(actor): OrgActor,
+    ApiPath(path): ApiPath<(String, EventId)>,
+) -> Result<axum::Json<EventView>, ApiError> {
+    let (_, event) = path;
+    Ok(axum::Json(domain::get_event(&app, &actor, event).await?))
+}
+
+#[derive(Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct CreateTicketType {
+    name: String,
+    price_cents: i64,
+    currency: String,
+    capacity: i64,
+    sale_starts_at: Option<String>,
+    sale_ends_at: Option<String>,
+    max_per_order: Option<i64>,
+}
+
+/// Adds a general-admission ticket type with a capacity.
+#[utoipa::path(post, path = "/api/v1/orgs/{org}/events/{event_id}/ticket-types", tag = "events",
+    params(("org" = String, Path), ("event_id" = String, Path)),
+    request_body = CreateTicketType, security(("api_key" = [])),
+    responses((status = 201, body = TicketTypeView), (status = 404, body = Problem), (status = 422, body = Problem)))]
+async fn add_ticket_type(
+    State(app): State<App>,
+    OrgActor(actor): OrgActor,
+    ApiPath(path): ApiPath<(String, EventId)>,
+    ApiJson(req): ApiJson<CreateTicketType>,
+) -> Result<Response, ApiError> {
+    let (_, event) = path;
+    let view = domain::add_ticket_type(
+        &app,
+        &actor,
+        event,
+        NewTicketType {
+            name: req.name,
+            price_cents: req.price_cents,
+            currency: req.currency,
+            capacity: req.capacity,
+            sale_starts_at: req.sale_starts_at,
+            sale_ends_at: req.sale_ends_at,
+            max_per_order: req.max_per_order,
+        },
+    )
+    .await?;
+    Ok((StatusCode::CREATED, axum::Json(view)).into_response())
+}
+
+/// Publishes the event: it appears on the storefront and goes on sale.
+#[utoipa::path(post, path = "/api/v1/orgs/{org}/events/{event_id}/publish", tag = "events",
+    params(("org" = String, Path), ("event_id" = String, Path)), security(("api_key" = [])),
+    responses((status = 200, body = EventView), (status = 404, body = Problem), (status = 422, body = Problem)))]
+async fn publish(
+    State(app): State<App>,
+    OrgActor(actor): OrgActor,
+    ApiPath(path): ApiPath<(String, EventId)>,
+) -> Result<axum::Json<EventView>, ApiError> {
+    let (_, event) = path;
+    Ok(axum::Json(domain::publish(&app, &actor, event).await?))
+}

@@ -1,0 +1,289 @@
+//! Rules for events and ticket types.
+
+use kernel::{
+    Actor, ApiError, ApiResult, Permission,
+    clock::{self, now_micros},
+    error::Checks,
+    ids::{EventId, OrgId, TicketTypeId},
+    outbox,
+    tenant::event_topic,
+};
+use serde::Serialize;
+use utoipa::ToSchema;
+
+use super::store;
+use crate::App;
+use kernel::parse;
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, ToSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum EventStatus {
+    Draft,
+    Published,
+}
+
+impl EventStatus {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            EventStatus::Draft => "draft",
+            EventStatus::Published => "published",
+        }
+    }
+    pub fn parse(s: &str) -> EventStatus {
+        if s == "published" {
+            EventStatus::Published
+        } else {
+            EventStatus::Draft
+        }
+    }
+}
+
+#[derive(Clone, Debug, Serialize, ToSchema)]
+pub struct TicketTypeView {
+    pub id: TicketTypeId,
+    pub event_id: EventId,
+    pub name: String,
+    pub price_cents: i64,
+    pub currency: String,
+    pub capacity: i64,
+    pub sale_starts_at: Option<String>,
+    pub sale_ends_at: Option<String>,
+    pub max_per_order: Option<i64>,
+    #[serde(skip)]
+    pub sale_window: (Option<i64>, Option<i64>),
+}
+
+impl TicketTypeView {
+    /// Whether the type is on sale at `now` (microseconds).
+    pub fn on_sale_at(&self, now: i64) -> bool {
+        self.sale_window.0.is_none_or(|s| now >= s) && self.sale_window.1.is_none_or(|e| now < e)
+    }
+}
+
+#[derive(Clone, Debug, Serialize, ToSchema)]
+pub struct EventView {
+    pub id: EventId,
+    pub name: String,
+    pub starts_at: String,
+    pub ends_at: String,
+    pub timezone: String,
+    pub status: EventStatus,
+    pub created_at: String,
+    pub ticket_types: Vec<TicketTypeView>,
+    #[serde(skip)]
+    pub ends_at_micros: i64,
+}
+
+/// An event as the other slices see it.
+#[derive(Clone, Debug)]
+pub struct Catalog {
+    pub org: OrgId,
+    pub event: EventView,
+}
+
+impl Catalog {
+    pub fn ticket_type(&self, id: TicketTypeId) -> Option<&TicketTypeView> {
+        self.event.ticket_types.iter().find(|t| t.id == id)
+    }
+    pub fn is_published(&self) -> bool {
+        self.event.status == EventStatus::Published
+    }
+}
+
+pub struct NewEvent {
+    pub name: String,
+    pub starts_at: String,
+    pub ends_at: String,
+    pub timezone: String,
+}
+
+fn parse_time(s: &str) -> Result<i64, String> {
+    clock::parse_rfc3339(s)
+        .ok_or_else(|| "must be an RFC 3339 time, e.g. 2026-12-31T20:00:00Z".into())
+}
+
+fn parse_timezone(s: &str) -> Result<String, String> {
+    let ok = !s.is_empty()
+        && s.len() <= 64
+        && s.bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b"/_+-".contains(&b))
+        && !s.starts_with('/');
+    if ok {
+        Ok(s.to_string())
+    } else {
+        Err("must be an IANA time zone name, e.g. Africa/Johannesburg".into())
+    }
+}
+
+pub async fn create_event(app: &App, actor: &Actor, input: NewEvent) -> ApiResult<EventView> {
+    actor.require(Permission::EventsWrite)?;
+    let mut c = Checks::default();
+    let name = c.take("name", parse::name(&input.name, 200));
+    let starts = c.take("starts_at", parse_time(&input.starts_at));
+    let ends = c.take("ends_at", parse_time(&input.ends_at));
+    let tz = c.take("timezone", parse_timezone(&input.timezone));
+    if let (Some(s), Some(e)) = (starts, ends) {
+        if e <= s {
+            c.fail("ends_at", "must be after starts_at");
+        }
+    }
+    c.finish()?;
+    let (Some(name), Some(starts), Some(ends), Some(tz)) = (name, starts, ends, tz) else {
+        return Err(ApiError::internal("checks passed with a missing value"));
+    };
+    let row = store::EventRow {
+        id: EventId::new(),
+        org_id: actor.org(),
+        name,
+        starts_at: starts,
+        ends_at: ends,
+        timezone: tz,
+        status: EventStatus::Draft.as_str().into(),
+        created_at: now_micros(),
+    };
+    store::insert_event(app.db(), &row).await?;
+    Ok(row.into_view(Vec::new()))
+}
+
+pub struct NewTicketType {
+    pub name: String,
+    pub price_cents: i64,
+    pub currency: String,
+    pub capacity: i64,
+    pub sale_starts_at: Option<String>,
+    pub sale_ends_at: Option<String>,
+    pub max_per_order: Option<i64>,
+}
+
+fn parse_currency(s: &str) -> Result<String, String> {
+    if s.len() == 3 && s.bytes().all(|b| b.is_ascii_uppercase()) {
+        Ok(s.to_string())
+    } else {
+        Err("must be an ISO 4217 code, e.g. ZAR".into())
+    }
+}
+
+pub const MAX_CAPACITY: i64 = 10_000_000;
+
+pub async fn add_ticket_type(
+    app: &App,
+    actor: &Actor,
+    event: EventId,
+    input: NewTicketType,
+) -> ApiResult<TicketTypeView> {
+    actor.require(Permission::EventsWrite)?;
+    let Some(_) = store::event(app.db(), actor.org(), event).await? else {
+        return Err(ApiError::NotFound);
+    };
+    let mut c = Checks::default();
+    let name = c.take("name", parse::name(&input.name, 200));
+    if !(0..=100_000_000_000).contains(&input.price_cents) {
+        c.fail("price_cents", "must be between 0 and 100000000000");
+    }
+    let currency = c.take("currency", parse_currency(&input.currency));
+    if !(1..=MAX_CAPACITY).contains(&input.capacity) {
+        c.fail("capacity", "must be at least 1 and at most 10000000");
+    }
+    let sale_starts = match &input.sale_starts_at {
+        Some(s) => c.take("sale_starts_at", parse_time(s)),
+        None => None,
+    };
+    let sale_ends = match &input.sale_ends_at {
+        Some(s) => c.take("sale_ends_at", parse_time(s)),
+        None => None,
+    };
+    if let (Some(s), Some(e)) = (sale_starts, sale_ends) {
+        if e <= s {
+            c.fail("sale_ends_at", "must be after sale_starts_at");
+        }
+    }
+    if let Some(m) = input.max_per_order {
+        if !(1..=1000).contains(&m) {
+            c.fail("max_per_order", "must be between 1 and 1000");
+        }
+    }
+    c.finish()?;
+    let (Some(name), Some(currency)) = (name, currency) else {
+        return Err(ApiError::internal("checks passed with a missing value"));
+    };
+    let row = store::TicketTypeRow {
+        id: TicketTypeId::new(),
+        event_id: event,
+        name,
+        price_cents: input.price_cents,
+        currency,
+        capacity: input.capacity,
+        sale_starts_at: sale_starts,
+        sale_ends_at: sale_ends,
+        max_per_order: input.max_per_order,
+    };
+    store::insert_ticket_type(app.db(), actor.org(), &row).await?;
+    super::invalidate(app, actor.org(), event).await;
+    Ok(row.into_view())
+}
+
+pub async fn publish(app: &App, actor: &Actor, event: EventId) -> ApiResult<EventView> {
+    actor.require(Permission::EventsWrite)?;
+    let Some(catalog) = store::load_catalog(app.db(), actor.org(), event).await? else {
+        return Err(ApiError::NotFound);
+    };
+    if catalog.event.ticket_types.is_empty() {
+        return Err(ApiError::field(
+            "ticket_types",
+            "add a ticket type before publishing",
+        ));
+    }
+    if catalog.event.status != EventStatus::Published {
+        let mut tx = app.db().begin().await?;
+        store::set_status(&mut tx, actor.org(), event, EventStatus::Published).await?;
+        outbox::record(
+            &mut tx,
+            actor.org(),
+            &event_topic(actor.org(), event),
+            "event.published",
+            &serde_json::json!({ "event": event }),
+        )
+        .await?;
+        tx.commit().await?;
+        outbox::WAKE.notify_one();
+        super::invalidate(app, actor.org(), event).await;
+    }
+    let mut view = catalog.event.clone();
+    view.status = EventStatus::Published;
+    Ok(view)
+}
+
+pub async fn get_event(app: &App, actor: &Actor, event: EventId) -> ApiResult<EventView> {
+    actor.require(Permission::EventsRead)?;
+    match store::load_catalog(app.db(), actor.org(), event).await? {
+        Some(c) => Ok(c.event),
+        None => Err(ApiError::NotFound),
+    }
+}
+
+pub async fn list_events(
+    app: &App,
+    actor: &Actor,
+    limit: i64,
+    after: Option<EventId>,
+) -> ApiResult<(Vec<EventView>, Option<EventId>)> {
+    actor.require(Permission::EventsRead)?;
+    let rows = store::list_events(app.db(), actor.org(), limit + 1, after).await?;
+    let more = rows.len() as i64 > limit;
+    let mut views: Vec<EventView> = rows
+        .into_iter()
+        .take(limit as usize)
+        .map(|r| r.into_view(Vec::new()))
+        .collect();
+    let next = if more {
+        views.last().map(|v| v.id)
+    } else {
+        None
+    };
+    for v in &mut views {
+        if let Some(c) = super::catalog(app, actor.org(), v.id).await? {
+            v.ticket_types = c.event.ticket_types.clone();
+        }
+    }
+    Ok((views, next))
+}

@@ -1,0 +1,241 @@
+//! Sign-up, organization creation and login rules.
+
+use std::collections::BTreeSet;
+
+use kernel::{
+    Actor, ActorKind, ApiError, ApiResult, Permission,
+    auth::{self, PlainToken},
+    error::Checks,
+    ids::{ApiKeyId, OrgId, UserId},
+    tenant::Role,
+};
+use serde::Serialize;
+use utoipa::ToSchema;
+
+use super::store;
+use crate::App;
+
+#[derive(Clone, Debug, Serialize, ToSchema, sqlx::FromRow)]
+pub struct OrgRef {
+    pub id: OrgId,
+    pub slug: String,
+    pub name: String,
+}
+
+#[derive(Clone, Debug, Serialize, ToSchema, sqlx::FromRow)]
+pub struct UserView {
+    pub id: UserId,
+    pub email: String,
+    pub name: String,
+}
+
+/// The reply to sign-up: the owner's first API key appears here only.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct SignupOutput {
+    pub user: UserView,
+    pub org: OrgRef,
+    pub api_key: String,
+}
+
+/// What creating an organization takes, unchecked.
+pub struct NewOrg {
+    pub email: String,
+    pub password: String,
+    pub owner_name: Option<String>,
+    pub org_name: String,
+    pub org_slug: String,
+}
+
+pub(super) struct CheckedOrg {
+    pub email: String,
+    pub password: String,
+    pub owner_name: String,
+    pub org_name: String,
+    pub org_slug: String,
+}
+
+use kernel::parse::{email as parse_email, name as parse_name, slug as parse_slug};
+
+fn parse_password(s: &str) -> Result<String, String> {
+    match s.chars().count() {
+        0..10 => Err("must be at least 10 characters".into()),
+        10..=1024 => Ok(s.to_string()),
+        _ => Err("must be at most 1024 characters".into()),
+    }
+}
+
+impl NewOrg {
+    pub(super) fn check(self) -> ApiResult<CheckedOrg> {
+        let mut c = Checks::default();
+        let email = c.take("email", parse_email(&self.email));
+        let password = c.take("password", parse_password(&self.password));
+        let org_name = c.take("org_name", parse_name(&self.org_name, 200));
+        let org_slug = c.take("org_slug", parse_slug(&self.org_slug));
+        let owner_name = match &self.owner_name {
+            Some(n) => c.take("name", parse_name(n, 200)),
+            None => email
+                .as_ref()
+                .map(|e| e.split('@').next().unwrap_or(e).to_string()),
+        };
+        c.finish()?;
+        match (email, password, org_name, org_slug, owner_name) {
+            (Some(email), Some(password), Some(org_name), Some(org_slug), Some(owner_name)) => {
+                Ok(CheckedOrg {
+                    email,
+                    password,
+                    owner_name,
+                    org_name,
+                    org_slug,
+                })
+            }
+            _ => Err(ApiError::internal("checks passed with a missing value")),
+        }
+    }
+}
+
+/// Creates an organization with its owner, the owner's first API key (every
+/// permission) and the org's ticket-signing key, all in one transaction.
+pub async fn create_org(app: &App, input: NewOrg) -> ApiResult<SignupOutput> {
+    let checked = input.check()?;
+    let password = checked.password.clone();
+    let hash = tokio::task::spawn_blocking(move || auth::hash_password(&password))
+        .await
+        .map_err(ApiError::internal)?
+        .map_err(ApiError::internal)?;
+    let org = OrgRef {
+        id: OrgId::new(),
+        slug: checked.org_slug,
+        name: checked.org_name,
+    };
+    let user = UserView {
+        id: UserId::new(),
+        email: checked.email,
+        name: checked.owner_name,
+    };
+    let key = PlainToken::generate("vg_");
+    let permissions: BTreeSet<Permission> = Role::Owner.permissions();
+
+    let mut tx = app.db().begin().await?;
+    store::insert_org(&mut tx, &org)
+        .await
+        .map_err(|e| conflict_or(e, "org_slug", "an organization with this slug exists"))?;
+    store::insert_user(&mut tx, &user, &hash)
+        .await
+        .map_err(|e| conflict_or(e, "email", "a user with this e-mail exists"))?;
+    store::insert_membership(&mut tx, org.id, user.id, Role::Owner).await?;
+    store::insert_api_key(
+        &mut tx,
+        org.id,
+        ApiKeyId::new(),
+        "owner",
+        &key,
+        &permissions,
+    )
+    .await?;
+    crate::tickets::provision_signing_key(&mut tx, org.id).await?;
+    tx.commit().await?;
+    tracing::info!(org_id = %org.id, "organization created");
+    Ok(SignupOutput {
+        user,
+        org,
+        api_key: key.expose().to_string(),
+    })
+}
+
+fn conflict_or(e: sqlx::Error, field: &str, message: &str) -> ApiError {
+    if kernel::db::is_unique_violation(&e) {
+        ApiError::Conflict(format!("{field}: {message}"))
+    } else {
+        e.into()
+    }
+}
+
+/// The actor behind an API key, from the hot tier when warm.
+pub(super) async fn actor_for_api_key(app: &App, presented: &str) -> ApiResult<Arc<Actor>> {
+    let hash = PlainToken::from_presented(presented).hash();
+    if let Some(actor) = app.identity.api_keys.get(&hash.0).await {
+        return Ok(actor);
+    }
+    let Some(row) = store::api_key_by_hash(app.db(), &hash).await? else {
+        return Err(ApiError::Unauthorized("unknown or revoked API key".into()));
+    };
+    let permissions = row
+        .permissions
+        .split_whitespace()
+        .filter_map(Permission::parse)
+        .collect();
+    let actor = Arc::new(Actor::authenticated(
+        row.org_id,
+        row.org_slug,
+        ActorKind::ApiKey(row.id),
+        permissions,
+    ));
+    app.identity.api_keys.insert(hash.0, actor.clone()).await;
+    Ok(actor)
+}
+
+use std::sync::Arc;
+
+pub const SESSION_TTL_SECS: i64 = 12 * 3600;
+
+/// Checks e-mail and password; on success opens a session in the user's
+/// first organization and returns its secret (for the cookie).
+pub async fn login(app: &App, email: &str, password: &str) -> ApiResult<PlainToken> {
+    let email = email.trim().to_lowercase();
+    let row = store::user_for_login(app.db(), &email).await?;
+    let password = password.to_string();
+    let (ok, row) = tokio::task::spawn_blocking(move || {
+        // Verify against a fixed hash when the user is unknown, so timing
+        // does not tell which e-mails exist.
+        let phc = row
+            .as_ref()
+            .map(|r| r.password_hash.as_str())
+            .unwrap_or(DUMMY_HASH);
+        (auth::verify_password(&password, phc), row)
+    })
+    .await
+    .map_err(ApiError::internal)?;
+    let Some(row) = row.filter(|_| ok) else {
+        return Err(ApiError::Unauthorized("wrong e-mail or password".into()));
+    };
+    let token = PlainToken::generate("vgs_");
+    let csrf = PlainToken::generate("");
+    store::insert_session(
+        app.db(),
+        &token.hash(),
+        row.org_id,
+        row.user_id,
+        csrf.expose(),
+        kernel::clock::now_micros() + SESSION_TTL_SECS * kernel::clock::MICROS_PER_SEC,
+    )
+    .await?;
+    Ok(token)
+}
+
+const DUMMY_HASH: &str = "$argon2id$v=19$m=19456,t=2,p=1$c29tZXNhbHRzb21lc2FsdA$0MJa5Ys4cRA2D0Ev2R4u1E4lCbGIqRnmrjTFVWp/Ep4";
+
+/// The actor behind a session cookie, and the session's CSRF token.
+pub(super) async fn actor_for_session(
+    app: &App,
+    presented: &str,
+) -> ApiResult<Option<(Actor, String)>> {
+    let hash = PlainToken::from_presented(presented).hash();
+    let Some(row) = store::session(app.db(), &hash, kernel::clock::now_micros()).await? else {
+        return Ok(None);
+    };
+    let permissions = Role::parse(&row.role)
+        .map(Role::permissions)
+        .unwrap_or_default();
+    let actor = Actor::authenticated(
+        row.org_id,
+        row.org_slug,
+        ActorKind::User(row.user_id),
+        permissions,
+    );
+    Ok(Some((actor, row.csrf_token)))
+}
+
+pub(super) async fn logout(app: &App, presented: &str) -> ApiResult<()> {
+    store::delete_session(app.db(), &PlainToken::from_presented(presented).hash()).await?;
+    Ok(())
+}

@@ -1,0 +1,270 @@
+//! Inventory counters: what is left of each ticket type, kept in the hot
+//! tier (one process) or the warm tier (Redis, shared by every node).
+//!
+//! Invariant: counter = capacity − Σ quantity of holds that are `active` or
+//! `consumed` in the database. A reservation is one atomic step (a mutex
+//! section in process, a Lua script in Redis) that takes every item or none,
+//! so no interleaving can oversell. A missing counter is loaded from the
+//! database once; a cache miss falls through, it never guesses.
+
+use std::{collections::HashMap, sync::Mutex};
+
+use kernel::{
+    ApiError, ApiResult, Kernel,
+    ids::{EventId, OrgId, TicketTypeId},
+    warm::Warm,
+};
+
+use super::store;
+
+pub struct Inventory {
+    tier: Tier,
+    /// Serialises loading a counter with releasing into it, so a release
+    /// cannot slip between the database read and the insert of a counter.
+    load_lock: tokio::sync::Mutex<()>,
+}
+
+enum Tier {
+    Memory(Mutex<HashMap<TicketTypeId, i64>>),
+    Redis(Warm, redis::Script, redis::Script),
+}
+
+pub enum Reserve {
+    Taken,
+    SoldOut(TicketTypeId),
+}
+
+const RESERVE_LUA: &str = r#"
+for i, k in ipairs(KEYS) do
+  local v = redis.call('GET', k)
+  if not v then return -i end
+  if tonumber(v) < tonumber(ARGV[i]) then return i end
+end
+for i, k in ipairs(KEYS) do redis.call('DECRBY', k, ARGV[i]) end
+return 0
+"#;
+
+const RELEASE_LUA: &str = r#"
+for i, k in ipairs(KEYS) do
+  if redis.call('EXISTS', k) == 1 then redis.call('INCRBY', k, ARGV[i]) end
+end
+return 0
+"#;
+
+fn key(org: OrgId, event: EventId, tt: TicketTypeId) -> String {
+    // The {ev:..} hash tag keeps one event's counters on one cluster slot.
+    format!("org:{org}:{{ev:{event}}}:inv:{tt}")
+}
+
+fn redis_err(e: redis::RedisError) -> ApiError {
+    ApiError::internal(format!("warm tier: {e}"))
+}
+
+impl Inventory {
+    pub fn new(kernel: &Kernel) -> Inventory {
+        let tier = match &kernel.warm {
+            Some(w) => Tier::Redis(
+                w.clone(),
+                redis::Script::new(RESERVE_LUA),
+                redis::Script::new(RELEASE_LUA),
+            ),
+            None => Tier::Memory(Mutex::new(HashMap::new())),
+        };
+        Inventory {
+            tier,
+            load_lock: tokio::sync::Mutex::new(()),
+        }
+    }
+
+    /// Takes every item's quantity, or nothing.
+    pub async fn reserve(
+        &self,
+        kernel: &Kernel,
+        org: OrgId,
+        event: EventId,
+        items: &[(TicketTypeId, i64)],
+    ) -> ApiResult<Reserve> {
+        for _ in 0..3 {
+            let missing = match &self.tier {
+                Tier::Memory(map) => {
+                    let mut map = map
+                        .lock()
+                        .map_err(|_| ApiError::internal("inventory lock poisoned"))?;
+                    let missing: Vec<TicketTypeId> = items
+                        .iter()
+                        .filter(|(t, _)| !map.contains_key(t))
+                        .map(|(t, _)| *t)
+                        .collect();
+                    if missing.is_empty() {
+                        if let Some((t, _)) = items
+                            .iter()
+                            .find(|(t, q)| map.get(t).copied().unwrap_or(0) < *q)
+                        {
+                            return Ok(Reserve::SoldOut(*t));
+                        }
+                        for (t, q) in items {
+                            if let Some(v) = map.get_mut(t) {
+                                *v -= q;
+                            }
+                        }
+                        return Ok(Reserve::Taken);
+                    }
+                    missing
+                }
+                Tier::Redis(warm, reserve, _) => {
+                    let mut inv = reserve.prepare_invoke();
+                    for (t, q) in items {
+                        inv.key(key(org, event, *t)).arg(*q);
+                    }
+                    let r: i64 = inv
+                        .invoke_async(&mut warm.conn())
+                        .await
+                        .map_err(redis_err)?;
+                    match r {
+                        0 => return Ok(Reserve::Taken),
+                        i if i > 0 => return Ok(Reserve::SoldOut(items[(i - 1) as usize].0)),
+                        i => vec![items[(-i - 1) as usize].0],
+                    }
+                }
+            };
+            self.load(kernel, org, event, &missing).await?;
+        }
+        Err(ApiError::Overloaded {
+            retry_after_secs: 1,
+        })
+    }
+
+    /// Gives quantities back (an expired, released or failed hold).
+    pub async fn release(
+        &self,
+        org: OrgId,
+        event: EventId,
+        items: &[(TicketTypeId, i64)],
+    ) -> ApiResult<()> {
+        let _guard = self.load_lock.lock().await;
+        self.release_locked(org, event, items).await
+    }
+
+    async fn release_locked(
+        &self,
+        org: OrgId,
+        event: EventId,
+        items: &[(TicketTypeId, i64)],
+    ) -> ApiResult<()> {
+        match &self.tier {
+            Tier::Memory(map) => {
+                let mut map = map
+                    .lock()
+                    .map_err(|_| ApiError::internal("inventory lock poisoned"))?;
+                for (t, q) in items {
+                    // A counter not loaded yet will be read from the
+                    // database, which already counts this release.
+                    if let Some(v) = map.get_mut(t) {
+                        *v += q;
+                    }
+                }
+                Ok(())
+            }
+            Tier::Redis(warm, _, release) => {
+                let mut inv = release.prepare_invoke();
+                for (t, q) in items {
+                    inv.key(key(org, event, *t)).arg(*q);
+                }
+                let _: i64 = inv
+                    .invoke_async(&mut warm.conn())
+                    .await
+                    .map_err(redis_err)?;
+                Ok(())
+            }
+        }
+    }
+
+    /// What is left of each ticket type, loading counters not yet warm.
+    pub async fn remaining(
+        &self,
+        kernel: &Kernel,
+        org: OrgId,
+        event: EventId,
+        types: &[TicketTypeId],
+    ) -> ApiResult<Vec<i64>> {
+        for _ in 0..3 {
+            let found: Vec<Option<i64>> = match &self.tier {
+                Tier::Memory(map) => {
+                    let map = map
+                        .lock()
+                        .map_err(|_| ApiError::internal("inventory lock poisoned"))?;
+                    types.iter().map(|t| map.get(t).copied()).collect()
+                }
+                Tier::Redis(warm, _, _) => {
+                    if types.is_empty() {
+                        return Ok(Vec::new());
+                    }
+                    let keys: Vec<String> = types.iter().map(|t| key(org, event, *t)).collect();
+                    redis::cmd("MGET")
+                        .arg(&keys)
+                        .query_async(&mut warm.conn())
+                        .await
+                        .map_err(redis_err)?
+                }
+            };
+            let missing: Vec<TicketTypeId> = types
+                .iter()
+                .zip(&found)
+                .filter(|(_, v)| v.is_none())
+                .map(|(t, _)| *t)
+                .collect();
+            if missing.is_empty() {
+                return Ok(found.into_iter().map(|v| v.unwrap_or(0).max(0)).collect());
+            }
+            self.load(kernel, org, event, &missing).await?;
+        }
+        Err(ApiError::Overloaded {
+            retry_after_secs: 1,
+        })
+    }
+
+    async fn load(
+        &self,
+        kernel: &Kernel,
+        org: OrgId,
+        event: EventId,
+        types: &[TicketTypeId],
+    ) -> ApiResult<()> {
+        let _guard = self.load_lock.lock().await;
+        for t in types {
+            let Some(left) = store::remaining_from_ledger(&kernel.db, org, *t).await? else {
+                return Err(ApiError::NotFound);
+            };
+            match &self.tier {
+                Tier::Memory(map) => {
+                    let mut map = map
+                        .lock()
+                        .map_err(|_| ApiError::internal("inventory lock poisoned"))?;
+                    map.entry(*t).or_insert(left);
+                }
+                Tier::Redis(warm, _, _) => {
+                    let _: Option<String> = redis::cmd("SET")
+                        .arg(key(org, event, *t))
+                        .arg(left)
+                        .arg("NX")
+                        .query_async(&mut warm.conn())
+                        .await
+                        .map_err(redis_err)?;
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// Releases every expired hold: marks it released in the database (only
+    /// one node wins each hold) and gives its quantities back.
+    pub async fn release_expired(&self, kernel: &Kernel, now: i64) -> ApiResult<usize> {
+        let _guard = self.load_lock.lock().await;
+        let released = store::release_expired_holds(&kernel.db, now, 500).await?;
+        let n = released.len();
+        for (org, event, items) in released {
+            self.release_locked(org, event, &items).await?;
+        }
+        Ok(n)
+    }
+}

@@ -1,0 +1,178 @@
+//! The storefront pages: an event where a buyer takes tickets, and the
+//! buyer's order with its QR codes.
+
+use askama::Template;
+use axum::{
+    Form,
+    extract::{State, rejection::FormRejection},
+    http::StatusCode,
+    response::{IntoResponse, Redirect, Response},
+    routing::{get, post},
+};
+use kernel::{
+    ApiError,
+    http::{ApiPath, ApiQuery},
+    ids::{EventId, OrderId, TicketTypeId},
+};
+use serde::Deserialize;
+
+use super::{
+    api::org_id,
+    domain::{self, Buyer, HoldItem, StoreEvent},
+};
+use crate::{App, tickets, web::page};
+
+pub fn routes() -> axum::Router<App> {
+    axum::Router::new()
+        .route("/s/{org}/events/{event_id}", get(event_page))
+        .route("/s/{org}/events/{event_id}/take", post(take))
+        .route("/s/{org}/orders/{order_id}", get(order_page))
+}
+
+#[derive(Template)]
+#[template(path = "storefront_event.html")]
+struct EventPage {
+    org: String,
+    event: StoreEvent,
+    error: Option<String>,
+}
+
+fn money(cents: i64, currency: &str) -> String {
+    if cents == 0 {
+        "Free".into()
+    } else {
+        format!("{currency} {}.{:02}", cents / 100, cents % 100)
+    }
+}
+
+impl EventPage {
+    fn price(&self, cents: &i64, currency: &str) -> String {
+        money(*cents, currency)
+    }
+}
+
+async fn event_page(
+    State(app): State<App>,
+    ApiPath((org, event)): ApiPath<(String, EventId)>,
+) -> Result<Response, ApiError> {
+    let org_id = org_id(&app, &org).await?;
+    let event = domain::store_event(&app, org_id, event).await?;
+    Ok(page(
+        StatusCode::OK,
+        EventPage {
+            org,
+            event,
+            error: None,
+        },
+    ))
+}
+
+#[derive(Deserialize)]
+struct TakeForm {
+    ticket_type_id: TicketTypeId,
+    quantity: i64,
+    email: String,
+    name: String,
+}
+
+/// Holds and checks out in one step (free tickets), then shows the order.
+async fn take(
+    State(app): State<App>,
+    ApiPath(path): ApiPath<(String, EventId)>,
+    form: Result<Form<TakeForm>, FormRejection>,
+) -> Result<Response, ApiError> {
+    let (org, event) = path;
+    let org_id = org_id(&app, &org).await?;
+    let result = match form {
+        Err(_) => Err(ApiError::BadRequest(
+            "choose a ticket and fill in your e-mail and name".into(),
+        )),
+        Ok(Form(f)) => {
+            let items = vec![HoldItem {
+                ticket_type_id: f.ticket_type_id,
+                quantity: f.quantity,
+            }];
+            match domain::create_hold(&app, org_id, event, items).await {
+                Ok(hold) => {
+                    domain::checkout(
+                        &app,
+                        org_id,
+                        hold.id,
+                        Buyer {
+                            email: f.email,
+                            name: f.name,
+                        },
+                        None,
+                    )
+                    .await
+                }
+                Err(e) => Err(e),
+            }
+        }
+    };
+    match result {
+        Ok(reply) => {
+            let order: domain::OrderView =
+                serde_json::from_value(reply.body).map_err(ApiError::internal)?;
+            let token = order.access_token.unwrap_or_default();
+            Ok(Redirect::to(&format!(
+                "/s/{org}/orders/{}?access_token={token}",
+                order.id
+            ))
+            .into_response())
+        }
+        Err(e) if e.status().is_client_error() => {
+            let status = e.status();
+            let event = domain::store_event(&app, org_id, event).await?;
+            let message = match &e {
+                ApiError::SoldOut(_) => "Sorry, not enough tickets are left.".to_string(),
+                other => other.problem().detail,
+            };
+            Ok(page(
+                status,
+                EventPage {
+                    org,
+                    event,
+                    error: Some(message),
+                },
+            ))
+        }
+        Err(e) => Err(e),
+    }
+}
+
+#[derive(Deserialize)]
+struct AccessQuery {
+    access_token: String,
+}
+
+struct TicketCard {
+    code: String,
+    svg: String,
+}
+
+#[derive(Template)]
+#[template(path = "order.html")]
+struct OrderPage {
+    order: domain::OrderView,
+    tickets: Vec<TicketCard>,
+}
+
+async fn order_page(
+    State(app): State<App>,
+    ApiPath(path): ApiPath<(String, OrderId)>,
+    ApiQuery(q): ApiQuery<AccessQuery>,
+) -> Result<Response, ApiError> {
+    let (org, order) = path;
+    let org_id = org_id(&app, &org).await?;
+    let order = domain::get_order_for_buyer(&app, org_id, order, &q.access_token).await?;
+    let tickets = order
+        .tickets
+        .iter()
+        .map(|t| TicketCard {
+            code: t.code.clone(),
+            svg: tickets::qr_svg(&t.code).unwrap_or_default(),
+        })
+        .collect();
+    Ok(page(StatusCode::OK, OrderPage { order, tickets }))
+}

@@ -1,0 +1,34 @@
+//! Tickets' HTTP surface.
+
+use axum::{
+    extract::State,
+    http::header,
+    response::{IntoResponse, Response},
+};
+use kernel::{ApiError, Permission, http::ApiPath, ids::TicketId};
+use utoipa_axum::{router::OpenApiRouter, routes};
+
+use crate::{App, identity::OrgActor};
+
+pub fn routes() -> OpenApiRouter<App> {
+    OpenApiRouter::new().routes(routes!(qr_svg))
+}
+
+/// The ticket's QR code as SVG.
+#[utoipa::path(get, path = "/api/v1/orgs/{org}/tickets/{ticket_id}/qr.svg", tag = "tickets",
+    params(("org" = String, Path), ("ticket_id" = String, Path)), security(("api_key" = [])),
+    responses((status = 200, content_type = "image/svg+xml", body = String),
+              (status = 404, body = kernel::error::Problem)))]
+async fn qr_svg(
+    State(app): State<App>,
+    OrgActor(actor): OrgActor,
+    ApiPath(path): ApiPath<(String, TicketId)>,
+) -> Result<Response, ApiError> {
+    let (_, ticket) = path;
+    actor.require(Permission::OrdersRead)?;
+    let t = super::by_id(&app, actor.org(), ticket)
+        .await?
+        .ok_or(ApiError::NotFound)?;
+    let svg = super::qr_svg(&t.code).ok_or_else(|| ApiError::internal("QR rendering failed"))?;
+    Ok(([(header::CONTENT_TYPE, "image/svg+xml")], svg).into_response())
+}

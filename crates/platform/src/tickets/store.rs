@@ -1,0 +1,138 @@
+//! Tickets' tables.
+
+use kernel::{
+    Db, Tx,
+    auth::{SigningKey, VerifyingKey},
+    clock::now_micros,
+    db_run,
+    ids::{DeviceId, EventId, OrderId, OrgId, SigningKeyId, TicketId, TicketTypeId},
+    tx_run,
+};
+
+use super::OrgKeys;
+
+#[derive(Clone, Debug, sqlx::FromRow)]
+pub struct TicketRecord {
+    pub id: TicketId,
+    pub event_id: EventId,
+    pub ticket_type_id: TicketTypeId,
+    pub code: String,
+    pub status: String,
+    pub admitted_at: Option<i64>,
+}
+
+const COLS: &str = "id, event_id, ticket_type_id, code, status, admitted_at";
+
+#[tracing::instrument(skip_all)]
+pub async fn insert_signing_key(
+    tx: &mut Tx,
+    org: OrgId,
+    key: &SigningKey,
+) -> Result<(), sqlx::Error> {
+    let kid = hex8(&kernel::auth::random_bytes::<4>());
+    let sql =
+        "INSERT INTO org_signing_keys (org_id, id, kid, secret_key, public_key, active, created_at)
+               VALUES ($1, $2, $3, $4, $5, $6, $7)";
+    tx_run!(tx, c => sqlx::query(sql)
+        .bind(org).bind(SigningKeyId::new()).bind(&kid).bind(key.to_bytes().to_vec())
+        .bind(key.verifying_key().to_bytes().to_vec()).bind(true).bind(now_micros())
+        .execute(c).await.map(|r| r.rows_affected()))?;
+    Ok(())
+}
+
+fn hex8(b: &[u8; 4]) -> String {
+    b.iter().map(|x| format!("{x:02x}")).collect()
+}
+
+#[tracing::instrument(skip_all)]
+pub async fn org_keys(db: &Db, org: OrgId) -> Result<OrgKeys, sqlx::Error> {
+    let sql = "SELECT kid, secret_key, public_key, active FROM org_signing_keys WHERE org_id = $1 ORDER BY created_at DESC";
+    let rows: Vec<(String, Vec<u8>, Vec<u8>, bool)> =
+        db_run!(db, p => sqlx::query_as(sql).bind(org).fetch_all(p).await)?;
+    let mut signing = None;
+    let mut verifying = Vec::new();
+    for (kid, secret, public, active) in rows {
+        let bad = |what: &str| sqlx::Error::Decode(format!("org key {kid}: bad {what}").into());
+        let public: [u8; 32] = public.try_into().map_err(|_| bad("public key"))?;
+        verifying.push((
+            kid.clone(),
+            VerifyingKey::from_bytes(&public).map_err(|_| bad("public key"))?,
+        ));
+        if active && signing.is_none() {
+            let secret: [u8; 32] = secret.try_into().map_err(|_| bad("secret key"))?;
+            signing = Some((kid, SigningKey::from_bytes(&secret)));
+        }
+    }
+    let signing =
+        signing.ok_or_else(|| sqlx::Error::Decode("the org has no active signing key".into()))?;
+    Ok(OrgKeys { signing, verifying })
+}
+
+#[tracing::instrument(skip_all)]
+pub async fn insert_ticket(
+    tx: &mut Tx,
+    org: OrgId,
+    order: OrderId,
+    t: &TicketRecord,
+    now: i64,
+) -> Result<(), sqlx::Error> {
+    let sql = "INSERT INTO tickets (org_id, id, order_id, event_id, ticket_type_id, code, status, created_at)
+               VALUES ($1, $2, $3, $4, $5, $6, $7, $8)";
+    tx_run!(tx, c => sqlx::query(sql)
+        .bind(org).bind(t.id).bind(order).bind(t.event_id).bind(t.ticket_type_id).bind(&t.code)
+        .bind(&t.status).bind(now)
+        .execute(c).await.map(|r| r.rows_affected()))?;
+    Ok(())
+}
+
+#[tracing::instrument(skip_all)]
+pub async fn for_order(
+    db: &Db,
+    org: OrgId,
+    order: OrderId,
+) -> Result<Vec<TicketRecord>, sqlx::Error> {
+    let sql = format!("SELECT {COLS} FROM tickets WHERE org_id = $1 AND order_id = $2 ORDER BY id");
+    db_run!(db, p => sqlx::query_as(sqlx::AssertSqlSafe(sql)).bind(org).bind(order).fetch_all(p).await)
+}
+
+#[tracing::instrument(skip_all)]
+pub async fn for_event(
+    db: &Db,
+    org: OrgId,
+    event: EventId,
+) -> Result<Vec<TicketRecord>, sqlx::Error> {
+    let sql = format!("SELECT {COLS} FROM tickets WHERE org_id = $1 AND event_id = $2");
+    db_run!(db, p => sqlx::query_as(sqlx::AssertSqlSafe(sql)).bind(org).bind(event).fetch_all(p).await)
+}
+
+#[tracing::instrument(skip_all)]
+pub async fn by_id(db: &Db, org: OrgId, id: TicketId) -> Result<Option<TicketRecord>, sqlx::Error> {
+    let sql = format!("SELECT {COLS} FROM tickets WHERE org_id = $1 AND id = $2");
+    db_run!(db, p => sqlx::query_as(sqlx::AssertSqlSafe(sql)).bind(org).bind(id).fetch_optional(p).await)
+}
+
+/// One admission to make durable.
+pub struct AdmissionWrite {
+    pub org: OrgId,
+    pub ticket: TicketId,
+    pub at: i64,
+    pub device: DeviceId,
+    pub gate: Option<String>,
+}
+
+/// Sets `admitted_at` unless it is already set. Returns `None` when this
+/// write admitted the ticket, or the earlier admission time when it had
+/// been admitted before (the database is the final arbiter).
+pub async fn mark_admitted(tx: &mut Tx, a: &AdmissionWrite) -> Result<Option<i64>, sqlx::Error> {
+    let sql = "UPDATE tickets SET admitted_at = $1, admitted_device = $2, admitted_gate = $3
+               WHERE org_id = $4 AND id = $5 AND admitted_at IS NULL AND status = 'valid'";
+    let n = tx_run!(tx, c => sqlx::query(sql)
+        .bind(a.at).bind(a.device).bind(a.gate.as_deref()).bind(a.org).bind(a.ticket)
+        .execute(c).await.map(|r| r.rows_affected()))?;
+    if n == 1 {
+        return Ok(None);
+    }
+    let sql = "SELECT admitted_at FROM tickets WHERE org_id = $1 AND id = $2";
+    let earlier: Option<Option<i64>> = tx_run!(tx, c => sqlx::query_scalar(sql).bind(a.org).bind(a.ticket).fetch_optional(c).await)?;
+    Ok(Some(earlier.flatten().unwrap_or(a.at)))
+}
