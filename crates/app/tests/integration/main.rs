@@ -1,1 +1,11 @@
+//! The platform end to end over real HTTP, one binary organised by flow.
+//! Every test runs on SQLite, and on PostgreSQL + Redis when configured.
 
+mod support;
+
+mod bad_input;
+mod browser;
+mod contention;
+mod core_flow;
+mod idempotency;
+mod tenancy;

@@ -122,10 +122,10 @@ pub async fn create_event(app: &App, actor: &Actor, input: NewEvent) -> ApiResul
     let starts = c.take("starts_at", parse_time(&input.starts_at));
     let ends = c.take("ends_at", parse_time(&input.ends_at));
     let tz = c.take("timezone", parse_timezone(&input.timezone));
-    if let (Some(s), Some(e)) = (starts, ends) {
-        if e <= s {
-            c.fail("ends_at", "must be after starts_at");
-        }
+    if let (Some(s), Some(e)) = (starts, ends)
+        && e <= s
+    {
+        c.fail("ends_at", "must be after starts_at");
     }
     c.finish()?;
     let (Some(name), Some(starts), Some(ends), Some(tz)) = (name, starts, ends, tz) else {
@@ -192,15 +192,15 @@ pub async fn add_ticket_type(
         Some(s) => c.take("sale_ends_at", parse_time(s)),
         None => None,
     };
-    if let (Some(s), Some(e)) = (sale_starts, sale_ends) {
-        if e <= s {
-            c.fail("sale_ends_at", "must be after sale_starts_at");
-        }
+    if let (Some(s), Some(e)) = (sale_starts, sale_ends)
+        && e <= s
+    {
+        c.fail("sale_ends_at", "must be after sale_starts_at");
     }
-    if let Some(m) = input.max_per_order {
-        if !(1..=1000).contains(&m) {
-            c.fail("max_per_order", "must be between 1 and 1000");
-        }
+    if let Some(m) = input.max_per_order
+        && !(1..=1000).contains(&m)
+    {
+        c.fail("max_per_order", "must be between 1 and 1000");
     }
     c.finish()?;
     let (Some(name), Some(currency)) = (name, currency) else {

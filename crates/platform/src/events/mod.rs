@@ -61,7 +61,7 @@ pub async fn catalog(app: &App, org: OrgId, event: EventId) -> ApiResult<Option<
                 .map(|c| c.map(Arc::new))
         })
         .await
-        .map_err(|e| kernel::ApiError::internal(e))
+        .map_err(kernel::ApiError::internal)
 }
 
 pub(crate) async fn invalidate(app: &App, org: OrgId, event: EventId) {

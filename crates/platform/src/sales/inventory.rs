@@ -26,7 +26,13 @@ pub struct Inventory {
 
 enum Tier {
     Memory(Mutex<HashMap<TicketTypeId, i64>>),
-    Redis(Warm, redis::Script, redis::Script),
+    Redis(Box<RedisTier>),
+}
+
+struct RedisTier {
+    warm: Warm,
+    reserve: redis::Script,
+    release: redis::Script,
 }
 
 pub enum Reserve {
@@ -63,11 +69,11 @@ fn redis_err(e: redis::RedisError) -> ApiError {
 impl Inventory {
     pub fn new(kernel: &Kernel) -> Inventory {
         let tier = match &kernel.warm {
-            Some(w) => Tier::Redis(
-                w.clone(),
-                redis::Script::new(RESERVE_LUA),
-                redis::Script::new(RELEASE_LUA),
-            ),
+            Some(w) => Tier::Redis(Box::new(RedisTier {
+                warm: w.clone(),
+                reserve: redis::Script::new(RESERVE_LUA),
+                release: redis::Script::new(RELEASE_LUA),
+            })),
             None => Tier::Memory(Mutex::new(HashMap::new())),
         };
         Inventory {
@@ -111,7 +117,8 @@ impl Inventory {
                     }
                     missing
                 }
-                Tier::Redis(warm, reserve, _) => {
+                Tier::Redis(r) => {
+                    let (warm, reserve) = (&r.warm, &r.reserve);
                     let mut inv = reserve.prepare_invoke();
                     for (t, q) in items {
                         inv.key(key(org, event, *t)).arg(*q);
@@ -165,7 +172,8 @@ impl Inventory {
                 }
                 Ok(())
             }
-            Tier::Redis(warm, _, release) => {
+            Tier::Redis(r) => {
+                let (warm, release) = (&r.warm, &r.release);
                 let mut inv = release.prepare_invoke();
                 for (t, q) in items {
                     inv.key(key(org, event, *t)).arg(*q);
@@ -195,7 +203,8 @@ impl Inventory {
                         .map_err(|_| ApiError::internal("inventory lock poisoned"))?;
                     types.iter().map(|t| map.get(t).copied()).collect()
                 }
-                Tier::Redis(warm, _, _) => {
+                Tier::Redis(r) => {
+                    let warm = &r.warm;
                     if types.is_empty() {
                         return Ok(Vec::new());
                     }
@@ -242,7 +251,8 @@ impl Inventory {
                         .map_err(|_| ApiError::internal("inventory lock poisoned"))?;
                     map.entry(*t).or_insert(left);
                 }
-                Tier::Redis(warm, _, _) => {
+                Tier::Redis(r) => {
+                    let warm = &r.warm;
                     let _: Option<String> = redis::cmd("SET")
                         .arg(key(org, event, *t))
                         .arg(left)

@@ -87,6 +87,9 @@ pub async fn hold_items(
     tx_run!(tx, c => sqlx::query_as(sql).bind(org).bind(hold).fetch_all(c).await)
 }
 
+/// A released hold: its org, event and items.
+pub type ReleasedHold = (OrgId, EventId, Vec<(TicketTypeId, i64)>);
+
 /// Marks up to `limit` expired active holds released and returns them with
 /// their items. A hold another node released first is not returned.
 #[tracing::instrument(skip_all)]
@@ -94,7 +97,7 @@ pub async fn release_expired_holds(
     db: &Db,
     now: i64,
     limit: i64,
-) -> Result<Vec<(OrgId, EventId, Vec<(TicketTypeId, i64)>)>, sqlx::Error> {
+) -> Result<Vec<ReleasedHold>, sqlx::Error> {
     let mut tx = db.begin().await?;
     let sql = "UPDATE holds SET status = 'released'
                WHERE status = 'active' AND expires_at <= $1

@@ -143,10 +143,10 @@ async fn scan(
     if req.gate.as_ref().is_some_and(|g| g.len() > 100) {
         c.fail("gate", "must be at most 100 characters");
     }
-    if let Some(s) = &req.scanned_at {
-        if kernel::clock::parse_rfc3339(s).is_none() {
-            c.fail("scanned_at", "must be an RFC 3339 time");
-        }
+    if let Some(s) = &req.scanned_at
+        && kernel::clock::parse_rfc3339(s).is_none()
+    {
+        c.fail("scanned_at", "must be an RFC 3339 time");
     }
     c.finish()?;
     let out = domain::scan(&app, &d, &req.code, req.event_id, req.gate).await?;
