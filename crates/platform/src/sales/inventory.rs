@@ -62,8 +62,10 @@ fn key(org: OrgId, event: EventId, tt: TicketTypeId) -> String {
     format!("org:{org}:{{ev:{event}}}:inv:{tt}")
 }
 
+/// Redis unreachable: the buyer is asked to retry (503), never told a lie.
 fn redis_err(e: redis::RedisError) -> ApiError {
-    ApiError::internal(format!("warm tier: {e}"))
+    tracing::warn!(error = %e, "warm tier unavailable for inventory");
+    ApiError::Overloaded { retry_after_secs: 1 }
 }
 
 impl Inventory {

@@ -1,0 +1,48 @@
+#!/usr/bin/env bash
+# Runs every test: unit tests, and the integration tests over real HTTP on
+# SQLite and on PostgreSQL + Redis, plus the headless-Chromium page test.
+# Installs what is missing (Debian packages) and starts PostgreSQL and Redis
+# when they are down; fails loudly when either cannot be reached.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+export CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-/var/tmp/voelgoed-target}"
+export VOELGOED_TEST_DATABASE_URL="${VOELGOED_TEST_DATABASE_URL:-postgres://postgres@127.0.0.1:5432/test}"
+export VOELGOED_TEST_REDIS_URL="${VOELGOED_TEST_REDIS_URL:-redis://127.0.0.1:6379/}"
+
+as_root() { if [ "$(id -u)" = 0 ]; then "$@"; else sudo "$@"; fi; }
+
+need=()
+command -v chromium >/dev/null 2>&1 || need+=(chromium)
+command -v chromedriver >/dev/null 2>&1 || need+=(chromium-driver)
+command -v redis-server >/dev/null 2>&1 || need+=(redis-server)
+command -v redis-cli >/dev/null 2>&1 || need+=(redis-tools)
+command -v pg_isready >/dev/null 2>&1 || need+=(postgresql postgresql-client)
+if [ ${#need[@]} -gt 0 ]; then
+  echo "installing: ${need[*]}"
+  as_root apt-get update -qq
+  as_root env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${need[@]}" >/dev/null
+fi
+
+if ! pg_isready -q -h 127.0.0.1 -p 5432; then
+  echo "starting PostgreSQL"
+  as_root pg_ctlcluster --skip-systemctl-redirect "$(ls /etc/postgresql | head -1)" main start || true
+fi
+if ! redis-cli -h 127.0.0.1 -p 6379 ping >/dev/null 2>&1; then
+  echo "starting Redis"
+  as_root redis-server --daemonize yes --bind 127.0.0.1 --port 6379 --save "" --appendonly no >/dev/null
+fi
+for _ in $(seq 1 60); do
+  pg_isready -q -h 127.0.0.1 -p 5432 && redis-cli -h 127.0.0.1 -p 6379 ping >/dev/null 2>&1 && break
+  sleep 0.5
+done
+pg_isready -h 127.0.0.1 -p 5432 || { echo "FATAL: PostgreSQL is not reachable on 127.0.0.1:5432" >&2; exit 1; }
+redis-cli -h 127.0.0.1 -p 6379 ping >/dev/null || { echo "FATAL: Redis is not reachable on 127.0.0.1:6379" >&2; exit 1; }
+psql "$VOELGOED_TEST_DATABASE_URL" -qtAc "SELECT 1" >/dev/null \
+  || { echo "FATAL: cannot log in to $VOELGOED_TEST_DATABASE_URL" >&2; exit 1; }
+
+# Databases left by an interrupted earlier run.
+psql "$VOELGOED_TEST_DATABASE_URL" -qtAc "SELECT datname FROM pg_database WHERE datname LIKE 'vg\_test\_%' OR datname LIKE 'vg\_bench\_%'" |
+  while read -r db; do [ -n "$db" ] && psql "$VOELGOED_TEST_DATABASE_URL" -qtAc "DROP DATABASE IF EXISTS $db WITH (FORCE)" >/dev/null; done
+
+cargo test --workspace --locked "$@"
