@@ -60,14 +60,15 @@ enum OrgCommand {
     },
 }
 
+/// Logs go to stderr, so stdout carries only what a command prints (JSON).
 fn init_tracing() {
     use tracing_subscriber::{EnvFilter, fmt};
     let filter = EnvFilter::try_from_env("VOELGOED_LOG")
         .unwrap_or_else(|_| EnvFilter::new("info,sqlx=warn"));
     if std::env::var("VOELGOED_LOG_FORMAT").as_deref() == Ok("json") {
-        fmt().with_env_filter(filter).json().init();
+        fmt().with_env_filter(filter).with_writer(std::io::stderr).json().init();
     } else {
-        fmt().with_env_filter(filter).init();
+        fmt().with_env_filter(filter).with_writer(std::io::stderr).init();
     }
 }
 
