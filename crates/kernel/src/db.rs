@@ -18,7 +18,17 @@ use crate::config::{Config, redact_url};
 #[derive(Clone)]
 pub enum Db {
     Pg(PgPool),
-    Sqlite(SqlitePool),
+    Sqlite(SqliteDb),
+}
+
+/// SQLite has one writer at a time. Write transactions take `write_lock`
+/// first, so they queue in process (fairly, without holding a connection)
+/// instead of spinning in SQLite's busy handler — and a transaction that
+/// needs a second connection for a read can always get one.
+#[derive(Clone)]
+pub struct SqliteDb {
+    pub pool: SqlitePool,
+    write_lock: std::sync::Arc<tokio::sync::Mutex<()>>,
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -29,7 +39,7 @@ pub enum Backend {
 
 pub enum Tx {
     Pg(sqlx::Transaction<'static, Postgres>),
-    Sqlite(sqlx::Transaction<'static, Sqlite>),
+    Sqlite(sqlx::Transaction<'static, Sqlite>, tokio::sync::OwnedMutexGuard<()>),
 }
 
 /// Runs `$body` with `$c` bound to the pool of whichever backend `$db` is.
@@ -38,7 +48,10 @@ macro_rules! db_run {
     ($db:expr, $c:ident => $body:expr) => {
         match $db {
             $crate::db::Db::Pg($c) => $body,
-            $crate::db::Db::Sqlite($c) => $body,
+            $crate::db::Db::Sqlite(s) => {
+                let $c = &s.pool;
+                $body
+            }
         }
     };
 }
@@ -52,7 +65,7 @@ macro_rules! tx_run {
                 let $c = &mut **t;
                 $body
             }
-            $crate::db::Tx::Sqlite(t) => {
+            $crate::db::Tx::Sqlite(t, _) => {
                 let $c = &mut **t;
                 $body
             }
@@ -136,7 +149,7 @@ impl Db {
             .connect_with(opts)
             .await
             .map_err(|source| ConnectError::Open { url: label, source })?;
-        Ok(Db::Sqlite(pool))
+        Ok(Db::Sqlite(SqliteDb { pool, write_lock: Default::default() }))
     }
 
     pub fn backend(&self) -> Backend {
@@ -150,7 +163,7 @@ impl Db {
     pub async fn migrate(&self) -> Result<(), ConnectError> {
         match self {
             Db::Pg(p) => sqlx::migrate!("../../migrations/postgres").run(p).await?,
-            Db::Sqlite(p) => sqlx::migrate!("../../migrations/sqlite").run(p).await?,
+            Db::Sqlite(s) => sqlx::migrate!("../../migrations/sqlite").run(&s.pool).await?,
         }
         Ok(())
     }
@@ -160,7 +173,10 @@ impl Db {
     pub async fn begin(&self) -> Result<Tx, sqlx::Error> {
         Ok(match self {
             Db::Pg(p) => Tx::Pg(p.begin().await?),
-            Db::Sqlite(p) => Tx::Sqlite(p.begin_with("BEGIN IMMEDIATE").await?),
+            Db::Sqlite(s) => {
+                let guard = s.write_lock.clone().lock_owned().await;
+                Tx::Sqlite(s.pool.begin_with("BEGIN IMMEDIATE").await?, guard)
+            }
         })
     }
 
@@ -178,14 +194,14 @@ impl Tx {
     pub fn backend(&self) -> Backend {
         match self {
             Tx::Pg(_) => Backend::Postgres,
-            Tx::Sqlite(_) => Backend::Sqlite,
+            Tx::Sqlite(..) => Backend::Sqlite,
         }
     }
 
     pub async fn commit(self) -> Result<(), sqlx::Error> {
         match self {
             Tx::Pg(t) => t.commit().await,
-            Tx::Sqlite(t) => t.commit().await,
+            Tx::Sqlite(t, _guard) => t.commit().await,
         }
     }
 }

@@ -61,31 +61,45 @@ pub async fn relay(kernel: Kernel, shutdown: impl std::future::Future<Output = (
     tokio::pin!(shutdown);
     loop {
         match relay_batch(&kernel).await {
-            Ok(n) if n > 0 => continue,
+            Ok(BATCH) => continue,
             Ok(_) => {}
             Err(e) => tracing::warn!(error = %e, "outbox relay failed; retrying"),
         }
         tokio::select! {
             _ = &mut shutdown => break,
-            _ = WAKE.notified() => {}
+            _ = WAKE.notified() => {
+                // Let a burst of commits gather into one batch.
+                tokio::time::sleep(Duration::from_millis(20)).await;
+            }
             _ = tokio::time::sleep(Duration::from_millis(250)) => {}
         }
     }
 }
 
+const BATCH: usize = 500;
+
 async fn relay_batch(kernel: &Kernel) -> Result<usize, sqlx::Error> {
-    let select = match kernel.db.backend() {
+    let rows: Vec<Row>;
+    let mut tx = match kernel.db.backend() {
         Backend::Postgres => {
-            "SELECT id, event_id, topic, kind, payload FROM outbox WHERE delivered_at IS NULL
-             ORDER BY id LIMIT 500 FOR UPDATE SKIP LOCKED"
+            // Claimed in the transaction, so another node skips these rows.
+            let select = "SELECT id, event_id, topic, kind, payload FROM outbox WHERE delivered_at IS NULL
+                          ORDER BY id LIMIT 500 FOR UPDATE SKIP LOCKED";
+            let mut tx = kernel.db.begin().await?;
+            rows = tx_run!(&mut tx, c => sqlx::query_as(select).fetch_all(c).await)?;
+            tx
         }
         Backend::Sqlite => {
-            "SELECT id, event_id, topic, kind, payload FROM outbox WHERE delivered_at IS NULL
-             ORDER BY id LIMIT 500"
+            // One node: read without the write lock; lock only to mark.
+            let select = "SELECT id, event_id, topic, kind, payload FROM outbox WHERE delivered_at IS NULL
+                          ORDER BY id LIMIT 500";
+            rows = db_run!(&kernel.db, p => sqlx::query_as(select).fetch_all(p).await)?;
+            if rows.is_empty() {
+                return Ok(0);
+            }
+            kernel.db.begin().await?
         }
     };
-    let mut tx = kernel.db.begin().await?;
-    let rows: Vec<Row> = tx_run!(&mut tx, c => sqlx::query_as(select).fetch_all(c).await)?;
     if rows.is_empty() {
         return Ok(0);
     }
