@@ -66,9 +66,16 @@ fn init_tracing() {
     let filter = EnvFilter::try_from_env("VOELGOED_LOG")
         .unwrap_or_else(|_| EnvFilter::new("info,sqlx=warn"));
     if std::env::var("VOELGOED_LOG_FORMAT").as_deref() == Ok("json") {
-        fmt().with_env_filter(filter).with_writer(std::io::stderr).json().init();
+        fmt()
+            .with_env_filter(filter)
+            .with_writer(std::io::stderr)
+            .json()
+            .init();
     } else {
-        fmt().with_env_filter(filter).with_writer(std::io::stderr).init();
+        fmt()
+            .with_env_filter(filter)
+            .with_writer(std::io::stderr)
+            .init();
     }
 }
 

@@ -39,7 +39,10 @@ pub enum Backend {
 
 pub enum Tx {
     Pg(sqlx::Transaction<'static, Postgres>),
-    Sqlite(sqlx::Transaction<'static, Sqlite>, tokio::sync::OwnedMutexGuard<()>),
+    Sqlite(
+        sqlx::Transaction<'static, Sqlite>,
+        tokio::sync::OwnedMutexGuard<()>,
+    ),
 }
 
 /// Runs `$body` with `$c` bound to the pool of whichever backend `$db` is.
@@ -149,7 +152,10 @@ impl Db {
             .connect_with(opts)
             .await
             .map_err(|source| ConnectError::Open { url: label, source })?;
-        Ok(Db::Sqlite(SqliteDb { pool, write_lock: Default::default() }))
+        Ok(Db::Sqlite(SqliteDb {
+            pool,
+            write_lock: Default::default(),
+        }))
     }
 
     pub fn backend(&self) -> Backend {
@@ -163,7 +169,11 @@ impl Db {
     pub async fn migrate(&self) -> Result<(), ConnectError> {
         match self {
             Db::Pg(p) => sqlx::migrate!("../../migrations/postgres").run(p).await?,
-            Db::Sqlite(s) => sqlx::migrate!("../../migrations/sqlite").run(&s.pool).await?,
+            Db::Sqlite(s) => {
+                sqlx::migrate!("../../migrations/sqlite")
+                    .run(&s.pool)
+                    .await?
+            }
         }
         Ok(())
     }
@@ -178,6 +188,16 @@ impl Db {
                 Tx::Sqlite(s.pool.begin_with("BEGIN IMMEDIATE").await?, guard)
             }
         })
+    }
+
+    /// Taken around a single write made outside a transaction: on SQLite the
+    /// write lock, so it queues with the transactions instead of spinning in
+    /// the busy handler; on PostgreSQL nothing.
+    pub async fn serial_write(&self) -> Option<tokio::sync::OwnedMutexGuard<()>> {
+        match self {
+            Db::Pg(_) => None,
+            Db::Sqlite(s) => Some(s.write_lock.clone().lock_owned().await),
+        }
     }
 
     /// `SELECT 1`, for readiness.

@@ -42,6 +42,48 @@ pub async fn record(
     Ok(())
 }
 
+/// An event to record, its payload already JSON.
+pub struct Pending {
+    pub org: OrgId,
+    pub topic: String,
+    pub kind: &'static str,
+    pub payload: String,
+}
+
+/// Records many events inside `tx`: one statement on PostgreSQL.
+pub async fn record_many(tx: &mut Tx, events: &[Pending]) -> Result<(), sqlx::Error> {
+    if events.is_empty() {
+        return Ok(());
+    }
+    let now = clock::now_micros();
+    if let Tx::Pg(t) = tx {
+        let sql = "INSERT INTO outbox (event_id, org_id, topic, kind, payload, created_at)
+                   SELECT e, o, t, k, p, $6 FROM UNNEST($1::uuid[], $2::uuid[], $3::text[], $4::text[], $5::text[]) AS v(e, o, t, k, p)";
+        let ids: Vec<Uuid> = events.iter().map(|_| Uuid::now_v7()).collect();
+        let orgs: Vec<Uuid> = events.iter().map(|e| e.org.0).collect();
+        let topics: Vec<&str> = events.iter().map(|e| e.topic.as_str()).collect();
+        let kinds: Vec<&str> = events.iter().map(|e| e.kind).collect();
+        let payloads: Vec<&str> = events.iter().map(|e| e.payload.as_str()).collect();
+        sqlx::query(sql)
+            .bind(&ids)
+            .bind(&orgs)
+            .bind(&topics)
+            .bind(&kinds)
+            .bind(&payloads)
+            .bind(now)
+            .execute(&mut **t)
+            .await?;
+        return Ok(());
+    }
+    let sql = "INSERT INTO outbox (event_id, org_id, topic, kind, payload, created_at) VALUES ($1, $2, $3, $4, $5, $6)";
+    for e in events {
+        tx_run!(tx, c => sqlx::query(sql)
+            .bind(Uuid::now_v7()).bind(e.org).bind(&e.topic).bind(e.kind).bind(&e.payload).bind(now)
+            .execute(c).await.map(|r| r.rows_affected()))?;
+    }
+    Ok(())
+}
+
 #[derive(sqlx::FromRow)]
 struct Row {
     id: i64,
@@ -83,7 +125,8 @@ async fn relay_batch(kernel: &Kernel) -> Result<usize, sqlx::Error> {
     let mut tx = match kernel.db.backend() {
         Backend::Postgres => {
             // Claimed in the transaction, so another node skips these rows.
-            let select = "SELECT id, event_id, topic, kind, payload FROM outbox WHERE delivered_at IS NULL
+            let select =
+                "SELECT id, event_id, topic, kind, payload FROM outbox WHERE delivered_at IS NULL
                           ORDER BY id LIMIT 500 FOR UPDATE SKIP LOCKED";
             let mut tx = kernel.db.begin().await?;
             rows = tx_run!(&mut tx, c => sqlx::query_as(select).fetch_all(c).await)?;
@@ -91,7 +134,8 @@ async fn relay_batch(kernel: &Kernel) -> Result<usize, sqlx::Error> {
         }
         Backend::Sqlite => {
             // One node: read without the write lock; lock only to mark.
-            let select = "SELECT id, event_id, topic, kind, payload FROM outbox WHERE delivered_at IS NULL
+            let select =
+                "SELECT id, event_id, topic, kind, payload FROM outbox WHERE delivered_at IS NULL
                           ORDER BY id LIMIT 500";
             rows = db_run!(&kernel.db, p => sqlx::query_as(select).fetch_all(p).await)?;
             if rows.is_empty() {
@@ -103,24 +147,25 @@ async fn relay_batch(kernel: &Kernel) -> Result<usize, sqlx::Error> {
     if rows.is_empty() {
         return Ok(0);
     }
-    for row in &rows {
-        let payload = serde_json::from_str(&row.payload).unwrap_or(serde_json::Value::Null);
-        let payload = match payload {
-            serde_json::Value::Object(mut m) => {
-                m.insert("event_id".into(), row.event_id.to_string().into());
-                serde_json::Value::Object(m)
-            }
-            other => other,
-        };
-        kernel
-            .hub
-            .publish(Message {
+    let msgs = rows
+        .iter()
+        .map(|row| {
+            let payload =
+                match serde_json::from_str(&row.payload).unwrap_or(serde_json::Value::Null) {
+                    serde_json::Value::Object(mut m) => {
+                        m.insert("event_id".into(), row.event_id.to_string().into());
+                        serde_json::Value::Object(m)
+                    }
+                    other => other,
+                };
+            Message {
                 topic: row.topic.clone(),
                 kind: row.kind.clone(),
                 payload,
-            })
-            .await;
-    }
+            }
+        })
+        .collect();
+    kernel.hub.publish_many(msgs).await;
     let last = rows.last().map(|r| r.id).unwrap_or(0);
     let first = rows.first().map(|r| r.id).unwrap_or(0);
     let now = clock::now_micros();

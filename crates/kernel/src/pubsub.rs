@@ -90,24 +90,31 @@ impl Hub {
     /// Delivers to this node's subscribers at once and, when bridged, to the
     /// other nodes' through Redis.
     pub async fn publish(&self, msg: Message) {
+        self.publish_many(vec![msg]).await
+    }
+
+    /// Publishes a batch: one Redis round trip (a pipeline) for all of it.
+    pub async fn publish_many(&self, msgs: Vec<Message>) {
         if let Some(redis) = &self.inner.redis {
-            let env = Envelope {
-                node: self.inner.node,
-                msg: msg.clone(),
-            };
-            if let Ok(text) = serde_json::to_string(&env) {
-                let mut conn = redis.clone();
-                let sent: redis::RedisResult<i64> = redis::cmd("PUBLISH")
-                    .arg(CHANNEL)
-                    .arg(text)
-                    .query_async(&mut conn)
-                    .await;
-                if let Err(e) = sent {
-                    tracing::warn!(error = %e, "pubsub: redis publish failed; local delivery only");
+            let mut pipe = redis::pipe();
+            for msg in &msgs {
+                let env = Envelope {
+                    node: self.inner.node,
+                    msg: msg.clone(),
+                };
+                if let Ok(text) = serde_json::to_string(&env) {
+                    pipe.cmd("PUBLISH").arg(CHANNEL).arg(text).ignore();
                 }
             }
+            let mut conn = redis.clone();
+            let sent: redis::RedisResult<()> = pipe.query_async(&mut conn).await;
+            if let Err(e) = sent {
+                tracing::warn!(error = %e, "pubsub: redis publish failed; local delivery only");
+            }
         }
-        deliver(&self.inner, msg);
+        for msg in msgs {
+            deliver(&self.inner, msg);
+        }
     }
 }
 

@@ -8,4 +8,5 @@ mod browser;
 mod contention;
 mod core_flow;
 mod idempotency;
+mod multi_node;
 mod tenancy;

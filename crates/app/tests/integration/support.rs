@@ -46,6 +46,7 @@ pub struct TestApp {
     pub base: String,
     pub client: Client,
     pub running: Option<Running>,
+    config: kernel::Config,
     tmp: PathBuf,
     pg: Option<(String, String)>,
 }
@@ -103,7 +104,12 @@ impl TestApp {
         }
         tweak(&mut config);
         let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind");
-        let running = server::start(config, listener)
+        Self::node(config, tmp, pg).await
+    }
+
+    async fn node(config: kernel::Config, tmp: PathBuf, pg: Option<(String, String)>) -> TestApp {
+        let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind");
+        let running = server::start(config.clone(), listener)
             .await
             .expect("server starts");
         TestApp {
@@ -113,9 +119,15 @@ impl TestApp {
                 .build()
                 .expect("client"),
             running: Some(running),
+            config,
             tmp,
             pg,
         }
+    }
+
+    /// Another node on the same PostgreSQL database and Redis.
+    pub async fn another_node(&self) -> TestApp {
+        Self::node(self.config.clone(), self.tmp.clone(), None).await
     }
 
     pub fn app(&self) -> &platform::App {

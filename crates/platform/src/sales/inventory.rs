@@ -65,7 +65,9 @@ fn key(org: OrgId, event: EventId, tt: TicketTypeId) -> String {
 /// Redis unreachable: the buyer is asked to retry (503), never told a lie.
 fn redis_err(e: redis::RedisError) -> ApiError {
     tracing::warn!(error = %e, "warm tier unavailable for inventory");
-    ApiError::Overloaded { retry_after_secs: 1 }
+    ApiError::Overloaded {
+        retry_after_secs: 1,
+    }
 }
 
 impl Inventory {

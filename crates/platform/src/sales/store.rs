@@ -180,11 +180,9 @@ pub async fn claim_key(
 ) -> Result<bool, sqlx::Error> {
     let sql = "INSERT INTO idempotency_keys (org_id, scope, key, request_hash, created_at)
                VALUES ($1, $2, $3, $4, $5) ON CONFLICT DO NOTHING";
-    // A write: through a transaction, so SQLite queues it with the others.
-    let mut tx = db.begin().await?;
-    let n = tx_run!(&mut tx, c => sqlx::query(sql).bind(org).bind(scope).bind(key).bind(hash).bind(now)
-        .execute(c).await.map(|r| r.rows_affected()))?;
-    tx.commit().await?;
+    let _queued = db.serial_write().await;
+    let n = db_run!(db, p => sqlx::query(sql).bind(org).bind(scope).bind(key).bind(hash).bind(now)
+        .execute(p).await.map(|r| r.rows_affected()))?;
     Ok(n == 1)
 }
 

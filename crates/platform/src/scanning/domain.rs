@@ -255,20 +255,8 @@ pub async fn scan(
     if let Err(first) = entry.claim(now) {
         return Ok(outcome(ScanResult::AlreadyAdmitted, Some(rec), Some(first)));
     }
-    // Across nodes, Redis decides who was first before the write.
-    if let Some(warm) = &app.kernel.warm {
-        match claim_in_redis(warm, device.org, event, rec.id, now).await {
-            Ok(None) => {}
-            Ok(Some(first)) => {
-                entry.settle(first);
-                return Ok(outcome(ScanResult::AlreadyAdmitted, Some(rec), Some(first)));
-            }
-            // Redis lost: the database still decides, only slower.
-            Err(e) => {
-                tracing::warn!(error = %e, "warm tier unavailable for admission; database decides")
-            }
-        }
-    }
+    // Across nodes the database decides: its conditional update admits once,
+    // and the other nodes' hot tiers learn of it from `ticket.admitted`.
     let (reply, rx) = oneshot::channel();
     let job = Job {
         write: AdmissionWrite {
@@ -281,17 +269,8 @@ pub async fn scan(
         event,
         reply,
     };
-    let undo = |entry: &super::gate::Entry| {
-        entry.settle(0);
-        if let Some(warm) = app.kernel.warm.clone() {
-            let (org, ticket) = (device.org, rec.id);
-            tokio::spawn(async move {
-                let _ = unclaim_in_redis(&warm, org, event, ticket).await;
-            });
-        }
-    };
     if app.gates.writer.try_send(job).is_err() {
-        undo(&entry);
+        entry.settle(0);
         return Err(ApiError::Overloaded {
             retry_after_secs: 1,
         });
@@ -306,55 +285,10 @@ pub async fn scan(
             Ok(outcome(ScanResult::AlreadyAdmitted, Some(rec), Some(first)))
         }
         Ok(Err(_)) | Err(_) => {
-            undo(&entry);
+            entry.settle(0);
             Err(ApiError::Overloaded {
                 retry_after_secs: 1,
             })
         }
     }
-}
-
-fn admitted_key(org: OrgId, event: EventId) -> String {
-    format!("org:{org}:{{ev:{event}}}:admitted")
-}
-
-async fn claim_in_redis(
-    warm: &kernel::warm::Warm,
-    org: OrgId,
-    event: EventId,
-    ticket: kernel::ids::TicketId,
-    at: i64,
-) -> redis::RedisResult<Option<i64>> {
-    let mut c = warm.conn();
-    let key = admitted_key(org, event);
-    let set: i64 = redis::cmd("HSETNX")
-        .arg(&key)
-        .arg(ticket.to_string())
-        .arg(at)
-        .query_async(&mut c)
-        .await?;
-    if set == 1 {
-        return Ok(None);
-    }
-    let first: Option<i64> = redis::cmd("HGET")
-        .arg(&key)
-        .arg(ticket.to_string())
-        .query_async(&mut c)
-        .await?;
-    Ok(Some(first.unwrap_or(at)))
-}
-
-async fn unclaim_in_redis(
-    warm: &kernel::warm::Warm,
-    org: OrgId,
-    event: EventId,
-    ticket: kernel::ids::TicketId,
-) -> redis::RedisResult<()> {
-    let mut c = warm.conn();
-    redis::cmd("HDEL")
-        .arg(admitted_key(org, event))
-        .arg(ticket.to_string())
-        .query_async::<i64>(&mut c)
-        .await
-        .map(|_| ())
 }

@@ -4,7 +4,7 @@
 
 use std::{
     sync::{
-        Arc,
+        Arc, Weak,
         atomic::{AtomicI64, Ordering},
     },
     time::Duration,
@@ -13,11 +13,12 @@ use std::{
 use dashmap::DashMap;
 use kernel::{
     ApiError, ApiResult, Kernel,
-    ids::{EventId, OrgId},
+    ids::{EventId, OrgId, TicketId},
     outbox,
+    pubsub::Message,
     tenant::event_topic,
 };
-use tokio::sync::{Mutex, mpsc, oneshot};
+use tokio::sync::{Mutex, broadcast, mpsc, oneshot};
 
 use crate::{
     App,
@@ -35,12 +36,15 @@ pub struct Gate {
     pub ends_at: i64,
     pub keys: Arc<OrgKeys>,
     pub tickets: DashMap<String, Arc<Entry>>,
+    by_id: DashMap<TicketId, Arc<Entry>>,
 }
 
 impl Gate {
     pub fn insert(&self, record: TicketRecord) -> Arc<Entry> {
         let admitted = record.admitted_at.unwrap_or(0);
-        self.tickets
+        let id = record.id;
+        let entry = self
+            .tickets
             .entry(record.code.clone())
             .or_insert_with(|| {
                 Arc::new(Entry {
@@ -48,7 +52,9 @@ impl Gate {
                     admitted_at: AtomicI64::new(admitted),
                 })
             })
-            .clone()
+            .clone();
+        self.by_id.insert(id, entry.clone());
+        entry
     }
 }
 
@@ -95,21 +101,55 @@ impl Gates {
                     .await?
                     .ok_or(ApiError::NotFound)?;
                 let keys = tickets::org_keys(&app2, org).await?;
+                // Subscribe before loading, so no admission falls between.
+                let rx = app2.kernel.hub.subscribe(&event_topic(org, event));
                 let gate = Gate {
                     ends_at: catalog.event.ends_at_micros,
                     keys,
                     tickets: DashMap::new(),
+                    by_id: DashMap::new(),
                 };
                 for rec in tickets::for_event(&app2, org, event).await? {
                     gate.insert(rec);
                 }
-                Ok::<_, ApiError>(Arc::new(gate))
+                let gate = Arc::new(gate);
+                tokio::spawn(follow_admissions(Arc::downgrade(&gate), rx));
+                Ok::<_, ApiError>(gate)
             })
             .await
             .map_err(|e| match &*e {
                 ApiError::NotFound => ApiError::NotFound,
                 other => ApiError::internal(other),
             })
+    }
+}
+
+/// Keeps a gate's admission states in step with admissions made elsewhere
+/// (other nodes, other gates), from `ticket.admitted` events. Only a hint:
+/// a stale entry costs one trip to the database, which still decides.
+async fn follow_admissions(gate: Weak<Gate>, mut rx: broadcast::Receiver<Message>) {
+    loop {
+        match rx.recv().await {
+            Ok(msg) => {
+                let Some(gate) = gate.upgrade() else { return };
+                if msg.kind != "ticket.admitted" {
+                    continue;
+                }
+                let id = msg.payload["ticket"]
+                    .as_str()
+                    .and_then(|s| s.parse::<TicketId>().ok());
+                let at = msg.payload["admitted_at"]
+                    .as_str()
+                    .and_then(kernel::clock::parse_rfc3339);
+                if let (Some(id), Some(at)) = (id, at)
+                    && let Some(entry) = gate.by_id.get(&id)
+                {
+                    let _ = entry.claim(at);
+                }
+            }
+            Err(broadcast::error::RecvError::Lagged(_)) => {}
+            Err(broadcast::error::RecvError::Closed) => return,
+        }
     }
 }
 
@@ -155,9 +195,10 @@ async fn write_batch(app: &App, batch: Vec<Job>) {
 
 async fn commit(app: &App, batch: &[Job]) -> Result<Vec<Option<i64>>, sqlx::Error> {
     let mut tx = app.db().begin().await?;
-    let mut results = Vec::with_capacity(batch.len());
-    for job in batch {
-        let earlier = tickets::mark_admitted(&mut tx, &job.write).await?;
+    let writes: Vec<&AdmissionWrite> = batch.iter().map(|j| &j.write).collect();
+    let results = tickets::mark_admitted_batch(&mut tx, &writes).await?;
+    let mut events = Vec::new();
+    for (job, earlier) in batch.iter().zip(&results) {
         if earlier.is_none() {
             let payload = serde_json::json!({
                 "ticket": job.write.ticket,
@@ -165,17 +206,15 @@ async fn commit(app: &App, batch: &[Job]) -> Result<Vec<Option<i64>>, sqlx::Erro
                 "gate": job.write.gate,
                 "admitted_at": kernel::clock::rfc3339(job.write.at),
             });
-            outbox::record(
-                &mut tx,
-                job.write.org,
-                &event_topic(job.write.org, job.event),
-                "ticket.admitted",
-                &payload,
-            )
-            .await?;
+            events.push(outbox::Pending {
+                org: job.write.org,
+                topic: event_topic(job.write.org, job.event),
+                kind: "ticket.admitted",
+                payload: payload.to_string(),
+            });
         }
-        results.push(earlier);
     }
+    outbox::record_many(&mut tx, &events).await?;
     tx.commit().await?;
     Ok(results)
 }

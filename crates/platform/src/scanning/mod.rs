@@ -4,9 +4,10 @@
 //! Emits: `ticket.admitted` (outbox, in the admission's own transaction).
 //! Invariants: a ticket is `admitted` exactly once, however many devices
 //! scan it at once: the hot tier's compare-and-swap decides within a node,
-//! Redis (`HSETNX`) across nodes, and the database's conditional update is
-//! the final arbiter. `admitted` is answered only after the admission is
-//! committed. Once an event's tickets are loaded, a scan reads no database.
+//! and the database's conditional update decides across nodes (other nodes'
+//! hot tiers follow `ticket.admitted`). `admitted` is answered only after the
+//! admission is committed. Once an event's tickets are loaded, a scan reads
+//! no database.
 
 mod api;
 mod domain;

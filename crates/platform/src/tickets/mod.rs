@@ -22,7 +22,7 @@ use kernel::{
     ids::{EventId, OrderId, OrgId, TicketId, TicketTypeId},
 };
 use serde::{Deserialize, Serialize};
-pub use store::{AdmissionWrite, TicketRecord, mark_admitted};
+pub use store::{AdmissionWrite, TicketRecord, mark_admitted_batch};
 use utoipa::ToSchema;
 
 use crate::App;

@@ -1,5 +1,7 @@
 //! Tickets' tables.
 
+use std::collections::HashMap;
+
 use kernel::{
     Db, Tx,
     auth::{SigningKey, VerifyingKey},
@@ -135,4 +137,74 @@ pub async fn mark_admitted(tx: &mut Tx, a: &AdmissionWrite) -> Result<Option<i64
     let sql = "SELECT admitted_at FROM tickets WHERE org_id = $1 AND id = $2";
     let earlier: Option<Option<i64>> = tx_run!(tx, c => sqlx::query_scalar(sql).bind(a.org).bind(a.ticket).fetch_optional(c).await)?;
     Ok(Some(earlier.flatten().unwrap_or(a.at)))
+}
+
+/// [`mark_admitted`] for many tickets in one transaction; on PostgreSQL one
+/// statement for the whole batch (round trips, not rows, cost there).
+pub async fn mark_admitted_batch(
+    tx: &mut Tx,
+    writes: &[&AdmissionWrite],
+) -> Result<Vec<Option<i64>>, sqlx::Error> {
+    let t = match tx {
+        Tx::Pg(t) => t,
+        Tx::Sqlite(..) => {
+            let mut out = Vec::with_capacity(writes.len());
+            for w in writes {
+                out.push(mark_admitted(tx, w).await?);
+            }
+            return Ok(out);
+        }
+    };
+    let orgs: Vec<uuid::Uuid> = writes.iter().map(|w| w.org.0).collect();
+    let ids: Vec<uuid::Uuid> = writes.iter().map(|w| w.ticket.0).collect();
+    let ats: Vec<i64> = writes.iter().map(|w| w.at).collect();
+    let devices: Vec<uuid::Uuid> = writes.iter().map(|w| w.device.0).collect();
+    let gates: Vec<Option<String>> = writes.iter().map(|w| w.gate.clone()).collect();
+    let sql = "UPDATE tickets t SET admitted_at = v.at, admitted_device = v.device, admitted_gate = v.gate
+               FROM UNNEST($1::uuid[], $2::uuid[], $3::bigint[], $4::uuid[], $5::text[]) AS v(org_id, id, at, device, gate)
+               WHERE t.org_id = v.org_id AND t.id = v.id AND t.admitted_at IS NULL AND t.status = 'valid'
+               RETURNING t.id, t.admitted_at";
+    let won: Vec<(uuid::Uuid, i64)> = sqlx::query_as(sql)
+        .bind(&orgs)
+        .bind(&ids)
+        .bind(&ats)
+        .bind(&devices)
+        .bind(&gates)
+        .fetch_all(&mut **t)
+        .await?;
+    let mut won: HashMap<uuid::Uuid, i64> = won.into_iter().collect();
+    let mut out = Vec::with_capacity(writes.len());
+    let mut lost = Vec::new();
+    for (i, w) in writes.iter().enumerate() {
+        // `remove`: a ticket twice in one batch is admitted by one write only.
+        match won.remove(&w.ticket.0) {
+            Some(at) if at == w.at => out.push(None),
+            _ => {
+                lost.push(i);
+                out.push(Some(w.at));
+            }
+        }
+    }
+    if !lost.is_empty() {
+        let sql = "SELECT t.id, t.admitted_at FROM tickets t
+                   JOIN UNNEST($1::uuid[], $2::uuid[]) AS v(org_id, id) ON t.org_id = v.org_id AND t.id = v.id";
+        let lo: Vec<uuid::Uuid> = lost.iter().map(|&i| writes[i].org.0).collect();
+        let li: Vec<uuid::Uuid> = lost.iter().map(|&i| writes[i].ticket.0).collect();
+        let earlier: Vec<(uuid::Uuid, Option<i64>)> = sqlx::query_as(sql)
+            .bind(&lo)
+            .bind(&li)
+            .fetch_all(&mut **t)
+            .await?;
+        let earlier: HashMap<uuid::Uuid, Option<i64>> = earlier.into_iter().collect();
+        for i in lost {
+            out[i] = Some(
+                earlier
+                    .get(&writes[i].ticket.0)
+                    .copied()
+                    .flatten()
+                    .unwrap_or(writes[i].at),
+            );
+        }
+    }
+    Ok(out)
 }
