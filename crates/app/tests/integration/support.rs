@@ -103,7 +103,6 @@ impl TestApp {
             pg = Some((admin, name));
         }
         tweak(&mut config);
-        let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind");
         Self::node(config, tmp, pg).await
     }
 
