@@ -250,17 +250,12 @@ async fn checkout_once(
         return Err(ApiError::internal("checks passed with a missing value"));
     };
     let now = now_micros();
-    let mut tx = app.db().begin().await?;
-    let Some(event) = store::consume_hold(&mut tx, org, hold, now).await? else {
-        return Err(match store::hold_status(&mut tx, org, hold).await? {
-            None => ApiError::NotFound,
-            Some(h) if h.status == "consumed" => {
-                ApiError::Conflict("this hold was already checked out".into())
-            }
-            Some(_) => ApiError::HoldExpired,
-        });
+    // Prepare everything outside the write transaction (a read, signing,
+    // rendering), so the transaction itself is a handful of writes. A hold's
+    // items never change; the conditional consume below re-checks its state.
+    let Some((event, items)) = store::hold_for_checkout(app.db(), org, hold).await? else {
+        return Err(ApiError::NotFound);
     };
-    let items = store::hold_items(&mut tx, org, hold).await?;
     let catalog = events::catalog(app, org, event)
         .await?
         .ok_or(ApiError::NotFound)?;
@@ -286,6 +281,49 @@ async fn checkout_once(
     let status = if total == 0 { "paid" } else { "pending" };
     let order = OrderId::new();
     let access = PlainToken::generate("");
+    let issued = if status == "paid" {
+        tickets::prepare(app, org, event, &items).await?
+    } else {
+        Vec::new()
+    };
+    let topic = event_topic(org, event);
+    let payload =
+        serde_json::json!({ "order": order, "tickets": issued.len(), "total_cents": total });
+    let view = OrderView {
+        id: order,
+        event_id: event,
+        status: status.into(),
+        buyer: Buyer {
+            email: email.clone(),
+            name: name.clone(),
+        },
+        total_cents: total,
+        currency: currency.clone(),
+        tickets: issued.iter().cloned().map(Into::into).collect(),
+        payment: (status == "pending").then(|| PaymentView {
+            status: "requires_payment".into(),
+            amount_cents: total,
+            currency: currency.clone(),
+        }),
+        created_at: clock::rfc3339(now),
+        access_token: Some(access.expose().to_string()),
+    };
+    let body = serde_json::to_value(&view).map_err(ApiError::internal)?;
+    let body_text = body.to_string();
+
+    let mut tx = app.db().begin().await?;
+    if store::consume_hold(&mut tx, org, hold, now)
+        .await?
+        .is_none()
+    {
+        return Err(match store::hold_status(&mut tx, org, hold).await? {
+            None => ApiError::NotFound,
+            Some(h) if h.status == "consumed" => {
+                ApiError::Conflict("this hold was already checked out".into())
+            }
+            Some(_) => ApiError::HoldExpired,
+        });
+    }
     store::insert_order(
         &mut tx,
         &store::NewOrder {
@@ -303,14 +341,7 @@ async fn checkout_once(
         },
     )
     .await?;
-    let issued = if status == "paid" {
-        tickets::issue(app, &mut tx, org, order, event, &items).await?
-    } else {
-        Vec::new()
-    };
-    let topic = event_topic(org, event);
-    let payload =
-        serde_json::json!({ "order": order, "tickets": issued.len(), "total_cents": total });
+    tickets::insert(&mut tx, org, order, &issued, now).await?;
     outbox::record(
         &mut tx,
         org,
@@ -323,25 +354,8 @@ async fn checkout_once(
         &payload,
     )
     .await?;
-    let view = OrderView {
-        id: order,
-        event_id: event,
-        status: status.into(),
-        buyer: Buyer { email, name },
-        total_cents: total,
-        currency: currency.clone(),
-        tickets: issued,
-        payment: (status == "pending").then(|| PaymentView {
-            status: "requires_payment".into(),
-            amount_cents: total,
-            currency,
-        }),
-        created_at: clock::rfc3339(now),
-        access_token: Some(access.expose().to_string()),
-    };
-    let body = serde_json::to_value(&view).map_err(ApiError::internal)?;
     if let Some(key) = key {
-        store::complete_key_tx(&mut tx, org, CHECKOUT_SCOPE, key, 201, &body.to_string()).await?;
+        store::complete_key_tx(&mut tx, org, CHECKOUT_SCOPE, key, 201, &body_text).await?;
     }
     tx.commit().await?;
     outbox::WAKE.notify_one();

@@ -62,6 +62,25 @@ pub async fn consume_hold(
     tx_run!(tx, c => sqlx::query_scalar(sql).bind(org).bind(hold).bind(now).fetch_optional(c).await)
 }
 
+/// A hold's items: ticket type and quantity.
+pub type HoldItems = Vec<(TicketTypeId, i64)>;
+
+/// The hold's event and items, whatever its state (a read, no lock).
+#[tracing::instrument(skip_all)]
+pub async fn hold_for_checkout(
+    db: &Db,
+    org: OrgId,
+    hold: HoldId,
+) -> Result<Option<(EventId, HoldItems)>, sqlx::Error> {
+    let sql = "SELECT event_id FROM holds WHERE org_id = $1 AND id = $2";
+    let event: Option<EventId> =
+        db_run!(db, p => sqlx::query_scalar(sql).bind(org).bind(hold).fetch_optional(p).await)?;
+    let Some(event) = event else { return Ok(None) };
+    let sql = "SELECT ticket_type_id, quantity FROM hold_items WHERE org_id = $1 AND hold_id = $2 ORDER BY ticket_type_id";
+    let items = db_run!(db, p => sqlx::query_as(sql).bind(org).bind(hold).fetch_all(p).await)?;
+    Ok(Some((event, items)))
+}
+
 #[derive(sqlx::FromRow)]
 pub struct HoldRow {
     pub status: String,
@@ -88,7 +107,7 @@ pub async fn hold_items(
 }
 
 /// A released hold: its org, event and items.
-pub type ReleasedHold = (OrgId, EventId, Vec<(TicketTypeId, i64)>);
+pub type ReleasedHold = (OrgId, EventId, HoldItems);
 
 /// Marks up to `limit` expired active holds released and returns them with
 /// their items. A hold another node released first is not returned.

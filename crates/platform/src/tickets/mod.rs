@@ -96,35 +96,43 @@ pub async fn org_keys(app: &App, org: OrgId) -> ApiResult<Arc<OrgKeys>> {
         .map_err(ApiError::internal)
 }
 
-/// Issues `quantity` tickets per item of a paid order, inside its transaction.
-pub async fn issue(
+/// Mints `quantity` signed tickets per item of a paid order (no writes).
+pub async fn prepare(
     app: &App,
-    tx: &mut Tx,
     org: OrgId,
-    order: OrderId,
     event: EventId,
     items: &[(TicketTypeId, i64)],
-) -> ApiResult<Vec<TicketView>> {
+) -> ApiResult<Vec<TicketRecord>> {
     let keys = org_keys(app, org).await?;
-    let now = clock::now_micros();
     let mut out = Vec::new();
     for (tt, q) in items {
         for _ in 0..*q {
             let id = TicketId::new();
-            let code = code::sign(&keys.signing.0, &keys.signing.1, id, event);
-            let rec = TicketRecord {
+            out.push(TicketRecord {
                 id,
                 event_id: event,
                 ticket_type_id: *tt,
-                code,
+                code: code::sign(&keys.signing.0, &keys.signing.1, id, event),
                 status: "valid".into(),
                 admitted_at: None,
-            };
-            store::insert_ticket(tx, org, order, &rec, now).await?;
-            out.push(rec.into());
+            });
         }
     }
     Ok(out)
+}
+
+/// Stores prepared tickets inside the order's transaction.
+pub async fn insert(
+    tx: &mut Tx,
+    org: OrgId,
+    order: OrderId,
+    tickets: &[TicketRecord],
+    now: i64,
+) -> ApiResult<()> {
+    for t in tickets {
+        store::insert_ticket(tx, org, order, t, now).await?;
+    }
+    Ok(())
 }
 
 pub async fn for_order(app: &App, org: OrgId, order: OrderId) -> ApiResult<Vec<TicketView>> {
