@@ -230,3 +230,158 @@ impl Tx {
 pub fn is_unique_violation(e: &sqlx::Error) -> bool {
     matches!(e, sqlx::Error::Database(d) if d.is_unique_violation())
 }
+
+/// A value bound to a [`Stmt`], with the same meaning on both backends.
+#[derive(Clone, Debug)]
+pub enum Val {
+    Int(Option<i64>),
+    Text(Option<String>),
+    Bytes(Vec<u8>),
+    Uuid(uuid::Uuid),
+}
+
+impl From<i64> for Val {
+    fn from(v: i64) -> Val {
+        Val::Int(Some(v))
+    }
+}
+impl From<Option<i64>> for Val {
+    fn from(v: Option<i64>) -> Val {
+        Val::Int(v)
+    }
+}
+impl From<&str> for Val {
+    fn from(v: &str) -> Val {
+        Val::Text(Some(v.to_string()))
+    }
+}
+impl From<String> for Val {
+    fn from(v: String) -> Val {
+        Val::Text(Some(v))
+    }
+}
+impl From<Option<String>> for Val {
+    fn from(v: Option<String>) -> Val {
+        Val::Text(v)
+    }
+}
+impl From<Vec<u8>> for Val {
+    fn from(v: Vec<u8>) -> Val {
+        Val::Bytes(v)
+    }
+}
+impl From<uuid::Uuid> for Val {
+    fn from(v: uuid::Uuid) -> Val {
+        Val::Uuid(v)
+    }
+}
+
+/// One write statement with its arguments, for [`Tx::run_all`].
+#[derive(Debug)]
+pub struct Stmt {
+    sql: &'static str,
+    args: Vec<Val>,
+}
+
+impl Stmt {
+    pub fn new(sql: &'static str) -> Stmt {
+        Stmt {
+            sql,
+            args: Vec::new(),
+        }
+    }
+
+    pub fn bind(mut self, v: impl Into<Val>) -> Stmt {
+        self.args.push(v.into());
+        self
+    }
+}
+
+macro_rules! bind_val {
+    ($q:expr, $v:expr) => {
+        match $v {
+            Val::Int(v) => $q.bind(v),
+            Val::Text(v) => $q.bind(v),
+            Val::Bytes(v) => $q.bind(v),
+            Val::Uuid(v) => $q.bind(v),
+        }
+    };
+}
+
+/// `$n` → `$(n + offset)`: the statements of a batch share one argument list.
+fn shift_placeholders(sql: &str, offset: usize) -> String {
+    let mut out = String::with_capacity(sql.len() + 8);
+    let mut chars = sql.char_indices().peekable();
+    while let Some((_, c)) = chars.next() {
+        if c == '$' {
+            let mut n = 0usize;
+            let mut digits = false;
+            while let Some(&(_, d)) = chars.peek() {
+                match d.to_digit(10) {
+                    Some(x) => {
+                        n = n * 10 + x as usize;
+                        digits = true;
+                        chars.next();
+                    }
+                    None => break,
+                }
+            }
+            out.push('$');
+            if digits {
+                out.push_str(&(n + offset).to_string());
+            }
+        } else {
+            out.push(c);
+        }
+    }
+    out
+}
+
+impl Tx {
+    /// Runs write statements in order. On SQLite they go to the connection
+    /// as one text (one round trip to its thread, not one per statement); on
+    /// PostgreSQL one after another. Each statement numbers its own
+    /// arguments from `$1`.
+    pub async fn run_all(&mut self, stmts: Vec<Stmt>) -> Result<(), sqlx::Error> {
+        match self {
+            Tx::Pg(t) => {
+                for s in stmts {
+                    let mut q = sqlx::query(s.sql);
+                    for v in s.args {
+                        q = bind_val!(q, v);
+                    }
+                    q.execute(&mut **t).await?;
+                }
+            }
+            Tx::Sqlite(t, _) => {
+                let mut sql = String::new();
+                let mut offset = 0;
+                for s in &stmts {
+                    sql.push_str(&shift_placeholders(s.sql, offset));
+                    sql.push_str(";\n");
+                    offset += s.args.len();
+                }
+                let mut q = sqlx::query(sqlx::AssertSqlSafe(sql));
+                for s in stmts {
+                    for v in s.args {
+                        q = bind_val!(q, v);
+                    }
+                }
+                q.execute(&mut **t).await?;
+            }
+        }
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn placeholders_shift_past_earlier_statements() {
+        assert_eq!(
+            super::shift_placeholders("SELECT $1, $2, $1", 3),
+            "SELECT $4, $5, $4"
+        );
+        assert_eq!(super::shift_placeholders("VALUES ($10)", 0), "VALUES ($10)");
+    }
+}

@@ -43,6 +43,12 @@ macro_rules! typed_id {
         }
 
         impl utoipa::ToSchema for $name {}
+
+        impl From<$name> for crate::db::Val {
+            fn from(v: $name) -> crate::db::Val {
+                crate::db::Val::Uuid(v.0)
+            }
+        }
     )*};
 }
 

@@ -21,7 +21,7 @@ pub mod warm;
 use std::sync::Arc;
 
 pub use config::Config;
-pub use db::{Backend, Db, Tx};
+pub use db::{Backend, Db, Stmt, Tx};
 pub use error::{ApiError, ApiResult, FieldError};
 pub use tenant::{Actor, ActorKind, Permission};
 

@@ -11,7 +11,7 @@ use uuid::Uuid;
 
 use crate::{
     Kernel, clock,
-    db::{Backend, Tx},
+    db::{Backend, Stmt, Tx},
     db_run,
     ids::OrgId,
     pubsub::Message,
@@ -26,20 +26,26 @@ pub async fn record(
     kind: &str,
     payload: &impl Serialize,
 ) -> Result<(), sqlx::Error> {
+    tx.run_all(vec![stmt(org, topic, kind, payload)?]).await
+}
+
+/// The statement that records an event, to run with others in one batch.
+pub fn stmt(
+    org: OrgId,
+    topic: &str,
+    kind: &str,
+    payload: &impl Serialize,
+) -> Result<Stmt, sqlx::Error> {
     let payload = serde_json::to_string(payload).map_err(|e| sqlx::Error::Encode(Box::new(e)))?;
-    let sql = "INSERT INTO outbox (event_id, org_id, topic, kind, payload, created_at)
-               VALUES ($1, $2, $3, $4, $5, $6)";
-    tx_run!(tx, c => sqlx::query(sql)
-        .bind(Uuid::now_v7())
-        .bind(org)
-        .bind(topic)
-        .bind(kind)
-        .bind(&payload)
-        .bind(clock::now_micros())
-        .execute(c)
-        .await
-        .map(|r| r.rows_affected()))?;
-    Ok(())
+    Ok(Stmt::new(
+        "INSERT INTO outbox (event_id, org_id, topic, kind, payload, created_at) VALUES ($1, $2, $3, $4, $5, $6)",
+    )
+    .bind(Uuid::now_v7())
+    .bind(org)
+    .bind(topic)
+    .bind(kind)
+    .bind(payload)
+    .bind(clock::now_micros()))
 }
 
 /// An event to record, its payload already JSON.

@@ -324,26 +324,25 @@ async fn checkout_once(
             Some(_) => ApiError::HoldExpired,
         });
     }
-    store::insert_order(
-        &mut tx,
-        &store::NewOrder {
-            org,
-            id: order,
-            event,
-            hold,
-            status,
-            buyer_email: &email,
-            buyer_name: &name,
-            total_cents: total,
-            currency: &currency,
-            access_token_hash: &access.hash().0,
-            created_at: now,
-        },
-    )
-    .await?;
-    tickets::insert(&mut tx, org, order, &issued, now).await?;
-    outbox::record(
-        &mut tx,
+    let mut writes = vec![store::insert_order(&store::NewOrder {
+        org,
+        id: order,
+        event,
+        hold,
+        status,
+        buyer_email: &email,
+        buyer_name: &name,
+        total_cents: total,
+        currency: &currency,
+        access_token_hash: &access.hash().0,
+        created_at: now,
+    })];
+    writes.extend(
+        issued
+            .iter()
+            .map(|t| tickets::insert_stmt(org, order, t, now)),
+    );
+    writes.push(outbox::stmt(
         org,
         &topic,
         if status == "paid" {
@@ -352,11 +351,17 @@ async fn checkout_once(
             "order.created"
         },
         &payload,
-    )
-    .await?;
+    )?);
     if let Some(key) = key {
-        store::complete_key_tx(&mut tx, org, CHECKOUT_SCOPE, key, 201, &body_text).await?;
+        writes.push(store::complete_key_stmt(
+            org,
+            CHECKOUT_SCOPE,
+            key,
+            201,
+            body_text,
+        ));
     }
+    tx.run_all(writes).await?;
     tx.commit().await?;
     outbox::WAKE.notify_one();
     Ok(Reply {

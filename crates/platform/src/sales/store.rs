@@ -2,7 +2,7 @@
 //! idempotency keys.
 
 use kernel::{
-    Db, Tx, db_run,
+    Db, Stmt, Tx, db_run,
     ids::{EventId, HoldId, OrderId, OrgId, TicketTypeId},
     tx_run,
 };
@@ -34,16 +34,28 @@ pub async fn insert_hold(
     created_at: i64,
     items: &[(TicketTypeId, i64)],
 ) -> Result<(), sqlx::Error> {
-    let mut tx = db.begin().await?;
-    let sql = "INSERT INTO holds (org_id, id, event_id, status, expires_at, created_at)
-               VALUES ($1, $2, $3, 'active', $4, $5)";
-    tx_run!(&mut tx, c => sqlx::query(sql).bind(org).bind(hold).bind(event).bind(expires_at).bind(created_at)
-        .execute(c).await.map(|r| r.rows_affected()))?;
+    let mut stmts = vec![
+        Stmt::new(
+            "INSERT INTO holds (org_id, id, event_id, status, expires_at, created_at)
+             VALUES ($1, $2, $3, 'active', $4, $5)",
+        )
+        .bind(org)
+        .bind(hold)
+        .bind(event)
+        .bind(expires_at)
+        .bind(created_at),
+    ];
     for (tt, q) in items {
-        let sql = "INSERT INTO hold_items (org_id, hold_id, ticket_type_id, quantity) VALUES ($1, $2, $3, $4)";
-        tx_run!(&mut tx, c => sqlx::query(sql).bind(org).bind(hold).bind(tt).bind(q)
-            .execute(c).await.map(|r| r.rows_affected()))?;
+        stmts.push(
+            Stmt::new("INSERT INTO hold_items (org_id, hold_id, ticket_type_id, quantity) VALUES ($1, $2, $3, $4)")
+                .bind(org)
+                .bind(hold)
+                .bind(*tt)
+                .bind(*q),
+        );
     }
+    let mut tx = db.begin().await?;
+    tx.run_all(stmts).await?;
     tx.commit().await
 }
 
@@ -65,20 +77,25 @@ pub async fn consume_hold(
 /// A hold's items: ticket type and quantity.
 pub type HoldItems = Vec<(TicketTypeId, i64)>;
 
-/// The hold's event and items, whatever its state (a read, no lock).
+/// The hold's event and items, whatever its state (one read, no lock).
 #[tracing::instrument(skip_all)]
 pub async fn hold_for_checkout(
     db: &Db,
     org: OrgId,
     hold: HoldId,
 ) -> Result<Option<(EventId, HoldItems)>, sqlx::Error> {
-    let sql = "SELECT event_id FROM holds WHERE org_id = $1 AND id = $2";
-    let event: Option<EventId> =
-        db_run!(db, p => sqlx::query_scalar(sql).bind(org).bind(hold).fetch_optional(p).await)?;
-    let Some(event) = event else { return Ok(None) };
-    let sql = "SELECT ticket_type_id, quantity FROM hold_items WHERE org_id = $1 AND hold_id = $2 ORDER BY ticket_type_id";
-    let items = db_run!(db, p => sqlx::query_as(sql).bind(org).bind(hold).fetch_all(p).await)?;
-    Ok(Some((event, items)))
+    let sql = "SELECT h.event_id, i.ticket_type_id, i.quantity FROM holds h
+               JOIN hold_items i ON i.org_id = h.org_id AND i.hold_id = h.id
+               WHERE h.org_id = $1 AND h.id = $2 ORDER BY i.ticket_type_id";
+    let rows: Vec<(EventId, TicketTypeId, i64)> =
+        db_run!(db, p => sqlx::query_as(sql).bind(org).bind(hold).fetch_all(p).await)?;
+    let Some(event) = rows.first().map(|r| r.0) else {
+        return Ok(None);
+    };
+    Ok(Some((
+        event,
+        rows.into_iter().map(|(_, t, q)| (t, q)).collect(),
+    )))
 }
 
 #[derive(sqlx::FromRow)]
@@ -147,16 +164,23 @@ pub struct NewOrder<'a> {
     pub created_at: i64,
 }
 
-#[tracing::instrument(skip_all)]
-pub async fn insert_order(tx: &mut Tx, o: &NewOrder<'_>) -> Result<(), sqlx::Error> {
-    let sql = "INSERT INTO orders (org_id, id, event_id, hold_id, status, buyer_email, buyer_name,
-                   total_cents, currency, access_token_hash, created_at)
-               VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)";
-    tx_run!(tx, c => sqlx::query(sql)
-        .bind(o.org).bind(o.id).bind(o.event).bind(o.hold).bind(o.status).bind(o.buyer_email)
-        .bind(o.buyer_name).bind(o.total_cents).bind(o.currency).bind(o.access_token_hash).bind(o.created_at)
-        .execute(c).await.map(|r| r.rows_affected()))?;
-    Ok(())
+pub fn insert_order(o: &NewOrder<'_>) -> Stmt {
+    Stmt::new(
+        "INSERT INTO orders (org_id, id, event_id, hold_id, status, buyer_email, buyer_name,
+             total_cents, currency, access_token_hash, created_at)
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)",
+    )
+    .bind(o.org)
+    .bind(o.id)
+    .bind(o.event)
+    .bind(o.hold)
+    .bind(o.status)
+    .bind(o.buyer_email)
+    .bind(o.buyer_name)
+    .bind(o.total_cents)
+    .bind(o.currency)
+    .bind(o.access_token_hash.to_vec())
+    .bind(o.created_at)
 }
 
 #[derive(sqlx::FromRow)]
@@ -232,19 +256,19 @@ pub async fn drop_key(
     Ok(())
 }
 
-#[tracing::instrument(skip_all)]
-pub async fn complete_key_tx(
-    tx: &mut Tx,
+pub fn complete_key_stmt(
     org: OrgId,
     scope: &str,
     key: &str,
-    status: i32,
-    response: &str,
-) -> Result<(), sqlx::Error> {
-    let sql = "UPDATE idempotency_keys SET status_code = $1, response = $2 WHERE org_id = $3 AND scope = $4 AND key = $5";
-    tx_run!(tx, c => sqlx::query(sql).bind(status).bind(response).bind(org).bind(scope).bind(key)
-        .execute(c).await.map(|r| r.rows_affected()))?;
-    Ok(())
+    status: i64,
+    response: String,
+) -> Stmt {
+    Stmt::new("UPDATE idempotency_keys SET status_code = $1, response = $2 WHERE org_id = $3 AND scope = $4 AND key = $5")
+        .bind(status)
+        .bind(response)
+        .bind(org)
+        .bind(scope)
+        .bind(key)
 }
 
 #[tracing::instrument(skip_all)]

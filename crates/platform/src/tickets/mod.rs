@@ -121,18 +121,9 @@ pub async fn prepare(
     Ok(out)
 }
 
-/// Stores prepared tickets inside the order's transaction.
-pub async fn insert(
-    tx: &mut Tx,
-    org: OrgId,
-    order: OrderId,
-    tickets: &[TicketRecord],
-    now: i64,
-) -> ApiResult<()> {
-    for t in tickets {
-        store::insert_ticket(tx, org, order, t, now).await?;
-    }
-    Ok(())
+/// The statement that stores a prepared ticket, for the order's transaction.
+pub fn insert_stmt(org: OrgId, order: OrderId, t: &TicketRecord, now: i64) -> kernel::Stmt {
+    store::insert_ticket(org, order, t, now)
 }
 
 pub async fn for_order(app: &App, org: OrgId, order: OrderId) -> ApiResult<Vec<TicketView>> {

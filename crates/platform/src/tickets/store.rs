@@ -70,21 +70,19 @@ pub async fn org_keys(db: &Db, org: OrgId) -> Result<OrgKeys, sqlx::Error> {
     Ok(OrgKeys { signing, verifying })
 }
 
-#[tracing::instrument(skip_all)]
-pub async fn insert_ticket(
-    tx: &mut Tx,
-    org: OrgId,
-    order: OrderId,
-    t: &TicketRecord,
-    now: i64,
-) -> Result<(), sqlx::Error> {
-    let sql = "INSERT INTO tickets (org_id, id, order_id, event_id, ticket_type_id, code, status, created_at)
-               VALUES ($1, $2, $3, $4, $5, $6, $7, $8)";
-    tx_run!(tx, c => sqlx::query(sql)
-        .bind(org).bind(t.id).bind(order).bind(t.event_id).bind(t.ticket_type_id).bind(&t.code)
-        .bind(&t.status).bind(now)
-        .execute(c).await.map(|r| r.rows_affected()))?;
-    Ok(())
+pub fn insert_ticket(org: OrgId, order: OrderId, t: &TicketRecord, now: i64) -> kernel::Stmt {
+    kernel::Stmt::new(
+        "INSERT INTO tickets (org_id, id, order_id, event_id, ticket_type_id, code, status, created_at)
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8)",
+    )
+    .bind(org)
+    .bind(t.id)
+    .bind(order)
+    .bind(t.event_id)
+    .bind(t.ticket_type_id)
+    .bind(t.code.as_str())
+    .bind(t.status.as_str())
+    .bind(now)
 }
 
 #[tracing::instrument(skip_all)]
