@@ -29,6 +29,55 @@ pub enum Db {
 pub struct SqliteDb {
     pub pool: SqlitePool,
     write_lock: std::sync::Arc<tokio::sync::Mutex<()>>,
+    group: tokio::sync::mpsc::Sender<GroupJob>,
+}
+
+/// Writes waiting to be committed together (see [`Db::write_grouped`]).
+struct GroupJob {
+    stmts: Vec<Stmt>,
+    reply: tokio::sync::oneshot::Sender<Result<(), String>>,
+}
+
+/// Commits waiting writes in one transaction: one commit and three trips to
+/// the connection's thread for the whole group. If the group fails, each
+/// job is retried alone, so one bad write fails only itself.
+async fn group_committer(
+    pool: SqlitePool,
+    lock: std::sync::Arc<tokio::sync::Mutex<()>>,
+    mut rx: tokio::sync::mpsc::Receiver<GroupJob>,
+) {
+    let mut jobs = Vec::with_capacity(64);
+    while rx.recv_many(&mut jobs, 64).await > 0 {
+        let db = Db::Sqlite(SqliteDb {
+            pool: pool.clone(),
+            write_lock: lock.clone(),
+            group: closed_sender(),
+        });
+        let all: Vec<Stmt> = jobs.iter().flat_map(|j| j.stmts.iter().cloned()).collect();
+        let together = async {
+            let mut tx = db.begin().await?;
+            tx.run_all(all).await?;
+            tx.commit().await
+        };
+        if together.await.is_ok() {
+            for job in jobs.drain(..) {
+                let _ = job.reply.send(Ok(()));
+            }
+            continue;
+        }
+        for job in jobs.drain(..) {
+            let alone = async {
+                let mut tx = db.begin().await?;
+                tx.run_all(job.stmts).await?;
+                tx.commit().await
+            };
+            let _ = job.reply.send(alone.await.map_err(|e| e.to_string()));
+        }
+    }
+}
+
+fn closed_sender() -> tokio::sync::mpsc::Sender<GroupJob> {
+    tokio::sync::mpsc::channel(1).0
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -152,9 +201,13 @@ impl Db {
             .connect_with(opts)
             .await
             .map_err(|source| ConnectError::Open { url: label, source })?;
+        let lock: std::sync::Arc<tokio::sync::Mutex<()>> = Default::default();
+        let (group, rx) = tokio::sync::mpsc::channel(4096);
+        tokio::spawn(group_committer(pool.clone(), lock.clone(), rx));
         Ok(Db::Sqlite(SqliteDb {
             pool,
-            write_lock: Default::default(),
+            write_lock: lock.clone(),
+            group,
         }))
     }
 
@@ -197,6 +250,29 @@ impl Db {
         match self {
             Db::Pg(_) => None,
             Db::Sqlite(s) => Some(s.write_lock.clone().lock_owned().await),
+        }
+    }
+
+    /// Commits `stmts` atomically, possibly in one transaction with other
+    /// callers' writes (group commit on SQLite; its own transaction on
+    /// PostgreSQL). For independent writes whose results are not read back.
+    pub async fn write_grouped(&self, stmts: Vec<Stmt>) -> Result<(), sqlx::Error> {
+        match self {
+            Db::Pg(_) => {
+                let mut tx = self.begin().await?;
+                tx.run_all(stmts).await?;
+                tx.commit().await
+            }
+            Db::Sqlite(s) => {
+                let (reply, rx) = tokio::sync::oneshot::channel();
+                s.group
+                    .send(GroupJob { stmts, reply })
+                    .await
+                    .map_err(|_| sqlx::Error::PoolClosed)?;
+                rx.await
+                    .map_err(|_| sqlx::Error::PoolClosed)?
+                    .map_err(sqlx::Error::Protocol)
+            }
         }
     }
 
@@ -277,7 +353,7 @@ impl From<uuid::Uuid> for Val {
 }
 
 /// One write statement with its arguments, for [`Tx::run_all`].
-#[derive(Debug)]
+#[derive(Clone, Debug)]
 pub struct Stmt {
     sql: &'static str,
     args: Vec<Val>,
@@ -376,12 +452,64 @@ impl Tx {
 
 #[cfg(test)]
 mod tests {
+    use super::*;
+
     #[test]
     fn placeholders_shift_past_earlier_statements() {
         assert_eq!(
-            super::shift_placeholders("SELECT $1, $2, $1", 3),
+            shift_placeholders("SELECT $1, $2, $1", 3),
             "SELECT $4, $5, $4"
         );
-        assert_eq!(super::shift_placeholders("VALUES ($10)", 0), "VALUES ($10)");
+        assert_eq!(shift_placeholders("VALUES ($10)", 0), "VALUES ($10)");
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn one_bad_write_in_a_group_fails_only_itself() {
+        let dir = std::env::temp_dir().join(format!("vg-kernel-{}", uuid::Uuid::now_v7()));
+        let config = Config {
+            data_dir: dir.clone(),
+            ..Config::default()
+        };
+        let db = Db::connect(&config).await.unwrap();
+        db.migrate().await.unwrap();
+        let org = uuid::Uuid::now_v7();
+        let insert = |slug: &str| {
+            Stmt::new("INSERT INTO orgs (id, slug, name, created_at) VALUES ($1, $2, $3, $4)")
+                .bind(uuid::Uuid::now_v7())
+                .bind(slug)
+                .bind("x")
+                .bind(0i64)
+        };
+        db.write_grouped(vec![
+            Stmt::new("INSERT INTO orgs (id, slug, name, created_at) VALUES ($1, 'taken', 'x', 0)")
+                .bind(org),
+        ])
+        .await
+        .unwrap();
+        let mut tasks = Vec::new();
+        for i in 0..40 {
+            let (db, stmt) = (
+                db.clone(),
+                if i == 17 {
+                    insert("taken")
+                } else {
+                    insert(&format!("org-{i}"))
+                },
+            );
+            tasks.push(tokio::spawn(async move {
+                db.write_grouped(vec![stmt]).await.is_ok()
+            }));
+        }
+        let mut ok = 0;
+        for t in tasks {
+            ok += t.await.unwrap() as usize;
+        }
+        assert_eq!(ok, 39);
+        let n: i64 =
+            db_run!(&db, p => sqlx::query_scalar("SELECT COUNT(*) FROM orgs").fetch_one(p).await)
+                .unwrap();
+        assert_eq!(n, 40);
+        db.close().await;
+        let _ = std::fs::remove_dir_all(dir);
     }
 }

@@ -54,9 +54,7 @@ pub async fn insert_hold(
                 .bind(*q),
         );
     }
-    let mut tx = db.begin().await?;
-    tx.run_all(stmts).await?;
-    tx.commit().await
+    db.write_grouped(stmts).await
 }
 
 /// Turns an active, unexpired hold into a consumed one; the event's id when
