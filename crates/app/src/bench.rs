@@ -173,6 +173,7 @@ pub async fn run(config_args: ConfigArgs, args: BenchArgs) -> anyhow::Result<()>
     let codes: Vec<String> = codes.lock().map(|c| c.clone()).unwrap_or_default();
     let oversold = codes.len() as i64 > args.tickets;
 
+    tokio::time::sleep(Duration::from_secs(1)).await;
     // First admissions: every code once.
     let codes = Arc::new(codes);
     let first = {
@@ -202,6 +203,9 @@ pub async fn run(config_args: ConfigArgs, args: BenchArgs) -> anyhow::Result<()>
         )
         .await
     };
+    // Let the previous scenario's background work (outbox relay, vacuum)
+    // drain, so each scenario measures itself.
+    tokio::time::sleep(Duration::from_secs(1)).await;
     let repeat = {
         let (base, event, device, codes) =
             (base.clone(), event.clone(), device.clone(), codes.clone());
