@@ -32,15 +32,52 @@ pub struct SqliteDb {
     group: tokio::sync::mpsc::Sender<GroupJob>,
 }
 
-/// Writes waiting to be committed together (see [`Db::write_grouped`]).
-struct GroupJob {
-    stmts: Vec<Stmt>,
-    reply: tokio::sync::oneshot::Sender<Result<(), String>>,
+/// Transactional work that may share its transaction with other callers'
+/// (see [`Db::transact_grouped`]). It may run more than once (a failed group
+/// is retried job by job), so it must build its writes afresh each call.
+/// `Ok(false)`: the work decided to write nothing.
+pub type GroupWork = Box<
+    dyn for<'a> Fn(&'a mut Tx) -> futures::future::BoxFuture<'a, Result<bool, sqlx::Error>>
+        + Send
+        + Sync,
+>;
+
+enum GroupTask {
+    /// Plain writes: all of a group's go to the connection as one batch.
+    Writes(Vec<Stmt>),
+    Work(GroupWork),
 }
 
-/// Commits waiting writes in one transaction: one commit and three trips to
-/// the connection's thread for the whole group. If the group fails, each
-/// job is retried alone, so one bad write fails only itself.
+/// Work waiting to be committed together.
+struct GroupJob {
+    task: GroupTask,
+    reply: tokio::sync::oneshot::Sender<Result<bool, String>>,
+}
+
+async fn run_group(db: &Db, jobs: &[GroupJob]) -> Result<Vec<bool>, sqlx::Error> {
+    let mut tx = db.begin().await?;
+    let mut results = Vec::with_capacity(jobs.len());
+    let mut writes = Vec::new();
+    for job in jobs {
+        match &job.task {
+            GroupTask::Writes(stmts) => {
+                writes.extend(stmts.iter().cloned());
+                results.push(true);
+            }
+            GroupTask::Work(work) => results.push(work(&mut tx).await?),
+        }
+    }
+    if !writes.is_empty() {
+        tx.run_all(writes).await?;
+    }
+    tx.commit().await?;
+    Ok(results)
+}
+
+/// Commits waiting work in one transaction: one commit, and one trip to the
+/// connection's thread per statement of work rather than four per
+/// transaction. If the group fails, each job is retried alone, so one bad
+/// job fails only itself.
 async fn group_committer(
     pool: SqlitePool,
     lock: std::sync::Arc<tokio::sync::Mutex<()>>,
@@ -53,25 +90,19 @@ async fn group_committer(
             write_lock: lock.clone(),
             group: closed_sender(),
         });
-        let all: Vec<Stmt> = jobs.iter().flat_map(|j| j.stmts.iter().cloned()).collect();
-        let together = async {
-            let mut tx = db.begin().await?;
-            tx.run_all(all).await?;
-            tx.commit().await
-        };
-        if together.await.is_ok() {
-            for job in jobs.drain(..) {
-                let _ = job.reply.send(Ok(()));
+        if let Ok(results) = run_group(&db, &jobs).await {
+            for (job, r) in jobs.drain(..).zip(results) {
+                let _ = job.reply.send(Ok(r));
             }
             continue;
         }
         for job in jobs.drain(..) {
-            let alone = async {
-                let mut tx = db.begin().await?;
-                tx.run_all(job.stmts).await?;
-                tx.commit().await
-            };
-            let _ = job.reply.send(alone.await.map_err(|e| e.to_string()));
+            let alone = run_group(&db, std::slice::from_ref(&job)).await;
+            let _ = job.reply.send(
+                alone
+                    .map(|r| r.first().copied().unwrap_or(false))
+                    .map_err(|e| e.to_string()),
+            );
         }
     }
 }
@@ -257,16 +288,34 @@ impl Db {
     /// callers' writes (group commit on SQLite; its own transaction on
     /// PostgreSQL). For independent writes whose results are not read back.
     pub async fn write_grouped(&self, stmts: Vec<Stmt>) -> Result<(), sqlx::Error> {
+        self.grouped(GroupTask::Writes(stmts)).await.map(|_| ())
+    }
+
+    /// Runs `work` in a transaction, possibly shared with other callers' work
+    /// (group commit on SQLite; its own transaction on PostgreSQL). Returns
+    /// what the work returned, once committed.
+    pub async fn transact_grouped(&self, work: GroupWork) -> Result<bool, sqlx::Error> {
+        self.grouped(GroupTask::Work(work)).await
+    }
+
+    async fn grouped(&self, task: GroupTask) -> Result<bool, sqlx::Error> {
         match self {
             Db::Pg(_) => {
                 let mut tx = self.begin().await?;
-                tx.run_all(stmts).await?;
-                tx.commit().await
+                let applied = match task {
+                    GroupTask::Writes(stmts) => {
+                        tx.run_all(stmts).await?;
+                        true
+                    }
+                    GroupTask::Work(work) => work(&mut tx).await?,
+                };
+                tx.commit().await?;
+                Ok(applied)
             }
             Db::Sqlite(s) => {
                 let (reply, rx) = tokio::sync::oneshot::channel();
                 s.group
-                    .send(GroupJob { stmts, reply })
+                    .send(GroupJob { task, reply })
                     .await
                     .map_err(|_| sqlx::Error::PoolClosed)?;
                 rx.await

@@ -311,19 +311,6 @@ async fn checkout_once(
     let body = serde_json::to_value(&view).map_err(ApiError::internal)?;
     let body_text = body.to_string();
 
-    let mut tx = app.db().begin().await?;
-    if store::consume_hold(&mut tx, org, hold, now)
-        .await?
-        .is_none()
-    {
-        return Err(match store::hold_status(&mut tx, org, hold).await? {
-            None => ApiError::NotFound,
-            Some(h) if h.status == "consumed" => {
-                ApiError::Conflict("this hold was already checked out".into())
-            }
-            Some(_) => ApiError::HoldExpired,
-        });
-    }
     let mut writes = vec![store::insert_order(&store::NewOrder {
         org,
         id: order,
@@ -361,8 +348,31 @@ async fn checkout_once(
             body_text,
         ));
     }
-    tx.run_all(writes).await?;
-    tx.commit().await?;
+    // Consume the hold and write the order in one transaction, which on
+    // SQLite is shared with other checkouts waiting at the same moment.
+    let writes = std::sync::Arc::new(writes);
+    let applied = app
+        .db()
+        .transact_grouped(Box::new(move |tx| {
+            let writes = writes.clone();
+            Box::pin(async move {
+                if store::consume_hold(tx, org, hold, now).await?.is_none() {
+                    return Ok(false);
+                }
+                tx.run_all(writes.as_ref().clone()).await?;
+                Ok(true)
+            })
+        }))
+        .await?;
+    if !applied {
+        return Err(match store::hold_status(app.db(), org, hold).await? {
+            None => ApiError::NotFound,
+            Some(status) if status == "consumed" => {
+                ApiError::Conflict("this hold was already checked out".into())
+            }
+            Some(_) => ApiError::HoldExpired,
+        });
+    }
     outbox::WAKE.notify_one();
     Ok(Reply {
         status: StatusCode::CREATED,

@@ -96,19 +96,11 @@ pub async fn hold_for_checkout(
     )))
 }
 
-#[derive(sqlx::FromRow)]
-pub struct HoldRow {
-    pub status: String,
-}
-
+/// The hold's status (`active`, `consumed`, `released`), if it exists.
 #[tracing::instrument(skip_all)]
-pub async fn hold_status(
-    tx: &mut Tx,
-    org: OrgId,
-    hold: HoldId,
-) -> Result<Option<HoldRow>, sqlx::Error> {
+pub async fn hold_status(db: &Db, org: OrgId, hold: HoldId) -> Result<Option<String>, sqlx::Error> {
     let sql = "SELECT status FROM holds WHERE org_id = $1 AND id = $2";
-    tx_run!(tx, c => sqlx::query_as(sql).bind(org).bind(hold).fetch_optional(c).await)
+    db_run!(db, p => sqlx::query_scalar(sql).bind(org).bind(hold).fetch_optional(p).await)
 }
 
 #[tracing::instrument(skip_all)]
