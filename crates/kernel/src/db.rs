@@ -17,9 +17,23 @@ use crate::config::{Config, redact_url};
 
 #[derive(Clone)]
 pub enum Db {
-    Pg(PgPool),
+    Pg(PgDb),
     Sqlite(SqliteDb),
 }
+
+#[derive(Clone)]
+pub struct PgDb {
+    pub pool: PgPool,
+    group: GroupSender,
+}
+
+/// Where grouped work waits for a committer.
+type GroupSender = tokio::sync::mpsc::Sender<GroupJob>;
+type GroupInbox = std::sync::Arc<tokio::sync::Mutex<tokio::sync::mpsc::Receiver<GroupJob>>>;
+
+/// How many transactions commit grouped work at once on PostgreSQL (SQLite
+/// has one writer, so one).
+const PG_COMMITTERS: usize = 4;
 
 /// SQLite has one writer at a time. Write transactions take `write_lock`
 /// first, so they queue in process (fairly, without holding a connection)
@@ -29,7 +43,7 @@ pub enum Db {
 pub struct SqliteDb {
     pub pool: SqlitePool,
     write_lock: std::sync::Arc<tokio::sync::Mutex<()>>,
-    group: tokio::sync::mpsc::Sender<GroupJob>,
+    group: GroupSender,
 }
 
 /// Transactional work that may share its transaction with other callers'
@@ -75,21 +89,19 @@ async fn run_group(db: &Db, jobs: &[GroupJob]) -> Result<Vec<bool>, sqlx::Error>
 }
 
 /// Commits waiting work in one transaction: one commit, and one trip to the
-/// connection's thread per statement of work rather than four per
-/// transaction. If the group fails, each job is retried alone, so one bad
-/// job fails only itself.
-async fn group_committer(
-    pool: SqlitePool,
-    lock: std::sync::Arc<tokio::sync::Mutex<()>>,
-    mut rx: tokio::sync::mpsc::Receiver<GroupJob>,
-) {
+/// connection per statement of work rather than four per transaction. If
+/// the group fails, each job is retried alone, so one bad job fails only
+/// itself. `db` is a handle whose own group sender is closed, so committers
+/// do not keep themselves alive.
+async fn group_committer(db: Db, inbox: GroupInbox) {
     let mut jobs = Vec::with_capacity(64);
-    while rx.recv_many(&mut jobs, 64).await > 0 {
-        let db = Db::Sqlite(SqliteDb {
-            pool: pool.clone(),
-            write_lock: lock.clone(),
-            group: closed_sender(),
-        });
+    loop {
+        {
+            let mut rx = inbox.lock().await;
+            if rx.recv_many(&mut jobs, 64).await == 0 {
+                return;
+            }
+        }
         if let Ok(results) = run_group(&db, &jobs).await {
             for (job, r) in jobs.drain(..).zip(results) {
                 let _ = job.reply.send(Ok(r));
@@ -105,6 +117,15 @@ async fn group_committer(
             );
         }
     }
+}
+
+fn committers(db: Db, n: usize) -> GroupSender {
+    let (tx, rx) = tokio::sync::mpsc::channel(4096);
+    let inbox: GroupInbox = std::sync::Arc::new(tokio::sync::Mutex::new(rx));
+    for _ in 0..n {
+        tokio::spawn(group_committer(db.clone(), inbox.clone()));
+    }
+    tx
 }
 
 fn closed_sender() -> tokio::sync::mpsc::Sender<GroupJob> {
@@ -130,7 +151,10 @@ pub enum Tx {
 macro_rules! db_run {
     ($db:expr, $c:ident => $body:expr) => {
         match $db {
-            $crate::db::Db::Pg($c) => $body,
+            $crate::db::Db::Pg(s) => {
+                let $c = &s.pool;
+                $body
+            }
             $crate::db::Db::Sqlite(s) => {
                 let $c = &s.pool;
                 $body
@@ -200,7 +224,14 @@ impl Db {
                         url: redact_url(url),
                         source,
                     })?;
-                Ok(Db::Pg(pool))
+                let group = committers(
+                    Db::Pg(PgDb {
+                        pool: pool.clone(),
+                        group: closed_sender(),
+                    }),
+                    PG_COMMITTERS,
+                );
+                Ok(Db::Pg(PgDb { pool, group }))
             }
             None => {
                 std::fs::create_dir_all(&config.data_dir)
@@ -232,12 +263,16 @@ impl Db {
             .connect_with(opts)
             .await
             .map_err(|source| ConnectError::Open { url: label, source })?;
-        let lock: std::sync::Arc<tokio::sync::Mutex<()>> = Default::default();
-        let (group, rx) = tokio::sync::mpsc::channel(4096);
-        tokio::spawn(group_committer(pool.clone(), lock.clone(), rx));
+        let write_lock: std::sync::Arc<tokio::sync::Mutex<()>> = Default::default();
+        let committer = Db::Sqlite(SqliteDb {
+            pool: pool.clone(),
+            write_lock: write_lock.clone(),
+            group: closed_sender(),
+        });
+        let group = committers(committer, 1);
         Ok(Db::Sqlite(SqliteDb {
             pool,
-            write_lock: lock.clone(),
+            write_lock,
             group,
         }))
     }
@@ -252,7 +287,11 @@ impl Db {
     /// Applies the forward-only migrations of this backend.
     pub async fn migrate(&self) -> Result<(), ConnectError> {
         match self {
-            Db::Pg(p) => sqlx::migrate!("../../migrations/postgres").run(p).await?,
+            Db::Pg(s) => {
+                sqlx::migrate!("../../migrations/postgres")
+                    .run(&s.pool)
+                    .await?
+            }
             Db::Sqlite(s) => {
                 sqlx::migrate!("../../migrations/sqlite")
                     .run(&s.pool)
@@ -266,7 +305,7 @@ impl Db {
     /// read-then-write transaction cannot fail later on a lock upgrade.
     pub async fn begin(&self) -> Result<Tx, sqlx::Error> {
         Ok(match self {
-            Db::Pg(p) => Tx::Pg(p.begin().await?),
+            Db::Pg(s) => Tx::Pg(s.pool.begin().await?),
             Db::Sqlite(s) => {
                 let guard = s.write_lock.clone().lock_owned().await;
                 Tx::Sqlite(s.pool.begin_with("BEGIN IMMEDIATE").await?, guard)
@@ -285,44 +324,32 @@ impl Db {
     }
 
     /// Commits `stmts` atomically, possibly in one transaction with other
-    /// callers' writes (group commit on SQLite; its own transaction on
-    /// PostgreSQL). For independent writes whose results are not read back.
+    /// callers' writes (group commit). For independent writes whose results
+    /// are not read back.
     pub async fn write_grouped(&self, stmts: Vec<Stmt>) -> Result<(), sqlx::Error> {
         self.grouped(GroupTask::Writes(stmts)).await.map(|_| ())
     }
 
     /// Runs `work` in a transaction, possibly shared with other callers' work
-    /// (group commit on SQLite; its own transaction on PostgreSQL). Returns
-    /// what the work returned, once committed.
+    /// (group commit: one committer on SQLite, several on PostgreSQL).
+    /// Returns what the work returned, once committed.
     pub async fn transact_grouped(&self, work: GroupWork) -> Result<bool, sqlx::Error> {
         self.grouped(GroupTask::Work(work)).await
     }
 
     async fn grouped(&self, task: GroupTask) -> Result<bool, sqlx::Error> {
-        match self {
-            Db::Pg(_) => {
-                let mut tx = self.begin().await?;
-                let applied = match task {
-                    GroupTask::Writes(stmts) => {
-                        tx.run_all(stmts).await?;
-                        true
-                    }
-                    GroupTask::Work(work) => work(&mut tx).await?,
-                };
-                tx.commit().await?;
-                Ok(applied)
-            }
-            Db::Sqlite(s) => {
-                let (reply, rx) = tokio::sync::oneshot::channel();
-                s.group
-                    .send(GroupJob { task, reply })
-                    .await
-                    .map_err(|_| sqlx::Error::PoolClosed)?;
-                rx.await
-                    .map_err(|_| sqlx::Error::PoolClosed)?
-                    .map_err(sqlx::Error::Protocol)
-            }
-        }
+        let group = match self {
+            Db::Pg(s) => &s.group,
+            Db::Sqlite(s) => &s.group,
+        };
+        let (reply, rx) = tokio::sync::oneshot::channel();
+        group
+            .send(GroupJob { task, reply })
+            .await
+            .map_err(|_| sqlx::Error::PoolClosed)?;
+        rx.await
+            .map_err(|_| sqlx::Error::PoolClosed)?
+            .map_err(sqlx::Error::Protocol)
     }
 
     /// `SELECT 1`, for readiness.
