@@ -94,6 +94,10 @@ impl Gates {
 
     /// The event's gate, loading its tickets once however many scan at once.
     pub(super) async fn gate(&self, app: &App, org: OrgId, event: EventId) -> ApiResult<Arc<Gate>> {
+        // The hit path: no loader future is built.
+        if let Some(gate) = self.gates.get(&(org, event)).await {
+            return Ok(gate);
+        }
         let app2 = app.clone();
         self.gates
             .try_get_with((org, event), async move {
