@@ -16,7 +16,7 @@ use axum::{
     response::{IntoResponse, Response},
     routing::get,
 };
-use kernel::{ApiError, Backend, Config, Db, Kernel, pubsub::Hub, warm::Warm};
+use kernel::{ApiError, Backend, Config, Db, Kernel, jobs, pubsub::Hub, warm::Warm};
 use metrics_exporter_prometheus::{PrometheusBuilder, PrometheusHandle};
 use platform::App;
 use tokio::{net::TcpListener, sync::watch, task::JoinHandle};
@@ -150,6 +150,12 @@ pub async fn start(config: Config, listener: TcpListener) -> anyhow::Result<Runn
         let _ = s.wait_for(|v| *v).await;
     })));
     loops.push(tokio::spawn(housekeeping(app.clone())));
+    loops.push(tokio::spawn(worker(&app).run(
+        app.db().clone(),
+        "maintenance",
+        Duration::from_secs(1),
+        stopped.clone(),
+    )));
     let router = router(app.clone());
     let mut s = stopped.clone();
     let server = tokio::spawn(async move {
@@ -169,12 +175,36 @@ pub async fn start(config: Config, listener: TcpListener) -> anyhow::Result<Runn
     })
 }
 
-/// Periodic, database-driven upkeep: release expired holds every second;
-/// prune old idempotency keys and delivered outbox rows hourly. Every step is
-/// idempotent and safe on many nodes at once.
+/// The job kinds this node runs, with their handlers.
+fn worker(app: &App) -> jobs::Worker {
+    let app = app.clone();
+    jobs::Worker::new().handle(PRUNE, move |_| {
+        let app = app.clone();
+        async move {
+            let keys = platform::sales::prune_idempotency_keys(&app)
+                .await
+                .map_err(|e| e.to_string())?;
+            let events = kernel::outbox::prune(&app.kernel, Duration::from_secs(24 * 3600))
+                .await
+                .map_err(|e| e.to_string())?;
+            let done = jobs::prune(app.db(), Duration::from_secs(24 * 3600))
+                .await
+                .map_err(|e| e.to_string())?;
+            tracing::info!(keys, events, done, "pruned");
+            Ok(())
+        }
+    })
+}
+
+const PRUNE: &str = "maintenance.prune";
+
+/// Upkeep. Every second, expired holds are released (a sweep driven by
+/// database state: idempotent, safe on many nodes, nothing lost in a crash).
+/// Every minute, the hourly prune is scheduled (once per hour across all
+/// nodes, through the job queue) and jobs orphaned by a dead node rescued.
 async fn housekeeping(app: App) {
     let mut tick = tokio::time::interval(Duration::from_secs(1));
-    let mut last_prune = Instant::now() - Duration::from_secs(3600);
+    let mut last_schedule = Instant::now() - Duration::from_secs(60);
     loop {
         tick.tick().await;
         match platform::sales::release_expired(&app).await {
@@ -182,14 +212,16 @@ async fn housekeeping(app: App) {
             Ok(n) => tracing::info!(released = n, "expired holds released"),
             Err(e) => tracing::warn!(error = %e, "releasing expired holds failed"),
         }
-        if last_prune.elapsed() >= Duration::from_secs(3600) {
-            last_prune = Instant::now();
-            if let Err(e) = platform::sales::prune_idempotency_keys(&app).await {
-                tracing::warn!(error = %e, "pruning idempotency keys failed");
-            }
-            if let Err(e) = kernel::outbox::prune(&app.kernel, Duration::from_secs(24 * 3600)).await
+        if last_schedule.elapsed() >= Duration::from_secs(60) {
+            last_schedule = Instant::now();
+            let prune = jobs::NewJob::new("maintenance", PRUNE, serde_json::json!({}));
+            if let Err(e) =
+                jobs::schedule_periodic(app.db(), prune, Duration::from_secs(3600)).await
             {
-                tracing::warn!(error = %e, "pruning the outbox failed");
+                tracing::warn!(error = %e, "scheduling the prune failed");
+            }
+            if let Err(e) = jobs::rescue(app.db(), Duration::from_secs(300)).await {
+                tracing::warn!(error = %e, "rescuing orphaned jobs failed");
             }
         }
     }

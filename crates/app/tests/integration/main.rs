@@ -8,5 +8,6 @@ mod browser;
 mod contention;
 mod core_flow;
 mod idempotency;
+mod jobs;
 mod multi_node;
 mod tenancy;
