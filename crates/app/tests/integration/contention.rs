@@ -40,16 +40,7 @@ async fn four_hundred_buyers_race_for_one_hundred_tickets(backend: Backend) {
         )
         .await;
     assert_eq!(held, 100);
-    let s: Value = t
-        .get(
-            &format!("/api/v1/store/{}/events/{}", org.slug, event.id),
-            None,
-        )
-        .await
-        .json()
-        .await
-        .unwrap();
-    assert_eq!(s["ticket_types"][0]["available"], 0);
+    assert_eq!(t.available(&org, &event).await, 0);
     Arc::try_unwrap(t).ok().expect("sole owner").stop().await;
 }
 

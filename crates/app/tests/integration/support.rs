@@ -220,6 +220,22 @@ impl TestApp {
         }
     }
 
+    /// What the storefront says is left of the event's ticket type.
+    pub async fn available(&self, org: &Org, event: &Event) -> i64 {
+        let s: Value = self
+            .get(
+                &format!("/api/v1/store/{}/events/{}", org.slug, event.id),
+                None,
+            )
+            .await
+            .json()
+            .await
+            .expect("json");
+        s["ticket_types"][0]["available"]
+            .as_i64()
+            .expect("available")
+    }
+
     pub async fn hold(&self, org: &Org, event: &Event, quantity: i64) -> Response {
         self.post(
             &format!("/api/v1/store/{}/events/{}/holds", org.slug, event.id),
