@@ -341,3 +341,17 @@ async fn forged_truncated_and_garbage_codes_are_invalid_not_errors(backend: Back
     );
     t.stop().await;
 }
+
+both!(sign_up_switched_off_answers_403);
+async fn sign_up_switched_off_answers_403(backend: Backend) {
+    let t = TestApp::spawn_with(backend, |c| c.signup_enabled = false).await;
+    let r = t
+        .post(
+            "/api/v1/signup",
+            None,
+            json!({"email": "a@example.com", "password": "a long password", "org_name": "A", "org_slug": unique("off")}),
+        )
+        .await;
+    problem(r, 403, "forbidden").await;
+    t.stop().await;
+}

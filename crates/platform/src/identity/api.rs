@@ -38,12 +38,7 @@ async fn signup(
     State(app): State<App>,
     ApiJson(req): ApiJson<SignupRequest>,
 ) -> Result<Response, ApiError> {
-    if !app.kernel.config.signup_enabled {
-        return Err(ApiError::Forbidden(
-            "self-service sign-up is switched off".into(),
-        ));
-    }
-    let out = domain::create_org(
+    let out = domain::signup(
         &app,
         NewOrg {
             email: req.email,

@@ -93,6 +93,17 @@ impl NewOrg {
     }
 }
 
+/// Self-service sign-up: an organization for whoever asks, unless the
+/// operator switched it off (organizations are then made on the command line).
+pub async fn signup(app: &App, input: NewOrg) -> ApiResult<SignupOutput> {
+    if !app.kernel.config.signup_enabled {
+        return Err(ApiError::Forbidden(
+            "self-service sign-up is switched off".into(),
+        ));
+    }
+    create_org(app, input).await
+}
+
 /// Creates an organization with its owner, the owner's first API key (every
 /// permission) and the org's ticket-signing key, all in one transaction.
 pub async fn create_org(app: &App, input: NewOrg) -> ApiResult<SignupOutput> {
