@@ -380,6 +380,19 @@ async fn checkout_once(
     })
 }
 
+/// Holds and checks out in one step (the storefront page's "Get ticket").
+pub async fn take_now(
+    app: &App,
+    org: OrgId,
+    event: EventId,
+    item: HoldItem,
+    buyer: Buyer,
+) -> ApiResult<OrderView> {
+    let hold = create_hold(app, org, event, vec![item]).await?;
+    let reply = checkout(app, org, hold.id, buyer, None).await?;
+    serde_json::from_value(reply.body).map_err(ApiError::internal)
+}
+
 async fn order_view(app: &App, org: OrgId, row: store::OrderRow) -> ApiResult<OrderView> {
     let issued = tickets::for_order(app, org, row.id).await?;
     let pending = row.status == "pending";

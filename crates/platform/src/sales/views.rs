@@ -88,32 +88,25 @@ async fn take(
             "choose a ticket and fill in your e-mail and name".into(),
         )),
         Ok(Form(f)) => {
-            let items = vec![HoldItem {
+            let item = HoldItem {
                 ticket_type_id: f.ticket_type_id,
                 quantity: f.quantity,
-            }];
-            match domain::create_hold(&app, org_id, event, items).await {
-                Ok(hold) => {
-                    domain::checkout(
-                        &app,
-                        org_id,
-                        hold.id,
-                        Buyer {
-                            email: f.email,
-                            name: f.name,
-                        },
-                        None,
-                    )
-                    .await
-                }
-                Err(e) => Err(e),
-            }
+            };
+            domain::take_now(
+                &app,
+                org_id,
+                event,
+                item,
+                Buyer {
+                    email: f.email,
+                    name: f.name,
+                },
+            )
+            .await
         }
     };
     match result {
-        Ok(reply) => {
-            let order: domain::OrderView =
-                serde_json::from_value(reply.body).map_err(ApiError::internal)?;
+        Ok(order) => {
             let token = order.access_token.unwrap_or_default();
             Ok(Redirect::to(&format!(
                 "/s/{org}/orders/{}?access_token={token}",
