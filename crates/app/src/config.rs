@@ -40,6 +40,9 @@ pub struct ConfigArgs {
     /// SQLite synchronous=FULL: survive power loss at the cost of write speed [default: false, i.e. NORMAL]
     #[arg(long, env = "VOELGOED_SQLITE_SYNC_FULL", global = true)]
     pub sqlite_sync_full: Option<bool>,
+    /// Sign-ups, logins and device pairings one client address may make a minute [default: 60]
+    #[arg(long, env = "VOELGOED_SENSITIVE_PER_MINUTE", global = true)]
+    pub sensitive_per_minute: Option<u32>,
 }
 
 #[derive(Deserialize, Default)]
@@ -55,6 +58,7 @@ struct FileConfig {
     secure_cookies: Option<bool>,
     db_max_connections: Option<u32>,
     sqlite_sync_full: Option<bool>,
+    sensitive_per_minute: Option<u32>,
 }
 
 impl ConfigArgs {
@@ -115,6 +119,10 @@ impl ConfigArgs {
                 .sqlite_sync_full
                 .or(file.sqlite_sync_full)
                 .unwrap_or(false),
+            sensitive_per_minute: self
+                .sensitive_per_minute
+                .or(file.sensitive_per_minute)
+                .unwrap_or(d.sensitive_per_minute),
         })
     }
 }

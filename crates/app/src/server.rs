@@ -44,10 +44,12 @@ pub async fn build(config: Config, shutdown: watch::Receiver<bool>) -> anyhow::R
         None => (None, Hub::local()),
     };
     tracing::info!(backend = ?db.backend(), redis = warm.is_some(), "storage ready");
+    let limits = kernel::ratelimit::Limits::new(config.sensitive_per_minute);
     Ok(App::new(Kernel {
         db,
         warm,
         hub,
+        limits,
         config: Arc::new(config),
         shutdown,
     }))
@@ -159,11 +161,14 @@ pub async fn start(config: Config, listener: TcpListener) -> anyhow::Result<Runn
     let router = router(app.clone());
     let mut s = stopped.clone();
     let server = tokio::spawn(async move {
-        axum::serve(listener, router)
-            .with_graceful_shutdown(async move {
-                let _ = s.wait_for(|v| *v).await;
-            })
-            .await
+        axum::serve(
+            listener,
+            router.into_make_service_with_connect_info::<SocketAddr>(),
+        )
+        .with_graceful_shutdown(async move {
+            let _ = s.wait_for(|v| *v).await;
+        })
+        .await
     });
     tracing::info!(%addr, "listening");
     Ok(Running {

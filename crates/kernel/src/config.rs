@@ -25,6 +25,8 @@ pub struct Config {
     pub db_max_connections: u32,
     /// SQLite `synchronous` setting: NORMAL (default, WAL) or FULL.
     pub sqlite_synchronous_full: bool,
+    /// Sign-ups, logins and pairings a client address may make a minute.
+    pub sensitive_per_minute: u32,
 }
 
 impl Default for Config {
@@ -41,6 +43,7 @@ impl Default for Config {
             max_body_bytes: 64 * 1024,
             db_max_connections: 16,
             sqlite_synchronous_full: false,
+            sensitive_per_minute: 60,
         }
     }
 }

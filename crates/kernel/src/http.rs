@@ -102,3 +102,20 @@ where
         }
     }
 }
+
+/// The client's address, for per-client rate limits. (Behind a proxy this is
+/// the proxy; trusting `X-Forwarded-For` is a deployment choice not made yet.)
+pub struct ClientAddr(pub std::net::IpAddr);
+
+impl<S: Send + Sync> FromRequestParts<S> for ClientAddr {
+    type Rejection = std::convert::Infallible;
+
+    async fn from_request_parts(parts: &mut Parts, _: &S) -> Result<Self, Self::Rejection> {
+        let ip = parts
+            .extensions
+            .get::<axum::extract::ConnectInfo<std::net::SocketAddr>>()
+            .map(|c| c.0.ip())
+            .unwrap_or(std::net::IpAddr::V4(std::net::Ipv4Addr::UNSPECIFIED));
+        Ok(ClientAddr(ip))
+    }
+}

@@ -16,6 +16,7 @@ pub mod jobs;
 pub mod outbox;
 pub mod parse;
 pub mod pubsub;
+pub mod ratelimit;
 pub mod tenant;
 pub mod warm;
 
@@ -33,6 +34,7 @@ pub struct Kernel {
     pub warm: Option<warm::Warm>,
     pub hub: pubsub::Hub,
     pub config: Arc<Config>,
+    pub limits: ratelimit::Limits,
     /// Turns true when the process is shutting down; long-lived streams end.
     pub shutdown: tokio::sync::watch::Receiver<bool>,
 }

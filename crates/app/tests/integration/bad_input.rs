@@ -355,3 +355,45 @@ async fn sign_up_switched_off_answers_403(backend: Backend) {
     problem(r, 403, "forbidden").await;
     t.stop().await;
 }
+
+both!(guessing_pairing_codes_is_rate_limited);
+async fn guessing_pairing_codes_is_rate_limited(backend: Backend) {
+    let t = TestApp::spawn_with(backend, |c| c.sensitive_per_minute = 5).await;
+    for _ in 0..5 {
+        problem(
+            t.post(
+                "/api/v1/devices/pair",
+                None,
+                json!({"pairing_code": "WRONGCODE1"}),
+            )
+            .await,
+            404,
+            "not_found",
+        )
+        .await;
+    }
+    let r = t
+        .post(
+            "/api/v1/devices/pair",
+            None,
+            json!({"pairing_code": "WRONGCODE2"}),
+        )
+        .await;
+    let retry: u64 = r.headers()["retry-after"]
+        .to_str()
+        .unwrap()
+        .parse()
+        .unwrap();
+    assert!((1..=60).contains(&retry));
+    problem(r, 429, "rate_limited").await;
+    // Sign-up shares the budget: the same client is still told to wait.
+    let r = t
+        .post(
+            "/api/v1/signup",
+            None,
+            json!({"email": "a@example.com", "password": "a long password", "org_name": "A", "org_slug": unique("rl")}),
+        )
+        .await;
+    problem(r, 429, "rate_limited").await;
+    t.stop().await;
+}

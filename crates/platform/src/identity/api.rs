@@ -6,7 +6,10 @@ use axum::{
     http::{Method, StatusCode, header, request::Parts},
     response::{IntoResponse, Redirect, Response},
 };
-use kernel::{Actor, ApiError, http::ApiJson};
+use kernel::{
+    Actor, ApiError,
+    http::{ApiJson, ClientAddr},
+};
 use serde::Deserialize;
 use utoipa::ToSchema;
 use utoipa_axum::{router::OpenApiRouter, routes};
@@ -33,11 +36,14 @@ pub struct SignupRequest {
 #[utoipa::path(post, path = "/api/v1/signup", tag = "identity",
     request_body = SignupRequest,
     responses((status = 201, body = SignupOutput), (status = 409, body = kernel::error::Problem),
-              (status = 422, body = kernel::error::Problem)))]
+              (status = 422, body = kernel::error::Problem),
+              (status = 429, body = kernel::error::Problem, description = "rate_limited, with Retry-After")))]
 async fn signup(
     State(app): State<App>,
+    ClientAddr(ip): ClientAddr,
     ApiJson(req): ApiJson<SignupRequest>,
 ) -> Result<Response, ApiError> {
+    app.kernel.limits.sensitive.check(&ip)?;
     let out = domain::signup(
         &app,
         NewOrg {

@@ -44,8 +44,12 @@ struct LoginForm {
 
 async fn login_submit(
     State(app): State<App>,
+    kernel::http::ClientAddr(ip): kernel::http::ClientAddr,
     form: Result<Form<LoginForm>, axum::extract::rejection::FormRejection>,
 ) -> Response {
+    if let Err(e) = app.kernel.limits.sensitive.check(&ip) {
+        return e.into_response();
+    }
     let Ok(Form(form)) = form else {
         return page(
             StatusCode::BAD_REQUEST,

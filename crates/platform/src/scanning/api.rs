@@ -68,11 +68,14 @@ pub struct PairRequest {
 
 /// Spends a pairing code for the device's token (once).
 #[utoipa::path(post, path = "/api/v1/devices/pair", tag = "devices", request_body = PairRequest,
-    responses((status = 201, body = PairedView), (status = 404, body = Problem)))]
+    responses((status = 201, body = PairedView), (status = 404, body = Problem),
+              (status = 429, body = Problem, description = "rate_limited, with Retry-After")))]
 async fn pair(
     State(app): State<App>,
+    kernel::http::ClientAddr(ip): kernel::http::ClientAddr,
     ApiJson(req): ApiJson<PairRequest>,
 ) -> Result<Response, ApiError> {
+    app.kernel.limits.sensitive.check(&ip)?;
     let view = domain::pair(&app, &req.pairing_code).await?;
     Ok((StatusCode::CREATED, axum::Json(view)).into_response())
 }

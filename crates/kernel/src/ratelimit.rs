@@ -1,0 +1,66 @@
+//! Rate limits: a GCRA bucket per key (client address, credential), in
+//! process. Answers 429 `rate_limited` with `Retry-After`.
+
+use std::{hash::Hash, net::IpAddr, num::NonZeroU32, sync::Arc};
+
+use governor::{DefaultKeyedRateLimiter, Quota, clock::Clock};
+
+use crate::error::ApiError;
+
+#[derive(Clone)]
+pub struct Limiter<K: Hash + Eq + Clone> {
+    inner: Arc<DefaultKeyedRateLimiter<K>>,
+}
+
+impl<K: Hash + Eq + Clone> Limiter<K> {
+    /// `per_minute` requests a minute per key, in bursts of up to that many.
+    pub fn per_minute(per_minute: u32) -> Limiter<K> {
+        let n = NonZeroU32::new(per_minute.max(1)).unwrap_or(NonZeroU32::MIN);
+        Limiter {
+            inner: Arc::new(governor::RateLimiter::keyed(Quota::per_minute(n))),
+        }
+    }
+
+    pub fn check(&self, key: &K) -> Result<(), ApiError> {
+        self.inner.check_key(key).map_err(|not_until| {
+            let wait = not_until.wait_time_from(governor::clock::DefaultClock::default().now());
+            ApiError::RateLimited {
+                retry_after_secs: wait.as_secs().max(1),
+            }
+        })
+    }
+}
+
+/// The limits every node keeps.
+#[derive(Clone)]
+pub struct Limits {
+    /// Sign-up, login and device pairing, per client address: what a guesser
+    /// of passwords or pairing codes would hammer.
+    pub sensitive: Limiter<IpAddr>,
+}
+
+impl Limits {
+    pub fn new(sensitive_per_minute: u32) -> Limits {
+        Limits {
+            sensitive: Limiter::per_minute(sensitive_per_minute),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn a_key_past_its_quota_is_told_when_to_retry_and_others_are_not() {
+        let l = super::Limiter::<u8>::per_minute(3);
+        for _ in 0..3 {
+            assert!(l.check(&1).is_ok());
+        }
+        match l.check(&1) {
+            Err(crate::ApiError::RateLimited { retry_after_secs }) => {
+                assert!((1..=60).contains(&retry_after_secs))
+            }
+            other => panic!("expected a rate limit, got {other:?}"),
+        }
+        assert!(l.check(&2).is_ok());
+    }
+}
