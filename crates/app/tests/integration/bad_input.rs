@@ -159,45 +159,25 @@ async fn malformed_requests_get_problem_documents(backend: Backend) {
         201
     );
 
-    // Unknown and malformed ids.
+    // Unknown and malformed ids: the same 404.
     let random = uuid::Uuid::now_v7();
-    problem(
-        t.get(
-            &format!("/api/v1/orgs/{}/events/{random}", org.slug),
-            Some(&org.key),
-        )
-        .await,
-        404,
-        "not_found",
-    )
-    .await;
-    problem(
-        t.get(
-            &format!("/api/v1/orgs/{}/events/not-an-id", org.slug),
-            Some(&org.key),
-        )
-        .await,
-        404,
-        "not_found",
-    )
-    .await;
-    problem(
-        t.get(&format!("/api/v1/store/{}/events/{random}", org.slug), None)
-            .await,
-        404,
-        "not_found",
-    )
-    .await;
-    problem(
-        t.get(
-            &format!("/api/v1/store/no-such-org/events/{}", event.id),
+    for (path, token) in [
+        (
+            format!("/api/v1/orgs/{}/events/{random}", org.slug),
+            Some(org.key.as_str()),
+        ),
+        (
+            format!("/api/v1/orgs/{}/events/not-an-id", org.slug),
+            Some(org.key.as_str()),
+        ),
+        (format!("/api/v1/store/{}/events/{random}", org.slug), None),
+        (
+            format!("/api/v1/store/no-such-org/events/{}", event.id),
             None,
-        )
-        .await,
-        404,
-        "not_found",
-    )
-    .await;
+        ),
+    ] {
+        problem(t.get(&path, token).await, 404, "not_found").await;
+    }
     problem(
         t.checkout(&org, &random.to_string(), None, "a@example.com")
             .await,
