@@ -1,16 +1,21 @@
-//! `voelgoed bench`: starts a fresh node on loopback, seeds one event, and
-//! drives it over HTTP with N concurrent connections:
+//! `voelgoed bench`: drives a node over loopback HTTP with N concurrent
+//! connections — a fresh node in this process, or (`--target URL`) a node
+//! started separately, so server and load generator do not share a runtime.
 //!
-//! - baseline: `GET /healthz` on the same server, same run;
-//! - holds + checkout until sold out (and checks nothing was oversold);
+//! - baseline: `GET /healthz`, at the start and again before the repeats;
+//! - holds + checkout until sold out;
 //! - first admissions: every ticket scanned once;
 //! - repeat scans: the same tickets again (`already_admitted`).
 //!
-//! Each scenario prints requests/s, p50, p99 and its ratio to the baseline.
+//! Each scenario prints requests/s, p50, p99, its ratio to the baseline of
+//! the start and to the baseline measured next to it, and every non-2xx
+//! answer by status. Afterwards the tickets sold are counted in the
+//! database (not from the client's tally) and compared with the capacity.
 
 use std::{
+    collections::BTreeMap,
     sync::{
-        Arc,
+        Arc, Mutex,
         atomic::{AtomicUsize, Ordering},
     },
     time::{Duration, Instant},
@@ -21,7 +26,11 @@ use clap::Args;
 use serde_json::{Value, json};
 use tokio::net::TcpListener;
 
-use crate::{config::ConfigArgs, server};
+use crate::{
+    config::ConfigArgs,
+    server,
+    testkit::{Api, EventSpec, drop_pg_database, fresh_pg_database},
+};
 
 #[derive(Args, Debug, Clone)]
 pub struct BenchArgs {
@@ -34,6 +43,33 @@ pub struct BenchArgs {
     /// Seconds for the baseline and the repeat-scan scenarios.
     #[arg(long, default_value_t = 3)]
     pub seconds: u64,
+    /// Drive a node already running at this URL (start it with
+    /// VOELGOED_STOREFRONT_PER_MINUTE=0). The oversell check then reads the
+    /// target's database from DATABASE_URL or --data-dir when given.
+    #[arg(long)]
+    pub target: Option<String>,
+}
+
+/// Non-2xx answers by status.
+#[derive(Default)]
+struct Tally(Mutex<BTreeMap<u16, usize>>);
+
+impl Tally {
+    fn add(&self, status: u16) {
+        if let Ok(mut t) = self.0.lock() {
+            *t.entry(status).or_default() += 1;
+        }
+    }
+    fn text(&self) -> String {
+        let t = self.0.lock().map(|t| t.clone()).unwrap_or_default();
+        if t.is_empty() {
+            return "-".into();
+        }
+        t.iter()
+            .map(|(s, n)| format!("{s}×{n}"))
+            .collect::<Vec<_>>()
+            .join(" ")
+    }
 }
 
 struct Stats {
@@ -41,6 +77,7 @@ struct Stats {
     ok: usize,
     elapsed: Duration,
     latencies: Vec<u32>,
+    errors: Arc<Tally>,
 }
 
 impl Stats {
@@ -58,34 +95,61 @@ impl Stats {
     }
 }
 
+/// What one step of a scenario came to.
+enum Step {
+    Done,
+    Failed(u16),
+    /// No more work (sold out, codes used up).
+    Finished,
+}
+
 pub async fn run(config_args: ConfigArgs, args: BenchArgs) -> anyhow::Result<()> {
     let mut config = config_args.resolve(Some("127.0.0.1:0".parse()?))?;
     let tmp = std::env::temp_dir().join(format!("voelgoed-bench-{}", uuid::Uuid::now_v7()));
-    if config.database_url.is_none() {
-        config.data_dir = tmp.clone();
-    } else {
-        config.database_url =
-            Some(fresh_pg_database(config.database_url.as_deref().unwrap_or_default()).await?);
-    }
-    config.db_max_connections = config
-        .db_max_connections
-        .max(args.connections as u32 / 2)
-        .min(64);
-    let mode = match (&config.database_url, &config.redis_url) {
-        (None, _) => "SQLite (embedded)".to_string(),
-        (Some(_), Some(_)) => "PostgreSQL + Redis".to_string(),
-        (Some(_), None) => "PostgreSQL".to_string(),
+    let mut node = None;
+    let mut pg_made = None;
+    let base = match &args.target {
+        Some(url) => url.trim_end_matches('/').to_string(),
+        None => {
+            if let Some(admin) = config.database_url.clone() {
+                let (url, name) = fresh_pg_database(&admin, "vg_bench").await?;
+                config.database_url = Some(url);
+                pg_made = Some((admin, name));
+            } else {
+                config.data_dir = tmp.clone();
+            }
+            config.db_max_connections = config
+                .db_max_connections
+                .max(args.connections as u32 / 2)
+                .min(64);
+            config.storefront_per_minute = 0;
+            let listener = TcpListener::bind("127.0.0.1:0").await?;
+            let n = server::start(config.clone(), listener).await?;
+            let base = format!("http://{}", n.addr);
+            node = Some(n);
+            base
+        }
     };
-    let listener = TcpListener::bind("127.0.0.1:0").await?;
-    let running = server::start(config, listener).await?;
-    let base = format!("http://{}", running.addr);
-    let client = reqwest::Client::builder()
-        .pool_max_idle_per_host(args.connections)
-        .build()?;
-
-    let (org, key) = signup(&client, &base).await?;
-    let (event, tt) = seed_event(&client, &base, &org, &key, args.tickets).await?;
-    let device = device_token(&client, &base, &org, &key, &event).await?;
+    let mode = match (&args.target, &config.database_url, &config.redis_url) {
+        (Some(t), _, _) => format!("target {t}"),
+        (None, None, _) => format!(
+            "SQLite (embedded, synchronous={})",
+            if config.sqlite_synchronous_full {
+                "FULL"
+            } else {
+                "NORMAL"
+            }
+        ),
+        (None, Some(_), Some(_)) => "PostgreSQL + Redis".to_string(),
+        (None, Some(_), None) => "PostgreSQL".to_string(),
+    };
+    let api = Api::new(base.clone());
+    let org = api.try_signup().await.context("signing up the bench org")?;
+    let event = api
+        .try_event(&org, &EventSpec::capacity(args.tickets).max_per_order(1))
+        .await?;
+    let device = api.try_device(&org, &[&event.id]).await?;
+    let client = api.client.clone();
 
     println!(
         "voelgoed bench · {mode} · {} connections · {} tickets",
@@ -101,14 +165,14 @@ pub async fn run(config_args: ConfigArgs, args: BenchArgs) -> anyhow::Result<()>
     .await;
 
     // Holds + checkout until sold out.
-    let codes = Arc::new(std::sync::Mutex::new(Vec::<String>::new()));
+    let codes = Arc::new(Mutex::new(Vec::<String>::new()));
     let sold_out = Arc::new(AtomicUsize::new(0));
     let orders = {
-        let (base, org, event, tt, codes, sold_out) = (
+        let (base, slug, event_id, tt, codes, sold_out) = (
             base.clone(),
-            org.clone(),
-            event.clone(),
-            tt.clone(),
+            org.slug.clone(),
+            event.id.clone(),
+            event.ticket_type.clone(),
             codes.clone(),
             sold_out.clone(),
         );
@@ -116,84 +180,112 @@ pub async fn run(config_args: ConfigArgs, args: BenchArgs) -> anyhow::Result<()>
             &client,
             args.connections,
             "hold + checkout (1 ticket)",
-            move |c: reqwest::Client| {
-                let (base, org, event, tt, codes, sold_out) = (
+            move |c| {
+                let (base, slug, event_id, tt, codes, sold_out) = (
                     base.clone(),
-                    org.clone(),
-                    event.clone(),
+                    slug.clone(),
+                    event_id.clone(),
                     tt.clone(),
                     codes.clone(),
                     sold_out.clone(),
                 );
                 async move {
-                    let r = c
-                        .post(format!("{base}/api/v1/store/{org}/events/{event}/holds"))
+                    let Ok(r) = c
+                        .post(format!(
+                            "{base}/api/v1/store/{slug}/events/{event_id}/holds"
+                        ))
                         .json(&json!({"items": [{"ticket_type_id": tt, "quantity": 1}]}))
                         .send()
                         .await
-                        .ok()?;
+                    else {
+                        return Step::Failed(0);
+                    };
                     if r.status().as_u16() == 409 {
                         sold_out.fetch_add(1, Ordering::Relaxed);
-                        return None;
+                        return Step::Finished;
                     }
-                    let hold: Value = r.json().await.ok()?;
-                    let hold_id = hold["id"].as_str()?.to_string();
-                    let r = c
+                    if !r.status().is_success() {
+                        return Step::Failed(r.status().as_u16());
+                    }
+                    let Some(hold_id) = r
+                        .json::<Value>()
+                        .await
+                        .ok()
+                        .and_then(|h| h["id"].as_str().map(str::to_string))
+                    else {
+                        return Step::Failed(0);
+                    };
+                    let Ok(r) = c
                         .post(format!(
-                            "{base}/api/v1/store/{org}/holds/{hold_id}/checkout"
+                            "{base}/api/v1/store/{slug}/holds/{hold_id}/checkout"
                         ))
                         .header("Idempotency-Key", uuid::Uuid::now_v7().to_string())
                         .json(&json!({"buyer": {"email": "bench@example.com", "name": "Bench"}}))
                         .send()
                         .await
-                        .ok()?;
-                    let order: Value = r.json().await.ok()?;
-                    let code = order["tickets"][0]["code"].as_str()?.to_string();
-                    if let Ok(mut c) = codes.lock() {
-                        c.push(code);
+                    else {
+                        return Step::Failed(0);
+                    };
+                    if !r.status().is_success() {
+                        return Step::Failed(r.status().as_u16());
                     }
-                    Some(true)
+                    match r
+                        .json::<Value>()
+                        .await
+                        .ok()
+                        .and_then(|o| o["tickets"][0]["code"].as_str().map(str::to_string))
+                    {
+                        Some(code) => {
+                            if let Ok(mut c) = codes.lock() {
+                                c.push(code);
+                            }
+                            Step::Done
+                        }
+                        None => Step::Failed(0),
+                    }
                 }
             },
         )
         .await
     };
     let codes: Vec<String> = codes.lock().map(|c| c.clone()).unwrap_or_default();
-    let oversold = codes.len() as i64 > args.tickets;
 
     tokio::time::sleep(Duration::from_secs(1)).await;
     // First admissions: every code once.
     let codes = Arc::new(codes);
     let first = {
-        let (base, event, device, codes) =
-            (base.clone(), event.clone(), device.clone(), codes.clone());
+        let (base, event_id, device, codes) = (
+            base.clone(),
+            event.id.clone(),
+            device.clone(),
+            codes.clone(),
+        );
         let next = Arc::new(AtomicUsize::new(0));
         until_done(
             &client,
             args.connections,
             "scan: first admissions",
-            move |c: reqwest::Client| {
-                let (base, event, device, codes, next) = (
+            move |c| {
+                let (base, event_id, device, codes, next) = (
                     base.clone(),
-                    event.clone(),
+                    event_id.clone(),
                     device.clone(),
                     codes.clone(),
                     next.clone(),
                 );
                 async move {
                     let i = next.fetch_add(1, Ordering::Relaxed);
-                    let code = codes.get(i)?;
-                    Some(
-                        scan(&c, &base, &device, code, &event).await.as_deref() == Some("admitted"),
-                    )
+                    let Some(code) = codes.get(i) else {
+                        return Step::Finished;
+                    };
+                    scan(&c, &base, &device, code, &event_id, "admitted").await
                 }
             },
         )
         .await
     };
     // Let the previous scenario's background work (outbox relay, vacuum)
-    // drain, and measure the baseline again under the same conditions: the
-    // repeat scans are compared with the baseline next to them.
+    // drain, and measure the baseline again under the same conditions.
     tokio::time::sleep(Duration::from_secs(1)).await;
     let baseline2 = healthz(
         &client,
@@ -204,23 +296,30 @@ pub async fn run(config_args: ConfigArgs, args: BenchArgs) -> anyhow::Result<()>
     )
     .await;
     let repeat = {
-        let (base, event, device, codes) =
-            (base.clone(), event.clone(), device.clone(), codes.clone());
+        let (base, event_id, device, codes) = (
+            base.clone(),
+            event.id.clone(),
+            device.clone(),
+            codes.clone(),
+        );
         timed(
             &client,
             args.connections,
             Duration::from_secs(args.seconds),
             "scan: repeat (already admitted)",
-            move |c: reqwest::Client, i| {
-                let (base, event, device, codes) =
-                    (base.clone(), event.clone(), device.clone(), codes.clone());
+            move |c, i| {
+                let (base, event_id, device, codes) = (
+                    base.clone(),
+                    event_id.clone(),
+                    device.clone(),
+                    codes.clone(),
+                );
                 async move {
                     if codes.is_empty() {
-                        return false;
+                        return Step::Finished;
                     }
                     let code = &codes[i % codes.len()];
-                    scan(&c, &base, &device, code, &event).await.as_deref()
-                        == Some("already_admitted")
+                    scan(&c, &base, &device, code, &event_id, "already_admitted").await
                 }
             },
         )
@@ -228,10 +327,10 @@ pub async fn run(config_args: ConfigArgs, args: BenchArgs) -> anyhow::Result<()>
     };
 
     println!(
-        "\n{:<34} {:>9} {:>11} {:>9} {:>9} {:>10}",
-        "scenario", "ok", "req/s", "p50 ms", "p99 ms", "vs base"
+        "\n{:<34} {:>8} {:>9} {:>8} {:>8} {:>9} {:>9}  non-2xx",
+        "scenario", "ok", "req/s", "p50 ms", "p99 ms", "vs start", "vs next"
     );
-    for (s, base) in [
+    for (s, next) in [
         (&baseline, &baseline),
         (&orders, &baseline),
         (&first, &baseline),
@@ -239,33 +338,76 @@ pub async fn run(config_args: ConfigArgs, args: BenchArgs) -> anyhow::Result<()>
         (&repeat, &baseline2),
     ] {
         println!(
-            "{:<34} {:>9} {:>11.0} {:>9.2} {:>9.2} {:>9.1}%",
+            "{:<34} {:>8} {:>9.0} {:>8.2} {:>8.2} {:>8.1}% {:>8.1}%  {}",
             s.name,
             s.ok,
             s.rps(),
             s.pct(0.5),
             s.pct(0.99),
-            100.0 * s.rps() / base.rps().max(1e-9)
+            100.0 * s.rps() / baseline.rps().max(1e-9),
+            100.0 * s.rps() / next.rps().max(1e-9),
+            s.errors.text(),
         );
     }
+
+    // Oversell: counted where it is true, in the database.
+    let sold_in_db = match &node {
+        Some(n) => Some(tickets_of_event(n.app.db(), &event.id).await?),
+        None if args.target.is_some()
+            && (config_args.database_url.is_some() || config_args.data_dir.is_some()) =>
+        {
+            let db = kernel::Db::connect(&config)
+                .await
+                .context("opening the target's database")?;
+            let n = tickets_of_event(&db, &event.id).await?;
+            db.close().await;
+            Some(n)
+        }
+        None => None,
+    };
     println!(
-        "\norders: {} of capacity {} · sold-out answers: {} · oversold: {} · first admissions: {}",
+        "\norders answered: {} of capacity {} · sold-out answers: {} · first admissions: {}",
         codes.len(),
         args.tickets,
         sold_out.load(Ordering::Relaxed),
-        if oversold { "YES" } else { "no" },
         first.ok
     );
-    running.stop().await;
+    let oversold = match sold_in_db {
+        Some(n) => {
+            println!(
+                "tickets in the database: {n} of capacity {} · oversold: {}",
+                args.tickets,
+                if n > args.tickets { "YES" } else { "no" }
+            );
+            n > args.tickets
+        }
+        None => {
+            println!(
+                "tickets in the database: not checked (give the target's DATABASE_URL or --data-dir)"
+            );
+            codes.len() as i64 > args.tickets
+        }
+    };
+    if let Some(n) = node {
+        n.stop().await;
+    }
+    if let Some((admin, name)) = pg_made {
+        drop_pg_database(&admin, &name).await;
+    }
     let _ = std::fs::remove_dir_all(&tmp);
     if oversold {
         bail!(
-            "oversold: {} orders for {} tickets",
-            codes.len(),
+            "oversold: more tickets than the capacity of {}",
             args.tickets
         );
     }
     Ok(())
+}
+
+async fn tickets_of_event(db: &kernel::Db, event: &str) -> anyhow::Result<i64> {
+    let id: uuid::Uuid = event.parse()?;
+    Ok(kernel::db_run!(db, p => sqlx::query_scalar::<_, i64>(
+        "SELECT COUNT(*) FROM tickets WHERE event_id = $1").bind(id).fetch_one(p).await)?)
 }
 
 /// `GET /healthz` on `n` connections for `seconds`: the baseline.
@@ -282,14 +424,14 @@ async fn healthz(
         n,
         Duration::from_secs(seconds),
         name,
-        move |c: reqwest::Client, _i| {
+        move |c, _i| {
             let url = url.clone();
             async move {
-                c.get(url)
-                    .send()
-                    .await
-                    .map(|r| r.status().is_success())
-                    .unwrap_or(false)
+                match c.get(url).send().await {
+                    Ok(r) if r.status().is_success() => Step::Done,
+                    Ok(r) => Step::Failed(r.status().as_u16()),
+                    Err(_) => Step::Failed(0),
+                }
             }
         },
     )
@@ -302,16 +444,26 @@ async fn scan(
     device: &str,
     code: &str,
     event: &str,
-) -> Option<String> {
-    let r = c
+    expect: &str,
+) -> Step {
+    let r = match c
         .post(format!("{base}/api/v1/scan"))
         .bearer_auth(device)
         .json(&json!({"code": code, "event_id": event}))
         .send()
         .await
-        .ok()?;
-    let v: Value = r.json().await.ok()?;
-    v["result"].as_str().map(str::to_string)
+    {
+        Ok(r) => r,
+        Err(_) => return Step::Failed(0),
+    };
+    if !r.status().is_success() {
+        return Step::Failed(r.status().as_u16());
+    }
+    match r.json::<Value>().await {
+        Ok(v) if v["result"] == expect => Step::Done,
+        // A 200 with another result than expected: counted as a failure.
+        _ => Step::Failed(200),
+    }
 }
 
 /// Runs `f` on `n` workers for `d`; counts successes and their latencies.
@@ -324,58 +476,71 @@ async fn timed<F, Fut>(
 ) -> Stats
 where
     F: Fn(reqwest::Client, usize) -> Fut + Clone + Send + 'static,
-    Fut: std::future::Future<Output = bool> + Send,
+    Fut: std::future::Future<Output = Step> + Send,
 {
     let start = Instant::now();
+    let errors = Arc::new(Tally::default());
     let mut tasks = Vec::new();
     for w in 0..n {
-        let (c, f) = (client.clone(), f.clone());
+        let (c, f, errors) = (client.clone(), f.clone(), errors.clone());
         tasks.push(tokio::spawn(async move {
             let mut lat = Vec::new();
             let mut i = w;
             while start.elapsed() < d {
                 let t = Instant::now();
-                if f(c.clone(), i).await {
-                    lat.push(t.elapsed().as_micros() as u32);
+                match f(c.clone(), i).await {
+                    Step::Done => lat.push(t.elapsed().as_micros() as u32),
+                    Step::Failed(s) => errors.add(s),
+                    Step::Finished => break,
                 }
                 i += n;
             }
             lat
         }));
     }
-    collect(name, start, tasks).await
+    collect(name, start, tasks, errors).await
 }
 
-/// Runs `f` on `n` workers until it answers `None`; counts `Some(true)`.
+/// Runs `f` on `n` workers until it says it is finished.
 async fn until_done<F, Fut>(client: &reqwest::Client, n: usize, name: &'static str, f: F) -> Stats
 where
     F: Fn(reqwest::Client) -> Fut + Clone + Send + 'static,
-    Fut: std::future::Future<Output = Option<bool>> + Send,
+    Fut: std::future::Future<Output = Step> + Send,
 {
     let start = Instant::now();
+    let errors = Arc::new(Tally::default());
     let mut tasks = Vec::new();
     for _ in 0..n {
-        let (c, f) = (client.clone(), f.clone());
+        let (c, f, errors) = (client.clone(), f.clone(), errors.clone());
         tasks.push(tokio::spawn(async move {
             let mut lat = Vec::new();
+            let mut failures = 0usize;
             loop {
                 let t = Instant::now();
                 match f(c.clone()).await {
-                    Some(true) => lat.push(t.elapsed().as_micros() as u32),
-                    Some(false) => {}
-                    None => break,
+                    Step::Done => lat.push(t.elapsed().as_micros() as u32),
+                    Step::Failed(s) => {
+                        errors.add(s);
+                        failures += 1;
+                        // A node that keeps failing is not sold out: stop.
+                        if failures > 10_000 {
+                            break;
+                        }
+                    }
+                    Step::Finished => break,
                 }
             }
             lat
         }));
     }
-    collect(name, start, tasks).await
+    collect(name, start, tasks, errors).await
 }
 
 async fn collect(
     name: &'static str,
     start: Instant,
     tasks: Vec<tokio::task::JoinHandle<Vec<u32>>>,
+    errors: Arc<Tally>,
 ) -> Stats {
     let mut latencies = Vec::new();
     for t in tasks {
@@ -388,104 +553,6 @@ async fn collect(
         ok: latencies.len(),
         elapsed: start.elapsed(),
         latencies,
+        errors,
     }
-}
-
-async fn signup(c: &reqwest::Client, base: &str) -> anyhow::Result<(String, String)> {
-    let slug = format!("bench-{}", &uuid::Uuid::now_v7().simple().to_string()[20..]);
-    let r: Value = c
-        .post(format!("{base}/api/v1/signup"))
-        .json(&json!({"email": format!("{slug}@example.com"), "password": "bench-password", "org_name": "Bench", "org_slug": slug}))
-        .send()
-        .await?
-        .json()
-        .await?;
-    let key = r["api_key"]
-        .as_str()
-        .context("signup gave no api_key")?
-        .to_string();
-    Ok((slug, key))
-}
-
-async fn seed_event(
-    c: &reqwest::Client,
-    base: &str,
-    org: &str,
-    key: &str,
-    capacity: i64,
-) -> anyhow::Result<(String, String)> {
-    let e: Value = c
-        .post(format!("{base}/api/v1/orgs/{org}/events"))
-        .bearer_auth(key)
-        .json(&json!({"name": "Bench", "starts_at": "2030-01-01T18:00:00Z", "ends_at": "2030-01-02T02:00:00Z", "timezone": "UTC"}))
-        .send()
-        .await?
-        .json()
-        .await?;
-    let event = e["id"].as_str().context("no event id")?.to_string();
-    let t: Value = c
-        .post(format!(
-            "{base}/api/v1/orgs/{org}/events/{event}/ticket-types"
-        ))
-        .bearer_auth(key)
-        .json(&json!({"name": "GA", "price_cents": 0, "currency": "ZAR", "capacity": capacity}))
-        .send()
-        .await?
-        .json()
-        .await?;
-    let tt = t["id"].as_str().context("no ticket type id")?.to_string();
-    c.post(format!("{base}/api/v1/orgs/{org}/events/{event}/publish"))
-        .bearer_auth(key)
-        .send()
-        .await?;
-    Ok((event, tt))
-}
-
-async fn device_token(
-    c: &reqwest::Client,
-    base: &str,
-    org: &str,
-    key: &str,
-    event: &str,
-) -> anyhow::Result<String> {
-    let d: Value = c
-        .post(format!("{base}/api/v1/orgs/{org}/devices"))
-        .bearer_auth(key)
-        .json(&json!({"name": "bench", "event_ids": [event]}))
-        .send()
-        .await?
-        .json()
-        .await?;
-    let code = d["pairing_code"].as_str().context("no pairing code")?;
-    let p: Value = c
-        .post(format!("{base}/api/v1/devices/pair"))
-        .json(&json!({"pairing_code": code}))
-        .send()
-        .await?
-        .json()
-        .await?;
-    Ok(p["device_token"]
-        .as_str()
-        .context("no device token")?
-        .to_string())
-}
-
-/// Creates an empty database next to the one `url` names and returns its URL.
-pub async fn fresh_pg_database(url: &str) -> anyhow::Result<String> {
-    use sqlx::Connection;
-    let name = format!("vg_bench_{}", uuid::Uuid::now_v7().simple());
-    let mut conn = sqlx::PgConnection::connect(url)
-        .await
-        .context("connecting to PostgreSQL")?;
-    sqlx::query(sqlx::AssertSqlSafe(format!("CREATE DATABASE {name}")))
-        .execute(&mut conn)
-        .await?;
-    let (head, _) = url
-        .rsplit_once('/')
-        .context("DATABASE_URL has no database name")?;
-    let query = url
-        .split_once('?')
-        .map(|(_, q)| format!("?{q}"))
-        .unwrap_or_default();
-    Ok(format!("{head}/{name}{query}"))
 }

@@ -43,6 +43,24 @@ pub struct ConfigArgs {
     /// Sign-ups, logins and device pairings one client address may make a minute [default: 60]
     #[arg(long, env = "VOELGOED_SENSITIVE_PER_MINUTE", global = true)]
     pub sensitive_per_minute: Option<u32>,
+    /// Storefront holds and checkouts one client address may make a minute; 0 switches the limit off [default: 60]
+    #[arg(long, env = "VOELGOED_STOREFRONT_PER_MINUTE", global = true)]
+    pub storefront_per_minute: Option<u32>,
+    /// How long a priced order waits for its payment before it expires and gives its tickets back, in seconds [default: 1800]
+    #[arg(long, env = "VOELGOED_PAYMENT_TIMEOUT_SECS", global = true)]
+    pub payment_timeout_secs: Option<i64>,
+    /// Close a connection whose request headers have not arrived in this many seconds [default: 10]
+    #[arg(long, env = "VOELGOED_HEADER_TIMEOUT_SECS", global = true)]
+    pub header_timeout_secs: Option<u64>,
+    /// Answer 408 to a request whose body has not arrived in this many seconds [default: 30]
+    #[arg(long, env = "VOELGOED_BODY_TIMEOUT_SECS", global = true)]
+    pub body_timeout_secs: Option<u64>,
+    /// Answer 503 to a request whose handler runs longer than this many seconds (live streams are exempt once open) [default: 15]
+    #[arg(long, env = "VOELGOED_HANDLER_TIMEOUT_SECS", global = true)]
+    pub handler_timeout_secs: Option<u64>,
+    /// Live streams one organization may hold open at once [default: 100]
+    #[arg(long, env = "VOELGOED_LIVE_STREAMS_PER_ORG", global = true)]
+    pub live_streams_per_org: Option<usize>,
 }
 
 #[derive(Deserialize, Default)]
@@ -59,6 +77,12 @@ struct FileConfig {
     db_max_connections: Option<u32>,
     sqlite_sync_full: Option<bool>,
     sensitive_per_minute: Option<u32>,
+    storefront_per_minute: Option<u32>,
+    payment_timeout_secs: Option<i64>,
+    header_timeout_secs: Option<u64>,
+    body_timeout_secs: Option<u64>,
+    handler_timeout_secs: Option<u64>,
+    live_streams_per_org: Option<usize>,
 }
 
 impl ConfigArgs {
@@ -82,6 +106,24 @@ impl ConfigArgs {
             (1..=24 * 3600).contains(&hold_ttl_secs),
             "hold_ttl_secs must be 1 to 86400"
         );
+        let payment_timeout_secs = self
+            .payment_timeout_secs
+            .or(file.payment_timeout_secs)
+            .unwrap_or(d.payment_timeout_secs);
+        anyhow::ensure!(
+            (1..=7 * 24 * 3600).contains(&payment_timeout_secs),
+            "payment_timeout_secs must be 1 to 604800"
+        );
+        let secs = |flag: Option<u64>, file: Option<u64>, default: u64, name: &str| {
+            let v = flag.or(file).unwrap_or(default);
+            anyhow::ensure!((1..=3600).contains(&v), "{name} must be 1 to 3600");
+            Ok(v)
+        };
+        let public_url = self
+            .public_url
+            .clone()
+            .or(file.public_url)
+            .unwrap_or_else(|| format!("http://{addr}"));
         Ok(Config {
             addr,
             data_dir: self
@@ -101,15 +143,12 @@ impl ConfigArgs {
                 .filter(|s| !s.is_empty()),
             hold_ttl_secs,
             signup_enabled: self.signup.or(file.signup).unwrap_or(d.signup_enabled),
-            public_url: self
-                .public_url
-                .clone()
-                .or(file.public_url)
-                .unwrap_or_else(|| format!("http://{addr}")),
+            // Behind HTTPS, cookies are Secure unless told otherwise.
             secure_cookies: self
                 .secure_cookies
                 .or(file.secure_cookies)
-                .unwrap_or(d.secure_cookies),
+                .unwrap_or(public_url.starts_with("https://")),
+            public_url,
             max_body_bytes: d.max_body_bytes,
             db_max_connections: self
                 .db_max_connections
@@ -118,11 +157,39 @@ impl ConfigArgs {
             sqlite_synchronous_full: self
                 .sqlite_sync_full
                 .or(file.sqlite_sync_full)
-                .unwrap_or(false),
+                .unwrap_or(d.sqlite_synchronous_full),
             sensitive_per_minute: self
                 .sensitive_per_minute
                 .or(file.sensitive_per_minute)
                 .unwrap_or(d.sensitive_per_minute),
+            storefront_per_minute: self
+                .storefront_per_minute
+                .or(file.storefront_per_minute)
+                .unwrap_or(d.storefront_per_minute),
+            payment_timeout_secs,
+            header_timeout_secs: secs(
+                self.header_timeout_secs,
+                file.header_timeout_secs,
+                d.header_timeout_secs,
+                "header_timeout_secs",
+            )?,
+            body_timeout_secs: secs(
+                self.body_timeout_secs,
+                file.body_timeout_secs,
+                d.body_timeout_secs,
+                "body_timeout_secs",
+            )?,
+            handler_timeout_secs: secs(
+                self.handler_timeout_secs,
+                file.handler_timeout_secs,
+                d.handler_timeout_secs,
+                "handler_timeout_secs",
+            )?,
+            live_streams_per_org: self
+                .live_streams_per_org
+                .or(file.live_streams_per_org)
+                .unwrap_or(d.live_streams_per_org)
+                .max(1),
         })
     }
 }
@@ -156,5 +223,11 @@ mod tests {
             ..Default::default()
         };
         assert!(bad.resolve(None).is_err());
+        let https = ConfigArgs {
+            public_url: Some("https://tickets.example.com".into()),
+            ..Default::default()
+        };
+        assert!(https.resolve(None).unwrap().secure_cookies);
+        assert!(https.resolve(None).unwrap().https());
     }
 }

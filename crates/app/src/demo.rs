@@ -2,10 +2,8 @@
 //! types and a paired device, created once per data directory and printed
 //! with the URLs to open.
 
-use std::collections::BTreeSet;
-
 use anyhow::Context;
-use kernel::{Actor, ActorKind, Permission, clock};
+use kernel::{ApiError, clock};
 use platform::{App, events, identity};
 use serde::{Deserialize, Serialize};
 
@@ -36,7 +34,9 @@ pub async fn seed(app: &App, seed_file: &std::path::Path) -> anyhow::Result<Demo
         })?;
         return Ok(serde_json::from_str(&text)?);
     }
-    let err = |e: kernel::ApiError| anyhow::anyhow!("{e}");
+    fn err(e: impl Into<ApiError>) -> anyhow::Error {
+        anyhow::anyhow!("{}", e.into().problem().detail)
+    }
     let out = identity::create_org(
         app,
         identity::NewOrg {
@@ -49,9 +49,8 @@ pub async fn seed(app: &App, seed_file: &std::path::Path) -> anyhow::Result<Demo
     )
     .await
     .map_err(err)?;
-    let all: BTreeSet<Permission> = Permission::ALL.into_iter().collect();
-    let actor = Actor::authenticated(out.org.id, out.org.slug.clone(), ActorKind::Operator, all);
-    let now = clock::now_micros();
+    let actor = identity::operator(app, &out.org.slug).await.map_err(err)?;
+    let now = app.kernel.now();
     let week = 7 * 24 * 3600 * clock::MICROS_PER_SEC;
     let event = events::create_event(
         app,

@@ -1,8 +1,10 @@
-//! The `voelgoed` binary's library half: configuration, wiring the slices
-//! into one server, the demo seed and the load driver. `main.rs` only parses
+//! The `voelgoed` binary's library half: configuration, one node with its
+//! HTTP edges (`server`), the demo seed, the load driver, and the test kit
+//! the integration tests and the load driver share. `main.rs` only parses
 //! the command line.
 
 pub mod bench;
 pub mod config;
 pub mod demo;
 pub mod server;
+pub mod testkit;

@@ -97,10 +97,10 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Serve { addr } => {
             let config = cli.config.resolve(addr)?;
             let listener = TcpListener::bind(config.addr).await?;
-            let running = server::start(config, listener).await?;
+            let node = server::start(config, listener).await?;
             server::shutdown_signal().await;
             tracing::info!("shutting down");
-            running.stop().await;
+            node.stop().await;
         }
         Command::Migrate => {
             let config = cli.config.resolve(None)?;
@@ -119,7 +119,9 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
         } => {
             let config = cli.config.resolve(None)?;
             let (_stop, stopped) = tokio::sync::watch::channel(false);
-            let app = server::build(config, stopped).await?;
+            let app = server::build(config, stopped, kernel::Clock::system())
+                .await?
+                .app;
             let generated = owner_password.is_none();
             let password = owner_password.unwrap_or_else(|| {
                 kernel::auth::PlainToken::generate("")
@@ -139,7 +141,7 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
                 },
             )
             .await
-            .map_err(|e| anyhow::anyhow!("{}", e.problem().detail))?;
+            .map_err(|e| anyhow::anyhow!("{}", kernel::ApiError::from(e).problem().detail))?;
             let mut json = serde_json::to_value(&out)?;
             if generated {
                 json["owner_password"] = password.into();
@@ -151,11 +153,11 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
             let seed_file = config.data_dir.join("demo.json");
             let listener = TcpListener::bind(config.addr).await?;
             let base = config.public_url.clone();
-            let running = server::start(config, listener).await?;
-            let seed = demo::seed(&running.app, &seed_file).await?;
+            let node = server::start(config, listener).await?;
+            let seed = demo::seed(&node.app, &seed_file).await?;
             println!("{}", demo::banner(&base, &seed));
             server::shutdown_signal().await;
-            running.stop().await;
+            node.stop().await;
         }
         Command::Bench(args) => bench::run(cli.config, args).await?,
     }

@@ -1,5 +1,5 @@
-//! One node: database, tiers, slices, HTTP, and the background loops
-//! (outbox relay, hold expiry, admission writers), with graceful shutdown.
+//! One node: database, tiers, the slices, HTTP with its edges hardened,
+//! and the background work the slices declare, with graceful shutdown.
 
 use std::{
     net::SocketAddr,
@@ -10,25 +10,32 @@ use std::{
 use anyhow::Context;
 use axum::{
     error_handling::HandleErrorLayer,
-    extract::{DefaultBodyLimit, MatchedPath, Request},
+    extract::{ConnectInfo, DefaultBodyLimit, MatchedPath, Request},
     http::HeaderName,
     middleware::{self, Next},
     response::{IntoResponse, Response},
     routing::get,
 };
-use kernel::{ApiError, Backend, Config, Db, Kernel, jobs, pubsub::Hub, warm::Warm};
+use hyper_util::rt::{TokioIo, TokioTimer};
+use kernel::{ApiError, Clock, Config, Db, Kernel, pubsub::Hub, warm::Warm};
 use metrics_exporter_prometheus::{PrometheusBuilder, PrometheusHandle};
-use platform::App;
+use platform::{App, Platform};
 use tokio::{net::TcpListener, sync::watch, task::JoinHandle};
-use tower::ServiceBuilder;
+use tower::{ServiceBuilder, ServiceExt};
 use tower_http::{
     catch_panic::CatchPanicLayer,
     request_id::{MakeRequestUuid, PropagateRequestIdLayer, SetRequestIdLayer},
+    timeout::RequestBodyDeadlineLayer,
     trace::TraceLayer,
 };
 
-/// Opens the database (migrating it), Redis when configured, and the slices.
-pub async fn build(config: Config, shutdown: watch::Receiver<bool>) -> anyhow::Result<App> {
+/// Opens the database (migrating it), Redis when configured, and wires the
+/// slices onto them.
+pub async fn build(
+    config: Config,
+    shutdown: watch::Receiver<bool>,
+    clock: Clock,
+) -> anyhow::Result<Platform> {
     let db = Db::connect(&config).await?;
     db.migrate().await.context("applying migrations")?;
     let (warm, hub) = match &config.redis_url {
@@ -43,25 +50,40 @@ pub async fn build(config: Config, shutdown: watch::Receiver<bool>) -> anyhow::R
         }
         None => (None, Hub::local()),
     };
-    tracing::info!(backend = ?db.backend(), redis = warm.is_some(), "storage ready");
-    let limits = kernel::ratelimit::Limits::new(config.sensitive_per_minute);
-    Ok(App::new(Kernel {
+    tracing::info!(backend = ?db.backend(), redis = warm.is_some(), clock = ?clock, "storage ready");
+    let limits =
+        kernel::ratelimit::Limits::new(config.sensitive_per_minute, config.storefront_per_minute);
+    Ok(platform::assemble(Kernel {
         db,
         warm,
         hub,
+        clock,
         limits,
         config: Arc::new(config),
         shutdown,
     }))
 }
 
+/// The process's Prometheus recorder. Its upkeep (folding histogram samples
+/// into their summaries) runs on a timer, so memory stays flat whether or
+/// not anything scrapes `/metrics`.
 fn prometheus() -> &'static PrometheusHandle {
     static HANDLE: OnceLock<PrometheusHandle> = OnceLock::new();
     HANDLE.get_or_init(|| {
         let recorder = PrometheusBuilder::new().build_recorder();
         let handle = recorder.handle();
-        // A second server in one process (tests) shares the first recorder.
+        // A second node in one process (tests) shares the first recorder.
         let _ = metrics::set_global_recorder(recorder);
+        let upkeep = handle.clone();
+        std::thread::Builder::new()
+            .name("metrics-upkeep".into())
+            .spawn(move || {
+                loop {
+                    std::thread::sleep(Duration::from_secs(5));
+                    upkeep.run_upkeep();
+                }
+            })
+            .ok();
         handle
     })
 }
@@ -69,15 +91,18 @@ fn prometheus() -> &'static PrometheusHandle {
 /// How many requests may be in flight before new ones are shed with 503.
 const MAX_IN_FLIGHT: usize = 8_192;
 
-/// The full router: the slices' routes, `/metrics`, and the layers.
-pub fn router(app: App) -> axum::Router {
+/// The full router: the slices' routes, `/metrics`, and the layers every
+/// request passes: request id, trace, panic → 500 problem, load shedding,
+/// the handler time limit (503), the body deadline (408) and size limit.
+pub fn router(app: &App, router: axum::Router) -> axum::Router {
     let handle = prometheus();
-    let max_body = app.kernel.config.max_body_bytes;
+    let config = &app.kernel.config;
     let request_id = HeaderName::from_static("x-request-id");
-    platform::router(app)
+    router
         .route("/metrics", get(move || async move { handle.render() }))
         .layer(middleware::from_fn(record_metrics))
-        .layer(DefaultBodyLimit::max(max_body))
+        .layer(DefaultBodyLimit::max(config.max_body_bytes))
+        .layer(RequestBodyDeadlineLayer::new(Duration::from_secs(config.body_timeout_secs)))
         .layer(
             ServiceBuilder::new()
                 .layer(SetRequestIdLayer::new(request_id.clone(), MakeRequestUuid))
@@ -87,11 +112,15 @@ pub fn router(app: App) -> axum::Router {
                 }))
                 .layer(PropagateRequestIdLayer::new(request_id))
                 .layer(CatchPanicLayer::custom(|_| ApiError::internal("handler panicked").into_response()))
-                .layer(HandleErrorLayer::new(|_: tower::BoxError| async {
+                .layer(HandleErrorLayer::new(|e: tower::BoxError| async move {
+                    if e.is::<tower::timeout::error::Elapsed>() {
+                        tracing::warn!("a request ran past the handler time limit");
+                    }
                     ApiError::Overloaded { retry_after_secs: 1 }
                 }))
                 .load_shed()
-                .concurrency_limit(MAX_IN_FLIGHT),
+                .concurrency_limit(MAX_IN_FLIGHT)
+                .timeout(Duration::from_secs(config.handler_timeout_secs)),
         )
 }
 
@@ -112,22 +141,24 @@ async fn record_metrics(req: Request, next: Next) -> Response {
 }
 
 /// A running node.
-pub struct Running {
+pub struct Node {
     pub addr: SocketAddr,
     pub app: App,
     stop: watch::Sender<bool>,
-    server: JoinHandle<std::io::Result<()>>,
+    server: JoinHandle<()>,
     loops: Vec<JoinHandle<()>>,
 }
 
-impl Running {
+impl Node {
     /// Stops accepting, lets in-flight requests finish (live streams end),
-    /// then stops the background loops and closes the database.
+    /// then stops the background work and closes the database.
     pub async fn stop(self) {
         let _ = self.stop.send(true);
-        match tokio::time::timeout(Duration::from_secs(15), self.server).await {
-            Ok(_) => {}
-            Err(_) => tracing::warn!("requests still running after 15 s; stopping anyway"),
+        if tokio::time::timeout(Duration::from_secs(20), self.server)
+            .await
+            .is_err()
+        {
+            tracing::warn!("the server did not stop in 20 s");
         }
         for l in self.loops {
             l.abort();
@@ -136,42 +167,30 @@ impl Running {
     }
 }
 
-/// Starts a node on `listener`.
-pub async fn start(config: Config, listener: TcpListener) -> anyhow::Result<Running> {
+/// Starts a node on `listener` with the system clock.
+pub async fn start(config: Config, listener: TcpListener) -> anyhow::Result<Node> {
+    start_with_clock(config, listener, Clock::system()).await
+}
+
+/// Starts a node on `listener` whose rules read time from `clock`.
+pub async fn start_with_clock(
+    config: Config,
+    listener: TcpListener,
+    clock: Clock,
+) -> anyhow::Result<Node> {
+    raise_open_files_limit();
     let (stop, stopped) = watch::channel(false);
-    let app = build(config, stopped.clone()).await?;
+    let platform = build(config, stopped.clone(), clock).await?;
     let addr = listener.local_addr()?;
-    let writers = match app.db().backend() {
-        Backend::Sqlite => 1,
-        Backend::Postgres => 4,
-    };
-    let mut loops = platform::scanning::start_writers(&app, writers);
-    let kernel = app.kernel.clone();
-    let mut s = stopped.clone();
-    loops.push(tokio::spawn(kernel::outbox::relay(kernel, async move {
-        let _ = s.wait_for(|v| *v).await;
-    })));
-    loops.push(tokio::spawn(housekeeping(app.clone())));
-    loops.push(tokio::spawn(worker(&app).run(
-        app.db().clone(),
-        "maintenance",
-        Duration::from_secs(1),
-        stopped.clone(),
-    )));
-    let router = router(app.clone());
-    let mut s = stopped.clone();
-    let server = tokio::spawn(async move {
-        axum::serve(
-            listener,
-            router.into_make_service_with_connect_info::<SocketAddr>(),
-        )
-        .with_graceful_shutdown(async move {
-            let _ = s.wait_for(|v| *v).await;
-        })
-        .await
-    });
+    let app = platform.app.clone();
+    let loops = platform
+        .runtime
+        .start(&app.kernel, app.clone(), stopped.clone());
+    let router = router(&app, platform.router);
+    let header_timeout = Duration::from_secs(app.kernel.config.header_timeout_secs);
+    let server = tokio::spawn(serve(listener, router, header_timeout, stopped));
     tracing::info!(%addr, "listening");
-    Ok(Running {
+    Ok(Node {
         addr,
         app,
         stop,
@@ -180,55 +199,66 @@ pub async fn start(config: Config, listener: TcpListener) -> anyhow::Result<Runn
     })
 }
 
-/// The job kinds this node runs, with their handlers.
-fn worker(app: &App) -> jobs::Worker {
-    let app = app.clone();
-    jobs::Worker::new().handle(PRUNE, move |_| {
-        let app = app.clone();
-        async move {
-            let keys = platform::sales::prune_idempotency_keys(&app)
-                .await
-                .map_err(|e| e.to_string())?;
-            let events = kernel::outbox::prune(&app.kernel, Duration::from_secs(24 * 3600))
-                .await
-                .map_err(|e| e.to_string())?;
-            let done = jobs::prune(app.db(), Duration::from_secs(24 * 3600))
-                .await
-                .map_err(|e| e.to_string())?;
-            tracing::info!(keys, events, done, "pruned");
-            Ok(())
-        }
-    })
+/// Accepts connections until `stop`: HTTP/1.1 with keep-alive, each
+/// connection closed when a request's headers do not arrive within
+/// `header_timeout` (also while it sits idle). On stop, open connections
+/// finish their requests (bounded) and close.
+async fn serve(
+    listener: TcpListener,
+    router: axum::Router,
+    header_timeout: Duration,
+    mut stop: watch::Receiver<bool>,
+) {
+    let graceful = hyper_util::server::graceful::GracefulShutdown::new();
+    loop {
+        let (stream, peer) = tokio::select! {
+            accepted = listener.accept() => match accepted {
+                Ok(a) => a,
+                Err(e) => {
+                    // Out of file descriptors, most likely: wait, do not spin.
+                    tracing::warn!(error = %e, "accept failed");
+                    tokio::time::sleep(Duration::from_millis(50)).await;
+                    continue;
+                }
+            },
+            _ = platform::web::until_down(&mut stop) => break,
+        };
+        let _ = stream.set_nodelay(true);
+        let service = router.clone().map_request(
+            move |mut req: axum::http::Request<hyper::body::Incoming>| {
+                req.extensions_mut().insert(ConnectInfo(peer));
+                req
+            },
+        );
+        let conn = hyper::server::conn::http1::Builder::new()
+            .timer(TokioTimer::new())
+            .header_read_timeout(header_timeout)
+            .keep_alive(true)
+            .serve_connection(
+                TokioIo::new(stream),
+                hyper_util::service::TowerToHyperService::new(service),
+            );
+        let conn = graceful.watch(conn);
+        tokio::spawn(async move {
+            if let Err(e) = conn.await {
+                tracing::debug!(error = %e, "connection closed with an error");
+            }
+        });
+    }
+    drop(listener);
+    if tokio::time::timeout(Duration::from_secs(15), graceful.shutdown())
+        .await
+        .is_err()
+    {
+        tracing::warn!("requests still running after 15 s; stopping anyway");
+    }
 }
 
-const PRUNE: &str = "maintenance.prune";
-
-/// Upkeep. Every second, expired holds are released (a sweep driven by
-/// database state: idempotent, safe on many nodes, nothing lost in a crash).
-/// Every minute, the hourly prune is scheduled (once per hour across all
-/// nodes, through the job queue) and jobs orphaned by a dead node rescued.
-async fn housekeeping(app: App) {
-    let mut tick = tokio::time::interval(Duration::from_secs(1));
-    let mut last_schedule = Instant::now() - Duration::from_secs(60);
-    loop {
-        tick.tick().await;
-        match platform::sales::release_expired(&app).await {
-            Ok(0) => {}
-            Ok(n) => tracing::info!(released = n, "expired holds released"),
-            Err(e) => tracing::warn!(error = %e, "releasing expired holds failed"),
-        }
-        if last_schedule.elapsed() >= Duration::from_secs(60) {
-            last_schedule = Instant::now();
-            let prune = jobs::NewJob::new("maintenance", PRUNE, serde_json::json!({}));
-            if let Err(e) =
-                jobs::schedule_periodic(app.db(), prune, Duration::from_secs(3600)).await
-            {
-                tracing::warn!(error = %e, "scheduling the prune failed");
-            }
-            if let Err(e) = jobs::rescue(app.db(), Duration::from_secs(300)).await {
-                tracing::warn!(error = %e, "rescuing orphaned jobs failed");
-            }
-        }
+/// Idle and slow clients each hold a file descriptor: allow as many as the
+/// hard limit does.
+fn raise_open_files_limit() {
+    if let Err(e) = rlimit::increase_nofile_limit(u64::MAX) {
+        tracing::debug!(error = %e, "could not raise the open files limit");
     }
 }
 

@@ -27,6 +27,22 @@ pub struct Config {
     pub sqlite_synchronous_full: bool,
     /// Sign-ups, logins and pairings a client address may make a minute.
     pub sensitive_per_minute: u32,
+    /// Storefront holds and checkouts a client address may make a minute
+    /// (0: no limit).
+    pub storefront_per_minute: u32,
+    /// How long a priced order waits for its payment before it expires and
+    /// gives its tickets back.
+    pub payment_timeout_secs: i64,
+    /// A connection that has not sent a request's headers in this time is
+    /// closed.
+    pub header_timeout_secs: u64,
+    /// A request whose body has not arrived in this time is answered 408.
+    pub body_timeout_secs: u64,
+    /// A handler that runs past this is answered 503 `overloaded` (live
+    /// streams are exempt once open).
+    pub handler_timeout_secs: u64,
+    /// Open live streams one organization may hold at once.
+    pub live_streams_per_org: usize,
 }
 
 impl Default for Config {
@@ -44,7 +60,21 @@ impl Default for Config {
             db_max_connections: 16,
             sqlite_synchronous_full: false,
             sensitive_per_minute: 60,
+            storefront_per_minute: 60,
+            payment_timeout_secs: 1800,
+            header_timeout_secs: 10,
+            body_timeout_secs: 30,
+            handler_timeout_secs: 15,
+            live_streams_per_org: 100,
         }
+    }
+}
+
+impl Config {
+    /// Served over HTTPS (the public URL says so): HSTS, and `Secure`
+    /// cookies unless configured otherwise.
+    pub fn https(&self) -> bool {
+        self.public_url.starts_with("https://")
     }
 }
 
@@ -80,6 +110,9 @@ impl fmt::Debug for Config {
             .field("hold_ttl_secs", &self.hold_ttl_secs)
             .field("signup_enabled", &self.signup_enabled)
             .field("public_url", &self.public_url)
+            .field("sqlite_synchronous_full", &self.sqlite_synchronous_full)
+            .field("payment_timeout_secs", &self.payment_timeout_secs)
+            .field("storefront_per_minute", &self.storefront_per_minute)
             .finish_non_exhaustive()
     }
 }

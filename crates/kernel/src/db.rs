@@ -13,7 +13,10 @@ use sqlx::{
     sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteSynchronous},
 };
 
-use crate::config::{Config, redact_url};
+use crate::{
+    batch::{BatchError, Batcher},
+    config::{Config, redact_url},
+};
 
 #[derive(Clone)]
 pub enum Db {
@@ -24,16 +27,19 @@ pub enum Db {
 #[derive(Clone)]
 pub struct PgDb {
     pub pool: PgPool,
-    group: GroupSender,
+    group: Option<Group>,
+    commits: Commits,
 }
 
-/// Where grouped work waits for a committer.
-type GroupSender = tokio::sync::mpsc::Sender<GroupJob>;
-type GroupInbox = std::sync::Arc<tokio::sync::Mutex<tokio::sync::mpsc::Receiver<GroupJob>>>;
+/// Woken after every commit: the outbox relay waits on it, so events go
+/// out at once without anyone having to remember to wake it.
+pub type Commits = std::sync::Arc<tokio::sync::Notify>;
 
 /// How many transactions commit grouped work at once on PostgreSQL (SQLite
 /// has one writer, so one).
 const PG_COMMITTERS: usize = 4;
+/// Most callers' work in one grouped transaction.
+const GROUP_MAX: usize = 64;
 
 /// SQLite has one writer at a time. Write transactions take `write_lock`
 /// first, so they queue in process (fairly, without holding a connection)
@@ -43,7 +49,8 @@ const PG_COMMITTERS: usize = 4;
 pub struct SqliteDb {
     pub pool: SqlitePool,
     write_lock: std::sync::Arc<tokio::sync::Mutex<()>>,
-    group: GroupSender,
+    group: Option<Group>,
+    commits: Commits,
 }
 
 /// Transactional work that may share its transaction with other callers'
@@ -56,24 +63,21 @@ pub type GroupWork = Box<
         + Sync,
 >;
 
-enum GroupTask {
+pub enum GroupTask {
     /// Plain writes: all of a group's go to the connection as one batch.
     Writes(Vec<Stmt>),
     Work(GroupWork),
 }
 
-/// Work waiting to be committed together.
-struct GroupJob {
-    task: GroupTask,
-    reply: tokio::sync::oneshot::Sender<Result<bool, String>>,
-}
+/// Group commit: the kernel's batcher over transactions.
+type Group = Batcher<GroupTask, bool, sqlx::Error>;
 
-async fn run_group(db: &Db, jobs: &[GroupJob]) -> Result<Vec<bool>, sqlx::Error> {
+async fn run_group(db: &Db, jobs: &[GroupTask]) -> Result<Vec<bool>, sqlx::Error> {
     let mut tx = db.begin().await?;
     let mut results = Vec::with_capacity(jobs.len());
     let mut writes = Vec::new();
     for job in jobs {
-        match &job.task {
+        match job {
             GroupTask::Writes(stmts) => {
                 writes.extend(stmts.iter().cloned());
                 results.push(true);
@@ -88,48 +92,21 @@ async fn run_group(db: &Db, jobs: &[GroupJob]) -> Result<Vec<bool>, sqlx::Error>
     Ok(results)
 }
 
-/// Commits waiting work in one transaction: one commit, and one trip to the
-/// connection per statement of work rather than four per transaction. If
-/// the group fails, each job is retried alone, so one bad job fails only
-/// itself. `db` is a handle whose own group sender is closed, so committers
+/// Committers share waiting work in one transaction each: one commit, and
+/// one trip to the connection per statement rather than four per
+/// transaction. `db` is a handle without a group of its own, so committers
 /// do not keep themselves alive.
-async fn group_committer(db: Db, inbox: GroupInbox) {
-    let mut jobs = Vec::with_capacity(64);
-    loop {
-        {
-            let mut rx = inbox.lock().await;
-            if rx.recv_many(&mut jobs, 64).await == 0 {
-                return;
-            }
-        }
-        if let Ok(results) = run_group(&db, &jobs).await {
-            for (job, r) in jobs.drain(..).zip(results) {
-                let _ = job.reply.send(Ok(r));
-            }
-            continue;
-        }
-        for job in jobs.drain(..) {
-            let alone = run_group(&db, std::slice::from_ref(&job)).await;
-            let _ = job.reply.send(
-                alone
-                    .map(|r| r.first().copied().unwrap_or(false))
-                    .map_err(|e| e.to_string()),
-            );
-        }
-    }
-}
-
-fn committers(db: Db, n: usize) -> GroupSender {
-    let (tx, rx) = tokio::sync::mpsc::channel(4096);
-    let inbox: GroupInbox = std::sync::Arc::new(tokio::sync::Mutex::new(rx));
-    for _ in 0..n {
-        tokio::spawn(group_committer(db.clone(), inbox.clone()));
-    }
-    tx
-}
-
-fn closed_sender() -> tokio::sync::mpsc::Sender<GroupJob> {
-    tokio::sync::mpsc::channel(1).0
+fn committers(db: Db, n: usize) -> Group {
+    let db = std::sync::Arc::new(db);
+    Batcher::start(
+        4096,
+        n,
+        GROUP_MAX,
+        std::sync::Arc::new(move |jobs: &[GroupTask]| {
+            let db = db.clone();
+            Box::pin(async move { run_group(&db, jobs).await })
+        }),
+    )
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -139,10 +116,11 @@ pub enum Backend {
 }
 
 pub enum Tx {
-    Pg(sqlx::Transaction<'static, Postgres>),
+    Pg(sqlx::Transaction<'static, Postgres>, Commits),
     Sqlite(
         sqlx::Transaction<'static, Sqlite>,
         tokio::sync::OwnedMutexGuard<()>,
+        Commits,
     ),
 }
 
@@ -168,11 +146,11 @@ macro_rules! db_run {
 macro_rules! tx_run {
     ($tx:expr, $c:ident => $body:expr) => {
         match $tx {
-            $crate::db::Tx::Pg(t) => {
+            $crate::db::Tx::Pg(t, _) => {
                 let $c = &mut **t;
                 $body
             }
-            $crate::db::Tx::Sqlite(t, _) => {
+            $crate::db::Tx::Sqlite(t, _, _) => {
                 let $c = &mut **t;
                 $body
             }
@@ -224,14 +202,20 @@ impl Db {
                         url: redact_url(url),
                         source,
                     })?;
+                let commits = Commits::default();
                 let group = committers(
                     Db::Pg(PgDb {
                         pool: pool.clone(),
-                        group: closed_sender(),
+                        group: None,
+                        commits: commits.clone(),
                     }),
                     PG_COMMITTERS,
                 );
-                Ok(Db::Pg(PgDb { pool, group }))
+                Ok(Db::Pg(PgDb {
+                    pool,
+                    group: Some(group),
+                    commits,
+                }))
             }
             None => {
                 std::fs::create_dir_all(&config.data_dir)
@@ -264,16 +248,19 @@ impl Db {
             .await
             .map_err(|source| ConnectError::Open { url: label, source })?;
         let write_lock: std::sync::Arc<tokio::sync::Mutex<()>> = Default::default();
+        let commits = Commits::default();
         let committer = Db::Sqlite(SqliteDb {
             pool: pool.clone(),
             write_lock: write_lock.clone(),
-            group: closed_sender(),
+            group: None,
+            commits: commits.clone(),
         });
         let group = committers(committer, 1);
         Ok(Db::Sqlite(SqliteDb {
             pool,
             write_lock,
-            group,
+            group: Some(group),
+            commits,
         }))
     }
 
@@ -305,10 +292,14 @@ impl Db {
     /// read-then-write transaction cannot fail later on a lock upgrade.
     pub async fn begin(&self) -> Result<Tx, sqlx::Error> {
         Ok(match self {
-            Db::Pg(s) => Tx::Pg(s.pool.begin().await?),
+            Db::Pg(s) => Tx::Pg(s.pool.begin().await?, s.commits.clone()),
             Db::Sqlite(s) => {
                 let guard = s.write_lock.clone().lock_owned().await;
-                Tx::Sqlite(s.pool.begin_with("BEGIN IMMEDIATE").await?, guard)
+                Tx::Sqlite(
+                    s.pool.begin_with("BEGIN IMMEDIATE").await?,
+                    guard,
+                    s.commits.clone(),
+                )
             }
         })
     }
@@ -339,17 +330,27 @@ impl Db {
 
     async fn grouped(&self, task: GroupTask) -> Result<bool, sqlx::Error> {
         let group = match self {
-            Db::Pg(s) => &s.group,
-            Db::Sqlite(s) => &s.group,
+            Db::Pg(s) => s.group.as_ref(),
+            Db::Sqlite(s) => s.group.as_ref(),
         };
-        let (reply, rx) = tokio::sync::oneshot::channel();
-        group
-            .send(GroupJob { task, reply })
-            .await
-            .map_err(|_| sqlx::Error::PoolClosed)?;
-        rx.await
-            .map_err(|_| sqlx::Error::PoolClosed)?
-            .map_err(sqlx::Error::Protocol)
+        let Some(group) = group else {
+            // A committer's own handle: run alone.
+            return run_group(self, std::slice::from_ref(&task))
+                .await
+                .map(|r| r.first().copied().unwrap_or(false));
+        };
+        group.submit(task).await.map_err(|e| match e {
+            BatchError::Failed(e) => e,
+            BatchError::Full | BatchError::Closed => sqlx::Error::PoolClosed,
+        })
+    }
+
+    /// Woken after every commit (a permit is kept when nobody waits).
+    pub fn commits(&self) -> Commits {
+        match self {
+            Db::Pg(s) => s.commits.clone(),
+            Db::Sqlite(s) => s.commits.clone(),
+        }
     }
 
     /// `SELECT 1`, for readiness.
@@ -365,15 +366,23 @@ impl Db {
 impl Tx {
     pub fn backend(&self) -> Backend {
         match self {
-            Tx::Pg(_) => Backend::Postgres,
+            Tx::Pg(..) => Backend::Postgres,
             Tx::Sqlite(..) => Backend::Sqlite,
         }
     }
 
     pub async fn commit(self) -> Result<(), sqlx::Error> {
         match self {
-            Tx::Pg(t) => t.commit().await,
-            Tx::Sqlite(t, _guard) => t.commit().await,
+            Tx::Pg(t, commits) => {
+                t.commit().await?;
+                commits.notify_one();
+                Ok(())
+            }
+            Tx::Sqlite(t, _guard, commits) => {
+                t.commit().await?;
+                commits.notify_one();
+                Ok(())
+            }
         }
     }
 }
@@ -460,6 +469,48 @@ macro_rules! bind_val {
     };
 }
 
+impl Stmt {
+    /// Runs this one statement on the pool; the rows it affected.
+    pub async fn execute(&self, db: &Db) -> Result<u64, sqlx::Error> {
+        match db {
+            Db::Pg(s) => {
+                let mut q = sqlx::query(self.sql);
+                for v in self.args.iter().cloned() {
+                    q = bind_val!(q, v);
+                }
+                Ok(q.execute(&s.pool).await?.rows_affected())
+            }
+            Db::Sqlite(s) => {
+                let mut q = sqlx::query(self.sql);
+                for v in self.args.iter().cloned() {
+                    q = bind_val!(q, v);
+                }
+                Ok(q.execute(&s.pool).await?.rows_affected())
+            }
+        }
+    }
+
+    /// Runs this one statement inside `tx`; the rows it affected.
+    pub async fn execute_in(&self, tx: &mut Tx) -> Result<u64, sqlx::Error> {
+        match tx {
+            Tx::Pg(t, _) => {
+                let mut q = sqlx::query(self.sql);
+                for v in self.args.iter().cloned() {
+                    q = bind_val!(q, v);
+                }
+                Ok(q.execute(&mut **t).await?.rows_affected())
+            }
+            Tx::Sqlite(t, _, _) => {
+                let mut q = sqlx::query(self.sql);
+                for v in self.args.iter().cloned() {
+                    q = bind_val!(q, v);
+                }
+                Ok(q.execute(&mut **t).await?.rows_affected())
+            }
+        }
+    }
+}
+
 /// `$n` → `$(n + offset)`: the statements of a batch share one argument list.
 fn shift_placeholders(sql: &str, offset: usize) -> String {
     let mut out = String::with_capacity(sql.len() + 8);
@@ -496,7 +547,7 @@ impl Tx {
     /// arguments from `$1`.
     pub async fn run_all(&mut self, stmts: Vec<Stmt>) -> Result<(), sqlx::Error> {
         match self {
-            Tx::Pg(t) => {
+            Tx::Pg(t, _) => {
                 for s in stmts {
                     let mut q = sqlx::query(s.sql);
                     for v in s.args {
@@ -505,7 +556,7 @@ impl Tx {
                     q.execute(&mut **t).await?;
                 }
             }
-            Tx::Sqlite(t, _) => {
+            Tx::Sqlite(t, _, _) => {
                 let mut sql = String::new();
                 let mut offset = 0;
                 for s in &stmts {

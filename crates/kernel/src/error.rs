@@ -1,7 +1,9 @@
 //! The API's error contract: RFC 9457 problem+json with stable `type` values.
 //!
-//! Each slice keeps its own error enum and maps it onto [`ApiError`]; this is
-//! the only error type a handler returns.
+//! [`ProblemType`] is the contract: one enum of every `type` the API can
+//! answer, listed in the OpenAPI document. Each slice keeps its own error
+//! enum and maps it onto [`ApiError`]; this is the only error type a handler
+//! returns.
 
 use axum::{
     http::{HeaderValue, StatusCode, header},
@@ -25,11 +27,100 @@ impl FieldError {
     }
 }
 
-/// The problem document as it goes on the wire.
+/// Every problem `type` the API answers. Stable: integrators branch on it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, serde::Deserialize, ToSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum ProblemType {
+    BadRequest,
+    Validation,
+    Unauthorized,
+    Forbidden,
+    NotFound,
+    Conflict,
+    SoldOut,
+    HoldExpired,
+    Gone,
+    IdempotencyConflict,
+    PayloadTooLarge,
+    MethodNotAllowed,
+    UnsupportedMediaType,
+    RequestTimeout,
+    RateLimited,
+    Overloaded,
+    Internal,
+}
+
+impl ProblemType {
+    pub const ALL: [ProblemType; 17] = [
+        ProblemType::BadRequest,
+        ProblemType::Validation,
+        ProblemType::Unauthorized,
+        ProblemType::Forbidden,
+        ProblemType::NotFound,
+        ProblemType::Conflict,
+        ProblemType::SoldOut,
+        ProblemType::HoldExpired,
+        ProblemType::Gone,
+        ProblemType::IdempotencyConflict,
+        ProblemType::PayloadTooLarge,
+        ProblemType::MethodNotAllowed,
+        ProblemType::UnsupportedMediaType,
+        ProblemType::RequestTimeout,
+        ProblemType::RateLimited,
+        ProblemType::Overloaded,
+        ProblemType::Internal,
+    ];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ProblemType::BadRequest => "bad_request",
+            ProblemType::Validation => "validation",
+            ProblemType::Unauthorized => "unauthorized",
+            ProblemType::Forbidden => "forbidden",
+            ProblemType::NotFound => "not_found",
+            ProblemType::Conflict => "conflict",
+            ProblemType::SoldOut => "sold_out",
+            ProblemType::HoldExpired => "hold_expired",
+            ProblemType::Gone => "gone",
+            ProblemType::IdempotencyConflict => "idempotency_conflict",
+            ProblemType::PayloadTooLarge => "payload_too_large",
+            ProblemType::MethodNotAllowed => "method_not_allowed",
+            ProblemType::UnsupportedMediaType => "unsupported_media_type",
+            ProblemType::RequestTimeout => "request_timeout",
+            ProblemType::RateLimited => "rate_limited",
+            ProblemType::Overloaded => "overloaded",
+            ProblemType::Internal => "internal",
+        }
+    }
+
+    pub fn title(self) -> &'static str {
+        match self {
+            ProblemType::BadRequest => "Bad request",
+            ProblemType::Validation => "Validation failed",
+            ProblemType::Unauthorized => "Unauthorized",
+            ProblemType::Forbidden => "Forbidden",
+            ProblemType::NotFound => "Not found",
+            ProblemType::Conflict => "Conflict",
+            ProblemType::SoldOut => "Sold out",
+            ProblemType::HoldExpired => "Hold expired",
+            ProblemType::Gone => "Gone",
+            ProblemType::IdempotencyConflict => "Idempotency key conflict",
+            ProblemType::PayloadTooLarge => "Payload too large",
+            ProblemType::MethodNotAllowed => "Method not allowed",
+            ProblemType::UnsupportedMediaType => "Unsupported media type",
+            ProblemType::RequestTimeout => "Request timeout",
+            ProblemType::RateLimited => "Too many requests",
+            ProblemType::Overloaded => "Overloaded",
+            ProblemType::Internal => "Internal server error",
+        }
+    }
+}
+
+/// The problem document as it goes on the wire (`application/problem+json`).
 #[derive(Debug, Serialize, ToSchema)]
 pub struct Problem {
     #[serde(rename = "type")]
-    pub kind: &'static str,
+    pub kind: ProblemType,
     pub title: &'static str,
     pub status: u16,
     pub detail: String,
@@ -70,6 +161,8 @@ pub enum ApiError {
     MethodNotAllowed,
     #[error("unsupported media type: {0}")]
     UnsupportedMediaType(String),
+    #[error("the request body did not arrive in time")]
+    RequestTimeout,
     #[error("rate limited")]
     RateLimited { retry_after_secs: u64 },
     #[error("overloaded")]
@@ -114,33 +207,40 @@ impl ApiError {
             ApiError::PayloadTooLarge => StatusCode::PAYLOAD_TOO_LARGE,
             ApiError::MethodNotAllowed => StatusCode::METHOD_NOT_ALLOWED,
             ApiError::UnsupportedMediaType(_) => StatusCode::UNSUPPORTED_MEDIA_TYPE,
+            ApiError::RequestTimeout => StatusCode::REQUEST_TIMEOUT,
             ApiError::RateLimited { .. } => StatusCode::TOO_MANY_REQUESTS,
             ApiError::Overloaded { .. } => StatusCode::SERVICE_UNAVAILABLE,
             ApiError::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
         }
     }
 
+    pub fn kind(&self) -> ProblemType {
+        match self {
+            ApiError::BadRequest(_) => ProblemType::BadRequest,
+            ApiError::Validation { .. } => ProblemType::Validation,
+            ApiError::Unauthorized(_) => ProblemType::Unauthorized,
+            ApiError::Forbidden(_) => ProblemType::Forbidden,
+            ApiError::NotFound => ProblemType::NotFound,
+            ApiError::Conflict(_) | ApiError::IdempotencyInFlight => ProblemType::Conflict,
+            ApiError::SoldOut(_) => ProblemType::SoldOut,
+            ApiError::HoldExpired => ProblemType::HoldExpired,
+            ApiError::Gone(_) => ProblemType::Gone,
+            ApiError::IdempotencyConflict => ProblemType::IdempotencyConflict,
+            ApiError::PayloadTooLarge => ProblemType::PayloadTooLarge,
+            ApiError::MethodNotAllowed => ProblemType::MethodNotAllowed,
+            ApiError::UnsupportedMediaType(_) => ProblemType::UnsupportedMediaType,
+            ApiError::RequestTimeout => ProblemType::RequestTimeout,
+            ApiError::RateLimited { .. } => ProblemType::RateLimited,
+            ApiError::Overloaded { .. } => ProblemType::Overloaded,
+            ApiError::Internal(_) => ProblemType::Internal,
+        }
+    }
+
     pub fn problem(&self) -> Problem {
-        let (kind, title) = match self {
-            ApiError::BadRequest(_) => ("bad_request", "Bad request"),
-            ApiError::Validation { .. } => ("validation", "Validation failed"),
-            ApiError::Unauthorized(_) => ("unauthorized", "Unauthorized"),
-            ApiError::Forbidden(_) => ("forbidden", "Forbidden"),
-            ApiError::NotFound => ("not_found", "Not found"),
-            ApiError::Conflict(_) => ("conflict", "Conflict"),
-            ApiError::SoldOut(_) => ("sold_out", "Sold out"),
-            ApiError::HoldExpired => ("hold_expired", "Hold expired"),
-            ApiError::Gone(_) => ("gone", "Gone"),
-            ApiError::IdempotencyConflict => ("idempotency_conflict", "Idempotency key conflict"),
-            ApiError::IdempotencyInFlight => ("conflict", "Request in flight"),
-            ApiError::PayloadTooLarge => ("payload_too_large", "Payload too large"),
-            ApiError::MethodNotAllowed => ("method_not_allowed", "Method not allowed"),
-            ApiError::UnsupportedMediaType(_) => {
-                ("unsupported_media_type", "Unsupported media type")
-            }
-            ApiError::RateLimited { .. } => ("rate_limited", "Too many requests"),
-            ApiError::Overloaded { .. } => ("overloaded", "Overloaded"),
-            ApiError::Internal(_) => ("internal", "Internal server error"),
+        let kind = self.kind();
+        let title = match self {
+            ApiError::IdempotencyInFlight => "Request in flight",
+            _ => kind.title(),
         };
         let detail = match self {
             ApiError::Validation { detail, .. } => detail.clone(),
@@ -154,6 +254,7 @@ impl ApiError {
             }
             ApiError::PayloadTooLarge => "the request body is too large".into(),
             ApiError::MethodNotAllowed => "this path does not take that method".into(),
+            ApiError::RequestTimeout => "the request body did not arrive in time".into(),
             ApiError::RateLimited { .. } => "slow down and retry after the given delay".into(),
             ApiError::Overloaded { .. } => "the server is busy; retry after the given delay".into(),
             // Internal details are logged, never shown.
@@ -181,12 +282,53 @@ impl ApiError {
 }
 
 impl From<sqlx::Error> for ApiError {
+    /// A database that is busy or closing is a 503 with `Retry-After`; a
+    /// constraint the request broke (that the slice did not map itself) is a
+    /// 409; anything else is ours (500, logged).
     fn from(e: sqlx::Error) -> Self {
-        match &e {
-            sqlx::Error::PoolTimedOut => ApiError::Overloaded {
+        ApiError::from_db(&e)
+    }
+}
+
+impl ApiError {
+    /// [`From<sqlx::Error>`] for an error shared by many waiters (a cache
+    /// loader's).
+    pub fn from_db(e: &sqlx::Error) -> Self {
+        match e {
+            sqlx::Error::PoolTimedOut | sqlx::Error::PoolClosed | sqlx::Error::WorkerCrashed => {
+                ApiError::Overloaded {
+                    retry_after_secs: 1,
+                }
+            }
+            sqlx::Error::Database(d) if d.is_unique_violation() => {
+                ApiError::Conflict("this conflicts with an existing object".into())
+            }
+            sqlx::Error::Database(d) if is_busy(d.as_ref()) => ApiError::Overloaded {
                 retry_after_secs: 1,
             },
             _ => ApiError::Internal(e.to_string()),
+        }
+    }
+}
+
+/// SQLite "database is locked"/"busy", PostgreSQL serialization failures
+/// and deadlocks: a retry will do.
+fn is_busy(d: &dyn sqlx::error::DatabaseError) -> bool {
+    matches!(
+        d.code().as_deref(),
+        Some("5") | Some("6") | Some("40001") | Some("40P01") | Some("55P03") | Some("57014")
+    )
+}
+
+impl From<crate::batch::BatchError<sqlx::Error>> for ApiError {
+    fn from(e: crate::batch::BatchError<sqlx::Error>) -> Self {
+        match e {
+            crate::batch::BatchError::Failed(e) => e.into(),
+            crate::batch::BatchError::Full | crate::batch::BatchError::Closed => {
+                ApiError::Overloaded {
+                    retry_after_secs: 1,
+                }
+            }
         }
     }
 }
@@ -235,11 +377,41 @@ impl Checks {
         self.errors.push(FieldError::new(field, message));
     }
 
+    pub fn is_empty(&self) -> bool {
+        self.errors.is_empty()
+    }
+
     pub fn finish(self) -> ApiResult<()> {
         if self.errors.is_empty() {
             Ok(())
         } else {
             Err(ApiError::validation(self.errors))
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_problem_type_has_a_stable_name_and_title() {
+        for t in ProblemType::ALL {
+            let json = serde_json::to_value(t).unwrap();
+            assert_eq!(json, t.as_str());
+            assert!(!t.title().is_empty());
+        }
+    }
+
+    #[test]
+    fn a_busy_database_is_a_503_and_an_unknown_failure_a_500() {
+        assert_eq!(
+            ApiError::from(sqlx::Error::PoolTimedOut).status(),
+            StatusCode::SERVICE_UNAVAILABLE
+        );
+        assert_eq!(
+            ApiError::from(sqlx::Error::RowNotFound).status(),
+            StatusCode::INTERNAL_SERVER_ERROR
+        );
     }
 }

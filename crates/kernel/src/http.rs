@@ -54,12 +54,27 @@ fn json_rejection(r: JsonRejection) -> ApiError {
         JsonRejection::BytesRejection(e) => {
             if e.status() == axum::http::StatusCode::PAYLOAD_TOO_LARGE {
                 ApiError::PayloadTooLarge
+            } else if timed_out(&e) {
+                ApiError::RequestTimeout
             } else {
                 ApiError::BadRequest(e.body_text())
             }
         }
         other => ApiError::BadRequest(other.body_text()),
     }
+}
+
+/// Whether reading the body failed because it did not arrive in time (the
+/// server's body deadline).
+fn timed_out(e: &(dyn std::error::Error + 'static)) -> bool {
+    let mut cur: Option<&(dyn std::error::Error + 'static)> = Some(e);
+    while let Some(err) = cur {
+        if err.is::<tower_http::timeout::TimeoutError>() {
+            return true;
+        }
+        cur = err.source();
+    }
+    false
 }
 
 /// Path parameters, with a problem document when one does not parse.

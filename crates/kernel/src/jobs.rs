@@ -7,13 +7,27 @@
 
 use std::{collections::HashMap, future::Future, pin::Pin, sync::Arc, time::Duration};
 
+use serde::{Serialize, de::DeserializeOwned};
 use uuid::Uuid;
 
 use crate::{
-    clock::{MICROS_PER_SEC, now_micros},
+    clock::{Clock, MICROS_PER_SEC, micros},
     db::{Backend, Db, Stmt},
     db_run,
 };
+
+/// The queue that carries events to their reactions.
+pub const EVENTS_QUEUE: &str = "events";
+/// Upkeep: pruning, rescuing.
+pub const MAINTENANCE_QUEUE: &str = "maintenance";
+
+/// A kind of job with a typed payload.
+pub trait Job: Serialize + DeserializeOwned + Send + 'static {
+    /// Stored in `jobs.kind`: `maintenance.prune`.
+    const KIND: &'static str;
+    const QUEUE: &'static str;
+    const MAX_ATTEMPTS: i64 = 20;
+}
 
 /// A job to enqueue.
 #[derive(Clone, Debug)]
@@ -40,14 +54,30 @@ impl NewJob {
         }
     }
 
+    /// A typed job.
+    pub fn of<J: Job>(job: &J) -> NewJob {
+        NewJob {
+            max_attempts: J::MAX_ATTEMPTS,
+            ..NewJob::new(
+                J::QUEUE,
+                J::KIND,
+                serde_json::to_value(job).unwrap_or(serde_json::Value::Null),
+            )
+        }
+    }
+
     pub fn unique(mut self, key: impl Into<String>) -> NewJob {
         self.unique_key = Some(key.into());
         self
     }
 
+    pub fn at(mut self, run_at: i64) -> NewJob {
+        self.run_at = Some(run_at);
+        self
+    }
+
     /// The insert, to run inside the transaction that causes the job.
-    pub fn stmt(&self) -> Stmt {
-        let now = now_micros();
+    pub fn stmt(&self, now: i64) -> Stmt {
         Stmt::new(
             "INSERT INTO jobs (id, queue, kind, payload, unique_key, state, attempts, max_attempts, run_at, created_at)
              VALUES ($1, $2, $3, $4, $5, 'available', 0, $6, $7, $8) ON CONFLICT DO NOTHING",
@@ -64,19 +94,36 @@ impl NewJob {
 }
 
 /// Enqueues outside any other transaction.
-pub async fn enqueue(db: &Db, job: &NewJob) -> Result<(), sqlx::Error> {
-    db.write_grouped(vec![job.stmt()]).await
+pub async fn enqueue(db: &Db, clock: &Clock, job: &NewJob) -> Result<(), sqlx::Error> {
+    db.write_grouped(vec![job.stmt(clock.now())]).await
 }
 
 pub type HandlerResult = Result<(), String>;
-type Handler = Arc<
-    dyn Fn(serde_json::Value) -> Pin<Box<dyn Future<Output = HandlerResult> + Send>> + Send + Sync,
+type Handler<C> = Arc<
+    dyn Fn(C, serde_json::Value) -> Pin<Box<dyn Future<Output = HandlerResult> + Send>>
+        + Send
+        + Sync,
 >;
 
-/// Handlers by job kind, and the queues this node works.
-#[derive(Clone, Default)]
-pub struct Worker {
-    handlers: HashMap<&'static str, Handler>,
+/// Handlers by job kind; `C` is the context each handler is given.
+pub struct Worker<C> {
+    handlers: HashMap<&'static str, Handler<C>>,
+}
+
+impl<C> Clone for Worker<C> {
+    fn clone(&self) -> Self {
+        Worker {
+            handlers: self.handlers.clone(),
+        }
+    }
+}
+
+impl<C> Default for Worker<C> {
+    fn default() -> Self {
+        Worker {
+            handlers: HashMap::new(),
+        }
+    }
 }
 
 #[derive(sqlx::FromRow)]
@@ -95,24 +142,52 @@ pub fn backoff_micros(attempts: i64) -> i64 {
     base + jitter
 }
 
-impl Worker {
-    pub fn new() -> Worker {
+impl<C: Clone + Send + Sync + 'static> Worker<C> {
+    pub fn new() -> Worker<C> {
         Worker::default()
     }
 
-    pub fn handle<F, Fut>(mut self, kind: &'static str, f: F) -> Worker
+    /// Handles jobs of `kind` with an untyped payload.
+    pub fn handle<F, Fut>(mut self, kind: &'static str, f: F) -> Worker<C>
     where
-        F: Fn(serde_json::Value) -> Fut + Send + Sync + 'static,
+        F: Fn(C, serde_json::Value) -> Fut + Send + Sync + 'static,
         Fut: Future<Output = HandlerResult> + Send + 'static,
     {
         self.handlers
-            .insert(kind, Arc::new(move |p| Box::pin(f(p))));
+            .insert(kind, Arc::new(move |c, p| Box::pin(f(c, p))));
         self
     }
 
+    /// Handles typed jobs `J`.
+    pub fn job<J: Job, F, Fut>(self, f: F) -> Worker<C>
+    where
+        F: Fn(C, J) -> Fut + Send + Sync + 'static,
+        Fut: Future<Output = HandlerResult> + Send + 'static,
+    {
+        let f = Arc::new(f);
+        self.handle(J::KIND, move |c, p| {
+            let f = f.clone();
+            async move {
+                let job: J = serde_json::from_value(p)
+                    .map_err(|e| format!("the payload is not a {}: {e}", J::KIND))?;
+                f(c, job).await
+            }
+        })
+    }
+
+    pub fn kinds(&self) -> impl Iterator<Item = &&'static str> {
+        self.handlers.keys()
+    }
+
     /// Claims and runs one job of `queue`; false when none was ready.
-    pub async fn run_one(&self, db: &Db, queue: &str) -> Result<bool, sqlx::Error> {
-        let now = now_micros();
+    pub async fn run_one(
+        &self,
+        ctx: &C,
+        db: &Db,
+        clock: &Clock,
+        queue: &str,
+    ) -> Result<bool, sqlx::Error> {
+        let now = clock.now();
         let claim = match db.backend() {
             Backend::Postgres => {
                 "UPDATE jobs SET state = 'running', locked_at = $1, attempts = attempts + 1
@@ -136,14 +211,14 @@ impl Worker {
             Some(h) => {
                 let payload = serde_json::from_str(&job.payload).unwrap_or(serde_json::Value::Null);
                 // A panicking handler is a failed attempt, not a dead worker.
-                match tokio::spawn(h(payload)).await {
+                match tokio::spawn(h(ctx.clone(), payload)).await {
                     Ok(r) => r,
                     Err(e) => Err(format!("handler panicked: {e}")),
                 }
             }
             None => Err(format!("no handler for job kind {}", job.kind)),
         };
-        let now = now_micros();
+        let now = clock.now();
         let done = match outcome {
             Ok(()) => Stmt::new(
                 "UPDATE jobs SET state = 'done', finished_at = $1, last_error = NULL WHERE id = $2",
@@ -170,10 +245,12 @@ impl Worker {
     }
 
     /// Works `queue` until `stop` turns true: runs jobs while there are
-    /// ready ones, otherwise polls every `idle`.
+    /// ready ones, otherwise waits `idle` (or until a manual clock moves).
     pub async fn run(
         self,
+        ctx: C,
         db: Db,
+        clock: Clock,
         queue: &'static str,
         idle: Duration,
         mut stop: tokio::sync::watch::Receiver<bool>,
@@ -182,13 +259,14 @@ impl Worker {
             if *stop.borrow() {
                 return;
             }
-            match self.run_one(&db, queue).await {
+            match self.run_one(&ctx, &db, &clock, queue).await {
                 Ok(true) => continue,
                 Ok(false) => {}
                 Err(e) => tracing::warn!(error = %e, queue, "job queue unavailable"),
             }
             tokio::select! {
                 _ = tokio::time::sleep(idle) => {}
+                _ = clock.changed() => {}
                 _ = stop.wait_for(|s| *s) => return,
             }
         }
@@ -197,33 +275,38 @@ impl Worker {
 
 /// Enqueues `job` once per `every`: the slot number is its unique key, so
 /// many nodes scheduling the same job add it once.
-pub async fn schedule_periodic(db: &Db, job: NewJob, every: Duration) -> Result<(), sqlx::Error> {
-    let slot = now_micros() / (every.as_micros() as i64).max(1);
-    enqueue(db, &job.unique(format!("slot:{slot}"))).await
+pub async fn schedule_periodic(
+    db: &Db,
+    clock: &Clock,
+    job: NewJob,
+    every: Duration,
+) -> Result<(), sqlx::Error> {
+    let slot = clock.now() / micros(every).max(1);
+    enqueue(db, clock, &job.unique(format!("slot:{slot}"))).await
 }
 
 /// Puts jobs left `running` by a node that died back in the queue.
-pub async fn rescue(db: &Db, stale_after: Duration) -> Result<u64, sqlx::Error> {
-    let before = now_micros() - stale_after.as_micros() as i64;
+pub async fn rescue(db: &Db, clock: &Clock, stale_after: Duration) -> Result<u64, sqlx::Error> {
+    let before = clock.now() - micros(stale_after);
     let _queued = db.serial_write().await;
     db_run!(db, p => sqlx::query("UPDATE jobs SET state = 'available', locked_at = NULL WHERE state = 'running' AND locked_at < $1")
         .bind(before).execute(p).await.map(|r| r.rows_affected()))
 }
 
 /// Deletes finished jobs older than `age` (dead ones stay for inspection).
-pub async fn prune(db: &Db, age: Duration) -> Result<u64, sqlx::Error> {
-    let before = now_micros() - age.as_micros() as i64;
+pub async fn prune(db: &Db, clock: &Clock, age: Duration) -> Result<u64, sqlx::Error> {
+    let before = clock.now() - micros(age);
     let _queued = db.serial_write().await;
     db_run!(db, p => sqlx::query("DELETE FROM jobs WHERE state = 'done' AND finished_at < $1")
         .bind(before).execute(p).await.map(|r| r.rows_affected()))
 }
 
 /// Replays a dead job: back to the queue with a fresh set of attempts.
-pub async fn retry_dead(db: &Db, id: Uuid) -> Result<bool, sqlx::Error> {
+pub async fn retry_dead(db: &Db, clock: &Clock, id: Uuid) -> Result<bool, sqlx::Error> {
     let _queued = db.serial_write().await;
     let n = db_run!(db, p => sqlx::query(
         "UPDATE jobs SET state = 'available', attempts = 0, run_at = $1, finished_at = NULL WHERE id = $2 AND state = 'dead'")
-        .bind(now_micros()).bind(id).execute(p).await.map(|r| r.rows_affected()))?;
+        .bind(clock.now()).bind(id).execute(p).await.map(|r| r.rows_affected()))?;
     Ok(n == 1)
 }
 
@@ -257,7 +340,8 @@ mod tests {
         let (db, dir) = sqlite().await;
         let runs = Arc::new(AtomicUsize::new(0));
         let r = runs.clone();
-        let worker = Worker::new().handle("t.ok", move |p| {
+        let clock = Clock::system();
+        let worker = Worker::new().handle("t.ok", move |(), p| {
             let r = r.clone();
             async move {
                 assert_eq!(p["n"], 7);
@@ -267,40 +351,41 @@ mod tests {
         });
         enqueue(
             &db,
+            &clock,
             &NewJob::new("default", "t.ok", serde_json::json!({"n": 7})),
         )
         .await
         .unwrap();
-        assert!(worker.run_one(&db, "default").await.unwrap());
-        assert!(!worker.run_one(&db, "default").await.unwrap());
+        assert!(worker.run_one(&(), &db, &clock, "default").await.unwrap());
+        assert!(!worker.run_one(&(), &db, &clock, "default").await.unwrap());
         assert_eq!(runs.load(Ordering::SeqCst), 1);
         assert_eq!(state(&db, "t.ok").await, vec![("done".to_string(), 1)]);
-        assert_eq!(prune(&db, Duration::ZERO).await.unwrap(), 1);
+        assert_eq!(prune(&db, &clock, Duration::ZERO).await.unwrap(), 1);
         let _ = std::fs::remove_dir_all(dir);
     }
 
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
     async fn a_failing_job_backs_off_then_dies_and_can_be_replayed() {
         let (db, dir) = sqlite().await;
-        let worker = Worker::new().handle("t.fail", |_| async { Err("boom".to_string()) });
+        let clock = Clock::manual_from_now();
+        let worker = Worker::new().handle("t.fail", |(), _| async { Err("boom".to_string()) });
         let mut job = NewJob::new("default", "t.fail", serde_json::json!({}));
         job.max_attempts = 2;
-        enqueue(&db, &job).await.unwrap();
-        assert!(worker.run_one(&db, "default").await.unwrap());
-        // Backed off: not ready again at once.
-        assert!(!worker.run_one(&db, "default").await.unwrap());
+        enqueue(&db, &clock, &job).await.unwrap();
+        assert!(worker.run_one(&(), &db, &clock, "default").await.unwrap());
+        // Backed off: not ready again at once, but after the backoff.
+        assert!(!worker.run_one(&(), &db, &clock, "default").await.unwrap());
         assert_eq!(
             state(&db, "t.fail").await,
             vec![("available".to_string(), 1)]
         );
-        db_run!(&db, p => sqlx::query("UPDATE jobs SET run_at = 0").execute(p).await.map(|_| ()))
-            .unwrap();
-        assert!(worker.run_one(&db, "default").await.unwrap());
+        clock.advance(Duration::from_secs(3));
+        assert!(worker.run_one(&(), &db, &clock, "default").await.unwrap());
         assert_eq!(state(&db, "t.fail").await, vec![("dead".to_string(), 2)]);
         let id: Uuid =
             db_run!(&db, p => sqlx::query_scalar("SELECT id FROM jobs").fetch_one(p).await)
                 .unwrap();
-        assert!(retry_dead(&db, id).await.unwrap());
+        assert!(retry_dead(&db, &clock, id).await.unwrap());
         assert_eq!(
             state(&db, "t.fail").await,
             vec![("available".to_string(), 0)]
@@ -311,9 +396,11 @@ mod tests {
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
     async fn unique_and_periodic_jobs_are_added_once_and_orphans_are_rescued() {
         let (db, dir) = sqlite().await;
+        let clock = Clock::system();
         for _ in 0..5 {
             schedule_periodic(
                 &db,
+                &clock,
                 NewJob::new("default", "t.tick", serde_json::json!({})),
                 Duration::from_secs(3600),
             )
@@ -324,11 +411,14 @@ mod tests {
         // A node claims it and dies.
         db_run!(&db, p => sqlx::query("UPDATE jobs SET state = 'running', locked_at = 1").execute(p).await.map(|_| ()))
             .unwrap();
-        assert_eq!(rescue(&db, Duration::from_secs(60)).await.unwrap(), 1);
+        assert_eq!(
+            rescue(&db, &clock, Duration::from_secs(60)).await.unwrap(),
+            1
+        );
         assert_eq!(state(&db, "t.tick").await[0].0, "available");
-        let unknown = Worker::new();
+        let unknown = Worker::<()>::new();
         assert!(
-            unknown.run_one(&db, "default").await.unwrap(),
+            unknown.run_one(&(), &db, &clock, "default").await.unwrap(),
             "a job without a handler fails, not hangs"
         );
         assert!(backoff_micros(3) > 5 * MICROS_PER_SEC && backoff_micros(3) < 11 * MICROS_PER_SEC);

@@ -1,121 +1,81 @@
 //! The transactional outbox: domain events are written in the same
-//! transaction as the change that causes them, so none is lost and none is
-//! invented by a rolled-back change. The relay fans them out to PubSub
-//! (at least once; every event carries an id for idempotent consumers).
+//! transaction as the change that causes them ([`crate::events::emit`]), so
+//! none is lost and none is invented by a rolled-back change. The relay
+//! hands them to their consumers and to PubSub.
+//!
+//! One relay round: claim a batch of undelivered events (`SKIP LOCKED` on
+//! PostgreSQL, so many nodes can relay), apply the in-transaction consumers,
+//! enqueue the reaction jobs, mark the batch delivered and commit — all in
+//! one transaction, so each event reaches each in-transaction consumer
+//! exactly once and each reaction's job is added once. Then publish the
+//! batch on PubSub (a hint for live views: a node that dies between commit
+//! and publish leaves views to their next change). A batch whose consumers
+//! fail is applied again event by event; an event that keeps failing is
+//! set aside after [`MAX_ATTEMPTS`] (`failed_at`), logged, and skipped.
 
-use std::time::Duration;
+use std::{sync::Arc, time::Duration};
 
-use serde::Serialize;
-use tokio::sync::Notify;
 use uuid::Uuid;
 
 use crate::{
-    Kernel, clock,
+    Kernel,
     db::{Backend, Stmt, Tx},
     db_run,
+    events::{Consumers, Recorded},
     ids::OrgId,
-    pubsub::Message,
     tx_run,
 };
 
-/// Records `kind` (e.g. `ticket.admitted`) on `topic` inside `tx`.
-pub async fn record(
-    tx: &mut Tx,
-    org: OrgId,
-    topic: &str,
-    kind: &str,
-    payload: &impl Serialize,
-) -> Result<(), sqlx::Error> {
-    tx.run_all(vec![stmt(org, topic, kind, payload)?]).await
-}
-
-/// The statement that records an event, to run with others in one batch.
-pub fn stmt(
-    org: OrgId,
-    topic: &str,
-    kind: &str,
-    payload: &impl Serialize,
-) -> Result<Stmt, sqlx::Error> {
-    let payload = serde_json::to_string(payload).map_err(|e| sqlx::Error::Encode(Box::new(e)))?;
-    Ok(Stmt::new(
-        "INSERT INTO outbox (event_id, org_id, topic, kind, payload, created_at) VALUES ($1, $2, $3, $4, $5, $6)",
-    )
-    .bind(Uuid::now_v7())
-    .bind(org)
-    .bind(topic)
-    .bind(kind)
-    .bind(payload)
-    .bind(clock::now_micros()))
-}
-
-/// An event to record, its payload already JSON.
-pub struct Pending {
-    pub org: OrgId,
-    pub topic: String,
-    pub kind: &'static str,
-    pub payload: String,
-}
-
-/// Records many events inside `tx`: one statement on PostgreSQL.
-pub async fn record_many(tx: &mut Tx, events: &[Pending]) -> Result<(), sqlx::Error> {
-    if events.is_empty() {
-        return Ok(());
-    }
-    let now = clock::now_micros();
-    if let Tx::Pg(t) = tx {
-        let sql = "INSERT INTO outbox (event_id, org_id, topic, kind, payload, created_at)
-                   SELECT e, o, t, k, p, $6 FROM UNNEST($1::uuid[], $2::uuid[], $3::text[], $4::text[], $5::text[]) AS v(e, o, t, k, p)";
-        let ids: Vec<Uuid> = events.iter().map(|_| Uuid::now_v7()).collect();
-        let orgs: Vec<Uuid> = events.iter().map(|e| e.org.0).collect();
-        let topics: Vec<&str> = events.iter().map(|e| e.topic.as_str()).collect();
-        let kinds: Vec<&str> = events.iter().map(|e| e.kind).collect();
-        let payloads: Vec<&str> = events.iter().map(|e| e.payload.as_str()).collect();
-        sqlx::query(sql)
-            .bind(&ids)
-            .bind(&orgs)
-            .bind(&topics)
-            .bind(&kinds)
-            .bind(&payloads)
-            .bind(now)
-            .execute(&mut **t)
-            .await?;
-        return Ok(());
-    }
-    let sql = "INSERT INTO outbox (event_id, org_id, topic, kind, payload, created_at) VALUES ($1, $2, $3, $4, $5, $6)";
-    for e in events {
-        tx_run!(tx, c => sqlx::query(sql)
-            .bind(Uuid::now_v7()).bind(e.org).bind(&e.topic).bind(e.kind).bind(&e.payload).bind(now)
-            .execute(c).await.map(|r| r.rows_affected()))?;
-    }
-    Ok(())
-}
+const BATCH: i64 = 500;
+/// Attempts at an event whose consumers fail before it is set aside.
+pub const MAX_ATTEMPTS: i64 = 5;
 
 #[derive(sqlx::FromRow)]
 struct Row {
     id: i64,
     event_id: Uuid,
+    org_id: OrgId,
     topic: String,
     kind: String,
+    version: i64,
     payload: String,
+    created_at: i64,
 }
 
-/// Wakes the relay right after a commit, so live views need not wait for
-/// the next poll.
-pub static WAKE: Notify = Notify::const_new();
+impl Row {
+    fn recorded(&self) -> Recorded {
+        Recorded {
+            id: self.event_id,
+            org: self.org_id,
+            topic: self.topic.clone(),
+            kind: self.kind.clone(),
+            version: self.version.clamp(0, u32::MAX as i64) as u32,
+            occurred_at: self.created_at,
+            payload: serde_json::from_str(&self.payload).unwrap_or(serde_json::Value::Null),
+        }
+    }
+}
 
-/// Publishes undelivered events until `shutdown` resolves. Safe on many
-/// nodes: on PostgreSQL each batch is claimed with `SKIP LOCKED`.
-pub async fn relay(kernel: Kernel, shutdown: impl std::future::Future<Output = ()>) {
+/// Relays events until `shutdown` resolves: woken by every commit (so events
+/// go out within milliseconds), and every 250 ms in any case (events of
+/// another node's commits).
+pub async fn relay<C: Send + Sync + 'static>(
+    kernel: Kernel,
+    ctx: C,
+    consumers: Arc<Consumers<C>>,
+    shutdown: impl std::future::Future<Output = ()>,
+) {
     tokio::pin!(shutdown);
+    let commits = kernel.db.commits();
     loop {
-        match relay_batch(&kernel).await {
-            Ok(BATCH) => continue,
+        match relay_batch(&kernel, &ctx, &consumers).await {
+            Ok(n) if n as i64 == BATCH => continue,
             Ok(_) => {}
             Err(e) => tracing::warn!(error = %e, "outbox relay failed; retrying"),
         }
         tokio::select! {
             _ = &mut shutdown => break,
-            _ = WAKE.notified() => {
+            _ = commits.notified() => {
                 // Let a burst of commits gather into one batch.
                 tokio::time::sleep(Duration::from_millis(20)).await;
             }
@@ -124,79 +84,156 @@ pub async fn relay(kernel: Kernel, shutdown: impl std::future::Future<Output = (
     }
 }
 
-const BATCH: usize = 500;
+const SELECT: &str =
+    "SELECT id, event_id, org_id, topic, kind, version, payload, created_at FROM outbox
+                      WHERE delivered_at IS NULL AND failed_at IS NULL ORDER BY id LIMIT $1";
 
-async fn relay_batch(kernel: &Kernel) -> Result<usize, sqlx::Error> {
-    let rows: Vec<Row>;
-    let mut tx = match kernel.db.backend() {
-        Backend::Postgres => {
-            // Claimed in the transaction, so another node skips these rows.
-            let select =
-                "SELECT id, event_id, topic, kind, payload FROM outbox WHERE delivered_at IS NULL
-                          ORDER BY id LIMIT 500 FOR UPDATE SKIP LOCKED";
-            let mut tx = kernel.db.begin().await?;
-            rows = tx_run!(&mut tx, c => sqlx::query_as(select).fetch_all(c).await)?;
-            tx
-        }
-        Backend::Sqlite => {
-            // One node: read without the write lock; lock only to mark.
-            let select =
-                "SELECT id, event_id, topic, kind, payload FROM outbox WHERE delivered_at IS NULL
-                          ORDER BY id LIMIT 500";
-            rows = db_run!(&kernel.db, p => sqlx::query_as(select).fetch_all(p).await)?;
-            if rows.is_empty() {
-                return Ok(0);
-            }
-            kernel.db.begin().await?
-        }
-    };
+/// One relay round; the number of events delivered.
+pub async fn relay_batch<C: Send + Sync + 'static>(
+    kernel: &Kernel,
+    ctx: &C,
+    consumers: &Consumers<C>,
+) -> Result<usize, sqlx::Error> {
+    let (rows, mut tx) = claim(kernel, BATCH).await?;
     if rows.is_empty() {
         return Ok(0);
     }
-    let msgs = rows
-        .iter()
-        .map(|row| {
-            let payload =
-                match serde_json::from_str(&row.payload).unwrap_or(serde_json::Value::Null) {
-                    serde_json::Value::Object(mut m) => {
-                        m.insert("event_id".into(), row.event_id.to_string().into());
-                        serde_json::Value::Object(m)
-                    }
-                    other => other,
-                };
-            Message {
-                topic: row.topic.clone(),
-                kind: row.kind.clone(),
-                payload,
-            }
-        })
-        .collect();
-    kernel.hub.publish_many(msgs).await;
-    let last = rows.last().map(|r| r.id).unwrap_or(0);
-    let first = rows.first().map(|r| r.id).unwrap_or(0);
-    let now = clock::now_micros();
-    let ids: Vec<i64> = rows.iter().map(|r| r.id).collect();
-    // Rows in [first, last] not claimed by this batch belong to another
-    // node's batch; mark exactly ours.
-    for chunk in ids.chunks(100) {
-        let list = chunk
-            .iter()
-            .map(|i| i.to_string())
-            .collect::<Vec<_>>()
-            .join(",");
-        let sql = format!(
-            "UPDATE outbox SET delivered_at = $1 WHERE id IN ({list}) AND id BETWEEN $2 AND $3"
-        );
-        tx_run!(&mut tx, c => sqlx::query(sqlx::AssertSqlSafe(sql.clone())).bind(now).bind(first).bind(last).execute(c).await.map(|r| r.rows_affected()))?;
+    let recorded: Vec<Recorded> = rows.iter().map(Row::recorded).collect();
+    let now = kernel.clock.now();
+    let applied = deliver(&mut tx, ctx, consumers, &rows, &recorded, now).await;
+    let delivered = match applied {
+        Ok(()) => {
+            tx.commit().await?;
+            recorded
+        }
+        Err(e) => {
+            drop(tx);
+            tracing::warn!(error = %e, n = rows.len(), "an event batch failed; delivering event by event");
+            one_by_one(kernel, ctx, consumers, &rows).await?
+        }
+    };
+    let n = delivered.len();
+    kernel.hub.publish_many(delivered).await;
+    Ok(n)
+}
+
+/// Claims undelivered events in a transaction (on PostgreSQL with `SKIP
+/// LOCKED`: another node's relay takes other rows; on SQLite, one node, the
+/// write lock is taken only when there is something to deliver).
+async fn claim(kernel: &Kernel, limit: i64) -> Result<(Vec<Row>, Tx), sqlx::Error> {
+    match kernel.db.backend() {
+        Backend::Postgres => {
+            let mut tx = kernel.db.begin().await?;
+            let sql = format!("{SELECT} FOR UPDATE SKIP LOCKED");
+            let rows = tx_run!(&mut tx, c => sqlx::query_as(sqlx::AssertSqlSafe(sql)).bind(limit).fetch_all(c).await)?;
+            Ok((rows, tx))
+        }
+        Backend::Sqlite => {
+            let rows: Vec<Row> =
+                db_run!(&kernel.db, p => sqlx::query_as(SELECT).bind(limit).fetch_all(p).await)?;
+            let tx = kernel.db.begin().await?;
+            Ok((rows, tx))
+        }
     }
-    tx.commit().await?;
-    Ok(rows.len())
+}
+
+async fn deliver<C: Send + Sync + 'static>(
+    tx: &mut Tx,
+    ctx: &C,
+    consumers: &Consumers<C>,
+    rows: &[Row],
+    recorded: &[Recorded],
+    now: i64,
+) -> Result<(), sqlx::Error> {
+    consumers.apply(ctx, tx, recorded).await?;
+    let mut writes = consumers.reaction_jobs(recorded, now);
+    writes.push(mark_delivered(tx.backend(), rows, now));
+    tx.run_all(writes).await
+}
+
+/// Marks exactly these rows (others in the same id range may belong to
+/// another node's batch).
+fn mark_delivered(backend: Backend, rows: &[Row], now: i64) -> Stmt {
+    let ids = serde_json::to_string(&rows.iter().map(|r| r.id).collect::<Vec<_>>())
+        .unwrap_or_else(|_| "[]".into());
+    let sql = match backend {
+        Backend::Postgres => {
+            "UPDATE outbox SET delivered_at = $1
+             WHERE id IN (SELECT value::bigint FROM json_array_elements_text($2::json)) AND delivered_at IS NULL"
+        }
+        Backend::Sqlite => {
+            "UPDATE outbox SET delivered_at = $1
+             WHERE id IN (SELECT value FROM json_each($2)) AND delivered_at IS NULL"
+        }
+    };
+    Stmt::new(sql).bind(now).bind(ids)
+}
+
+async fn one_by_one<C: Send + Sync + 'static>(
+    kernel: &Kernel,
+    ctx: &C,
+    consumers: &Consumers<C>,
+    rows: &[Row],
+) -> Result<Vec<Recorded>, sqlx::Error> {
+    let mut delivered = Vec::new();
+    for row in rows {
+        let (claimed, mut tx) = claim_one(kernel, row.id).await?;
+        let Some(row) = claimed else { continue };
+        let rec = row.recorded();
+        let now = kernel.clock.now();
+        match deliver(
+            &mut tx,
+            ctx,
+            consumers,
+            std::slice::from_ref(&row),
+            std::slice::from_ref(&rec),
+            now,
+        )
+        .await
+        {
+            Ok(()) => {
+                tx.commit().await?;
+                delivered.push(rec);
+            }
+            Err(e) => {
+                drop(tx);
+                set_aside(kernel, &row, &e.to_string()).await?;
+            }
+        }
+    }
+    Ok(delivered)
+}
+
+async fn claim_one(kernel: &Kernel, id: i64) -> Result<(Option<Row>, Tx), sqlx::Error> {
+    let sql = match kernel.db.backend() {
+        Backend::Postgres => "SELECT id, event_id, org_id, topic, kind, version, payload, created_at FROM outbox
+                              WHERE id = $1 AND delivered_at IS NULL AND failed_at IS NULL FOR UPDATE SKIP LOCKED",
+        Backend::Sqlite => "SELECT id, event_id, org_id, topic, kind, version, payload, created_at FROM outbox
+                            WHERE id = $1 AND delivered_at IS NULL AND failed_at IS NULL",
+    };
+    let mut tx = kernel.db.begin().await?;
+    let row = tx_run!(&mut tx, c => sqlx::query_as(sql).bind(id).fetch_optional(c).await)?;
+    Ok((row, tx))
+}
+
+/// Counts a failed attempt; after the last one the event is set aside.
+async fn set_aside(kernel: &Kernel, row: &Row, error: &str) -> Result<(), sqlx::Error> {
+    let now = kernel.clock.now();
+    let sql = "UPDATE outbox SET attempts = attempts + 1, last_error = $1,
+                   failed_at = CASE WHEN attempts + 1 >= $2 THEN $3 ELSE NULL END
+               WHERE id = $4";
+    let _queued = kernel.db.serial_write().await;
+    db_run!(&kernel.db, p => sqlx::query(sql).bind(error).bind(MAX_ATTEMPTS).bind(now).bind(row.id)
+        .execute(p).await.map(|_| ()))?;
+    tracing::error!(event = %row.event_id, kind = %row.kind, error, "an event's consumers failed");
+    Ok(())
 }
 
 /// Deletes delivered events older than `age`.
 pub async fn prune(kernel: &Kernel, age: Duration) -> Result<u64, sqlx::Error> {
-    let before = clock::now_micros() - age.as_micros() as i64;
+    let before = kernel.clock.now() - crate::clock::micros(age);
     let sql = "DELETE FROM outbox WHERE delivered_at IS NOT NULL AND delivered_at < $1";
+    let _queued = kernel.db.serial_write().await;
     let r = db_run!(&kernel.db, p => sqlx::query(sql).bind(before).execute(p).await.map(|r| r.rows_affected()))?;
     Ok(r)
 }

@@ -1,5 +1,6 @@
 //! PubSub: in-process broadcast per topic; with Redis, a bridge carries every
-//! message to the other nodes (each node ignores its own echo).
+//! message to the other nodes (each node ignores its own echo). Messages are
+//! [`Recorded`] events; subscribers decode the types they know.
 
 use std::sync::Arc;
 
@@ -9,15 +10,10 @@ use serde::{Deserialize, Serialize};
 use tokio::sync::broadcast;
 use uuid::Uuid;
 
+pub use crate::events::Recorded as Message;
+
 const CHANNEL: &str = "voelgoed:pubsub";
 const CAPACITY: usize = 256;
-
-#[derive(Clone, Debug, Serialize, Deserialize)]
-pub struct Message {
-    pub topic: String,
-    pub kind: String,
-    pub payload: serde_json::Value,
-}
 
 #[derive(Serialize, Deserialize)]
 struct Envelope {
@@ -115,6 +111,20 @@ impl Hub {
         for msg in msgs {
             deliver(&self.inner, msg);
         }
+    }
+}
+
+impl Hub {
+    /// Forgets topics nobody listens to any more (a topic is otherwise
+    /// dropped only when a message finds it empty).
+    pub fn prune(&self) -> usize {
+        let before = self.inner.topics.len();
+        self.inner.topics.retain(|_, tx| tx.receiver_count() > 0);
+        before - self.inner.topics.len()
+    }
+
+    pub fn topics(&self) -> usize {
+        self.inner.topics.len()
     }
 }
 

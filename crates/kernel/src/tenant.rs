@@ -1,14 +1,10 @@
-//! The tenant context. No domain function runs without an [`Actor`]: who is
-//! acting, for which organization, with which permissions. Queries take the
-//! org from here, never from a request body.
-//!
-//! An `Actor` is made only by authenticating something (session, API key,
-//! device token) — `Actor::authenticated` is called by the identity slice's
-//! extractors and by the command line, nowhere else.
+//! Permissions and roles: what a credential may do. The tenant context
+//! itself (who acts, for which organization) is the identity slice's
+//! `Tenant` and `Actor`, which only a checked credential can produce.
 
 use std::collections::BTreeSet;
 
-use crate::{error::ApiError, ids::*};
+use crate::ids::*;
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
 pub enum Permission {
@@ -102,74 +98,8 @@ impl Role {
     }
 }
 
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub enum ActorKind {
-    User(UserId),
-    ApiKey(ApiKeyId),
-    Device(DeviceId),
-    /// The command line, run by the operator on the server itself.
-    Operator,
-}
-
-#[derive(Clone, Debug)]
-pub struct Actor {
-    org: OrgId,
-    org_slug: String,
-    kind: ActorKind,
-    permissions: BTreeSet<Permission>,
-}
-
-impl Actor {
-    /// Only for code that has just authenticated the actor.
-    pub fn authenticated(
-        org: OrgId,
-        org_slug: String,
-        kind: ActorKind,
-        permissions: BTreeSet<Permission>,
-    ) -> Actor {
-        Actor {
-            org,
-            org_slug,
-            kind,
-            permissions,
-        }
-    }
-
-    pub fn org(&self) -> OrgId {
-        self.org
-    }
-
-    pub fn org_slug(&self) -> &str {
-        &self.org_slug
-    }
-
-    pub fn kind(&self) -> &ActorKind {
-        &self.kind
-    }
-
-    pub fn can(&self, p: Permission) -> bool {
-        self.permissions.contains(&p)
-    }
-
-    /// 403 unless the actor holds `p`.
-    pub fn require(&self, p: Permission) -> Result<(), ApiError> {
-        if self.can(p) {
-            Ok(())
-        } else {
-            Err(ApiError::Forbidden(format!(
-                "this credential lacks the permission {}",
-                p.as_str()
-            )))
-        }
-    }
-
-    pub fn permissions(&self) -> impl Iterator<Item = Permission> + '_ {
-        self.permissions.iter().copied()
-    }
-}
-
 /// Namespaces for cache keys, Redis keys and PubSub topics: every one starts
 /// with the org, so a tenant can never read or subscribe to another's.
 pub fn event_topic(org: OrgId, event: EventId) -> String {
-    format!("org:{org}:event:{event}")
+    crate::events::topic(org, Some(event))
 }

@@ -1,39 +1,51 @@
 //! The vertical slices of VoelgoedEvents, one module each:
 //!
-//! - [`identity`]: organizations, users, memberships, API keys, sessions;
-//! - [`events`]: events, ticket types, publishing, the storefront catalog;
-//! - [`sales`]: inventory, holds, checkout, orders, idempotency;
+//! - [`identity`]: organizations, users, credentials (API keys, sessions,
+//!   device tokens), the tenant context;
+//! - [`events`]: events, ticket types, publishing, the catalog;
+//! - [`sales`]: inventory, holds, checkout, orders;
 //! - [`tickets`]: issued tickets, their signed codes, QR rendering;
-//! - [`scanning`]: devices, pairing, admission at the gate;
+//! - [`scanning`]: gate devices and admission;
 //! - [`live`]: live sales and check-in figures over server-sent events;
-//! - [`ops`]: health, readiness.
+//! - [`ops`]: health, readiness, upkeep.
 //!
-//! A slice reaches another only through that slice's `mod.rs` API.
+//! A slice reaches another only through that slice's `mod.rs` (its public
+//! functions and its events), never through its tables. Each slice declares
+//! what it brings in one `slice()` function (see `kernel::slice`); the list
+//! below is the only place that names them all.
 
-use std::{ops::Deref, sync::Arc};
+use std::{
+    any::{Any, TypeId},
+    ops::Deref,
+    sync::Arc,
+};
 
-use kernel::Kernel;
+use kernel::{Kernel, Slice, slice::Runtime};
 
-pub mod events;
-pub mod identity;
-pub mod live;
-pub mod ops;
-pub mod sales;
-pub mod scanning;
-pub mod tickets;
 pub mod web;
 
-/// Everything a handler needs: the kernel handles and each slice's hot tier.
+/// Declares the slices: each is a module with a `slice(&Kernel)` function.
+/// Adding a slice is one name here.
+macro_rules! slices {
+    ($($name:ident),* $(,)?) => {
+        $(pub mod $name;)*
+        /// Every slice, in the order their routes and consumers are wired.
+        pub fn slices(kernel: &Kernel) -> Vec<Slice<App>> {
+            vec![$($name::slice(kernel)),*]
+        }
+    };
+}
+
+slices!(identity, events, sales, tickets, scanning, live, ops);
+
+/// Everything a handler, consumer or job needs: the kernel's handles and
+/// each slice's in-process state (its hot tier), found by type.
 #[derive(Clone)]
 pub struct App(Arc<AppInner>);
 
 pub struct AppInner {
     pub kernel: Kernel,
-    pub identity: identity::Hot,
-    pub catalog: events::Hot,
-    pub inventory: sales::Inventory,
-    pub tickets: tickets::Hot,
-    pub gates: scanning::Gates,
+    states: Vec<(TypeId, Arc<dyn Any + Send + Sync>)>,
 }
 
 impl Deref for App {
@@ -44,25 +56,46 @@ impl Deref for App {
 }
 
 impl App {
-    pub fn new(kernel: Kernel) -> App {
-        let inventory = sales::Inventory::new(&kernel);
-        let gates = scanning::Gates::new(&kernel);
-        App(Arc::new(AppInner {
-            identity: identity::Hot::new(),
-            catalog: events::Hot::new(),
-            tickets: tickets::Hot::new(),
-            inventory,
-            gates,
-            kernel,
-        }))
-    }
-
     pub fn db(&self) -> &kernel::Db {
         &self.kernel.db
     }
+
+    /// A slice's state. Every state is registered at start by its slice, so
+    /// a missing one is a wiring bug caught by any test that starts a node.
+    pub fn state<T: Any + Send + Sync>(&self) -> &T {
+        let id = TypeId::of::<T>();
+        self.states
+            .iter()
+            .find(|(t, _)| *t == id)
+            .and_then(|(_, s)| s.downcast_ref::<T>())
+            .unwrap_or_else(|| {
+                panic!(
+                    "no slice registered the state {}",
+                    std::any::type_name::<T>()
+                )
+            })
+    }
 }
 
-/// The whole HTTP surface and its OpenAPI document.
-pub fn router(app: App) -> axum::Router {
-    web::router(app)
+/// The platform put together: the application context, its HTTP surface,
+/// and the background work its slices declared (not yet started).
+pub struct Platform {
+    pub app: App,
+    pub router: axum::Router,
+    pub runtime: Runtime<App>,
+}
+
+/// Wires every slice onto `kernel`.
+pub fn assemble(kernel: Kernel) -> Platform {
+    let wiring = kernel::slice::wire(slices(&kernel));
+    let app = App(Arc::new(AppInner {
+        kernel,
+        states: wiring.states,
+    }));
+    let router = web::router(app.clone(), wiring.api, wiring.pages);
+    Platform {
+        app,
+        router,
+        runtime: wiring.runtime,
+    }
 }

@@ -86,6 +86,7 @@ async fn a_ticket_taken_on_the_storefront_is_scanned_and_the_dashboard_counts_it
     let org = Org {
         slug: slug.clone(),
         key,
+        email: format!("{slug}@example.com"),
     };
     let event = t.event(&org, 50).await;
     let device = t.device(&org, &[&event.id]).await;

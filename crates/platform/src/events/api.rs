@@ -25,14 +25,19 @@ pub fn routes() -> OpenApiRouter<App> {
         .routes(routes!(publish))
 }
 
-type Problem = kernel::error::Problem;
 
 #[derive(Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct CreateEvent {
+    #[schema(min_length = 1, max_length = 200, pattern = r"\S")]
     name: String,
+    #[schema(format = DateTime, pattern = r"^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}(\.\d+)?(Z|[+-]\d{2}:\d{2})$")]
     starts_at: String,
+    /// After `starts_at`.
+    #[schema(format = DateTime, pattern = r"^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}(\.\d+)?(Z|[+-]\d{2}:\d{2})$")]
     ends_at: String,
+    /// IANA time zone name of the venue, e.g. Africa/Johannesburg.
+    #[schema(min_length = 1, max_length = 64, pattern = r"^[A-Za-z0-9_+-][A-Za-z0-9/_+-]*$", example = "Africa/Johannesburg")]
     timezone: String,
 }
 
@@ -40,7 +45,7 @@ pub struct CreateEvent {
 #[utoipa::path(post, path = "/api/v1/orgs/{org}/events", tag = "events",
     params(("org" = String, Path, description = "organization slug")),
     request_body = CreateEvent, security(("api_key" = [])),
-    responses((status = 201, body = EventView), (status = 422, body = Problem), (status = 401, body = Problem)))]
+    responses((status = 201, body = EventView, description = "the draft event")))]
 async fn create_event(
     State(app): State<App>,
     OrgActor(actor): OrgActor,
@@ -63,7 +68,9 @@ async fn create_event(
 #[derive(Deserialize, IntoParams)]
 pub struct ListQuery {
     /// At most 200; 50 when left out.
+    #[param(minimum = 1, maximum = 200)]
     limit: Option<i64>,
+    /// `next_cursor` of the previous page.
     cursor: Option<String>,
 }
 
@@ -76,7 +83,7 @@ pub struct EventList {
 /// The org's events, oldest first.
 #[utoipa::path(get, path = "/api/v1/orgs/{org}/events", tag = "events",
     params(("org" = String, Path, description = "organization slug"), ListQuery), security(("api_key" = [])),
-    responses((status = 200, body = EventList)))]
+    responses((status = 200, body = EventList, description = "a page of events")))]
 async fn list_events(
     State(app): State<App>,
     OrgActor(actor): OrgActor,
@@ -103,7 +110,7 @@ async fn list_events(
 /// One event with its ticket types.
 #[utoipa::path(get, path = "/api/v1/orgs/{org}/events/{event_id}", tag = "events",
     params(("org" = String, Path), ("event_id" = String, Path)), security(("api_key" = [])),
-    responses((status = 200, body = EventView), (status = 404, body = Problem)))]
+    responses((status = 200, body = EventView, description = "the event")))]
 async fn get_event(
     State(app): State<App>,
     OrgActor(actor): OrgActor,
@@ -116,12 +123,22 @@ async fn get_event(
 #[derive(Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct CreateTicketType {
+    #[schema(min_length = 1, max_length = 200, pattern = r"\S")]
     name: String,
+    /// Price in minor units of `currency` (VAT included); 0 is free.
+    #[schema(minimum = 0, maximum = 100_000_000_000i64)]
     price_cents: i64,
+    /// ISO 4217 code.
+    #[schema(pattern = r"^[A-Z]{3}$", example = "ZAR")]
     currency: String,
+    #[schema(minimum = 1, maximum = 10_000_000)]
     capacity: i64,
+    #[schema(format = DateTime, pattern = r"^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}(\.\d+)?(Z|[+-]\d{2}:\d{2})$")]
     sale_starts_at: Option<String>,
+    /// After `sale_starts_at`.
+    #[schema(format = DateTime, pattern = r"^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}(\.\d+)?(Z|[+-]\d{2}:\d{2})$")]
     sale_ends_at: Option<String>,
+    #[schema(minimum = 1, maximum = 1000)]
     max_per_order: Option<i64>,
 }
 
@@ -129,7 +146,7 @@ pub struct CreateTicketType {
 #[utoipa::path(post, path = "/api/v1/orgs/{org}/events/{event_id}/ticket-types", tag = "events",
     params(("org" = String, Path), ("event_id" = String, Path)),
     request_body = CreateTicketType, security(("api_key" = [])),
-    responses((status = 201, body = TicketTypeView), (status = 404, body = Problem), (status = 422, body = Problem)))]
+    responses((status = 201, body = TicketTypeView, description = "the ticket type")))]
 async fn add_ticket_type(
     State(app): State<App>,
     OrgActor(actor): OrgActor,
@@ -158,7 +175,8 @@ async fn add_ticket_type(
 /// Publishes the event: it appears on the storefront and goes on sale.
 #[utoipa::path(post, path = "/api/v1/orgs/{org}/events/{event_id}/publish", tag = "events",
     params(("org" = String, Path), ("event_id" = String, Path)), security(("api_key" = [])),
-    responses((status = 200, body = EventView), (status = 404, body = Problem), (status = 422, body = Problem)))]
+    responses((status = 200, body = EventView, description = "the published event"),
+              (status = 422, description = "the event has no ticket type yet")))]
 async fn publish(
     State(app): State<App>,
     OrgActor(actor): OrgActor,

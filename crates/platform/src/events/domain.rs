@@ -1,20 +1,28 @@
 //! Rules for events and ticket types.
 
+use std::sync::Arc;
+
 use kernel::{
-    Actor, ApiError, ApiResult, Permission,
-    clock::{self, now_micros},
+    Permission, Stmt, clock,
     error::Checks,
-    ids::{EventId, OrgId, TicketTypeId},
-    outbox,
-    tenant::event_topic,
+    events::emit,
+    ids::{EventId, TicketTypeId},
+    parse,
 };
 use serde::Serialize;
 use utoipa::ToSchema;
 
-use super::store;
-use crate::App;
-use kernel::parse;
+use super::{
+    EventCreated, EventPublished, TicketTypeCreated,
+    error::{Error, Result},
+    store,
+};
+use crate::{
+    App,
+    identity::{Actor, Tenant},
+};
 
+/// Where an event stands.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, ToSchema)]
 #[serde(rename_all = "snake_case")]
 pub enum EventStatus {
@@ -29,11 +37,15 @@ impl EventStatus {
             EventStatus::Published => "published",
         }
     }
-    pub fn parse(s: &str) -> EventStatus {
-        if s == "published" {
-            EventStatus::Published
-        } else {
-            EventStatus::Draft
+}
+
+impl TryFrom<String> for EventStatus {
+    type Error = String;
+    fn try_from(s: String) -> std::result::Result<Self, String> {
+        match s.as_str() {
+            "draft" => Ok(EventStatus::Draft),
+            "published" => Ok(EventStatus::Published),
+            other => Err(format!("unknown event status {other:?}")),
         }
     }
 }
@@ -44,6 +56,7 @@ pub struct TicketTypeView {
     pub event_id: EventId,
     pub name: String,
     pub price_cents: i64,
+    /// ISO 4217 code.
     pub currency: String,
     pub capacity: i64,
     pub sale_starts_at: Option<String>,
@@ -66,10 +79,13 @@ pub struct EventView {
     pub name: String,
     pub starts_at: String,
     pub ends_at: String,
+    /// IANA time zone of the venue.
     pub timezone: String,
     pub status: EventStatus,
     pub created_at: String,
     pub ticket_types: Vec<TicketTypeView>,
+    #[serde(skip)]
+    pub starts_at_micros: i64,
     #[serde(skip)]
     pub ends_at_micros: i64,
 }
@@ -77,7 +93,7 @@ pub struct EventView {
 /// An event as the other slices see it.
 #[derive(Clone, Debug)]
 pub struct Catalog {
-    pub org: OrgId,
+    pub tenant: Tenant,
     pub event: EventView,
 }
 
@@ -97,12 +113,12 @@ pub struct NewEvent {
     pub timezone: String,
 }
 
-fn parse_time(s: &str) -> Result<i64, String> {
+fn parse_time(s: &str) -> std::result::Result<i64, String> {
     clock::parse_rfc3339(s)
         .ok_or_else(|| "must be an RFC 3339 time, e.g. 2026-12-31T20:00:00Z".into())
 }
 
-fn parse_timezone(s: &str) -> Result<String, String> {
+pub fn parse_timezone(s: &str) -> std::result::Result<String, String> {
     let ok = !s.is_empty()
         && s.len() <= 64
         && s.bytes()
@@ -115,8 +131,8 @@ fn parse_timezone(s: &str) -> Result<String, String> {
     }
 }
 
-pub async fn create_event(app: &App, actor: &Actor, input: NewEvent) -> ApiResult<EventView> {
-    actor.require(Permission::EventsWrite)?;
+pub async fn create_event(app: &App, actor: &Actor, input: NewEvent) -> Result<EventView> {
+    let t = actor.require(Permission::EventsWrite)?;
     let mut c = Checks::default();
     let name = c.take("name", parse::name(&input.name, 200));
     let starts = c.take("starts_at", parse_time(&input.starts_at));
@@ -129,19 +145,28 @@ pub async fn create_event(app: &App, actor: &Actor, input: NewEvent) -> ApiResul
     }
     c.finish()?;
     let (Some(name), Some(starts), Some(ends), Some(tz)) = (name, starts, ends, tz) else {
-        return Err(ApiError::internal("checks passed with a missing value"));
+        return Err(Error::Invalid(Vec::new()));
     };
+    let now = app.kernel.now();
     let row = store::EventRow {
         id: EventId::new(),
-        org_id: actor.org(),
         name,
         starts_at: starts,
         ends_at: ends,
         timezone: tz,
-        status: EventStatus::Draft.as_str().into(),
-        created_at: now_micros(),
+        status: EventStatus::Draft,
+        created_at: now,
     };
-    store::insert_event(app.db(), &row).await?;
+    let created = EventCreated {
+        org_id: t.org(),
+        event_id: row.id,
+        name: row.name.clone(),
+        starts_at: clock::rfc3339(starts),
+        ends_at: clock::rfc3339(ends),
+    };
+    app.db()
+        .write_grouped(vec![store::insert_event(t, &row), emit(&created, now)?])
+        .await?;
     Ok(row.into_view(Vec::new()))
 }
 
@@ -155,7 +180,7 @@ pub struct NewTicketType {
     pub max_per_order: Option<i64>,
 }
 
-fn parse_currency(s: &str) -> Result<String, String> {
+pub fn parse_currency(s: &str) -> std::result::Result<String, String> {
     if s.len() == 3 && s.bytes().all(|b| b.is_ascii_uppercase()) {
         Ok(s.to_string())
     } else {
@@ -164,20 +189,22 @@ fn parse_currency(s: &str) -> Result<String, String> {
 }
 
 pub const MAX_CAPACITY: i64 = 10_000_000;
+pub const MAX_PRICE_CENTS: i64 = 100_000_000_000;
+pub const MAX_PER_ORDER_LIMIT: i64 = 1000;
 
 pub async fn add_ticket_type(
     app: &App,
     actor: &Actor,
     event: EventId,
     input: NewTicketType,
-) -> ApiResult<TicketTypeView> {
-    actor.require(Permission::EventsWrite)?;
-    let Some(_) = store::event(app.db(), actor.org(), event).await? else {
-        return Err(ApiError::NotFound);
-    };
+) -> Result<TicketTypeView> {
+    let t = actor.require(Permission::EventsWrite)?;
+    if store::event(app.db(), t, event).await?.is_none() {
+        return Err(Error::NotFound);
+    }
     let mut c = Checks::default();
     let name = c.take("name", parse::name(&input.name, 200));
-    if !(0..=100_000_000_000).contains(&input.price_cents) {
+    if !(0..=MAX_PRICE_CENTS).contains(&input.price_cents) {
         c.fail("price_cents", "must be between 0 and 100000000000");
     }
     let currency = c.take("currency", parse_currency(&input.currency));
@@ -198,13 +225,13 @@ pub async fn add_ticket_type(
         c.fail("sale_ends_at", "must be after sale_starts_at");
     }
     if let Some(m) = input.max_per_order
-        && !(1..=1000).contains(&m)
+        && !(1..=MAX_PER_ORDER_LIMIT).contains(&m)
     {
         c.fail("max_per_order", "must be between 1 and 1000");
     }
     c.finish()?;
     let (Some(name), Some(currency)) = (name, currency) else {
-        return Err(ApiError::internal("checks passed with a missing value"));
+        return Err(Error::Invalid(Vec::new()));
     };
     let row = store::TicketTypeRow {
         id: TicketTypeId::new(),
@@ -217,47 +244,72 @@ pub async fn add_ticket_type(
         sale_ends_at: sale_ends,
         max_per_order: input.max_per_order,
     };
-    store::insert_ticket_type(app.db(), actor.org(), &row).await?;
-    super::invalidate(app, actor.org(), event).await;
+    let now = app.kernel.now();
+    let created = TicketTypeCreated {
+        org_id: t.org(),
+        event_id: event,
+        ticket_type_id: row.id,
+        capacity: row.capacity,
+        price_cents: row.price_cents,
+        currency: row.currency.clone(),
+    };
+    app.db()
+        .write_grouped(vec![
+            store::insert_ticket_type(t, &row, now),
+            emit(&created, now)?,
+        ])
+        .await?;
+    super::invalidate(app, t, event).await;
     Ok(row.into_view())
 }
 
-pub async fn publish(app: &App, actor: &Actor, event: EventId) -> ApiResult<EventView> {
-    actor.require(Permission::EventsWrite)?;
-    let Some(catalog) = store::load_catalog(app.db(), actor.org(), event).await? else {
-        return Err(ApiError::NotFound);
+pub async fn publish(app: &App, actor: &Actor, event: EventId) -> Result<EventView> {
+    let t = actor.require(Permission::EventsWrite)?;
+    let Some(catalog) = store::load_catalog(app.db(), t, event).await? else {
+        return Err(Error::NotFound);
     };
     if catalog.event.ticket_types.is_empty() {
-        return Err(ApiError::field(
+        return Err(Error::field(
             "ticket_types",
             "add a ticket type before publishing",
         ));
     }
-    if catalog.event.status != EventStatus::Published {
-        let mut tx = app.db().begin().await?;
-        store::set_status(&mut tx, actor.org(), event, EventStatus::Published).await?;
-        outbox::record(
-            &mut tx,
-            actor.org(),
-            &event_topic(actor.org(), event),
-            "event.published",
-            &serde_json::json!({ "event": event }),
-        )
-        .await?;
-        tx.commit().await?;
-        outbox::WAKE.notify_one();
-        super::invalidate(app, actor.org(), event).await;
+    if catalog.event.status == EventStatus::Draft {
+        let now = app.kernel.now();
+        let publish: Stmt =
+            store::set_status(t, event, EventStatus::Draft, EventStatus::Published);
+        let announce = Arc::new(emit(
+            &EventPublished {
+                org_id: t.org(),
+                event_id: event,
+            },
+            now,
+        )?);
+        // Announced once, by whichever request moved it from draft.
+        app.db()
+            .transact_grouped(Box::new(move |tx| {
+                let (publish, announce) = (publish.clone(), announce.clone());
+                Box::pin(async move {
+                    if publish.execute_in(tx).await? == 0 {
+                        return Ok(false);
+                    }
+                    announce.execute_in(tx).await?;
+                    Ok(true)
+                })
+            }))
+            .await?;
+            super::invalidate(app, t, event).await;
     }
     let mut view = catalog.event.clone();
     view.status = EventStatus::Published;
     Ok(view)
 }
 
-pub async fn get_event(app: &App, actor: &Actor, event: EventId) -> ApiResult<EventView> {
-    actor.require(Permission::EventsRead)?;
-    match store::load_catalog(app.db(), actor.org(), event).await? {
+pub async fn get_event(app: &App, actor: &Actor, event: EventId) -> Result<EventView> {
+    let t = actor.require(Permission::EventsRead)?;
+    match store::load_catalog(app.db(), t, event).await? {
         Some(c) => Ok(c.event),
-        None => Err(ApiError::NotFound),
+        None => Err(Error::NotFound),
     }
 }
 
@@ -266,9 +318,9 @@ pub async fn list_events(
     actor: &Actor,
     limit: i64,
     after: Option<EventId>,
-) -> ApiResult<(Vec<EventView>, Option<EventId>)> {
-    actor.require(Permission::EventsRead)?;
-    let rows = store::list_events(app.db(), actor.org(), limit + 1, after).await?;
+) -> Result<(Vec<EventView>, Option<EventId>)> {
+    let t = actor.require(Permission::EventsRead)?;
+    let rows = store::list_events(app.db(), t, limit + 1, after).await?;
     let more = rows.len() as i64 > limit;
     let mut views: Vec<EventView> = rows
         .into_iter()
@@ -281,7 +333,7 @@ pub async fn list_events(
         None
     };
     for v in &mut views {
-        if let Some(c) = super::catalog(app, actor.org(), v.id).await? {
+        if let Some(c) = super::catalog(app, t, v.id).await? {
             v.ticket_types = c.event.ticket_types.clone();
         }
     }

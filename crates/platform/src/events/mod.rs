@@ -1,7 +1,8 @@
 //! Events and ticket types: what an organizer builds and publishes.
 //!
 //! Owns: `events`, `ticket_types`.
-//! Emits: `event.published` (outbox).
+//! Emits: `event.created`, `ticket_type.created`, `event.published`.
+//! Consumes: nothing.
 //! Invariants: a draft event is invisible to buyers; a ticket type belongs to
 //! exactly one event of the same org; capacity is at least 1.
 //!
@@ -9,21 +10,85 @@
 
 mod api;
 mod domain;
+mod error;
 mod store;
 
 use std::{sync::Arc, time::Duration};
 
-pub use api::routes;
 pub use domain::{
     Catalog, EventStatus, EventView, NewEvent, NewTicketType, TicketTypeView, add_ticket_type,
     create_event, get_event, list_events, publish,
 };
+pub use error::Error;
 use kernel::{
-    ApiResult,
-    ids::{EventId, OrgId},
+    ApiResult, DomainEvent, Kernel, Slice,
+    ids::{EventId, OrgId, TicketTypeId},
 };
+use serde::{Deserialize, Serialize};
 
-use crate::App;
+use crate::{App, identity::Tenant};
+
+/// An event was created (as a draft).
+#[derive(Clone, Debug, Serialize, Deserialize, utoipa::ToSchema)]
+pub struct EventCreated {
+    pub org_id: OrgId,
+    pub event_id: EventId,
+    pub name: String,
+    pub starts_at: String,
+    pub ends_at: String,
+}
+
+impl DomainEvent for EventCreated {
+    const NAME: &'static str = "event.created";
+    fn org(&self) -> OrgId {
+        self.org_id
+    }
+    fn event(&self) -> Option<EventId> {
+        Some(self.event_id)
+    }
+}
+
+/// A ticket type was added to an event.
+#[derive(Clone, Debug, Serialize, Deserialize, utoipa::ToSchema)]
+pub struct TicketTypeCreated {
+    pub org_id: OrgId,
+    pub event_id: EventId,
+    pub ticket_type_id: TicketTypeId,
+    pub capacity: i64,
+    pub price_cents: i64,
+    pub currency: String,
+}
+
+impl DomainEvent for TicketTypeCreated {
+    const NAME: &'static str = "ticket_type.created";
+    fn org(&self) -> OrgId {
+        self.org_id
+    }
+    fn event(&self) -> Option<EventId> {
+        Some(self.event_id)
+    }
+}
+
+/// An event went on the storefront.
+#[derive(Clone, Debug, Serialize, Deserialize, utoipa::ToSchema)]
+pub struct EventPublished {
+    pub org_id: OrgId,
+    pub event_id: EventId,
+}
+
+impl DomainEvent for EventPublished {
+    const NAME: &'static str = "event.published";
+    fn org(&self) -> OrgId {
+        self.org_id
+    }
+    fn event(&self) -> Option<EventId> {
+        Some(self.event_id)
+    }
+}
+
+pub fn slice(_kernel: &Kernel) -> Slice<App> {
+    Slice::new("events").routes(api::routes()).state(Hot::new())
+}
 
 /// The catalog hot tier: an event and its ticket types, as the storefront,
 /// holds and checkout read them. Local writes invalidate at once; other
@@ -49,21 +114,22 @@ impl Default for Hot {
     }
 }
 
-/// The event with its ticket types, draft or not; `None` when the org has no
-/// such event. Loaded once per time-to-live, however many ask at once.
-pub async fn catalog(app: &App, org: OrgId, event: EventId) -> ApiResult<Option<Arc<Catalog>>> {
+/// The event with its ticket types, draft or not; `None` when the tenant
+/// has no such event. Loaded once per time-to-live, however many ask at once.
+pub async fn catalog(app: &App, t: &Tenant, event: EventId) -> ApiResult<Option<Arc<Catalog>>> {
     let db = app.db().clone();
-    app.catalog
+    let t2 = t.clone();
+    app.state::<Hot>()
         .catalogs
-        .try_get_with((org, event), async move {
-            store::load_catalog(&db, org, event)
+        .try_get_with((t.org(), event), async move {
+            store::load_catalog(&db, &t2, event)
                 .await
                 .map(|c| c.map(Arc::new))
         })
         .await
-        .map_err(kernel::ApiError::internal)
+        .map_err(|e| kernel::ApiError::from_db(&e))
 }
 
-pub(crate) async fn invalidate(app: &App, org: OrgId, event: EventId) {
-    app.catalog.catalogs.invalidate(&(org, event)).await;
+pub(crate) async fn invalidate(app: &App, t: &Tenant, event: EventId) {
+    app.state::<Hot>().catalogs.invalidate(&(t.org(), event)).await;
 }

@@ -1,5 +1,7 @@
 //! Identity's HTTP surface: sign-up, and the extractors that turn a
-//! credential into an [`Actor`].
+//! credential into a [`Tenant`], an [`Actor`] or a [`Device`].
+
+use std::sync::Arc;
 
 use axum::{
     extract::{FromRequestParts, RawPathParams, State},
@@ -7,14 +9,17 @@ use axum::{
     response::{IntoResponse, Redirect, Response},
 };
 use kernel::{
-    Actor, ApiError,
+    ApiError,
     http::{ApiJson, ClientAddr},
 };
 use serde::Deserialize;
 use utoipa::ToSchema;
 use utoipa_axum::{router::OpenApiRouter, routes};
 
-use super::domain::{self, NewOrg, SignupOutput};
+use super::{
+    Actor, Device, Tenant,
+    domain::{self, NewOrg, SignupOutput},
+};
 use crate::App;
 
 pub fn routes() -> OpenApiRouter<App> {
@@ -24,10 +29,18 @@ pub fn routes() -> OpenApiRouter<App> {
 #[derive(Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct SignupRequest {
+    /// The owner's e-mail address (their login).
+    #[schema(format = Email, min_length = 3, max_length = 254, pattern = r"^[^@\s]+@[^@\s]+\.[^@\s]+$")]
     email: String,
+    #[schema(min_length = 10, max_length = 1024)]
     password: String,
+    #[schema(min_length = 1, max_length = 200, pattern = r"\S")]
     org_name: String,
+    /// The organization's slug in URLs: a-z, 0-9 and '-'.
+    #[schema(min_length = 3, max_length = 63, pattern = r"^[a-z0-9][a-z0-9-]*[a-z0-9]$")]
     org_slug: String,
+    /// The owner's name; the part of the e-mail before '@' when left out.
+    #[schema(min_length = 1, max_length = 200, pattern = r"\S")]
     name: Option<String>,
 }
 
@@ -35,9 +48,10 @@ pub struct SignupRequest {
 /// first API key (every permission), shown only in this reply.
 #[utoipa::path(post, path = "/api/v1/signup", tag = "identity",
     request_body = SignupRequest,
-    responses((status = 201, body = SignupOutput), (status = 409, body = kernel::error::Problem),
-              (status = 422, body = kernel::error::Problem),
-              (status = 429, body = kernel::error::Problem, description = "rate_limited, with Retry-After")))]
+    responses((status = 201, body = SignupOutput, description = "the organization, its owner and the owner's API key"),
+              (status = 403, description = "self-service sign-up is switched off"),
+              (status = 409, description = "the slug or the e-mail is taken"),
+              (status = 429, description = "too many sign-ups from this address")))]
 async fn signup(
     State(app): State<App>,
     ClientAddr(ip): ClientAddr,
@@ -78,6 +92,13 @@ pub fn bearer(parts: &Parts) -> Option<&str> {
     scheme.eq_ignore_ascii_case("bearer").then(|| token.trim())
 }
 
+fn path_param(params: &RawPathParams, name: &str) -> Option<String> {
+    params
+        .iter()
+        .find(|(k, _)| *k == name)
+        .map(|(_, v)| v.to_string())
+}
+
 /// The actor of an `/api/v1/orgs/{org}/...` request: an API key (Bearer),
 /// or for reads a browser session. The `{org}` of the path must be the
 /// credential's own org; any other answers 404, exactly as a missing one.
@@ -90,11 +111,7 @@ impl FromRequestParts<App> for OrgActor {
         let params = RawPathParams::from_request_parts(parts, app)
             .await
             .map_err(|_| ApiError::NotFound)?;
-        let slug = params
-            .iter()
-            .find(|(k, _)| *k == "org")
-            .map(|(_, v)| v.to_string())
-            .ok_or(ApiError::NotFound)?;
+        let slug = path_param(&params, "org").ok_or(ApiError::NotFound)?;
         let actor = if let Some(token) = bearer(parts) {
             (*domain::actor_for_api_key(app, token).await?).clone()
         } else if let (Some(token), true) = (
@@ -119,6 +136,40 @@ impl FromRequestParts<App> for OrgActor {
     }
 }
 
+/// The tenant of a storefront request (`/api/v1/store/{org}/...`, `/s/{org}/...`):
+/// the organization the path names, if it exists; no credential is needed
+/// to buy.
+pub struct StoreTenant(pub Tenant);
+
+impl FromRequestParts<App> for StoreTenant {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, app: &App) -> Result<Self, Self::Rejection> {
+        let params = RawPathParams::from_request_parts(parts, app)
+            .await
+            .map_err(|_| ApiError::NotFound)?;
+        let slug = path_param(&params, "org").ok_or(ApiError::NotFound)?;
+        if kernel::parse::slug(&slug).is_err() {
+            return Err(ApiError::NotFound);
+        }
+        Ok(StoreTenant(domain::storefront(app, &slug).await?))
+    }
+}
+
+/// The device behind `Authorization: Bearer <device token>`.
+pub struct DeviceAuth(pub Arc<Device>);
+
+impl FromRequestParts<App> for DeviceAuth {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, app: &App) -> Result<Self, Self::Rejection> {
+        let token = bearer(parts).ok_or_else(|| {
+            ApiError::Unauthorized("send Authorization: Bearer <device token>".into())
+        })?;
+        Ok(DeviceAuth(super::devices::device_for_token(app, token).await?))
+    }
+}
+
 /// The signed-in organizer of a page; without a session, a redirect to the
 /// login page.
 pub struct SessionActor {
@@ -136,7 +187,7 @@ impl FromRequestParts<App> for SessionActor {
         match domain::actor_for_session(app, token).await {
             Ok(Some((actor, csrf))) => Ok(SessionActor { actor, csrf }),
             Ok(None) => Err(Redirect::to("/login").into_response()),
-            Err(e) => Err(e.into_response()),
+            Err(e) => Err(ApiError::from(e).into_response()),
         }
     }
 }

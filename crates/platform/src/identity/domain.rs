@@ -1,18 +1,26 @@
-//! Sign-up, organization creation and login rules.
+//! Sign-up, organization creation, credentials and login rules.
 
-use std::collections::BTreeSet;
+use std::{collections::BTreeSet, sync::Arc};
 
 use kernel::{
-    Actor, ActorKind, ApiError, ApiResult, Permission,
+    Permission,
     auth::{self, PlainToken},
+    clock::MICROS_PER_SEC,
     error::Checks,
+    events,
     ids::{ApiKeyId, OrgId, UserId},
+
+    parse::{email as parse_email, name as parse_name, slug as parse_slug},
     tenant::Role,
 };
 use serde::Serialize;
 use utoipa::ToSchema;
 
-use super::store;
+use super::{
+    Actor, ActorKind, Hot, OrgCreated, Tenant,
+    error::{Error, Result},
+    store,
+};
 use crate::App;
 
 #[derive(Clone, Debug, Serialize, ToSchema, sqlx::FromRow)]
@@ -34,6 +42,7 @@ pub struct UserView {
 pub struct SignupOutput {
     pub user: UserView,
     pub org: OrgRef,
+    /// Shown once: the owner's API key with every permission.
     pub api_key: String,
 }
 
@@ -46,17 +55,15 @@ pub struct NewOrg {
     pub org_slug: String,
 }
 
-pub(super) struct CheckedOrg {
-    pub email: String,
-    pub password: String,
-    pub owner_name: String,
-    pub org_name: String,
-    pub org_slug: String,
+struct CheckedOrg {
+    email: String,
+    password: String,
+    owner_name: String,
+    org_name: String,
+    org_slug: String,
 }
 
-use kernel::parse::{email as parse_email, name as parse_name, slug as parse_slug};
-
-fn parse_password(s: &str) -> Result<String, String> {
+fn parse_password(s: &str) -> std::result::Result<String, String> {
     match s.chars().count() {
         0..10 => Err("must be at least 10 characters".into()),
         10..=1024 => Ok(s.to_string()),
@@ -65,7 +72,7 @@ fn parse_password(s: &str) -> Result<String, String> {
 }
 
 impl NewOrg {
-    pub(super) fn check(self) -> ApiResult<CheckedOrg> {
+    fn check(self) -> Result<CheckedOrg> {
         let mut c = Checks::default();
         let email = c.take("email", parse_email(&self.email));
         let password = c.take("password", parse_password(&self.password));
@@ -88,31 +95,30 @@ impl NewOrg {
                     org_slug,
                 })
             }
-            _ => Err(ApiError::internal("checks passed with a missing value")),
+            _ => Err(Error::Invalid(Vec::new())),
         }
     }
 }
 
 /// Self-service sign-up: an organization for whoever asks, unless the
 /// operator switched it off (organizations are then made on the command line).
-pub async fn signup(app: &App, input: NewOrg) -> ApiResult<SignupOutput> {
+pub async fn signup(app: &App, input: NewOrg) -> Result<SignupOutput> {
     if !app.kernel.config.signup_enabled {
-        return Err(ApiError::Forbidden(
-            "self-service sign-up is switched off".into(),
-        ));
+        return Err(Error::SignupDisabled);
     }
     create_org(app, input).await
 }
 
-/// Creates an organization with its owner, the owner's first API key (every
-/// permission) and the org's ticket-signing key, all in one transaction.
-pub async fn create_org(app: &App, input: NewOrg) -> ApiResult<SignupOutput> {
+/// Creates an organization with its owner and the owner's first API key
+/// (every permission), in one transaction that also announces
+/// `org.created` (the tickets slice makes the org's signing key from it).
+pub async fn create_org(app: &App, input: NewOrg) -> Result<SignupOutput> {
     let checked = input.check()?;
     let password = checked.password.clone();
     let hash = tokio::task::spawn_blocking(move || auth::hash_password(&password))
         .await
-        .map_err(ApiError::internal)?
-        .map_err(ApiError::internal)?;
+        .map_err(|e| Error::Api(kernel::ApiError::internal(e)))?
+        .map_err(|e| Error::Api(kernel::ApiError::internal(e)))?;
     let org = OrgRef {
         id: OrgId::new(),
         slug: checked.org_slug,
@@ -125,26 +131,23 @@ pub async fn create_org(app: &App, input: NewOrg) -> ApiResult<SignupOutput> {
     };
     let key = PlainToken::generate("vg_");
     let permissions: BTreeSet<Permission> = Role::Owner.permissions();
-
-    let mut tx = app.db().begin().await?;
-    store::insert_org(&mut tx, &org)
-        .await
-        .map_err(|e| conflict_or(e, "org_slug", "an organization with this slug exists"))?;
-    store::insert_user(&mut tx, &user, &hash)
-        .await
-        .map_err(|e| conflict_or(e, "email", "a user with this e-mail exists"))?;
-    store::insert_membership(&mut tx, org.id, user.id, Role::Owner).await?;
-    store::insert_api_key(
-        &mut tx,
-        org.id,
-        ApiKeyId::new(),
-        "owner",
-        &key,
-        &permissions,
+    let now = app.kernel.now();
+    let created = OrgCreated {
+        org_id: org.id,
+        slug: org.slug.clone(),
+        name: org.name.clone(),
+    };
+    store::create_org(
+        app.db(),
+        store::insert_org(&org, now),
+        store::insert_user(&user, &hash, now),
+        vec![
+            store::insert_membership(org.id, user.id, Role::Owner, now),
+            store::insert_api_key(org.id, ApiKeyId::new(), "owner", &key, &permissions, now),
+            events::emit(&created, now)?,
+        ],
     )
     .await?;
-    crate::tickets::provision_signing_key(&mut tx, org.id).await?;
-    tx.commit().await?;
     tracing::info!(org_id = %org.id, "organization created");
     Ok(SignupOutput {
         user,
@@ -153,45 +156,54 @@ pub async fn create_org(app: &App, input: NewOrg) -> ApiResult<SignupOutput> {
     })
 }
 
-fn conflict_or(e: sqlx::Error, field: &str, message: &str) -> ApiError {
-    if kernel::db::is_unique_violation(&e) {
-        ApiError::Conflict(format!("{field}: {message}"))
-    } else {
-        e.into()
-    }
-}
-
 /// The actor behind an API key, from the hot tier when warm.
-pub(super) async fn actor_for_api_key(app: &App, presented: &str) -> ApiResult<Arc<Actor>> {
+pub(super) async fn actor_for_api_key(app: &App, presented: &str) -> Result<Arc<Actor>> {
     let hash = PlainToken::from_presented(presented).hash();
-    if let Some(actor) = app.identity.api_keys.get(&hash.0).await {
+    let hot = app.state::<Hot>();
+    if let Some(actor) = hot.api_keys.get(&hash.0).await {
         return Ok(actor);
     }
     let Some(row) = store::api_key_by_hash(app.db(), &hash).await? else {
-        return Err(ApiError::Unauthorized("unknown or revoked API key".into()));
+        return Err(Error::Unauthenticated("unknown or revoked API key"));
     };
     let permissions = row
         .permissions
         .split_whitespace()
         .filter_map(Permission::parse)
         .collect();
-    let actor = Arc::new(Actor::authenticated(
-        row.org_id,
-        row.org_slug,
+    let actor = Arc::new(Actor::new(
+        Tenant::new(row.org_id, &row.org_slug),
         ActorKind::ApiKey(row.id),
         permissions,
     ));
-    app.identity.api_keys.insert(hash.0, actor.clone()).await;
+    hot.api_keys.insert(hash.0, actor.clone()).await;
     Ok(actor)
 }
 
-use std::sync::Arc;
+/// The tenant of an organization's public storefront: anyone may buy from
+/// an existing organization; a slug that names none is a 404.
+pub(super) async fn storefront(app: &App, slug: &str) -> Result<Tenant> {
+    let org = super::org_by_slug(app, slug).await?.ok_or(Error::NotFound)?;
+    Ok(Tenant::new(org.id, &org.slug))
+}
+
+/// The operator's actor for an organization (the command line, run on the
+/// server itself: `voelgoed org create`, `voelgoed demo`). Never reachable
+/// over HTTP.
+pub async fn operator(app: &App, slug: &str) -> Result<Actor> {
+    let org = super::org_by_slug(app, slug).await?.ok_or(Error::NotFound)?;
+    Ok(Actor::new(
+        Tenant::new(org.id, &org.slug),
+        ActorKind::Operator,
+        Permission::ALL.into_iter().collect(),
+    ))
+}
 
 pub const SESSION_TTL_SECS: i64 = 12 * 3600;
 
 /// Checks e-mail and password; on success opens a session in the user's
 /// first organization and returns its secret (for the cookie).
-pub async fn login(app: &App, email: &str, password: &str) -> ApiResult<PlainToken> {
+pub async fn login(app: &App, email: &str, password: &str) -> Result<PlainToken> {
     let email = email.trim().to_lowercase();
     let row = store::user_for_login(app.db(), &email).await?;
     let password = password.to_string();
@@ -205,9 +217,9 @@ pub async fn login(app: &App, email: &str, password: &str) -> ApiResult<PlainTok
         (auth::verify_password(&password, phc), row)
     })
     .await
-    .map_err(ApiError::internal)?;
+    .map_err(|e| Error::Api(kernel::ApiError::internal(e)))?;
     let Some(row) = row.filter(|_| ok) else {
-        return Err(ApiError::Unauthorized("wrong e-mail or password".into()));
+        return Err(Error::Unauthenticated("wrong e-mail or password"));
     };
     let token = PlainToken::generate("vgs_");
     let csrf = PlainToken::generate("");
@@ -217,7 +229,7 @@ pub async fn login(app: &App, email: &str, password: &str) -> ApiResult<PlainTok
         row.org_id,
         row.user_id,
         csrf.expose(),
-        kernel::clock::now_micros() + SESSION_TTL_SECS * kernel::clock::MICROS_PER_SEC,
+        app.kernel.now() + SESSION_TTL_SECS * MICROS_PER_SEC,
     )
     .await?;
     Ok(token)
@@ -226,27 +238,28 @@ pub async fn login(app: &App, email: &str, password: &str) -> ApiResult<PlainTok
 const DUMMY_HASH: &str = "$argon2id$v=19$m=19456,t=2,p=1$c29tZXNhbHRzb21lc2FsdA$0MJa5Ys4cRA2D0Ev2R4u1E4lCbGIqRnmrjTFVWp/Ep4";
 
 /// The actor behind a session cookie, and the session's CSRF token.
-pub(super) async fn actor_for_session(
-    app: &App,
-    presented: &str,
-) -> ApiResult<Option<(Actor, String)>> {
+pub(super) async fn actor_for_session(app: &App, presented: &str) -> Result<Option<(Actor, String)>> {
     let hash = PlainToken::from_presented(presented).hash();
-    let Some(row) = store::session(app.db(), &hash, kernel::clock::now_micros()).await? else {
+    let Some(row) = store::session(app.db(), &hash, app.kernel.now()).await? else {
         return Ok(None);
     };
     let permissions = Role::parse(&row.role)
         .map(Role::permissions)
         .unwrap_or_default();
-    let actor = Actor::authenticated(
-        row.org_id,
-        row.org_slug,
+    let actor = Actor::new(
+        Tenant::new(row.org_id, &row.org_slug),
         ActorKind::User(row.user_id),
         permissions,
     );
     Ok(Some((actor, row.csrf_token)))
 }
 
-pub(super) async fn logout(app: &App, presented: &str) -> ApiResult<()> {
+pub(super) async fn logout(app: &App, presented: &str) -> Result<()> {
     store::delete_session(app.db(), &PlainToken::from_presented(presented).hash()).await?;
     Ok(())
+}
+
+/// Forgets expired sessions (a periodic duty).
+pub(super) async fn prune_sessions(app: &App) -> Result<u64> {
+    Ok(store::prune_sessions(app.db(), app.kernel.now()).await?)
 }

@@ -1,70 +1,95 @@
-//! Identity's tables. Every statement that touches tenant data names its org.
+//! Identity's tables. Every statement on tenant data names its org, read
+//! from a [`Tenant`]; credentials are looked up by the hash of the secret.
 
 use std::collections::BTreeSet;
 
 use kernel::{
-    Db, Permission, Tx,
+    Db, Permission, Stmt, Tx,
     auth::{PlainToken, TokenHash},
-    clock::now_micros,
     db_run,
-    ids::{ApiKeyId, OrgId, UserId},
+    ids::{ApiKeyId, DeviceId, OrgId, UserId},
     tenant::Role,
-    tx_run,
 };
 
-use super::domain::{OrgRef, UserView};
+use super::{
+    Tenant,
+    domain::{OrgRef, UserView},
+    error::Error,
+};
 
-#[tracing::instrument(skip_all)]
-pub async fn insert_org(tx: &mut Tx, org: &OrgRef) -> Result<(), sqlx::Error> {
-    let sql = "INSERT INTO orgs (id, slug, name, created_at) VALUES ($1, $2, $3, $4)";
-    tx_run!(tx, c => sqlx::query(sql).bind(org.id).bind(&org.slug).bind(&org.name).bind(now_micros()).execute(c).await.map(|r| r.rows_affected()))?;
-    Ok(())
+pub fn insert_org(org: &OrgRef, now: i64) -> Stmt {
+    Stmt::new("INSERT INTO orgs (id, slug, name, created_at) VALUES ($1, $2, $3, $4)")
+        .bind(org.id)
+        .bind(org.slug.clone())
+        .bind(org.name.clone())
+        .bind(now)
 }
 
-#[tracing::instrument(skip_all)]
-pub async fn insert_user(
-    tx: &mut Tx,
-    user: &UserView,
-    password_hash: &str,
-) -> Result<(), sqlx::Error> {
-    let sql = "INSERT INTO users (id, email, name, password_hash, created_at) VALUES ($1, $2, $3, $4, $5)";
-    tx_run!(tx, c => sqlx::query(sql)
-        .bind(user.id).bind(&user.email).bind(&user.name).bind(password_hash).bind(now_micros())
-        .execute(c).await.map(|r| r.rows_affected()))?;
-    Ok(())
+pub fn insert_user(user: &UserView, password_hash: &str, now: i64) -> Stmt {
+    Stmt::new(
+        "INSERT INTO users (id, email, name, password_hash, created_at) VALUES ($1, $2, $3, $4, $5)",
+    )
+    .bind(user.id)
+    .bind(user.email.clone())
+    .bind(user.name.clone())
+    .bind(password_hash)
+    .bind(now)
 }
 
-#[tracing::instrument(skip_all)]
-pub async fn insert_membership(
-    tx: &mut Tx,
-    org: OrgId,
-    user: UserId,
-    role: Role,
-) -> Result<(), sqlx::Error> {
-    let sql = "INSERT INTO memberships (org_id, user_id, role, created_at) VALUES ($1, $2, $3, $4)";
-    tx_run!(tx, c => sqlx::query(sql).bind(org).bind(user).bind(role.as_str()).bind(now_micros()).execute(c).await.map(|r| r.rows_affected()))?;
-    Ok(())
+pub fn insert_membership(org: OrgId, user: UserId, role: Role, now: i64) -> Stmt {
+    Stmt::new("INSERT INTO memberships (org_id, user_id, role, created_at) VALUES ($1, $2, $3, $4)")
+        .bind(org)
+        .bind(user)
+        .bind(role.as_str())
+        .bind(now)
 }
 
-#[tracing::instrument(skip_all)]
-pub async fn insert_api_key(
-    tx: &mut Tx,
+pub fn insert_api_key(
     org: OrgId,
     id: ApiKeyId,
     name: &str,
     key: &PlainToken,
     permissions: &BTreeSet<Permission>,
-) -> Result<(), sqlx::Error> {
+    now: i64,
+) -> Stmt {
     let perms = permissions
         .iter()
         .map(|p| p.as_str())
         .collect::<Vec<_>>()
         .join(" ");
-    let sql = "INSERT INTO api_keys (org_id, id, name, token_hash, permissions, created_at)
-               VALUES ($1, $2, $3, $4, $5, $6)";
-    tx_run!(tx, c => sqlx::query(sql)
-        .bind(org).bind(id).bind(name).bind(key.hash().0).bind(&perms).bind(now_micros())
-        .execute(c).await.map(|r| r.rows_affected()))?;
+    Stmt::new(
+        "INSERT INTO api_keys (org_id, id, name, token_hash, permissions, created_at)
+         VALUES ($1, $2, $3, $4, $5, $6)",
+    )
+    .bind(org)
+    .bind(id)
+    .bind(name)
+    .bind(key.hash().0)
+    .bind(perms)
+    .bind(now)
+}
+
+/// Creates an organization, its owner and the rest in one transaction; a
+/// taken slug or e-mail is told apart from other failures.
+#[tracing::instrument(skip_all)]
+pub async fn create_org(db: &Db, org: Stmt, owner: Stmt, rest: Vec<Stmt>) -> Result<(), Error> {
+    let unique_or = |e: sqlx::Error, taken: Error| {
+        if kernel::db::is_unique_violation(&e) {
+            taken
+        } else {
+            Error::Db(e)
+        }
+    };
+    let mut tx: Tx = db.begin().await?;
+    org.execute_in(&mut tx)
+        .await
+        .map_err(|e| unique_or(e, Error::SlugTaken))?;
+    owner
+        .execute_in(&mut tx)
+        .await
+        .map_err(|e| unique_or(e, Error::EmailTaken))?;
+    tx.run_all(rest).await?;
+    tx.commit().await?;
     Ok(())
 }
 
@@ -121,9 +146,15 @@ pub async fn insert_session(
     csrf: &str,
     expires_at: i64,
 ) -> Result<(), sqlx::Error> {
-    let sql = "INSERT INTO sessions (token_hash, org_id, user_id, csrf_token, expires_at) VALUES ($1, $2, $3, $4, $5)";
-    db_run!(db, p => sqlx::query(sql).bind(&hash.0).bind(org).bind(user).bind(csrf).bind(expires_at).execute(p).await.map(|r| r.rows_affected()))?;
-    Ok(())
+    let stmt = Stmt::new(
+        "INSERT INTO sessions (token_hash, org_id, user_id, csrf_token, expires_at) VALUES ($1, $2, $3, $4, $5)",
+    )
+    .bind(hash.0.clone())
+    .bind(org)
+    .bind(user)
+    .bind(csrf)
+    .bind(expires_at);
+    db.write_grouped(vec![stmt]).await
 }
 
 #[derive(sqlx::FromRow)]
@@ -151,6 +182,66 @@ pub async fn session(
 
 #[tracing::instrument(skip_all)]
 pub async fn delete_session(db: &Db, hash: &TokenHash) -> Result<(), sqlx::Error> {
-    db_run!(db, p => sqlx::query("DELETE FROM sessions WHERE token_hash = $1").bind(&hash.0).execute(p).await.map(|r| r.rows_affected()))?;
-    Ok(())
+    let stmt = Stmt::new("DELETE FROM sessions WHERE token_hash = $1").bind(hash.0.clone());
+    db.write_grouped(vec![stmt]).await
+}
+
+/// Forgets sessions past their expiry.
+pub async fn prune_sessions(db: &Db, now: i64) -> Result<u64, sqlx::Error> {
+    let _queued = db.serial_write().await;
+    Stmt::new("DELETE FROM sessions WHERE expires_at <= $1")
+        .bind(now)
+        .execute(db)
+        .await
+}
+
+/// The credential row of a new device: its pairing code, live until
+/// `expires_at`; to run in the transaction that adds the device.
+pub fn insert_device_credential(
+    t: &Tenant,
+    device: DeviceId,
+    pairing_hash: &TokenHash,
+    expires_at: i64,
+    now: i64,
+) -> Stmt {
+    Stmt::new(
+        "INSERT INTO device_credentials (org_id, device_id, pairing_code_hash, pairing_expires_at, created_at)
+         VALUES ($1, $2, $3, $4, $5)",
+    )
+    .bind(t.org())
+    .bind(device)
+    .bind(pairing_hash.0.clone())
+    .bind(expires_at)
+    .bind(now)
+}
+
+/// Spends the pairing code: sets the token where the code is live and
+/// unspent. Only one caller can win a code.
+#[tracing::instrument(skip_all)]
+pub async fn pair(
+    db: &Db,
+    code: &TokenHash,
+    token: &TokenHash,
+    now: i64,
+) -> Result<Option<(OrgId, DeviceId)>, sqlx::Error> {
+    let sql = "UPDATE device_credentials SET token_hash = $1, paired_at = $2, pairing_code_hash = NULL
+               WHERE pairing_code_hash = $3 AND pairing_expires_at > $2 AND token_hash IS NULL AND revoked_at IS NULL
+               RETURNING org_id, device_id";
+    let _queued = db.serial_write().await;
+    db_run!(db, p => sqlx::query_as(sql).bind(&token.0).bind(now).bind(&code.0).fetch_optional(p).await)
+}
+
+#[derive(sqlx::FromRow)]
+pub struct DeviceRow {
+    pub org_id: OrgId,
+    pub org_slug: String,
+    pub device_id: DeviceId,
+}
+
+#[tracing::instrument(skip_all)]
+pub async fn device_by_token(db: &Db, token: &TokenHash) -> Result<Option<DeviceRow>, sqlx::Error> {
+    let sql = "SELECT d.org_id, o.slug AS org_slug, d.device_id
+               FROM device_credentials d JOIN orgs o ON o.id = d.org_id
+               WHERE d.token_hash = $1 AND d.revoked_at IS NULL";
+    db_run!(db, p => sqlx::query_as(sql).bind(&token.0).fetch_optional(p).await)
 }

@@ -7,67 +7,66 @@ use axum::{
     response::sse::{Event, KeepAlive, Sse},
 };
 use futures::Stream;
-use kernel::{ApiError, Permission, http::ApiPath, ids::EventId, tenant::event_topic};
-use tokio::sync::broadcast::error::RecvError;
+use kernel::{ApiError, Permission, http::ApiPath, ids::EventId};
 use utoipa_axum::{router::OpenApiRouter, routes};
 
-use super::Figures;
+use super::{Figures, Watchers};
 use crate::{App, identity::OrgActor};
 
 pub fn routes() -> OpenApiRouter<App> {
     OpenApiRouter::new().routes(routes!(live))
 }
 
-const DEBOUNCE: Duration = Duration::from_millis(250);
-
 /// Server-sent events: a `figures` event at once, then one whenever sales or
-/// check-ins change them. API key or organizer session.
+/// check-ins change them. API key or organizer session. An organization may
+/// hold a limited number of streams open at once (`--live-streams-per-org`).
 #[utoipa::path(get, path = "/api/v1/orgs/{org}/events/{event_id}/live", tag = "live",
     params(("org" = String, Path), ("event_id" = String, Path)), security(("api_key" = [])),
     responses((status = 200, content_type = "text/event-stream", body = Figures,
                description = "a stream of `figures` events"),
-              (status = 404, body = kernel::error::Problem)))]
+              (status = 429, description = "the organization holds its limit of open streams")))]
 async fn live(
     State(app): State<App>,
     OrgActor(actor): OrgActor,
     ApiPath(path): ApiPath<(String, EventId)>,
 ) -> Result<Sse<impl Stream<Item = Result<Event, Infallible>>>, ApiError> {
     let (_, event) = path;
-    actor.require(Permission::EventsRead)?;
-    let org = actor.org();
-    if crate::events::catalog(&app, org, event).await?.is_none() {
+    let t = actor.require(Permission::EventsRead)?.clone();
+    if crate::events::catalog(&app, &t, event).await?.is_none() {
         return Err(ApiError::NotFound);
     }
-    // Subscribe before the first read, so no change falls between them.
-    let mut rx = app.kernel.hub.subscribe(&event_topic(org, event));
-    let first = super::figures(&app, org, event).await?;
+    let Some(place) = Watchers::take_place(&app, t.org()) else {
+        return Err(ApiError::RateLimited {
+            retry_after_secs: 5,
+        });
+    };
+    let mut figures = Watchers::watch(&app, &t, event).await?;
     let mut shutdown = app.kernel.shutdown.clone();
     let stream = async_stream(move |tx| async move {
-        let mut last = first.clone();
+        let _place = place;
+        let first = {
+            let seen = figures.borrow_and_update();
+            seen.clone()
+        };
         if tx.send(figures_event(&first)).await.is_err() {
             return;
         }
         loop {
             tokio::select! {
-                r = rx.recv() => match r {
-                    Ok(_) | Err(RecvError::Lagged(_)) => {}
-                    Err(RecvError::Closed) => return,
-                },
-                _ = tx.closed() => return,
-                _ = shutdown.wait_for(|down| *down) => return,
-            }
-            tokio::time::sleep(DEBOUNCE).await;
-            // Everything that arrived meanwhile is covered by one read.
-            while rx.try_recv().is_ok() {}
-            match super::figures(&app, org, event).await {
-                Ok(f) if f != last => {
+                changed = figures.changed() => {
+                    if changed.is_err() {
+                        return;
+                    }
+                    let f = {
+                        let seen = figures.borrow_and_update();
+                        seen.clone()
+                    };
                     if tx.send(figures_event(&f)).await.is_err() {
                         return;
                     }
-                    last = f;
                 }
-                Ok(_) => {}
-                Err(e) => tracing::warn!(error = %e, "live figures failed"),
+                _ = tx.closed() => return,
+                _ = crate::web::until_down(&mut shutdown) => return,
             }
         }
     });

@@ -1,38 +1,53 @@
-//! Live figures, read from the ledger.
+//! The live projection's table.
 
 use kernel::{
-    Db, db_run,
+    Db, Tx, db_run,
     ids::{EventId, OrgId},
+    tx_run,
 };
 use serde::Serialize;
 use utoipa::ToSchema;
 
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, ToSchema, sqlx::FromRow)]
+use super::Delta;
+use crate::identity::Tenant;
+
+/// An event's figures.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, ToSchema)]
 pub struct Figures {
     pub capacity: i64,
+    /// Tickets issued to paid orders.
     pub sold: i64,
+    /// In live holds.
     pub held: i64,
+    /// Left to sell: capacity less what holds and orders (paid or pending) took.
     pub available: i64,
     pub admitted: i64,
 }
 
+pub async fn add(tx: &mut Tx, org: OrgId, event: EventId, d: &Delta) -> Result<(), sqlx::Error> {
+    let sql = "INSERT INTO live_figures (org_id, event_id, capacity, held, reserved, sold, admitted)
+               VALUES ($1, $2, $3, $4, $5, $6, $7)
+               ON CONFLICT (org_id, event_id) DO UPDATE SET
+                 capacity = live_figures.capacity + excluded.capacity,
+                 held = live_figures.held + excluded.held,
+                 reserved = live_figures.reserved + excluded.reserved,
+                 sold = live_figures.sold + excluded.sold,
+                 admitted = live_figures.admitted + excluded.admitted";
+    tx_run!(tx, c => sqlx::query(sql).bind(org).bind(event).bind(d.capacity).bind(d.held)
+        .bind(d.reserved).bind(d.sold).bind(d.admitted).execute(c).await.map(|_| ()))
+}
+
 #[tracing::instrument(skip_all)]
-pub async fn figures(db: &Db, org: OrgId, event: EventId) -> Result<Figures, sqlx::Error> {
-    let sql = "SELECT
-          CAST(COALESCE((SELECT SUM(capacity) FROM ticket_types WHERE org_id = $1 AND event_id = $2), 0) AS BIGINT) AS capacity,
-          (SELECT COUNT(*) FROM tickets WHERE org_id = $1 AND event_id = $2 AND status = 'valid') AS sold,
-          CAST(COALESCE((SELECT SUM(i.quantity) FROM hold_items i JOIN holds h ON h.org_id = i.org_id AND h.id = i.hold_id
-                         WHERE h.org_id = $1 AND h.event_id = $2 AND h.status = 'active'), 0) AS BIGINT) AS held,
-          CAST(COALESCE((SELECT SUM(i.quantity) FROM hold_items i JOIN holds h ON h.org_id = i.org_id AND h.id = i.hold_id
-                         WHERE h.org_id = $1 AND h.event_id = $2 AND h.status = 'consumed'), 0) AS BIGINT) AS taken,
-          (SELECT COUNT(*) FROM tickets WHERE org_id = $1 AND event_id = $2 AND admitted_at IS NOT NULL) AS admitted";
-    let (capacity, sold, held, taken, admitted): (i64, i64, i64, i64, i64) =
-        db_run!(db, p => sqlx::query_as(sql).bind(org).bind(event).fetch_one(p).await)?;
+pub async fn figures(db: &Db, t: &Tenant, event: EventId) -> Result<Figures, sqlx::Error> {
+    let sql = "SELECT capacity, held, reserved, sold, admitted FROM live_figures WHERE org_id = $1 AND event_id = $2";
+    let row: Option<(i64, i64, i64, i64, i64)> =
+        db_run!(db, p => sqlx::query_as(sql).bind(t.org()).bind(event).fetch_optional(p).await)?;
+    let (capacity, held, reserved, sold, admitted) = row.unwrap_or_default();
     Ok(Figures {
         capacity,
         sold,
-        held,
-        available: (capacity - held - taken).max(0),
+        held: held.max(0),
+        available: (capacity - held - reserved).clamp(0, capacity.max(0)),
         admitted,
     })
 }

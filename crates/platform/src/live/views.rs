@@ -68,7 +68,7 @@ async fn event_dashboard(
     ApiPath(event): ApiPath<EventId>,
 ) -> Result<Response, kernel::ApiError> {
     let e = events::get_event(&app, &session.actor, event).await?;
-    let figures = super::figures(&app, session.actor.org(), event).await?;
+    let figures = super::figures(&app, session.actor.tenant(), event).await?;
     let slug = session.actor.org_slug().to_string();
     Ok(page(
         StatusCode::OK,

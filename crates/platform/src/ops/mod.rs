@@ -1,4 +1,11 @@
-//! Operations: liveness and readiness.
+//! Operations: liveness, readiness, and the kernel's upkeep — pruning what
+//! the kernel's tables keep (delivered events, finished jobs, idempotency
+//! keys past their retention) and forgetting idle in-memory state
+//! (rate-limit buckets, PubSub topics nobody listens to).
+//!
+//! Owns: nothing stored. Emits, consumes: nothing.
+
+use std::time::Duration;
 
 use axum::{
     Json,
@@ -7,14 +14,45 @@ use axum::{
     response::{IntoResponse, Response},
     routing::get,
 };
+use kernel::{Kernel, Slice, idempotency, jobs, outbox};
+use serde::{Deserialize, Serialize};
 use serde_json::json;
 
 use crate::App;
 
-pub fn routes() -> axum::Router<App> {
-    axum::Router::new()
-        .route("/healthz", get(healthz))
-        .route("/readyz", get(readyz))
+/// The hourly prune of the kernel's tables (one run per hour across nodes).
+#[derive(Serialize, Deserialize)]
+pub struct Prune {}
+
+impl jobs::Job for Prune {
+    const KIND: &'static str = "maintenance.prune";
+    const QUEUE: &'static str = jobs::MAINTENANCE_QUEUE;
+    const MAX_ATTEMPTS: i64 = 5;
+}
+
+const KEEP_DONE: Duration = Duration::from_secs(24 * 3600);
+
+pub fn slice(_kernel: &Kernel) -> Slice<App> {
+    Slice::new("ops")
+        .pages(
+            axum::Router::new()
+                .route("/healthz", get(healthz))
+                .route("/readyz", get(readyz)),
+        )
+        .job::<Prune, _, _>(|app: App, _| async move { prune(&app).await.map_err(|e| e.to_string()) })
+        .periodic(Prune {}, Duration::from_secs(3600))
+        .every("ops.forget_idle", Duration::from_secs(30), |app: App| async move {
+            Ok(app.kernel.limits.forget_idle() + app.kernel.hub.prune())
+        })
+}
+
+async fn prune(app: &App) -> Result<(), sqlx::Error> {
+    let k = &app.kernel;
+    let keys = idempotency::prune(&k.db, &k.clock).await?;
+    let events = outbox::prune(k, KEEP_DONE).await?;
+    let done = jobs::prune(&k.db, &k.clock, KEEP_DONE).await?;
+    tracing::info!(keys, events, done, "pruned");
+    Ok(())
 }
 
 async fn healthz() -> Response {

@@ -1,21 +1,26 @@
 //! Sales' HTTP surface: the storefront API and orders.
 
 use axum::{
+    body::Body,
     extract::State,
-    http::{HeaderMap, StatusCode},
+    http::{HeaderMap, HeaderValue, StatusCode, header},
     response::{IntoResponse, Response},
 };
 use kernel::{
-    ApiError, ApiResult,
-    http::{ApiJson, ApiPath, ApiQuery},
-    ids::{EventId, HoldId, OrderId, OrgId},
+    ApiError,
+    http::{ApiJson, ApiPath, ApiQuery, ClientAddr},
+    idempotency::{Fingerprint, Key},
+    ids::{EventId, HoldId, OrderId},
 };
 use serde::Deserialize;
 use utoipa::{IntoParams, ToSchema};
 use utoipa_axum::{router::OpenApiRouter, routes};
 
 use super::domain::{self, Buyer, HoldItem, HoldView, OrderView, StoreEvent};
-use crate::{App, identity};
+use crate::{
+    App,
+    identity::{OrgActor, StoreTenant},
+};
 
 pub fn routes() -> OpenApiRouter<App> {
     OpenApiRouter::new()
@@ -26,32 +31,25 @@ pub fn routes() -> OpenApiRouter<App> {
         .routes(routes!(get_order))
 }
 
-type Problem = kernel::error::Problem;
-
-pub(crate) async fn org_id(app: &App, slug: &str) -> ApiResult<OrgId> {
-    identity::org_by_slug(app, slug)
-        .await?
-        .map(|o| o.id)
-        .ok_or(ApiError::NotFound)
-}
-
 /// A published event with its ticket types and what is left of each.
 #[utoipa::path(get, path = "/api/v1/store/{org}/events/{event_id}", tag = "storefront",
     params(("org" = String, Path), ("event_id" = String, Path)),
-    responses((status = 200, body = StoreEvent), (status = 404, body = Problem)))]
+    responses((status = 200, body = StoreEvent, description = "the event as buyers see it")))]
 async fn store_event(
     State(app): State<App>,
+    StoreTenant(t): StoreTenant,
     ApiPath(path): ApiPath<(String, EventId)>,
 ) -> Result<axum::Json<StoreEvent>, ApiError> {
-    let (org, event) = path;
-    let org = org_id(&app, &org).await?;
-    Ok(axum::Json(domain::store_event(&app, org, event).await?))
+    let (_, event) = path;
+    Ok(axum::Json(domain::store_event(&app, &t, event).await?))
 }
 
 #[derive(Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct HoldRequest {
+    /// One entry per ticket type (at most 20).
     #[serde(default)]
+    #[schema(min_items = 1, max_items = 20)]
     items: Vec<HoldItem>,
     /// Seat ids, for seated events.
     seats: Option<Vec<String>>,
@@ -60,22 +58,25 @@ pub struct HoldRequest {
 /// Holds tickets for a while (15 minutes unless configured otherwise).
 #[utoipa::path(post, path = "/api/v1/store/{org}/events/{event_id}/holds", tag = "storefront",
     params(("org" = String, Path), ("event_id" = String, Path)), request_body = HoldRequest,
-    responses((status = 201, body = HoldView), (status = 409, body = Problem, description = "sold_out"),
-              (status = 422, body = Problem), (status = 404, body = Problem)))]
+    responses((status = 201, body = HoldView, description = "the hold"),
+              (status = 409, description = "sold_out: not enough tickets left"),
+              (status = 429, description = "too many holds from this address")))]
 async fn create_hold(
     State(app): State<App>,
+    ClientAddr(ip): ClientAddr,
+    StoreTenant(t): StoreTenant,
     ApiPath(path): ApiPath<(String, EventId)>,
     ApiJson(req): ApiJson<HoldRequest>,
 ) -> Result<Response, ApiError> {
-    let (org, event) = path;
-    let org = org_id(&app, &org).await?;
+    let (_, event) = path;
+    app.kernel.limits.storefront.check(&ip)?;
     if req.seats.is_some() {
         return Err(ApiError::field(
             "seats",
             "this event has no seat map; hold items instead",
         ));
     }
-    let hold = domain::create_hold(&app, org, event, req.items).await?;
+    let hold = domain::create_hold(&app, &t, event, req.items).await?;
     Ok((StatusCode::CREATED, axum::Json(hold)).into_response())
 }
 
@@ -90,76 +91,71 @@ pub struct CheckoutRequest {
 /// while the first is in flight → 409.
 #[utoipa::path(post, path = "/api/v1/store/{org}/holds/{hold_id}/checkout", tag = "storefront",
     params(("org" = String, Path), ("hold_id" = String, Path),
-           ("Idempotency-Key" = Option<String>, Header)),
+           ("Idempotency-Key" = Option<String>, Header, description = "1 to 255 visible ASCII characters",
+            min_length = 1, max_length = 255, pattern = r"^[!-~]+$")),
     request_body = CheckoutRequest,
-    responses((status = 201, body = OrderView), (status = 410, body = Problem, description = "hold_expired"),
-              (status = 409, body = Problem), (status = 422, body = Problem), (status = 404, body = Problem)))]
+    responses((status = 201, body = OrderView, description = "the order (free: paid, with tickets; priced: pending)"),
+              (status = 409, description = "the hold was already checked out, or the first request with this key is in flight"),
+              (status = 410, description = "hold_expired"),
+              (status = 422, description = "validation, or idempotency_conflict: the key was used with another body"),
+              (status = 429, description = "too many checkouts from this address")))]
 async fn checkout(
     State(app): State<App>,
+    ClientAddr(ip): ClientAddr,
+    StoreTenant(t): StoreTenant,
     ApiPath(path): ApiPath<(String, HoldId)>,
     headers: HeaderMap,
     ApiJson(body): ApiJson<serde_json::Value>,
 ) -> Result<Response, ApiError> {
-    let (org, hold) = path;
-    let org = org_id(&app, &org).await?;
-    let key = match headers.get("idempotency-key") {
-        Some(v) => {
-            let k = v
-                .to_str()
-                .map_err(|_| ApiError::field("Idempotency-Key", "must be visible ASCII"))?;
-            if k.is_empty() || k.len() > 255 {
-                return Err(ApiError::field(
-                    "Idempotency-Key",
-                    "must be 1 to 255 characters",
-                ));
-            }
-            Some(k.to_string())
-        }
-        None => None,
-    };
+    let (_, hold) = path;
+    app.kernel.limits.storefront.check(&ip)?;
+    let key = Key::from_headers(&headers)?;
     // serde_json's maps are ordered, so equal bodies have equal fingerprints.
-    let fingerprint = kernel::auth::sha256(format!("{hold}\n{body}").as_bytes());
-    let req: CheckoutRequest =
-        serde_json::from_value(body).map_err(|e| ApiError::field("body", &e.to_string()))?;
-    let reply = domain::checkout(
-        &app,
-        org,
-        hold,
-        req.buyer,
-        key.as_deref().map(|k| (k, fingerprint.as_slice())),
-    )
-    .await?;
-    Ok((reply.status, axum::Json(reply.body)).into_response())
+    let text = body.to_string();
+    let fingerprint = Fingerprint::of(&[hold.0.as_bytes(), text.as_bytes()]);
+    let req: CheckoutRequest = serde_json::from_value(body).map_err(|e| ApiError::field("body", &e.to_string()))?;
+    let reply = domain::checkout(&app, &t, hold, req.buyer, key.map(|k| (k, fingerprint))).await?;
+    let content_type = if reply.status.is_success() {
+        "application/json"
+    } else {
+        "application/problem+json"
+    };
+    let mut res = (reply.status, Body::from(reply.body)).into_response();
+    res.headers_mut()
+        .insert(header::CONTENT_TYPE, HeaderValue::from_static(content_type));
+    Ok(res)
 }
 
 #[derive(Deserialize, IntoParams)]
 pub struct AccessQuery {
+    /// The `access_token` of the checkout reply.
+    #[param(min_length = 1, max_length = 256)]
     access_token: String,
 }
 
 /// The buyer's view of an order, with its tickets.
 #[utoipa::path(get, path = "/api/v1/store/{org}/orders/{order_id}", tag = "storefront",
     params(("org" = String, Path), ("order_id" = String, Path), AccessQuery),
-    responses((status = 200, body = OrderView), (status = 404, body = Problem)))]
+    responses((status = 200, body = OrderView, description = "the order")))]
 async fn store_order(
     State(app): State<App>,
+    StoreTenant(t): StoreTenant,
     ApiPath(path): ApiPath<(String, OrderId)>,
     ApiQuery(q): ApiQuery<AccessQuery>,
 ) -> Result<axum::Json<OrderView>, ApiError> {
-    let (org, order) = path;
-    let org = org_id(&app, &org).await?;
+    let (_, order) = path;
     Ok(axum::Json(
-        domain::get_order_for_buyer(&app, org, order, &q.access_token).await?,
+        domain::get_order_for_buyer(&app, &t, order, &q.access_token).await?,
     ))
 }
 
 /// An order with its tickets; each ticket's `code` is the exact QR text.
 #[utoipa::path(get, path = "/api/v1/orgs/{org}/orders/{order_id}", tag = "orders",
     params(("org" = String, Path), ("order_id" = String, Path)), security(("api_key" = [])),
-    responses((status = 200, body = OrderView), (status = 404, body = Problem)))]
+    responses((status = 200, body = OrderView, description = "the order")))]
 async fn get_order(
     State(app): State<App>,
-    identity::OrgActor(actor): identity::OrgActor,
+    OrgActor(actor): OrgActor,
     ApiPath(path): ApiPath<(String, OrderId)>,
 ) -> Result<axum::Json<OrderView>, ApiError> {
     let (_, order) = path;

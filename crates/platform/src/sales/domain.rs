@@ -1,32 +1,110 @@
 //! Holds, checkout and orders.
 
-use std::collections::BTreeSet;
+use std::{collections::BTreeSet, sync::Arc};
 
 use axum::http::StatusCode;
 use kernel::{
-    Actor, ApiError, ApiResult, Permission,
+    Permission,
     auth::{self, PlainToken},
-    clock::{self, MICROS_PER_SEC, now_micros},
+    clock::{self, MICROS_PER_SEC},
     error::Checks,
-    ids::{EventId, HoldId, OrderId, OrgId, TicketTypeId},
-    outbox,
-    pubsub::Message,
-    tenant::event_topic,
+    events::{self, Pending, Recorded},
+    idempotency::{self, Begin, Claim, Fingerprint, Key},
+    ids::{EventId, HoldId, OrderId, TicketTypeId},
+
 };
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 
-use super::{inventory::Reserve, store};
-use crate::{App, events, tickets};
+use super::{
+    HoldCreated, HoldExpired, InventoryChanged, Inventory, OrderCreated, OrderExpired, OrderPaid,
+    error::{Error, Result},
+    inventory::Reserve,
+    store,
+};
+use crate::{
+    App, events as catalog,
+    identity::{Actor, Tenant},
+    tickets,
+};
 
-/// Most items and most of one ticket type a hold may take when the type
+/// Most items a hold may take, and most of one ticket type when the type
 /// sets no `max_per_order`.
-const MAX_ITEMS: usize = 20;
-const DEFAULT_MAX_PER_ORDER: i64 = 50;
+pub const MAX_ITEMS: usize = 20;
+pub const DEFAULT_MAX_PER_ORDER: i64 = 50;
+
+/// Where a hold stands.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum HoldStatus {
+    /// Holding its quantity until `expires_at`.
+    Active,
+    /// Checked out into an order (its quantity is the order's).
+    Consumed,
+    /// Expired, or its order expired: its quantity is back on sale.
+    Released,
+}
+
+impl HoldStatus {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            HoldStatus::Active => "active",
+            HoldStatus::Consumed => "consumed",
+            HoldStatus::Released => "released",
+        }
+    }
+}
+
+impl TryFrom<String> for HoldStatus {
+    type Error = String;
+    fn try_from(s: String) -> std::result::Result<Self, String> {
+        match s.as_str() {
+            "active" => Ok(HoldStatus::Active),
+            "consumed" => Ok(HoldStatus::Consumed),
+            "released" => Ok(HoldStatus::Released),
+            other => Err(format!("unknown hold status {other:?}")),
+        }
+    }
+}
+
+/// Where an order stands.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum OrderStatus {
+    /// Waiting for its payment; no tickets yet.
+    Pending,
+    /// Paid; its tickets are issued.
+    Paid,
+    /// Not paid in time; its tickets went back on sale.
+    Expired,
+}
+
+impl OrderStatus {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            OrderStatus::Pending => "pending",
+            OrderStatus::Paid => "paid",
+            OrderStatus::Expired => "expired",
+        }
+    }
+}
+
+impl TryFrom<String> for OrderStatus {
+    type Error = String;
+    fn try_from(s: String) -> std::result::Result<Self, String> {
+        match s.as_str() {
+            "pending" => Ok(OrderStatus::Pending),
+            "paid" => Ok(OrderStatus::Paid),
+            "expired" => Ok(OrderStatus::Expired),
+            other => Err(format!("unknown order status {other:?}")),
+        }
+    }
+}
 
 #[derive(Clone, Debug, Deserialize, Serialize, ToSchema)]
+#[serde(deny_unknown_fields)]
 pub struct HoldItem {
     pub ticket_type_id: TicketTypeId,
+    #[schema(minimum = 1, maximum = 1000)]
     pub quantity: i64,
 }
 
@@ -38,28 +116,29 @@ pub struct HoldView {
     pub items: Vec<HoldItem>,
 }
 
-/// A published event of `org`, or 404 (drafts are invisible to buyers).
-pub async fn published_catalog(
-    app: &App,
-    org: OrgId,
-    event: EventId,
-) -> ApiResult<std::sync::Arc<events::Catalog>> {
-    match events::catalog(app, org, event).await? {
+/// A published event of the tenant, or 404 (drafts are invisible to buyers).
+async fn published_catalog(app: &App, t: &Tenant, event: EventId) -> Result<Arc<catalog::Catalog>> {
+    match catalog::catalog(app, t, event).await? {
         Some(c) if c.is_published() => Ok(c),
-        _ => Err(ApiError::NotFound),
+        _ => Err(Error::NotFound),
     }
+}
+
+fn items_of(pairs: &[(TicketTypeId, i64)]) -> Vec<HoldItem> {
+    pairs
+        .iter()
+        .map(|(t, q)| HoldItem {
+            ticket_type_id: *t,
+            quantity: *q,
+        })
+        .collect()
 }
 
 /// Holds quantities of ticket types for the configured time. One atomic
 /// step takes all items or none; nothing is ever sold twice.
-pub async fn create_hold(
-    app: &App,
-    org: OrgId,
-    event: EventId,
-    items: Vec<HoldItem>,
-) -> ApiResult<HoldView> {
-    let catalog = published_catalog(app, org, event).await?;
-    let now = now_micros();
+pub async fn create_hold(app: &App, t: &Tenant, event: EventId, items: Vec<HoldItem>) -> Result<HoldView> {
+    let catalog = published_catalog(app, t, event).await?;
+    let now = app.kernel.now();
     let mut c = Checks::default();
     if items.is_empty() {
         c.fail("items", "must hold at least one ticket type");
@@ -96,22 +175,32 @@ pub async fn create_hold(
         .iter()
         .map(|i| (i.ticket_type_id, i.quantity))
         .collect();
-    if let Reserve::SoldOut(tt) = app
-        .inventory
-        .reserve(&app.kernel, org, event, &pairs)
-        .await?
-    {
-        return Err(ApiError::SoldOut(format!(
-            "not enough tickets left of {tt}"
-        )));
+    let inventory = app.state::<Inventory>();
+    if let Reserve::SoldOut(tt) = inventory.reserve(app, t, event, &pairs).await? {
+        return Err(Error::SoldOut(tt));
     }
     let hold = HoldId::new();
     let expires_at = now + app.kernel.config.hold_ttl_secs * MICROS_PER_SEC;
-    if let Err(e) = store::insert_hold(app.db(), org, hold, event, expires_at, now, &pairs).await {
-        app.inventory.release(org, event, &pairs).await?;
+    let mut writes = store::insert_hold(t, hold, event, expires_at, now, &pairs);
+    let created = HoldCreated {
+        org_id: t.org(),
+        event_id: event,
+        hold_id: hold,
+        items: items.clone(),
+        expires_at: clock::rfc3339(expires_at),
+    };
+    let written = match events::emit(&created, now) {
+        Ok(e) => {
+            writes.push(e);
+            app.db().write_grouped(writes).await
+        }
+        Err(e) => Err(e),
+    };
+    if let Err(e) = written {
+        inventory.release(t.org(), event, &pairs).await?;
         return Err(e.into());
     }
-    announce_inventory(app, org, event).await;
+    announce_inventory(app, t, event).await;
     Ok(HoldView {
         id: hold,
         event_id: event,
@@ -122,21 +211,23 @@ pub async fn create_hold(
 
 /// Tells live views that availability changed (not durable: a view that
 /// misses it recomputes on the next change).
-async fn announce_inventory(app: &App, org: OrgId, event: EventId) {
+async fn announce_inventory(app: &App, t: &Tenant, event: EventId) {
+    let signal = InventoryChanged {
+        org_id: t.org(),
+        event_id: event,
+    };
     app.kernel
         .hub
-        .publish(Message {
-            topic: event_topic(org, event),
-            kind: "inventory.changed".into(),
-            payload: serde_json::json!({ "event": event }),
-        })
+        .publish(Recorded::signal(&signal, app.kernel.now()))
         .await;
 }
 
 #[derive(Clone, Debug, Deserialize, Serialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct Buyer {
+    #[schema(format = Email, min_length = 3, max_length = 254, pattern = r"^[^@\s]+@[^@\s]+\.[^@\s]+$")]
     pub email: String,
+    #[schema(min_length = 1, max_length = 200, pattern = r"\S")]
     pub name: String,
 }
 
@@ -145,13 +236,15 @@ pub struct PaymentView {
     pub status: String,
     pub amount_cents: i64,
     pub currency: String,
+    /// The order expires, and gives its tickets back, unless paid by then.
+    pub expires_at: Option<String>,
 }
 
 #[derive(Debug, Serialize, Deserialize, ToSchema)]
 pub struct OrderView {
     pub id: OrderId,
     pub event_id: EventId,
-    pub status: String,
+    pub status: OrderStatus,
     pub buyer: Buyer,
     pub total_cents: i64,
     pub currency: String,
@@ -165,198 +258,207 @@ pub struct OrderView {
 
 pub const CHECKOUT_SCOPE: &str = "store.checkout";
 
-/// What an idempotent request answers: status and body, replayed as-is.
+/// What a checkout answers: status and body, replayed as-is for the same
+/// idempotency key.
 pub struct Reply {
     pub status: StatusCode,
-    pub body: serde_json::Value,
+    /// JSON text: the order, or (replayed) the problem the first try got.
+    pub body: String,
 }
 
 /// Checks a hold out into an order. A free order is `paid` at once and its
-/// tickets issued; a priced one is `pending` with a payment to complete.
-/// With an idempotency key, the reply is stored in the same transaction as
-/// the order, so a retry can never make a second order.
+/// tickets issued; a priced one is `pending` with a payment to complete
+/// before `--payment-timeout-secs`. With an idempotency key, the reply is
+/// stored in the same transaction as the order, so a retry can never make a
+/// second order.
 pub async fn checkout(
     app: &App,
-    org: OrgId,
+    t: &Tenant,
     hold: HoldId,
     buyer: Buyer,
-    idempotency: Option<(&str, &[u8])>,
-) -> ApiResult<Reply> {
-    let Some((key, hash)) = idempotency else {
-        return checkout_once(app, org, hold, buyer, None).await;
+    idempotency: Option<(Key, Fingerprint)>,
+) -> Result<Reply> {
+    let Some((key, fingerprint)) = idempotency else {
+        return checkout_once(app, t, hold, buyer, None).await;
     };
-    let now = now_micros();
-    loop {
-        if store::claim_key(app.db(), org, CHECKOUT_SCOPE, key, hash, now).await? {
-            break;
+    let db = app.db();
+    let claim = match idempotency::begin(db, &app.kernel.clock, t.org(), CHECKOUT_SCOPE, &key, &fingerprint).await? {
+        Begin::Claimed(claim) => claim,
+        Begin::Replay(stored) => {
+            return Ok(Reply {
+                status: StatusCode::from_u16(stored.status).unwrap_or(StatusCode::OK),
+                body: stored.body,
+            });
         }
-        let Some(row) = store::key_row(app.db(), org, CHECKOUT_SCOPE, key).await? else {
-            continue;
-        };
-        let age = now - row.created_at;
-        let expired = age > 24 * 3600 * MICROS_PER_SEC;
-        let abandoned = row.status_code.is_none() && age > 60 * MICROS_PER_SEC;
-        if expired || abandoned {
-            store::drop_key(app.db(), org, CHECKOUT_SCOPE, key, row.created_at).await?;
-            continue;
-        }
-        if row.request_hash != hash {
-            return Err(ApiError::IdempotencyConflict);
-        }
-        return match (row.status_code, row.response) {
-            (Some(status), Some(body)) => Ok(Reply {
-                status: StatusCode::from_u16(status as u16).unwrap_or(StatusCode::OK),
-                body: serde_json::from_str(&body).map_err(ApiError::internal)?,
-            }),
-            _ => Err(ApiError::IdempotencyInFlight),
-        };
-    }
-    match checkout_once(app, org, hold, buyer, Some(key)).await {
+        Begin::InFlight => return Err(Error::IdempotencyInFlight),
+        Begin::Conflict => return Err(Error::IdempotencyConflict),
+    };
+    match checkout_once(app, t, hold, buyer, Some(&claim)).await {
         Ok(reply) => Ok(reply),
-        Err(e) if e.status().is_client_error() => {
-            // The same request would fail the same way: remember the answer.
-            let body = serde_json::to_string(&e.problem()).map_err(ApiError::internal)?;
-            store::complete_key(
-                app.db(),
-                org,
-                CHECKOUT_SCOPE,
-                key,
-                e.status().as_u16() as i32,
-                &body,
-            )
-            .await?;
-            Err(e)
-        }
         Err(e) => {
-            // Nothing was written: free the key so a retry can go through.
-            let _ = store::drop_key(app.db(), org, CHECKOUT_SCOPE, key, now).await;
-            Err(e)
+            let api = kernel::ApiError::from(e);
+            if api.status().is_client_error() && !matches!(api, kernel::ApiError::IdempotencyInFlight) {
+                // The same request would fail the same way: remember the answer.
+                let body = serde_json::to_string(&api.problem()).map_err(kernel::ApiError::internal)?;
+                claim.complete(db, api.status().as_u16(), &body).await?;
+            } else {
+                // Nothing was written: free the key so a retry can go through.
+                let _ = claim.release(db).await;
+            }
+            Err(Error::Api(api))
         }
     }
 }
 
 async fn checkout_once(
     app: &App,
-    org: OrgId,
+    t: &Tenant,
     hold: HoldId,
     buyer: Buyer,
-    key: Option<&str>,
-) -> ApiResult<Reply> {
+    claim: Option<&Claim>,
+) -> Result<Reply> {
     let mut c = Checks::default();
     let email = c.take("buyer.email", kernel::parse::email(&buyer.email));
     let name = c.take("buyer.name", kernel::parse::name(&buyer.name, 200));
     c.finish()?;
     let (Some(email), Some(name)) = (email, name) else {
-        return Err(ApiError::internal("checks passed with a missing value"));
+        return Err(Error::Invalid(Vec::new()));
     };
-    let now = now_micros();
+    let now = app.kernel.now();
     // Prepare everything outside the write transaction (a read, signing,
     // rendering), so the transaction itself is a handful of writes. A hold's
     // items never change; the conditional consume below re-checks its state.
-    let Some((event, items)) = store::hold_for_checkout(app.db(), org, hold).await? else {
-        return Err(ApiError::NotFound);
+    let Some((event, items)) = store::hold_for_checkout(app.db(), t, hold).await? else {
+        return Err(Error::NotFound);
     };
-    let catalog = events::catalog(app, org, event)
-        .await?
-        .ok_or(ApiError::NotFound)?;
+    let catalog = catalog::catalog(app, t, event).await?.ok_or(Error::NotFound)?;
     let mut total = 0i64;
     let mut currencies = BTreeSet::new();
     for (tt, q) in &items {
-        let t = catalog
+        let ty = catalog
             .ticket_type(*tt)
-            .ok_or_else(|| ApiError::internal("held ticket type vanished"))?;
-        total += t.price_cents * q;
-        currencies.insert(t.currency.clone());
+            .ok_or_else(|| Error::Api(kernel::ApiError::internal("held ticket type vanished")))?;
+        total += ty.price_cents * q;
+        currencies.insert(ty.currency.clone());
     }
     if currencies.len() > 1 {
-        return Err(ApiError::field(
+        return Err(Error::field(
             "items",
             "ticket types of one order must share a currency",
         ));
     }
-    let currency = currencies
-        .into_iter()
-        .next()
-        .unwrap_or_else(|| "ZAR".into());
-    let status = if total == 0 { "paid" } else { "pending" };
+    let currency = currencies.into_iter().next().unwrap_or_else(|| "ZAR".into());
+    let status = if total == 0 {
+        OrderStatus::Paid
+    } else {
+        OrderStatus::Pending
+    };
+    let expires_at = (status == OrderStatus::Pending)
+        .then(|| now + app.kernel.config.payment_timeout_secs * MICROS_PER_SEC);
     let order = OrderId::new();
     let access = PlainToken::generate("");
-    let issued = if status == "paid" {
-        tickets::prepare(app, org, event, &items).await?
+    let issued = if status == OrderStatus::Paid {
+        tickets::issue(app, t, order, event, &items, now).await?
     } else {
-        Vec::new()
+        tickets::Issue {
+            tickets: Vec::new(),
+            writes: Vec::new(),
+            events: Vec::new(),
+        }
     };
-    let topic = event_topic(org, event);
-    let payload =
-        serde_json::json!({ "order": order, "tickets": issued.len(), "total_cents": total });
     let view = OrderView {
         id: order,
         event_id: event,
-        status: status.into(),
+        status,
         buyer: Buyer {
             email: email.clone(),
             name: name.clone(),
         },
         total_cents: total,
         currency: currency.clone(),
-        tickets: issued.iter().cloned().map(Into::into).collect(),
-        payment: (status == "pending").then(|| PaymentView {
+        tickets: issued.tickets.iter().cloned().map(Into::into).collect(),
+        payment: (status == OrderStatus::Pending).then(|| PaymentView {
             status: "requires_payment".into(),
             amount_cents: total,
             currency: currency.clone(),
+            expires_at: expires_at.map(clock::rfc3339),
         }),
         created_at: clock::rfc3339(now),
         access_token: Some(access.expose().to_string()),
     };
-    let body = serde_json::to_value(&view).map_err(ApiError::internal)?;
-    let body_text = body.to_string();
+    let body = serde_json::to_string(&view).map_err(kernel::ApiError::internal)?;
 
-    let mut writes = vec![store::insert_order(&store::NewOrder {
-        org,
-        id: order,
-        event,
-        hold,
-        status,
-        buyer_email: &email,
-        buyer_name: &name,
-        total_cents: total,
-        currency: &currency,
-        access_token_hash: &access.hash().0,
-        created_at: now,
-    })];
-    writes.extend(
-        issued
-            .iter()
-            .map(|t| tickets::insert_stmt(org, order, t, now)),
-    );
-    writes.push(outbox::stmt(
-        org,
-        &topic,
-        if status == "paid" {
-            "order.paid"
-        } else {
-            "order.created"
-        },
-        &payload,
-    )?);
-    if let Some(key) = key {
-        writes.push(store::complete_key_stmt(
-            org,
-            CHECKOUT_SCOPE,
-            key,
-            201,
-            body_text,
-        ));
+    let mut announce = vec![
+        Pending::of(
+            &OrderCreated {
+                org_id: t.org(),
+                event_id: event,
+                order_id: order,
+                hold_id: hold,
+                status,
+                items: items_of(&items),
+                total_cents: total,
+                currency: currency.clone(),
+            },
+            now,
+        )
+        .map_err(kernel::ApiError::internal)?,
+    ];
+    if status == OrderStatus::Paid {
+        announce.push(
+            Pending::of(
+                &OrderPaid {
+                    org_id: t.org(),
+                    event_id: event,
+                    order_id: order,
+                    total_cents: total,
+                    currency: currency.clone(),
+                    tickets: issued.tickets.len() as i64,
+                },
+                now,
+            )
+            .map_err(kernel::ApiError::internal)?,
+        );
     }
-    // Consume the hold and write the order in one transaction, which on
-    // SQLite is shared with other checkouts waiting at the same moment.
-    let writes = std::sync::Arc::new(writes);
+    announce.extend(issued.events);
+    let mut writes = vec![store::insert_order(
+        t,
+        &store::NewOrder {
+            id: order,
+            event,
+            hold,
+            status,
+            buyer_email: &email,
+            buyer_name: &name,
+            total_cents: total,
+            currency: &currency,
+            access_token_hash: &access.hash().0,
+            created_at: now,
+            expires_at,
+        },
+    )];
+    writes.extend(issued.writes);
+    writes.extend(announce.iter().map(Pending::stmt));
+    if let Some(claim) = claim {
+        writes.push(claim.complete_stmt(201, body.clone()));
+    }
+    // Consume the hold and write the order in one transaction, shared with
+    // other checkouts waiting at the same moment (group commit). Nothing is
+    // written unless this request still holds its idempotency claim and the
+    // hold is still active.
+    let writes = Arc::new(writes);
+    let (tenant, claim_check) = (t.clone(), claim.cloned());
     let applied = app
         .db()
         .transact_grouped(Box::new(move |tx| {
-            let writes = writes.clone();
+            let (writes, tenant, claim_check) = (writes.clone(), tenant.clone(), claim_check.clone());
             Box::pin(async move {
-                if store::consume_hold(tx, org, hold, now).await?.is_none() {
+                if let Some(claim) = &claim_check
+                    && !claim.still_held(tx).await?
+                {
+                    return Ok(false);
+                }
+                if store::consume_hold(tx, &tenant, hold, now).await?.is_none() {
                     return Ok(false);
                 }
                 tx.run_all(writes.as_ref().clone()).await?;
@@ -365,15 +467,20 @@ async fn checkout_once(
         }))
         .await?;
     if !applied {
-        return Err(match store::hold_status(app.db(), org, hold).await? {
-            None => ApiError::NotFound,
-            Some(status) if status == "consumed" => {
-                ApiError::Conflict("this hold was already checked out".into())
+        if let Some(claim) = claim {
+            let mut tx = app.db().begin().await?;
+            let held = claim.still_held(&mut tx).await?;
+            drop(tx);
+            if !held {
+                return Err(Error::IdempotencyInFlight);
             }
-            Some(_) => ApiError::HoldExpired,
+        }
+        return Err(match store::hold_status(app.db(), t, hold).await? {
+            None => Error::NotFound,
+            Some(HoldStatus::Consumed) => Error::HoldConsumed,
+            Some(_) => Error::HoldExpired,
         });
     }
-    outbox::WAKE.notify_one();
     Ok(Reply {
         status: StatusCode::CREATED,
         body,
@@ -381,21 +488,15 @@ async fn checkout_once(
 }
 
 /// Holds and checks out in one step (the storefront page's "Get ticket").
-pub async fn take_now(
-    app: &App,
-    org: OrgId,
-    event: EventId,
-    item: HoldItem,
-    buyer: Buyer,
-) -> ApiResult<OrderView> {
-    let hold = create_hold(app, org, event, vec![item]).await?;
-    let reply = checkout(app, org, hold.id, buyer, None).await?;
-    serde_json::from_value(reply.body).map_err(ApiError::internal)
+pub async fn take_now(app: &App, t: &Tenant, event: EventId, item: HoldItem, buyer: Buyer) -> Result<OrderView> {
+    let hold = create_hold(app, t, event, vec![item]).await?;
+    let reply = checkout(app, t, hold.id, buyer, None).await?;
+    serde_json::from_str(&reply.body).map_err(|e| Error::Api(kernel::ApiError::internal(e)))
 }
 
-async fn order_view(app: &App, org: OrgId, row: store::OrderRow) -> ApiResult<OrderView> {
-    let issued = tickets::for_order(app, org, row.id).await?;
-    let pending = row.status == "pending";
+async fn order_view(app: &App, t: &Tenant, row: store::OrderRow) -> Result<OrderView> {
+    let issued = tickets::for_order(app, t, row.id).await?;
+    let pending = row.status == OrderStatus::Pending;
     Ok(OrderView {
         id: row.id,
         event_id: row.event_id,
@@ -411,6 +512,7 @@ async fn order_view(app: &App, org: OrgId, row: store::OrderRow) -> ApiResult<Or
             status: "requires_payment".into(),
             amount_cents: row.total_cents,
             currency: row.currency,
+            expires_at: row.expires_at.map(clock::rfc3339),
         }),
         created_at: clock::rfc3339(row.created_at),
         access_token: None,
@@ -418,28 +520,19 @@ async fn order_view(app: &App, org: OrgId, row: store::OrderRow) -> ApiResult<Or
 }
 
 /// An order for the organizer.
-pub async fn get_order(app: &App, actor: &Actor, order: OrderId) -> ApiResult<OrderView> {
-    actor.require(Permission::OrdersRead)?;
-    let row = store::order(app.db(), actor.org(), order)
-        .await?
-        .ok_or(ApiError::NotFound)?;
-    order_view(app, actor.org(), row).await
+pub async fn get_order(app: &App, actor: &Actor, order: OrderId) -> Result<OrderView> {
+    let t = actor.require(Permission::OrdersRead)?;
+    let row = store::order(app.db(), t, order).await?.ok_or(Error::NotFound)?;
+    order_view(app, t, row).await
 }
 
 /// An order for its buyer, who proves it with the access token.
-pub async fn get_order_for_buyer(
-    app: &App,
-    org: OrgId,
-    order: OrderId,
-    access_token: &str,
-) -> ApiResult<OrderView> {
-    let row = store::order(app.db(), org, order)
-        .await?
-        .ok_or(ApiError::NotFound)?;
-    if auth::sha256(access_token.as_bytes()) != row.access_token_hash {
-        return Err(ApiError::NotFound);
+pub async fn get_order_for_buyer(app: &App, t: &Tenant, order: OrderId, access_token: &str) -> Result<OrderView> {
+    let row = store::order(app.db(), t, order).await?.ok_or(Error::NotFound)?;
+    if !crate::web::csrf_matches_bytes(&auth::sha256(access_token.as_bytes()), &row.access_token_hash) {
+        return Err(Error::NotFound);
     }
-    order_view(app, org, row).await
+    order_view(app, t, row).await
 }
 
 #[derive(Debug, Serialize, ToSchema)]
@@ -465,14 +558,11 @@ pub struct StoreEvent {
 
 /// The published event as buyers see it, with live availability from the
 /// hot or warm tier (no database read once warm).
-pub async fn store_event(app: &App, org: OrgId, event: EventId) -> ApiResult<StoreEvent> {
-    let catalog = published_catalog(app, org, event).await?;
+pub async fn store_event(app: &App, t: &Tenant, event: EventId) -> Result<StoreEvent> {
+    let catalog = published_catalog(app, t, event).await?;
     let types: Vec<TicketTypeId> = catalog.event.ticket_types.iter().map(|t| t.id).collect();
-    let left = app
-        .inventory
-        .remaining(&app.kernel, org, event, &types)
-        .await?;
-    let now = now_micros();
+    let left = app.state::<Inventory>().remaining(app, t, event, &types).await?;
+    let now = app.kernel.now();
     let e = &catalog.event;
     Ok(StoreEvent {
         id: e.id,
@@ -484,27 +574,79 @@ pub async fn store_event(app: &App, org: OrgId, event: EventId) -> ApiResult<Sto
             .ticket_types
             .iter()
             .zip(left)
-            .map(|(t, available)| StoreTicketType {
-                id: t.id,
-                name: t.name.clone(),
-                price_cents: t.price_cents,
-                currency: t.currency.clone(),
+            .map(|(ty, available)| StoreTicketType {
+                id: ty.id,
+                name: ty.name.clone(),
+                price_cents: ty.price_cents,
+                currency: ty.currency.clone(),
                 available,
-                on_sale: t.on_sale_at(now),
-                max_per_order: t.max_per_order.unwrap_or(DEFAULT_MAX_PER_ORDER),
+                on_sale: ty.on_sale_at(now),
+                max_per_order: ty.max_per_order.unwrap_or(DEFAULT_MAX_PER_ORDER),
             })
             .collect(),
     })
 }
 
-/// Releases expired holds; run periodically by every node.
-pub async fn release_expired(app: &App) -> ApiResult<usize> {
-    app.inventory
-        .release_expired(&app.kernel, now_micros())
-        .await
+const SWEEP_BATCH: i64 = 500;
+
+/// Releases expired holds (every node, every second): each is released by
+/// one conditional update, announced (`hold.expired`) in that transaction,
+/// and its quantity given back once.
+pub async fn release_expired(app: &App) -> Result<usize> {
+    let now = app.kernel.now();
+    let db = app.db().clone();
+    let n = app
+        .state::<Inventory>()
+        .release_many(|| async move {
+            let mut tx = db.begin().await?;
+            let released = store::release_expired_holds(&mut tx, now, SWEEP_BATCH).await?;
+            let mut announce = Vec::with_capacity(released.len());
+            for r in &released {
+                announce.push(events::Pending::of(
+                    &HoldExpired {
+                        org_id: r.org,
+                        event_id: r.event,
+                        hold_id: HoldId(r.id),
+                        items: items_of(&r.items),
+                    },
+                    now,
+                ).map_err(kernel::ApiError::internal)?);
+            }
+            events::record_many(&mut tx, &announce).await?;
+            tx.commit().await?;
+            Ok(released)
+        })
+        .await?;
+    Ok(n)
 }
 
-/// Forgets idempotency keys older than a day.
-pub async fn prune_idempotency_keys(app: &App) -> ApiResult<u64> {
-    Ok(store::prune_keys(app.db(), now_micros() - 25 * 3600 * MICROS_PER_SEC).await?)
+/// Expires pending orders past their payment deadline (every node, every
+/// second): each gives its hold's quantity back once, announced as
+/// `order.expired` in the same transaction.
+pub async fn expire_pending_orders(app: &App) -> Result<usize> {
+    let now = app.kernel.now();
+    let db = app.db().clone();
+    let n = app
+        .state::<Inventory>()
+        .release_many(|| async move {
+            let mut tx = db.begin().await?;
+            let expired = store::expire_pending_orders(&mut tx, now, SWEEP_BATCH).await?;
+            let mut announce = Vec::with_capacity(expired.len());
+            for r in &expired {
+                announce.push(events::Pending::of(
+                    &OrderExpired {
+                        org_id: r.org,
+                        event_id: r.event,
+                        order_id: OrderId(r.id),
+                        items: items_of(&r.items),
+                    },
+                    now,
+                ).map_err(kernel::ApiError::internal)?);
+            }
+            events::record_many(&mut tx, &announce).await?;
+            tx.commit().await?;
+            Ok(expired)
+        })
+        .await?;
+    Ok(n)
 }

@@ -10,12 +10,16 @@
 use std::{collections::HashMap, sync::Mutex};
 
 use kernel::{
-    ApiError, ApiResult, Kernel,
+    ApiError, Kernel,
     ids::{EventId, OrgId, TicketTypeId},
     warm::Warm,
 };
 
-use super::store;
+use super::{
+    error::{Error, Result},
+    store,
+};
+use crate::{App, identity::Tenant};
 
 pub struct Inventory {
     tier: Tier,
@@ -63,11 +67,13 @@ fn key(org: OrgId, event: EventId, tt: TicketTypeId) -> String {
 }
 
 /// Redis unreachable: the buyer is asked to retry (503), never told a lie.
-fn redis_err(e: redis::RedisError) -> ApiError {
+fn redis_err(e: redis::RedisError) -> Error {
     tracing::warn!(error = %e, "warm tier unavailable for inventory");
-    ApiError::Overloaded {
-        retry_after_secs: 1,
-    }
+    Error::WarmTierDown
+}
+
+fn poisoned() -> Error {
+    Error::Api(ApiError::internal("inventory lock poisoned"))
 }
 
 impl Inventory {
@@ -89,17 +95,16 @@ impl Inventory {
     /// Takes every item's quantity, or nothing.
     pub async fn reserve(
         &self,
-        kernel: &Kernel,
-        org: OrgId,
+        app: &App,
+        t: &Tenant,
         event: EventId,
         items: &[(TicketTypeId, i64)],
-    ) -> ApiResult<Reserve> {
+    ) -> Result<Reserve> {
+        let org = t.org();
         for _ in 0..3 {
             let missing = match &self.tier {
                 Tier::Memory(map) => {
-                    let mut map = map
-                        .lock()
-                        .map_err(|_| ApiError::internal("inventory lock poisoned"))?;
+                    let mut map = map.lock().map_err(|_| poisoned())?;
                     let missing: Vec<TicketTypeId> = items
                         .iter()
                         .filter(|(t, _)| !map.contains_key(t))
@@ -138,20 +143,19 @@ impl Inventory {
                     }
                 }
             };
-            self.load(kernel, org, event, &missing).await?;
+            self.load(app, t, event, &missing).await?;
         }
-        Err(ApiError::Overloaded {
-            retry_after_secs: 1,
-        })
+        Err(Error::WarmTierDown)
     }
 
-    /// Gives quantities back (an expired, released or failed hold).
+    /// Gives quantities back (an expired, released or failed hold; counters
+    /// of many tenants are released by the sweepers, hence the bare org).
     pub async fn release(
         &self,
         org: OrgId,
         event: EventId,
         items: &[(TicketTypeId, i64)],
-    ) -> ApiResult<()> {
+    ) -> Result<()> {
         let _guard = self.load_lock.lock().await;
         self.release_locked(org, event, items).await
     }
@@ -161,12 +165,10 @@ impl Inventory {
         org: OrgId,
         event: EventId,
         items: &[(TicketTypeId, i64)],
-    ) -> ApiResult<()> {
+    ) -> Result<()> {
         match &self.tier {
             Tier::Memory(map) => {
-                let mut map = map
-                    .lock()
-                    .map_err(|_| ApiError::internal("inventory lock poisoned"))?;
+                let mut map = map.lock().map_err(|_| poisoned())?;
                 for (t, q) in items {
                     // A counter not loaded yet will be read from the
                     // database, which already counts this release.
@@ -194,17 +196,16 @@ impl Inventory {
     /// What is left of each ticket type, loading counters not yet warm.
     pub async fn remaining(
         &self,
-        kernel: &Kernel,
-        org: OrgId,
+        app: &App,
+        t: &Tenant,
         event: EventId,
         types: &[TicketTypeId],
-    ) -> ApiResult<Vec<i64>> {
+    ) -> Result<Vec<i64>> {
+        let org = t.org();
         for _ in 0..3 {
             let found: Vec<Option<i64>> = match &self.tier {
                 Tier::Memory(map) => {
-                    let map = map
-                        .lock()
-                        .map_err(|_| ApiError::internal("inventory lock poisoned"))?;
+                    let map = map.lock().map_err(|_| poisoned())?;
                     types.iter().map(|t| map.get(t).copied()).collect()
                 }
                 Tier::Redis(r) => {
@@ -229,30 +230,32 @@ impl Inventory {
             if missing.is_empty() {
                 return Ok(found.into_iter().map(|v| v.unwrap_or(0).max(0)).collect());
             }
-            self.load(kernel, org, event, &missing).await?;
+            self.load(app, t, event, &missing).await?;
         }
-        Err(ApiError::Overloaded {
-            retry_after_secs: 1,
-        })
+        Err(Error::WarmTierDown)
     }
 
+    /// Loads counters from the ledger: the ticket type's capacity (from the
+    /// events slice) less what active and consumed holds took.
     async fn load(
         &self,
-        kernel: &Kernel,
-        org: OrgId,
+        app: &App,
+        tenant: &Tenant,
         event: EventId,
         types: &[TicketTypeId],
-    ) -> ApiResult<()> {
+    ) -> Result<()> {
+        let org = tenant.org();
+        let catalog = crate::events::catalog(app, tenant, event)
+            .await?
+            .ok_or(Error::NotFound)?;
         let _guard = self.load_lock.lock().await;
         for t in types {
-            let Some(left) = store::remaining_from_ledger(&kernel.db, org, *t).await? else {
-                return Err(ApiError::NotFound);
-            };
+            let capacity = catalog.ticket_type(*t).ok_or(Error::NotFound)?.capacity;
+            let taken = store::taken_from_ledger(app.db(), tenant, *t).await?;
+            let left = capacity - taken;
             match &self.tier {
                 Tier::Memory(map) => {
-                    let mut map = map
-                        .lock()
-                        .map_err(|_| ApiError::internal("inventory lock poisoned"))?;
+                    let mut map = map.lock().map_err(|_| poisoned())?;
                     map.entry(*t).or_insert(left);
                 }
                 Tier::Redis(r) => {
@@ -270,14 +273,19 @@ impl Inventory {
         Ok(())
     }
 
-    /// Releases every expired hold: marks it released in the database (only
-    /// one node wins each hold) and gives its quantities back.
-    pub async fn release_expired(&self, kernel: &Kernel, now: i64) -> ApiResult<usize> {
+    /// Releases what `release` marks released in the database (only one
+    /// node wins each hold or order) and gives its quantities back, with no
+    /// counter load in between.
+    pub async fn release_many<F, Fut>(&self, release: F) -> Result<usize>
+    where
+        F: FnOnce() -> Fut,
+        Fut: std::future::Future<Output = Result<Vec<store::Released>>>,
+    {
         let _guard = self.load_lock.lock().await;
-        let released = store::release_expired_holds(&kernel.db, now, 500).await?;
+        let released = release().await?;
         let n = released.len();
-        for (org, event, items) in released {
-            self.release_locked(org, event, &items).await?;
+        for r in released {
+            self.release_locked(r.org, r.event, &r.items).await?;
         }
         Ok(n)
     }

@@ -11,16 +11,13 @@ use axum::{
 };
 use kernel::{
     ApiError,
-    http::{ApiPath, ApiQuery},
+    http::{ApiPath, ApiQuery, ClientAddr},
     ids::{EventId, OrderId, TicketTypeId},
 };
 use serde::Deserialize;
 
-use super::{
-    api::org_id,
-    domain::{self, Buyer, HoldItem, StoreEvent},
-};
-use crate::{App, tickets, web::page};
+use super::domain::{self, Buyer, HoldItem, StoreEvent};
+use crate::{App, identity::StoreTenant, tickets, web::page};
 
 pub fn routes() -> axum::Router<App> {
     axum::Router::new()
@@ -53,10 +50,10 @@ impl EventPage {
 
 async fn event_page(
     State(app): State<App>,
+    StoreTenant(t): StoreTenant,
     ApiPath((org, event)): ApiPath<(String, EventId)>,
 ) -> Result<Response, ApiError> {
-    let org_id = org_id(&app, &org).await?;
-    let event = domain::store_event(&app, org_id, event).await?;
+    let event = domain::store_event(&app, &t, event).await?;
     Ok(page(
         StatusCode::OK,
         EventPage {
@@ -78,12 +75,15 @@ struct TakeForm {
 /// Holds and checks out in one step (free tickets), then shows the order.
 async fn take(
     State(app): State<App>,
+    ClientAddr(ip): ClientAddr,
+    StoreTenant(t): StoreTenant,
     ApiPath(path): ApiPath<(String, EventId)>,
     form: Result<Form<TakeForm>, FormRejection>,
 ) -> Result<Response, ApiError> {
     let (org, event) = path;
-    let org_id = org_id(&app, &org).await?;
-    let result = match form {
+    let result = match app.kernel.limits.storefront.check(&ip) {
+        Err(e) => Err(e),
+        Ok(()) => match form {
         Err(_) => Err(ApiError::BadRequest(
             "choose a ticket and fill in your e-mail and name".into(),
         )),
@@ -94,7 +94,7 @@ async fn take(
             };
             domain::take_now(
                 &app,
-                org_id,
+                &t,
                 event,
                 item,
                 Buyer {
@@ -103,8 +103,9 @@ async fn take(
                 },
             )
             .await
+            .map_err(ApiError::from)
         }
-    };
+    }};
     match result {
         Ok(order) => {
             let token = order.access_token.unwrap_or_default();
@@ -116,7 +117,7 @@ async fn take(
         }
         Err(e) if e.status().is_client_error() => {
             let status = e.status();
-            let event = domain::store_event(&app, org_id, event).await?;
+            let event = domain::store_event(&app, &t, event).await?;
             let message = match &e {
                 ApiError::SoldOut(_) => "Sorry, not enough tickets are left.".to_string(),
                 other => other.problem().detail,
@@ -151,14 +152,20 @@ struct OrderPage {
     tickets: Vec<TicketCard>,
 }
 
+impl OrderPage {
+    fn pending(&self) -> bool {
+        self.order.status == domain::OrderStatus::Pending
+    }
+}
+
 async fn order_page(
     State(app): State<App>,
+    StoreTenant(t): StoreTenant,
     ApiPath(path): ApiPath<(String, OrderId)>,
     ApiQuery(q): ApiQuery<AccessQuery>,
 ) -> Result<Response, ApiError> {
-    let (org, order) = path;
-    let org_id = org_id(&app, &org).await?;
-    let order = domain::get_order_for_buyer(&app, org_id, order, &q.access_token).await?;
+    let (_, order) = path;
+    let order = domain::get_order_for_buyer(&app, &t, order, &q.access_token).await?;
     let tickets = order
         .tickets
         .iter()
@@ -167,5 +174,11 @@ async fn order_page(
             svg: tickets::qr_svg(&t.code).unwrap_or_default(),
         })
         .collect();
-    Ok(page(StatusCode::OK, OrderPage { order, tickets }))
+    // The link carries the buyer's access token: no cache may keep it.
+    let mut res = page(StatusCode::OK, OrderPage { order, tickets });
+    res.headers_mut().insert(
+        axum::http::header::CACHE_CONTROL,
+        axum::http::HeaderValue::from_static("no-store"),
+    );
+    Ok(res)
 }

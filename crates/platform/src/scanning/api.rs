@@ -1,20 +1,25 @@
-//! Scanning's HTTP surface: device management, pairing, scan.
-
-use std::sync::Arc;
+//! Scanning's HTTP surface: devices, pairing, scan.
 
 use axum::{
-    extract::{FromRequestParts, State},
-    http::{StatusCode, request::Parts},
+    extract::State,
+    http::StatusCode,
     response::{IntoResponse, Response},
 };
 use base64::{Engine, engine::general_purpose::URL_SAFE_NO_PAD};
-use kernel::{ApiError, http::ApiJson, ids::EventId};
+use kernel::{
+    ApiError,
+    http::{ApiJson, ClientAddr},
+    ids::EventId,
+};
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 use utoipa_axum::{router::OpenApiRouter, routes};
 
-use super::domain::{self, DeviceCtx, MAX_SCAN_CODE, NewDeviceView, PairedView, ScanOutcome};
-use crate::{App, identity::OrgActor};
+use super::domain::{self, MAX_SCAN_CODE, NewDeviceView, PairedView, ScanOutcome};
+use crate::{
+    App,
+    identity::{DeviceAuth, OrgActor},
+};
 
 pub fn routes() -> OpenApiRouter<App> {
     OpenApiRouter::new()
@@ -24,33 +29,20 @@ pub fn routes() -> OpenApiRouter<App> {
         .routes(routes!(scan))
 }
 
-type Problem = kernel::error::Problem;
-
-/// The device behind `Authorization: Bearer <device token>`.
-pub struct Device(pub Arc<DeviceCtx>);
-
-impl FromRequestParts<App> for Device {
-    type Rejection = ApiError;
-
-    async fn from_request_parts(parts: &mut Parts, app: &App) -> Result<Self, Self::Rejection> {
-        let token = crate::identity::bearer_token(parts).ok_or_else(|| {
-            ApiError::Unauthorized("send Authorization: Bearer <device token>".into())
-        })?;
-        Ok(Device(domain::device_for_token(app, token).await?))
-    }
-}
-
 #[derive(Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct CreateDevice {
+    #[schema(min_length = 1, max_length = 100, pattern = r"\S")]
     name: String,
+    /// Events of this organization the device scans for.
+    #[schema(min_items = 1, max_items = 100)]
     event_ids: Vec<EventId>,
 }
 
 /// Adds a scanning device for some events; it pairs with the code shown.
 #[utoipa::path(post, path = "/api/v1/orgs/{org}/devices", tag = "devices",
     params(("org" = String, Path)), request_body = CreateDevice, security(("api_key" = [])),
-    responses((status = 201, body = NewDeviceView), (status = 422, body = Problem)))]
+    responses((status = 201, body = NewDeviceView, description = "the device and its pairing code (shown once)")))]
 async fn create_device(
     State(app): State<App>,
     OrgActor(actor): OrgActor,
@@ -63,16 +55,19 @@ async fn create_device(
 #[derive(Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct PairRequest {
+    /// The code shown when the device was added.
+    #[schema(min_length = 1, max_length = 64)]
     pairing_code: String,
 }
 
 /// Spends a pairing code for the device's token (once).
 #[utoipa::path(post, path = "/api/v1/devices/pair", tag = "devices", request_body = PairRequest,
-    responses((status = 201, body = PairedView), (status = 404, body = Problem),
-              (status = 429, body = Problem, description = "rate_limited, with Retry-After")))]
+    responses((status = 201, body = PairedView, description = "the device token (shown once)"),
+              (status = 404, description = "no live, unspent code like this"),
+              (status = 429, description = "too many pairing attempts from this address")))]
 async fn pair(
     State(app): State<App>,
-    kernel::http::ClientAddr(ip): kernel::http::ClientAddr,
+    ClientAddr(ip): ClientAddr,
     ApiJson(req): ApiJson<PairRequest>,
 ) -> Result<Response, ApiError> {
     app.kernel.limits.sensitive.check(&ip)?;
@@ -99,14 +94,15 @@ pub struct DeviceInfo {
 
 /// The device itself, with the public keys to verify codes offline.
 #[utoipa::path(get, path = "/api/v1/devices/me", tag = "devices", security(("device_token" = [])),
-    responses((status = 200, body = DeviceInfo), (status = 401, body = Problem)))]
-async fn me(State(app): State<App>, Device(d): Device) -> Result<axum::Json<DeviceInfo>, ApiError> {
-    let keys = crate::tickets::org_keys(&app, d.org).await?;
+    responses((status = 200, body = DeviceInfo, description = "the device")))]
+async fn me(State(app): State<App>, DeviceAuth(d): DeviceAuth) -> Result<axum::Json<DeviceInfo>, ApiError> {
+    let scope = domain::device_scope(&app, &d).await?;
+    let keys = crate::tickets::org_keys(&app, d.tenant()).await?;
     Ok(axum::Json(DeviceInfo {
         device_id: d.id.to_string(),
-        name: d.name.clone(),
-        org: d.org_slug.clone(),
-        event_ids: d.events.clone(),
+        name: scope.name.clone(),
+        org: d.tenant().slug().to_string(),
+        event_ids: scope.events.clone(),
         signing_keys: keys
             .verifying
             .iter()
@@ -121,10 +117,15 @@ async fn me(State(app): State<App>, Device(d): Device) -> Result<axum::Json<Devi
 #[derive(Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct ScanRequest {
+    /// The text of the ticket's QR code.
+    #[schema(min_length = 1, max_length = 512)]
     code: String,
     event_id: EventId,
+    /// The gate the device stands at.
+    #[schema(max_length = 100)]
     gate: Option<String>,
     /// When the device saw the code (RFC 3339); the server's clock decides.
+    #[schema(format = DateTime, pattern = r"^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}(\.\d+)?(Z|[+-]\d{2}:\d{2})$")]
     scanned_at: Option<String>,
 }
 
@@ -132,18 +133,18 @@ pub struct ScanRequest {
 /// malformed request is an error.
 #[utoipa::path(post, path = "/api/v1/scan", tag = "scanning", request_body = ScanRequest,
     security(("device_token" = [])),
-    responses((status = 200, body = ScanOutcome), (status = 401, body = Problem), (status = 403, body = Problem),
-              (status = 422, body = Problem), (status = 503, body = Problem)))]
+    responses((status = 200, body = ScanOutcome, description = "the scan's result"),
+              (status = 403, description = "the device is not set up for that event")))]
 async fn scan(
     State(app): State<App>,
-    Device(d): Device,
+    DeviceAuth(d): DeviceAuth,
     ApiJson(req): ApiJson<ScanRequest>,
 ) -> Result<axum::Json<ScanOutcome>, ApiError> {
     let mut c = kernel::error::Checks::default();
-    if req.code.is_empty() || req.code.len() > MAX_SCAN_CODE {
+    if req.code.is_empty() || req.code.chars().count() > MAX_SCAN_CODE {
         c.fail("code", "must be 1 to 512 characters");
     }
-    if req.gate.as_ref().is_some_and(|g| g.len() > 100) {
+    if req.gate.as_ref().is_some_and(|g| g.chars().count() > 100) {
         c.fail("gate", "must be at most 100 characters");
     }
     if let Some(s) = &req.scanned_at

@@ -1,33 +1,25 @@
-//! Device pairing and the scan decision.
+//! Devices and the scan decision.
 
 use std::sync::Arc;
 
 use kernel::{
-    Actor, ApiError, ApiResult, Permission,
-    auth::{self, PlainToken},
-    clock::{self, MICROS_PER_SEC, now_micros},
+    Permission, clock,
     error::Checks,
-    ids::{DeviceId, EventId, OrgId},
+    ids::{DeviceId, EventId},
 };
 use serde::Serialize;
-use tokio::sync::oneshot;
 use utoipa::ToSchema;
 
-use super::{gate::Job, store};
+use super::{
+    error::{Error, Result},
+    gate::{Admission, DeviceScope, Gates},
+    store,
+};
 use crate::{
     App,
-    tickets::{self, AdmissionWrite, TicketView},
+    identity::{self, Actor, Device, Tenant},
+    tickets::{self, TicketRecord, TicketStatus, TicketView},
 };
-
-/// A paired device, as authenticated by its token.
-#[derive(Debug)]
-pub struct DeviceCtx {
-    pub org: OrgId,
-    pub org_slug: String,
-    pub id: DeviceId,
-    pub name: String,
-    pub events: Vec<EventId>,
-}
 
 #[derive(Debug, Serialize, ToSchema)]
 pub struct NewDeviceView {
@@ -39,33 +31,17 @@ pub struct NewDeviceView {
     pub pairing_expires_at: String,
 }
 
-const PAIRING_TTL_SECS: i64 = 15 * 60;
-const PAIRING_ALPHABET: &[u8] = b"ABCDEFGHJKLMNPQRSTUVWXYZ23456789";
-
-fn pairing_code() -> String {
-    auth::random_bytes::<10>()
-        .iter()
-        .map(|b| PAIRING_ALPHABET[(*b as usize) % 32] as char)
-        .collect()
-}
-
-pub async fn create_device(
-    app: &App,
-    actor: &Actor,
-    name: &str,
-    events: Vec<EventId>,
-) -> ApiResult<NewDeviceView> {
-    actor.require(Permission::DevicesManage)?;
+/// Adds a scanning device for some of the tenant's events; it pairs with
+/// the code in the reply.
+pub async fn create_device(app: &App, actor: &Actor, name: &str, events: Vec<EventId>) -> Result<NewDeviceView> {
+    let t = actor.require(Permission::DevicesManage)?;
     let mut c = Checks::default();
     let name = c.take("name", kernel::parse::name(name, 100));
     if events.is_empty() || events.len() > 100 {
         c.fail("event_ids", "must name 1 to 100 events");
     }
     for (i, e) in events.iter().enumerate() {
-        if crate::events::catalog(app, actor.org(), *e)
-            .await?
-            .is_none()
-        {
+        if crate::events::catalog(app, t, *e).await?.is_none() {
             c.fail(
                 &format!("event_ids[{i}]"),
                 "is not an event of this organization",
@@ -73,28 +49,21 @@ pub async fn create_device(
         }
     }
     c.finish()?;
-    let name = name.ok_or_else(|| ApiError::internal("checks passed with a missing value"))?;
-    let code = pairing_code();
+    let name = name.ok_or(Error::Invalid(Vec::new()))?;
     let id = DeviceId::new();
-    let now = now_micros();
-    let expires = now + PAIRING_TTL_SECS * MICROS_PER_SEC;
-    store::insert_device(
-        app.db(),
-        actor.org(),
-        id,
-        &name,
-        &events,
-        &PlainToken::from_presented(&code).hash(),
-        expires,
-        now,
-    )
-    .await?;
+    let pairing = identity::new_pairing(app, t, id);
+    app.db()
+        .write_grouped(vec![
+            store::insert_device(t, id, &name, &events, app.kernel.now()),
+            pairing.stmt,
+        ])
+        .await?;
     Ok(NewDeviceView {
         id,
         name,
         event_ids: events,
-        pairing_code: code,
-        pairing_expires_at: clock::rfc3339(expires),
+        pairing_code: pairing.code,
+        pairing_expires_at: clock::rfc3339(pairing.expires_at),
     })
 }
 
@@ -107,49 +76,32 @@ pub struct PairedView {
     pub event_ids: Vec<EventId>,
 }
 
-/// Spends a pairing code for a device token. A code works once, before it
-/// expires; an unknown, spent or expired one answers 404 alike.
-pub async fn pair(app: &App, code: &str) -> ApiResult<PairedView> {
-    let code = code.trim().to_uppercase();
-    if code.is_empty() || code.len() > 64 {
-        return Err(ApiError::field(
-            "pairing_code",
-            "must be the code shown when the device was added",
-        ));
-    }
-    let token = PlainToken::generate("vgd_");
-    let paired = store::pair(
-        app.db(),
-        &PlainToken::from_presented(&code).hash(),
-        &token.hash(),
-        now_micros(),
-    )
-    .await?;
-    let Some((org_slug, device, events)) = paired else {
-        return Err(ApiError::NotFound);
-    };
+/// Spends a pairing code for the device's token.
+pub async fn pair(app: &App, code: &str) -> Result<PairedView> {
+    let paired = identity::pair(app, code).await.map_err(kernel::ApiError::from)?;
+    let scope = scope_of(app, &paired.tenant, paired.device).await?;
     Ok(PairedView {
-        device_token: token.expose().to_string(),
-        device_id: device,
-        org: org_slug,
-        event_ids: events,
+        device_token: paired.device_token,
+        device_id: paired.device,
+        org: paired.tenant.slug().to_string(),
+        event_ids: scope.events.clone(),
     })
 }
 
-/// The device behind a bearer token, from the hot tier when warm.
-pub async fn device_for_token(app: &App, presented: &str) -> ApiResult<Arc<DeviceCtx>> {
-    let hash = PlainToken::from_presented(presented).hash();
-    if let Some(d) = app.gates.devices.get(&hash.0).await {
-        return Ok(d);
+async fn scope_of(app: &App, t: &Tenant, device: DeviceId) -> Result<Arc<DeviceScope>> {
+    let gates = app.state::<Gates>();
+    if let Some(s) = gates.devices.get(&(t.org(), device)).await {
+        return Ok(s);
     }
-    let Some(d) = store::device_by_token(app.db(), &hash).await? else {
-        return Err(ApiError::Unauthorized(
-            "unknown or revoked device token".into(),
-        ));
-    };
-    let d = Arc::new(d);
-    app.gates.devices.insert(hash.0, d.clone()).await;
-    Ok(d)
+    let (name, events) = store::device(app.db(), t, device).await?.ok_or(Error::NotFound)?;
+    let scope = Arc::new(DeviceScope { name, events });
+    gates.devices.insert((t.org(), device), scope.clone()).await;
+    Ok(scope)
+}
+
+/// What a device may scan for, and its name.
+pub async fn device_scope(app: &App, d: &Device) -> Result<Arc<DeviceScope>> {
+    scope_of(app, d.tenant(), d.id).await
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, ToSchema)]
@@ -183,11 +135,7 @@ pub struct ScanOutcome {
     pub first_admitted_at: Option<String>,
 }
 
-fn outcome(
-    result: ScanResult,
-    ticket: Option<&tickets::TicketRecord>,
-    first: Option<i64>,
-) -> ScanOutcome {
+fn outcome(result: ScanResult, ticket: Option<&TicketRecord>, first: Option<i64>) -> ScanOutcome {
     ScanOutcome {
         result,
         ticket: ticket.map(|t| {
@@ -205,19 +153,13 @@ pub const MAX_SCAN_CODE: usize = 512;
 /// Decides one scan. Online, every issued code is in the gate's hot tier, so
 /// a scan is a lookup; only a code the gate has not seen is verified (and a
 /// genuine one loaded, once).
-pub async fn scan(
-    app: &App,
-    device: &DeviceCtx,
-    code: &str,
-    event: EventId,
-    gate_name: Option<String>,
-) -> ApiResult<ScanOutcome> {
-    if !device.events.contains(&event) {
-        return Err(ApiError::Forbidden(
-            "this device is not set up for that event".into(),
-        ));
+pub async fn scan(app: &App, device: &Device, code: &str, event: EventId, gate_name: Option<String>) -> Result<ScanOutcome> {
+    let t = device.tenant();
+    if !device_scope(app, device).await?.events.contains(&event) {
+        return Err(Error::NotThisDevicesEvent);
     }
-    let gate = app.gates.gate(app, device.org, event).await?;
+    let gates = app.state::<Gates>();
+    let gate = gates.gate(app, t, event).await?;
     let entry = match gate.tickets.get(code).map(|e| e.clone()) {
         Some(e) => e,
         None => {
@@ -235,20 +177,20 @@ pub async fn scan(
             if parsed.event != event {
                 return Ok(outcome(ScanResult::WrongEvent, None, None));
             }
-            match tickets::by_id(app, device.org, parsed.ticket).await? {
+            match tickets::by_id(app, t, parsed.ticket).await? {
                 Some(rec) if rec.code == code && rec.event_id == event => gate.insert(rec),
                 _ => return Ok(outcome(ScanResult::Invalid, None, None)),
             }
         }
     };
     let rec = &entry.record;
-    if rec.status != "valid" {
+    if rec.status != TicketStatus::Valid {
         return Ok(outcome(ScanResult::Revoked, Some(rec), entry.admitted()));
     }
     if let Some(first) = entry.admitted() {
         return Ok(outcome(ScanResult::AlreadyAdmitted, Some(rec), Some(first)));
     }
-    let now = now_micros();
+    let now = app.kernel.now();
     if now > gate.ends_at {
         return Ok(outcome(ScanResult::NotValidNow, Some(rec), None));
     }
@@ -257,38 +199,23 @@ pub async fn scan(
     }
     // Across nodes the database decides: its conditional update admits once,
     // and the other nodes' hot tiers learn of it from `ticket.admitted`.
-    let (reply, rx) = oneshot::channel();
-    let job = Job {
-        write: AdmissionWrite {
-            org: device.org,
-            ticket: rec.id,
-            at: now,
-            device: device.id,
-            gate: gate_name,
-        },
+    let admission = Admission {
+        write: tickets::admission(t, rec.id, now, device.id, gate_name),
         event,
-        reply,
     };
-    if app.gates.writer.try_send(job).is_err() {
-        entry.settle(0);
-        return Err(ApiError::Overloaded {
-            retry_after_secs: 1,
-        });
-    }
-    match rx.await {
-        Ok(Ok(None)) => {
+    match gates.writer.try_submit(admission).await {
+        Ok(None) => {
             metrics::counter!("voelgoed_admissions_total").increment(1);
             Ok(outcome(ScanResult::Admitted, Some(rec), Some(now)))
         }
-        Ok(Ok(Some(first))) => {
+        Ok(Some(first)) => {
             entry.settle(first);
             Ok(outcome(ScanResult::AlreadyAdmitted, Some(rec), Some(first)))
         }
-        Ok(Err(_)) | Err(_) => {
+        Err(e) => {
             entry.settle(0);
-            Err(ApiError::Overloaded {
-                retry_after_secs: 1,
-            })
+            tracing::warn!(error = %e, "an admission was not written");
+            Err(Error::Busy)
         }
     }
 }

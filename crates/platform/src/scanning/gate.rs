@@ -1,6 +1,7 @@
 //! The gate's hot tier: per event, every issued code → its ticket and its
-//! admission state; and the admission writer, which makes admissions durable
-//! in batches (one commit for many concurrent scans).
+//! admission state; the devices' scanning scope; and the admission writer,
+//! which makes admissions durable in batches (the kernel's batcher: one
+//! commit for many concurrent scans).
 
 use std::{
     sync::{
@@ -12,16 +13,20 @@ use std::{
 
 use dashmap::DashMap;
 use kernel::{
-    ApiError, ApiResult, Kernel,
-    ids::{EventId, OrgId, TicketId},
-    outbox,
+    ApiError, ApiResult, Db, Kernel,
+    batch::{Batcher, RunBatch},
+    events::{Pending, record_many},
+    ids::{DeviceId, EventId, OrgId, TicketId},
+
     pubsub::Message,
     tenant::event_topic,
 };
-use tokio::sync::{Mutex, broadcast, mpsc, oneshot};
+use tokio::sync::broadcast;
 
+use super::TicketAdmitted;
 use crate::{
     App,
+    identity::Tenant,
     tickets::{self, AdmissionWrite, OrgKeys, TicketRecord},
 };
 
@@ -58,17 +63,23 @@ impl Gate {
     }
 }
 
-pub(super) struct Job {
+/// An admission waiting for the writer.
+pub struct Admission {
     pub write: AdmissionWrite,
     pub event: EventId,
-    pub reply: oneshot::Sender<Result<Option<i64>, String>>,
+}
+
+/// A device's scanning scope.
+#[derive(Debug)]
+pub struct DeviceScope {
+    pub name: String,
+    pub events: Vec<EventId>,
 }
 
 pub struct Gates {
     gates: moka::future::Cache<(OrgId, EventId), Arc<Gate>>,
-    pub(super) devices: moka::future::Cache<Vec<u8>, Arc<super::domain::DeviceCtx>>,
-    pub(super) writer: mpsc::Sender<Job>,
-    inbox: Arc<Mutex<mpsc::Receiver<Job>>>,
+    pub(super) devices: moka::future::Cache<(OrgId, DeviceId), Arc<DeviceScope>>,
+    pub(super) writer: Batcher<Admission, Option<i64>, sqlx::Error>,
 }
 
 /// How many admissions wait for the writer before scans are shed with 503.
@@ -76,8 +87,16 @@ const QUEUE: usize = 16_384;
 const BATCH: usize = 512;
 
 impl Gates {
-    pub fn new(_kernel: &Kernel) -> Gates {
-        let (tx, rx) = mpsc::channel(QUEUE);
+    pub fn new(kernel: &Kernel) -> Gates {
+        let writers = match kernel.db.backend() {
+            kernel::Backend::Sqlite => 1,
+            kernel::Backend::Postgres => 4,
+        };
+        let (db, clock) = (kernel.db.clone(), kernel.clock.clone());
+        let run: RunBatch<Admission, Option<i64>, sqlx::Error> = Arc::new(move |batch: &[Admission]| {
+            let (db, now) = (db.clone(), clock.now());
+            Box::pin(async move { commit(&db, batch, now).await })
+        });
         Gates {
             gates: moka::future::Cache::builder()
                 .max_capacity(1_000)
@@ -87,33 +106,32 @@ impl Gates {
                 .max_capacity(100_000)
                 .time_to_live(Duration::from_secs(30))
                 .build(),
-            writer: tx,
-            inbox: Arc::new(Mutex::new(rx)),
+            writer: Batcher::start(QUEUE, writers, BATCH, run),
         }
     }
 
     /// The event's gate, loading its tickets once however many scan at once.
-    pub(super) async fn gate(&self, app: &App, org: OrgId, event: EventId) -> ApiResult<Arc<Gate>> {
+    pub(super) async fn gate(&self, app: &App, t: &Tenant, event: EventId) -> ApiResult<Arc<Gate>> {
         // The hit path: no loader future is built.
-        if let Some(gate) = self.gates.get(&(org, event)).await {
+        if let Some(gate) = self.gates.get(&(t.org(), event)).await {
             return Ok(gate);
         }
-        let app2 = app.clone();
+        let (app2, t2) = (app.clone(), t.clone());
         self.gates
-            .try_get_with((org, event), async move {
-                let catalog = crate::events::catalog(&app2, org, event)
+            .try_get_with((t.org(), event), async move {
+                let catalog = crate::events::catalog(&app2, &t2, event)
                     .await?
                     .ok_or(ApiError::NotFound)?;
-                let keys = tickets::org_keys(&app2, org).await?;
+                let keys = tickets::org_keys(&app2, &t2).await?;
                 // Subscribe before loading, so no admission falls between.
-                let rx = app2.kernel.hub.subscribe(&event_topic(org, event));
+                let rx = app2.kernel.hub.subscribe(&event_topic(t2.org(), event));
                 let gate = Gate {
                     ends_at: catalog.event.ends_at_micros,
                     keys,
                     tickets: DashMap::new(),
                     by_id: DashMap::new(),
                 };
-                for rec in tickets::for_event(&app2, org, event).await? {
+                for rec in tickets::for_event(&app2, &t2, event).await? {
                     gate.insert(rec);
                 }
                 let gate = Arc::new(gate);
@@ -123,6 +141,9 @@ impl Gates {
             .await
             .map_err(|e| match &*e {
                 ApiError::NotFound => ApiError::NotFound,
+                ApiError::Overloaded { retry_after_secs } => ApiError::Overloaded {
+                    retry_after_secs: *retry_after_secs,
+                },
                 other => ApiError::internal(other),
             })
     }
@@ -136,18 +157,14 @@ async fn follow_admissions(gate: Weak<Gate>, mut rx: broadcast::Receiver<Message
         match rx.recv().await {
             Ok(msg) => {
                 let Some(gate) = gate.upgrade() else { return };
-                if msg.kind != "ticket.admitted" {
+                let Some(admitted) = msg.decode::<TicketAdmitted>() else {
                     continue;
-                }
-                let id = msg.payload["ticket"]
-                    .as_str()
-                    .and_then(|s| s.parse::<TicketId>().ok());
-                let at = msg.payload["admitted_at"]
-                    .as_str()
-                    .and_then(kernel::clock::parse_rfc3339);
-                if let (Some(id), Some(at)) = (id, at)
-                    && let Some(entry) = gate.by_id.get(&id)
-                {
+                };
+                let a = admitted.data();
+                if let (Some(at), Some(entry)) = (
+                    kernel::clock::parse_rfc3339(&a.admitted_at),
+                    gate.by_id.get(&a.ticket_id),
+                ) {
                     let _ = entry.claim(at);
                 }
             }
@@ -157,68 +174,28 @@ async fn follow_admissions(gate: Weak<Gate>, mut rx: broadcast::Receiver<Message
     }
 }
 
-/// Starts the admission writers: each drains up to `BATCH` waiting
-/// admissions and commits them in one transaction.
-pub fn start_writers(app: &App, writers: usize) -> Vec<tokio::task::JoinHandle<()>> {
-    (0..writers.max(1))
-        .map(|_| {
-            let app = app.clone();
-            let inbox = app.gates.inbox.clone();
-            tokio::spawn(async move {
-                loop {
-                    let mut batch = Vec::with_capacity(BATCH);
-                    {
-                        let mut rx = inbox.lock().await;
-                        if rx.recv_many(&mut batch, BATCH).await == 0 {
-                            break;
-                        }
-                    }
-                    write_batch(&app, batch).await;
-                }
-            })
-        })
-        .collect()
-}
-
-async fn write_batch(app: &App, batch: Vec<Job>) {
-    match commit(app, &batch).await {
-        Ok(results) => {
-            for (job, r) in batch.into_iter().zip(results) {
-                let _ = job.reply.send(Ok(r));
-            }
-            outbox::WAKE.notify_one();
-        }
-        Err(e) => {
-            tracing::error!(error = %e, n = batch.len(), "admission batch failed");
-            for job in batch {
-                let _ = job.reply.send(Err(e.to_string()));
-            }
-        }
-    }
-}
-
-async fn commit(app: &App, batch: &[Job]) -> Result<Vec<Option<i64>>, sqlx::Error> {
-    let mut tx = app.db().begin().await?;
-    let writes: Vec<&AdmissionWrite> = batch.iter().map(|j| &j.write).collect();
+/// Commits a batch of admissions with their `ticket.admitted` events in one
+/// transaction; per admission, `None` when it admitted the ticket, else the
+/// earlier admission time.
+async fn commit(db: &Db, batch: &[Admission], now: i64) -> Result<Vec<Option<i64>>, sqlx::Error> {
+    let mut tx = db.begin().await?;
+    let writes: Vec<&AdmissionWrite> = batch.iter().map(|a| &a.write).collect();
     let results = tickets::mark_admitted_batch(&mut tx, &writes).await?;
     let mut events = Vec::new();
-    for (job, earlier) in batch.iter().zip(&results) {
+    for (a, earlier) in batch.iter().zip(&results) {
         if earlier.is_none() {
-            let payload = serde_json::json!({
-                "ticket": job.write.ticket,
-                "device": job.write.device,
-                "gate": job.write.gate,
-                "admitted_at": kernel::clock::rfc3339(job.write.at),
-            });
-            events.push(outbox::Pending {
-                org: job.write.org,
-                topic: event_topic(job.write.org, job.event),
-                kind: "ticket.admitted",
-                payload: payload.to_string(),
-            });
+            let admitted = TicketAdmitted {
+                org_id: a.write.org,
+                event_id: a.event,
+                ticket_id: a.write.ticket,
+                device_id: a.write.device,
+                gate: a.write.gate.clone(),
+                admitted_at: kernel::clock::rfc3339(a.write.at),
+            };
+            events.push(Pending::of(&admitted, now).map_err(|e| sqlx::Error::Encode(Box::new(e)))?);
         }
     }
-    outbox::record_many(&mut tx, &events).await?;
+    record_many(&mut tx, &events).await?;
     tx.commit().await?;
     Ok(results)
 }

@@ -1,11 +1,14 @@
-//! Tickets: issued tickets, their signed codes, and QR rendering.
+//! Tickets: issued tickets, their signed codes, QR rendering, and the
+//! org's signing keys.
 //!
 //! Owns: `tickets`, `org_signing_keys`.
-//! Emits: nothing of its own (orders and admissions announce tickets).
+//! Emits: `ticket.issued` (inside the order's transaction).
+//! Consumes: `org.created` (makes the org's first signing key).
 //! Invariants: a ticket's `code` is `VG1.<kid>.<payload>.<signature>`, an
 //! Ed25519 signature by its org's key over the ticket and event ids, so a
 //! device verifies it offline with the org's public key; a ticket is
-//! admitted at most once (`admitted_at` is set once, never overwritten).
+//! admitted at most once (`admitted_at` is set once, never overwritten); an
+//! org has at most one active signing key.
 
 mod api;
 mod code;
@@ -13,19 +16,48 @@ mod store;
 
 use std::{sync::Arc, time::Duration};
 
-pub use api::routes;
 pub use code::{ParsedCode, parse_code, qr_svg};
 use kernel::{
-    ApiError, ApiResult, Tx,
-    auth::{SigningKey, VerifyingKey},
-    clock,
-    ids::{EventId, OrderId, OrgId, TicketId, TicketTypeId},
+    ApiError, ApiResult, DomainEvent, Envelope, Kernel, Slice, Stmt, Tx, clock,
+    events::{Pending, TxFuture},
+    ids::{DeviceId, EventId, OrderId, OrgId, TicketId, TicketTypeId},
 };
 use serde::{Deserialize, Serialize};
 pub use store::{AdmissionWrite, TicketRecord, mark_admitted_batch};
 use utoipa::ToSchema;
 
-use crate::App;
+use crate::{
+    App,
+    identity::{OrgCreated, Tenant},
+};
+
+/// Whether a ticket still admits.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum TicketStatus {
+    Valid,
+    Revoked,
+}
+
+impl TicketStatus {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            TicketStatus::Valid => "valid",
+            TicketStatus::Revoked => "revoked",
+        }
+    }
+}
+
+impl TryFrom<String> for TicketStatus {
+    type Error = String;
+    fn try_from(s: String) -> Result<Self, String> {
+        match s.as_str() {
+            "valid" => Ok(TicketStatus::Valid),
+            "revoked" => Ok(TicketStatus::Revoked),
+            other => Err(format!("unknown ticket status {other:?}")),
+        }
+    }
+}
 
 #[derive(Clone, Debug, Serialize, Deserialize, ToSchema)]
 pub struct TicketView {
@@ -34,7 +66,7 @@ pub struct TicketView {
     pub ticket_type_id: TicketTypeId,
     /// The exact text of the ticket's QR code.
     pub code: String,
-    pub status: String,
+    pub status: TicketStatus,
     pub admitted_at: Option<String>,
 }
 
@@ -51,10 +83,37 @@ impl From<TicketRecord> for TicketView {
     }
 }
 
+/// A ticket was issued to a paid order.
+#[derive(Clone, Debug, Serialize, Deserialize, ToSchema)]
+pub struct TicketIssued {
+    pub org_id: OrgId,
+    pub event_id: EventId,
+    pub order_id: OrderId,
+    pub ticket_id: TicketId,
+    pub ticket_type_id: TicketTypeId,
+}
+
+impl DomainEvent for TicketIssued {
+    const NAME: &'static str = "ticket.issued";
+    fn org(&self) -> OrgId {
+        self.org_id
+    }
+    fn event(&self) -> Option<EventId> {
+        Some(self.event_id)
+    }
+}
+
+pub fn slice(_kernel: &Kernel) -> Slice<App> {
+    Slice::new("tickets")
+        .routes(api::routes())
+        .state(Hot::new())
+        .consumes::<OrgCreated, _>("tickets.signing_key", provision_on_org_created)
+}
+
 /// An org's keys: the active one signs, all of them verify.
 pub struct OrgKeys {
-    pub signing: (String, SigningKey),
-    pub verifying: Vec<(String, VerifyingKey)>,
+    pub signing: (String, kernel::auth::SigningKey),
+    pub verifying: Vec<(String, kernel::auth::VerifyingKey)>,
 }
 
 pub struct Hot {
@@ -78,56 +137,102 @@ impl Default for Hot {
     }
 }
 
-/// Creates the org's first signing key (at org creation).
-pub async fn provision_signing_key(tx: &mut Tx, org: OrgId) -> Result<(), sqlx::Error> {
-    store::insert_signing_key(tx, org, &kernel::auth::generate_signing_key()).await
+/// A new org gets its first signing key, in the relay's transaction.
+fn provision_on_org_created<'a>(
+    app: &'a App,
+    tx: &'a mut Tx,
+    created: Vec<Envelope<OrgCreated>>,
+) -> TxFuture<'a> {
+    Box::pin(async move {
+        for e in created {
+            store::ensure_signing_key(tx, e.data().org_id, app.kernel.now()).await?;
+        }
+        Ok(())
+    })
 }
 
-/// The org's signing and verifying keys, from the hot tier when warm.
-pub async fn org_keys(app: &App, org: OrgId) -> ApiResult<Arc<OrgKeys>> {
+/// The org's signing and verifying keys, from the hot tier when warm. An org
+/// whose `org.created` is not relayed yet gets its key made here (the same
+/// idempotent step).
+pub async fn org_keys(app: &App, t: &Tenant) -> ApiResult<Arc<OrgKeys>> {
     let db = app.db().clone();
-    app.tickets
+    let (org, now) = (t.org(), app.kernel.now());
+    app.state::<Hot>()
         .keys
-        .try_get_with(
-            org,
-            async move { store::org_keys(&db, org).await.map(Arc::new) },
-        )
+        .try_get_with(org, async move {
+            if let Some(keys) = store::org_keys(&db, org).await? {
+                return Ok(Arc::new(keys));
+            }
+            let mut tx = db.begin().await?;
+            store::ensure_signing_key(&mut tx, org, now).await?;
+            tx.commit().await?;
+            store::org_keys(&db, org)
+                .await?
+                .map(Arc::new)
+                .ok_or_else(|| sqlx::Error::Protocol("the org has no signing key".into()))
+        })
         .await
-        .map_err(ApiError::internal)
+        .map_err(|e| ApiError::from_db(&e))
 }
 
-/// Mints `quantity` signed tickets per item of a paid order (no writes).
-pub async fn prepare(
+/// Tickets minted for a paid order: their records and the statements that
+/// store them and announce `ticket.issued`, for the order's transaction.
+pub struct Issue {
+    pub tickets: Vec<TicketRecord>,
+    pub writes: Vec<Stmt>,
+    pub events: Vec<Pending>,
+}
+
+/// Mints `quantity` signed tickets per item of a paid order (no writes yet).
+pub async fn issue(
     app: &App,
-    org: OrgId,
+    t: &Tenant,
+    order: OrderId,
     event: EventId,
     items: &[(TicketTypeId, i64)],
-) -> ApiResult<Vec<TicketRecord>> {
-    let keys = org_keys(app, org).await?;
-    let mut out = Vec::new();
+    now: i64,
+) -> ApiResult<Issue> {
+    let keys = org_keys(app, t).await?;
+    let mut tickets = Vec::new();
+    let mut writes = Vec::new();
+    let mut events = Vec::new();
     for (tt, q) in items {
         for _ in 0..*q {
             let id = TicketId::new();
-            out.push(TicketRecord {
+            let rec = TicketRecord {
                 id,
                 event_id: event,
                 ticket_type_id: *tt,
                 code: code::sign(&keys.signing.0, &keys.signing.1, id, event),
-                status: "valid".into(),
+                status: TicketStatus::Valid,
                 admitted_at: None,
-            });
+            };
+            writes.push(store::insert_ticket(t, order, &rec, now));
+            events.push(
+                Pending::of(
+                    &TicketIssued {
+                        org_id: t.org(),
+                        event_id: event,
+                        order_id: order,
+                        ticket_id: id,
+                        ticket_type_id: *tt,
+                    },
+                    now,
+                )
+                .map_err(ApiError::internal)?,
+            );
+            tickets.push(rec);
         }
     }
-    Ok(out)
+    Ok(Issue {
+        tickets,
+        writes,
+        events,
+    })
 }
 
-/// The statement that stores a prepared ticket, for the order's transaction.
-pub fn insert_stmt(org: OrgId, order: OrderId, t: &TicketRecord, now: i64) -> kernel::Stmt {
-    store::insert_ticket(org, order, t, now)
-}
-
-pub async fn for_order(app: &App, org: OrgId, order: OrderId) -> ApiResult<Vec<TicketView>> {
-    Ok(store::for_order(app.db(), org, order)
+pub async fn for_order(app: &App, t: &Tenant, order: OrderId) -> ApiResult<Vec<TicketView>> {
+    Ok(store::for_order(app.db(), t, order)
         .await?
         .into_iter()
         .map(Into::into)
@@ -135,11 +240,22 @@ pub async fn for_order(app: &App, org: OrgId, order: OrderId) -> ApiResult<Vec<T
 }
 
 /// Every ticket of an event (to load a gate's hot tier).
-pub async fn for_event(app: &App, org: OrgId, event: EventId) -> ApiResult<Vec<TicketRecord>> {
-    Ok(store::for_event(app.db(), org, event).await?)
+pub async fn for_event(app: &App, t: &Tenant, event: EventId) -> ApiResult<Vec<TicketRecord>> {
+    Ok(store::for_event(app.db(), t, event).await?)
 }
 
 /// One ticket by id.
-pub async fn by_id(app: &App, org: OrgId, id: TicketId) -> ApiResult<Option<TicketRecord>> {
-    Ok(store::by_id(app.db(), org, id).await?)
+pub async fn by_id(app: &App, t: &Tenant, id: TicketId) -> ApiResult<Option<TicketRecord>> {
+    Ok(store::by_id(app.db(), t, id).await?)
+}
+
+/// What an admission writes: the ticket, when and where.
+pub fn admission(t: &Tenant, ticket: TicketId, at: i64, device: DeviceId, gate: Option<String>) -> AdmissionWrite {
+    AdmissionWrite {
+        org: t.org(),
+        ticket,
+        at,
+        device,
+        gate,
+    }
 }

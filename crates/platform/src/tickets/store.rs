@@ -3,15 +3,15 @@
 use std::collections::HashMap;
 
 use kernel::{
-    Db, Tx,
+    Db, Stmt, Tx,
     auth::{SigningKey, VerifyingKey},
-    clock::now_micros,
     db_run,
     ids::{DeviceId, EventId, OrderId, OrgId, SigningKeyId, TicketId, TicketTypeId},
     tx_run,
 };
 
-use super::OrgKeys;
+use super::{OrgKeys, TicketStatus};
+use crate::identity::Tenant;
 
 #[derive(Clone, Debug, sqlx::FromRow)]
 pub struct TicketRecord {
@@ -19,25 +19,26 @@ pub struct TicketRecord {
     pub event_id: EventId,
     pub ticket_type_id: TicketTypeId,
     pub code: String,
-    pub status: String,
+    #[sqlx(try_from = "String")]
+    pub status: TicketStatus,
     pub admitted_at: Option<i64>,
 }
 
 const COLS: &str = "id, event_id, ticket_type_id, code, status, admitted_at";
 
+/// Makes the org's first signing key unless it has an active one (the
+/// partial unique index on active keys settles a race).
 #[tracing::instrument(skip_all)]
-pub async fn insert_signing_key(
-    tx: &mut Tx,
-    org: OrgId,
-    key: &SigningKey,
-) -> Result<(), sqlx::Error> {
+pub async fn ensure_signing_key(tx: &mut Tx, org: OrgId, now: i64) -> Result<(), sqlx::Error> {
+    let key = kernel::auth::generate_signing_key();
     let kid = hex8(&kernel::auth::random_bytes::<4>());
-    let sql =
-        "INSERT INTO org_signing_keys (org_id, id, kid, secret_key, public_key, active, created_at)
-               VALUES ($1, $2, $3, $4, $5, $6, $7)";
+    let sql = "INSERT INTO org_signing_keys (org_id, id, kid, secret_key, public_key, active, created_at)
+               SELECT $1, $2, $3, $4, $5, $6, $7
+               WHERE NOT EXISTS (SELECT 1 FROM org_signing_keys WHERE org_id = $1 AND active = $6)
+               ON CONFLICT DO NOTHING";
     tx_run!(tx, c => sqlx::query(sql)
         .bind(org).bind(SigningKeyId::new()).bind(&kid).bind(key.to_bytes().to_vec())
-        .bind(key.verifying_key().to_bytes().to_vec()).bind(true).bind(now_micros())
+        .bind(key.verifying_key().to_bytes().to_vec()).bind(true).bind(now)
         .execute(c).await.map(|r| r.rows_affected()))?;
     Ok(())
 }
@@ -46,8 +47,9 @@ fn hex8(b: &[u8; 4]) -> String {
     b.iter().map(|x| format!("{x:02x}")).collect()
 }
 
+/// The org's keys; `None` when it has no active key yet.
 #[tracing::instrument(skip_all)]
-pub async fn org_keys(db: &Db, org: OrgId) -> Result<OrgKeys, sqlx::Error> {
+pub async fn org_keys(db: &Db, org: OrgId) -> Result<Option<OrgKeys>, sqlx::Error> {
     let sql = "SELECT kid, secret_key, public_key, active FROM org_signing_keys WHERE org_id = $1 ORDER BY created_at DESC";
     let rows: Vec<(String, Vec<u8>, Vec<u8>, bool)> =
         db_run!(db, p => sqlx::query_as(sql).bind(org).fetch_all(p).await)?;
@@ -65,53 +67,45 @@ pub async fn org_keys(db: &Db, org: OrgId) -> Result<OrgKeys, sqlx::Error> {
             signing = Some((kid, SigningKey::from_bytes(&secret)));
         }
     }
-    let signing =
-        signing.ok_or_else(|| sqlx::Error::Decode("the org has no active signing key".into()))?;
-    Ok(OrgKeys { signing, verifying })
+    Ok(signing.map(|signing| OrgKeys { signing, verifying }))
 }
 
-pub fn insert_ticket(org: OrgId, order: OrderId, t: &TicketRecord, now: i64) -> kernel::Stmt {
-    kernel::Stmt::new(
+pub fn insert_ticket(t: &Tenant, order: OrderId, r: &TicketRecord, now: i64) -> Stmt {
+    Stmt::new(
         "INSERT INTO tickets (org_id, id, order_id, event_id, ticket_type_id, code, status, created_at)
          VALUES ($1, $2, $3, $4, $5, $6, $7, $8)",
     )
-    .bind(org)
-    .bind(t.id)
+    .bind(t.org())
+    .bind(r.id)
     .bind(order)
-    .bind(t.event_id)
-    .bind(t.ticket_type_id)
-    .bind(t.code.as_str())
-    .bind(t.status.as_str())
+    .bind(r.event_id)
+    .bind(r.ticket_type_id)
+    .bind(r.code.as_str())
+    .bind(r.status.as_str())
     .bind(now)
 }
 
 #[tracing::instrument(skip_all)]
-pub async fn for_order(
-    db: &Db,
-    org: OrgId,
-    order: OrderId,
-) -> Result<Vec<TicketRecord>, sqlx::Error> {
+pub async fn for_order(db: &Db, t: &Tenant, order: OrderId) -> Result<Vec<TicketRecord>, sqlx::Error> {
     let sql = format!("SELECT {COLS} FROM tickets WHERE org_id = $1 AND order_id = $2 ORDER BY id");
-    db_run!(db, p => sqlx::query_as(sqlx::AssertSqlSafe(sql)).bind(org).bind(order).fetch_all(p).await)
+    db_run!(db, p => sqlx::query_as(sqlx::AssertSqlSafe(sql)).bind(t.org()).bind(order).fetch_all(p).await)
 }
 
 #[tracing::instrument(skip_all)]
-pub async fn for_event(
-    db: &Db,
-    org: OrgId,
-    event: EventId,
-) -> Result<Vec<TicketRecord>, sqlx::Error> {
+pub async fn for_event(db: &Db, t: &Tenant, event: EventId) -> Result<Vec<TicketRecord>, sqlx::Error> {
     let sql = format!("SELECT {COLS} FROM tickets WHERE org_id = $1 AND event_id = $2");
-    db_run!(db, p => sqlx::query_as(sqlx::AssertSqlSafe(sql)).bind(org).bind(event).fetch_all(p).await)
+    db_run!(db, p => sqlx::query_as(sqlx::AssertSqlSafe(sql)).bind(t.org()).bind(event).fetch_all(p).await)
 }
 
 #[tracing::instrument(skip_all)]
-pub async fn by_id(db: &Db, org: OrgId, id: TicketId) -> Result<Option<TicketRecord>, sqlx::Error> {
+pub async fn by_id(db: &Db, t: &Tenant, id: TicketId) -> Result<Option<TicketRecord>, sqlx::Error> {
     let sql = format!("SELECT {COLS} FROM tickets WHERE org_id = $1 AND id = $2");
-    db_run!(db, p => sqlx::query_as(sqlx::AssertSqlSafe(sql)).bind(org).bind(id).fetch_optional(p).await)
+    db_run!(db, p => sqlx::query_as(sqlx::AssertSqlSafe(sql)).bind(t.org()).bind(id).fetch_optional(p).await)
 }
 
-/// One admission to make durable.
+/// One admission to make durable (admissions of many tenants share a batch,
+/// so each carries its org).
+#[derive(Clone, Debug)]
 pub struct AdmissionWrite {
     pub org: OrgId,
     pub ticket: TicketId,
@@ -144,7 +138,7 @@ pub async fn mark_admitted_batch(
     writes: &[&AdmissionWrite],
 ) -> Result<Vec<Option<i64>>, sqlx::Error> {
     let t = match tx {
-        Tx::Pg(t) => t,
+        Tx::Pg(t, _) => t,
         Tx::Sqlite(..) => {
             let mut out = Vec::with_capacity(writes.len());
             for w in writes {

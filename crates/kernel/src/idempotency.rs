@@ -1,0 +1,342 @@
+//! `Idempotency-Key` (API.md): the same key with the same request within
+//! 24 h answers the first reply again, byte for byte; with another request,
+//! 422 `idempotency_conflict`; while the first is in flight, 409.
+//!
+//! A request [`begin`]s by claiming its key with a claim token of its own.
+//! It stores its reply with [`Claim::complete`] (or, for a change, inside
+//! the change's transaction after [`Claim::still_held`]): both are
+//! conditional on the claim token, so a claim taken over after it was
+//! abandoned (no reply after [`ABANDONED_AFTER`]) can never overwrite the
+//! new holder's reply, and a change whose claim was lost writes nothing.
+
+use std::time::Duration;
+
+use axum::http::HeaderMap;
+use sha2::{Digest, Sha256};
+use uuid::Uuid;
+
+use crate::{
+    Tx,
+    clock::{Clock, micros},
+    db::{Backend, Db, Stmt},
+    db_run,
+    error::{ApiError, FieldError},
+    ids::OrgId,
+    tx_run,
+};
+
+/// How long a key answers with its first reply.
+pub const RETENTION: Duration = Duration::from_secs(24 * 3600);
+/// A claim with no reply after this long is taken to be abandoned (its
+/// request died) and may be taken over by a retry.
+pub const ABANDONED_AFTER: Duration = Duration::from_secs(60);
+
+/// A client's `Idempotency-Key`: 1 to 255 visible ASCII characters.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Key(String);
+
+impl Key {
+    pub const HEADER: &'static str = "idempotency-key";
+
+    pub fn parse(s: &str) -> Result<Key, String> {
+        if s.is_empty() || s.len() > 255 {
+            return Err("must be 1 to 255 characters".into());
+        }
+        if !s.bytes().all(|b| (0x21..=0x7e).contains(&b)) {
+            return Err("must be visible ASCII characters".into());
+        }
+        Ok(Key(s.to_string()))
+    }
+
+    /// The key of a request, if it sent one; 422 naming the header when it
+    /// is malformed.
+    pub fn from_headers(headers: &HeaderMap) -> Result<Option<Key>, ApiError> {
+        let Some(v) = headers.get(Self::HEADER) else {
+            return Ok(None);
+        };
+        let text = v.to_str().map_err(|_| {
+            ApiError::validation(vec![FieldError::new(
+                "Idempotency-Key",
+                "must be visible ASCII characters",
+            )])
+        })?;
+        Key::parse(text)
+            .map(Some)
+            .map_err(|m| ApiError::validation(vec![FieldError::new("Idempotency-Key", m)]))
+    }
+
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
+/// What makes two requests "the same": a SHA-256 over their parts (each
+/// length-prefixed, so parts cannot run into each other).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Fingerprint(Vec<u8>);
+
+impl Fingerprint {
+    pub fn of(parts: &[&[u8]]) -> Fingerprint {
+        let mut h = Sha256::new();
+        for p in parts {
+            h.update((p.len() as u64).to_be_bytes());
+            h.update(p);
+        }
+        Fingerprint(h.finalize().to_vec())
+    }
+}
+
+/// A reply stored under a key.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Stored {
+    pub status: u16,
+    pub body: String,
+}
+
+/// What a request finds when it presents its key.
+#[derive(Debug)]
+pub enum Begin {
+    /// The key is this request's: go ahead, then complete the claim.
+    Claimed(Claim),
+    /// The first request's reply, to send again.
+    Replay(Stored),
+    /// The first request with this key is still being processed.
+    InFlight,
+    /// The key was used with another request.
+    Conflict,
+}
+
+/// This request's hold on a key.
+#[derive(Clone, Debug)]
+pub struct Claim {
+    org: OrgId,
+    scope: &'static str,
+    key: String,
+    token: Uuid,
+}
+
+#[derive(sqlx::FromRow)]
+struct Row {
+    request_hash: Vec<u8>,
+    claim_id: Option<Uuid>,
+    status_code: Option<i32>,
+    response: Option<String>,
+    created_at: i64,
+}
+
+/// Claims `key` (within `scope`, e.g. `store.checkout`) for a request.
+pub async fn begin(
+    db: &Db,
+    clock: &Clock,
+    org: OrgId,
+    scope: &'static str,
+    key: &Key,
+    fingerprint: &Fingerprint,
+) -> Result<Begin, sqlx::Error> {
+    for _ in 0..5 {
+        let now = clock.now();
+        let token = Uuid::now_v7();
+        let claim = Claim {
+            org,
+            scope,
+            key: key.0.clone(),
+            token,
+        };
+        let insert =
+            "INSERT INTO idempotency_keys (org_id, scope, key, request_hash, claim_id, created_at)
+                      VALUES ($1, $2, $3, $4, $5, $6) ON CONFLICT DO NOTHING";
+        let inserted = {
+            let _queued = db.serial_write().await;
+            db_run!(db, p => sqlx::query(insert).bind(org).bind(scope).bind(&key.0).bind(&fingerprint.0)
+                .bind(token).bind(now).execute(p).await.map(|r| r.rows_affected()))?
+        };
+        if inserted == 1 {
+            return Ok(Begin::Claimed(claim));
+        }
+        let select =
+            "SELECT request_hash, claim_id, status_code, response, created_at FROM idempotency_keys
+                      WHERE org_id = $1 AND scope = $2 AND key = $3";
+        let Some(row): Option<Row> = db_run!(db, p => sqlx::query_as(select).bind(org).bind(scope).bind(&key.0).fetch_optional(p).await)?
+        else {
+            continue;
+        };
+        let age = now - row.created_at;
+        let expired = age > micros(RETENTION);
+        let abandoned = row.status_code.is_none() && age > micros(ABANDONED_AFTER);
+        if !expired && row.request_hash != fingerprint.0 {
+            return Ok(Begin::Conflict);
+        }
+        if expired || abandoned {
+            // Take the key over, only if nobody else did meanwhile.
+            let take =
+                "UPDATE idempotency_keys SET request_hash = $1, claim_id = $2, created_at = $3,
+                            status_code = NULL, response = NULL
+                        WHERE org_id = $4 AND scope = $5 AND key = $6 AND created_at = $7";
+            let taken = {
+                let _queued = db.serial_write().await;
+                db_run!(db, p => sqlx::query(take).bind(&fingerprint.0).bind(token).bind(now)
+                    .bind(org).bind(scope).bind(&key.0).bind(row.created_at)
+                    .execute(p).await.map(|r| r.rows_affected()))?
+            };
+            if taken == 1 {
+                return Ok(Begin::Claimed(claim));
+            }
+            continue;
+        }
+        return Ok(match (row.status_code, row.response) {
+            (Some(status), Some(body)) => Begin::Replay(Stored {
+                status: u16::try_from(status).unwrap_or(500),
+                body,
+            }),
+            _ => {
+                let _ = row.claim_id;
+                Begin::InFlight
+            }
+        });
+    }
+    Err(sqlx::Error::Protocol(
+        "an idempotency key kept changing hands".into(),
+    ))
+}
+
+impl Claim {
+    /// Stores the reply, only while this request still holds the claim.
+    /// False when the claim was lost (taken over after it was abandoned).
+    pub async fn complete(&self, db: &Db, status: u16, body: &str) -> Result<bool, sqlx::Error> {
+        let stmt = self.complete_stmt(status, body.to_string());
+        let _queued = db.serial_write().await;
+        Ok(stmt.execute(db).await? == 1)
+    }
+
+    /// The statement that stores the reply, conditional on the claim: to run
+    /// inside the change's transaction after [`Claim::still_held`].
+    pub fn complete_stmt(&self, status: u16, body: String) -> Stmt {
+        Stmt::new(
+            "UPDATE idempotency_keys SET status_code = $1, response = $2
+             WHERE org_id = $3 AND scope = $4 AND key = $5 AND claim_id = $6 AND status_code IS NULL",
+        )
+        .bind(status as i64)
+        .bind(body)
+        .bind(self.org)
+        .bind(self.scope)
+        .bind(self.key.clone())
+        .bind(self.token)
+    }
+
+    /// Inside the change's transaction: true while this request holds the
+    /// claim and no reply is stored. On PostgreSQL the key's row is locked
+    /// until the transaction ends, so a takeover waits for it; on SQLite the
+    /// transaction holds the single writer.
+    pub async fn still_held(&self, tx: &mut Tx) -> Result<bool, sqlx::Error> {
+        let sql = match tx.backend() {
+            Backend::Postgres => {
+                "SELECT 1 FROM idempotency_keys WHERE org_id = $1 AND scope = $2 AND key = $3
+                 AND claim_id = $4 AND status_code IS NULL FOR UPDATE"
+            }
+            Backend::Sqlite => {
+                "SELECT 1 FROM idempotency_keys WHERE org_id = $1 AND scope = $2 AND key = $3
+                 AND claim_id = $4 AND status_code IS NULL"
+            }
+        };
+        let found: Option<i32> = tx_run!(tx, c => sqlx::query_scalar(sql).bind(self.org).bind(self.scope)
+            .bind(&self.key).bind(self.token).fetch_optional(c).await)?;
+        Ok(found.is_some())
+    }
+
+    /// Gives the key up (nothing was done: a retry may go ahead at once).
+    pub async fn release(self, db: &Db) -> Result<(), sqlx::Error> {
+        let sql = "DELETE FROM idempotency_keys WHERE org_id = $1 AND scope = $2 AND key = $3
+                   AND claim_id = $4 AND status_code IS NULL";
+        let _queued = db.serial_write().await;
+        db_run!(db, p => sqlx::query(sql).bind(self.org).bind(self.scope).bind(&self.key).bind(self.token)
+            .execute(p).await.map(|_| ()))
+    }
+}
+
+/// Forgets keys past their retention.
+pub async fn prune(db: &Db, clock: &Clock) -> Result<u64, sqlx::Error> {
+    let before = clock.now() - micros(RETENTION) - micros(Duration::from_secs(3600));
+    let _queued = db.serial_write().await;
+    db_run!(db, p => sqlx::query("DELETE FROM idempotency_keys WHERE created_at < $1").bind(before)
+        .execute(p).await.map(|r| r.rows_affected()))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::Config;
+
+    async fn sqlite() -> (Db, std::path::PathBuf) {
+        let dir = std::env::temp_dir().join(format!("vg-idem-{}", Uuid::now_v7()));
+        let db = Db::connect(&Config {
+            data_dir: dir.clone(),
+            ..Config::default()
+        })
+        .await
+        .unwrap();
+        db.migrate().await.unwrap();
+        (db, dir)
+    }
+
+    #[test]
+    fn keys_are_visible_ascii_of_bounded_length() {
+        assert!(Key::parse("order-42").is_ok());
+        assert!(Key::parse("").is_err());
+        assert!(Key::parse(&"k".repeat(256)).is_err());
+        assert!(Key::parse("has space").is_err());
+        assert_ne!(
+            Fingerprint::of(&[b"ab", b"c"]),
+            Fingerprint::of(&[b"a", b"bc"])
+        );
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_takeover_of_an_abandoned_claim_cannot_be_overwritten_by_the_first_request() {
+        let (db, dir) = sqlite().await;
+        let clock = Clock::manual_from_now();
+        let org = OrgId::new();
+        let key = Key::parse("k-1").unwrap();
+        let fp = Fingerprint::of(&[b"body"]);
+        let Begin::Claimed(first) = begin(&db, &clock, org, "t", &key, &fp).await.unwrap() else {
+            panic!("the first request claims the key");
+        };
+        assert!(matches!(
+            begin(&db, &clock, org, "t", &key, &fp).await.unwrap(),
+            Begin::InFlight
+        ));
+        assert!(matches!(
+            begin(&db, &clock, org, "t", &key, &Fingerprint::of(&[b"other"]))
+                .await
+                .unwrap(),
+            Begin::Conflict
+        ));
+        // The first request stalls past the abandonment limit; a retry takes over.
+        clock.advance(ABANDONED_AFTER + Duration::from_secs(1));
+        let Begin::Claimed(second) = begin(&db, &clock, org, "t", &key, &fp).await.unwrap() else {
+            panic!("an abandoned claim is taken over");
+        };
+        assert!(second.complete(&db, 201, "second").await.unwrap());
+        // The first request wakes up: its reply is not stored.
+        assert!(!first.complete(&db, 201, "first").await.unwrap());
+        match begin(&db, &clock, org, "t", &key, &fp).await.unwrap() {
+            Begin::Replay(s) => assert_eq!(
+                s,
+                Stored {
+                    status: 201,
+                    body: "second".into()
+                }
+            ),
+            other => panic!("expected the second reply, got {other:?}"),
+        }
+        // A day later the key is free again.
+        clock.advance(RETENTION + Duration::from_secs(1));
+        assert!(matches!(
+            begin(&db, &clock, org, "t", &key, &Fingerprint::of(&[b"new"]))
+                .await
+                .unwrap(),
+            Begin::Claimed(_)
+        ));
+        db.close().await;
+        let _ = std::fs::remove_dir_all(dir);
+    }
+}
