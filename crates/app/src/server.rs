@@ -24,7 +24,7 @@ use tokio::{net::TcpListener, sync::watch, task::JoinHandle};
 use tower::{ServiceBuilder, ServiceExt};
 use tower_http::{
     catch_panic::CatchPanicLayer,
-    request_id::{MakeRequestUuid, PropagateRequestIdLayer, SetRequestIdLayer},
+    request_id::{MakeRequestId, PropagateRequestIdLayer, RequestId, SetRequestIdLayer},
     timeout::RequestBodyDeadlineLayer,
     trace::TraceLayer,
 };
@@ -88,6 +88,32 @@ fn prometheus() -> &'static PrometheusHandle {
     })
 }
 
+/// Request ids: a random prefix per process and a counter — unique, and
+/// without a trip to the operating system's random source per request.
+#[derive(Clone)]
+struct RequestIds {
+    prefix: u64,
+    next: Arc<std::sync::atomic::AtomicU64>,
+}
+
+impl RequestIds {
+    fn new() -> RequestIds {
+        RequestIds {
+            prefix: u64::from_le_bytes(kernel::auth::random_bytes::<8>()),
+            next: Arc::default(),
+        }
+    }
+}
+
+impl MakeRequestId for RequestIds {
+    fn make_request_id<B>(&mut self, _: &axum::http::Request<B>) -> Option<RequestId> {
+        let n = self.next.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        axum::http::HeaderValue::from_str(&format!("{:016x}{:016x}", self.prefix, n))
+            .ok()
+            .map(RequestId::new)
+    }
+}
+
 /// How many requests may be in flight before new ones are shed with 503.
 const MAX_IN_FLIGHT: usize = 8_192;
 
@@ -105,7 +131,7 @@ pub fn router(app: &App, router: axum::Router) -> axum::Router {
         .layer(RequestBodyDeadlineLayer::new(Duration::from_secs(config.body_timeout_secs)))
         .layer(
             ServiceBuilder::new()
-                .layer(SetRequestIdLayer::new(request_id.clone(), MakeRequestUuid))
+                .layer(SetRequestIdLayer::new(request_id.clone(), RequestIds::new()))
                 .layer(TraceLayer::new_for_http().make_span_with(|req: &Request| {
                     let id = req.headers().get("x-request-id").and_then(|v| v.to_str().ok()).unwrap_or("");
                     tracing::info_span!("request", method = %req.method(), path = %req.uri().path(), request_id = %id)

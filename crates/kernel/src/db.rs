@@ -440,15 +440,41 @@ impl From<uuid::Uuid> for Val {
 /// One write statement with its arguments, for [`Tx::run_all`].
 #[derive(Clone, Debug)]
 pub struct Stmt {
-    sql: &'static str,
+    sql: std::borrow::Cow<'static, str>,
     args: Vec<Val>,
 }
 
 impl Stmt {
     pub fn new(sql: &'static str) -> Stmt {
         Stmt {
-            sql,
+            sql: std::borrow::Cow::Borrowed(sql),
             args: Vec::new(),
+        }
+    }
+
+    /// An `INSERT ... VALUES` of many rows: `head` is the statement up to
+    /// `VALUES`, each row a list of values of the same length.
+    pub fn insert_rows(head: &str, rows: Vec<Vec<Val>>) -> Stmt {
+        let mut sql = String::from(head);
+        sql.push_str(" VALUES ");
+        let mut args = Vec::new();
+        for (i, row) in rows.into_iter().enumerate() {
+            if i > 0 {
+                sql.push_str(", ");
+            }
+            sql.push('(');
+            for j in 0..row.len() {
+                if j > 0 {
+                    sql.push_str(", ");
+                }
+                sql.push_str(&format!("${}", args.len() + j + 1));
+            }
+            sql.push(')');
+            args.extend(row);
+        }
+        Stmt {
+            sql: std::borrow::Cow::Owned(sql),
+            args,
         }
     }
 
@@ -474,14 +500,14 @@ impl Stmt {
     pub async fn execute(&self, db: &Db) -> Result<u64, sqlx::Error> {
         match db {
             Db::Pg(s) => {
-                let mut q = sqlx::query(self.sql);
+                let mut q = sqlx::query(sqlx::AssertSqlSafe(self.sql.clone().into_owned()));
                 for v in self.args.iter().cloned() {
                     q = bind_val!(q, v);
                 }
                 Ok(q.execute(&s.pool).await?.rows_affected())
             }
             Db::Sqlite(s) => {
-                let mut q = sqlx::query(self.sql);
+                let mut q = sqlx::query(sqlx::AssertSqlSafe(self.sql.clone().into_owned()));
                 for v in self.args.iter().cloned() {
                     q = bind_val!(q, v);
                 }
@@ -494,14 +520,14 @@ impl Stmt {
     pub async fn execute_in(&self, tx: &mut Tx) -> Result<u64, sqlx::Error> {
         match tx {
             Tx::Pg(t, _) => {
-                let mut q = sqlx::query(self.sql);
+                let mut q = sqlx::query(sqlx::AssertSqlSafe(self.sql.clone().into_owned()));
                 for v in self.args.iter().cloned() {
                     q = bind_val!(q, v);
                 }
                 Ok(q.execute(&mut **t).await?.rows_affected())
             }
             Tx::Sqlite(t, _, _) => {
-                let mut q = sqlx::query(self.sql);
+                let mut q = sqlx::query(sqlx::AssertSqlSafe(self.sql.clone().into_owned()));
                 for v in self.args.iter().cloned() {
                     q = bind_val!(q, v);
                 }
@@ -541,17 +567,32 @@ fn shift_placeholders(sql: &str, offset: usize) -> String {
 }
 
 impl Tx {
-    /// Runs write statements in order. On SQLite they go to the connection
-    /// as one text (one round trip to its thread, not one per statement); on
-    /// PostgreSQL one after another. Each statement numbers its own
+    /// Runs independent write statements: none may depend on another's
+    /// effect (on PostgreSQL they become one statement, whose parts all see
+    /// the same snapshot). On SQLite they go to the connection as one text
+    /// (one round trip to its thread, not one per statement); on PostgreSQL
+    /// as one statement of data-modifying `WITH` parts (one round trip to
+    /// the server, not one per statement). Each statement numbers its own
     /// arguments from `$1`.
     pub async fn run_all(&mut self, stmts: Vec<Stmt>) -> Result<(), sqlx::Error> {
         match self {
             Tx::Pg(t, _) => {
-                for s in stmts {
-                    let mut q = sqlx::query(s.sql);
-                    for v in s.args {
-                        q = bind_val!(q, v);
+                for chunk in pg_chunks(stmts) {
+                    if chunk.len() == 1 {
+                        for s in chunk {
+                            let mut q = sqlx::query(sqlx::AssertSqlSafe(s.sql.into_owned()));
+                            for v in s.args {
+                                q = bind_val!(q, v);
+                            }
+                            q.execute(&mut **t).await?;
+                        }
+                        continue;
+                    }
+                    let mut q = sqlx::query(sqlx::AssertSqlSafe(pg_combined(&chunk)));
+                    for s in chunk {
+                        for v in s.args {
+                            q = bind_val!(q, v);
+                        }
                     }
                     q.execute(&mut **t).await?;
                 }
@@ -560,7 +601,7 @@ impl Tx {
                 let mut sql = String::new();
                 let mut offset = 0;
                 for s in &stmts {
-                    sql.push_str(&shift_placeholders(s.sql, offset));
+                    sql.push_str(&shift_placeholders(&s.sql, offset));
                     sql.push_str(";\n");
                     offset += s.args.len();
                 }
@@ -577,9 +618,62 @@ impl Tx {
     }
 }
 
+/// PostgreSQL takes at most 65535 arguments a statement.
+const PG_MAX_ARGS: usize = 30_000;
+
+fn pg_chunks(stmts: Vec<Stmt>) -> Vec<Vec<Stmt>> {
+    let mut chunks: Vec<Vec<Stmt>> = Vec::new();
+    let mut args = 0;
+    for s in stmts {
+        if chunks.is_empty() || args + s.args.len() > PG_MAX_ARGS {
+            chunks.push(Vec::new());
+            args = 0;
+        }
+        args += s.args.len();
+        if let Some(c) = chunks.last_mut() {
+            c.push(s);
+        }
+    }
+    chunks
+}
+
+/// `a; b; c` as `WITH w0 AS (a), w1 AS (b) c`, placeholders renumbered.
+fn pg_combined(stmts: &[Stmt]) -> String {
+    let mut sql = String::from("WITH ");
+    let mut offset = 0;
+    let last = stmts.len().saturating_sub(1);
+    for (i, s) in stmts.iter().enumerate() {
+        let text = shift_placeholders(&s.sql, offset);
+        offset += s.args.len();
+        if i == last {
+            sql.push(' ');
+            sql.push_str(&text);
+        } else {
+            if i > 0 {
+                sql.push_str(", ");
+            }
+            sql.push_str(&format!("w{i} AS ({text})"));
+        }
+    }
+    sql
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn postgres_runs_a_batch_as_one_statement() {
+        let a = Stmt::new("INSERT INTO t (x) VALUES ($1)").bind(1i64);
+        let b = Stmt::new("UPDATE u SET y = $1 WHERE z = $2")
+            .bind(2i64)
+            .bind(3i64);
+        let c = Stmt::new("DELETE FROM v WHERE w = $1").bind(4i64);
+        assert_eq!(
+            pg_combined(&[a, b, c]),
+            "WITH w0 AS (INSERT INTO t (x) VALUES ($1)), w1 AS (UPDATE u SET y = $2 WHERE z = $3) DELETE FROM v WHERE w = $4"
+        );
+    }
 
     #[test]
     fn placeholders_shift_past_earlier_statements() {

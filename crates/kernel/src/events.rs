@@ -160,6 +160,31 @@ impl Pending {
         })
     }
 
+    /// One statement recording every event, in order (ids follow it).
+    pub fn stmt_all(events: &[Pending]) -> Option<Stmt> {
+        if events.is_empty() {
+            return None;
+        }
+        let rows = events
+            .iter()
+            .map(|e| {
+                vec![
+                    e.id.into(),
+                    e.org.into(),
+                    e.topic.clone().into(),
+                    e.kind.into(),
+                    (e.version as i64).into(),
+                    e.payload.clone().into(),
+                    e.at.into(),
+                ]
+            })
+            .collect();
+        Some(Stmt::insert_rows(
+            "INSERT INTO outbox (event_id, org_id, topic, kind, version, payload, created_at)",
+            rows,
+        ))
+    }
+
     pub fn stmt(&self) -> Stmt {
         Stmt::new(
             "INSERT INTO outbox (event_id, org_id, topic, kind, version, payload, created_at)
@@ -210,7 +235,10 @@ pub async fn record_many(tx: &mut Tx, events: &[Pending]) -> Result<(), sqlx::Er
             .await?;
         return Ok(());
     }
-    tx.run_all(events.iter().map(Pending::stmt).collect()).await
+    match Pending::stmt_all(events) {
+        Some(stmt) => tx.run_all(vec![stmt]).await,
+        None => Ok(()),
+    }
 }
 
 /// What an in-transaction consumer returns.

@@ -142,15 +142,26 @@ pub async fn begin(
             key: key.0.clone(),
             token,
         };
-        let insert =
-            "INSERT INTO idempotency_keys (org_id, scope, key, request_hash, claim_id, created_at)
-                      VALUES ($1, $2, $3, $4, $5, $6) ON CONFLICT DO NOTHING";
-        let inserted = {
-            let _queued = db.serial_write().await;
-            db_run!(db, p => sqlx::query(insert).bind(org).bind(scope).bind(&key.0).bind(&fingerprint.0)
-                .bind(token).bind(now).execute(p).await.map(|r| r.rows_affected()))?
-        };
-        if inserted == 1 {
+        let insert = std::sync::Arc::new(
+            Stmt::new(
+                "INSERT INTO idempotency_keys (org_id, scope, key, request_hash, claim_id, created_at)
+                 VALUES ($1, $2, $3, $4, $5, $6) ON CONFLICT DO NOTHING",
+            )
+            .bind(org)
+            .bind(scope)
+            .bind(key.0.clone())
+            .bind(fingerprint.0.clone())
+            .bind(token)
+            .bind(now),
+        );
+        // Group-committed with other writes waiting at the same moment.
+        let inserted = db
+            .transact_grouped(Box::new(move |tx| {
+                let insert = insert.clone();
+                Box::pin(async move { Ok(insert.execute_in(tx).await? == 1) })
+            }))
+            .await?;
+        if inserted {
             return Ok(Begin::Claimed(claim));
         }
         let select =
@@ -200,6 +211,14 @@ pub async fn begin(
 }
 
 impl Claim {
+    /// Scope, key and claim token: for a statement that must act only while
+    /// this request holds the claim (`... AND EXISTS (SELECT 1 FROM
+    /// idempotency_keys WHERE org_id = .. AND scope = .. AND key = .. AND
+    /// claim_id = .. AND status_code IS NULL)`, locked on PostgreSQL).
+    pub fn parts(&self) -> (&'static str, &str, Uuid) {
+        (self.scope, &self.key, self.token)
+    }
+
     /// Stores the reply, only while this request still holds the claim.
     /// False when the claim was lost (taken over after it was abandoned).
     pub async fn complete(&self, db: &Db, status: u16, body: &str) -> Result<bool, sqlx::Error> {

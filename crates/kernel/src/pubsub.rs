@@ -6,7 +6,6 @@ use std::sync::Arc;
 
 use dashmap::DashMap;
 use futures::StreamExt;
-use serde::{Deserialize, Serialize};
 use tokio::sync::broadcast;
 use uuid::Uuid;
 
@@ -15,19 +14,13 @@ pub use crate::events::Recorded as Message;
 const CHANNEL: &str = "voelgoed:pubsub";
 const CAPACITY: usize = 256;
 
-#[derive(Serialize, Deserialize)]
-struct Envelope {
-    node: Uuid,
-    msg: Message,
-}
-
 #[derive(Clone)]
 pub struct Hub {
     inner: Arc<HubInner>,
 }
 
 struct HubInner {
-    node: Uuid,
+    node_text: String,
     topics: DashMap<String, broadcast::Sender<Message>>,
     redis: Option<redis::aio::ConnectionManager>,
 }
@@ -36,7 +29,7 @@ impl Hub {
     pub fn local() -> Hub {
         Hub {
             inner: Arc::new(HubInner {
-                node: Uuid::now_v7(),
+                node_text: Uuid::now_v7().to_string(),
                 topics: DashMap::new(),
                 redis: None,
             }),
@@ -48,7 +41,7 @@ impl Hub {
         let manager = redis::aio::ConnectionManager::new(client.clone()).await?;
         let hub = Hub {
             inner: Arc::new(HubInner {
-                node: Uuid::now_v7(),
+                node_text: Uuid::now_v7().to_string(),
                 topics: DashMap::new(),
                 redis: Some(manager),
             }),
@@ -63,11 +56,18 @@ impl Hub {
                 let Ok(text) = m.get_payload::<String>() else {
                     continue;
                 };
-                let Ok(env) = serde_json::from_str::<Envelope>(&text) else {
+                // "<node>\n<messages>": a node skips its own batches unread.
+                let Some((node, batch)) = text.split_once('\n') else {
                     continue;
                 };
-                if env.node != inner.node {
-                    deliver(&inner, env.msg);
+                if node == inner.node_text {
+                    continue;
+                }
+                let Ok(msgs) = serde_json::from_str::<Vec<Message>>(batch) else {
+                    continue;
+                };
+                for msg in msgs {
+                    deliver(&inner, msg);
                 }
             }
             tracing::warn!("redis pubsub bridge closed");
@@ -92,20 +92,18 @@ impl Hub {
     /// Publishes a batch: one Redis round trip (a pipeline) for all of it.
     pub async fn publish_many(&self, msgs: Vec<Message>) {
         if let Some(redis) = &self.inner.redis {
-            let mut pipe = redis::pipe();
-            for msg in &msgs {
-                let env = Envelope {
-                    node: self.inner.node,
-                    msg: msg.clone(),
-                };
-                if let Ok(text) = serde_json::to_string(&env) {
-                    pipe.cmd("PUBLISH").arg(CHANNEL).arg(text).ignore();
+            // One message for the whole batch.
+            if let Ok(batch) = serde_json::to_string(&msgs) {
+                let text = format!("{}\n{batch}", self.inner.node_text);
+                let mut conn = redis.clone();
+                let sent: redis::RedisResult<()> = redis::cmd("PUBLISH")
+                    .arg(CHANNEL)
+                    .arg(text)
+                    .query_async(&mut conn)
+                    .await;
+                if let Err(e) = sent {
+                    tracing::warn!(error = %e, "pubsub: redis publish failed; local delivery only");
                 }
-            }
-            let mut conn = redis.clone();
-            let sent: redis::RedisResult<()> = pipe.query_async(&mut conn).await;
-            if let Err(e) = sent {
-                tracing::warn!(error = %e, "pubsub: redis publish failed; local delivery only");
             }
         }
         for msg in msgs {

@@ -117,6 +117,15 @@ impl Default for Hot {
 /// The event with its ticket types, draft or not; `None` when the tenant
 /// has no such event. Loaded once per time-to-live, however many ask at once.
 pub async fn catalog(app: &App, t: &Tenant, event: EventId) -> ApiResult<Option<Arc<Catalog>>> {
+    // The hit path builds no loader future (which is large, and would make
+    // every caller's future large).
+    if let Some(c) = app.state::<Hot>().catalogs.get(&(t.org(), event)).await {
+        return Ok(c);
+    }
+    Box::pin(load_catalog(app, t, event)).await
+}
+
+async fn load_catalog(app: &App, t: &Tenant, event: EventId) -> ApiResult<Option<Arc<Catalog>>> {
     let db = app.db().clone();
     let t2 = t.clone();
     app.state::<Hot>()

@@ -103,6 +103,11 @@ pub(super) async fn device_for_token(app: &App, presented: &str) -> Result<Arc<D
     if let Some(d) = hot.devices.get(&hash.0).await {
         return Ok(d);
     }
+    Box::pin(load_device(app, hash)).await
+}
+
+async fn load_device(app: &App, hash: kernel::auth::TokenHash) -> Result<Arc<Device>> {
+    let hot = app.state::<Hot>();
     let Some(row) = store::device_by_token(app.db(), &hash).await? else {
         return Err(Error::Unauthenticated("unknown or revoked device token"));
     };

@@ -163,6 +163,11 @@ pub(super) async fn actor_for_api_key(app: &App, presented: &str) -> Result<Arc<
     if let Some(actor) = hot.api_keys.get(&hash.0).await {
         return Ok(actor);
     }
+    Box::pin(load_api_key(app, hash)).await
+}
+
+async fn load_api_key(app: &App, hash: kernel::auth::TokenHash) -> Result<Arc<Actor>> {
+    let hot = app.state::<Hot>();
     let Some(row) = store::api_key_by_hash(app.db(), &hash).await? else {
         return Err(Error::Unauthenticated("unknown or revoked API key"));
     };

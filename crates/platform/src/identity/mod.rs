@@ -103,6 +103,11 @@ pub async fn org_by_slug(app: &App, slug: &str) -> ApiResult<Option<Arc<OrgRef>>
     if let Some(org) = hot.orgs.get(slug).await {
         return Ok(Some(org));
     }
+    Box::pin(load_org_by_slug(app, slug)).await
+}
+
+async fn load_org_by_slug(app: &App, slug: &str) -> ApiResult<Option<Arc<OrgRef>>> {
+    let hot = app.state::<Hot>();
     let Some(org) = store::org_by_slug(app.db(), slug).await? else {
         return Ok(None);
     };

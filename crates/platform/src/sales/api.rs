@@ -41,7 +41,7 @@ async fn store_event(
     ApiPath(path): ApiPath<(String, EventId)>,
 ) -> Result<axum::Json<StoreEvent>, ApiError> {
     let (_, event) = path;
-    Ok(axum::Json(domain::store_event(&app, &t, event).await?))
+    Ok(axum::Json(Box::pin(domain::store_event(&app, &t, event)).await?))
 }
 
 #[derive(Deserialize, ToSchema)]
@@ -76,7 +76,8 @@ async fn create_hold(
             "this event has no seat map; hold items instead",
         ));
     }
-    let hold = domain::create_hold(&app, &t, event, req.items).await?;
+    // Boxed: the handler's own future stays small (moving it is a copy).
+    let hold = Box::pin(domain::create_hold(&app, &t, event, req.items)).await?;
     Ok((StatusCode::CREATED, axum::Json(hold)).into_response())
 }
 
@@ -114,7 +115,8 @@ async fn checkout(
     let text = body.to_string();
     let fingerprint = Fingerprint::of(&[hold.0.as_bytes(), text.as_bytes()]);
     let req: CheckoutRequest = serde_json::from_value(body).map_err(|e| ApiError::field("body", &e.to_string()))?;
-    let reply = domain::checkout(&app, &t, hold, req.buyer, key.map(|k| (k, fingerprint))).await?;
+    let reply =
+        Box::pin(domain::checkout(&app, &t, hold, req.buyer, key.map(|k| (k, fingerprint)))).await?;
     let content_type = if reply.status.is_success() {
         "application/json"
     } else {

@@ -8,7 +8,7 @@ use kernel::{
     auth::{self, PlainToken},
     clock::{self, MICROS_PER_SEC},
     error::Checks,
-    events::{self, Pending, Recorded},
+    events::{self, Pending},
     idempotency::{self, Begin, Claim, Fingerprint, Key},
     ids::{EventId, HoldId, OrderId, TicketTypeId},
 
@@ -17,7 +17,7 @@ use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 
 use super::{
-    HoldCreated, HoldExpired, InventoryChanged, Inventory, OrderCreated, OrderExpired, OrderPaid,
+    HoldCreated, HoldExpired, Inventory, OrderCreated, OrderExpired, OrderPaid,
     error::{Error, Result},
     inventory::Reserve,
     store,
@@ -200,26 +200,12 @@ pub async fn create_hold(app: &App, t: &Tenant, event: EventId, items: Vec<HoldI
         inventory.release(t.org(), event, &pairs).await?;
         return Err(e.into());
     }
-    announce_inventory(app, t, event).await;
     Ok(HoldView {
         id: hold,
         event_id: event,
         expires_at: clock::rfc3339(expires_at),
         items,
     })
-}
-
-/// Tells live views that availability changed (not durable: a view that
-/// misses it recomputes on the next change).
-async fn announce_inventory(app: &App, t: &Tenant, event: EventId) {
-    let signal = InventoryChanged {
-        org_id: t.org(),
-        event_id: event,
-    };
-    app.kernel
-        .hub
-        .publish(Recorded::signal(&signal, app.kernel.now()))
-        .await;
 }
 
 #[derive(Clone, Debug, Deserialize, Serialize, ToSchema)]
@@ -293,7 +279,7 @@ pub async fn checkout(
         Begin::InFlight => return Err(Error::IdempotencyInFlight),
         Begin::Conflict => return Err(Error::IdempotencyConflict),
     };
-    match checkout_once(app, t, hold, buyer, Some(&claim)).await {
+    match Box::pin(checkout_once(app, t, hold, buyer, Some(&claim))).await {
         Ok(reply) => Ok(reply),
         Err(e) => {
             let api = kernel::ApiError::from(e);
@@ -438,7 +424,7 @@ async fn checkout_once(
         },
     )];
     writes.extend(issued.writes);
-    writes.extend(announce.iter().map(Pending::stmt));
+    writes.extend(Pending::stmt_all(&announce));
     if let Some(claim) = claim {
         writes.push(claim.complete_stmt(201, body.clone()));
     }
@@ -453,12 +439,10 @@ async fn checkout_once(
         .transact_grouped(Box::new(move |tx| {
             let (writes, tenant, claim_check) = (writes.clone(), tenant.clone(), claim_check.clone());
             Box::pin(async move {
-                if let Some(claim) = &claim_check
-                    && !claim.still_held(tx).await?
+                if store::consume_hold(tx, &tenant, hold, now, claim_check.as_ref())
+                    .await?
+                    .is_none()
                 {
-                    return Ok(false);
-                }
-                if store::consume_hold(tx, &tenant, hold, now).await?.is_none() {
                     return Ok(false);
                 }
                 tx.run_all(writes.as_ref().clone()).await?;

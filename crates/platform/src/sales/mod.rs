@@ -3,7 +3,7 @@
 //! Owns: `holds`, `hold_items`, `orders`; the inventory counters in the hot
 //! or warm tier; idempotency keys of the `store.checkout` scope.
 //! Emits: `hold.created`, `hold.expired`, `order.created`, `order.paid`,
-//! `order.expired` (outbox); `inventory.changed` (PubSub only). Issues
+//! `order.expired` (outbox). Issues
 //! tickets through the tickets slice inside the checkout transaction.
 //! Consumes: nothing.
 //! Invariants: a ticket type never has more active+consumed hold quantity
@@ -128,23 +128,6 @@ pub struct OrderExpired {
 
 impl DomainEvent for OrderExpired {
     const NAME: &'static str = "order.expired";
-    fn org(&self) -> OrgId {
-        self.org_id
-    }
-    fn event(&self) -> Option<EventId> {
-        Some(self.event_id)
-    }
-}
-
-/// Availability changed (PubSub only: a hint for live views, not a fact).
-#[derive(Clone, Debug, Serialize, Deserialize)]
-pub struct InventoryChanged {
-    pub org_id: OrgId,
-    pub event_id: EventId,
-}
-
-impl DomainEvent for InventoryChanged {
-    const NAME: &'static str = "inventory.changed";
     fn org(&self) -> OrgId {
         self.org_id
     }

@@ -93,6 +93,11 @@ async fn scope_of(app: &App, t: &Tenant, device: DeviceId) -> Result<Arc<DeviceS
     if let Some(s) = gates.devices.get(&(t.org(), device)).await {
         return Ok(s);
     }
+    Box::pin(load_scope(app, t, device)).await
+}
+
+async fn load_scope(app: &App, t: &Tenant, device: DeviceId) -> Result<Arc<DeviceScope>> {
+    let gates = app.state::<Gates>();
     let (name, events) = store::device(app.db(), t, device).await?.ok_or(Error::NotFound)?;
     let scope = Arc::new(DeviceScope { name, events });
     gates.devices.insert((t.org(), device), scope.clone()).await;
@@ -177,7 +182,7 @@ pub async fn scan(app: &App, device: &Device, code: &str, event: EventId, gate_n
             if parsed.event != event {
                 return Ok(outcome(ScanResult::WrongEvent, None, None));
             }
-            match tickets::by_id(app, t, parsed.ticket).await? {
+            match Box::pin(tickets::by_id(app, t, parsed.ticket)).await? {
                 Some(rec) if rec.code == code && rec.event_id == event => gate.insert(rec),
                 _ => return Ok(outcome(ScanResult::Invalid, None, None)),
             }
@@ -203,7 +208,7 @@ pub async fn scan(app: &App, device: &Device, code: &str, event: EventId, gate_n
         write: tickets::admission(t, rec.id, now, device.id, gate_name),
         event,
     };
-    match gates.writer.try_submit(admission).await {
+    match Box::pin(gates.writer.try_submit(admission)).await {
         Ok(None) => {
             metrics::counter!("voelgoed_admissions_total").increment(1);
             Ok(outcome(ScanResult::Admitted, Some(rec), Some(now)))

@@ -112,10 +112,15 @@ impl Gates {
 
     /// The event's gate, loading its tickets once however many scan at once.
     pub(super) async fn gate(&self, app: &App, t: &Tenant, event: EventId) -> ApiResult<Arc<Gate>> {
-        // The hit path: no loader future is built.
+        // The hit path: no loader future is built, and the (large) loading
+        // future lives on the heap, so a scan's own future stays small.
         if let Some(gate) = self.gates.get(&(t.org(), event)).await {
             return Ok(gate);
         }
+        Box::pin(self.load(app, t, event)).await
+    }
+
+    async fn load(&self, app: &App, t: &Tenant, event: EventId) -> ApiResult<Arc<Gate>> {
         let (app2, t2) = (app.clone(), t.clone());
         self.gates
             .try_get_with((t.org(), event), async move {

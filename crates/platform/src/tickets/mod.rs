@@ -155,6 +155,13 @@ fn provision_on_org_created<'a>(
 /// whose `org.created` is not relayed yet gets its key made here (the same
 /// idempotent step).
 pub async fn org_keys(app: &App, t: &Tenant) -> ApiResult<Arc<OrgKeys>> {
+    if let Some(keys) = app.state::<Hot>().keys.get(&t.org()).await {
+        return Ok(keys);
+    }
+    Box::pin(load_keys(app, t)).await
+}
+
+async fn load_keys(app: &App, t: &Tenant) -> ApiResult<Arc<OrgKeys>> {
     let db = app.db().clone();
     let (org, now) = (t.org(), app.kernel.now());
     app.state::<Hot>()

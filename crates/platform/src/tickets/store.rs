@@ -114,38 +114,19 @@ pub struct AdmissionWrite {
     pub gate: Option<String>,
 }
 
-/// Sets `admitted_at` unless it is already set. Returns `None` when this
-/// write admitted the ticket, or the earlier admission time when it had
-/// been admitted before (the database is the final arbiter).
-pub async fn mark_admitted(tx: &mut Tx, a: &AdmissionWrite) -> Result<Option<i64>, sqlx::Error> {
-    let sql = "UPDATE tickets SET admitted_at = $1, admitted_device = $2, admitted_gate = $3
-               WHERE org_id = $4 AND id = $5 AND admitted_at IS NULL AND status = 'valid'";
-    let n = tx_run!(tx, c => sqlx::query(sql)
-        .bind(a.at).bind(a.device).bind(a.gate.as_deref()).bind(a.org).bind(a.ticket)
-        .execute(c).await.map(|r| r.rows_affected()))?;
-    if n == 1 {
-        return Ok(None);
-    }
-    let sql = "SELECT admitted_at FROM tickets WHERE org_id = $1 AND id = $2";
-    let earlier: Option<Option<i64>> = tx_run!(tx, c => sqlx::query_scalar(sql).bind(a.org).bind(a.ticket).fetch_optional(c).await)?;
-    Ok(Some(earlier.flatten().unwrap_or(a.at)))
-}
-
-/// [`mark_admitted`] for many tickets in one transaction; on PostgreSQL one
-/// statement for the whole batch (round trips, not rows, cost there).
+/// Sets `admitted_at` of each ticket unless it is already set, for a batch
+/// of admissions in one transaction: one statement for the whole batch on
+/// either backend (round trips, not rows, cost). Per admission, `None` when
+/// this write admitted the ticket, or the earlier admission time when it had
+/// been admitted before (the database is the final arbiter; a ticket twice
+/// in one batch is admitted by one write only).
 pub async fn mark_admitted_batch(
     tx: &mut Tx,
     writes: &[&AdmissionWrite],
 ) -> Result<Vec<Option<i64>>, sqlx::Error> {
     let t = match tx {
         Tx::Pg(t, _) => t,
-        Tx::Sqlite(..) => {
-            let mut out = Vec::with_capacity(writes.len());
-            for w in writes {
-                out.push(mark_admitted(tx, w).await?);
-            }
-            return Ok(out);
-        }
+        Tx::Sqlite(t, ..) => return mark_admitted_batch_sqlite(t, writes).await,
     };
     let orgs: Vec<uuid::Uuid> = writes.iter().map(|w| w.org.0).collect();
     let ids: Vec<uuid::Uuid> = writes.iter().map(|w| w.ticket.0).collect();
@@ -196,6 +177,60 @@ pub async fn mark_admitted_batch(
                     .flatten()
                     .unwrap_or(writes[i].at),
             );
+        }
+    }
+    Ok(out)
+}
+
+fn hex(u: uuid::Uuid) -> String {
+    u.simple().to_string()
+}
+
+/// The SQLite form of [`mark_admitted_batch`]: the batch travels as one JSON
+/// array (ids as hex, turned back into blobs by `unhex`).
+async fn mark_admitted_batch_sqlite(
+    t: &mut sqlx::Transaction<'static, sqlx::Sqlite>,
+    writes: &[&AdmissionWrite],
+) -> Result<Vec<Option<i64>>, sqlx::Error> {
+    let rows: Vec<serde_json::Value> = writes
+        .iter()
+        .map(|w| {
+            serde_json::json!([hex(w.org.0), hex(w.ticket.0), w.at, hex(w.device.0), w.gate])
+        })
+        .collect();
+    let batch = serde_json::Value::Array(rows).to_string();
+    let sql = "UPDATE tickets SET admitted_at = v.at, admitted_device = v.device, admitted_gate = v.gate
+               FROM (SELECT unhex(json_extract(value, '$[0]')) AS org, unhex(json_extract(value, '$[1]')) AS id,
+                            json_extract(value, '$[2]') AS at, unhex(json_extract(value, '$[3]')) AS device,
+                            json_extract(value, '$[4]') AS gate
+                     FROM json_each($1)) AS v
+               WHERE tickets.org_id = v.org AND tickets.id = v.id
+                 AND tickets.admitted_at IS NULL AND tickets.status = 'valid'
+               RETURNING tickets.id, tickets.admitted_at";
+    let won: Vec<(uuid::Uuid, i64)> = sqlx::query_as(sql).bind(&batch).fetch_all(&mut **t).await?;
+    let mut won: HashMap<uuid::Uuid, i64> = won.into_iter().collect();
+    let mut out = Vec::with_capacity(writes.len());
+    let mut lost = false;
+    for w in writes {
+        match won.remove(&w.ticket.0) {
+            Some(at) if at == w.at => out.push(None),
+            _ => {
+                lost = true;
+                out.push(Some(w.at));
+            }
+        }
+    }
+    if lost {
+        let sql = "SELECT id, admitted_at FROM tickets
+                   WHERE (org_id, id) IN (SELECT unhex(json_extract(value, '$[0]')), unhex(json_extract(value, '$[1]'))
+                                          FROM json_each($1))";
+        let earlier: Vec<(uuid::Uuid, Option<i64>)> =
+            sqlx::query_as(sql).bind(&batch).fetch_all(&mut **t).await?;
+        let earlier: HashMap<uuid::Uuid, Option<i64>> = earlier.into_iter().collect();
+        for (i, w) in writes.iter().enumerate() {
+            if out[i].is_some() {
+                out[i] = Some(earlier.get(&w.ticket.0).copied().flatten().unwrap_or(w.at));
+            }
         }
     }
     Ok(out)
