@@ -1,6 +1,8 @@
 #!/usr/bin/env bash
-# Runs every test: unit tests, and the integration tests over real HTTP on
-# SQLite and on PostgreSQL + Redis, plus the headless-Chromium page test.
+# Runs every test: unit and property tests, the integration tests over real
+# HTTP on SQLite and on PostgreSQL + Redis, the headless-Chromium page test,
+# the soak test, and the schema conformance run (schemathesis against the
+# OpenAPI document).
 # Installs what is missing (Debian packages) and starts PostgreSQL and Redis
 # when they are down; fails loudly when either cannot be reached.
 set -euo pipefail
@@ -18,6 +20,8 @@ command -v chromedriver >/dev/null 2>&1 || need+=(chromium-driver)
 command -v redis-server >/dev/null 2>&1 || need+=(redis-server)
 command -v redis-cli >/dev/null 2>&1 || need+=(redis-tools)
 command -v pg_isready >/dev/null 2>&1 || need+=(postgresql postgresql-client)
+command -v curl >/dev/null 2>&1 || need+=(curl)
+command -v python3 >/dev/null 2>&1 || need+=(python3 python3-pip)
 if [ ${#need[@]} -gt 0 ]; then
   echo "installing: ${need[*]}"
   as_root apt-get update -qq
@@ -46,3 +50,7 @@ psql "$VOELGOED_TEST_DATABASE_URL" -qtAc "SELECT datname FROM pg_database WHERE 
   while read -r db; do [ -n "$db" ] && psql "$VOELGOED_TEST_DATABASE_URL" -qtAc "DROP DATABASE IF EXISTS $db WITH (FORCE)" >/dev/null; done
 
 cargo test --workspace --locked "$@"
+
+# The OpenAPI document says exactly what the server does (the debug binary
+# the integration tests just built).
+VOELGOED_BIN="$CARGO_TARGET_DIR/debug/voelgoed" ./scripts/conformance.sh

@@ -662,6 +662,38 @@ fn pg_combined(stmts: &[Stmt]) -> String {
 mod tests {
     use super::*;
 
+    proptest::proptest! {
+        /// Renumbering moves every placeholder by the offset and touches
+        /// nothing else, whatever the text around it.
+        #[test]
+        fn placeholders_shift_and_nothing_else_changes(
+            parts in proptest::collection::vec(("[a-zA-Z ,()=*'_.:]{0,12}", 1usize..40), 0..12),
+            tail in "[a-zA-Z ,()=*'_.:]{0,12}",
+            offset in 0usize..500,
+        ) {
+            let mut sql = String::new();
+            let mut want = String::new();
+            for (text, n) in &parts {
+                sql.push_str(text);
+                sql.push_str(&format!("${n}"));
+                want.push_str(text);
+                want.push_str(&format!("${}", n + offset));
+            }
+            sql.push_str(&tail);
+            want.push_str(&tail);
+            proptest::prop_assert_eq!(shift_placeholders(&sql, offset), want);
+        }
+
+        /// Any text at all: no panic, and text without `$` is left alone.
+        #[test]
+        fn placeholder_shifting_survives_any_text(sql in ".{0,80}", offset in 0usize..100) {
+            let out = shift_placeholders(&sql, offset);
+            if !sql.contains('$') {
+                proptest::prop_assert_eq!(out, sql);
+            }
+        }
+    }
+
     #[test]
     fn postgres_runs_a_batch_as_one_statement() {
         let a = Stmt::new("INSERT INTO t (x) VALUES ($1)").bind(1i64);

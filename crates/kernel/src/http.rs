@@ -1,8 +1,12 @@
 //! Request extractors that answer bad input with problem+json.
 
 use axum::{
-    extract::{FromRequest, FromRequestParts, Request, rejection::JsonRejection},
-    http::request::Parts,
+    body::Bytes,
+    extract::{
+        FromRequest, FromRequestParts, Request,
+        rejection::{BytesRejection, JsonRejection},
+    },
+    http::{HeaderMap, header, request::Parts},
 };
 use serde::de::DeserializeOwned;
 
@@ -11,6 +15,9 @@ use crate::error::{ApiError, FieldError};
 /// `axum::Json`, but every rejection is a problem document: malformed JSON
 /// → 400, wrong types or missing fields → 422 naming the field, too large →
 /// 413, wrong content type → 415.
+///
+/// A number with a zero fraction (`2.0`, `1e3`) is an integer, as JSON
+/// Schema says: an integer field takes it.
 pub struct ApiJson<T>(pub T);
 
 impl<T, S> FromRequest<S> for ApiJson<T>
@@ -21,10 +28,74 @@ where
     type Rejection = ApiError;
 
     async fn from_request(req: Request, state: &S) -> Result<Self, Self::Rejection> {
-        match axum::Json::<T>::from_request(req, state).await {
+        if !json_content_type(req.headers()) {
+            return Err(ApiError::UnsupportedMediaType(
+                "send Content-Type: application/json".into(),
+            ));
+        }
+        let bytes = Bytes::from_request(req, state)
+            .await
+            .map_err(bytes_rejection)?;
+        match axum::Json::<T>::from_bytes(&bytes) {
             Ok(axum::Json(v)) => Ok(ApiJson(v)),
+            Err(JsonRejection::JsonDataError(e)) if e.body_text().contains("floating point") => {
+                // Rare: read it again with integral floats as integers.
+                let mut value: serde_json::Value =
+                    serde_json::from_slice(&bytes).map_err(|_| json_rejection(e.into()))?;
+                integral_floats_as_integers(&mut value);
+                let again = serde_json::to_vec(&value).map_err(ApiError::internal)?;
+                match axum::Json::<T>::from_bytes(&again) {
+                    Ok(axum::Json(v)) => Ok(ApiJson(v)),
+                    Err(rejection) => Err(json_rejection(rejection)),
+                }
+            }
             Err(rejection) => Err(json_rejection(rejection)),
         }
+    }
+}
+
+/// `application/json` or any `application/*+json`, as `axum::Json` takes.
+fn json_content_type(headers: &HeaderMap) -> bool {
+    let Some(value) = headers
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+    else {
+        return false;
+    };
+    let essence = value.split(';').next().unwrap_or("").trim();
+    let Some((kind, subtype)) = essence.split_once('/') else {
+        return false;
+    };
+    let subtype = subtype.to_ascii_lowercase();
+    kind.eq_ignore_ascii_case("application") && (subtype == "json" || subtype.ends_with("+json"))
+}
+
+/// Replaces every number with a zero fraction that fits an `i64` by that
+/// integer.
+fn integral_floats_as_integers(v: &mut serde_json::Value) {
+    use serde_json::Value;
+    match v {
+        Value::Number(n) => {
+            if let Some(f) = n.as_f64().filter(|_| n.is_f64())
+                && f.fract() == 0.0
+                && (-9_223_372_036_854_775_808.0..9_223_372_036_854_775_808.0).contains(&f)
+            {
+                *v = Value::from(f as i64);
+            }
+        }
+        Value::Array(items) => items.iter_mut().for_each(integral_floats_as_integers),
+        Value::Object(fields) => fields.values_mut().for_each(integral_floats_as_integers),
+        _ => {}
+    }
+}
+
+fn bytes_rejection(e: BytesRejection) -> ApiError {
+    if e.status() == axum::http::StatusCode::PAYLOAD_TOO_LARGE {
+        ApiError::PayloadTooLarge
+    } else if timed_out(&e) {
+        ApiError::RequestTimeout
+    } else {
+        ApiError::BadRequest(e.body_text())
     }
 }
 
@@ -51,15 +122,7 @@ fn json_rejection(r: JsonRejection) -> ApiError {
         JsonRejection::MissingJsonContentType(_) => {
             ApiError::UnsupportedMediaType("send Content-Type: application/json".into())
         }
-        JsonRejection::BytesRejection(e) => {
-            if e.status() == axum::http::StatusCode::PAYLOAD_TOO_LARGE {
-                ApiError::PayloadTooLarge
-            } else if timed_out(&e) {
-                ApiError::RequestTimeout
-            } else {
-                ApiError::BadRequest(e.body_text())
-            }
-        }
+        JsonRejection::BytesRejection(e) => bytes_rejection(e),
         other => ApiError::BadRequest(other.body_text()),
     }
 }
@@ -132,5 +195,143 @@ impl<S: Send + Sync> FromRequestParts<S> for ClientAddr {
             .map(|c| c.0.ip())
             .unwrap_or(std::net::IpAddr::V4(std::net::Ipv4Addr::UNSPECIFIED));
         Ok(ClientAddr(ip))
+    }
+}
+
+/// OpenAPI schemas of request fields whose rule a plain `#[schema(...)]`
+/// attribute cannot say, for `#[schema(schema_with = ...)]`.
+pub mod schema {
+    use utoipa::openapi::{
+        AllOfBuilder, KnownFormat, Object, ObjectBuilder, Schema, SchemaFormat, Type,
+        schema::{AnyOfBuilder, SchemaType},
+    };
+
+    /// An id in a request body or query: the typed ids (`crate::ids`) are
+    /// UUIDs, and one that does not parse is a 422.
+    pub fn uuid() -> Object {
+        ObjectBuilder::new()
+            .schema_type(Type::String)
+            .format(Some(SchemaFormat::KnownFormat(KnownFormat::Uuid)))
+            .pattern(Some(
+                "^[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}$",
+            ))
+            .build()
+    }
+
+    /// An e-mail address: `format: email`, one `@`, a domain with a dot
+    /// inside it, no white space or control characters, and at most 254
+    /// bytes of UTF-8 (254 ASCII characters, or any 63). Every such address
+    /// passes [`crate::parse::email`] (which takes a few more).
+    pub fn email() -> Schema {
+        const C: &str = r"\s\x00-\x1f\x7f-\x9f";
+        // One `@`; dot-separated parts that are never empty on either side
+        // (no leading, trailing or doubled dots); a domain with a dot.
+        let pattern = format!("^[^@.{C}]+(\\.[^@.{C}]+)*@[^@.{C}]+(\\.[^@.{C}]+)+$");
+        AllOfBuilder::new()
+            .description(Some(
+                "An e-mail address: at most 254 bytes of UTF-8 (254 ASCII characters, or any 63).",
+            ))
+            .item(
+                ObjectBuilder::new()
+                    .schema_type(Type::String)
+                    .format(Some(SchemaFormat::KnownFormat(KnownFormat::Email)))
+                    .min_length(Some(5))
+                    .max_length(Some(254))
+                    .pattern(Some(pattern)),
+            )
+            .item(
+                AnyOfBuilder::new()
+                    .item(
+                        ObjectBuilder::new()
+                            .schema_type(SchemaType::AnyValue)
+                            .pattern(Some(r"^[\x00-\x7f]*$")),
+                    )
+                    .item(
+                        ObjectBuilder::new()
+                            .schema_type(SchemaType::AnyValue)
+                            .max_length(Some(63)),
+                    ),
+            )
+            .build()
+            .into()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use axum::{body::Body, http::StatusCode, response::IntoResponse};
+    use serde::Deserialize;
+
+    use super::*;
+
+    #[derive(Debug, Deserialize, PartialEq)]
+    #[serde(deny_unknown_fields)]
+    struct Item {
+        quantity: i64,
+        name: String,
+    }
+
+    async fn extract(content_type: &str, body: &str) -> Result<Item, ApiError> {
+        let req = Request::builder()
+            .method("POST")
+            .header(header::CONTENT_TYPE, content_type)
+            .body(Body::from(body.to_string()))
+            .unwrap();
+        ApiJson::<Item>::from_request(req, &())
+            .await
+            .map(|ApiJson(v)| v)
+    }
+
+    #[tokio::test]
+    async fn an_integral_number_is_an_integer_and_a_fraction_is_not() {
+        let want = Item {
+            quantity: 3,
+            name: "a".into(),
+        };
+        for body in [
+            r#"{"quantity": 3, "name": "a"}"#,
+            r#"{"quantity": 3.0, "name": "a"}"#,
+            r#"{"quantity": 3e0, "name": "a"}"#,
+            r#"{"quantity": 0.3e1, "name": "a"}"#,
+        ] {
+            assert_eq!(
+                extract("application/json", body).await.unwrap(),
+                want,
+                "{body}"
+            );
+        }
+        for body in [
+            r#"{"quantity": 3.5, "name": "a"}"#,
+            r#"{"quantity": 1e300, "name": "a"}"#,
+            r#"{"quantity": 3.0, "name": 1.0}"#,
+        ] {
+            let e = extract("application/json", body).await.unwrap_err();
+            assert_eq!(e.status(), StatusCode::UNPROCESSABLE_ENTITY, "{body}");
+        }
+        let e = extract("application/json", r#"{"quantity": 3.5, "name": "a"}"#)
+            .await
+            .unwrap_err();
+        assert_eq!(e.problem().errors[0].field, "quantity");
+    }
+
+    #[tokio::test]
+    async fn a_body_that_is_not_json_is_refused_by_media_type_then_by_syntax() {
+        let body = r#"{"quantity": 1, "name": "a"}"#;
+        for ct in [
+            "application/json",
+            "application/json; charset=utf-8",
+            "Application/JSON",
+            "application/problem+json",
+        ] {
+            assert!(extract(ct, body).await.is_ok(), "{ct}");
+        }
+        for ct in ["text/plain", "application/jsonx", "json", ""] {
+            let e = extract(ct, body).await.unwrap_err();
+            assert_eq!(e.status(), StatusCode::UNSUPPORTED_MEDIA_TYPE, "{ct}");
+        }
+        let e = extract("application/json", "{\"quantity\": ")
+            .await
+            .unwrap_err();
+        assert_eq!(e.into_response().status(), StatusCode::BAD_REQUEST);
     }
 }

@@ -237,3 +237,211 @@ pub async fn prune(kernel: &Kernel, age: Duration) -> Result<u64, sqlx::Error> {
     let r = db_run!(&kernel.db, p => sqlx::query(sql).bind(before).execute(p).await.map(|r| r.rows_affected()))?;
     Ok(r)
 }
+
+#[cfg(test)]
+mod tests {
+    use std::sync::{
+        Arc, Mutex,
+        atomic::{AtomicUsize, Ordering},
+    };
+
+    use serde::{Deserialize, Serialize};
+
+    use super::*;
+    use crate::{
+        Clock, Config, Db, DomainEvent, Envelope,
+        events::{TxFuture, emit},
+        ids::OrgId,
+        jobs::{EVENTS_QUEUE, Worker},
+        pubsub::Hub,
+        ratelimit::Limits,
+    };
+
+    #[derive(Clone, Debug, Serialize, Deserialize)]
+    struct Counted {
+        org: OrgId,
+        n: i64,
+    }
+    impl DomainEvent for Counted {
+        const NAME: &'static str = "test.counted";
+        fn org(&self) -> OrgId {
+            self.org
+        }
+    }
+
+    /// A kernel on SQLite, or on a fresh PostgreSQL database when
+    /// VOELGOED_TEST_DATABASE_URL is set and `pg` is asked for.
+    async fn kernel(pg: bool) -> Option<(Kernel, std::path::PathBuf, Option<(String, String)>)> {
+        let dir = std::env::temp_dir().join(format!("vg-outbox-{}", Uuid::now_v7()));
+        let mut config = Config {
+            data_dir: dir.clone(),
+            ..Config::default()
+        };
+        let mut made = None;
+        if pg {
+            let Ok(admin) = std::env::var("VOELGOED_TEST_DATABASE_URL") else {
+                if std::env::var("CI").is_ok() {
+                    panic!("CI is set but VOELGOED_TEST_DATABASE_URL is not");
+                }
+                eprintln!("VOELGOED_TEST_DATABASE_URL unset: PostgreSQL variant not run here");
+                return None;
+            };
+            use sqlx::Connection;
+            let name = format!("vg_test_kernel_{}", Uuid::now_v7().simple());
+            let mut c = sqlx::PgConnection::connect(&admin).await.unwrap();
+            sqlx::query(sqlx::AssertSqlSafe(format!("CREATE DATABASE {name}")))
+                .execute(&mut c)
+                .await
+                .unwrap();
+            config.database_url = Some(format!("{}/{name}", admin.rsplit_once('/').unwrap().0));
+            made = Some((admin, name));
+        }
+        let db = Db::connect(&config).await.unwrap();
+        db.migrate().await.unwrap();
+        let (_stop, shutdown) = tokio::sync::watch::channel(false);
+        Some((
+            Kernel {
+                db,
+                warm: None,
+                hub: Hub::local(),
+                clock: Clock::manual_from_now(),
+                config: Arc::new(config),
+                limits: Limits::new(10, 0),
+                shutdown,
+            },
+            dir,
+            made,
+        ))
+    }
+
+    async fn drop_database(made: Option<(String, String)>) {
+        use sqlx::Connection;
+        if let Some((admin, name)) = made
+            && let Ok(mut c) = sqlx::PgConnection::connect(&admin).await
+        {
+            let _ = sqlx::query(sqlx::AssertSqlSafe(format!(
+                "DROP DATABASE IF EXISTS {name} WITH (FORCE)"
+            )))
+            .execute(&mut c)
+            .await;
+        }
+    }
+
+    /// The in-transaction consumer of the tests: counts events into a
+    /// table of its own, and fails on the event numbered 13.
+    fn count<'a>(_: &'a (), tx: &'a mut Tx, events: Vec<Envelope<Counted>>) -> TxFuture<'a> {
+        Box::pin(async move {
+            for e in events {
+                if e.data().n == 13 {
+                    return Err(sqlx::Error::Protocol("thirteen".into()));
+                }
+                Stmt::new("INSERT INTO idempotency_keys (org_id, scope, key, request_hash, created_at) VALUES ($1, 'counted', $2, $3, 0)")
+                    .bind(e.org())
+                    .bind(e.id().to_string())
+                    .bind(vec![0u8])
+                    .execute_in(tx)
+                    .await?;
+            }
+            Ok(())
+        })
+    }
+
+    async fn counted(k: &Kernel) -> i64 {
+        db_run!(&k.db, p => sqlx::query_scalar::<_, i64>("SELECT COUNT(*) FROM idempotency_keys WHERE scope = 'counted'").fetch_one(p).await).unwrap()
+    }
+
+    async fn emit_in_tx(k: &Kernel, org: OrgId, ns: &[i64], commit: bool) {
+        let mut tx = k.db.begin().await.unwrap();
+        for n in ns {
+            emit(&Counted { org, n: *n }, k.clock.now())
+                .unwrap()
+                .execute_in(&mut tx)
+                .await
+                .unwrap();
+        }
+        if commit {
+            tx.commit().await.unwrap();
+        }
+    }
+
+    async fn events_reach_their_consumers_once(pg: bool) {
+        let Some((k, dir, made)) = kernel(pg).await else {
+            return;
+        };
+        let org = OrgId::new();
+        let reacted: Arc<Mutex<Vec<i64>>> = Arc::default();
+        let mut consumers = Consumers::<()>::default();
+        consumers.on_commit::<Counted, _>("test.count", count);
+        {
+            let reacted = reacted.clone();
+            consumers.reacts::<Counted, _, _>("test.react", move |(), e: Envelope<Counted>| {
+                let reacted = reacted.clone();
+                async move {
+                    reacted.lock().unwrap().push(e.data().n);
+                    Ok(())
+                }
+            });
+        }
+        // A rolled-back change announces nothing.
+        emit_in_tx(&k, org, &[100, 101], false).await;
+        // Committed ones, with a poison event among them.
+        emit_in_tx(&k, org, &[1, 2, 13, 3], true).await;
+        let mut rx = k.hub.subscribe(&crate::events::topic(org, None));
+        let mut delivered = 0;
+        for _ in 0..(MAX_ATTEMPTS + 2) {
+            delivered += relay_batch(&k, &(), &consumers).await.unwrap();
+        }
+        assert_eq!(delivered, 3, "three delivered, the poison one set aside");
+        assert_eq!(counted(&k).await, 3, "applied exactly once each");
+        let failed: i64 = db_run!(&k.db, p => sqlx::query_scalar("SELECT COUNT(*) FROM outbox WHERE failed_at IS NOT NULL AND attempts = $1").bind(MAX_ATTEMPTS).fetch_one(p).await).unwrap();
+        assert_eq!(failed, 1);
+        // PubSub got the typed events.
+        let mut seen = Vec::new();
+        while let Ok(m) = rx.try_recv() {
+            seen.push(m.decode::<Counted>().expect("typed").data().n);
+        }
+        seen.sort();
+        assert_eq!(seen, vec![1, 2, 3]);
+        // Each reaction is a job per event: three, once each, however often
+        // the relay ran.
+        let worker = {
+            let mut w = Worker::<()>::new();
+            for r in consumers.reactions() {
+                let run = r.run.clone();
+                w = w.handle(r.kind, move |(), p| {
+                    let run = run.clone();
+                    async move {
+                        let rec: Recorded = serde_json::from_value(p).map_err(|e| e.to_string())?;
+                        run((), rec).await
+                    }
+                });
+            }
+            w
+        };
+        let runs = AtomicUsize::new(0);
+        while worker
+            .run_one(&(), &k.db, &k.clock, EVENTS_QUEUE)
+            .await
+            .unwrap()
+        {
+            runs.fetch_add(1, Ordering::SeqCst);
+        }
+        let mut r = reacted.lock().unwrap().clone();
+        r.sort();
+        assert_eq!(r, vec![1, 2, 3]);
+        assert_eq!(runs.load(Ordering::SeqCst), 3);
+        k.db.close().await;
+        drop_database(made).await;
+        let _ = std::fs::remove_dir_all(dir);
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn events_reach_their_consumers_once_on_sqlite() {
+        events_reach_their_consumers_once(false).await;
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn events_reach_their_consumers_once_on_postgres() {
+        events_reach_their_consumers_once(true).await;
+    }
+}

@@ -1,13 +1,21 @@
 //! Parsers for the plain text fields every slice takes at its edge.
 
+/// An e-mail address, lower-cased: one `@`, a local part without leading,
+/// trailing or doubled dots, a domain with a dot that does not start or end
+/// with one, no white space or control characters, at most 254 bytes.
 pub fn email(s: &str) -> Result<String, String> {
     let s = s.trim().to_lowercase();
     let valid = s.len() <= 254
         && s.split_once('@').is_some_and(|(local, domain)| {
             !local.is_empty()
+                && !local.starts_with('.')
+                && !local.ends_with('.')
+                && !local.contains("..")
+                && !domain.contains('@')
                 && domain.contains('.')
                 && !domain.starts_with('.')
                 && !domain.ends_with('.')
+                && !domain.contains("..")
         })
         && !s.chars().any(|c| c.is_whitespace() || c.is_control());
     if valid {
@@ -56,6 +64,11 @@ mod tests {
         assert!(super::slug("UPPER").is_err());
         assert_eq!(super::email(" A@B.co ").unwrap(), "a@b.co");
         assert!(super::email("nope").is_err());
+        for bad in [
+            "a@b@c.d", "a..b@c.d", ".a@b.co", "a.@b.co", "a@.b.co", "a@b..co", "a b@c.d",
+        ] {
+            assert!(super::email(bad).is_err(), "{bad}");
+        }
         assert!(super::name("  ", 5).is_err());
         assert!(super::name("abcdef", 5).is_err());
     }

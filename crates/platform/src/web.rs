@@ -96,6 +96,13 @@ pub fn finish_openapi(mut doc: Value) -> Value {
             if !matches!(method.as_str(), "get" | "post" | "put" | "patch" | "delete") {
                 continue;
             }
+            // A parameter is text in a path, query or header: never JSON
+            // null. An optional one is left out (`"required": false`).
+            if let Some(params) = op.get_mut("parameters").and_then(Value::as_array_mut) {
+                for p in params {
+                    not_null(&mut p["schema"]);
+                }
+            }
             let params: Vec<Value> = op
                 .get("parameters")
                 .and_then(Value::as_array)
@@ -156,6 +163,18 @@ pub fn finish_openapi(mut doc: Value) -> Value {
         }
     }
     doc
+}
+
+/// Drops `"null"` from a schema's `type` list.
+fn not_null(schema: &mut Value) {
+    let Some(types) = schema.get_mut("type").and_then(Value::as_array_mut) else {
+        return;
+    };
+    types.retain(|t| t != "null");
+    if let [only] = types.as_slice() {
+        let only = only.clone();
+        schema["type"] = only;
+    }
 }
 
 /// Headers on every reply: no sniffing, no framing, no referrer, a content
@@ -280,5 +299,19 @@ mod tests {
             );
         }
         assert!(r["201"].get("content").is_none());
+    }
+
+    #[test]
+    fn an_optional_parameter_is_never_null() {
+        let doc = finish_openapi(json!({
+            "paths": {"/x": {"post": {
+                "parameters": [{"name": "Idempotency-Key", "in": "header", "required": false,
+                                "schema": {"type": ["string", "null"], "maxLength": 255}}],
+                "responses": {"201": {"description": "ok"}}
+            }}}
+        }));
+        let p = &doc["paths"]["/x"]["post"]["parameters"][0];
+        assert_eq!(p["schema"], json!({"type": "string", "maxLength": 255}));
+        assert_eq!(p["required"], false);
     }
 }

@@ -5,12 +5,10 @@ use serde_json::{Value, json};
 
 use crate::{both, support::*};
 
-both!(a_buyer_takes_a_free_ticket_and_is_admitted_once);
-async fn a_buyer_takes_a_free_ticket_and_is_admitted_once(backend: Backend) {
+both!(a_draft_is_invisible_until_published_with_a_ticket_type);
+async fn a_draft_is_invisible_until_published_with_a_ticket_type(backend: Backend) {
     let t = TestApp::spawn(backend).await;
     let org = t.signup().await;
-
-    // A draft event is invisible to buyers.
     let e = t
         .post(
             &format!("/api/v1/orgs/{}/events", org.slug),
@@ -22,24 +20,12 @@ async fn a_buyer_takes_a_free_ticket_and_is_admitted_once(backend: Backend) {
     let e: Value = e.json().await.unwrap();
     assert_eq!(e["status"], "draft");
     let event_id = e["id"].as_str().unwrap().to_string();
-    problem(
-        t.get(
-            &format!("/api/v1/store/{}/events/{event_id}", org.slug),
-            None,
-        )
-        .await,
-        404,
-        "not_found",
-    )
-    .await;
+    let store = format!("/api/v1/store/{}/events/{event_id}", org.slug);
+    problem(t.get(&store, None).await, 404, "not_found").await;
     // Publishing needs a ticket type.
+    let publish = format!("/api/v1/orgs/{}/events/{event_id}/publish", org.slug);
     problem(
-        t.post(
-            &format!("/api/v1/orgs/{}/events/{event_id}/publish", org.slug),
-            Some(&org.key),
-            json!({}),
-        )
-        .await,
+        t.post(&publish, Some(&org.key), json!({})).await,
         422,
         "validation",
     )
@@ -52,22 +38,13 @@ async fn a_buyer_takes_a_free_ticket_and_is_admitted_once(backend: Backend) {
         )
         .await;
     assert_eq!(tt.status(), 201);
-    let tt: Value = tt.json().await.unwrap();
-    let p = t
-        .post(
-            &format!("/api/v1/orgs/{}/events/{event_id}/publish", org.slug),
-            Some(&org.key),
-            json!({}),
-        )
-        .await;
+    problem(t.get(&store, None).await, 404, "not_found").await;
+    let p = t.post(&publish, Some(&org.key), json!({})).await;
     assert_eq!(p.status(), 200);
     assert_eq!(p.json::<Value>().await.unwrap()["status"], "published");
-    let event = Event {
-        id: event_id.clone(),
-        ticket_type: tt["id"].as_str().unwrap().to_string(),
-    };
-
-    // The list shows it.
+    let s: Value = t.get(&store, None).await.json().await.unwrap();
+    assert_eq!(s["ticket_types"][0]["available"], 10);
+    // The organizer's list shows it, one page.
     let list: Value = t
         .get(&format!("/api/v1/orgs/{}/events", org.slug), Some(&org.key))
         .await
@@ -75,22 +52,28 @@ async fn a_buyer_takes_a_free_ticket_and_is_admitted_once(backend: Backend) {
         .await
         .unwrap();
     assert_eq!(list["data"][0]["id"], event_id);
+    assert_eq!(list["data"][0]["ticket_types"][0]["capacity"], 10);
     assert_eq!(list["next_cursor"], Value::Null);
+    t.stop().await;
+}
 
-    let store = format!("/api/v1/store/{}/events/{event_id}", org.slug);
-    let s: Value = t.get(&store, None).await.json().await.unwrap();
-    assert_eq!(s["ticket_types"][0]["available"], 10);
-
+both!(a_buyer_holds_and_checks_out_free_tickets);
+async fn a_buyer_holds_and_checks_out_free_tickets(backend: Backend) {
+    let t = TestApp::spawn(backend).await;
+    let org = t.signup().await;
+    let event = t
+        .try_event(&org, &EventSpec::capacity(10).max_per_order(4))
+        .await
+        .unwrap();
     // Hold 3; the storefront counts them at once.
     let h = t.hold(&org, &event, 3).await;
     assert_eq!(h.status(), 201);
     let h: Value = h.json().await.unwrap();
     assert!(h["expires_at"].as_str().unwrap().ends_with('Z'));
-    let s: Value = t.get(&store, None).await.json().await.unwrap();
-    assert_eq!(s["ticket_types"][0]["available"], 7);
-    // More than max_per_order is refused.
-    problem(t.hold(&org, &event, 5).await, 422, "validation").await;
-
+    assert_eq!(t.available(&org, &event).await, 7);
+    // More than max_per_order is refused, naming the field.
+    let v = problem(t.hold(&org, &event, 5).await, 422, "validation").await;
+    assert_eq!(v["errors"][0]["field"], "items[0].quantity");
     // Check out: a free order is paid, with three signed tickets.
     let o = t
         .checkout(
@@ -106,8 +89,8 @@ async fn a_buyer_takes_a_free_ticket_and_is_admitted_once(backend: Backend) {
     assert_eq!(o["payment"], Value::Null);
     let tickets = o["tickets"].as_array().unwrap().clone();
     assert_eq!(tickets.len(), 3);
-    let order_id = o["id"].as_str().unwrap();
-    let access = o["access_token"].as_str().unwrap();
+    assert!(tickets.iter().all(|t| t["status"] == "valid"));
+    assert_eq!(t.available(&org, &event).await, 7);
     // A hold checks out once.
     problem(
         t.checkout(&org, h["id"].as_str().unwrap(), None, "ada@example.com")
@@ -116,8 +99,9 @@ async fn a_buyer_takes_a_free_ticket_and_is_admitted_once(backend: Backend) {
         "conflict",
     )
     .await;
-
-    // The buyer sees the order with the token; a wrong token is a 404.
+    // The buyer sees the order with its token; a wrong token is a 404.
+    let order_id = o["id"].as_str().unwrap();
+    let access = o["access_token"].as_str().unwrap();
     let b = t
         .get(
             &format!(
@@ -128,13 +112,9 @@ async fn a_buyer_takes_a_free_ticket_and_is_admitted_once(backend: Backend) {
         )
         .await;
     assert_eq!(b.status(), 200);
-    assert_eq!(
-        b.json::<Value>().await.unwrap()["tickets"]
-            .as_array()
-            .unwrap()
-            .len(),
-        3
-    );
+    let b: Value = b.json().await.unwrap();
+    assert_eq!(b["tickets"].as_array().unwrap().len(), 3);
+    assert!(b.get("access_token").is_none(), "the token is shown once");
     problem(
         t.get(
             &format!(
@@ -148,7 +128,6 @@ async fn a_buyer_takes_a_free_ticket_and_is_admitted_once(backend: Backend) {
         "not_found",
     )
     .await;
-
     // The organizer sees it too, codes and all, and the QR renders.
     let g: Value = t
         .get(
@@ -170,25 +149,84 @@ async fn a_buyer_takes_a_free_ticket_and_is_admitted_once(backend: Backend) {
     assert_eq!(qr.status(), 200);
     assert_eq!(qr.headers()["content-type"], "image/svg+xml");
     assert!(qr.text().await.unwrap().starts_with("<svg"));
+    t.stop().await;
+}
 
-    // The code verifies offline with the org's public key, as a device would.
-    let device = t.device(&org, &[&event_id]).await;
+both!(a_ticket_code_verifies_offline_with_the_orgs_public_key);
+async fn a_ticket_code_verifies_offline_with_the_orgs_public_key(backend: Backend) {
+    let t = TestApp::spawn(backend).await;
+    let org = t.signup().await;
+    let event = t.event(&org, 10).await;
+    let o = t.buy(&org, &event, 1).await;
+    let device = t.device(&org, &[&event.id]).await;
     let me: Value = t
         .get("/api/v1/devices/me", Some(&device))
         .await
         .json()
         .await
         .unwrap();
+    assert_eq!(me["event_ids"][0], event.id.as_str());
     let key_b64 = me["signing_keys"][0]["public_key"].as_str().unwrap();
     let key_bytes: [u8; 32] = base64_decode(key_b64).try_into().unwrap();
     let key = kernel::auth::VerifyingKey::from_bytes(&key_bytes).unwrap();
-    let code = tickets[0]["code"].as_str().unwrap();
-    assert!(platform::tickets::parse_code(code).unwrap().verify(&key));
+    let code = o["tickets"][0]["code"].as_str().unwrap();
+    let parsed = platform::tickets::parse_code(code).unwrap();
+    assert!(parsed.verify(&key));
+    assert_eq!(
+        parsed.ticket.to_string(),
+        o["tickets"][0]["id"].as_str().unwrap()
+    );
+    t.stop().await;
+}
 
-    // Live stream: the first figures arrive at once; an admission updates them.
+both!(a_ticket_is_admitted_once_and_durably);
+async fn a_ticket_is_admitted_once_and_durably(backend: Backend) {
+    let t = TestApp::spawn(backend).await;
+    let org = t.signup().await;
+    let event = t.event(&org, 10).await;
+    let o = t.buy(&org, &event, 1).await;
+    let code = o["tickets"][0]["code"].as_str().unwrap();
+    let device = t.device(&org, &[&event.id]).await;
+    let s1 = t.scan(&device, code, &event.id).await;
+    assert_eq!(s1["result"], "admitted");
+    assert_eq!(s1["ticket"]["id"], o["tickets"][0]["id"]);
+    let s2 = t.scan(&device, code, &event.id).await;
+    assert_eq!(s2["result"], "already_admitted");
+    assert_eq!(s2["first_admitted_at"], s1["first_admitted_at"]);
+    // Durable in the database, announced once.
+    let order_id = o["id"].as_str().unwrap();
+    assert_eq!(
+        t.count(
+            "SELECT COUNT(*) FROM tickets WHERE order_id = $1 AND admitted_at IS NOT NULL",
+            order_id
+        )
+        .await,
+        1
+    );
+    assert_eq!(
+        t.count(
+            "SELECT COUNT(*) FROM outbox WHERE kind = 'ticket.admitted' AND org_id = (SELECT org_id FROM events WHERE id = $1)",
+            &event.id
+        )
+        .await,
+        1
+    );
+    t.stop().await;
+}
+
+both!(the_live_stream_counts_sales_and_admissions);
+async fn the_live_stream_counts_sales_and_admissions(backend: Backend) {
+    let t = TestApp::spawn(backend).await;
+    let org = t.signup().await;
+    let event = t.event(&org, 10).await;
+    let o = t.buy(&org, &event, 3).await;
+    let device = t.device(&org, &[&event.id]).await;
     let live = t
         .client
-        .get(t.url(&format!("/api/v1/orgs/{}/events/{event_id}/live", org.slug)))
+        .get(t.url(&format!(
+            "/api/v1/orgs/{}/events/{}/live",
+            org.slug, event.id
+        )))
         .bearer_auth(&org.key)
         .send()
         .await
@@ -206,54 +244,54 @@ async fn a_buyer_takes_a_free_ticket_and_is_admitted_once(backend: Backend) {
     let first = figures.until(|f| f["sold"] == 3).await;
     assert_eq!(
         (
-            first["sold"].as_i64(),
+            first["capacity"].as_i64(),
             first["admitted"].as_i64(),
             first["available"].as_i64()
         ),
-        (Some(3), Some(0), Some(7))
+        (Some(10), Some(0), Some(7))
     );
-
-    let s1 = t.scan(&device, code, &event_id).await;
-    assert_eq!(s1["result"], "admitted");
-    assert_eq!(s1["ticket"]["id"], ticket_id);
-    let s2 = t.scan(&device, code, &event_id).await;
-    assert_eq!(s2["result"], "already_admitted");
-    assert_eq!(s2["first_admitted_at"], s1["first_admitted_at"]);
-
+    let h = t.hold(&org, &event, 2).await;
+    assert_eq!(h.status(), 201);
+    let held = figures.until(|f| f["held"] == 2).await;
+    assert_eq!(held["available"], 5);
+    let s = t
+        .scan(
+            &device,
+            o["tickets"][0]["code"].as_str().unwrap(),
+            &event.id,
+        )
+        .await;
+    assert_eq!(s["result"], "admitted");
     let updated = figures.until(|f| f["admitted"] == 1).await;
     assert_eq!(updated["sold"], 3);
+    t.stop().await;
+}
 
-    // The admission is durable in the database.
-    assert_eq!(
-        t.count(
-            "SELECT COUNT(*) FROM tickets WHERE order_id = $1 AND admitted_at IS NOT NULL",
-            order_id
-        )
-        .await,
-        1
-    );
-
-    // Pairing codes are spent once.
+both!(a_pairing_code_is_spent_once);
+async fn a_pairing_code_is_spent_once(backend: Backend) {
+    let t = TestApp::spawn(backend).await;
+    let org = t.signup().await;
+    let event = t.event(&org, 10).await;
     let d: Value = t
         .post(
             &format!("/api/v1/orgs/{}/devices", org.slug),
             Some(&org.key),
-            json!({"name": "G2", "event_ids": [event_id]}),
+            json!({"name": "G2", "event_ids": [event.id]}),
         )
         .await
         .json()
         .await
         .unwrap();
-    assert_eq!(
-        t.post(
+    let first = t
+        .post(
             "/api/v1/devices/pair",
             None,
-            json!({"pairing_code": d["pairing_code"]})
+            json!({"pairing_code": d["pairing_code"]}),
         )
-        .await
-        .status(),
-        201
-    );
+        .await;
+    assert_eq!(first.status(), 201);
+    let first: Value = first.json().await.unwrap();
+    assert_eq!(first["event_ids"][0], event.id.as_str());
     problem(
         t.post(
             "/api/v1/devices/pair",
@@ -265,10 +303,39 @@ async fn a_buyer_takes_a_free_ticket_and_is_admitted_once(backend: Backend) {
         "not_found",
     )
     .await;
+    // A pairing code expires after 15 minutes unused.
+    let d: Value = t
+        .post(
+            &format!("/api/v1/orgs/{}/devices", org.slug),
+            Some(&org.key),
+            json!({"name": "G3", "event_ids": [event.id]}),
+        )
+        .await
+        .json()
+        .await
+        .unwrap();
+    t.advance(std::time::Duration::from_secs(15 * 60 + 1));
+    problem(
+        t.post(
+            "/api/v1/devices/pair",
+            None,
+            json!({"pairing_code": d["pairing_code"]}),
+        )
+        .await,
+        404,
+        "not_found",
+    )
+    .await;
+    t.stop().await;
+}
 
-    // Health, readiness, metrics.
+both!(health_readiness_and_metrics_answer);
+async fn health_readiness_and_metrics_answer(backend: Backend) {
+    let t = TestApp::spawn(backend).await;
     assert_eq!(t.get("/healthz", None).await.status(), 200);
-    let ready: Value = t.get("/readyz", None).await.json().await.unwrap();
+    let ready = t.get("/readyz", None).await;
+    assert_eq!(ready.status(), 200);
+    let ready: Value = ready.json().await.unwrap();
     assert_eq!(ready["database"], "ok");
     if backend == Backend::Postgres {
         assert_eq!(ready["redis"], "ok");

@@ -25,19 +25,28 @@ pub fn routes() -> OpenApiRouter<App> {
         .routes(routes!(publish))
 }
 
-
 #[derive(Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct CreateEvent {
-    #[schema(min_length = 1, max_length = 200, pattern = r"\S")]
+    /// Not blank, no control characters.
+    #[schema(
+        min_length = 1,
+        max_length = 200,
+        pattern = r"^[^\x00-\x1f\x7f-\x9f]*[^\s\x00-\x1f\x7f-\x9f][^\x00-\x1f\x7f-\x9f]*$"
+    )]
     name: String,
-    #[schema(format = DateTime, pattern = r"^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}(\.\d+)?(Z|[+-]\d{2}:\d{2})$")]
+    #[schema(format = DateTime, pattern = r"^(?:[1-9]\d{3}|0[1-9]\d{2}|00[1-9]\d|000[1-9])-(?:0[1-9]|1[0-2])-(?:0[1-9]|[12]\d|3[01])T(?:[01]\d|2[0-3]):[0-5]\d:[0-5]\d(?:\.\d+)?(?:Z|[+-](?:[01]\d|2[0-3]):[0-5]\d)$")]
     starts_at: String,
     /// After `starts_at`.
-    #[schema(format = DateTime, pattern = r"^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}(\.\d+)?(Z|[+-]\d{2}:\d{2})$")]
+    #[schema(format = DateTime, pattern = r"^(?:[1-9]\d{3}|0[1-9]\d{2}|00[1-9]\d|000[1-9])-(?:0[1-9]|1[0-2])-(?:0[1-9]|[12]\d|3[01])T(?:[01]\d|2[0-3]):[0-5]\d:[0-5]\d(?:\.\d+)?(?:Z|[+-](?:[01]\d|2[0-3]):[0-5]\d)$")]
     ends_at: String,
     /// IANA time zone name of the venue, e.g. Africa/Johannesburg.
-    #[schema(min_length = 1, max_length = 64, pattern = r"^[A-Za-z0-9_+-][A-Za-z0-9/_+-]*$", example = "Africa/Johannesburg")]
+    #[schema(
+        min_length = 1,
+        max_length = 64,
+        pattern = r"^[A-Za-z0-9_+-][A-Za-z0-9/_+-]*$",
+        example = "Africa/Johannesburg"
+    )]
     timezone: String,
 }
 
@@ -45,7 +54,13 @@ pub struct CreateEvent {
 #[utoipa::path(post, path = "/api/v1/orgs/{org}/events", tag = "events",
     params(("org" = String, Path, description = "organization slug")),
     request_body = CreateEvent, security(("api_key" = [])),
-    responses((status = 201, body = EventView, description = "the draft event")))]
+    responses((status = 201, body = EventView, description = "the draft event",
+               links(("get_event" = (operation_id = "get_event",
+                         parameters(("org" = "$request.path.org"), ("event_id" = "$response.body#/id")))),
+                     ("add_ticket_type" = (operation_id = "add_ticket_type",
+                         parameters(("org" = "$request.path.org"), ("event_id" = "$response.body#/id")))),
+                     ("publish" = (operation_id = "publish",
+                         parameters(("org" = "$request.path.org"), ("event_id" = "$response.body#/id"))))))))]
 async fn create_event(
     State(app): State<App>,
     OrgActor(actor): OrgActor,
@@ -66,11 +81,13 @@ async fn create_event(
 }
 
 #[derive(Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
 pub struct ListQuery {
     /// At most 200; 50 when left out.
     #[param(minimum = 1, maximum = 200)]
     limit: Option<i64>,
     /// `next_cursor` of the previous page.
+    #[param(format = Uuid, pattern = r"^[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}$")]
     cursor: Option<String>,
 }
 
@@ -123,7 +140,12 @@ async fn get_event(
 #[derive(Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct CreateTicketType {
-    #[schema(min_length = 1, max_length = 200, pattern = r"\S")]
+    /// Not blank, no control characters.
+    #[schema(
+        min_length = 1,
+        max_length = 200,
+        pattern = r"^[^\x00-\x1f\x7f-\x9f]*[^\s\x00-\x1f\x7f-\x9f][^\x00-\x1f\x7f-\x9f]*$"
+    )]
     name: String,
     /// Price in minor units of `currency` (VAT included); 0 is free.
     #[schema(minimum = 0, maximum = 100_000_000_000i64)]
@@ -133,10 +155,10 @@ pub struct CreateTicketType {
     currency: String,
     #[schema(minimum = 1, maximum = 10_000_000)]
     capacity: i64,
-    #[schema(format = DateTime, pattern = r"^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}(\.\d+)?(Z|[+-]\d{2}:\d{2})$")]
+    #[schema(format = DateTime, pattern = r"^(?:[1-9]\d{3}|0[1-9]\d{2}|00[1-9]\d|000[1-9])-(?:0[1-9]|1[0-2])-(?:0[1-9]|[12]\d|3[01])T(?:[01]\d|2[0-3]):[0-5]\d:[0-5]\d(?:\.\d+)?(?:Z|[+-](?:[01]\d|2[0-3]):[0-5]\d)$")]
     sale_starts_at: Option<String>,
     /// After `sale_starts_at`.
-    #[schema(format = DateTime, pattern = r"^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}(\.\d+)?(Z|[+-]\d{2}:\d{2})$")]
+    #[schema(format = DateTime, pattern = r"^(?:[1-9]\d{3}|0[1-9]\d{2}|00[1-9]\d|000[1-9])-(?:0[1-9]|1[0-2])-(?:0[1-9]|[12]\d|3[01])T(?:[01]\d|2[0-3]):[0-5]\d:[0-5]\d(?:\.\d+)?(?:Z|[+-](?:[01]\d|2[0-3]):[0-5]\d)$")]
     sale_ends_at: Option<String>,
     #[schema(minimum = 1, maximum = 1000)]
     max_per_order: Option<i64>,
@@ -146,7 +168,9 @@ pub struct CreateTicketType {
 #[utoipa::path(post, path = "/api/v1/orgs/{org}/events/{event_id}/ticket-types", tag = "events",
     params(("org" = String, Path), ("event_id" = String, Path)),
     request_body = CreateTicketType, security(("api_key" = [])),
-    responses((status = 201, body = TicketTypeView, description = "the ticket type")))]
+    responses((status = 201, body = TicketTypeView, description = "the ticket type",
+               links(("publish" = (operation_id = "publish",
+                   parameters(("org" = "$request.path.org"), ("event_id" = "$request.path.event_id"))))))))]
 async fn add_ticket_type(
     State(app): State<App>,
     OrgActor(actor): OrgActor,
@@ -175,7 +199,11 @@ async fn add_ticket_type(
 /// Publishes the event: it appears on the storefront and goes on sale.
 #[utoipa::path(post, path = "/api/v1/orgs/{org}/events/{event_id}/publish", tag = "events",
     params(("org" = String, Path), ("event_id" = String, Path)), security(("api_key" = [])),
-    responses((status = 200, body = EventView, description = "the published event"),
+    responses((status = 200, body = EventView, description = "the published event",
+               links(("store_event" = (operation_id = "store_event",
+                         parameters(("org" = "$request.path.org"), ("event_id" = "$response.body#/id")))),
+                     ("create_hold" = (operation_id = "create_hold",
+                         parameters(("org" = "$request.path.org"), ("event_id" = "$response.body#/id")))))),
               (status = 422, description = "the event has no ticket type yet")))]
 async fn publish(
     State(app): State<App>,

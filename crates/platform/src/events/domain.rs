@@ -276,8 +276,7 @@ pub async fn publish(app: &App, actor: &Actor, event: EventId) -> Result<EventVi
     }
     if catalog.event.status == EventStatus::Draft {
         let now = app.kernel.now();
-        let publish: Stmt =
-            store::set_status(t, event, EventStatus::Draft, EventStatus::Published);
+        let publish: Stmt = store::set_status(t, event, EventStatus::Draft, EventStatus::Published);
         let announce = Arc::new(emit(
             &EventPublished {
                 org_id: t.org(),
@@ -298,7 +297,7 @@ pub async fn publish(app: &App, actor: &Actor, event: EventId) -> Result<EventVi
                 })
             }))
             .await?;
-            super::invalidate(app, t, event).await;
+        super::invalidate(app, t, event).await;
     }
     let mut view = catalog.event.clone();
     view.status = EventStatus::Published;

@@ -140,5 +140,8 @@ async fn load_catalog(app: &App, t: &Tenant, event: EventId) -> ApiResult<Option
 }
 
 pub(crate) async fn invalidate(app: &App, t: &Tenant, event: EventId) {
-    app.state::<Hot>().catalogs.invalidate(&(t.org(), event)).await;
+    app.state::<Hot>()
+        .catalogs
+        .invalidate(&(t.org(), event))
+        .await;
 }

@@ -141,7 +141,11 @@ pub fn set_status(t: &Tenant, id: EventId, from: EventStatus, to: EventStatus) -
 }
 
 #[tracing::instrument(skip_all)]
-pub async fn load_catalog(db: &Db, t: &Tenant, id: EventId) -> Result<Option<Catalog>, sqlx::Error> {
+pub async fn load_catalog(
+    db: &Db,
+    t: &Tenant,
+    id: EventId,
+) -> Result<Option<Catalog>, sqlx::Error> {
     let Some(event) = self::event(db, t, id).await? else {
         return Ok(None);
     };

@@ -30,17 +30,31 @@ pub fn routes() -> OpenApiRouter<App> {
 #[serde(deny_unknown_fields)]
 pub struct SignupRequest {
     /// The owner's e-mail address (their login).
-    #[schema(format = Email, min_length = 3, max_length = 254, pattern = r"^[^@\s]+@[^@\s]+\.[^@\s]+$")]
+    #[schema(schema_with = kernel::http::schema::email)]
     email: String,
     #[schema(min_length = 10, max_length = 1024)]
     password: String,
-    #[schema(min_length = 1, max_length = 200, pattern = r"\S")]
+    /// Not blank, no control characters.
+    #[schema(
+        min_length = 1,
+        max_length = 200,
+        pattern = r"^[^\x00-\x1f\x7f-\x9f]*[^\s\x00-\x1f\x7f-\x9f][^\x00-\x1f\x7f-\x9f]*$"
+    )]
     org_name: String,
     /// The organization's slug in URLs: a-z, 0-9 and '-'.
-    #[schema(min_length = 3, max_length = 63, pattern = r"^[a-z0-9][a-z0-9-]*[a-z0-9]$")]
+    #[schema(
+        min_length = 3,
+        max_length = 63,
+        pattern = r"^[a-z0-9][a-z0-9-]*[a-z0-9]$"
+    )]
     org_slug: String,
     /// The owner's name; the part of the e-mail before '@' when left out.
-    #[schema(min_length = 1, max_length = 200, pattern = r"\S")]
+    /// Not blank, no control characters.
+    #[schema(
+        min_length = 1,
+        max_length = 200,
+        pattern = r"^[^\x00-\x1f\x7f-\x9f]*[^\s\x00-\x1f\x7f-\x9f][^\x00-\x1f\x7f-\x9f]*$"
+    )]
     name: Option<String>,
 }
 
@@ -166,7 +180,9 @@ impl FromRequestParts<App> for DeviceAuth {
         let token = bearer(parts).ok_or_else(|| {
             ApiError::Unauthorized("send Authorization: Bearer <device token>".into())
         })?;
-        Ok(DeviceAuth(super::devices::device_for_token(app, token).await?))
+        Ok(DeviceAuth(
+            super::devices::device_for_token(app, token).await?,
+        ))
     }
 }
 

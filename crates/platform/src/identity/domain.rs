@@ -9,7 +9,6 @@ use kernel::{
     error::Checks,
     events,
     ids::{ApiKeyId, OrgId, UserId},
-
     parse::{email as parse_email, name as parse_name, slug as parse_slug},
     tenant::Role,
 };
@@ -188,7 +187,9 @@ async fn load_api_key(app: &App, hash: kernel::auth::TokenHash) -> Result<Arc<Ac
 /// The tenant of an organization's public storefront: anyone may buy from
 /// an existing organization; a slug that names none is a 404.
 pub(super) async fn storefront(app: &App, slug: &str) -> Result<Tenant> {
-    let org = super::org_by_slug(app, slug).await?.ok_or(Error::NotFound)?;
+    let org = super::org_by_slug(app, slug)
+        .await?
+        .ok_or(Error::NotFound)?;
     Ok(Tenant::new(org.id, &org.slug))
 }
 
@@ -196,7 +197,9 @@ pub(super) async fn storefront(app: &App, slug: &str) -> Result<Tenant> {
 /// server itself: `voelgoed org create`, `voelgoed demo`). Never reachable
 /// over HTTP.
 pub async fn operator(app: &App, slug: &str) -> Result<Actor> {
-    let org = super::org_by_slug(app, slug).await?.ok_or(Error::NotFound)?;
+    let org = super::org_by_slug(app, slug)
+        .await?
+        .ok_or(Error::NotFound)?;
     Ok(Actor::new(
         Tenant::new(org.id, &org.slug),
         ActorKind::Operator,
@@ -243,7 +246,10 @@ pub async fn login(app: &App, email: &str, password: &str) -> Result<PlainToken>
 const DUMMY_HASH: &str = "$argon2id$v=19$m=19456,t=2,p=1$c29tZXNhbHRzb21lc2FsdA$0MJa5Ys4cRA2D0Ev2R4u1E4lCbGIqRnmrjTFVWp/Ep4";
 
 /// The actor behind a session cookie, and the session's CSRF token.
-pub(super) async fn actor_for_session(app: &App, presented: &str) -> Result<Option<(Actor, String)>> {
+pub(super) async fn actor_for_session(
+    app: &App,
+    presented: &str,
+) -> Result<Option<(Actor, String)>> {
     let hash = PlainToken::from_presented(presented).hash();
     let Some(row) = store::session(app.db(), &hash, app.kernel.now()).await? else {
         return Ok(None);

@@ -51,12 +51,16 @@ pub fn slice(_kernel: &Kernel) -> Slice<App> {
         .routes(api::routes())
         .pages(views::routes())
         .state(Hot::new())
-        .every("identity.prune_sessions", Duration::from_secs(3600), |app: App| async move {
-            domain::prune_sessions(&app)
-                .await
-                .map(|n| n as usize)
-                .map_err(|e| e.to_string())
-        })
+        .every(
+            "identity.prune_sessions",
+            Duration::from_secs(3600),
+            |app: App| async move {
+                domain::prune_sessions(&app)
+                    .await
+                    .map(|n| n as usize)
+                    .map_err(|e| e.to_string())
+            },
+        )
 }
 
 /// The identity hot tier: credentials and org slugs, so that authenticating

@@ -73,7 +73,11 @@ impl Actor {
     /// For tests only: an actor holding every permission.
     #[cfg(any(test, feature = "testkit"))]
     pub fn for_tests(tenant: Tenant) -> Actor {
-        Actor::new(tenant, ActorKind::Operator, Permission::ALL.into_iter().collect())
+        Actor::new(
+            tenant,
+            ActorKind::Operator,
+            Permission::ALL.into_iter().collect(),
+        )
     }
 
     pub fn tenant(&self) -> &Tenant {

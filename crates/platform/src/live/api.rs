@@ -8,6 +8,10 @@ use axum::{
 };
 use futures::Stream;
 use kernel::{ApiError, Permission, http::ApiPath, ids::EventId};
+use utoipa::{
+    PartialSchema, ToSchema,
+    openapi::{ObjectBuilder, Ref, RefOr, Schema, Type},
+};
 use utoipa_axum::{router::OpenApiRouter, routes};
 
 use super::{Figures, Watchers};
@@ -17,12 +21,49 @@ pub fn routes() -> OpenApiRouter<App> {
     OpenApiRouter::new().routes(routes!(live))
 }
 
+/// One server-sent event of the stream, as the OpenAPI document describes
+/// it (each event on its own, per OpenAPI 3.1 for `text/event-stream`):
+/// `event: figures` with the [`Figures`] as JSON in `data`.
+struct FiguresEvent;
+
+impl utoipa::PartialSchema for FiguresEvent {
+    fn schema() -> RefOr<Schema> {
+        ObjectBuilder::new()
+            .description(Some(
+                "One server-sent event: `event: figures`, `data` the figures as JSON.",
+            ))
+            .property(
+                "event",
+                ObjectBuilder::new()
+                    .schema_type(Type::String)
+                    .enum_values(Some(["figures"])),
+            )
+            .required("event")
+            .property(
+                "data",
+                ObjectBuilder::new()
+                    .schema_type(Type::String)
+                    .content_media_type("application/json")
+                    .content_schema(Some(Ref::from_schema_name(Figures::name()))),
+            )
+            .required("data")
+            .into()
+    }
+}
+
+impl ToSchema for FiguresEvent {
+    fn schemas(schemas: &mut Vec<(String, RefOr<Schema>)>) {
+        schemas.push((Figures::name().into(), Figures::schema()));
+        <Figures as ToSchema>::schemas(schemas);
+    }
+}
+
 /// Server-sent events: a `figures` event at once, then one whenever sales or
 /// check-ins change them. API key or organizer session. An organization may
 /// hold a limited number of streams open at once (`--live-streams-per-org`).
 #[utoipa::path(get, path = "/api/v1/orgs/{org}/events/{event_id}/live", tag = "live",
     params(("org" = String, Path), ("event_id" = String, Path)), security(("api_key" = [])),
-    responses((status = 200, content_type = "text/event-stream", body = Figures,
+    responses((status = 200, content_type = "text/event-stream", body = FiguresEvent,
                description = "a stream of `figures` events"),
               (status = 429, description = "the organization holds its limit of open streams")))]
 async fn live(

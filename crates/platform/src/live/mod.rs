@@ -16,6 +16,13 @@ mod views;
 
 use std::{sync::Arc, time::Duration};
 
+use crate::{
+    App,
+    events::TicketTypeCreated,
+    identity::Tenant,
+    sales::{HoldCreated, HoldExpired, OrderCreated, OrderExpired, OrderPaid},
+    scanning::TicketAdmitted,
+};
 use dashmap::DashMap;
 use kernel::{
     ApiResult, DomainEvent, Envelope, Kernel, Slice, Tx,
@@ -25,13 +32,6 @@ use kernel::{
 };
 pub use store::Figures;
 use tokio::sync::{broadcast::error::RecvError, watch};
-use crate::{
-    App,
-    events::TicketTypeCreated,
-    identity::Tenant,
-    sales::{HoldCreated, HoldExpired, OrderCreated, OrderExpired, OrderPaid},
-    scanning::TicketAdmitted,
-};
 
 pub fn slice(_kernel: &Kernel) -> Slice<App> {
     Slice::new("live")
@@ -196,7 +196,11 @@ impl Watchers {
 
     /// The event's figures as they change: starts a watcher when this is
     /// the first stream of the event on this node.
-    pub async fn watch(app: &App, t: &Tenant, event: EventId) -> ApiResult<watch::Receiver<Figures>> {
+    pub async fn watch(
+        app: &App,
+        t: &Tenant,
+        event: EventId,
+    ) -> ApiResult<watch::Receiver<Figures>> {
         let w = app.state::<Watchers>();
         if let Some(tx) = w.events.get(&(t.org(), event))
             && !tx.is_closed()

@@ -25,7 +25,8 @@ pub struct Figures {
 }
 
 pub async fn add(tx: &mut Tx, org: OrgId, event: EventId, d: &Delta) -> Result<(), sqlx::Error> {
-    let sql = "INSERT INTO live_figures (org_id, event_id, capacity, held, reserved, sold, admitted)
+    let sql =
+        "INSERT INTO live_figures (org_id, event_id, capacity, held, reserved, sold, admitted)
                VALUES ($1, $2, $3, $4, $5, $6, $7)
                ON CONFLICT (org_id, event_id) DO UPDATE SET
                  capacity = live_figures.capacity + excluded.capacity,

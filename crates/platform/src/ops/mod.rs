@@ -39,11 +39,15 @@ pub fn slice(_kernel: &Kernel) -> Slice<App> {
                 .route("/healthz", get(healthz))
                 .route("/readyz", get(readyz)),
         )
-        .job::<Prune, _, _>(|app: App, _| async move { prune(&app).await.map_err(|e| e.to_string()) })
+        .job::<Prune, _, _>(
+            |app: App, _| async move { prune(&app).await.map_err(|e| e.to_string()) },
+        )
         .periodic(Prune {}, Duration::from_secs(3600))
-        .every("ops.forget_idle", Duration::from_secs(30), |app: App| async move {
-            Ok(app.kernel.limits.forget_idle() + app.kernel.hub.prune())
-        })
+        .every(
+            "ops.forget_idle",
+            Duration::from_secs(30),
+            |app: App| async move { Ok(app.kernel.limits.forget_idle() + app.kernel.hub.prune()) },
+        )
 }
 
 async fn prune(app: &App) -> Result<(), sqlx::Error> {

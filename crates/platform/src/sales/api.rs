@@ -10,7 +10,7 @@ use kernel::{
     ApiError,
     http::{ApiJson, ApiPath, ApiQuery, ClientAddr},
     idempotency::{Fingerprint, Key},
-    ids::{EventId, HoldId, OrderId},
+    ids::{EventId, HoldId, OrderId, TicketTypeId},
 };
 use serde::Deserialize;
 use utoipa::{IntoParams, ToSchema};
@@ -41,24 +41,40 @@ async fn store_event(
     ApiPath(path): ApiPath<(String, EventId)>,
 ) -> Result<axum::Json<StoreEvent>, ApiError> {
     let (_, event) = path;
-    Ok(axum::Json(Box::pin(domain::store_event(&app, &t, event)).await?))
+    Ok(axum::Json(
+        Box::pin(domain::store_event(&app, &t, event)).await?,
+    ))
 }
 
 #[derive(Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct HoldRequest {
-    /// One entry per ticket type (at most 20).
+    /// One entry per ticket type (at most 20), each type once.
     #[serde(default)]
-    #[schema(min_items = 1, max_items = 20)]
-    items: Vec<HoldItem>,
-    /// Seat ids, for seated events.
+    #[schema(required = true, min_items = 1, max_items = 20)]
+    items: Vec<HoldRequestItem>,
+    /// Seat ids, for seated events (an event without a seat map answers
+    /// 422 naming `seats`).
     seats: Option<Vec<String>>,
+}
+
+#[derive(Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct HoldRequestItem {
+    /// A ticket type of the event, on sale now (else 422 naming it).
+    #[schema(schema_with = kernel::http::schema::uuid)]
+    ticket_type_id: TicketTypeId,
+    /// At most the ticket type's `max_per_order` (10 when it sets none).
+    #[schema(minimum = 1, maximum = 1000)]
+    quantity: i64,
 }
 
 /// Holds tickets for a while (15 minutes unless configured otherwise).
 #[utoipa::path(post, path = "/api/v1/store/{org}/events/{event_id}/holds", tag = "storefront",
     params(("org" = String, Path), ("event_id" = String, Path)), request_body = HoldRequest,
-    responses((status = 201, body = HoldView, description = "the hold"),
+    responses((status = 201, body = HoldView, description = "the hold",
+               links(("checkout" = (operation_id = "checkout",
+                   parameters(("org" = "$request.path.org"), ("hold_id" = "$response.body#/id")))))),
               (status = 409, description = "sold_out: not enough tickets left"),
               (status = 429, description = "too many holds from this address")))]
 async fn create_hold(
@@ -77,14 +93,37 @@ async fn create_hold(
         ));
     }
     // Boxed: the handler's own future stays small (moving it is a copy).
-    let hold = Box::pin(domain::create_hold(&app, &t, event, req.items)).await?;
+    let items = req
+        .items
+        .into_iter()
+        .map(|i| HoldItem {
+            ticket_type_id: i.ticket_type_id,
+            quantity: i.quantity,
+        })
+        .collect();
+    let hold = Box::pin(domain::create_hold(&app, &t, event, items)).await?;
     Ok((StatusCode::CREATED, axum::Json(hold)).into_response())
 }
 
 #[derive(Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct CheckoutRequest {
-    buyer: Buyer,
+    buyer: CheckoutBuyer,
+}
+
+/// The buyer, as the checkout takes it.
+#[derive(Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct CheckoutBuyer {
+    #[schema(schema_with = kernel::http::schema::email)]
+    email: String,
+    /// Not blank, no control characters.
+    #[schema(
+        min_length = 1,
+        max_length = 200,
+        pattern = r"^[^\x00-\x1f\x7f-\x9f]*[^\s\x00-\x1f\x7f-\x9f][^\x00-\x1f\x7f-\x9f]*$"
+    )]
+    name: String,
 }
 
 /// Turns a hold into an order. Send `Idempotency-Key` to make retries safe:
@@ -95,7 +134,17 @@ pub struct CheckoutRequest {
            ("Idempotency-Key" = Option<String>, Header, description = "1 to 255 visible ASCII characters",
             min_length = 1, max_length = 255, pattern = r"^[!-~]+$")),
     request_body = CheckoutRequest,
-    responses((status = 201, body = OrderView, description = "the order (free: paid, with tickets; priced: pending)"),
+    responses((status = 201, body = OrderView, description = "the order (free: paid, with tickets; priced: pending)",
+               links(("store_order" = (operation_id = "store_order",
+                         parameters(("org" = "$request.path.org"), ("order_id" = "$response.body#/id"),
+                                    ("access_token" = "$response.body#/access_token")))),
+                     ("get_order" = (operation_id = "get_order",
+                         parameters(("org" = "$request.path.org"), ("order_id" = "$response.body#/id")))),
+                     ("qr_svg" = (operation_id = "qr_svg",
+                         parameters(("org" = "$request.path.org"), ("ticket_id" = "$response.body#/tickets/0/id")))),
+                     ("scan" = (operation_id = "scan",
+                         request_body = json!({"code": "$response.body#/tickets/0/code",
+                                               "event_id": "$response.body#/event_id"}))))),
               (status = 409, description = "the hold was already checked out, or the first request with this key is in flight"),
               (status = 410, description = "hold_expired"),
               (status = 422, description = "validation, or idempotency_conflict: the key was used with another body"),
@@ -114,9 +163,20 @@ async fn checkout(
     // serde_json's maps are ordered, so equal bodies have equal fingerprints.
     let text = body.to_string();
     let fingerprint = Fingerprint::of(&[hold.0.as_bytes(), text.as_bytes()]);
-    let req: CheckoutRequest = serde_json::from_value(body).map_err(|e| ApiError::field("body", &e.to_string()))?;
-    let reply =
-        Box::pin(domain::checkout(&app, &t, hold, req.buyer, key.map(|k| (k, fingerprint)))).await?;
+    let req: CheckoutRequest =
+        serde_json::from_value(body).map_err(|e| ApiError::field("body", &e.to_string()))?;
+    let buyer = Buyer {
+        email: req.buyer.email,
+        name: req.buyer.name,
+    };
+    let reply = Box::pin(domain::checkout(
+        &app,
+        &t,
+        hold,
+        buyer,
+        key.map(|k| (k, fingerprint)),
+    ))
+    .await?;
     let content_type = if reply.status.is_success() {
         "application/json"
     } else {
@@ -129,6 +189,7 @@ async fn checkout(
 }
 
 #[derive(Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
 pub struct AccessQuery {
     /// The `access_token` of the checkout reply.
     #[param(min_length = 1, max_length = 256)]

@@ -11,7 +11,6 @@ use kernel::{
     events::{self, Pending},
     idempotency::{self, Begin, Claim, Fingerprint, Key},
     ids::{EventId, HoldId, OrderId, TicketTypeId},
-
 };
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
@@ -136,7 +135,12 @@ fn items_of(pairs: &[(TicketTypeId, i64)]) -> Vec<HoldItem> {
 
 /// Holds quantities of ticket types for the configured time. One atomic
 /// step takes all items or none; nothing is ever sold twice.
-pub async fn create_hold(app: &App, t: &Tenant, event: EventId, items: Vec<HoldItem>) -> Result<HoldView> {
+pub async fn create_hold(
+    app: &App,
+    t: &Tenant,
+    event: EventId,
+    items: Vec<HoldItem>,
+) -> Result<HoldView> {
     let catalog = published_catalog(app, t, event).await?;
     let now = app.kernel.now();
     let mut c = Checks::default();
@@ -175,31 +179,37 @@ pub async fn create_hold(app: &App, t: &Tenant, event: EventId, items: Vec<HoldI
         .iter()
         .map(|i| (i.ticket_type_id, i.quantity))
         .collect();
-    let inventory = app.state::<Inventory>();
-    if let Reserve::SoldOut(tt) = inventory.reserve(app, t, event, &pairs).await? {
-        return Err(Error::SoldOut(tt));
-    }
     let hold = HoldId::new();
     let expires_at = now + app.kernel.config.hold_ttl_secs * MICROS_PER_SEC;
     let mut writes = store::insert_hold(t, hold, event, expires_at, now, &pairs);
-    let created = HoldCreated {
-        org_id: t.org(),
-        event_id: event,
-        hold_id: hold,
-        items: items.clone(),
-        expires_at: clock::rfc3339(expires_at),
-    };
-    let written = match events::emit(&created, now) {
-        Ok(e) => {
-            writes.push(e);
-            app.db().write_grouped(writes).await
+    writes.push(events::emit(
+        &HoldCreated {
+            org_id: t.org(),
+            event_id: event,
+            hold_id: hold,
+            items: items.clone(),
+            expires_at: clock::rfc3339(expires_at),
+        },
+        now,
+    )?);
+    // Reserving and writing run to their end even when the request is
+    // dropped (a client gone, the handler's time limit): a reservation is
+    // always either written or given back, so the counter keeps agreeing
+    // with the ledger.
+    let (app2, t2) = (app.clone(), t.clone());
+    tokio::spawn(async move {
+        let inventory = app2.state::<Inventory>();
+        if let Reserve::SoldOut(tt) = inventory.reserve(&app2, &t2, event, &pairs).await? {
+            return Err(Error::SoldOut(tt));
         }
-        Err(e) => Err(e),
-    };
-    if let Err(e) = written {
-        inventory.release(t.org(), event, &pairs).await?;
-        return Err(e.into());
-    }
+        if let Err(e) = app2.db().write_grouped(writes).await {
+            inventory.release(t2.org(), event, &pairs).await?;
+            return Err(e.into());
+        }
+        Ok(())
+    })
+    .await
+    .map_err(|e| Error::Api(kernel::ApiError::internal(e)))??;
     Ok(HoldView {
         id: hold,
         event_id: event,
@@ -211,9 +221,8 @@ pub async fn create_hold(app: &App, t: &Tenant, event: EventId, items: Vec<HoldI
 #[derive(Clone, Debug, Deserialize, Serialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct Buyer {
-    #[schema(format = Email, min_length = 3, max_length = 254, pattern = r"^[^@\s]+@[^@\s]+\.[^@\s]+$")]
+    /// The e-mail address given at checkout (lower case).
     pub email: String,
-    #[schema(min_length = 1, max_length = 200, pattern = r"\S")]
     pub name: String,
 }
 
@@ -268,7 +277,16 @@ pub async fn checkout(
         return checkout_once(app, t, hold, buyer, None).await;
     };
     let db = app.db();
-    let claim = match idempotency::begin(db, &app.kernel.clock, t.org(), CHECKOUT_SCOPE, &key, &fingerprint).await? {
+    let claim = match idempotency::begin(
+        db,
+        &app.kernel.clock,
+        t.org(),
+        CHECKOUT_SCOPE,
+        &key,
+        &fingerprint,
+    )
+    .await?
+    {
         Begin::Claimed(claim) => claim,
         Begin::Replay(stored) => {
             return Ok(Reply {
@@ -283,9 +301,12 @@ pub async fn checkout(
         Ok(reply) => Ok(reply),
         Err(e) => {
             let api = kernel::ApiError::from(e);
-            if api.status().is_client_error() && !matches!(api, kernel::ApiError::IdempotencyInFlight) {
+            if api.status().is_client_error()
+                && !matches!(api, kernel::ApiError::IdempotencyInFlight)
+            {
                 // The same request would fail the same way: remember the answer.
-                let body = serde_json::to_string(&api.problem()).map_err(kernel::ApiError::internal)?;
+                let body =
+                    serde_json::to_string(&api.problem()).map_err(kernel::ApiError::internal)?;
                 claim.complete(db, api.status().as_u16(), &body).await?;
             } else {
                 // Nothing was written: free the key so a retry can go through.
@@ -317,7 +338,9 @@ async fn checkout_once(
     let Some((event, items)) = store::hold_for_checkout(app.db(), t, hold).await? else {
         return Err(Error::NotFound);
     };
-    let catalog = catalog::catalog(app, t, event).await?.ok_or(Error::NotFound)?;
+    let catalog = catalog::catalog(app, t, event)
+        .await?
+        .ok_or(Error::NotFound)?;
     let mut total = 0i64;
     let mut currencies = BTreeSet::new();
     for (tt, q) in &items {
@@ -333,7 +356,10 @@ async fn checkout_once(
             "ticket types of one order must share a currency",
         ));
     }
-    let currency = currencies.into_iter().next().unwrap_or_else(|| "ZAR".into());
+    let currency = currencies
+        .into_iter()
+        .next()
+        .unwrap_or_else(|| "ZAR".into());
     let status = if total == 0 {
         OrderStatus::Paid
     } else {
@@ -437,7 +463,8 @@ async fn checkout_once(
     let applied = app
         .db()
         .transact_grouped(Box::new(move |tx| {
-            let (writes, tenant, claim_check) = (writes.clone(), tenant.clone(), claim_check.clone());
+            let (writes, tenant, claim_check) =
+                (writes.clone(), tenant.clone(), claim_check.clone());
             Box::pin(async move {
                 if store::consume_hold(tx, &tenant, hold, now, claim_check.as_ref())
                     .await?
@@ -472,7 +499,13 @@ async fn checkout_once(
 }
 
 /// Holds and checks out in one step (the storefront page's "Get ticket").
-pub async fn take_now(app: &App, t: &Tenant, event: EventId, item: HoldItem, buyer: Buyer) -> Result<OrderView> {
+pub async fn take_now(
+    app: &App,
+    t: &Tenant,
+    event: EventId,
+    item: HoldItem,
+    buyer: Buyer,
+) -> Result<OrderView> {
     let hold = create_hold(app, t, event, vec![item]).await?;
     let reply = checkout(app, t, hold.id, buyer, None).await?;
     serde_json::from_str(&reply.body).map_err(|e| Error::Api(kernel::ApiError::internal(e)))
@@ -506,14 +539,26 @@ async fn order_view(app: &App, t: &Tenant, row: store::OrderRow) -> Result<Order
 /// An order for the organizer.
 pub async fn get_order(app: &App, actor: &Actor, order: OrderId) -> Result<OrderView> {
     let t = actor.require(Permission::OrdersRead)?;
-    let row = store::order(app.db(), t, order).await?.ok_or(Error::NotFound)?;
+    let row = store::order(app.db(), t, order)
+        .await?
+        .ok_or(Error::NotFound)?;
     order_view(app, t, row).await
 }
 
 /// An order for its buyer, who proves it with the access token.
-pub async fn get_order_for_buyer(app: &App, t: &Tenant, order: OrderId, access_token: &str) -> Result<OrderView> {
-    let row = store::order(app.db(), t, order).await?.ok_or(Error::NotFound)?;
-    if !crate::web::csrf_matches_bytes(&auth::sha256(access_token.as_bytes()), &row.access_token_hash) {
+pub async fn get_order_for_buyer(
+    app: &App,
+    t: &Tenant,
+    order: OrderId,
+    access_token: &str,
+) -> Result<OrderView> {
+    let row = store::order(app.db(), t, order)
+        .await?
+        .ok_or(Error::NotFound)?;
+    if !crate::web::csrf_matches_bytes(
+        &auth::sha256(access_token.as_bytes()),
+        &row.access_token_hash,
+    ) {
         return Err(Error::NotFound);
     }
     order_view(app, t, row).await
@@ -545,7 +590,10 @@ pub struct StoreEvent {
 pub async fn store_event(app: &App, t: &Tenant, event: EventId) -> Result<StoreEvent> {
     let catalog = published_catalog(app, t, event).await?;
     let types: Vec<TicketTypeId> = catalog.event.ticket_types.iter().map(|t| t.id).collect();
-    let left = app.state::<Inventory>().remaining(app, t, event, &types).await?;
+    let left = app
+        .state::<Inventory>()
+        .remaining(app, t, event, &types)
+        .await?;
     let now = app.kernel.now();
     let e = &catalog.event;
     Ok(StoreEvent {
@@ -586,15 +634,18 @@ pub async fn release_expired(app: &App) -> Result<usize> {
             let released = store::release_expired_holds(&mut tx, now, SWEEP_BATCH).await?;
             let mut announce = Vec::with_capacity(released.len());
             for r in &released {
-                announce.push(events::Pending::of(
-                    &HoldExpired {
-                        org_id: r.org,
-                        event_id: r.event,
-                        hold_id: HoldId(r.id),
-                        items: items_of(&r.items),
-                    },
-                    now,
-                ).map_err(kernel::ApiError::internal)?);
+                announce.push(
+                    events::Pending::of(
+                        &HoldExpired {
+                            org_id: r.org,
+                            event_id: r.event,
+                            hold_id: HoldId(r.id),
+                            items: items_of(&r.items),
+                        },
+                        now,
+                    )
+                    .map_err(kernel::ApiError::internal)?,
+                );
             }
             events::record_many(&mut tx, &announce).await?;
             tx.commit().await?;
@@ -617,15 +668,18 @@ pub async fn expire_pending_orders(app: &App) -> Result<usize> {
             let expired = store::expire_pending_orders(&mut tx, now, SWEEP_BATCH).await?;
             let mut announce = Vec::with_capacity(expired.len());
             for r in &expired {
-                announce.push(events::Pending::of(
-                    &OrderExpired {
-                        org_id: r.org,
-                        event_id: r.event,
-                        order_id: OrderId(r.id),
-                        items: items_of(&r.items),
-                    },
-                    now,
-                ).map_err(kernel::ApiError::internal)?);
+                announce.push(
+                    events::Pending::of(
+                        &OrderExpired {
+                            org_id: r.org,
+                            event_id: r.event,
+                            order_id: OrderId(r.id),
+                            items: items_of(&r.items),
+                        },
+                        now,
+                    )
+                    .map_err(kernel::ApiError::internal)?,
+                );
             }
             events::record_many(&mut tx, &announce).await?;
             tx.commit().await?;

@@ -16,6 +16,8 @@ mod domain;
 mod error;
 mod inventory;
 mod store;
+#[cfg(test)]
+mod tests;
 mod views;
 
 use std::time::Duration;
@@ -143,10 +145,14 @@ pub fn slice(kernel: &Kernel) -> Slice<App> {
         .state(Inventory::new(kernel))
         // Sweeps driven by database state: idempotent, safe on many nodes
         // (each hold or order is released by exactly one conditional update).
-        .every("sales.release_expired_holds", Duration::from_secs(1), |app: App| async move {
-            release_expired(&app).await.map_err(|e| e.to_string())
-        })
-        .every("sales.expire_pending_orders", Duration::from_secs(1), |app: App| async move {
-            expire_pending_orders(&app).await.map_err(|e| e.to_string())
-        })
+        .every(
+            "sales.release_expired_holds",
+            Duration::from_secs(1),
+            |app: App| async move { release_expired(&app).await.map_err(|e| e.to_string()) },
+        )
+        .every(
+            "sales.expire_pending_orders",
+            Duration::from_secs(1),
+            |app: App| async move { expire_pending_orders(&app).await.map_err(|e| e.to_string()) },
+        )
 }

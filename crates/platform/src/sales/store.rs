@@ -121,7 +121,11 @@ pub async fn hold_for_checkout(
 }
 
 #[tracing::instrument(skip_all)]
-pub async fn hold_status(db: &Db, t: &Tenant, hold: HoldId) -> Result<Option<HoldStatus>, sqlx::Error> {
+pub async fn hold_status(
+    db: &Db,
+    t: &Tenant,
+    hold: HoldId,
+) -> Result<Option<HoldStatus>, sqlx::Error> {
     let sql = "SELECT status FROM holds WHERE org_id = $1 AND id = $2";
     let s: Option<String> =
         db_run!(db, p => sqlx::query_scalar(sql).bind(t.org()).bind(hold).fetch_optional(p).await)?;
@@ -148,7 +152,11 @@ pub struct Released {
 /// returns them with their items. A hold another node released first is
 /// not returned.
 #[tracing::instrument(skip_all)]
-pub async fn release_expired_holds(tx: &mut Tx, now: i64, limit: i64) -> Result<Vec<Released>, sqlx::Error> {
+pub async fn release_expired_holds(
+    tx: &mut Tx,
+    now: i64,
+    limit: i64,
+) -> Result<Vec<Released>, sqlx::Error> {
     let sql = "UPDATE holds SET status = 'released'
                WHERE status = 'active' AND expires_at <= $1
                  AND id IN (SELECT id FROM holds WHERE status = 'active' AND expires_at <= $1 LIMIT $2)
@@ -171,7 +179,11 @@ pub async fn release_expired_holds(tx: &mut Tx, now: i64, limit: i64) -> Result<
 /// Marks up to `limit` pending orders past their payment deadline expired,
 /// and their holds released, inside `tx`; returns them with their items.
 #[tracing::instrument(skip_all)]
-pub async fn expire_pending_orders(tx: &mut Tx, now: i64, limit: i64) -> Result<Vec<Released>, sqlx::Error> {
+pub async fn expire_pending_orders(
+    tx: &mut Tx,
+    now: i64,
+    limit: i64,
+) -> Result<Vec<Released>, sqlx::Error> {
     let sql = "UPDATE orders SET status = 'expired'
                WHERE status = 'pending' AND expires_at <= $1
                  AND id IN (SELECT id FROM orders WHERE status = 'pending' AND expires_at <= $1 LIMIT $2)

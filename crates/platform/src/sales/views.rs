@@ -84,28 +84,29 @@ async fn take(
     let result = match app.kernel.limits.storefront.check(&ip) {
         Err(e) => Err(e),
         Ok(()) => match form {
-        Err(_) => Err(ApiError::BadRequest(
-            "choose a ticket and fill in your e-mail and name".into(),
-        )),
-        Ok(Form(f)) => {
-            let item = HoldItem {
-                ticket_type_id: f.ticket_type_id,
-                quantity: f.quantity,
-            };
-            domain::take_now(
-                &app,
-                &t,
-                event,
-                item,
-                Buyer {
-                    email: f.email,
-                    name: f.name,
-                },
-            )
-            .await
-            .map_err(ApiError::from)
-        }
-    }};
+            Err(_) => Err(ApiError::BadRequest(
+                "choose a ticket and fill in your e-mail and name".into(),
+            )),
+            Ok(Form(f)) => {
+                let item = HoldItem {
+                    ticket_type_id: f.ticket_type_id,
+                    quantity: f.quantity,
+                };
+                domain::take_now(
+                    &app,
+                    &t,
+                    event,
+                    item,
+                    Buyer {
+                        email: f.email,
+                        name: f.name,
+                    },
+                )
+                .await
+                .map_err(ApiError::from)
+            }
+        },
+    };
     match result {
         Ok(order) => {
             let token = order.access_token.unwrap_or_default();

@@ -32,11 +32,25 @@ pub fn routes() -> OpenApiRouter<App> {
 #[derive(Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct CreateDevice {
-    #[schema(min_length = 1, max_length = 100, pattern = r"\S")]
+    /// Not blank, no control characters.
+    #[schema(
+        min_length = 1,
+        max_length = 100,
+        pattern = r"^[^\x00-\x1f\x7f-\x9f]*[^\s\x00-\x1f\x7f-\x9f][^\x00-\x1f\x7f-\x9f]*$"
+    )]
     name: String,
     /// Events of this organization the device scans for.
-    #[schema(min_items = 1, max_items = 100)]
+    #[schema(schema_with = event_ids)]
     event_ids: Vec<EventId>,
+}
+
+fn event_ids() -> utoipa::openapi::Array {
+    utoipa::openapi::ArrayBuilder::new()
+        .description(Some("Events of this organization the device scans for."))
+        .items(kernel::http::schema::uuid())
+        .min_items(Some(1))
+        .max_items(Some(100))
+        .build()
 }
 
 /// Adds a scanning device for some events; it pairs with the code shown.
@@ -55,8 +69,14 @@ async fn create_device(
 #[derive(Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct PairRequest {
-    /// The code shown when the device was added.
-    #[schema(min_length = 1, max_length = 64)]
+    /// The code shown when the device was added (letters and digits; case
+    /// does not matter).
+    #[schema(
+        min_length = 1,
+        max_length = 64,
+        pattern = r"^[A-Za-z0-9]+$",
+        example = "V49WJRLN2P"
+    )]
     pairing_code: String,
 }
 
@@ -95,7 +115,10 @@ pub struct DeviceInfo {
 /// The device itself, with the public keys to verify codes offline.
 #[utoipa::path(get, path = "/api/v1/devices/me", tag = "devices", security(("device_token" = [])),
     responses((status = 200, body = DeviceInfo, description = "the device")))]
-async fn me(State(app): State<App>, DeviceAuth(d): DeviceAuth) -> Result<axum::Json<DeviceInfo>, ApiError> {
+async fn me(
+    State(app): State<App>,
+    DeviceAuth(d): DeviceAuth,
+) -> Result<axum::Json<DeviceInfo>, ApiError> {
     let scope = domain::device_scope(&app, &d).await?;
     let keys = crate::tickets::org_keys(&app, d.tenant()).await?;
     Ok(axum::Json(DeviceInfo {
@@ -120,12 +143,13 @@ pub struct ScanRequest {
     /// The text of the ticket's QR code.
     #[schema(min_length = 1, max_length = 512)]
     code: String,
+    #[schema(schema_with = kernel::http::schema::uuid)]
     event_id: EventId,
     /// The gate the device stands at.
     #[schema(max_length = 100)]
     gate: Option<String>,
     /// When the device saw the code (RFC 3339); the server's clock decides.
-    #[schema(format = DateTime, pattern = r"^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}(\.\d+)?(Z|[+-]\d{2}:\d{2})$")]
+    #[schema(format = DateTime, pattern = r"^(?:[1-9]\d{3}|0[1-9]\d{2}|00[1-9]\d|000[1-9])-(?:0[1-9]|1[0-2])-(?:0[1-9]|[12]\d|3[01])T(?:[01]\d|2[0-3]):[0-5]\d:[0-5]\d(?:\.\d+)?(?:Z|[+-](?:[01]\d|2[0-3]):[0-5]\d)$")]
     scanned_at: Option<String>,
 }
 

@@ -33,7 +33,12 @@ pub struct NewDeviceView {
 
 /// Adds a scanning device for some of the tenant's events; it pairs with
 /// the code in the reply.
-pub async fn create_device(app: &App, actor: &Actor, name: &str, events: Vec<EventId>) -> Result<NewDeviceView> {
+pub async fn create_device(
+    app: &App,
+    actor: &Actor,
+    name: &str,
+    events: Vec<EventId>,
+) -> Result<NewDeviceView> {
     let t = actor.require(Permission::DevicesManage)?;
     let mut c = Checks::default();
     let name = c.take("name", kernel::parse::name(name, 100));
@@ -78,7 +83,9 @@ pub struct PairedView {
 
 /// Spends a pairing code for the device's token.
 pub async fn pair(app: &App, code: &str) -> Result<PairedView> {
-    let paired = identity::pair(app, code).await.map_err(kernel::ApiError::from)?;
+    let paired = identity::pair(app, code)
+        .await
+        .map_err(kernel::ApiError::from)?;
     let scope = scope_of(app, &paired.tenant, paired.device).await?;
     Ok(PairedView {
         device_token: paired.device_token,
@@ -98,7 +105,9 @@ async fn scope_of(app: &App, t: &Tenant, device: DeviceId) -> Result<Arc<DeviceS
 
 async fn load_scope(app: &App, t: &Tenant, device: DeviceId) -> Result<Arc<DeviceScope>> {
     let gates = app.state::<Gates>();
-    let (name, events) = store::device(app.db(), t, device).await?.ok_or(Error::NotFound)?;
+    let (name, events) = store::device(app.db(), t, device)
+        .await?
+        .ok_or(Error::NotFound)?;
     let scope = Arc::new(DeviceScope { name, events });
     gates.devices.insert((t.org(), device), scope.clone()).await;
     Ok(scope)
@@ -158,7 +167,13 @@ pub const MAX_SCAN_CODE: usize = 512;
 /// Decides one scan. Online, every issued code is in the gate's hot tier, so
 /// a scan is a lookup; only a code the gate has not seen is verified (and a
 /// genuine one loaded, once).
-pub async fn scan(app: &App, device: &Device, code: &str, event: EventId, gate_name: Option<String>) -> Result<ScanOutcome> {
+pub async fn scan(
+    app: &App,
+    device: &Device,
+    code: &str,
+    event: EventId,
+    gate_name: Option<String>,
+) -> Result<ScanOutcome> {
     let t = device.tenant();
     if !device_scope(app, device).await?.events.contains(&event) {
         return Err(Error::NotThisDevicesEvent);

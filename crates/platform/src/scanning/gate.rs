@@ -17,7 +17,6 @@ use kernel::{
     batch::{Batcher, RunBatch},
     events::{Pending, record_many},
     ids::{DeviceId, EventId, OrgId, TicketId},
-
     pubsub::Message,
     tenant::event_topic,
 };
@@ -93,10 +92,11 @@ impl Gates {
             kernel::Backend::Postgres => 4,
         };
         let (db, clock) = (kernel.db.clone(), kernel.clock.clone());
-        let run: RunBatch<Admission, Option<i64>, sqlx::Error> = Arc::new(move |batch: &[Admission]| {
-            let (db, now) = (db.clone(), clock.now());
-            Box::pin(async move { commit(&db, batch, now).await })
-        });
+        let run: RunBatch<Admission, Option<i64>, sqlx::Error> =
+            Arc::new(move |batch: &[Admission]| {
+                let (db, now) = (db.clone(), clock.now());
+                Box::pin(async move { commit(&db, batch, now).await })
+            });
         Gates {
             gates: moka::future::Cache::builder()
                 .max_capacity(1_000)

@@ -34,7 +34,11 @@ pub fn insert_device(t: &Tenant, id: DeviceId, name: &str, events: &[EventId], n
 
 /// The device's name and events.
 #[tracing::instrument(skip_all)]
-pub async fn device(db: &Db, t: &Tenant, id: DeviceId) -> Result<Option<(String, Vec<EventId>)>, sqlx::Error> {
+pub async fn device(
+    db: &Db,
+    t: &Tenant,
+    id: DeviceId,
+) -> Result<Option<(String, Vec<EventId>)>, sqlx::Error> {
     let sql = "SELECT name, event_ids FROM devices WHERE org_id = $1 AND id = $2";
     let row: Option<(String, String)> =
         db_run!(db, p => sqlx::query_as(sql).bind(t.org()).bind(id).fetch_optional(p).await)?;

@@ -122,6 +122,40 @@ mod tests {
         }
     }
 
+    proptest::proptest! {
+        /// Any bytes as a code: no panic, and nothing verifies.
+        #[test]
+        fn arbitrary_input_never_parses_into_an_admission(bytes in proptest::collection::vec(proptest::num::u8::ANY, 0..400)) {
+            let key = kernel::auth::generate_signing_key();
+            let text = String::from_utf8_lossy(&bytes);
+            if let Some(p) = parse_code(&text) {
+                proptest::prop_assert!(!p.verify(&key.verifying_key()));
+            }
+        }
+
+        /// A genuine code with any byte changed, dropped or appended never
+        /// verifies as a code of its ticket (it may stop parsing at all).
+        #[test]
+        fn a_damaged_code_never_verifies(pos in 0usize..200, byte in proptest::num::u8::ANY, cut in 0usize..200) {
+            let key = kernel::auth::generate_signing_key();
+            let (ticket, event) = (TicketId::new(), EventId::new());
+            let code = sign("k1", &key, ticket, event);
+            let mut damaged = code.clone().into_bytes();
+            let i = pos % damaged.len();
+            damaged[i] = byte;
+            let damaged = String::from_utf8_lossy(&damaged).into_owned();
+            if damaged != code
+                && let Some(p) = parse_code(&damaged)
+            {
+                proptest::prop_assert!(!(p.verify(&key.verifying_key()) && p.ticket == ticket && p.event == event));
+            }
+            let truncated = &code[..cut % code.len()];
+            if let Some(p) = parse_code(truncated) {
+                proptest::prop_assert!(!p.verify(&key.verifying_key()));
+            }
+        }
+    }
+
     #[test]
     fn a_code_renders_as_svg() {
         let svg = qr_svg("VG1.k1.abc.def").unwrap();

@@ -257,7 +257,13 @@ pub async fn by_id(app: &App, t: &Tenant, id: TicketId) -> ApiResult<Option<Tick
 }
 
 /// What an admission writes: the ticket, when and where.
-pub fn admission(t: &Tenant, ticket: TicketId, at: i64, device: DeviceId, gate: Option<String>) -> AdmissionWrite {
+pub fn admission(
+    t: &Tenant,
+    ticket: TicketId,
+    at: i64,
+    device: DeviceId,
+    gate: Option<String>,
+) -> AdmissionWrite {
     AdmissionWrite {
         org: t.org(),
         ticket,

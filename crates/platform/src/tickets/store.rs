@@ -32,7 +32,8 @@ const COLS: &str = "id, event_id, ticket_type_id, code, status, admitted_at";
 pub async fn ensure_signing_key(tx: &mut Tx, org: OrgId, now: i64) -> Result<(), sqlx::Error> {
     let key = kernel::auth::generate_signing_key();
     let kid = hex8(&kernel::auth::random_bytes::<4>());
-    let sql = "INSERT INTO org_signing_keys (org_id, id, kid, secret_key, public_key, active, created_at)
+    let sql =
+        "INSERT INTO org_signing_keys (org_id, id, kid, secret_key, public_key, active, created_at)
                SELECT $1, $2, $3, $4, $5, $6, $7
                WHERE NOT EXISTS (SELECT 1 FROM org_signing_keys WHERE org_id = $1 AND active = $6)
                ON CONFLICT DO NOTHING";
@@ -86,13 +87,21 @@ pub fn insert_ticket(t: &Tenant, order: OrderId, r: &TicketRecord, now: i64) -> 
 }
 
 #[tracing::instrument(skip_all)]
-pub async fn for_order(db: &Db, t: &Tenant, order: OrderId) -> Result<Vec<TicketRecord>, sqlx::Error> {
+pub async fn for_order(
+    db: &Db,
+    t: &Tenant,
+    order: OrderId,
+) -> Result<Vec<TicketRecord>, sqlx::Error> {
     let sql = format!("SELECT {COLS} FROM tickets WHERE org_id = $1 AND order_id = $2 ORDER BY id");
     db_run!(db, p => sqlx::query_as(sqlx::AssertSqlSafe(sql)).bind(t.org()).bind(order).fetch_all(p).await)
 }
 
 #[tracing::instrument(skip_all)]
-pub async fn for_event(db: &Db, t: &Tenant, event: EventId) -> Result<Vec<TicketRecord>, sqlx::Error> {
+pub async fn for_event(
+    db: &Db,
+    t: &Tenant,
+    event: EventId,
+) -> Result<Vec<TicketRecord>, sqlx::Error> {
     let sql = format!("SELECT {COLS} FROM tickets WHERE org_id = $1 AND event_id = $2");
     db_run!(db, p => sqlx::query_as(sqlx::AssertSqlSafe(sql)).bind(t.org()).bind(event).fetch_all(p).await)
 }
@@ -194,9 +203,7 @@ async fn mark_admitted_batch_sqlite(
 ) -> Result<Vec<Option<i64>>, sqlx::Error> {
     let rows: Vec<serde_json::Value> = writes
         .iter()
-        .map(|w| {
-            serde_json::json!([hex(w.org.0), hex(w.ticket.0), w.at, hex(w.device.0), w.gate])
-        })
+        .map(|w| serde_json::json!([hex(w.org.0), hex(w.ticket.0), w.at, hex(w.device.0), w.gate]))
         .collect();
     let batch = serde_json::Value::Array(rows).to_string();
     let sql = "UPDATE tickets SET admitted_at = v.at, admitted_device = v.device, admitted_gate = v.gate
