@@ -37,7 +37,7 @@ pub struct ConfigArgs {
     /// Database connection pool size [default: 16]
     #[arg(long, env = "VOELGOED_DB_MAX_CONNECTIONS", global = true)]
     pub db_max_connections: Option<u32>,
-    /// SQLite synchronous=FULL: survive power loss at the cost of write speed [default: false, i.e. NORMAL]
+    /// SQLite synchronous=FULL: a committed sale or admission survives power loss; false switches to NORMAL (about 10% faster writes) [default: true]
     #[arg(long, env = "VOELGOED_SQLITE_SYNC_FULL", global = true)]
     pub sqlite_sync_full: Option<bool>,
     /// Sign-ups, logins and device pairings one client address may make a minute [default: 60]

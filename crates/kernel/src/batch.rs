@@ -70,6 +70,20 @@ where
         Batcher { queue }
     }
 
+    /// Waits for room in the queue and queues the job; its result comes on
+    /// the returned receiver. Dropping this future before it resolves leaves
+    /// the job unqueued; once it resolved, the job runs whatever happens to
+    /// the receiver (so a caller can hand the receiver on when it is itself
+    /// dropped: see `Db::enqueue_writes`).
+    pub async fn enqueue(&self, job: J) -> Result<Ticket<R, E>, BatchError<E>> {
+        let (reply, rx) = oneshot::channel();
+        self.queue
+            .send(Pending { job, reply })
+            .await
+            .map_err(|_| BatchError::Closed)?;
+        Ok(Ticket(rx))
+    }
+
     /// Waits for room in the queue, then for the job's result.
     pub async fn submit(&self, job: J) -> Result<R, BatchError<E>> {
         let (reply, rx) = oneshot::channel();
@@ -93,6 +107,18 @@ where
                 mpsc::error::TrySendError::Closed(_) => BatchError::Closed,
             })?;
         rx.await
+            .map_err(|_| BatchError::Closed)?
+            .map_err(BatchError::Failed)
+    }
+}
+
+/// A queued job's result, to come.
+pub struct Ticket<R, E>(oneshot::Receiver<Result<R, E>>);
+
+impl<R, E> Ticket<R, E> {
+    pub async fn result(self) -> Result<R, BatchError<E>> {
+        self.0
+            .await
             .map_err(|_| BatchError::Closed)?
             .map_err(BatchError::Failed)
     }

@@ -23,7 +23,9 @@ pub struct Config {
     pub max_body_bytes: usize,
     /// Database pool size.
     pub db_max_connections: u32,
-    /// SQLite `synchronous` setting: NORMAL (default, WAL) or FULL.
+    /// SQLite `synchronous`: FULL (default: a commit survives power loss) or
+    /// NORMAL (a crash of the process loses nothing, power loss the last
+    /// moments).
     pub sqlite_synchronous_full: bool,
     /// Sign-ups, logins and pairings a client address may make a minute.
     pub sensitive_per_minute: u32,
@@ -58,7 +60,7 @@ impl Default for Config {
             secure_cookies: false,
             max_body_bytes: 64 * 1024,
             db_max_connections: 16,
-            sqlite_synchronous_full: false,
+            sqlite_synchronous_full: true,
             sensitive_per_minute: 60,
             storefront_per_minute: 60,
             payment_timeout_secs: 1800,

@@ -72,6 +72,18 @@ pub enum GroupTask {
 /// Group commit: the kernel's batcher over transactions.
 type Group = Batcher<GroupTask, bool, sqlx::Error>;
 
+/// Writes queued by [`Db::enqueue_writes`]; their outcome to come.
+pub struct WriteTicket(crate::batch::Ticket<bool, sqlx::Error>);
+
+impl WriteTicket {
+    pub async fn result(self) -> Result<(), sqlx::Error> {
+        self.0.result().await.map(|_| ()).map_err(|e| match e {
+            BatchError::Failed(e) => e,
+            BatchError::Full | BatchError::Closed => sqlx::Error::PoolClosed,
+        })
+    }
+}
+
 async fn run_group(db: &Db, jobs: &[GroupTask]) -> Result<Vec<bool>, sqlx::Error> {
     let mut tx = db.begin().await?;
     let mut results = Vec::with_capacity(jobs.len());
@@ -319,6 +331,26 @@ impl Db {
     /// are not read back.
     pub async fn write_grouped(&self, stmts: Vec<Stmt>) -> Result<(), sqlx::Error> {
         self.grouped(GroupTask::Writes(stmts)).await.map(|_| ())
+    }
+
+    /// Queues `stmts` for group commit and returns once they are queued: from
+    /// then on they are committed (or fail) whatever happens to the caller.
+    /// The result comes with [`WriteTicket::result`]. For callers that must
+    /// stay consistent when dropped mid-request (see the sales slice's
+    /// holds).
+    pub async fn enqueue_writes(&self, stmts: Vec<Stmt>) -> Result<WriteTicket, sqlx::Error> {
+        let group = match self {
+            Db::Pg(s) => s.group.as_ref(),
+            Db::Sqlite(s) => s.group.as_ref(),
+        };
+        let Some(group) = group else {
+            return Err(sqlx::Error::PoolClosed);
+        };
+        group
+            .enqueue(GroupTask::Writes(stmts))
+            .await
+            .map(WriteTicket)
+            .map_err(|_| sqlx::Error::PoolClosed)
     }
 
     /// Runs `work` in a transaction, possibly shared with other callers' work

@@ -97,6 +97,10 @@ pub struct Recorded {
     pub version: u32,
     pub occurred_at: i64,
     pub payload: serde_json::Value,
+    /// Set on delivery when the event came from another node through Redis
+    /// (a node's own events need no following by its own hot tiers).
+    #[serde(skip)]
+    pub from_another_node: bool,
 }
 
 impl Recorded {
@@ -131,6 +135,7 @@ impl Recorded {
             version: E::VERSION,
             occurred_at: at,
             payload: serde_json::to_value(e).unwrap_or(serde_json::Value::Null),
+            from_another_node: false,
         }
     }
 }

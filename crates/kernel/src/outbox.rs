@@ -27,6 +27,9 @@ use crate::{
 };
 
 const BATCH: i64 = 500;
+/// How long the relay lets commits gather before a round: the delay live
+/// views see, against one relay transaction per commit under load.
+const GATHER: Duration = Duration::from_millis(50);
 /// Attempts at an event whose consumers fail before it is set aside.
 pub const MAX_ATTEMPTS: i64 = 5;
 
@@ -52,6 +55,7 @@ impl Row {
             version: self.version.clamp(0, u32::MAX as i64) as u32,
             occurred_at: self.created_at,
             payload: serde_json::from_str(&self.payload).unwrap_or(serde_json::Value::Null),
+            from_another_node: false,
         }
     }
 }
@@ -76,8 +80,9 @@ pub async fn relay<C: Send + Sync + 'static>(
         tokio::select! {
             _ = &mut shutdown => break,
             _ = commits.notified() => {
-                // Let a burst of commits gather into one batch.
-                tokio::time::sleep(Duration::from_millis(20)).await;
+                // Let a burst of commits gather into one batch: under load a
+                // relay round (and its commit) per GATHER, not per commit.
+                tokio::time::sleep(GATHER).await;
             }
             _ = tokio::time::sleep(Duration::from_millis(250)) => {}
         }

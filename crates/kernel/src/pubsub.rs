@@ -66,7 +66,8 @@ impl Hub {
                 let Ok(msgs) = serde_json::from_str::<Vec<Message>>(batch) else {
                     continue;
                 };
-                for msg in msgs {
+                for mut msg in msgs {
+                    msg.from_another_node = true;
                     deliver(&inner, msg);
                 }
             }

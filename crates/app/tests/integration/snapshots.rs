@@ -34,7 +34,19 @@ async fn problem_documents_are_pinned() {
     };
     keep(
         "malformed_json",
-        problem(raw(reqwest::Method::POST, events.clone(), "application/json", "{\"name\": ".into()).await.unwrap(), 400, "bad_request").await,
+        problem(
+            raw(
+                reqwest::Method::POST,
+                events.clone(),
+                "application/json",
+                "{\"name\": ".into(),
+            )
+            .await
+            .unwrap(),
+            400,
+            "bad_request",
+        )
+        .await,
     );
     keep(
         "wrong_type",
@@ -68,14 +80,31 @@ async fn problem_documents_are_pinned() {
     );
     keep(
         "unsupported_media_type",
-        problem(raw(reqwest::Method::POST, events.clone(), "text/plain", "{}".into()).await.unwrap(), 415, "unsupported_media_type").await,
+        problem(
+            raw(
+                reqwest::Method::POST,
+                events.clone(),
+                "text/plain",
+                "{}".into(),
+            )
+            .await
+            .unwrap(),
+            415,
+            "unsupported_media_type",
+        )
+        .await,
     );
     keep(
         "payload_too_large",
         problem(
-            raw(reqwest::Method::POST, events.clone(), "application/json", format!("{{\"name\": \"{}\"}}", "x".repeat(4096)))
-                .await
-                .unwrap(),
+            raw(
+                reqwest::Method::POST,
+                events.clone(),
+                "application/json",
+                format!("{{\"name\": \"{}\"}}", "x".repeat(4096)),
+            )
+            .await
+            .unwrap(),
             413,
             "payload_too_large",
         )
@@ -83,30 +112,65 @@ async fn problem_documents_are_pinned() {
     );
     keep(
         "method_not_allowed",
-        problem(raw(reqwest::Method::DELETE, events.clone(), "application/json", String::new()).await.unwrap(), 405, "method_not_allowed").await,
+        problem(
+            raw(
+                reqwest::Method::DELETE,
+                events.clone(),
+                "application/json",
+                String::new(),
+            )
+            .await
+            .unwrap(),
+            405,
+            "method_not_allowed",
+        )
+        .await,
     );
-    keep("not_found", problem(t.get("/api/v1/no/such/thing", None).await, 404, "not_found").await);
+    keep(
+        "not_found",
+        problem(t.get("/api/v1/no/such/thing", None).await, 404, "not_found").await,
+    );
     keep(
         "unauthorized",
         problem(t.get(&events, None).await, 401, "unauthorized").await,
     );
     keep(
         "unknown_key",
-        problem(t.get(&events, Some("vg_not_a_key")).await, 401, "unauthorized").await,
+        problem(
+            t.get(&events, Some("vg_not_a_key")).await,
+            401,
+            "unauthorized",
+        )
+        .await,
     );
     let h: Value = t.hold(&org, &event, 1).await.json().await.unwrap();
     let mut sold_out = problem(t.hold(&org, &event, 1).await, 409, "sold_out").await;
     sold_out["detail"] = "[ticket type id redacted]".into();
     keep("sold_out", sold_out);
     let hold = h["id"].as_str().unwrap();
-    assert_eq!(t.checkout(&org, hold, Some("k"), "a@example.com").await.status(), 201);
+    assert_eq!(
+        t.checkout(&org, hold, Some("k"), "a@example.com")
+            .await
+            .status(),
+        201
+    );
     keep(
         "idempotency_conflict",
-        problem(t.checkout(&org, hold, Some("k"), "b@example.com").await, 422, "idempotency_conflict").await,
+        problem(
+            t.checkout(&org, hold, Some("k"), "b@example.com").await,
+            422,
+            "idempotency_conflict",
+        )
+        .await,
     );
     keep(
         "already_checked_out",
-        problem(t.checkout(&org, hold, None, "a@example.com").await, 409, "conflict").await,
+        problem(
+            t.checkout(&org, hold, None, "a@example.com").await,
+            409,
+            "conflict",
+        )
+        .await,
     );
     insta::assert_json_snapshot!("problems", Value::Object(problems));
     t.stop().await;

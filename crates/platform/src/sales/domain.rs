@@ -133,6 +133,112 @@ fn items_of(pairs: &[(TicketTypeId, i64)]) -> Vec<HoldItem> {
         .collect()
 }
 
+/// Quantities taken from the inventory counters for a hold not yet
+/// written. Dropped before its hold is written (or known to have failed),
+/// it makes sure the quantities are given back when — and only when — the
+/// write does not happen: a counter never drifts from the ledger because a
+/// request went away.
+struct Reservation {
+    app: App,
+    org: kernel::ids::OrgId,
+    event: EventId,
+    /// `None` once settled.
+    pairs: Option<Vec<(TicketTypeId, i64)>>,
+}
+
+impl Reservation {
+    async fn write(mut self, writes: Vec<kernel::Stmt>) -> Result<()> {
+        // Dropped while queueing: nothing was queued, the drop gives back.
+        let ticket = match self.app.db().enqueue_writes(writes).await {
+            Ok(ticket) => ticket,
+            Err(e) => {
+                self.give_back().await?;
+                return Err(e.into());
+            }
+        };
+        let settle = WriteInFlight {
+            reservation: Some(self),
+            ticket: Some(ticket),
+        };
+        settle.finish().await
+    }
+
+    /// The hold is written: nothing is to be given back.
+    fn settle(&mut self) {
+        self.pairs = None;
+    }
+
+    async fn give_back(&mut self) -> Result<()> {
+        if let Some(pairs) = self.pairs.take() {
+            self.app
+                .state::<Inventory>()
+                .release(self.org, self.event, &pairs)
+                .await?;
+        }
+        Ok(())
+    }
+}
+
+impl Drop for Reservation {
+    fn drop(&mut self) {
+        if let Some(pairs) = self.pairs.take()
+            && let Ok(rt) = tokio::runtime::Handle::try_current()
+        {
+            let (app, org, event) = (self.app.clone(), self.org, self.event);
+            rt.spawn(async move {
+                if let Err(e) = app.state::<Inventory>().release(org, event, &pairs).await {
+                    tracing::warn!(error = %e, "a dropped hold's quantities were not given back");
+                }
+            });
+        }
+    }
+}
+
+/// A queued hold write: dropped before its outcome is known, it hands the
+/// outcome to a task that gives the quantities back if the write failed.
+struct WriteInFlight {
+    reservation: Option<Reservation>,
+    ticket: Option<kernel::db::WriteTicket>,
+}
+
+impl WriteInFlight {
+    async fn finish(mut self) -> Result<()> {
+        let (Some(mut reservation), Some(ticket)) = (self.reservation.take(), self.ticket.take())
+        else {
+            return Ok(());
+        };
+        match ticket.result().await {
+            Ok(()) => {
+                reservation.settle();
+                Ok(())
+            }
+            Err(e) => {
+                reservation.give_back().await?;
+                Err(e.into())
+            }
+        }
+    }
+}
+
+impl Drop for WriteInFlight {
+    fn drop(&mut self) {
+        if let (Some(mut reservation), Some(ticket)) = (self.reservation.take(), self.ticket.take())
+            && let Ok(rt) = tokio::runtime::Handle::try_current()
+        {
+            rt.spawn(async move {
+                match ticket.result().await {
+                    Ok(()) => reservation.settle(),
+                    Err(_) => {
+                        if let Err(e) = reservation.give_back().await {
+                            tracing::warn!(error = %e, "a failed hold's quantities were not given back");
+                        }
+                    }
+                }
+            });
+        }
+    }
+}
+
 /// Holds quantities of ticket types for the configured time. One atomic
 /// step takes all items or none; nothing is ever sold twice.
 pub async fn create_hold(
@@ -192,24 +298,19 @@ pub async fn create_hold(
         },
         now,
     )?);
-    // Reserving and writing run to their end even when the request is
-    // dropped (a client gone, the handler's time limit): a reservation is
-    // always either written or given back, so the counter keeps agreeing
-    // with the ledger.
-    let (app2, t2) = (app.clone(), t.clone());
-    tokio::spawn(async move {
-        let inventory = app2.state::<Inventory>();
-        if let Reserve::SoldOut(tt) = inventory.reserve(&app2, &t2, event, &pairs).await? {
-            return Err(Error::SoldOut(tt));
-        }
-        if let Err(e) = app2.db().write_grouped(writes).await {
-            inventory.release(t2.org(), event, &pairs).await?;
-            return Err(e.into());
-        }
-        Ok(())
-    })
-    .await
-    .map_err(|e| Error::Api(kernel::ApiError::internal(e)))??;
+    let inventory = app.state::<Inventory>();
+    if let Reserve::SoldOut(tt) = inventory.reserve(app, t, event, &pairs).await? {
+        return Err(Error::SoldOut(tt));
+    }
+    // From here the reservation is either written or given back, even when
+    // the request is dropped (a client gone, the handler's time limit).
+    let reservation = Reservation {
+        app: app.clone(),
+        org: t.org(),
+        event,
+        pairs: Some(pairs),
+    };
+    reservation.write(writes).await?;
     Ok(HoldView {
         id: hold,
         event_id: event,

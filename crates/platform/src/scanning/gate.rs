@@ -154,14 +154,18 @@ impl Gates {
     }
 }
 
-/// Keeps a gate's admission states in step with admissions made elsewhere
-/// (other nodes, other gates), from `ticket.admitted` events. Only a hint:
-/// a stale entry costs one trip to the database, which still decides.
+/// Keeps a gate's admission states in step with admissions made on other
+/// nodes, from their `ticket.admitted` events (this node's own admissions
+/// went through this gate's entries already). Only a hint: a stale entry
+/// costs one trip to the database, which still decides.
 async fn follow_admissions(gate: Weak<Gate>, mut rx: broadcast::Receiver<Message>) {
     loop {
         match rx.recv().await {
             Ok(msg) => {
                 let Some(gate) = gate.upgrade() else { return };
+                if !msg.from_another_node {
+                    continue;
+                }
                 let Some(admitted) = msg.decode::<TicketAdmitted>() else {
                     continue;
                 };
