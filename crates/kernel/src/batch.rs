@@ -112,15 +112,22 @@ where
     }
 }
 
-/// A queued job's result, to come.
+/// A queued job's result, to come. A future that can be polled by
+/// reference, so a caller dropped while waiting can hand it on.
 pub struct Ticket<R, E>(oneshot::Receiver<Result<R, E>>);
 
-impl<R, E> Ticket<R, E> {
-    pub async fn result(self) -> Result<R, BatchError<E>> {
-        self.0
-            .await
-            .map_err(|_| BatchError::Closed)?
-            .map_err(BatchError::Failed)
+impl<R, E> std::future::Future for Ticket<R, E> {
+    type Output = Result<R, BatchError<E>>;
+
+    fn poll(
+        mut self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<Self::Output> {
+        std::pin::Pin::new(&mut self.0).poll(cx).map(|r| match r {
+            Ok(Ok(v)) => Ok(v),
+            Ok(Err(e)) => Err(BatchError::Failed(e)),
+            Err(_) => Err(BatchError::Closed),
+        })
     }
 }
 

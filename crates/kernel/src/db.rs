@@ -72,14 +72,23 @@ pub enum GroupTask {
 /// Group commit: the kernel's batcher over transactions.
 type Group = Batcher<GroupTask, bool, sqlx::Error>;
 
-/// Writes queued by [`Db::enqueue_writes`]; their outcome to come.
+/// Writes queued by [`Db::enqueue_writes`]; their outcome to come. A
+/// future that can be polled by reference (`(&mut ticket).await`), so a
+/// caller dropped while waiting still holds it and can hand it on.
 pub struct WriteTicket(crate::batch::Ticket<bool, sqlx::Error>);
 
-impl WriteTicket {
-    pub async fn result(self) -> Result<(), sqlx::Error> {
-        self.0.result().await.map(|_| ()).map_err(|e| match e {
-            BatchError::Failed(e) => e,
-            BatchError::Full | BatchError::Closed => sqlx::Error::PoolClosed,
+impl std::future::Future for WriteTicket {
+    type Output = Result<(), sqlx::Error>;
+
+    fn poll(
+        mut self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<Self::Output> {
+        std::pin::Pin::new(&mut self.0).poll(cx).map(|r| {
+            r.map(|_| ()).map_err(|e| match e {
+                BatchError::Failed(e) => e,
+                BatchError::Full | BatchError::Closed => sqlx::Error::PoolClosed,
+            })
         })
     }
 }

@@ -203,15 +203,22 @@ struct WriteInFlight {
 
 impl WriteInFlight {
     async fn finish(mut self) -> Result<()> {
-        let (Some(mut reservation), Some(ticket)) = (self.reservation.take(), self.ticket.take())
-        else {
+        // Awaited in place: dropped while waiting, `self` still holds the
+        // reservation and the ticket, and its Drop hands them on.
+        let outcome = match self.ticket.as_mut() {
+            Some(ticket) => ticket.await,
+            None => return Ok(()),
+        };
+        self.ticket = None;
+        let Some(mut reservation) = self.reservation.take() else {
             return Ok(());
         };
-        match ticket.result().await {
+        match outcome {
             Ok(()) => {
                 reservation.settle();
                 Ok(())
             }
+            // Dropped while giving back, the reservation's Drop gives back.
             Err(e) => {
                 reservation.give_back().await?;
                 Err(e.into())
@@ -226,7 +233,7 @@ impl Drop for WriteInFlight {
             && let Ok(rt) = tokio::runtime::Handle::try_current()
         {
             rt.spawn(async move {
-                match ticket.result().await {
+                match ticket.await {
                     Ok(()) => reservation.settle(),
                     Err(_) => {
                         if let Err(e) = reservation.give_back().await {
