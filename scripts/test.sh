@@ -45,6 +45,11 @@ redis-cli -h 127.0.0.1 -p 6379 ping >/dev/null || { echo "FATAL: Redis is not re
 psql "$VOELGOED_TEST_DATABASE_URL" -qtAc "SELECT 1" >/dev/null \
   || { echo "FATAL: cannot log in to $VOELGOED_TEST_DATABASE_URL" >&2; exit 1; }
 
+# The webhook tests check signatures with the reference library.
+python3 -c "import standardwebhooks" 2>/dev/null \
+  || python3 -m pip install -q --disable-pip-version-check standardwebhooks==1.1.0 \
+  || { echo "FATAL: cannot install the standardwebhooks Python package" >&2; exit 1; }
+
 # Databases left by an interrupted earlier run.
 psql "$VOELGOED_TEST_DATABASE_URL" -qtAc "SELECT datname FROM pg_database WHERE datname LIKE 'vg\_test\_%' OR datname LIKE 'vg\_bench\_%'" |
   while read -r db; do [ -n "$db" ] && psql "$VOELGOED_TEST_DATABASE_URL" -qtAc "DROP DATABASE IF EXISTS $db WITH (FORCE)" >/dev/null; done

@@ -61,6 +61,12 @@ pub struct ConfigArgs {
     /// Live streams one organization may hold open at once [default: 100]
     #[arg(long, env = "VOELGOED_LIVE_STREAMS_PER_ORG", global = true)]
     pub live_streams_per_org: Option<usize>,
+    /// On shutdown, running jobs get this many seconds to finish before they are handed back to the queue [default: 10]
+    #[arg(long, env = "VOELGOED_JOBS_GRACE_SECS", global = true)]
+    pub jobs_grace_secs: Option<u64>,
+    /// Let webhook endpoints point at private, loopback and link-local addresses (for a receiver on the same host or network) [default: false]
+    #[arg(long, env = "VOELGOED_WEBHOOKS_ALLOW_PRIVATE", global = true)]
+    pub webhooks_allow_private: Option<bool>,
 }
 
 #[derive(Deserialize, Default)]
@@ -83,6 +89,8 @@ struct FileConfig {
     body_timeout_secs: Option<u64>,
     handler_timeout_secs: Option<u64>,
     live_streams_per_org: Option<usize>,
+    jobs_grace_secs: Option<u64>,
+    webhooks_allow_private: Option<bool>,
 }
 
 impl ConfigArgs {
@@ -190,6 +198,16 @@ impl ConfigArgs {
                 .or(file.live_streams_per_org)
                 .unwrap_or(d.live_streams_per_org)
                 .max(1),
+            jobs_grace_secs: secs(
+                self.jobs_grace_secs,
+                file.jobs_grace_secs,
+                d.jobs_grace_secs,
+                "jobs_grace_secs",
+            )?,
+            webhooks_allow_private: self
+                .webhooks_allow_private
+                .or(file.webhooks_allow_private)
+                .unwrap_or(d.webhooks_allow_private),
         })
     }
 }

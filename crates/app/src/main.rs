@@ -42,6 +42,29 @@ enum Command {
     },
     /// Load-test a fresh server over loopback HTTP and print throughput and latency per scenario.
     Bench(bench::BenchArgs),
+    /// Inspect the job queue: list jobs, retry failed ones, discard ones not worth running.
+    Jobs {
+        #[command(subcommand)]
+        command: JobsCommand,
+    },
+}
+
+#[derive(Subcommand)]
+enum JobsCommand {
+    /// Jobs newest first, as JSON lines, plus each queue's depth on stderr.
+    List {
+        /// failed (dead or discarded), available, running, done, dead or discarded [default: failed]
+        #[arg(long, default_value = "failed")]
+        state: String,
+        #[arg(long)]
+        queue: Option<String>,
+        #[arg(long, default_value_t = 50)]
+        limit: i64,
+    },
+    /// Run a dead or discarded job again with a fresh set of attempts.
+    Retry { id: uuid::Uuid },
+    /// Give up on a waiting or dead job (it stays, discarded).
+    Discard { id: uuid::Uuid },
 }
 
 #[derive(Subcommand)]
@@ -160,6 +183,50 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
             node.stop().await;
         }
         Command::Bench(args) => bench::run(cli.config, args).await?,
+        Command::Jobs { command } => {
+            let config = cli.config.resolve(None)?;
+            let db = kernel::Db::connect(&config).await?;
+            db.migrate().await?;
+            let clock = kernel::Clock::system();
+            match command {
+                JobsCommand::List {
+                    state,
+                    queue,
+                    limit,
+                } => {
+                    for s in kernel::jobs::stats(&db, &clock).await? {
+                        eprintln!(
+                            "queue {}: {} waiting (oldest {:.0} s), {} running, {} dead",
+                            s.queue, s.waiting, s.oldest_wait_secs, s.running, s.dead
+                        );
+                    }
+                    let filter = kernel::jobs::Filter {
+                        state: Some(state),
+                        queue,
+                        limit,
+                        ..Default::default()
+                    };
+                    for j in kernel::jobs::list(&db, &filter).await? {
+                        println!("{}", serde_json::to_string(&j)?);
+                    }
+                }
+                JobsCommand::Retry { id } => {
+                    anyhow::ensure!(
+                        kernel::jobs::retry(&db, &clock, id, None).await?,
+                        "no dead or discarded job {id}"
+                    );
+                    println!("job {id} queued again");
+                }
+                JobsCommand::Discard { id } => {
+                    anyhow::ensure!(
+                        kernel::jobs::discard(&db, &clock, id, None).await?,
+                        "no waiting or dead job {id}"
+                    );
+                    println!("job {id} discarded");
+                }
+            }
+            db.close().await;
+        }
     }
     Ok(())
 }

@@ -172,7 +172,7 @@ pub struct Node {
     pub app: App,
     stop: watch::Sender<bool>,
     server: JoinHandle<()>,
-    loops: Vec<JoinHandle<()>>,
+    background: kernel::slice::Running,
 }
 
 impl Node {
@@ -186,9 +186,8 @@ impl Node {
         {
             tracing::warn!("the server did not stop in 20 s");
         }
-        for l in self.loops {
-            l.abort();
-        }
+        let grace = Duration::from_secs(self.app.kernel.config.jobs_grace_secs);
+        self.background.stop(grace).await;
         self.app.db().close().await;
     }
 }
@@ -209,7 +208,7 @@ pub async fn start_with_clock(
     let platform = build(config, stopped.clone(), clock).await?;
     let addr = listener.local_addr()?;
     let app = platform.app.clone();
-    let loops = platform
+    let background = platform
         .runtime
         .start(&app.kernel, app.clone(), stopped.clone());
     let router = router(&app, platform.router);
@@ -221,7 +220,7 @@ pub async fn start_with_clock(
         app,
         stop,
         server,
-        loops,
+        background,
     })
 }
 

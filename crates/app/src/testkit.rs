@@ -540,6 +540,17 @@ pub struct Received {
     pub body: Vec<u8>,
 }
 
+impl Received {
+    /// A header's value ("" when absent).
+    pub fn header(&self, name: &str) -> &str {
+        self.headers
+            .iter()
+            .find(|(k, _)| k.eq_ignore_ascii_case(name))
+            .map(|(_, v)| v.as_str())
+            .unwrap_or("")
+    }
+}
+
 /// A loopback HTTP server that records every request it gets and answers
 /// with the statuses it is told (200 when the script runs out): the far end
 /// of webhooks and other outbound calls in tests.

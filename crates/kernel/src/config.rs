@@ -45,6 +45,11 @@ pub struct Config {
     pub handler_timeout_secs: u64,
     /// Open live streams one organization may hold at once.
     pub live_streams_per_org: usize,
+    /// On shutdown, running jobs get this long to finish before they are
+    /// handed back to the queue.
+    pub jobs_grace_secs: u64,
+    /// Webhook targets may be private, loopback or link-local addresses.
+    pub webhooks_allow_private: bool,
 }
 
 impl Default for Config {
@@ -68,6 +73,8 @@ impl Default for Config {
             body_timeout_secs: 30,
             handler_timeout_secs: 15,
             live_streams_per_org: 100,
+            jobs_grace_secs: 10,
+            webhooks_allow_private: false,
         }
     }
 }
@@ -115,6 +122,7 @@ impl fmt::Debug for Config {
             .field("sqlite_synchronous_full", &self.sqlite_synchronous_full)
             .field("payment_timeout_secs", &self.payment_timeout_secs)
             .field("storefront_per_minute", &self.storefront_per_minute)
+            .field("webhooks_allow_private", &self.webhooks_allow_private)
             .finish_non_exhaustive()
     }
 }

@@ -439,7 +439,7 @@ pub enum Val {
     Int(Option<i64>),
     Text(Option<String>),
     Bytes(Vec<u8>),
-    Uuid(uuid::Uuid),
+    Uuid(Option<uuid::Uuid>),
 }
 
 impl From<i64> for Val {
@@ -474,6 +474,11 @@ impl From<Vec<u8>> for Val {
 }
 impl From<uuid::Uuid> for Val {
     fn from(v: uuid::Uuid) -> Val {
+        Val::Uuid(Some(v))
+    }
+}
+impl From<Option<uuid::Uuid>> for Val {
+    fn from(v: Option<uuid::Uuid>) -> Val {
         Val::Uuid(v)
     }
 }

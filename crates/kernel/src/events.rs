@@ -166,6 +166,15 @@ impl Pending {
     }
 
     /// One statement recording every event, in order (ids follow it).
+    /// Gives `events` fresh ids in the order of the slice, so the order in
+    /// which a change announces its events is the order consumers see (ids
+    /// are time-ordered; events built in another order get renumbered).
+    pub fn in_order(events: &mut [Pending]) {
+        for e in events {
+            e.id = Uuid::now_v7();
+        }
+    }
+
     pub fn stmt_all(events: &[Pending]) -> Option<Stmt> {
         if events.is_empty() {
             return None;
@@ -251,7 +260,8 @@ pub type TxFuture<'a> = BoxFuture<'a, Result<(), sqlx::Error>>;
 
 type ApplyFn<C> =
     Arc<dyn for<'a> Fn(&'a C, &'a mut Tx, &'a [Recorded]) -> TxFuture<'a> + Send + Sync>;
-type ReactFn<C> = Arc<dyn Fn(C, Recorded) -> BoxFuture<'static, Result<(), String>> + Send + Sync>;
+type ReactFn<C> =
+    Arc<dyn Fn(C, Recorded) -> BoxFuture<'static, crate::jobs::HandlerResult> + Send + Sync>;
 
 struct OnCommit<C> {
     name: &'static str,
@@ -321,7 +331,7 @@ impl<C: Send + Sync + 'static> Consumers<C> {
         E: DomainEvent,
         C: Clone,
         F: Fn(C, Envelope<E>) -> Fut + Send + Sync + 'static,
-        Fut: std::future::Future<Output = Result<(), String>> + Send + 'static,
+        Fut: std::future::Future<Output = crate::jobs::HandlerResult> + Send + 'static,
     {
         let f = Arc::new(f);
         let kind: &'static str = Box::leak(reaction_job_kind(name).into_boxed_str());
@@ -329,7 +339,11 @@ impl<C: Send + Sync + 'static> Consumers<C> {
             let f = f.clone();
             Box::pin(async move {
                 let Some(env) = rec.decode::<E>() else {
-                    return Err(format!("event {} is not a {}", rec.id, E::NAME));
+                    return Err(crate::jobs::JobError::Discard(format!(
+                        "event {} is not a {}",
+                        rec.id,
+                        E::NAME
+                    )));
                 };
                 f(ctx, env).await
             })

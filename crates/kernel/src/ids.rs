@@ -51,7 +51,7 @@ macro_rules! typed_id {
 
         impl From<$name> for crate::db::Val {
             fn from(v: $name) -> crate::db::Val {
-                crate::db::Val::Uuid(v.0)
+                crate::db::Val::Uuid(Some(v.0))
             }
         }
     )*};
@@ -68,4 +68,6 @@ typed_id!(
     OrderId,
     TicketId,
     DeviceId,
+    WebhookId,
+    DeliveryId,
 );

@@ -76,6 +76,11 @@ impl Hub {
         Ok(hub)
     }
 
+    /// This node's id (random per process).
+    pub fn node(&self) -> &str {
+        &self.inner.node_text
+    }
+
     pub fn subscribe(&self, topic: &str) -> broadcast::Receiver<Message> {
         self.inner
             .topics

@@ -20,7 +20,7 @@ use utoipa_axum::router::OpenApiRouter;
 use crate::{
     Kernel,
     events::{Consumers, DomainEvent, Envelope, TxFuture},
-    jobs::{self, HandlerResult, Job, NewJob, Worker},
+    jobs::{self, HandlerResult, Job, NewJob, Queue, Schedule, Scheduled, Worker},
     outbox,
 };
 
@@ -44,9 +44,9 @@ pub struct Slice<C> {
     states: Vec<(TypeId, Arc<dyn Any + Send + Sync>)>,
     consumers: Vec<RegisterConsumer<C>>,
     worker: Vec<AddJob<C>>,
-    queues: Vec<&'static str>,
+    queues: Vec<Queue>,
     duties: Vec<Duty<C>>,
-    periodic: Vec<(NewJob, Duration)>,
+    periodic: Vec<Scheduled>,
 }
 
 impl<C: Clone + Send + Sync + 'static> Slice<C> {
@@ -109,7 +109,7 @@ impl<C: Clone + Send + Sync + 'static> Slice<C> {
         self.consumers.push(Box::new(move |c: &mut Consumers<C>| {
             c.reacts::<E, F, Fut>(name, f)
         }));
-        self.queue(jobs::EVENTS_QUEUE)
+        self.works(jobs::EVENTS_QUEUE)
     }
 
     /// Handles jobs of type `J` (on `J::QUEUE`, which this node then works).
@@ -121,12 +121,42 @@ impl<C: Clone + Send + Sync + 'static> Slice<C> {
     {
         self.worker
             .push(Box::new(move |w: Worker<C>| w.job::<J, F, Fut>(f)));
-        self.queue(J::QUEUE)
+        self.works(J::QUEUE)
     }
 
     /// Enqueues `job` once per `every` across all nodes.
     pub fn periodic<J: Job>(mut self, job: J, every: Duration) -> Self {
-        self.periodic.push((NewJob::of(&job), every));
+        self.periodic.push(Scheduled {
+            name: J::KIND.to_string(),
+            schedule: Schedule::Every(every),
+            job: NewJob::of(&job),
+        });
+        self
+    }
+
+    /// Enqueues `job` at the times a cron expression names (UTC), once per
+    /// time across all nodes. The expression is the slice's own constant: a
+    /// malformed one stops the node at start, loudly.
+    pub fn cron<J: Job>(mut self, expr: &str, job: J) -> Self {
+        let schedule = match Schedule::cron(expr) {
+            Ok(s) => s,
+            Err(e) => panic!("slice {}: {e}", self.name),
+        };
+        self.periodic.push(Scheduled {
+            name: format!("{}@{expr}", J::KIND),
+            schedule,
+            job: NewJob::of(&job),
+        });
+        self
+    }
+
+    /// Declares how many jobs of `queue` a node runs at once (1 unless
+    /// declared; the largest declaration wins).
+    pub fn queue(mut self, queue: Queue) -> Self {
+        match self.queues.iter_mut().find(|q| q.name == queue.name) {
+            Some(q) => q.concurrency = q.concurrency.max(queue.concurrency),
+            None => self.queues.push(queue),
+        }
         self
     }
 
@@ -149,11 +179,8 @@ impl<C: Clone + Send + Sync + 'static> Slice<C> {
         self
     }
 
-    fn queue(mut self, q: &'static str) -> Self {
-        if !self.queues.contains(&q) {
-            self.queues.push(q);
-        }
-        self
+    fn works(self, q: &'static str) -> Self {
+        self.queue(Queue::new(q, 1))
     }
 }
 
@@ -169,9 +196,9 @@ pub struct Wiring<C> {
 pub struct Runtime<C> {
     consumers: Consumers<C>,
     worker: Worker<C>,
-    queues: Vec<&'static str>,
+    queues: Vec<Queue>,
     duties: Vec<Duty<C>>,
-    periodic: Vec<(NewJob, Duration)>,
+    periodic: Vec<Scheduled>,
 }
 
 /// Takes the slices apart: their routes merged, their state, and the
@@ -182,7 +209,7 @@ pub fn wire<C: Clone + Send + Sync + 'static>(slices: Vec<Slice<C>>) -> Wiring<C
     let mut states = Vec::new();
     let mut consumers = Consumers::default();
     let mut worker = Worker::new();
-    let mut queues = vec![jobs::MAINTENANCE_QUEUE];
+    let mut queues = vec![Queue::new(jobs::MAINTENANCE_QUEUE, 1)];
     let mut duties = Vec::new();
     let mut periodic = Vec::new();
     for s in slices {
@@ -196,8 +223,9 @@ pub fn wire<C: Clone + Send + Sync + 'static>(slices: Vec<Slice<C>>) -> Wiring<C
             worker = add(worker);
         }
         for q in s.queues {
-            if !queues.contains(&q) {
-                queues.push(q);
+            match queues.iter_mut().find(|have| have.name == q.name) {
+                Some(have) => have.concurrency = have.concurrency.max(q.concurrency),
+                None => queues.push(q),
             }
         }
         duties.extend(s.duties);
@@ -209,7 +237,7 @@ pub fn wire<C: Clone + Send + Sync + 'static>(slices: Vec<Slice<C>>) -> Wiring<C
             let run = run.clone();
             async move {
                 let rec: crate::events::Recorded = serde_json::from_value(payload)
-                    .map_err(|e| format!("not a recorded event: {e}"))?;
+                    .map_err(|e| jobs::JobError::Discard(format!("not a recorded event: {e}")))?;
                 run(ctx, rec).await
             }
         });
@@ -229,20 +257,55 @@ pub fn wire<C: Clone + Send + Sync + 'static>(slices: Vec<Slice<C>>) -> Wiring<C
 }
 
 /// How often periodic jobs are scheduled and orphaned jobs rescued.
-const SCHEDULE_EVERY: Duration = Duration::from_secs(60);
+const SCHEDULE_EVERY: Duration = Duration::from_secs(15);
 /// A job running this long on a node that stopped answering is rescued.
 const RESCUE_AFTER: Duration = Duration::from_secs(300);
 
+/// The background work of a running node.
+pub struct Running {
+    loops: Vec<JoinHandle<()>>,
+    workers: Vec<JoinHandle<()>>,
+    node: String,
+    db: crate::Db,
+}
+
+impl Running {
+    /// After `stop` has turned true: lets running jobs finish for up to
+    /// `grace`, then stops the rest and hands their jobs back to the queue
+    /// (for another node, or this one's next start).
+    pub async fn stop(self, grace: Duration) {
+        let deadline = tokio::time::Instant::now() + grace;
+        for w in &self.workers {
+            while !w.is_finished() && tokio::time::Instant::now() < deadline {
+                tokio::time::sleep(Duration::from_millis(20)).await;
+            }
+        }
+        for h in self.workers.iter().chain(&self.loops) {
+            h.abort();
+        }
+        match jobs::hand_back(&self.db, &self.node).await {
+            Ok(0) => {}
+            Ok(n) => tracing::warn!(jobs = n, "jobs still running at shutdown handed back"),
+            Err(e) => {
+                tracing::warn!(error = %e, "handing back running jobs failed; they are rescued later")
+            }
+        }
+    }
+}
+
 impl<C: Clone + Send + Sync + 'static> Runtime<C> {
-    /// Starts the outbox relay, a worker per queue, every duty, and the
-    /// scheduler of periodic jobs; all stop when `stop` turns true.
-    pub fn start(
-        self,
-        kernel: &Kernel,
-        ctx: C,
-        stop: watch::Receiver<bool>,
-    ) -> Vec<JoinHandle<()>> {
+    /// The queues this runtime works, with their concurrency.
+    pub fn queues(&self) -> &[Queue] {
+        &self.queues
+    }
+
+    /// Starts the outbox relay, `concurrency` workers per queue, every duty,
+    /// and the scheduler of periodic and cron jobs; all stop when `stop`
+    /// turns true.
+    pub fn start(self, kernel: &Kernel, ctx: C, stop: watch::Receiver<bool>) -> Running {
         let mut loops = Vec::new();
+        let mut workers = Vec::new();
+        let node = kernel.hub.node().to_string();
         let consumers = Arc::new(self.consumers);
         {
             let mut s = stop.clone();
@@ -255,15 +318,18 @@ impl<C: Clone + Send + Sync + 'static> Runtime<C> {
                 },
             )));
         }
-        for q in self.queues {
-            loops.push(tokio::spawn(self.worker.clone().run(
-                ctx.clone(),
-                kernel.db.clone(),
-                kernel.clock.clone(),
-                q,
-                Duration::from_millis(500),
-                stop.clone(),
-            )));
+        let worker = self.worker.on_node(&node);
+        for q in &self.queues {
+            for _ in 0..q.concurrency.max(1) {
+                workers.push(tokio::spawn(worker.clone().run(
+                    ctx.clone(),
+                    kernel.db.clone(),
+                    kernel.clock.clone(),
+                    q.name,
+                    Duration::from_millis(500),
+                    stop.clone(),
+                )));
+            }
         }
         for duty in self.duties {
             loops.push(tokio::spawn(run_duty(
@@ -274,7 +340,12 @@ impl<C: Clone + Send + Sync + 'static> Runtime<C> {
             )));
         }
         loops.push(tokio::spawn(schedule(kernel.clone(), self.periodic, stop)));
-        loops
+        Running {
+            loops,
+            workers,
+            node,
+            db: kernel.db.clone(),
+        }
     }
 }
 
@@ -300,22 +371,18 @@ async fn run_duty<C: Clone + Send + Sync + 'static>(
     }
 }
 
-async fn schedule(
-    kernel: Kernel,
-    periodic: Vec<(NewJob, Duration)>,
-    mut stop: watch::Receiver<bool>,
-) {
+async fn schedule(kernel: Kernel, periodic: Vec<Scheduled>, mut stop: watch::Receiver<bool>) {
     let mut tick = tokio::time::interval(SCHEDULE_EVERY);
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     loop {
         tokio::select! {
             _ = tick.tick() => {}
+            _ = kernel.clock.changed() => {}
             _ = stop.wait_for(|v| *v) => return,
         }
-        for (job, every) in &periodic {
-            if let Err(e) =
-                jobs::schedule_periodic(&kernel.db, &kernel.clock, job.clone(), *every).await
-            {
-                tracing::warn!(kind = job.kind, error = %e, "scheduling a periodic job failed");
+        for s in &periodic {
+            if let Err(e) = jobs::schedule_once(&kernel.db, &kernel.clock, s).await {
+                tracing::warn!(schedule = %s.name, error = %e, "scheduling a job failed");
             }
         }
         if let Err(e) = jobs::rescue(&kernel.db, &kernel.clock, RESCUE_AFTER).await {

@@ -15,10 +15,11 @@ pub enum Permission {
     DevicesManage,
     Scan,
     KeysManage,
+    WebhooksManage,
 }
 
 impl Permission {
-    pub const ALL: [Permission; 7] = [
+    pub const ALL: [Permission; 8] = [
         Permission::EventsRead,
         Permission::EventsWrite,
         Permission::OrdersRead,
@@ -26,6 +27,7 @@ impl Permission {
         Permission::DevicesManage,
         Permission::Scan,
         Permission::KeysManage,
+        Permission::WebhooksManage,
     ];
 
     pub fn as_str(self) -> &'static str {
@@ -37,6 +39,7 @@ impl Permission {
             Permission::DevicesManage => "devices:manage",
             Permission::Scan => "scan",
             Permission::KeysManage => "keys:manage",
+            Permission::WebhooksManage => "webhooks:manage",
         }
     }
 

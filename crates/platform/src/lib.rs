@@ -7,6 +7,7 @@
 //! - [`tickets`]: issued tickets, their signed codes, QR rendering;
 //! - [`scanning`]: gate devices and admission;
 //! - [`live`]: live sales and check-in figures over server-sent events;
+//! - [`webhooks`]: signed deliveries of domain events to integrators;
 //! - [`ops`]: health, readiness, upkeep.
 //!
 //! A slice reaches another only through that slice's `mod.rs` (its public
@@ -36,6 +37,7 @@ pub mod ops;
 pub mod sales;
 pub mod scanning;
 pub mod tickets;
+pub mod webhooks;
 
 /// Every slice, in the order their routes and consumers are wired.
 pub fn slices(kernel: &Kernel) -> Vec<Slice<App>> {
@@ -46,6 +48,7 @@ pub fn slices(kernel: &Kernel) -> Vec<Slice<App>> {
         tickets::slice(kernel),
         scanning::slice(kernel),
         live::slice(kernel),
+        webhooks::slice(kernel),
         ops::slice(kernel),
     ]
 }

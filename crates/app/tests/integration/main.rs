@@ -14,3 +14,4 @@ mod multi_node;
 mod snapshots;
 mod soak;
 mod tenancy;
+mod webhooks;

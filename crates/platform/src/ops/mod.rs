@@ -3,7 +3,12 @@
 //! keys past their retention) and forgetting idle in-memory state
 //! (rate-limit buckets, PubSub topics nobody listens to).
 //!
-//! Owns: nothing stored. Emits, consumes: nothing.
+//! Also the org's view of its failed jobs (webhook deliveries that ran out
+//! of retries, and later exports): list, retry, discard — API and page.
+//!
+//! Owns: nothing stored (jobs are the kernel's). Emits, consumes: nothing.
+
+mod jobs_api;
 
 use std::time::Duration;
 
@@ -34,15 +39,20 @@ const KEEP_DONE: Duration = Duration::from_secs(24 * 3600);
 
 pub fn slice(_kernel: &Kernel) -> Slice<App> {
     Slice::new("ops")
+        .routes(jobs_api::routes())
         .pages(
             axum::Router::new()
                 .route("/healthz", get(healthz))
-                .route("/readyz", get(readyz)),
+                .route("/readyz", get(readyz))
+                .merge(jobs_api::pages()),
         )
-        .job::<Prune, _, _>(
-            |app: App, _| async move { prune(&app).await.map_err(|e| e.to_string()) },
-        )
+        .job::<Prune, _, _>(|app: App, _| async move { Ok(prune(&app).await?) })
         .periodic(Prune {}, Duration::from_secs(3600))
+        .every(
+            "ops.queue_gauges",
+            Duration::from_secs(5),
+            |app: App| async move { queue_gauges(&app).await.map_err(|e| e.to_string()) },
+        )
         .every(
             "ops.forget_idle",
             Duration::from_secs(30),
@@ -59,6 +69,20 @@ async fn prune(app: &App) -> Result<(), sqlx::Error> {
     Ok(())
 }
 
+/// Queue depth and the age of the oldest waiting job, per queue, for
+/// `/metrics`.
+async fn queue_gauges(app: &App) -> Result<usize, sqlx::Error> {
+    let stats = jobs::stats(&app.kernel.db, &app.kernel.clock).await?;
+    for s in &stats {
+        let q = s.queue.clone();
+        metrics::gauge!("voelgoed_jobs_waiting", "queue" => q.clone()).set(s.waiting as f64);
+        metrics::gauge!("voelgoed_jobs_running", "queue" => q.clone()).set(s.running as f64);
+        metrics::gauge!("voelgoed_jobs_dead", "queue" => q.clone()).set(s.dead as f64);
+        metrics::gauge!("voelgoed_jobs_oldest_wait_seconds", "queue" => q).set(s.oldest_wait_secs);
+    }
+    Ok(0)
+}
+
 async fn healthz() -> Response {
     (StatusCode::OK, Json(json!({ "status": "ok" }))).into_response()
 }
@@ -70,6 +94,9 @@ async fn readyz(State(app): State<App>) -> Response {
         Some(w) => Some(w.ping().await.is_ok()),
         None => None,
     };
+    let queues = jobs::stats(&app.kernel.db, &app.kernel.clock)
+        .await
+        .unwrap_or_default();
     let ready = db && redis.unwrap_or(true);
     let status = if ready {
         StatusCode::OK
@@ -82,6 +109,7 @@ async fn readyz(State(app): State<App>) -> Response {
             "status": if ready { "ready" } else { "not_ready" },
             "database": if db { "ok" } else { "down" },
             "redis": redis.map(|ok| if ok { "ok" } else { "down" }).unwrap_or("not_configured"),
+            "queues": queues,
         })),
     )
         .into_response()

@@ -541,6 +541,8 @@ async fn checkout_once(
         );
     }
     announce.extend(issued.events);
+    // The order first, then its tickets: what webhooks deliver in order.
+    Pending::in_order(&mut announce);
     let mut writes = vec![store::insert_order(
         t,
         &store::NewOrder {
