@@ -4,6 +4,7 @@
 //! the command line.
 
 pub mod bench;
+pub mod bench_jobs;
 pub mod config;
 pub mod demo;
 pub mod server;

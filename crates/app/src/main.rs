@@ -42,6 +42,14 @@ enum Command {
     },
     /// Load-test a fresh server over loopback HTTP and print throughput and latency per scenario.
     Bench(bench::BenchArgs),
+    /// Measure the job queue (beside a raw insert+update baseline of the same database) and webhook deliveries.
+    BenchJobs(voelgoed::bench_jobs::BenchJobsArgs),
+    /// Check the inventory counters against the ledger and repair drift (prints the repairs as JSON).
+    Reconcile {
+        /// How long a difference must stand still before it is repaired, in seconds (a live node's counters move) [default: 60]
+        #[arg(long, default_value_t = 60)]
+        window_secs: u64,
+    },
     /// Inspect the job queue: list jobs, retry failed ones, discard ones not worth running.
     Jobs {
         #[command(subcommand)]
@@ -183,6 +191,21 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
             node.stop().await;
         }
         Command::Bench(args) => bench::run(cli.config, args).await?,
+        Command::BenchJobs(args) => voelgoed::bench_jobs::run(cli.config, args).await?,
+        Command::Reconcile { window_secs } => {
+            let config = cli.config.resolve(None)?;
+            let (_stop, stopped) = tokio::sync::watch::channel(false);
+            let app = server::build(config, stopped, kernel::Clock::system())
+                .await?
+                .app;
+            let repaired = platform::sales::integrity::reconcile(
+                &app,
+                std::time::Duration::from_secs(window_secs),
+            )
+            .await
+            .map_err(|e| anyhow::anyhow!("{e}"))?;
+            println!("{}", serde_json::to_string_pretty(&repaired)?);
+        }
         Command::Jobs { command } => {
             let config = cli.config.resolve(None)?;
             let db = kernel::Db::connect(&config).await?;

@@ -9,6 +9,7 @@ mod contention;
 mod core_flow;
 mod edges;
 mod idempotency;
+mod integrity;
 mod jobs;
 mod multi_node;
 mod snapshots;

@@ -445,3 +445,40 @@ async fn gone_disables_and_private_targets_are_refused_at_registration_and_deliv
     problem(r, 409, "conflict").await;
     t.stop().await;
 }
+
+both!(an_endpoint_failing_for_three_days_is_disabled_and_the_org_sees_why);
+async fn an_endpoint_failing_for_three_days_is_disabled_and_the_org_sees_why(backend: Backend) {
+    let t = TestApp::spawn_with(backend, |c| c.webhooks_allow_private = true).await;
+    let sink = HttpSink::start(vec![500; 50]).await;
+    let org = t.signup().await;
+    let hook = create_hook(&t, &org, &sink.url, &["event.published"]).await;
+    let id = hook["id"].as_str().unwrap().to_string();
+    t.event(&org, 5).await;
+    t.eventually("the first failure", || async { sink.received().len() == 1 })
+        .await;
+    let path = format!("/api/v1/orgs/{}/webhooks/{id}", org.slug);
+    t.eventually("failing since is recorded", || async {
+        let v: Value = t.get(&path, Some(&org.key)).await.json().await.unwrap();
+        v["failing_since"].is_string()
+    })
+    .await;
+    // Two days on: still failing, still active.
+    t.advance(Duration::from_secs(2 * 24 * 3600));
+    t.eventually("a retry two days on", || async {
+        sink.received().len() >= 2
+    })
+    .await;
+    settle().await;
+    let v: Value = t.get(&path, Some(&org.key)).await.json().await.unwrap();
+    assert_eq!(v["status"], "active");
+    // Past three days: the next failure disables it.
+    t.advance(Duration::from_secs(24 * 3600 + 60));
+    t.eventually("disabled after three days of failures", || async {
+        let v: Value = t.get(&path, Some(&org.key)).await.json().await.unwrap();
+        v["status"] == "disabled"
+    })
+    .await;
+    let v: Value = t.get(&path, Some(&org.key)).await.json().await.unwrap();
+    assert_eq!(v["disabled_reason"], "every delivery failed for three days");
+    t.stop().await;
+}

@@ -120,6 +120,15 @@ async fn load_org_by_slug(app: &App, slug: &str) -> ApiResult<Option<Arc<OrgRef>
     Ok(Some(org))
 }
 
+/// The tenant the platform's own upkeep acts for (reconciling an org's
+/// inventory counters, say): never reachable over HTTP, never from a
+/// request's input.
+pub async fn upkeep_tenant(app: &App, org: OrgId) -> ApiResult<Option<Tenant>> {
+    Ok(org_by_id(app, org)
+        .await?
+        .map(|o| Tenant::new(o.id, &o.slug)))
+}
+
 /// The organization with this id, from the hot tier when warm.
 pub async fn org_by_id(app: &App, org: OrgId) -> ApiResult<Option<Arc<OrgRef>>> {
     let hot = app.state::<Hot>();

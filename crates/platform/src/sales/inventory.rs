@@ -23,6 +23,9 @@ use crate::{App, identity::Tenant};
 
 pub struct Inventory {
     tier: Tier,
+    /// Which org and event each counter this node loaded belongs to (the
+    /// in-process tier's counters, for reconciliation).
+    known: dashmap::DashMap<TicketTypeId, (OrgId, EventId)>,
     /// Serialises loading a counter with releasing into it, so a release
     /// cannot slip between the database read and the insert of a counter.
     load_lock: tokio::sync::Mutex<()>,
@@ -54,6 +57,16 @@ for i, k in ipairs(KEYS) do redis.call('DECRBY', k, ARGV[i]) end
 return 0
 "#;
 
+/// Sets a counter only if it still holds what the reconciler saw.
+const REPAIR_LUA: &str = r#"
+local v = redis.call('GET', KEYS[1])
+if v and tonumber(v) == tonumber(ARGV[1]) then
+  redis.call('SET', KEYS[1], ARGV[2])
+  return 1
+end
+return 0
+"#;
+
 const RELEASE_LUA: &str = r#"
 for i, k in ipairs(KEYS) do
   if redis.call('EXISTS', k) == 1 then redis.call('INCRBY', k, ARGV[i]) end
@@ -64,6 +77,14 @@ return 0
 fn key(org: OrgId, event: EventId, tt: TicketTypeId) -> String {
     // The {ev:..} hash tag keeps one event's counters on one cluster slot.
     format!("org:{org}:{{ev:{event}}}:inv:{tt}")
+}
+
+/// The org, event and ticket type of a counter's key.
+fn parse_key(k: &str) -> Option<(OrgId, EventId, TicketTypeId)> {
+    let rest = k.strip_prefix("org:")?;
+    let (org, rest) = rest.split_once(":{ev:")?;
+    let (event, rest) = rest.split_once("}:inv:")?;
+    Some((org.parse().ok()?, event.parse().ok()?, rest.parse().ok()?))
 }
 
 /// Redis unreachable: the buyer is asked to retry (503), never told a lie.
@@ -88,6 +109,7 @@ impl Inventory {
         };
         Inventory {
             tier,
+            known: dashmap::DashMap::new(),
             load_lock: tokio::sync::Mutex::new(()),
         }
     }
@@ -250,6 +272,7 @@ impl Inventory {
             .ok_or(Error::NotFound)?;
         let _guard = self.load_lock.lock().await;
         for t in types {
+            self.known.insert(*t, (org, event));
             let capacity = catalog.ticket_type(*t).ok_or(Error::NotFound)?.capacity;
             let taken = store::taken_from_ledger(app.db(), tenant, *t).await?;
             let left = capacity - taken;
@@ -271,6 +294,85 @@ impl Inventory {
             }
         }
         Ok(())
+    }
+
+    /// Every counter in the tier: this node's in-process ones, or every
+    /// node's in Redis.
+    pub async fn counters(&self) -> Result<Vec<(OrgId, EventId, TicketTypeId)>> {
+        match &self.tier {
+            Tier::Memory(_) => Ok(self
+                .known
+                .iter()
+                .map(|e| (e.value().0, e.value().1, *e.key()))
+                .collect()),
+            Tier::Redis(r) => {
+                let mut conn = r.warm.conn();
+                let mut cursor: u64 = 0;
+                let mut out = Vec::new();
+                loop {
+                    let (next, keys): (u64, Vec<String>) = redis::cmd("SCAN")
+                        .arg(cursor)
+                        .arg("MATCH")
+                        .arg("org:*:inv:*")
+                        .arg("COUNT")
+                        .arg(1000)
+                        .query_async(&mut conn)
+                        .await
+                        .map_err(redis_err)?;
+                    out.extend(keys.iter().filter_map(|k| parse_key(k)));
+                    if next == 0 {
+                        break;
+                    }
+                    cursor = next;
+                }
+                Ok(out)
+            }
+        }
+    }
+
+    /// A counter's value, if it is loaded.
+    pub async fn read(&self, org: OrgId, event: EventId, tt: TicketTypeId) -> Result<Option<i64>> {
+        match &self.tier {
+            Tier::Memory(map) => Ok(map.lock().map_err(|_| poisoned())?.get(&tt).copied()),
+            Tier::Redis(r) => redis::cmd("GET")
+                .arg(key(org, event, tt))
+                .query_async(&mut r.warm.conn())
+                .await
+                .map_err(redis_err),
+        }
+    }
+
+    /// Sets a counter to `to` if it still holds `seen`; false if it moved.
+    pub async fn repair(
+        &self,
+        org: OrgId,
+        event: EventId,
+        tt: TicketTypeId,
+        seen: i64,
+        to: i64,
+    ) -> Result<bool> {
+        match &self.tier {
+            Tier::Memory(map) => {
+                let mut map = map.lock().map_err(|_| poisoned())?;
+                match map.get_mut(&tt) {
+                    Some(v) if *v == seen => {
+                        *v = to;
+                        Ok(true)
+                    }
+                    _ => Ok(false),
+                }
+            }
+            Tier::Redis(r) => {
+                let done: i64 = redis::Script::new(REPAIR_LUA)
+                    .key(key(org, event, tt))
+                    .arg(seen)
+                    .arg(to)
+                    .invoke_async(&mut r.warm.conn())
+                    .await
+                    .map_err(redis_err)?;
+                Ok(done == 1)
+            }
+        }
     }
 
     /// Releases what `release` marks released in the database (only one

@@ -14,6 +14,7 @@
 mod api;
 mod domain;
 mod error;
+pub mod integrity;
 mod inventory;
 mod store;
 #[cfg(test)]
@@ -27,7 +28,7 @@ pub use domain::{
     expire_pending_orders, get_order, get_order_for_buyer, release_expired, store_event,
 };
 pub use error::Error;
-pub use inventory::Inventory;
+pub use inventory::{Inventory, Reserve};
 use kernel::{
     DomainEvent, Kernel, Slice,
     ids::{EventId, HoldId, OrderId, OrgId},
@@ -143,6 +144,14 @@ pub fn slice(kernel: &Kernel) -> Slice<App> {
         .routes(api::routes())
         .pages(views::routes())
         .state(Inventory::new(kernel))
+        .queue(integrity::QUEUE)
+        .job::<integrity::Reconcile, _, _>(|app: App, _| async move {
+            integrity::reconcile(&app, integrity::WINDOW)
+                .await
+                .map(|_| ())
+                .map_err(|e| kernel::jobs::JobError::Failed(e.to_string()))
+        })
+        .cron("*/5 * * * *", integrity::Reconcile {})
         // Sweeps driven by database state: idempotent, safe on many nodes
         // (each hold or order is released by exactly one conditional update).
         .every(
