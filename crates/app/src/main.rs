@@ -50,10 +50,25 @@ enum Command {
         #[arg(long, default_value_t = 60)]
         window_secs: u64,
     },
+    /// The audit log: `verify` recomputes every org's hash chain and reports edited, deleted or truncated entries.
+    Audit {
+        #[command(subcommand)]
+        command: AuditCommand,
+    },
     /// Inspect the job queue: list jobs, retry failed ones, discard ones not worth running.
     Jobs {
         #[command(subcommand)]
         command: JobsCommand,
+    },
+}
+
+#[derive(Subcommand)]
+enum AuditCommand {
+    /// Check every org's chain (or one org's); exits non-zero when any entry was tampered with.
+    Verify {
+        /// Only this organization (slug).
+        #[arg(long)]
+        org: Option<String>,
     },
 }
 
@@ -205,6 +220,30 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
             .await
             .map_err(|e| anyhow::anyhow!("{e}"))?;
             println!("{}", serde_json::to_string_pretty(&repaired)?);
+        }
+        Command::Audit {
+            command: AuditCommand::Verify { org },
+        } => {
+            let config = cli.config.resolve(None)?;
+            let db = kernel::Db::connect(&config).await?;
+            db.migrate().await?;
+            // Seal what is waiting first, so the check covers it.
+            kernel::audit::seal(&db).await?;
+            let only = match org {
+                Some(slug) => Some(
+                    kernel::db_run!(&db, p => sqlx::query_scalar::<_, uuid::Uuid>("SELECT id FROM orgs WHERE slug = $1").bind(&slug).fetch_optional(p).await)?
+                        .ok_or_else(|| anyhow::anyhow!("no organization {slug}"))?,
+                ),
+                None => None,
+            };
+            let verdicts = kernel::audit::verify(&db, only).await?;
+            db.close().await;
+            let broken = verdicts.iter().filter(|v| !v.problems.is_empty()).count();
+            println!("{}", serde_json::to_string_pretty(&verdicts)?);
+            anyhow::ensure!(
+                broken == 0,
+                "the audit log of {broken} organization(s) was tampered with"
+            );
         }
         Command::Jobs { command } => {
             let config = cli.config.resolve(None)?;

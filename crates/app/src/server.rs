@@ -127,6 +127,7 @@ pub fn router(app: &App, router: axum::Router) -> axum::Router {
     router
         .route("/metrics", get(move || async move { handle.render() }))
         .layer(middleware::from_fn(record_metrics))
+        .layer(middleware::from_fn(audit_context))
         .layer(DefaultBodyLimit::max(config.max_body_bytes))
         .layer(RequestBodyDeadlineLayer::new(Duration::from_secs(config.body_timeout_secs)))
         .layer(
@@ -148,6 +149,23 @@ pub fn router(app: &App, router: axum::Router) -> axum::Router {
                 .concurrency_limit(MAX_IN_FLIGHT)
                 .timeout(Duration::from_secs(config.handler_timeout_secs)),
         )
+}
+
+/// The request's id and client address, for the audit entries its changes
+/// write.
+async fn audit_context(req: Request, next: Next) -> Response {
+    let ctx = kernel::audit::RequestContext {
+        request_id: req
+            .headers()
+            .get("x-request-id")
+            .and_then(|v| v.to_str().ok())
+            .map(str::to_string),
+        client_ip: req
+            .extensions()
+            .get::<ConnectInfo<SocketAddr>>()
+            .map(|c| c.0.ip().to_string()),
+    };
+    kernel::audit::with_context(ctx, next.run(req)).await
 }
 
 async fn record_metrics(req: Request, next: Next) -> Response {

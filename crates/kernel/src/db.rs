@@ -412,6 +412,15 @@ impl Tx {
         }
     }
 
+    /// Rolls back now (a dropped transaction rolls back only when its
+    /// connection is next used, holding its row locks until then).
+    pub async fn rollback(self) -> Result<(), sqlx::Error> {
+        match self {
+            Tx::Pg(t, _) => t.rollback().await,
+            Tx::Sqlite(t, _guard, _) => t.rollback().await,
+        }
+    }
+
     pub async fn commit(self) -> Result<(), sqlx::Error> {
         match self {
             Tx::Pg(t, commits) => {

@@ -6,6 +6,7 @@
 //! contract, auth primitives (tokens, passwords, Ed25519 keys), typed ids,
 //! permissions and roles, and the API error contract. It knows no slice.
 
+pub mod audit;
 pub mod auth;
 pub mod batch;
 pub mod clock;

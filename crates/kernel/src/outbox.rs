@@ -112,7 +112,9 @@ pub async fn relay_batch<C: Send + Sync + 'static>(
             recorded
         }
         Err(e) => {
-            drop(tx);
+            // Now, not on the connection's next use: its row locks would
+            // make the one-by-one claims below skip the very rows they retry.
+            let _ = tx.rollback().await;
             tracing::warn!(error = %e, n = rows.len(), "an event batch failed; delivering event by event");
             one_by_one(kernel, ctx, consumers, &rows).await?
         }
@@ -201,7 +203,7 @@ async fn one_by_one<C: Send + Sync + 'static>(
                 delivered.push(rec);
             }
             Err(e) => {
-                drop(tx);
+                let _ = tx.rollback().await;
                 set_aside(kernel, &row, &e.to_string()).await?;
             }
         }
@@ -398,8 +400,10 @@ mod tests {
         }
         assert_eq!(delivered, 3, "three delivered, the poison one set aside");
         assert_eq!(counted(&k).await, 3, "applied exactly once each");
-        let failed: i64 = db_run!(&k.db, p => sqlx::query_scalar("SELECT COUNT(*) FROM outbox WHERE failed_at IS NOT NULL AND attempts = $1").bind(MAX_ATTEMPTS).fetch_one(p).await).unwrap();
-        assert_eq!(failed, 1);
+        let failed: Vec<(i64, Option<i64>)> = db_run!(&k.db, p => sqlx::query_as("SELECT attempts, failed_at FROM outbox WHERE delivered_at IS NULL").fetch_all(p).await).unwrap();
+        assert_eq!(failed.len(), 1, "{failed:?}");
+        assert_eq!(failed[0].0, MAX_ATTEMPTS, "{failed:?}");
+        assert!(failed[0].1.is_some(), "set aside: {failed:?}");
         // PubSub got the typed events.
         let mut seen = Vec::new();
         while let Ok(m) = rx.try_recv() {

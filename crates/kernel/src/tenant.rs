@@ -16,10 +16,11 @@ pub enum Permission {
     Scan,
     KeysManage,
     WebhooksManage,
+    AuditRead,
 }
 
 impl Permission {
-    pub const ALL: [Permission; 8] = [
+    pub const ALL: [Permission; 9] = [
         Permission::EventsRead,
         Permission::EventsWrite,
         Permission::OrdersRead,
@@ -28,6 +29,7 @@ impl Permission {
         Permission::Scan,
         Permission::KeysManage,
         Permission::WebhooksManage,
+        Permission::AuditRead,
     ];
 
     pub fn as_str(self) -> &'static str {
@@ -40,6 +42,7 @@ impl Permission {
             Permission::Scan => "scan",
             Permission::KeysManage => "keys:manage",
             Permission::WebhooksManage => "webhooks:manage",
+            Permission::AuditRead => "audit:read",
         }
     }
 

@@ -8,6 +8,7 @@
 //! - [`scanning`]: gate devices and admission;
 //! - [`live`]: live sales and check-in figures over server-sent events;
 //! - [`webhooks`]: signed deliveries of domain events to integrators;
+//! - [`audit`]: the audit log as owners read it, and its sealer;
 //! - [`ops`]: health, readiness, upkeep.
 //!
 //! A slice reaches another only through that slice's `mod.rs` (its public
@@ -30,6 +31,7 @@ mod testing;
 
 // The slices. Adding one is its `mod` line here and its place in
 // `slices()` below; nothing outside the platform crate changes.
+pub mod audit;
 pub mod events;
 pub mod identity;
 pub mod live;
@@ -49,6 +51,7 @@ pub fn slices(kernel: &Kernel) -> Vec<Slice<App>> {
         scanning::slice(kernel),
         live::slice(kernel),
         webhooks::slice(kernel),
+        audit::slice(kernel),
         ops::slice(kernel),
     ]
 }

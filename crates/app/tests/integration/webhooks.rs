@@ -113,6 +113,10 @@ async fn a_failing_endpoint_gets_retries_on_schedule_signed_as_the_reference_lib
     let event = t.event(&org, 10).await; // published: one event.published
     t.eventually("the first attempt", || async { sink.received().len() == 1 })
         .await;
+    t.eventually("the first failure is recorded", || async {
+        deliveries(&t, &org, &id).await[0]["attempts"] == 1
+    })
+    .await;
     let d = deliveries(&t, &org, &id).await;
     assert_eq!(d.len(), 1);
     assert_eq!(d[0]["status"], "failed");

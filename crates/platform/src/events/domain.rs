@@ -164,8 +164,17 @@ pub async fn create_event(app: &App, actor: &Actor, input: NewEvent) -> Result<E
         starts_at: clock::rfc3339(starts),
         ends_at: clock::rfc3339(ends),
     };
+    let audit = actor
+        .audit("event.create", "event")
+        .object(row.id)
+        .after(&created)
+        .stmt(now);
     app.db()
-        .write_grouped(vec![store::insert_event(t, &row), emit(&created, now)?])
+        .write_grouped(vec![
+            store::insert_event(t, &row),
+            emit(&created, now)?,
+            audit,
+        ])
         .await?;
     Ok(row.into_view(Vec::new()))
 }
@@ -253,10 +262,16 @@ pub async fn add_ticket_type(
         price_cents: row.price_cents,
         currency: row.currency.clone(),
     };
+    let audit = actor
+        .audit("ticket_type.create", "ticket_type")
+        .object(row.id)
+        .after(&created)
+        .stmt(now);
     app.db()
         .write_grouped(vec![
             store::insert_ticket_type(t, &row, now),
             emit(&created, now)?,
+            audit,
         ])
         .await?;
     super::invalidate(app, t, event).await;
@@ -284,15 +299,24 @@ pub async fn publish(app: &App, actor: &Actor, event: EventId) -> Result<EventVi
             },
             now,
         )?);
-        // Announced once, by whichever request moved it from draft.
+        let audit = Arc::new(
+            actor
+                .audit("event.publish", "event")
+                .object(event)
+                .before(serde_json::json!({"status": "draft"}))
+                .after(serde_json::json!({"status": "published"}))
+                .stmt(now),
+        );
+        // Announced (and audited) once, by whichever request moved it from draft.
         app.db()
             .transact_grouped(Box::new(move |tx| {
-                let (publish, announce) = (publish.clone(), announce.clone());
+                let (publish, announce, audit) = (publish.clone(), announce.clone(), audit.clone());
                 Box::pin(async move {
                     if publish.execute_in(tx).await? == 0 {
                         return Ok(false);
                     }
                     announce.execute_in(tx).await?;
+                    audit.execute_in(tx).await?;
                     Ok(true)
                 })
             }))

@@ -115,6 +115,28 @@ impl Actor {
     pub fn permissions(&self) -> impl Iterator<Item = Permission> + '_ {
         self.permissions.iter().copied()
     }
+
+    /// An audit entry of a change this actor makes: who (the credential's
+    /// kind and id), for which org; the caller adds what and on which
+    /// object, and writes it with the change.
+    pub fn audit(&self, action: &'static str, object_type: &'static str) -> kernel::audit::Entry {
+        let (actor_kind, actor_id) = match &self.kind {
+            ActorKind::User(id) => ("user", Some(id.to_string())),
+            ActorKind::ApiKey(id) => ("api_key", Some(id.to_string())),
+            ActorKind::Device(id) => ("device", Some(id.to_string())),
+            ActorKind::Operator => ("operator", None),
+        };
+        kernel::audit::Entry {
+            org: self.tenant.org.0,
+            actor_kind,
+            actor_id,
+            action,
+            object_type,
+            object_id: None,
+            before: None,
+            after: None,
+        }
+    }
 }
 
 /// A paired scanning device, as its token proves it. What it may scan for

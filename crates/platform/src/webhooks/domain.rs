@@ -153,7 +153,14 @@ pub async fn create(
         failing_since: None,
         created_at: app.kernel.now(),
     };
-    store::insert_endpoint(app.db(), t, &e).await?;
+    let audit = actor
+        .audit("webhook.create", "webhook")
+        .object(e.id)
+        .after(serde_json::json!({"url": e.url, "event_types": types}))
+        .stmt(e.created_at);
+    app.db()
+        .write_grouped(vec![store::insert_endpoint(t, &e), audit])
+        .await?;
     Ok((e.into(), secret))
 }
 
@@ -178,7 +185,13 @@ pub async fn get(app: &App, actor: &Actor, id: WebhookId) -> ApiResult<WebhookVi
 pub async fn rotate(app: &App, actor: &Actor, id: WebhookId) -> ApiResult<String> {
     let t = actor.require(Permission::WebhooksManage)?;
     let secret = new_secret();
-    if !store::rotate(app.db(), t, id, &secret, app.kernel.now() + OVERLAP_MICROS).await? {
+    let now = app.kernel.now();
+    let change = store::rotate(t, id, &secret, now + OVERLAP_MICROS);
+    let audit = actor
+        .audit("webhook.rotate_secret", "webhook")
+        .object(id)
+        .stmt(now);
+    if !store::audited(app.db(), change, audit).await? {
         return Err(ApiError::NotFound);
     }
     Ok(secret)
@@ -193,7 +206,19 @@ pub async fn set_active(
 ) -> ApiResult<WebhookView> {
     let t = actor.require(Permission::WebhooksManage)?;
     let status = if active { "active" } else { "disabled" };
-    if !store::set_status(app.db(), t, id, status).await? {
+    let audit = actor
+        .audit(
+            if active {
+                "webhook.enable"
+            } else {
+                "webhook.disable"
+            },
+            "webhook",
+        )
+        .object(id)
+        .after(serde_json::json!({ "status": status }))
+        .stmt(app.kernel.now());
+    if !store::audited(app.db(), store::set_status(t, id, status), audit).await? {
         return Err(ApiError::NotFound);
     }
     get(app, actor, id).await
@@ -201,7 +226,11 @@ pub async fn set_active(
 
 pub async fn delete(app: &App, actor: &Actor, id: WebhookId) -> ApiResult<()> {
     let t = actor.require(Permission::WebhooksManage)?;
-    if !store::delete(app.db(), t, id).await? {
+    let audit = actor
+        .audit("webhook.delete", "webhook")
+        .object(id)
+        .stmt(app.kernel.now());
+    if !store::audited(app.db(), store::delete(t, id), audit).await? {
         return Err(ApiError::NotFound);
     }
     Ok(())
@@ -323,7 +352,11 @@ pub async fn redeliver(
         .for_org(t.org().0)
         .with_id(job_id)
         .stmt(app.kernel.now());
-    if !store::redeliver(app.db(), t, endpoint, delivery, job, job_id).await? {
+    let audit = actor
+        .audit("webhook.redeliver", "webhook_delivery")
+        .object(delivery)
+        .stmt(app.kernel.now());
+    if !store::redeliver(app.db(), t, endpoint, delivery, job, job_id, audit).await? {
         return Err(ApiError::NotFound);
     }
     deliveries(app, actor, endpoint, None, 200, false)

@@ -23,7 +23,7 @@ pub struct Endpoint {
     pub created_at: i64,
 }
 
-pub async fn insert_endpoint(db: &Db, t: &Tenant, e: &Endpoint) -> Result<(), sqlx::Error> {
+pub fn insert_endpoint(t: &Tenant, e: &Endpoint) -> Stmt {
     Stmt::new(
         "INSERT INTO webhook_endpoints (id, org_id, url, event_types, secret, status, created_at)
          VALUES ($1, $2, $3, $4, $5, $6, $7)",
@@ -35,9 +35,18 @@ pub async fn insert_endpoint(db: &Db, t: &Tenant, e: &Endpoint) -> Result<(), sq
     .bind(e.secret.clone())
     .bind(e.status.clone())
     .bind(e.created_at)
-    .execute(db)
-    .await
-    .map(|_| ())
+}
+
+/// Applies `change` and, when it changed a row, its audit entry, in one
+/// transaction. False when nothing matched.
+pub async fn audited(db: &Db, change: Stmt, audit: Stmt) -> Result<bool, sqlx::Error> {
+    let mut tx = db.begin().await?;
+    if change.execute_in(&mut tx).await? == 0 {
+        return Ok(false);
+    }
+    audit.execute_in(&mut tx).await?;
+    tx.commit().await?;
+    Ok(true)
 }
 
 pub async fn endpoints(db: &Db, t: &Tenant) -> Result<Vec<Endpoint>, sqlx::Error> {
@@ -53,13 +62,7 @@ pub async fn endpoint(db: &Db, t: &Tenant, id: WebhookId) -> Result<Option<Endpo
 }
 
 /// The new secret signs from now on; the old one also verifies until `until`.
-pub async fn rotate(
-    db: &Db,
-    t: &Tenant,
-    id: WebhookId,
-    secret: &str,
-    until: i64,
-) -> Result<bool, sqlx::Error> {
+pub fn rotate(t: &Tenant, id: WebhookId, secret: &str, until: i64) -> Stmt {
     Stmt::new(
         "UPDATE webhook_endpoints SET previous_secret = secret, previous_until = $1, secret = $2
          WHERE org_id = $3 AND id = $4",
@@ -68,17 +71,9 @@ pub async fn rotate(
     .bind(secret)
     .bind(t.org())
     .bind(id)
-    .execute(db)
-    .await
-    .map(|n| n == 1)
 }
 
-pub async fn set_status(
-    db: &Db,
-    t: &Tenant,
-    id: WebhookId,
-    status: &str,
-) -> Result<bool, sqlx::Error> {
+pub fn set_status(t: &Tenant, id: WebhookId, status: &str) -> Stmt {
     Stmt::new(
         "UPDATE webhook_endpoints SET status = $1, disabled_reason = NULL, failing_since = NULL
          WHERE org_id = $2 AND id = $3",
@@ -86,18 +81,12 @@ pub async fn set_status(
     .bind(status)
     .bind(t.org())
     .bind(id)
-    .execute(db)
-    .await
-    .map(|n| n == 1)
 }
 
-pub async fn delete(db: &Db, t: &Tenant, id: WebhookId) -> Result<bool, sqlx::Error> {
+pub fn delete(t: &Tenant, id: WebhookId) -> Stmt {
     Stmt::new("DELETE FROM webhook_endpoints WHERE org_id = $1 AND id = $2")
         .bind(t.org())
         .bind(id)
-        .execute(db)
-        .await
-        .map(|n| n == 1)
 }
 
 /// The active endpoints of `org` and the types each wants (in the relay's
@@ -290,6 +279,7 @@ pub async fn redeliver(
     delivery: DeliveryId,
     job: Stmt,
     job_id: Uuid,
+    audit: Stmt,
 ) -> Result<bool, sqlx::Error> {
     let mut tx = db.begin().await?;
     let n = Stmt::new(
@@ -306,6 +296,7 @@ pub async fn redeliver(
         return Ok(false);
     }
     job.execute_in(&mut tx).await?;
+    audit.execute_in(&mut tx).await?;
     tx.commit().await?;
     Ok(true)
 }
