@@ -337,7 +337,9 @@ impl Db {
 
     /// Commits `stmts` atomically, possibly in one transaction with other
     /// callers' writes (group commit). For independent writes whose results
-    /// are not read back.
+    /// are not read back, and that touch no row another caller's grouped
+    /// write may touch: on PostgreSQL a group runs as one statement, whose
+    /// parts see one snapshot and, of two updates to one row, keep one.
     pub async fn write_grouped(&self, stmts: Vec<Stmt>) -> Result<(), sqlx::Error> {
         self.grouped(GroupTask::Writes(stmts)).await.map(|_| ())
     }

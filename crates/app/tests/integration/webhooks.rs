@@ -113,8 +113,10 @@ async fn a_failing_endpoint_gets_retries_on_schedule_signed_as_the_reference_lib
     let event = t.event(&org, 10).await; // published: one event.published
     t.eventually("the first attempt", || async { sink.received().len() == 1 })
         .await;
+    // Recorded by the attempt, then rescheduled by the queue.
     t.eventually("the first failure is recorded", || async {
-        deliveries(&t, &org, &id).await[0]["attempts"] == 1
+        let d = deliveries(&t, &org, &id).await;
+        d[0]["attempts"] == 1 && d[0]["next_attempt_at"].is_string()
     })
     .await;
     let d = deliveries(&t, &org, &id).await;
@@ -140,7 +142,8 @@ async fn a_failing_endpoint_gets_retries_on_schedule_signed_as_the_reference_lib
     })
     .await;
     t.eventually("the second failure is recorded", || async {
-        deliveries(&t, &org, &id).await[0]["attempts"] == 2
+        let d = deliveries(&t, &org, &id).await;
+        d[0]["attempts"] == 2 && d[0]["next_attempt_at"].is_string()
     })
     .await;
     let d = deliveries(&t, &org, &id).await;

@@ -40,7 +40,7 @@ const OVERLAP_MICROS: i64 = 24 * 3600 * MICROS_PER_SEC;
 const FAILING_LIMIT_MICROS: i64 = 3 * 24 * 3600 * MICROS_PER_SEC;
 /// A delivery waiting for an earlier one about the same subject looks again
 /// after this long.
-const ORDER_WAIT: std::time::Duration = std::time::Duration::from_secs(2);
+const ORDER_WAIT: std::time::Duration = std::time::Duration::from_millis(250);
 
 /// An endpoint as the API shows it (never its secret).
 #[derive(Clone, Debug, Serialize, ToSchema)]
@@ -273,7 +273,8 @@ pub struct DeliveryView {
 
 fn view(d: store::Logged) -> DeliveryView {
     let dead = matches!(d.job_state.as_deref(), Some("dead" | "discarded"));
-    let waiting = matches!(d.job_state.as_deref(), Some("available" | "running"));
+    // A running job's run_at is when it started, not when it runs next.
+    let waiting = d.job_state.as_deref() == Some("available");
     let status = match d.status.as_str() {
         "failed" | "pending" if dead => "dead".to_string(),
         s => s.to_string(),
@@ -557,7 +558,14 @@ pub async fn deliver(app: &App, id: DeliveryId) -> HandlerResult {
     };
     let mut all = store::attempt_stmts(&attempt);
     all.extend(stmts);
-    db.write_grouped(all).await?;
+    // Its own transaction, statement by statement: waking the next
+    // delivery's job must not share a group-committed statement with that
+    // job's own update (see `Db::write_grouped`).
+    let mut tx = db.begin().await?;
+    for s in &all {
+        s.execute_in(&mut tx).await?;
+    }
+    tx.commit().await?;
     result
 }
 
