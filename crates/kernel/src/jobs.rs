@@ -191,7 +191,34 @@ impl NewJob {
 
 /// Enqueues outside any other transaction.
 pub async fn enqueue(db: &Db, clock: &Clock, job: &NewJob) -> Result<(), sqlx::Error> {
-    db.write_grouped(vec![job.stmt(clock.now())]).await
+    db.write_grouped(vec![job.stmt(clock.now())]).await?;
+    wake(job.queue);
+    Ok(())
+}
+
+/// The idle workers of each queue in this process, woken when work for it
+/// may have been committed here (other nodes' work is found by polling).
+static WAKERS: std::sync::LazyLock<dashmap::DashMap<String, Arc<tokio::sync::Notify>>> =
+    std::sync::LazyLock::new(dashmap::DashMap::new);
+
+fn waker(queue: &str) -> Arc<tokio::sync::Notify> {
+    WAKERS.entry(queue.to_string()).or_default().clone()
+}
+
+/// Wakes this process's idle workers of `queue`: call after committing
+/// jobs for it (or making waiting ones due).
+pub fn wake(queue: &str) {
+    if let Some(n) = WAKERS.get(queue) {
+        n.notify_waiters();
+    }
+}
+
+/// Wakes every queue's idle workers (after a commit that may have added
+/// jobs to any, like the relay's).
+pub fn wake_all() {
+    for n in WAKERS.iter() {
+        n.notify_waiters();
+    }
 }
 
 pub type HandlerResult = Result<(), JobError>;
@@ -415,10 +442,15 @@ impl<C: Clone + Send + Sync + 'static> Worker<C> {
         idle: Duration,
         mut stop: tokio::sync::watch::Receiver<bool>,
     ) {
+        let waker = waker(queue);
         loop {
             if *stop.borrow() {
                 return;
             }
+            // Listening before looking, so a wake between the two counts.
+            let woken = waker.notified();
+            tokio::pin!(woken);
+            woken.as_mut().enable();
             match self.run_one(&ctx, &db, &clock, queue).await {
                 Ok(true) => continue,
                 Ok(false) => {}
@@ -426,6 +458,7 @@ impl<C: Clone + Send + Sync + 'static> Worker<C> {
             }
             tokio::select! {
                 _ = tokio::time::sleep(idle) => {}
+                _ = &mut woken => {}
                 _ = clock.changed() => {}
                 _ = stop.wait_for(|s| *s) => return,
             }

@@ -120,6 +120,10 @@ pub async fn relay_batch<C: Send + Sync + 'static>(
         }
     };
     let n = delivered.len();
+    if n > 0 {
+        // Reactions and consumers' jobs were committed with the batch.
+        crate::jobs::wake_all();
+    }
     kernel.hub.publish_many(delivered).await;
     Ok(n)
 }

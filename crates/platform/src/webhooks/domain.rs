@@ -566,6 +566,8 @@ pub async fn deliver(app: &App, id: DeliveryId) -> HandlerResult {
         s.execute_in(&mut tx).await?;
     }
     tx.commit().await?;
+    // The next delivery about this subject may be due now.
+    kernel::jobs::wake(super::QUEUE.name);
     result
 }
 

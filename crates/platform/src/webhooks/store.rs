@@ -127,7 +127,7 @@ pub async fn pending(db: &Db, id: DeliveryId) -> Result<Option<Pending>, sqlx::E
 /// is still to be made (waiting or being retried): this one waits for it.
 pub async fn earlier_waiting(db: &Db, d: &Pending) -> Result<bool, sqlx::Error> {
     let n: Option<i64> = db_run!(db, p => sqlx::query_scalar(
-        "SELECT 1 FROM webhook_deliveries w JOIN jobs j ON j.id = w.job_id
+        "SELECT CAST(1 AS BIGINT) FROM webhook_deliveries w JOIN jobs j ON j.id = w.job_id
          WHERE w.endpoint_id = $1 AND w.subject = $2 AND w.event_id < $3
            AND w.status IN ('pending', 'failed') AND j.state IN ('available', 'running')
          LIMIT 1")
@@ -193,7 +193,11 @@ pub fn wake_followers(d: &Pending, now: i64) -> Stmt {
 }
 
 pub fn endpoint_ok(id: WebhookId) -> Stmt {
-    Stmt::new("UPDATE webhook_endpoints SET failing_since = NULL WHERE id = $1").bind(id)
+    // Only when it was failing: a success does not lock the endpoint's row.
+    Stmt::new(
+        "UPDATE webhook_endpoints SET failing_since = NULL WHERE id = $1 AND failing_since IS NOT NULL",
+    )
+    .bind(id)
 }
 
 pub fn endpoint_failing(id: WebhookId, now: i64) -> Stmt {
