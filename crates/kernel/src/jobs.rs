@@ -213,11 +213,24 @@ pub fn wake(queue: &str) {
     }
 }
 
-/// Wakes every queue's idle workers (after a commit that may have added
-/// jobs to any, like the relay's).
-pub fn wake_all() {
-    for n in WAKERS.iter() {
-        n.notify_waiters();
+/// Queues that got jobs in a transaction not yet committed (the relay's).
+static MARKED: std::sync::LazyLock<dashmap::DashSet<&'static str>> =
+    std::sync::LazyLock::new(dashmap::DashSet::new);
+
+/// Asks for `queue`'s workers to be woken after the relay's current batch
+/// commits (a consumer that adds jobs calls it).
+pub fn wake_after_commit(queue: &'static str) {
+    MARKED.insert(queue);
+}
+
+/// Wakes the queues marked by [`wake_after_commit`] (the relay, after its
+/// commit). Only those: waking every worker on every batch would put a
+/// claim per worker on the write path of a busy gate.
+pub fn wake_marked() {
+    let queues: Vec<&'static str> = MARKED.iter().map(|q| *q).collect();
+    for q in queues {
+        MARKED.remove(q);
+        wake(q);
     }
 }
 

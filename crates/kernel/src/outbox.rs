@@ -121,8 +121,8 @@ pub async fn relay_batch<C: Send + Sync + 'static>(
     };
     let n = delivered.len();
     if n > 0 {
-        // Reactions and consumers' jobs were committed with the batch.
-        crate::jobs::wake_all();
+        // Jobs committed with the batch (reactions, consumers' own).
+        crate::jobs::wake_marked();
     }
     kernel.hub.publish_many(delivered).await;
     Ok(n)
@@ -158,6 +158,9 @@ async fn deliver<C: Send + Sync + 'static>(
 ) -> Result<(), sqlx::Error> {
     consumers.apply(ctx, tx, recorded).await?;
     let mut writes = consumers.reaction_jobs(recorded, now);
+    if !writes.is_empty() {
+        crate::jobs::wake_after_commit(crate::jobs::EVENTS_QUEUE);
+    }
     writes.push(mark_delivered(tx.backend(), rows, now));
     tx.run_all(writes).await
 }

@@ -439,6 +439,7 @@ pub async fn fan_out<E: Subject>(
     }
     if !stmts.is_empty() {
         tx.run_all(stmts).await?;
+        kernel::jobs::wake_after_commit(super::QUEUE.name);
     }
     Ok(())
 }
