@@ -658,11 +658,6 @@ pub async fn retry(
     Ok(n == 1)
 }
 
-/// Replays a dead job (any org): the operator's retry.
-pub async fn retry_dead(db: &Db, clock: &Clock, id: Uuid) -> Result<bool, sqlx::Error> {
-    retry(db, clock, id, None).await
-}
-
 /// Gives up on a waiting or dead job: it stays, `discarded`, for the record.
 /// False when there is no such job (for `org`) or it is running or done.
 pub async fn discard(
@@ -791,7 +786,7 @@ mod tests {
         let id: Uuid =
             db_run!(&db, p => sqlx::query_scalar("SELECT id FROM jobs").fetch_one(p).await)
                 .unwrap();
-        assert!(retry_dead(&db, &clock, id).await.unwrap());
+        assert!(retry(&db, &clock, id, None).await.unwrap());
         assert_eq!(
             state(&db, "t.fail").await,
             vec![("available".to_string(), 0)]
