@@ -67,6 +67,12 @@ pub struct ConfigArgs {
     /// Let webhook endpoints point at private, loopback and link-local addresses (for a receiver on the same host or network) [default: false]
     #[arg(long, env = "VOELGOED_WEBHOOKS_ALLOW_PRIVATE", global = true)]
     pub webhooks_allow_private: Option<bool>,
+    /// Send mail over SMTP: smtp://user:pass@host:port (STARTTLS when offered; add ?tls=required to insist, or use smtps://). Without it, mail is written as .eml files under the data dir's mail/
+    #[arg(long, env = "VOELGOED_SMTP_URL", global = true)]
+    pub smtp_url: Option<String>,
+    /// The address mail is sent from; the display name is the organization's [default: tickets@localhost]
+    #[arg(long, env = "VOELGOED_MAIL_FROM", global = true)]
+    pub mail_from: Option<String>,
 }
 
 #[derive(Deserialize, Default)]
@@ -91,6 +97,8 @@ struct FileConfig {
     live_streams_per_org: Option<usize>,
     jobs_grace_secs: Option<u64>,
     webhooks_allow_private: Option<bool>,
+    smtp_url: Option<String>,
+    mail_from: Option<String>,
 }
 
 impl ConfigArgs {
@@ -208,6 +216,22 @@ impl ConfigArgs {
                 .webhooks_allow_private
                 .or(file.webhooks_allow_private)
                 .unwrap_or(d.webhooks_allow_private),
+            smtp_url: match self.smtp_url.clone().or(file.smtp_url) {
+                Some(url) if !url.is_empty() => {
+                    platform::mail::check_smtp_url(&url)
+                        .map_err(|e| anyhow::anyhow!("smtp_url: {e}"))?;
+                    Some(url)
+                }
+                _ => None,
+            },
+            mail_from: match self.mail_from.clone().or(file.mail_from) {
+                Some(from) => {
+                    platform::mail::check_address(&from)
+                        .map_err(|e| anyhow::anyhow!("mail_from: {e}"))?;
+                    from
+                }
+                None => d.mail_from,
+            },
         })
     }
 }

@@ -50,6 +50,12 @@ pub struct Config {
     pub jobs_grace_secs: u64,
     /// Webhook targets may be private, loopback or link-local addresses.
     pub webhooks_allow_private: bool,
+    /// `smtp://user:pass@host:port` (STARTTLS when the server offers it;
+    /// `?tls=required` or `smtps://` to insist); `None` writes each message
+    /// as an `.eml` file under `data_dir/mail/`.
+    pub smtp_url: Option<String>,
+    /// The address mail is sent from (its display name is the org's).
+    pub mail_from: String,
 }
 
 impl Default for Config {
@@ -75,6 +81,8 @@ impl Default for Config {
             live_streams_per_org: 100,
             jobs_grace_secs: 10,
             webhooks_allow_private: false,
+            smtp_url: None,
+            mail_from: "tickets@localhost".into(),
         }
     }
 }
@@ -123,6 +131,8 @@ impl fmt::Debug for Config {
             .field("payment_timeout_secs", &self.payment_timeout_secs)
             .field("storefront_per_minute", &self.storefront_per_minute)
             .field("webhooks_allow_private", &self.webhooks_allow_private)
+            .field("smtp_url", &self.smtp_url.as_deref().map(redact_url))
+            .field("mail_from", &self.mail_from)
             .finish_non_exhaustive()
     }
 }

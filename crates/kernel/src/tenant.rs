@@ -17,10 +17,11 @@ pub enum Permission {
     KeysManage,
     WebhooksManage,
     AuditRead,
+    SettingsManage,
 }
 
 impl Permission {
-    pub const ALL: [Permission; 9] = [
+    pub const ALL: [Permission; 10] = [
         Permission::EventsRead,
         Permission::EventsWrite,
         Permission::OrdersRead,
@@ -30,6 +31,7 @@ impl Permission {
         Permission::KeysManage,
         Permission::WebhooksManage,
         Permission::AuditRead,
+        Permission::SettingsManage,
     ];
 
     pub fn as_str(self) -> &'static str {
@@ -43,6 +45,7 @@ impl Permission {
             Permission::KeysManage => "keys:manage",
             Permission::WebhooksManage => "webhooks:manage",
             Permission::AuditRead => "audit:read",
+            Permission::SettingsManage => "settings:manage",
         }
     }
 

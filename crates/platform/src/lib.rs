@@ -8,6 +8,7 @@
 //! - [`scanning`]: gate devices and admission;
 //! - [`live`]: live sales and check-in figures over server-sent events;
 //! - [`webhooks`]: signed deliveries of domain events to integrators;
+//! - [`mail`]: e-mail to buyers and organizers, and the PDF tickets;
 //! - [`audit`]: the audit log as owners read it, and its sealer;
 //! - [`ops`]: health, readiness, upkeep.
 //!
@@ -35,6 +36,7 @@ pub mod audit;
 pub mod events;
 pub mod identity;
 pub mod live;
+pub mod mail;
 pub mod ops;
 pub mod sales;
 pub mod scanning;
@@ -51,6 +53,7 @@ pub fn slices(kernel: &Kernel) -> Vec<Slice<App>> {
         scanning::slice(kernel),
         live::slice(kernel),
         webhooks::slice(kernel),
+        mail::slice(kernel),
         audit::slice(kernel),
         ops::slice(kernel),
     ]

@@ -118,6 +118,20 @@ async fn a_ticket_taken_on_the_storefront_is_scanned_and_the_dashboard_counts_it
             b.find(By::Css(".ticket svg")).await.is_ok(),
             "the QR code is drawn"
         );
+        // The same ticket as a PDF, from the link on the page.
+        let pdf_url = b
+            .find(By::Css("a.pdf"))
+            .await?
+            .prop("href")
+            .await?
+            .expect("the PDF link has an address");
+        let pdf = t.client.get(&pdf_url).send().await.expect("the PDF");
+        assert_eq!(pdf.headers()["content-type"], "application/pdf");
+        let pdf = pdf.bytes().await.expect("bytes");
+        assert_eq!(
+            ticketpdf::decode::qr_codes(&pdf).unwrap(),
+            vec![code.clone()]
+        );
 
         // Organizer: log in, open the live dashboard.
         b.goto(&t.url("/dashboard")).await?;
@@ -153,6 +167,31 @@ async fn a_ticket_taken_on_the_storefront_is_scanned_and_the_dashboard_counts_it
             .wait(Duration::from_secs(10), Duration::from_millis(100))
             .first()
             .await?;
+
+        // The mail page: the sender name the buyers will see.
+        b.goto(&t.url("/dashboard/mail")).await?;
+        b.find(By::Css("input[name=sender_name]"))
+            .await?
+            .send_keys("Klopse Box Office")
+            .await?;
+        b.find(By::Css("#mail-settings button"))
+            .await?
+            .click()
+            .await?;
+        b.find(By::Id("saved")).await?;
+        assert_eq!(
+            b.find(By::Css("input[name=sender_name]"))
+                .await?
+                .value()
+                .await?
+                .as_deref(),
+            Some("Klopse Box Office")
+        );
+        assert_eq!(
+            b.find(By::Css("#sent td.kind")).await?.text().await?,
+            "order_confirmation",
+            "the storefront order's confirmation is in the log"
+        );
         Ok::<_, WebDriverError>(())
     }
     .await;

@@ -12,6 +12,7 @@ mod edges;
 mod idempotency;
 mod integrity;
 mod jobs;
+mod mail;
 mod multi_node;
 mod snapshots;
 mod soak;

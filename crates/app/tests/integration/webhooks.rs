@@ -404,7 +404,10 @@ async fn gone_disables_and_private_targets_are_refused_at_registration_and_deliv
     // The org sees the waiting delivery job, and can discard and retry it.
     let jobs: Value = t
         .get(
-            &format!("/api/v1/orgs/{}/jobs?state=available", org.slug),
+            &format!(
+                "/api/v1/orgs/{}/jobs?state=available&queue=webhooks",
+                org.slug
+            ),
             Some(&org.key),
         )
         .await
@@ -490,5 +493,25 @@ async fn an_endpoint_failing_for_three_days_is_disabled_and_the_org_sees_why(bac
     .await;
     let v: Value = t.get(&path, Some(&org.key)).await.json().await.unwrap();
     assert_eq!(v["disabled_reason"], "every delivery failed for three days");
+    // The org's owner is told by mail (the embedded mode's .eml files).
+    let dir = t.config().data_dir.join("mail");
+    let told = || {
+        crate::mail::read_messages(&dir)
+            .into_iter()
+            .find(|m| m.headers["subject"] == "A webhook endpoint was disabled")
+    };
+    t.eventually("the owner is mailed", || async { told().is_some() })
+        .await;
+    let m = told().unwrap();
+    assert!(
+        m.headers["to"].as_str().unwrap().contains(&org.email),
+        "{:?}",
+        m.headers
+    );
+    assert!(
+        m.body.contains("every delivery failed for three days"),
+        "{}",
+        m.body
+    );
     t.stop().await;
 }

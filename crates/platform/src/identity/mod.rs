@@ -129,6 +129,12 @@ pub async fn upkeep_tenant(app: &App, org: OrgId) -> ApiResult<Option<Tenant>> {
         .map(|o| Tenant::new(o.id, &o.slug)))
 }
 
+/// Where mail for the org's people in charge goes: its owners' and
+/// admins' addresses.
+pub async fn owner_emails(app: &App, org: OrgId) -> ApiResult<Vec<String>> {
+    Ok(store::owner_emails(app.db(), org).await?)
+}
+
 /// The organization with this id, from the hot tier when warm.
 pub async fn org_by_id(app: &App, org: OrgId) -> ApiResult<Option<Arc<OrgRef>>> {
     let hot = app.state::<Hot>();

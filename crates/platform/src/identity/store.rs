@@ -245,3 +245,11 @@ pub async fn device_by_token(db: &Db, token: &TokenHash) -> Result<Option<Device
                WHERE d.token_hash = $1 AND d.revoked_at IS NULL";
     db_run!(db, p => sqlx::query_as(sql).bind(&token.0).fetch_optional(p).await)
 }
+
+/// The e-mail addresses of the org's owners and admins.
+#[tracing::instrument(skip_all)]
+pub async fn owner_emails(db: &Db, org: OrgId) -> Result<Vec<String>, sqlx::Error> {
+    let sql = "SELECT u.email FROM users u JOIN memberships m ON m.user_id = u.id
+               WHERE m.org_id = $1 AND m.role IN ($2, $3) ORDER BY m.created_at";
+    db_run!(db, p => sqlx::query_scalar(sql).bind(org).bind(Role::Owner.as_str()).bind(Role::Admin.as_str()).fetch_all(p).await)
+}

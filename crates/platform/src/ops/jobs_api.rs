@@ -84,6 +84,9 @@ pub struct JobsQuery {
     /// `failed` (dead or discarded; the default), or one state.
     #[param(inline, value_type = Option<String>, pattern = r"^(failed|available|running|done|dead|discarded)$")]
     state: Option<String>,
+    /// Only this queue's jobs: `webhooks`, `mail`, ...
+    #[param(pattern = r"^[a-z_]{1,40}$")]
+    queue: Option<String>,
     /// At most 200; 50 when left out.
     #[param(minimum = 1, maximum = 200)]
     limit: Option<i64>,
@@ -126,6 +129,12 @@ async fn list_jobs(
     {
         return Err(ApiError::field("state", "is not a job state"));
     }
+    let queue_name = |q: &str| {
+        (1..=40).contains(&q.len()) && q.bytes().all(|b| b.is_ascii_lowercase() || b == b'_')
+    };
+    if q.queue.as_deref().is_some_and(|q| !queue_name(q)) {
+        return Err(ApiError::field("queue", "is not a queue name"));
+    }
     let limit = q.limit.unwrap_or(50);
     if !(1..=200).contains(&limit) {
         return Err(ApiError::field("limit", "must be between 1 and 200"));
@@ -142,7 +151,7 @@ async fn list_jobs(
         &Filter {
             org: Some(org),
             state: Some(state),
-            queue: None,
+            queue: q.queue.clone(),
             before,
             limit,
         },

@@ -655,6 +655,26 @@ pub async fn get_order(app: &App, actor: &Actor, order: OrderId) -> Result<Order
     order_view(app, t, row).await
 }
 
+/// An order as the platform's own upkeep reads it (the mail it sends about
+/// the order): for the upkeep tenant only, never from a request's input.
+pub async fn order_for_upkeep(app: &App, t: &Tenant, order: OrderId) -> Result<Option<OrderView>> {
+    match store::order(app.db(), t, order).await? {
+        Some(row) => Ok(Some(order_view(app, t, row).await?)),
+        None => Ok(None),
+    }
+}
+
+/// The event's paid orders, by id, `limit` after `after`.
+pub async fn paid_orders(
+    app: &App,
+    t: &Tenant,
+    event: EventId,
+    after: Option<OrderId>,
+    limit: i64,
+) -> Result<Vec<OrderId>> {
+    Ok(store::paid_orders(app.db(), t, event, after, limit).await?)
+}
+
 /// An order for its buyer, who proves it with the access token.
 pub async fn get_order_for_buyer(
     app: &App,

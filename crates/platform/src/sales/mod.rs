@@ -25,7 +25,8 @@ use std::time::Duration;
 
 pub use domain::{
     Buyer, HoldItem, HoldView, OrderStatus, OrderView, Reply, StoreEvent, checkout, create_hold,
-    expire_pending_orders, get_order, get_order_for_buyer, release_expired, store_event,
+    expire_pending_orders, get_order, get_order_for_buyer, order_for_upkeep, paid_orders,
+    release_expired, store_event,
 };
 pub use error::Error;
 pub use inventory::{Inventory, Reserve};

@@ -266,3 +266,17 @@ pub async fn order(db: &Db, t: &Tenant, id: OrderId) -> Result<Option<OrderRow>,
                FROM orders WHERE org_id = $1 AND id = $2";
     db_run!(db, p => sqlx::query_as(sql).bind(t.org()).bind(id).fetch_optional(p).await)
 }
+
+/// The event's paid orders after `after` (by id), `limit` of them.
+#[tracing::instrument(skip_all)]
+pub async fn paid_orders(
+    db: &Db,
+    t: &Tenant,
+    event: EventId,
+    after: Option<OrderId>,
+    limit: i64,
+) -> Result<Vec<OrderId>, sqlx::Error> {
+    let sql = "SELECT id FROM orders WHERE org_id = $1 AND event_id = $2 AND status = $3
+               AND ($4 IS NULL OR id > $4) ORDER BY id LIMIT $5";
+    db_run!(db, p => sqlx::query_scalar(sql).bind(t.org()).bind(event).bind(OrderStatus::Paid.as_str()).bind(after).bind(limit).fetch_all(p).await)
+}

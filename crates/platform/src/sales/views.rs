@@ -144,6 +144,8 @@ struct AccessQuery {
 struct TicketCard {
     code: String,
     svg: String,
+    /// The mail slice's PDF of this ticket (same key as this page).
+    pdf: String,
 }
 
 #[derive(Template)]
@@ -165,14 +167,19 @@ async fn order_page(
     ApiPath(path): ApiPath<(String, OrderId)>,
     ApiQuery(q): ApiQuery<AccessQuery>,
 ) -> Result<Response, ApiError> {
-    let (_, order) = path;
+    let (org, order) = path;
     let order = domain::get_order_for_buyer(&app, &t, order, &q.access_token).await?;
+    // The token is URL-safe base64; anything else was refused above.
     let tickets = order
         .tickets
         .iter()
         .map(|t| TicketCard {
             code: t.code.clone(),
             svg: tickets::qr_svg(&t.code).unwrap_or_default(),
+            pdf: format!(
+                "/s/{org}/orders/{}/tickets/{}/pdf?access_token={}",
+                order.id, t.id, q.access_token
+            ),
         })
         .collect();
     // The link carries the buyer's access token: no cache may keep it.

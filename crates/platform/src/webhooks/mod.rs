@@ -69,7 +69,7 @@ impl Job for Deliver {
 
 /// An endpoint stopped receiving: it answered `410 Gone`, or every delivery
 /// to it failed for three days. The org is told (its console shows it; the
-/// e-mail slice will mail the owners).
+/// mail slice mails the owners and admins).
 #[derive(Clone, Debug, Serialize, Deserialize)]
 pub struct EndpointDisabled {
     pub org_id: OrgId,

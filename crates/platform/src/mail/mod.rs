@@ -1,0 +1,216 @@
+//! Mail: what buyers and organizers receive by e-mail, and the PDF tickets
+//! it carries (also offered on the buyer's order page).
+//!
+//! Owns: `mail_settings` (per-org sender name, reply-to, reminder lead),
+//! `mail_log` (every message that went out).
+//! Consumes, in the relay's transaction (so each event makes its mail job
+//! exactly once): `order.paid` (confirmation with one PDF per ticket),
+//! `order.expired` (notice), `event.published` (the event's reminder job),
+//! `webhook.endpoint_disabled` (the org's owners and admins are told).
+//! Each message is a durable job on the `mail` queue, retried about 30 s,
+//! 2 min, 10 min, 30 min, 1 h, 3 h, 6 h, 12 h after transient failures; an
+//! SMTP server's permanent refusal (5xx) ends it at once. A message already
+//! in the log for its order and kind is not sent twice.
+//! Refund and cancellation notices follow when those events exist (the
+//! money issue).
+
+mod api;
+mod domain;
+mod store;
+mod transport;
+mod views;
+
+use std::time::Duration;
+
+use kernel::{
+    DomainEvent, Envelope, Kernel, Slice, Tx,
+    events::TxFuture,
+    ids::{EventId, OrderId, OrgId},
+    jobs::{self, Job, NewJob, Queue},
+};
+use serde::{Deserialize, Serialize};
+
+use crate::{
+    App,
+    events::EventPublished,
+    sales::{OrderExpired, OrderPaid},
+    webhooks::EndpointDisabled,
+};
+pub use domain::{DEFAULT_REMINDER_HOURS, check_address, local_time};
+pub use transport::check_smtp_url;
+
+/// The mail queue: its own workers, so webhooks and exports never hold
+/// up a buyer's tickets.
+pub const QUEUE: Queue = Queue::new("mail", 2);
+
+pub const RETRY_SCHEDULE: [Duration; 8] = [
+    Duration::from_secs(30),
+    Duration::from_secs(2 * 60),
+    Duration::from_secs(10 * 60),
+    Duration::from_secs(30 * 60),
+    Duration::from_secs(3600),
+    Duration::from_secs(3 * 3600),
+    Duration::from_secs(6 * 3600),
+    Duration::from_secs(12 * 3600),
+];
+
+/// One message to send.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+#[serde(tag = "mail", rename_all = "snake_case")]
+pub enum Send {
+    OrderConfirmation {
+        org: OrgId,
+        order: OrderId,
+    },
+    OrderExpired {
+        org: OrgId,
+        order: OrderId,
+    },
+    Reminder {
+        org: OrgId,
+        order: OrderId,
+    },
+    EndpointDisabled {
+        org: OrgId,
+        url: String,
+        reason: String,
+    },
+}
+
+impl Send {
+    pub fn org(&self) -> OrgId {
+        match self {
+            Send::OrderConfirmation { org, .. }
+            | Send::OrderExpired { org, .. }
+            | Send::Reminder { org, .. }
+            | Send::EndpointDisabled { org, .. } => *org,
+        }
+    }
+}
+
+impl Job for Send {
+    const KIND: &'static str = "mail.send";
+    const QUEUE: &'static str = QUEUE.name;
+    const MAX_ATTEMPTS: i64 = RETRY_SCHEDULE.len() as i64 + 1;
+
+    fn retry_in(attempts: i64) -> Duration {
+        jobs::from_schedule(&RETRY_SCHEDULE, attempts)
+    }
+}
+
+/// The reminders of one event: waits until the org's reminder time before
+/// the event, then enqueues one reminder per paid order.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub struct Reminders {
+    pub org: OrgId,
+    pub event: EventId,
+}
+
+impl Job for Reminders {
+    const KIND: &'static str = "mail.reminders";
+    const QUEUE: &'static str = QUEUE.name;
+}
+
+pub fn slice(kernel: &Kernel) -> Slice<App> {
+    Slice::new("mail")
+        .routes(api::routes())
+        .pages(views::routes())
+        .state(transport::Transport::new(&kernel.config))
+        .queue(QUEUE)
+        .consumes::<OrderPaid, _>("mail.confirmation", on_paid)
+        .consumes::<OrderExpired, _>("mail.expired", on_expired)
+        .consumes::<EndpointDisabled, _>("mail.endpoint_disabled", on_endpoint_disabled)
+        .consumes::<EventPublished, _>("mail.reminders", schedule_reminders)
+        .job::<Send, _, _>(|app: App, job: Send| async move { domain::send(&app, job).await })
+        .job::<Reminders, _, _>(|app: App, job: Reminders| async move {
+            domain::remind(&app, job).await
+        })
+}
+
+fn on_paid<'a>(_: &'a App, tx: &'a mut Tx, events: Vec<Envelope<OrderPaid>>) -> TxFuture<'a> {
+    enqueue(tx, events, |e| {
+        let key = format!("confirmation:{}", e.order_id);
+        (
+            Send::OrderConfirmation {
+                org: e.org_id,
+                order: e.order_id,
+            },
+            key,
+        )
+    })
+}
+
+fn on_expired<'a>(_: &'a App, tx: &'a mut Tx, events: Vec<Envelope<OrderExpired>>) -> TxFuture<'a> {
+    enqueue(tx, events, |e| {
+        let key = format!("expired:{}", e.order_id);
+        (
+            Send::OrderExpired {
+                org: e.org_id,
+                order: e.order_id,
+            },
+            key,
+        )
+    })
+}
+
+fn on_endpoint_disabled<'a>(
+    _: &'a App,
+    tx: &'a mut Tx,
+    events: Vec<Envelope<EndpointDisabled>>,
+) -> TxFuture<'a> {
+    enqueue(tx, events, |e| {
+        let send = Send::EndpointDisabled {
+            org: e.org_id,
+            url: e.url.clone(),
+            reason: e.reason.clone(),
+        };
+        (
+            send,
+            format!("endpoint_disabled:{}:{}", e.webhook_id, e.reason),
+        )
+    })
+}
+
+/// A published event gets its reminder job; the job itself waits for the
+/// time (and reads the org's lead time when it wakes).
+fn schedule_reminders<'a>(
+    _: &'a App,
+    tx: &'a mut Tx,
+    events: Vec<Envelope<EventPublished>>,
+) -> TxFuture<'a> {
+    enqueue(tx, events, |e| {
+        let key = format!("reminders:{}", e.event_id);
+        (
+            Reminders {
+                org: e.org_id,
+                event: e.event_id,
+            },
+            key,
+        )
+    })
+}
+
+/// In the relay's transaction: one job per event, unique by its key.
+fn enqueue<E: DomainEvent, J: Job>(
+    tx: &mut Tx,
+    events: Vec<Envelope<E>>,
+    job: fn(&E) -> (J, String),
+) -> TxFuture<'_> {
+    Box::pin(async move {
+        let stmts: Vec<_> = events
+            .iter()
+            .map(|e| {
+                let (j, key) = job(e.data());
+                NewJob::of(&j)
+                    .unique(key)
+                    .for_org(e.org().0)
+                    .stmt(e.occurred_at())
+            })
+            .collect();
+        if !stmts.is_empty() {
+            tx.run_all(stmts).await?;
+            jobs::wake_after_commit(QUEUE.name);
+        }
+        Ok(())
+    })
+}
