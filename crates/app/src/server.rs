@@ -10,7 +10,7 @@ use std::{
 use anyhow::Context;
 use axum::{
     error_handling::HandleErrorLayer,
-    extract::{ConnectInfo, DefaultBodyLimit, MatchedPath, Request},
+    extract::{ConnectInfo, DefaultBodyLimit, MatchedPath, Request, State},
     http::HeaderName,
     middleware::{self, Next},
     response::{IntoResponse, Response},
@@ -61,6 +61,7 @@ pub async fn build(
         limits,
         config: Arc::new(config),
         shutdown,
+        load: Default::default(),
     }))
 }
 
@@ -126,7 +127,7 @@ pub fn router(app: &App, router: axum::Router) -> axum::Router {
     let request_id = HeaderName::from_static("x-request-id");
     router
         .route("/metrics", get(move || async move { handle.render() }))
-        .layer(middleware::from_fn(record_metrics))
+        .layer(middleware::from_fn_with_state(app.kernel.load.clone(), record_metrics))
         .layer(middleware::from_fn(audit_context))
         .layer(DefaultBodyLimit::max(config.max_body_bytes))
         .layer(RequestBodyDeadlineLayer::new(Duration::from_secs(config.body_timeout_secs)))
@@ -168,7 +169,13 @@ async fn audit_context(req: Request, next: Next) -> Response {
     kernel::audit::with_context(ctx, next.run(req)).await
 }
 
-async fn record_metrics(req: Request, next: Next) -> Response {
+async fn record_metrics(
+    State(load): State<kernel::load::Load>,
+    req: Request,
+    next: Next,
+) -> Response {
+    // Counted while the handler runs, so background jobs yield to it.
+    let _in_flight = load.enter();
     let start = Instant::now();
     let path = req
         .extensions()

@@ -70,4 +70,5 @@ typed_id!(
     DeviceId,
     WebhookId,
     DeliveryId,
+    ExportId,
 );

@@ -260,6 +260,9 @@ pub struct Worker<C> {
     handlers: HashMap<&'static str, Registered<C>>,
     /// Written into `locked_by`, so a node hands back its own jobs.
     node: Arc<str>,
+    /// The node's requests in flight: between jobs, a worker waits while
+    /// the node is busy (see [`crate::load`]).
+    load: Option<crate::load::Load>,
 }
 
 impl<C> Clone for Worker<C> {
@@ -267,6 +270,7 @@ impl<C> Clone for Worker<C> {
         Worker {
             handlers: self.handlers.clone(),
             node: self.node.clone(),
+            load: self.load.clone(),
         }
     }
 }
@@ -276,6 +280,7 @@ impl<C> Default for Worker<C> {
         Worker {
             handlers: HashMap::new(),
             node: Arc::from("local"),
+            load: None,
         }
     }
 }
@@ -308,6 +313,12 @@ impl<C: Clone + Send + Sync + 'static> Worker<C> {
     /// Names the node this worker runs on (its `locked_by`).
     pub fn on_node(mut self, node: &str) -> Worker<C> {
         self.node = Arc::from(node);
+        self
+    }
+
+    /// Steps aside between jobs while `load` says the node is busy.
+    pub fn yielding_to(mut self, load: crate::load::Load) -> Worker<C> {
+        self.load = Some(load);
         self
     }
 
@@ -465,7 +476,15 @@ impl<C: Clone + Send + Sync + 'static> Worker<C> {
             tokio::pin!(woken);
             woken.as_mut().enable();
             match self.run_one(&ctx, &db, &clock, queue).await {
-                Ok(true) => continue,
+                Ok(true) => {
+                    if let Some(pause) = self.load.as_ref().and_then(|l| l.pause()) {
+                        tokio::select! {
+                            _ = tokio::time::sleep(pause) => {}
+                            _ = stop.wait_for(|s| *s) => return,
+                        }
+                    }
+                    continue;
+                }
                 Ok(false) => {}
                 Err(e) => tracing::warn!(error = %e, queue, "job queue unavailable"),
             }
@@ -650,12 +669,25 @@ pub async fn retry(
     id: Uuid,
     org: Option<Uuid>,
 ) -> Result<bool, sqlx::Error> {
-    let _queued = db.serial_write().await;
-    let n = db_run!(db, p => sqlx::query(
+    retry_recorded(db, clock, id, org, None).await
+}
+
+/// [`retry`], with `record` (an audit entry) in the same transaction.
+pub async fn retry_recorded(
+    db: &Db,
+    clock: &Clock,
+    id: Uuid,
+    org: Option<Uuid>,
+    record: Option<Stmt>,
+) -> Result<bool, sqlx::Error> {
+    let change = Stmt::new(
         "UPDATE jobs SET state = 'available', attempts = 0, run_at = $1, finished_at = NULL
-         WHERE id = $2 AND state IN ('dead', 'discarded') AND ($3 IS NULL OR org_id = $3)")
-        .bind(clock.now()).bind(id).bind(org).execute(p).await.map(|r| r.rows_affected()))?;
-    Ok(n == 1)
+         WHERE id = $2 AND state IN ('dead', 'discarded') AND ($3 IS NULL OR org_id = $3)",
+    )
+    .bind(clock.now())
+    .bind(id)
+    .bind(org);
+    changed_with(db, change, record).await
 }
 
 /// Gives up on a waiting or dead job: it stays, `discarded`, for the record.
@@ -666,12 +698,40 @@ pub async fn discard(
     id: Uuid,
     org: Option<Uuid>,
 ) -> Result<bool, sqlx::Error> {
-    let _queued = db.serial_write().await;
-    let n = db_run!(db, p => sqlx::query(
+    discard_recorded(db, clock, id, org, None).await
+}
+
+/// [`discard`], with `record` (an audit entry) in the same transaction.
+pub async fn discard_recorded(
+    db: &Db,
+    clock: &Clock,
+    id: Uuid,
+    org: Option<Uuid>,
+    record: Option<Stmt>,
+) -> Result<bool, sqlx::Error> {
+    let change = Stmt::new(
         "UPDATE jobs SET state = 'discarded', finished_at = $1
-         WHERE id = $2 AND state IN ('available', 'dead') AND ($3 IS NULL OR org_id = $3)")
-        .bind(clock.now()).bind(id).bind(org).execute(p).await.map(|r| r.rows_affected()))?;
-    Ok(n == 1)
+         WHERE id = $2 AND state IN ('available', 'dead') AND ($3 IS NULL OR org_id = $3)",
+    )
+    .bind(clock.now())
+    .bind(id)
+    .bind(org);
+    changed_with(db, change, record).await
+}
+
+/// Runs `change`; when it changed one row, `record` too, in one
+/// transaction.
+async fn changed_with(db: &Db, change: Stmt, record: Option<Stmt>) -> Result<bool, sqlx::Error> {
+    let mut tx = db.begin().await?;
+    if change.execute_in(&mut tx).await? != 1 {
+        tx.rollback().await?;
+        return Ok(false);
+    }
+    if let Some(r) = record {
+        r.execute_in(&mut tx).await?;
+    }
+    tx.commit().await?;
+    Ok(true)
 }
 
 /// A queue's figures, for `/readyz` and `/metrics`.

@@ -18,6 +18,7 @@ pub mod http;
 pub mod idempotency;
 pub mod ids;
 pub mod jobs;
+pub mod load;
 pub mod outbox;
 pub mod parse;
 pub mod pubsub;
@@ -47,6 +48,8 @@ pub struct Kernel {
     pub limits: ratelimit::Limits,
     /// Turns true when the process is shutting down; long-lived streams end.
     pub shutdown: tokio::sync::watch::Receiver<bool>,
+    /// Requests in flight on this node; background work yields to them.
+    pub load: load::Load,
 }
 
 impl Kernel {

@@ -322,6 +322,7 @@ mod tests {
                 config: Arc::new(config),
                 limits: Limits::new(10, 0),
                 shutdown,
+                load: Default::default(),
             },
             dir,
             made,

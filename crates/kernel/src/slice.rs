@@ -321,14 +321,16 @@ impl<C: Clone + Send + Sync + 'static> Runtime<C> {
         let worker = self.worker.on_node(&node);
         for q in &self.queues {
             for _ in 0..q.concurrency.max(1) {
-                workers.push(tokio::spawn(worker.clone().run(
-                    ctx.clone(),
-                    kernel.db.clone(),
-                    kernel.clock.clone(),
-                    q.name,
-                    Duration::from_millis(500),
-                    stop.clone(),
-                )));
+                workers.push(tokio::spawn(
+                    worker.clone().yielding_to(kernel.load.clone()).run(
+                        ctx.clone(),
+                        kernel.db.clone(),
+                        kernel.clock.clone(),
+                        q.name,
+                        Duration::from_millis(500),
+                        stop.clone(),
+                    ),
+                ));
             }
         }
         for duty in self.duties {

@@ -9,6 +9,7 @@
 //! - [`live`]: live sales and check-in figures over server-sent events;
 //! - [`webhooks`]: signed deliveries of domain events to integrators;
 //! - [`mail`]: e-mail to buyers and organizers, and the PDF tickets;
+//! - [`exports`]: attendee, order and check-in exports; sales reports;
 //! - [`audit`]: the audit log as owners read it, and its sealer;
 //! - [`ops`]: health, readiness, upkeep.
 //!
@@ -34,6 +35,7 @@ mod testing;
 // `slices()` below; nothing outside the platform crate changes.
 pub mod audit;
 pub mod events;
+pub mod exports;
 pub mod identity;
 pub mod live;
 pub mod mail;
@@ -54,6 +56,7 @@ pub fn slices(kernel: &Kernel) -> Vec<Slice<App>> {
         live::slice(kernel),
         webhooks::slice(kernel),
         mail::slice(kernel),
+        exports::slice(kernel),
         audit::slice(kernel),
         ops::slice(kernel),
     ]

@@ -67,6 +67,7 @@ pub async fn platform(redis: Option<String>, tweak: impl FnOnce(&mut Config)) ->
         limits: Limits::new(1000, 0),
         config: Arc::new(config),
         shutdown,
+        load: Default::default(),
     };
     TestPlatform {
         app: crate::assemble(kernel).app,

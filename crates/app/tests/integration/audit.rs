@@ -32,11 +32,11 @@ async fn changes_are_recorded_sealed_and_tampering_is_found(backend: Backend) {
     assert_eq!(r.status(), 201);
     let hook: Value = r.json().await.unwrap();
 
-    t.eventually("four entries, sealed", || async {
+    t.eventually("five entries, sealed", || async {
         let v = entries(&t, &org, "").await;
         v["data"]
             .as_array()
-            .is_some_and(|d| d.len() == 4 && d.iter().all(|e| e["seq"].is_i64()))
+            .is_some_and(|d| d.len() == 5 && d.iter().all(|e| e["seq"].is_i64()))
     })
     .await;
     let v = entries(&t, &org, "").await;
@@ -52,7 +52,8 @@ async fn changes_are_recorded_sealed_and_tampering_is_found(backend: Backend) {
             "webhook.create",
             "event.publish",
             "ticket_type.create",
-            "event.create"
+            "event.create",
+            "org.create"
         ]
     );
     let created = &v["data"][3];
@@ -81,8 +82,10 @@ async fn changes_are_recorded_sealed_and_tampering_is_found(backend: Backend) {
     let page = entries(&t, &org, "?limit=3").await;
     let cursor = page["next_cursor"].as_str().unwrap();
     let rest = entries(&t, &org, &format!("?limit=3&cursor={cursor}")).await;
-    assert_eq!(rest["data"].as_array().unwrap().len(), 1);
+    assert_eq!(rest["data"].as_array().unwrap().len(), 2);
     assert_eq!(rest["data"][0]["action"], "event.create");
+    assert_eq!(rest["data"][1]["action"], "org.create");
+    assert_eq!(rest["data"][1]["actor_kind"], "user");
     // Another org sees none of it.
     let other = t.signup().await;
     let r = t
@@ -96,7 +99,7 @@ async fn changes_are_recorded_sealed_and_tampering_is_found(backend: Backend) {
     let db = t.app().db().clone();
     let org_id: uuid::Uuid = kernel::db_run!(&db, p => sqlx::query_scalar("SELECT id FROM orgs WHERE slug = $1").bind(&org.slug).fetch_one(p).await).unwrap();
     let verdict = kernel::audit::verify(&db, Some(org_id)).await.unwrap();
-    assert_eq!(verdict[0].entries, 4);
+    assert_eq!(verdict[0].entries, 5);
     assert!(verdict[0].problems.is_empty(), "{:?}", verdict[0].problems);
 
     // An edit is found.
@@ -121,7 +124,7 @@ async fn changes_are_recorded_sealed_and_tampering_is_found(backend: Backend) {
         "{:?}",
         verdict[0].problems
     );
-    let sql = "DELETE FROM audit_log WHERE org_id = $1 AND seq = 4";
+    let sql = "DELETE FROM audit_log WHERE org_id = $1 AND seq = 5";
     kernel::db_run!(&db, p => sqlx::query(sql).bind(org_id).execute(p).await.map(|_| ())).unwrap();
     let verdict = kernel::audit::verify(&db, Some(org_id)).await.unwrap();
     assert!(
@@ -139,5 +142,309 @@ async fn changes_are_recorded_sealed_and_tampering_is_found(backend: Backend) {
             .filter(|v| v.org != org_id)
             .all(|v| v.problems.is_empty())
     );
+    t.stop().await;
+}
+
+/// Every mutating operation of the OpenAPI document, and what records it:
+/// the audit log (its action), or — for the buyer's and the gate's own
+/// transactions, which are many and have ledgers of their own — that
+/// ledger. A new mutating route without a row here fails the test.
+const MUTATIONS: &[(&str, &str, Record)] = &[
+    ("post", "/api/v1/signup", Record::Audit("org.create")),
+    (
+        "post",
+        "/api/v1/orgs/{org}/events",
+        Record::Audit("event.create"),
+    ),
+    (
+        "post",
+        "/api/v1/orgs/{org}/events/{event_id}/ticket-types",
+        Record::Audit("ticket_type.create"),
+    ),
+    (
+        "post",
+        "/api/v1/orgs/{org}/events/{event_id}/publish",
+        Record::Audit("event.publish"),
+    ),
+    (
+        "post",
+        "/api/v1/orgs/{org}/events/{event_id}/exports",
+        Record::Audit("export.create"),
+    ),
+    (
+        "post",
+        "/api/v1/orgs/{org}/devices",
+        Record::Audit("device.create"),
+    ),
+    ("post", "/api/v1/devices/pair", Record::Audit("device.pair")),
+    (
+        "post",
+        "/api/v1/orgs/{org}/webhooks",
+        Record::Audit("webhook.create"),
+    ),
+    (
+        "delete",
+        "/api/v1/orgs/{org}/webhooks/{webhook_id}",
+        Record::Audit("webhook.delete"),
+    ),
+    (
+        "post",
+        "/api/v1/orgs/{org}/webhooks/{webhook_id}/rotate",
+        Record::Audit("webhook.rotate_secret"),
+    ),
+    (
+        "post",
+        "/api/v1/orgs/{org}/webhooks/{webhook_id}/enable",
+        Record::Audit("webhook.enable"),
+    ),
+    (
+        "post",
+        "/api/v1/orgs/{org}/webhooks/{webhook_id}/disable",
+        Record::Audit("webhook.disable"),
+    ),
+    (
+        "post",
+        "/api/v1/orgs/{org}/webhooks/{webhook_id}/deliveries/{delivery_id}/retry",
+        Record::Audit("webhook.redeliver"),
+    ),
+    (
+        "post",
+        "/api/v1/orgs/{org}/jobs/{job_id}/retry",
+        Record::Audit("job.retry"),
+    ),
+    (
+        "post",
+        "/api/v1/orgs/{org}/jobs/{job_id}/discard",
+        Record::Audit("job.discard"),
+    ),
+    (
+        "put",
+        "/api/v1/orgs/{org}/mail/settings",
+        Record::Audit("mail.settings_update"),
+    ),
+    (
+        "post",
+        "/api/v1/store/{org}/events/{event_id}/holds",
+        Record::Ledger("holds (the inventory ledger)"),
+    ),
+    (
+        "post",
+        "/api/v1/store/{org}/holds/{hold_id}/checkout",
+        Record::Ledger("orders and their events"),
+    ),
+    (
+        "post",
+        "/api/v1/scan",
+        Record::Ledger("tickets' admitted_at, device and gate"),
+    ),
+];
+
+#[derive(Debug, Clone, Copy)]
+enum Record {
+    Audit(&'static str),
+    Ledger(&'static str),
+}
+
+both!(every_mutating_route_leaves_a_record);
+async fn every_mutating_route_leaves_a_record(backend: Backend) {
+    let sink = HttpSink::start(vec![]).await;
+    let t = TestApp::spawn_with(backend, |c| c.webhooks_allow_private = true).await;
+
+    // The table matches the document: every mutating operation, no more.
+    let doc: Value = t.get("/api/openapi.json", None).await.json().await.unwrap();
+    let mut documented = Vec::new();
+    for (path, ops) in doc["paths"].as_object().unwrap() {
+        for method in ["post", "put", "patch", "delete"] {
+            if ops.get(method).is_some() {
+                documented.push(format!("{method} {path}"));
+            }
+        }
+    }
+    let mut listed: Vec<String> = MUTATIONS
+        .iter()
+        .map(|(m, p, _)| format!("{m} {p}"))
+        .collect();
+    documented.sort();
+    listed.sort();
+    assert_eq!(
+        documented, listed,
+        "every mutating operation has a row in MUTATIONS"
+    );
+
+    // Every operation once, as an integrator would call it.
+    let org = t.signup().await;
+    let event = t.event(&org, 10).await; // create, ticket type, publish
+    let o = |p: &str| format!("/api/v1/orgs/{}{p}", org.slug);
+    let ok = |r: reqwest::Response, what: &str| {
+        assert!(r.status().is_success(), "{what}: {}", r.status());
+        r
+    };
+    ok(
+        t.post(
+            &o(&format!("/events/{}/exports", event.id)),
+            Some(&org.key),
+            json!({"kind": "orders", "format": "csv"}),
+        )
+        .await,
+        "export",
+    );
+    let device: Value = ok(
+        t.post(
+            &o("/devices"),
+            Some(&org.key),
+            json!({"name": "Gate 1", "event_ids": [event.id]}),
+        )
+        .await,
+        "device",
+    )
+    .json()
+    .await
+    .unwrap();
+    ok(
+        t.post(
+            "/api/v1/devices/pair",
+            None,
+            json!({"pairing_code": device["pairing_code"]}),
+        )
+        .await,
+        "pair",
+    );
+    let hook: Value = ok(
+        t.post(
+            &o("/webhooks"),
+            Some(&org.key),
+            json!({"url": sink.url, "event_types": ["*"]}),
+        )
+        .await,
+        "webhook",
+    )
+    .json()
+    .await
+    .unwrap();
+    let hook = hook["id"].as_str().unwrap().to_string();
+    ok(
+        t.post(
+            &o(&format!("/webhooks/{hook}/rotate")),
+            Some(&org.key),
+            json!({}),
+        )
+        .await,
+        "rotate",
+    );
+    t.buy(&org, &event, 1).await; // an order: deliveries to redeliver
+    let delivery = {
+        let mut id = None;
+        for _ in 0..100 {
+            let v: Value = t
+                .get(&o(&format!("/webhooks/{hook}/deliveries")), Some(&org.key))
+                .await
+                .json()
+                .await
+                .unwrap();
+            if let Some(d) = v["data"][0]["id"].as_str() {
+                id = Some(d.to_string());
+                break;
+            }
+            tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+        }
+        id.expect("a delivery")
+    };
+    ok(
+        t.post(
+            &o(&format!("/webhooks/{hook}/deliveries/{delivery}/retry")),
+            Some(&org.key),
+            json!({}),
+        )
+        .await,
+        "redeliver",
+    );
+    ok(
+        t.post(
+            &o(&format!("/webhooks/{hook}/disable")),
+            Some(&org.key),
+            json!({}),
+        )
+        .await,
+        "disable",
+    );
+    ok(
+        t.post(
+            &o(&format!("/webhooks/{hook}/enable")),
+            Some(&org.key),
+            json!({}),
+        )
+        .await,
+        "enable",
+    );
+    let r = t
+        .api
+        .client
+        .delete(t.url(&o(&format!("/webhooks/{hook}"))))
+        .bearer_auth(&org.key)
+        .send()
+        .await
+        .unwrap();
+    ok(r, "delete");
+    // A waiting job of the org (the event's reminders): give up on it, then
+    // run it again.
+    let jobs: Value = t
+        .get(&o("/jobs?state=available&queue=mail"), Some(&org.key))
+        .await
+        .json()
+        .await
+        .unwrap();
+    let job = jobs["data"][0]["id"]
+        .as_str()
+        .expect("the reminders job")
+        .to_string();
+    ok(
+        t.post(
+            &o(&format!("/jobs/{job}/discard")),
+            Some(&org.key),
+            json!({}),
+        )
+        .await,
+        "discard",
+    );
+    ok(
+        t.post(&o(&format!("/jobs/{job}/retry")), Some(&org.key), json!({}))
+            .await,
+        "retry",
+    );
+    let r = t
+        .api
+        .client
+        .put(t.url(&o("/mail/settings")))
+        .bearer_auth(&org.key)
+        .json(&json!({"reminder_hours": 12}))
+        .send()
+        .await
+        .unwrap();
+    ok(r, "mail settings");
+
+    // Each audited operation left its entry, in this org's log.
+    let mut seen = Vec::new();
+    let mut cursor = String::new();
+    loop {
+        let v = entries(&t, &org, &format!("?limit=200{cursor}")).await;
+        for e in v["data"].as_array().unwrap() {
+            seen.push(e["action"].as_str().unwrap().to_string());
+        }
+        match v["next_cursor"].as_str() {
+            Some(c) => cursor = format!("&cursor={c}"),
+            None => break,
+        }
+    }
+    for (m, p, record) in MUTATIONS {
+        match record {
+            Record::Audit(action) => {
+                assert!(
+                    seen.iter().any(|a| a == action),
+                    "{m} {p} left no {action} entry: {seen:?}"
+                )
+            }
+            Record::Ledger(ledger) => assert!(!ledger.is_empty()),
+        }
+    }
     t.stop().await;
 }

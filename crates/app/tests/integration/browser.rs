@@ -192,6 +192,24 @@ async fn a_ticket_taken_on_the_storefront_is_scanned_and_the_dashboard_counts_it
             "order_confirmation",
             "the storefront order's confirmation is in the log"
         );
+
+        // Exports: ask for the attendee list, watch it finish, download it.
+        b.goto(&t.url("/dashboard/exports")).await?;
+        b.find(By::Css("#ask-export button")).await?.click().await?;
+        let link = b
+            .query(By::Css("a.download"))
+            .wait(Duration::from_secs(15), Duration::from_millis(200))
+            .first()
+            .await?;
+        let href = link.prop("href").await?.expect("a download link");
+        let csv = t.client.get(&href).send().await.expect("the file");
+        assert_eq!(csv.status(), 200);
+        let csv = csv.text().await.expect("text");
+        assert_eq!(csv.lines().count(), 2, "header and the one ticket: {csv}");
+        // The sales report counts the ticket.
+        b.goto(&t.url(&format!("/dashboard/events/{}/report", event.id)))
+            .await?;
+        assert_eq!(b.find(By::Id("total-sold")).await?.text().await?, "1");
         Ok::<_, WebDriverError>(())
     }
     .await;

@@ -9,6 +9,7 @@ mod browser;
 mod contention;
 mod core_flow;
 mod edges;
+mod exports;
 mod idempotency;
 mod integrity;
 mod jobs;

@@ -144,6 +144,19 @@ pub async fn create_org(app: &App, input: NewOrg) -> Result<SignupOutput> {
             store::insert_membership(org.id, user.id, Role::Owner, now),
             store::insert_api_key(org.id, ApiKeyId::new(), "owner", &key, &permissions, now),
             events::emit(&created, now)?,
+            kernel::audit::Entry {
+                org: org.id.0,
+                actor_kind: "user",
+                actor_id: Some(user.id.to_string()),
+                action: "org.create",
+                object_type: "org",
+                object_id: Some(org.id.to_string()),
+                before: None,
+                after: Some(
+                    serde_json::json!({"slug": org.slug, "name": org.name, "owner": user.email}),
+                ),
+            }
+            .stmt(now),
         ],
     )
     .await?;

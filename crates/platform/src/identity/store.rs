@@ -227,8 +227,26 @@ pub async fn pair(
     let sql = "UPDATE device_credentials SET token_hash = $1, paired_at = $2, pairing_code_hash = NULL
                WHERE pairing_code_hash = $3 AND pairing_expires_at > $2 AND token_hash IS NULL AND revoked_at IS NULL
                RETURNING org_id, device_id";
-    let _queued = db.serial_write().await;
-    db_run!(db, p => sqlx::query_as(sql).bind(&token.0).bind(now).bind(&code.0).fetch_optional(p).await)
+    let mut tx = db.begin().await?;
+    let paired: Option<(OrgId, DeviceId)> = kernel::tx_run!(&mut tx, c => sqlx::query_as(sql).bind(&token.0).bind(now).bind(&code.0).fetch_optional(c).await)?;
+    if let Some((org, device)) = paired {
+        // The device pairs itself: it is the actor.
+        kernel::audit::Entry {
+            org: org.0,
+            actor_kind: "device",
+            actor_id: Some(device.to_string()),
+            action: "device.pair",
+            object_type: "device",
+            object_id: Some(device.to_string()),
+            before: None,
+            after: None,
+        }
+        .stmt(now)
+        .execute_in(&mut tx)
+        .await?;
+    }
+    tx.commit().await?;
+    Ok(paired)
 }
 
 #[derive(sqlx::FromRow)]

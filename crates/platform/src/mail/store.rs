@@ -43,23 +43,25 @@ pub struct Sent<'a> {
     pub message_id: &'a str,
 }
 
+/// Records a sent message (group-committed: many workers' records share
+/// one commit).
 pub async fn log(db: &Db, s: Sent<'_>, now: i64) -> Result<(), sqlx::Error> {
-    Stmt::new(
-        "INSERT INTO mail_log (id, org_id, kind, recipient, subject, order_id, attachments, message_id, created_at)
-         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)",
-    )
-    .bind(Uuid::now_v7())
-    .bind(s.org)
-    .bind(s.kind.to_string())
-    .bind(s.recipient.to_string())
-    .bind(s.subject.to_string())
-    .bind(s.order.map(|o| o.0))
-    .bind(s.attachments)
-    .bind(s.message_id.to_string())
-    .bind(now)
-    .execute(db)
+    db.write_grouped(vec![
+        Stmt::new(
+            "INSERT INTO mail_log (id, org_id, kind, recipient, subject, order_id, attachments, message_id, created_at)
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)",
+        )
+        .bind(Uuid::now_v7())
+        .bind(s.org)
+        .bind(s.kind.to_string())
+        .bind(s.recipient.to_string())
+        .bind(s.subject.to_string())
+        .bind(s.order.map(|o| o.0))
+        .bind(s.attachments)
+        .bind(s.message_id.to_string())
+        .bind(now),
+    ])
     .await
-    .map(|_| ())
 }
 
 /// Whether mail of `kind` about `order` has gone out already (a retried

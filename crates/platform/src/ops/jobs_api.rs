@@ -171,10 +171,15 @@ async fn act(app: &App, actor: &Actor, id: Uuid, retry: bool) -> Result<JobView,
     let job = jobs::get(app.db(), id, Some(org))
         .await?
         .ok_or(ApiError::NotFound)?;
+    let audit = actor
+        .audit(if retry { "job.retry" } else { "job.discard" }, "job")
+        .object(id)
+        .before(serde_json::json!({"kind": job.kind, "state": job.state}))
+        .stmt(app.kernel.now());
     let done = if retry {
-        jobs::retry(app.db(), &app.kernel.clock, id, Some(org)).await?
+        jobs::retry_recorded(app.db(), &app.kernel.clock, id, Some(org), Some(audit)).await?
     } else {
-        jobs::discard(app.db(), &app.kernel.clock, id, Some(org)).await?
+        jobs::discard_recorded(app.db(), &app.kernel.clock, id, Some(org), Some(audit)).await?
     };
     if !done {
         return Err(ApiError::Conflict(format!(

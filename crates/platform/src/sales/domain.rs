@@ -675,6 +675,35 @@ pub async fn paid_orders(
     Ok(store::paid_orders(app.db(), t, event, after, limit).await?)
 }
 
+/// A page of the event's orders (by id, after `after`), for an export.
+pub async fn orders_page(
+    app: &App,
+    t: &Tenant,
+    event: EventId,
+    after: Option<OrderId>,
+    limit: i64,
+) -> Result<Vec<store::OrderSummary>> {
+    Ok(store::orders_page(app.db(), t, event, after, limit).await?)
+}
+
+/// These orders, by id (at most 1,000 at once).
+pub async fn order_summaries(
+    app: &App,
+    t: &Tenant,
+    ids: &[OrderId],
+) -> Result<std::collections::HashMap<OrderId, store::OrderSummary>> {
+    if ids.len() > 1000 {
+        return Err(Error::Api(kernel::ApiError::internal(
+            "at most 1,000 orders at once",
+        )));
+    }
+    Ok(store::order_summaries(app.db(), t, ids)
+        .await?
+        .into_iter()
+        .map(|o| (o.id, o))
+        .collect())
+}
+
 /// An order for its buyer, who proves it with the access token.
 pub async fn get_order_for_buyer(
     app: &App,

@@ -25,8 +25,8 @@ use std::time::Duration;
 
 pub use domain::{
     Buyer, HoldItem, HoldView, OrderStatus, OrderView, Reply, StoreEvent, checkout, create_hold,
-    expire_pending_orders, get_order, get_order_for_buyer, order_for_upkeep, paid_orders,
-    release_expired, store_event,
+    expire_pending_orders, get_order, get_order_for_buyer, order_for_upkeep, order_summaries,
+    orders_page, paid_orders, release_expired, store_event,
 };
 pub use error::Error;
 pub use inventory::{Inventory, Reserve};
@@ -35,6 +35,7 @@ use kernel::{
     ids::{EventId, HoldId, OrderId, OrgId},
 };
 use serde::{Deserialize, Serialize};
+pub use store::OrderSummary;
 
 use crate::App;
 

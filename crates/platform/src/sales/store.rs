@@ -280,3 +280,69 @@ pub async fn paid_orders(
                AND ($4 IS NULL OR id > $4) ORDER BY id LIMIT $5";
     db_run!(db, p => sqlx::query_scalar(sql).bind(t.org()).bind(event).bind(OrderStatus::Paid.as_str()).bind(after).bind(limit).fetch_all(p).await)
 }
+
+/// An order as exports and reports list it.
+#[derive(Clone, Debug, sqlx::FromRow)]
+pub struct OrderSummary {
+    pub id: OrderId,
+    #[sqlx(try_from = "String")]
+    pub status: OrderStatus,
+    pub buyer_email: String,
+    pub buyer_name: String,
+    pub total_cents: i64,
+    pub currency: String,
+    pub created_at: i64,
+}
+
+const SUMMARY: &str =
+    "SELECT id, status, buyer_email, buyer_name, total_cents, currency, created_at FROM orders";
+
+/// The event's orders after `after` by id, `limit` of them.
+#[tracing::instrument(skip_all)]
+pub async fn orders_page(
+    db: &Db,
+    t: &Tenant,
+    event: EventId,
+    after: Option<OrderId>,
+    limit: i64,
+) -> Result<Vec<OrderSummary>, sqlx::Error> {
+    // With a cursor the primary key is walked from it (no sort of the rest).
+    let sql = match after {
+        None => format!("{SUMMARY} WHERE org_id = $1 AND event_id = $2 ORDER BY id LIMIT $3"),
+        Some(_) => format!(
+            "{SUMMARY} WHERE org_id = $1 AND event_id = $2 AND id > $4 ORDER BY id LIMIT $3"
+        ),
+    };
+    db_run!(db, p => {
+        let q = sqlx::query_as(sqlx::AssertSqlSafe(sql)).bind(t.org()).bind(event).bind(limit);
+        match after {
+            Some(a) => q.bind(a).fetch_all(p).await,
+            None => q.fetch_all(p).await,
+        }
+    })
+}
+
+/// These orders of the tenant (at most a page's worth: one placeholder
+/// each).
+#[tracing::instrument(skip_all)]
+pub async fn order_summaries(
+    db: &Db,
+    t: &Tenant,
+    ids: &[OrderId],
+) -> Result<Vec<OrderSummary>, sqlx::Error> {
+    if ids.is_empty() {
+        return Ok(Vec::new());
+    }
+    let marks: Vec<String> = (2..ids.len() + 2).map(|i| format!("${i}")).collect();
+    let sql = format!(
+        "{SUMMARY} WHERE org_id = $1 AND id IN ({})",
+        marks.join(", ")
+    );
+    db_run!(db, p => {
+        let mut q = sqlx::query_as(sqlx::AssertSqlSafe(sql)).bind(t.org());
+        for id in ids {
+            q = q.bind(*id);
+        }
+        q.fetch_all(p).await
+    })
+}

@@ -57,10 +57,17 @@ pub async fn create_device(
     let name = name.ok_or(Error::Invalid(Vec::new()))?;
     let id = DeviceId::new();
     let pairing = identity::new_pairing(app, t, id);
+    let now = app.kernel.now();
+    let audit = actor
+        .audit("device.create", "device")
+        .object(id)
+        .after(serde_json::json!({"name": name, "event_ids": events}))
+        .stmt(now);
     app.db()
         .write_grouped(vec![
-            store::insert_device(t, id, &name, &events, app.kernel.now()),
+            store::insert_device(t, id, &name, &events, now),
             pairing.stmt,
+            audit,
         ])
         .await?;
     Ok(NewDeviceView {

@@ -23,7 +23,7 @@ use kernel::{
     ids::{DeviceId, EventId, OrderId, OrgId, TicketId, TicketTypeId},
 };
 use serde::{Deserialize, Serialize};
-pub use store::{AdmissionWrite, TicketRecord, mark_admitted_batch};
+pub use store::{AdmissionWrite, ExportRow, TicketRecord, mark_admitted_batch};
 use utoipa::ToSchema;
 
 use crate::{
@@ -249,6 +249,29 @@ pub async fn for_order(app: &App, t: &Tenant, order: OrderId) -> ApiResult<Vec<T
 /// Every ticket of an event (to load a gate's hot tier).
 pub async fn for_event(app: &App, t: &Tenant, event: EventId) -> ApiResult<Vec<TicketRecord>> {
     Ok(store::for_event(app.db(), t, event).await?)
+}
+
+/// A page of the event's tickets for an export (by id, after `after`).
+pub async fn export_page(
+    app: &App,
+    t: &Tenant,
+    event: EventId,
+    after: Option<TicketId>,
+    admitted_only: bool,
+    limit: i64,
+) -> ApiResult<Vec<ExportRow>> {
+    Ok(store::export_page(app.db(), t, event, after, admitted_only, limit).await?)
+}
+
+/// Tickets issued per (ticket type, slot of `bucket` microseconds since the
+/// epoch), for the sales report.
+pub async fn issued_by_type(
+    app: &App,
+    t: &Tenant,
+    event: EventId,
+    bucket: i64,
+) -> ApiResult<Vec<(TicketTypeId, i64, i64)>> {
+    Ok(store::issued_by_type(app.db(), t, event, bucket).await?)
 }
 
 /// One ticket by id.

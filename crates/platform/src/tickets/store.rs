@@ -242,3 +242,58 @@ async fn mark_admitted_batch_sqlite(
     }
     Ok(out)
 }
+
+/// A ticket as an export lists it.
+#[derive(Clone, Debug, sqlx::FromRow)]
+pub struct ExportRow {
+    pub id: TicketId,
+    pub order_id: OrderId,
+    pub ticket_type_id: TicketTypeId,
+    #[sqlx(try_from = "String")]
+    pub status: TicketStatus,
+    pub admitted_at: Option<i64>,
+    pub admitted_gate: Option<String>,
+    pub created_at: i64,
+}
+
+/// The event's tickets after `after` by id, `limit` of them; only the
+/// admitted ones when `admitted_only`.
+#[tracing::instrument(skip_all)]
+pub async fn export_page(
+    db: &Db,
+    t: &Tenant,
+    event: EventId,
+    after: Option<TicketId>,
+    admitted_only: bool,
+    limit: i64,
+) -> Result<Vec<ExportRow>, sqlx::Error> {
+    // Two texts, so that with a cursor the primary key (org_id, id) is
+    // walked from it, never sorted whole: a page costs its own rows only.
+    let sql = match after {
+        None => "SELECT id, order_id, ticket_type_id, status, admitted_at, admitted_gate, created_at FROM tickets
+                 WHERE org_id = $1 AND event_id = $2 AND ($3 = 0 OR admitted_at IS NOT NULL) ORDER BY id LIMIT $4",
+        Some(_) => "SELECT id, order_id, ticket_type_id, status, admitted_at, admitted_gate, created_at FROM tickets
+                 WHERE org_id = $1 AND event_id = $2 AND ($3 = 0 OR admitted_at IS NOT NULL) AND id > $5 ORDER BY id LIMIT $4",
+    };
+    db_run!(db, p => {
+        let q = sqlx::query_as(sql).bind(t.org()).bind(event).bind(admitted_only as i64).bind(limit);
+        match after {
+            Some(a) => q.bind(a).fetch_all(p).await,
+            None => q.fetch_all(p).await,
+        }
+    })
+}
+
+/// Tickets issued per (ticket type, `bucket`-long slice of time since the
+/// epoch): the sales report's raw counts.
+#[tracing::instrument(skip_all)]
+pub async fn issued_by_type(
+    db: &Db,
+    t: &Tenant,
+    event: EventId,
+    bucket: i64,
+) -> Result<Vec<(TicketTypeId, i64, i64)>, sqlx::Error> {
+    let sql = "SELECT ticket_type_id, created_at / $3 AS slot, COUNT(*) FROM tickets
+               WHERE org_id = $1 AND event_id = $2 GROUP BY ticket_type_id, created_at / $3 ORDER BY slot";
+    db_run!(db, p => sqlx::query_as(sql).bind(t.org()).bind(event).bind(bucket).fetch_all(p).await)
+}
