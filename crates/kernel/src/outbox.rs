@@ -452,6 +452,80 @@ mod tests {
         let _ = std::fs::remove_dir_all(dir);
     }
 
+    /// Orgs whose events make [`count_then_stall`] stop after applying
+    /// them, as if the process died before the relay marked them delivered.
+    static STALLING: std::sync::LazyLock<dashmap::DashMap<OrgId, Arc<tokio::sync::Notify>>> =
+        std::sync::LazyLock::new(dashmap::DashMap::new);
+
+    fn count_then_stall<'a>(
+        c: &'a (),
+        tx: &'a mut Tx,
+        events: Vec<Envelope<Counted>>,
+    ) -> TxFuture<'a> {
+        Box::pin(async move {
+            let org = events.first().map(|e| e.org());
+            count(c, tx, events).await?;
+            if let Some(applied) = org.and_then(|o| STALLING.get(&o).map(|n| n.clone())) {
+                applied.notify_one();
+                std::future::pending::<()>().await;
+            }
+            Ok(())
+        })
+    }
+
+    /// The relay applies a batch in its transaction and dies before the
+    /// commit that marks it delivered: nothing of it stays, and the next
+    /// relay delivers every event once.
+    async fn a_relay_that_dies_mid_batch_leaves_nothing_and_the_next_delivers_once(pg: bool) {
+        let Some((k, dir, made)) = kernel(pg).await else {
+            return;
+        };
+        let org = OrgId::new();
+        let mut consumers = Consumers::<()>::default();
+        consumers.on_commit::<Counted, _>("test.count", count_then_stall);
+        consumers.reacts::<Counted, _, _>("test.react", |(), _| async { Ok(()) });
+        let consumers = Arc::new(consumers);
+        emit_in_tx(&k, org, &[1, 2, 3], true).await;
+
+        let applied = Arc::new(tokio::sync::Notify::new());
+        STALLING.insert(org, applied.clone());
+        let relay = {
+            let (k, consumers) = (k.clone(), consumers.clone());
+            tokio::spawn(async move { relay_batch(&k, &(), &consumers).await })
+        };
+        tokio::time::timeout(std::time::Duration::from_secs(10), applied.notified())
+            .await
+            .expect("the consumer ran");
+        relay.abort();
+        assert!(relay.await.unwrap_err().is_cancelled(), "the relay died");
+        STALLING.remove(&org);
+        assert_eq!(counted(&k).await, 0, "the dead relay's work rolled back");
+
+        let mut delivered = 0;
+        for _ in 0..5 {
+            delivered += relay_batch(&k, &(), &consumers).await.unwrap();
+        }
+        assert_eq!(delivered, 3);
+        assert_eq!(counted(&k).await, 3, "each event applied once");
+        let jobs: i64 = db_run!(&k.db, p => sqlx::query_scalar("SELECT COUNT(*) FROM jobs WHERE queue = 'events'").fetch_one(p).await).unwrap();
+        assert_eq!(jobs, 3, "one reaction job per event");
+        let undelivered: i64 = db_run!(&k.db, p => sqlx::query_scalar("SELECT COUNT(*) FROM outbox WHERE delivered_at IS NULL").fetch_one(p).await).unwrap();
+        assert_eq!(undelivered, 0);
+        k.db.close().await;
+        drop_database(made).await;
+        let _ = std::fs::remove_dir_all(dir);
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_relay_that_dies_mid_batch_on_sqlite() {
+        a_relay_that_dies_mid_batch_leaves_nothing_and_the_next_delivers_once(false).await;
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_relay_that_dies_mid_batch_on_postgres() {
+        a_relay_that_dies_mid_batch_leaves_nothing_and_the_next_delivers_once(true).await;
+    }
+
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
     async fn events_reach_their_consumers_once_on_sqlite() {
         events_reach_their_consumers_once(false).await;
