@@ -322,9 +322,9 @@ impl Shared {
 
 /// Where rows go.
 enum Sink {
-    Csv(csv::Writer<Shared>, Shared),
+    Csv(Box<csv::Writer<Shared>>, Shared),
     Xlsx {
-        book: rust_xlsxwriter::Workbook,
+        book: Box<rust_xlsxwriter::Workbook>,
         row: u32,
     },
 }
@@ -334,13 +334,16 @@ impl Sink {
         Ok(match format {
             ExportFormat::Csv => {
                 let out = Shared::default();
-                Sink::Csv(csv::Writer::from_writer(out.clone()), out)
+                Sink::Csv(Box::new(csv::Writer::from_writer(out.clone())), out)
             }
             ExportFormat::Xlsx => {
                 let mut book = rust_xlsxwriter::Workbook::new();
                 book.add_worksheet_with_constant_memory()
                     .map_err(|e| e.to_string())?;
-                Sink::Xlsx { book, row: 0 }
+                Sink::Xlsx {
+                    book: Box::new(book),
+                    row: 0,
+                }
             }
         })
     }
@@ -449,7 +452,7 @@ async fn build_file(app: &App, row: &store::ExportRow) -> Result<(), String> {
     }
     match sink {
         Sink::Csv(w, out) => {
-            drop(w.into_inner().map_err(|e| e.to_string())?);
+            drop((*w).into_inner().map_err(|e| e.to_string())?);
             let rest = out.take();
             store_chunks(app, row.id, seq, &rest, rows)
                 .await
