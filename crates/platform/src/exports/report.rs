@@ -20,7 +20,7 @@ const SLOT_MICROS: i64 = 15 * 60 * 1_000_000;
 /// platform has vouchers, refunds and fee and tax rules (they are in the
 /// report now so that its shape does not change when they arrive).
 #[derive(Clone, Debug, Default, Serialize, ToSchema, PartialEq)]
-pub struct Figures {
+pub struct SalesFigures {
     /// Tickets issued.
     pub sold: i64,
     /// Ticket price times tickets sold, in cents.
@@ -31,8 +31,8 @@ pub struct Figures {
     pub tax_cents: i64,
 }
 
-impl Figures {
-    fn add(&mut self, o: &Figures) {
+impl SalesFigures {
+    fn add(&mut self, o: &SalesFigures) {
         self.sold += o.sold;
         self.revenue_cents += o.revenue_cents;
         self.discounts_cents += o.discounts_cents;
@@ -47,7 +47,7 @@ pub struct TypeLine {
     pub ticket_type_id: TicketTypeId,
     pub name: String,
     #[serde(flatten)]
-    pub figures: Figures,
+    pub figures: SalesFigures,
 }
 
 #[derive(Debug, Serialize, ToSchema)]
@@ -57,7 +57,7 @@ pub struct DayLine {
     pub ticket_type_id: TicketTypeId,
     pub name: String,
     #[serde(flatten)]
-    pub figures: Figures,
+    pub figures: SalesFigures,
 }
 
 #[derive(Debug, Serialize, ToSchema)]
@@ -71,7 +71,7 @@ pub struct SalesReport {
     pub by_ticket_type: Vec<TypeLine>,
     /// Days with sales only, oldest first.
     pub by_day: Vec<DayLine>,
-    pub totals: Figures,
+    pub totals: SalesFigures,
 }
 
 pub async fn sales(app: &App, actor: &Actor, event: EventId) -> ApiResult<SalesReport> {
@@ -82,14 +82,14 @@ pub async fn sales(app: &App, actor: &Actor, event: EventId) -> ApiResult<SalesR
     let e = &catalog.event;
     let counts = tickets::issued_by_type(app, t, event, SLOT_MICROS).await?;
     let tz = jiff::tz::TimeZone::get(&e.timezone).unwrap_or(jiff::tz::TimeZone::UTC);
-    let mut per_type: BTreeMap<TicketTypeId, Figures> = BTreeMap::new();
-    let mut per_day: BTreeMap<(String, TicketTypeId), Figures> = BTreeMap::new();
+    let mut per_type: BTreeMap<TicketTypeId, SalesFigures> = BTreeMap::new();
+    let mut per_day: BTreeMap<(String, TicketTypeId), SalesFigures> = BTreeMap::new();
     for (tt, slot, n) in counts {
         let price = catalog.ticket_type(tt).map(|x| x.price_cents).unwrap_or(0);
-        let f = Figures {
+        let f = SalesFigures {
             sold: n,
             revenue_cents: n * price,
-            ..Figures::default()
+            ..SalesFigures::default()
         };
         let day = jiff::Timestamp::from_microsecond(slot * SLOT_MICROS)
             .map(|ts| tz.to_datetime(ts).date().to_string())
@@ -103,7 +103,7 @@ pub async fn sales(app: &App, actor: &Actor, event: EventId) -> ApiResult<SalesR
             .map(|x| x.name.clone())
             .unwrap_or_default()
     };
-    let mut totals = Figures::default();
+    let mut totals = SalesFigures::default();
     // Every ticket type, sold or not, in the catalog's order.
     let by_ticket_type = e
         .ticket_types

@@ -33,10 +33,15 @@ async fn get_mail_settings(
 #[serde(deny_unknown_fields)]
 pub struct PutMailSettings {
     /// The From display name; the organization's name when null or empty.
-    #[schema(max_length = 100)]
+    /// No control characters.
+    #[schema(max_length = 100, pattern = r"^[^\x00-\x1f\x7f-\x9f]*$")]
     sender_name: Option<String>,
-    /// Where buyers' replies go; none when null or empty.
-    #[schema(max_length = 254)]
+    /// Where buyers' replies go; none when null or empty. A plain address:
+    /// a local part of up to three dot-separated words, a host name.
+    #[schema(
+        max_length = 254,
+        pattern = r"^$|^[A-Za-z0-9!#$%&'*+/=?^_`{|}~-]{1,20}(\.[A-Za-z0-9!#$%&'*+/=?^_`{|}~-]{1,20}){0,2}@[A-Za-z0-9]([A-Za-z0-9-]{0,61}[A-Za-z0-9])?(\.[A-Za-z0-9]([A-Za-z0-9-]{0,61}[A-Za-z0-9])?)+$"
+    )]
     reply_to: Option<String>,
     /// Hours before an event starts that ticket holders get a reminder; 0
     /// sends none.
