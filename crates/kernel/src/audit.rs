@@ -73,24 +73,36 @@ impl Entry {
 
     /// The insert, for the change's own transaction.
     pub fn stmt(&self, now: i64) -> Stmt {
-        let ctx = context();
-        Stmt::new(
-            "INSERT INTO audit_log (id, org_id, at, actor_kind, actor_id, action, object_type, object_id, before, after, client_ip, request_id)
-             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12)",
-        )
-        .bind(Uuid::now_v7())
-        .bind(self.org)
-        .bind(now)
-        .bind(self.actor_kind)
-        .bind(self.actor_id.clone())
-        .bind(self.action)
-        .bind(self.object_type)
-        .bind(self.object_id.clone())
-        .bind(self.before.as_ref().map(|v| v.to_string()))
-        .bind(self.after.as_ref().map(|v| v.to_string()))
-        .bind(ctx.client_ip)
-        .bind(ctx.request_id)
+        Stmt::insert_rows(INSERT_HEAD, vec![self.row(&context(), now)])
     }
+
+    /// The entry's values for [`stmt_many`], with the context of the
+    /// request that made the change (captured there: a batch is written
+    /// from another task).
+    pub fn row(&self, ctx: &RequestContext, now: i64) -> Vec<crate::db::Val> {
+        vec![
+            Uuid::now_v7().into(),
+            self.org.into(),
+            now.into(),
+            self.actor_kind.to_string().into(),
+            self.actor_id.clone().into(),
+            self.action.to_string().into(),
+            self.object_type.to_string().into(),
+            self.object_id.clone().into(),
+            self.before.as_ref().map(|v| v.to_string()).into(),
+            self.after.as_ref().map(|v| v.to_string()).into(),
+            ctx.client_ip.clone().into(),
+            ctx.request_id.clone().into(),
+        ]
+    }
+}
+
+const INSERT_HEAD: &str = "INSERT INTO audit_log (id, org_id, at, actor_kind, actor_id, action, object_type, object_id, before, after, client_ip, request_id)";
+
+/// One insert of many entries' rows (a batch of admissions, say); `None`
+/// when there are none.
+pub fn stmt_many(rows: Vec<Vec<crate::db::Val>>) -> Option<Stmt> {
+    (!rows.is_empty()).then(|| Stmt::insert_rows(INSERT_HEAD, rows))
 }
 
 /// An entry as stored.
@@ -158,48 +170,64 @@ pub async fn seal(db: &Db) -> Result<usize, sqlx::Error> {
         "SELECT DISTINCT org_id FROM audit_log WHERE seq IS NULL LIMIT 100").fetch_all(p).await)?;
     let mut sealed = 0;
     for (org,) in orgs {
-        let mut tx = db.begin().await?;
-        Stmt::new(
-            "INSERT INTO audit_heads (org_id, seq, hash) VALUES ($1, 0, $2) ON CONFLICT DO NOTHING",
-        )
-        .bind(org)
-        .bind(Vec::<u8>::new())
-        .execute_in(&mut tx)
-        .await?;
-        let head_sql = match tx.backend() {
-            crate::Backend::Postgres => {
-                "SELECT seq, hash FROM audit_heads WHERE org_id = $1 FOR UPDATE"
+        // A gate's burst of admissions leaves thousands: up to 10 batches
+        // of 1,000 per org and run, each its own transaction so writers
+        // get the lock between them.
+        for _ in 0..10 {
+            let n = seal_batch(db, org).await?;
+            sealed += n;
+            if n < SEAL_BATCH {
+                break;
             }
-            crate::Backend::Sqlite => "SELECT seq, hash FROM audit_heads WHERE org_id = $1",
-        };
-        let (mut seq, mut prev): (i64, Vec<u8>) =
-            tx_run!(&mut tx, c => sqlx::query_as(head_sql).bind(org).fetch_one(c).await)?;
-        let sql = format!(
-            "SELECT {COLUMNS} FROM audit_log WHERE org_id = $1 AND seq IS NULL ORDER BY id LIMIT 1000"
-        );
-        let rows: Vec<Row> = tx_run!(&mut tx, c => sqlx::query_as(sqlx::AssertSqlSafe(sql.as_str())).bind(org).fetch_all(c).await)?;
-        for r in &rows {
-            seq += 1;
-            let hash = link_hash(org, seq, &prev, r);
-            Stmt::new("UPDATE audit_log SET seq = $1, prev_hash = $2, hash = $3 WHERE id = $4")
-                .bind(seq)
-                .bind(prev.clone())
-                .bind(hash.clone())
-                .bind(r.id)
-                .execute_in(&mut tx)
-                .await?;
-            prev = hash;
         }
-        Stmt::new("UPDATE audit_heads SET seq = $1, hash = $2 WHERE org_id = $3")
-            .bind(seq)
-            .bind(prev)
-            .bind(org)
-            .execute_in(&mut tx)
-            .await?;
-        tx.commit().await?;
-        sealed += rows.len();
     }
     Ok(sealed)
+}
+
+const SEAL_BATCH: usize = 1000;
+
+/// Links up to [`SEAL_BATCH`] of the org's unsealed entries; how many.
+async fn seal_batch(db: &Db, org: Uuid) -> Result<usize, sqlx::Error> {
+    let mut tx = db.begin().await?;
+    Stmt::new(
+        "INSERT INTO audit_heads (org_id, seq, hash) VALUES ($1, 0, $2) ON CONFLICT DO NOTHING",
+    )
+    .bind(org)
+    .bind(Vec::<u8>::new())
+    .execute_in(&mut tx)
+    .await?;
+    let head_sql = match tx.backend() {
+        crate::Backend::Postgres => {
+            "SELECT seq, hash FROM audit_heads WHERE org_id = $1 FOR UPDATE"
+        }
+        crate::Backend::Sqlite => "SELECT seq, hash FROM audit_heads WHERE org_id = $1",
+    };
+    let (mut seq, mut prev): (i64, Vec<u8>) =
+        tx_run!(&mut tx, c => sqlx::query_as(head_sql).bind(org).fetch_one(c).await)?;
+    let sql = format!(
+        "SELECT {COLUMNS} FROM audit_log WHERE org_id = $1 AND seq IS NULL ORDER BY id LIMIT {SEAL_BATCH}"
+    );
+    let rows: Vec<Row> = tx_run!(&mut tx, c => sqlx::query_as(sqlx::AssertSqlSafe(sql.as_str())).bind(org).fetch_all(c).await)?;
+    for r in &rows {
+        seq += 1;
+        let hash = link_hash(org, seq, &prev, r);
+        Stmt::new("UPDATE audit_log SET seq = $1, prev_hash = $2, hash = $3 WHERE id = $4")
+            .bind(seq)
+            .bind(prev.clone())
+            .bind(hash.clone())
+            .bind(r.id)
+            .execute_in(&mut tx)
+            .await?;
+        prev = hash;
+    }
+    Stmt::new("UPDATE audit_heads SET seq = $1, hash = $2 WHERE org_id = $3")
+        .bind(seq)
+        .bind(prev)
+        .bind(org)
+        .execute_in(&mut tx)
+        .await?;
+    tx.commit().await?;
+    Ok(rows.len())
 }
 
 /// What [`verify`] found in one org's chain.

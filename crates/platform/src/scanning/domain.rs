@@ -226,9 +226,23 @@ pub async fn scan(
     }
     // Across nodes the database decides: its conditional update admits once,
     // and the other nodes' hot tiers learn of it from `ticket.admitted`.
+    // The device's change, for the audit log: written with the admission,
+    // in its batch's transaction, only if it admits.
+    let audit = kernel::audit::Entry {
+        org: t.org().0,
+        actor_kind: "device",
+        actor_id: Some(device.id.to_string()),
+        action: "ticket.admit",
+        object_type: "ticket",
+        object_id: Some(rec.id.to_string()),
+        before: None,
+        after: Some(serde_json::json!({"event_id": event, "gate": gate_name})),
+    }
+    .row(&kernel::audit::context(), now);
     let admission = Admission {
         write: tickets::admission(t, rec.id, now, device.id, gate_name),
         event,
+        audit,
     };
     match Box::pin(gates.writer.try_submit(admission)).await {
         Ok(None) => {

@@ -66,6 +66,8 @@ impl Gate {
 pub struct Admission {
     pub write: AdmissionWrite,
     pub event: EventId,
+    /// The audit log's row for it (`kernel::audit::Entry::row`).
+    pub audit: Vec<kernel::db::Val>,
 }
 
 /// A device's scanning scope.
@@ -191,8 +193,10 @@ async fn commit(db: &Db, batch: &[Admission], now: i64) -> Result<Vec<Option<i64
     let writes: Vec<&AdmissionWrite> = batch.iter().map(|a| &a.write).collect();
     let results = tickets::mark_admitted_batch(&mut tx, &writes).await?;
     let mut events = Vec::new();
+    let mut audit = Vec::new();
     for (a, earlier) in batch.iter().zip(&results) {
         if earlier.is_none() {
+            audit.push(a.audit.clone());
             let admitted = TicketAdmitted {
                 org_id: a.write.org,
                 event_id: a.event,
@@ -205,6 +209,9 @@ async fn commit(db: &Db, batch: &[Admission], now: i64) -> Result<Vec<Option<i64
         }
     }
     record_many(&mut tx, &events).await?;
+    if let Some(stmt) = kernel::audit::stmt_many(audit) {
+        stmt.execute_in(&mut tx).await?;
+    }
     tx.commit().await?;
     Ok(results)
 }
