@@ -48,12 +48,16 @@ psql "$VOELGOED_TEST_DATABASE_URL" -qtAc "SELECT 1" >/dev/null \
 # The webhook tests check signatures with the reference library.
 python3 -c "import standardwebhooks" 2>/dev/null \
   || python3 -m pip install -q --disable-pip-version-check standardwebhooks==1.1.0 \
+  || python3 -m pip install -q --disable-pip-version-check --break-system-packages standardwebhooks==1.1.0 \
   || { echo "FATAL: cannot install the standardwebhooks Python package" >&2; exit 1; }
 
 # The mail tests deliver to a real SMTP server on loopback (aiosmtpd).
 python3 -c "import aiosmtpd" 2>/dev/null \
+  || as_root env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq python3-aiosmtpd >/dev/null 2>&1 \
   || python3 -m pip install -q --disable-pip-version-check aiosmtpd==1.4.6 \
+  || python3 -m pip install -q --disable-pip-version-check --break-system-packages aiosmtpd==1.4.6 \
   || { echo "FATAL: cannot install the aiosmtpd Python package" >&2; exit 1; }
+python3 -c "import aiosmtpd" || { echo "FATAL: aiosmtpd is not importable" >&2; exit 1; }
 
 # Databases left by an interrupted earlier run.
 psql "$VOELGOED_TEST_DATABASE_URL" -qtAc "SELECT datname FROM pg_database WHERE datname LIKE 'vg\_test\_%' OR datname LIKE 'vg\_bench\_%'" |

@@ -166,6 +166,13 @@ pub fn link_hash(org: Uuid, seq: i64, prev: &[u8], r: &Row) -> Vec<u8> {
 /// row lock), so nodes sealing at once never fork a chain. Returns how many
 /// it sealed.
 pub async fn seal(db: &Db) -> Result<usize, sqlx::Error> {
+    seal_up_to(db, 10).await
+}
+
+/// [`seal`], at most `batches` batches of 1,000 per org (one while the
+/// node is busy answering requests: sealing can wait a little, a gate
+/// cannot).
+pub async fn seal_up_to(db: &Db, batches: usize) -> Result<usize, sqlx::Error> {
     let orgs: Vec<(Uuid,)> = db_run!(db, p => sqlx::query_as(
         "SELECT DISTINCT org_id FROM audit_log WHERE seq IS NULL LIMIT 100").fetch_all(p).await)?;
     let mut sealed = 0;
@@ -173,7 +180,7 @@ pub async fn seal(db: &Db) -> Result<usize, sqlx::Error> {
         // A gate's burst of admissions leaves thousands: up to 10 batches
         // of 1,000 per org and run, each its own transaction so writers
         // get the lock between them.
-        for _ in 0..10 {
+        for _ in 0..batches.max(1) {
             let n = seal_batch(db, org).await?;
             sealed += n;
             if n < SEAL_BATCH {
@@ -208,18 +215,16 @@ async fn seal_batch(db: &Db, org: Uuid) -> Result<usize, sqlx::Error> {
         "SELECT {COLUMNS} FROM audit_log WHERE org_id = $1 AND seq IS NULL ORDER BY id LIMIT {SEAL_BATCH}"
     );
     let rows: Vec<Row> = tx_run!(&mut tx, c => sqlx::query_as(sqlx::AssertSqlSafe(sql.as_str())).bind(org).fetch_all(c).await)?;
+    let mut links = Links::default();
     for r in &rows {
         seq += 1;
         let hash = link_hash(org, seq, &prev, r);
-        Stmt::new("UPDATE audit_log SET seq = $1, prev_hash = $2, hash = $3 WHERE id = $4")
-            .bind(seq)
-            .bind(prev.clone())
-            .bind(hash.clone())
-            .bind(r.id)
-            .execute_in(&mut tx)
-            .await?;
-        prev = hash;
+        links.ids.push(r.id);
+        links.seqs.push(seq);
+        links.prevs.push(std::mem::replace(&mut prev, hash.clone()));
+        links.hashes.push(hash);
     }
+    links.write(&mut tx).await?;
     Stmt::new("UPDATE audit_heads SET seq = $1, hash = $2 WHERE org_id = $3")
         .bind(seq)
         .bind(prev)
@@ -228,6 +233,62 @@ async fn seal_batch(db: &Db, org: Uuid) -> Result<usize, sqlx::Error> {
         .await?;
     tx.commit().await?;
     Ok(rows.len())
+}
+
+/// A batch of links, written by one statement (a gate's burst of
+/// admissions is sealed in a few statements, not one per entry).
+#[derive(Default)]
+struct Links {
+    ids: Vec<Uuid>,
+    seqs: Vec<i64>,
+    prevs: Vec<Vec<u8>>,
+    hashes: Vec<Vec<u8>>,
+}
+
+impl Links {
+    async fn write(self, tx: &mut crate::db::Tx) -> Result<(), sqlx::Error> {
+        if self.ids.is_empty() {
+            return Ok(());
+        }
+        match tx {
+            crate::db::Tx::Pg(t, _) => {
+                sqlx::query(
+                    "UPDATE audit_log a SET seq = v.seq, prev_hash = v.prev, hash = v.hash
+                     FROM UNNEST($1::uuid[], $2::bigint[], $3::bytea[], $4::bytea[]) AS v(id, seq, prev, hash)
+                     WHERE a.id = v.id",
+                )
+                .bind(&self.ids)
+                .bind(&self.seqs)
+                .bind(&self.prevs)
+                .bind(&self.hashes)
+                .execute(&mut **t)
+                .await?;
+            }
+            crate::db::Tx::Sqlite(t, _, _) => {
+                let mut sql = String::from(
+                    "UPDATE audit_log SET seq = v.column2, prev_hash = v.column3, hash = v.column4 FROM (VALUES ",
+                );
+                for i in 0..self.ids.len() {
+                    if i > 0 {
+                        sql.push_str(", ");
+                    }
+                    let n = i * 4;
+                    sql.push_str(&format!("(${}, ${}, ${}, ${})", n + 1, n + 2, n + 3, n + 4));
+                }
+                sql.push_str(") AS v WHERE audit_log.id = v.column1");
+                let mut q = sqlx::query(sqlx::AssertSqlSafe(sql));
+                for i in 0..self.ids.len() {
+                    q = q
+                        .bind(self.ids[i])
+                        .bind(self.seqs[i])
+                        .bind(self.prevs[i].clone())
+                        .bind(self.hashes[i].clone());
+                }
+                q.execute(&mut **t).await?;
+            }
+        }
+        Ok(())
+    }
 }
 
 /// What [`verify`] found in one org's chain.

@@ -30,11 +30,19 @@ async fn many_workers_run_each_job_exactly_once(backend: Backend) {
         .await
         .unwrap();
     }
-    // The same unique key twice while waiting: one job.
+    // The same unique key from sixteen tasks at once while waiting: one job.
     let once =
         NewJob::new(queue, "test.count", serde_json::json!({ "n": 1000 })).unique("only-once");
-    kernel::jobs::enqueue(&db, &clock, &once).await.unwrap();
-    kernel::jobs::enqueue(&db, &clock, &once).await.unwrap();
+    let mut adds = Vec::new();
+    for _ in 0..16 {
+        let (db, clock, once) = (db.clone(), clock.clone(), once.clone());
+        adds.push(tokio::spawn(async move {
+            kernel::jobs::enqueue(&db, &clock, &once).await.unwrap()
+        }));
+    }
+    for a in adds {
+        a.await.unwrap();
+    }
 
     let seen: Arc<Mutex<HashMap<i64, usize>>> = Arc::default();
     let s = seen.clone();

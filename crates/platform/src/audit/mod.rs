@@ -36,7 +36,17 @@ pub fn slice(_kernel: &Kernel) -> Slice<App> {
         .every(
             "audit.seal",
             Duration::from_secs(1),
-            |app: App| async move { audit::seal(app.db()).await.map_err(|e| e.to_string()) },
+            |app: App| async move {
+                // One batch per org while requests are busy, ten otherwise.
+                let batches = if app.kernel.load.pause().is_some() {
+                    1
+                } else {
+                    10
+                };
+                audit::seal_up_to(app.db(), batches)
+                    .await
+                    .map_err(|e| e.to_string())
+            },
         )
 }
 
