@@ -64,6 +64,9 @@ pub struct ConfigArgs {
     /// On shutdown, running jobs get this many seconds to finish before they are handed back to the queue [default: 10]
     #[arg(long, env = "VOELGOED_JOBS_GRACE_SECS", global = true)]
     pub jobs_grace_secs: Option<u64>,
+    /// A job running this many seconds on a node that stopped answering (killed, cut off) goes back to the queue for another node; keep it above the longest job [default: 300]
+    #[arg(long, env = "VOELGOED_JOBS_RESCUE_SECS", global = true)]
+    pub jobs_rescue_secs: Option<u64>,
     /// Let webhook endpoints point at private, loopback and link-local addresses (for a receiver on the same host or network) [default: false]
     #[arg(long, env = "VOELGOED_WEBHOOKS_ALLOW_PRIVATE", global = true)]
     pub webhooks_allow_private: Option<bool>,
@@ -96,6 +99,7 @@ struct FileConfig {
     handler_timeout_secs: Option<u64>,
     live_streams_per_org: Option<usize>,
     jobs_grace_secs: Option<u64>,
+    jobs_rescue_secs: Option<u64>,
     webhooks_allow_private: Option<bool>,
     smtp_url: Option<String>,
     mail_from: Option<String>,
@@ -211,6 +215,12 @@ impl ConfigArgs {
                 file.jobs_grace_secs,
                 d.jobs_grace_secs,
                 "jobs_grace_secs",
+            )?,
+            jobs_rescue_secs: secs(
+                self.jobs_rescue_secs,
+                file.jobs_rescue_secs,
+                d.jobs_rescue_secs,
+                "jobs_rescue_secs",
             )?,
             webhooks_allow_private: self
                 .webhooks_allow_private

@@ -48,6 +48,9 @@ pub struct Config {
     /// On shutdown, running jobs get this long to finish before they are
     /// handed back to the queue.
     pub jobs_grace_secs: u64,
+    /// A job running this long on a node that stopped answering (killed,
+    /// partitioned) is given back to the queue for another node.
+    pub jobs_rescue_secs: u64,
     /// Webhook targets may be private, loopback or link-local addresses.
     pub webhooks_allow_private: bool,
     /// `smtp://user:pass@host:port` (STARTTLS when the server offers it;
@@ -80,6 +83,7 @@ impl Default for Config {
             handler_timeout_secs: 15,
             live_streams_per_org: 100,
             jobs_grace_secs: 10,
+            jobs_rescue_secs: 300,
             webhooks_allow_private: false,
             smtp_url: None,
             mail_from: "tickets@localhost".into(),

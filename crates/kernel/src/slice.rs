@@ -258,8 +258,6 @@ pub fn wire<C: Clone + Send + Sync + 'static>(slices: Vec<Slice<C>>) -> Wiring<C
 
 /// How often periodic jobs are scheduled and orphaned jobs rescued.
 const SCHEDULE_EVERY: Duration = Duration::from_secs(15);
-/// A job running this long on a node that stopped answering is rescued.
-const RESCUE_AFTER: Duration = Duration::from_secs(300);
 
 /// The background work of a running node.
 pub struct Running {
@@ -387,7 +385,13 @@ async fn schedule(kernel: Kernel, periodic: Vec<Scheduled>, mut stop: watch::Rec
                 tracing::warn!(schedule = %s.name, error = %e, "scheduling a job failed");
             }
         }
-        if let Err(e) = jobs::rescue(&kernel.db, &kernel.clock, RESCUE_AFTER).await {
+        if let Err(e) = jobs::rescue(
+            &kernel.db,
+            &kernel.clock,
+            Duration::from_secs(kernel.config.jobs_rescue_secs),
+        )
+        .await
+        {
             tracing::warn!(error = %e, "rescuing orphaned jobs failed");
         }
     }

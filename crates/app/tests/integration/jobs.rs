@@ -192,3 +192,155 @@ async fn two_nodes_enqueue_a_cron_job_once_per_slot(backend: Backend) {
     other.stop().await;
     t.stop().await;
 }
+
+/// A webhook receiver that never answers its first connection (so the
+/// delivery is mid-flight when its node dies) and answers 200 after that.
+struct Stalling {
+    url: String,
+    accepted: Arc<AtomicUsize>,
+    answered: Arc<AtomicUsize>,
+}
+
+async fn stalling_receiver() -> Stalling {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let url = format!("http://{}/hook", listener.local_addr().unwrap());
+    let (accepted, answered) = (Arc::new(AtomicUsize::new(0)), Arc::new(AtomicUsize::new(0)));
+    let (a, b) = (accepted.clone(), answered.clone());
+    tokio::spawn(async move {
+        let mut held = Vec::new();
+        while let Ok((mut sock, _)) = listener.accept().await {
+            if a.fetch_add(1, Ordering::SeqCst) == 0 {
+                held.push(sock);
+                continue;
+            }
+            let b = b.clone();
+            tokio::spawn(async move {
+                let mut buf = vec![0u8; 64 * 1024];
+                if sock.read(&mut buf).await.unwrap_or(0) > 0 {
+                    let _ = sock
+                        .write_all(
+                            b"HTTP/1.1 200 OK\r\ncontent-length: 0\r\nconnection: close\r\n\r\n",
+                        )
+                        .await;
+                    b.fetch_add(1, Ordering::SeqCst);
+                }
+            });
+        }
+    });
+    Stalling {
+        url,
+        accepted,
+        answered,
+    }
+}
+
+struct Bin(std::process::Child);
+
+impl Drop for Bin {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+async fn start_binary(dir: &std::path::Path) -> (Bin, Api) {
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let child = std::process::Command::new(env!("CARGO_BIN_EXE_voelgoed"))
+        .args(["serve", "--addr", &format!("127.0.0.1:{port}")])
+        .env("VOELGOED_DATA_DIR", dir)
+        .env("VOELGOED_LOG", "error")
+        .env("VOELGOED_STOREFRONT_PER_MINUTE", "0")
+        .env("VOELGOED_WEBHOOKS_ALLOW_PRIVATE", "true")
+        .env("VOELGOED_JOBS_RESCUE_SECS", "2")
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .expect("the voelgoed binary starts");
+    let bin = Bin(child);
+    let api = Api::new(format!("http://127.0.0.1:{port}"));
+    for _ in 0..100 {
+        if api.client.get(api.url("/healthz")).send().await.is_ok() {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    (bin, api)
+}
+
+async fn wait_until(what: &str, secs: u64, mut check: impl FnMut() -> bool) {
+    for _ in 0..secs * 10 {
+        if check() {
+            return;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    panic!("not within {secs} s: {what}");
+}
+
+/// A node killed (SIGKILL) in the middle of a webhook delivery: the job
+/// stays `running` under the dead node's name until the next node rescues
+/// it (`--jobs-rescue-secs`) and delivers it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_job_of_a_killed_process_is_rescued_by_the_next() {
+    let sink = stalling_receiver().await;
+    let dir = std::env::temp_dir().join(unique("voelgoed-killed"));
+    let (first, api) = start_binary(&dir).await;
+    let org = api.signup().await;
+    let r = api
+        .post(
+            &format!("/api/v1/orgs/{}/webhooks", org.slug),
+            Some(&org.key),
+            serde_json::json!({"url": sink.url, "event_types": ["order.paid"]}),
+        )
+        .await;
+    assert_eq!(r.status(), 201);
+    let event = api.event(&org, 5).await;
+    api.buy(&org, &event, 1).await;
+    let accepted = sink.accepted.clone();
+    wait_until("the delivery is in flight", 20, || {
+        accepted.load(Ordering::SeqCst) >= 1
+    })
+    .await;
+    drop(first); // SIGKILL, mid-delivery
+
+    let db = sqlx::sqlite::SqlitePoolOptions::new()
+        .connect(&format!("sqlite://{}", dir.join("voelgoed.db").display()))
+        .await
+        .unwrap();
+    let states = || async {
+        sqlx::query_as::<_, (String,)>("SELECT state FROM jobs WHERE kind = 'webhooks.deliver'")
+            .fetch_all(&db)
+            .await
+            .unwrap()
+    };
+    assert_eq!(
+        states().await,
+        vec![("running".to_string(),)],
+        "orphaned by the dead node"
+    );
+    assert_eq!(sink.answered.load(Ordering::SeqCst), 0);
+
+    tokio::time::sleep(Duration::from_millis(2500)).await;
+    let (_second, _) = start_binary(&dir).await;
+    let answered = sink.answered.clone();
+    wait_until("the rescued delivery arrives", 40, || {
+        answered.load(Ordering::SeqCst) >= 1
+    })
+    .await;
+    let mut done = false;
+    for _ in 0..50 {
+        if states().await == vec![("done".to_string(),)] {
+            done = true;
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert!(done, "the job is done: {:?}", states().await);
+    db.close().await;
+    let _ = std::fs::remove_dir_all(dir);
+}
