@@ -209,7 +209,7 @@ async fn a_ticket_taken_on_the_storefront_is_scanned_and_the_dashboard_counts_it
         // The sales report counts the ticket.
         b.goto(&t.url(&format!("/dashboard/events/{}/report", event.id)))
             .await?;
-        assert_eq!(b.find(By::Id("total-sold")).await?.text().await?, "1");
+        assert_eq!(b.find(By::Css(".total-sold")).await?.text().await?, "1");
         Ok::<_, WebDriverError>(())
     }
     .await;

@@ -303,7 +303,8 @@ async fn the_sales_report_adds_up_per_type_and_day(backend: Backend) {
         .json()
         .await
         .unwrap();
-    assert_eq!(r["totals"]["sold"], 4, "{r}");
+    assert_eq!(r["totals"].as_array().unwrap().len(), 1, "{r}");
+    assert_eq!(r["totals"][0]["sold"], 4, "{r}");
     assert_eq!(r["by_ticket_type"][0]["sold"], 4);
     assert_eq!(r["by_ticket_type"][0]["revenue_cents"], 0);
     assert_eq!(r["timezone"], "Africa/Johannesburg");
@@ -328,7 +329,7 @@ async fn the_sales_report_adds_up_per_type_and_day(backend: Backend) {
         .json()
         .await
         .unwrap();
-    assert_eq!(priced["totals"]["sold"], 0);
+    assert_eq!(priced["totals"][0]["sold"], 0);
     assert_eq!(priced["by_day"], json!([]));
     let csv = t
         .get(

@@ -30,6 +30,8 @@ pub const KEEP_MICROS: i64 = 24 * 3600 * MICROS_PER_SEC;
 pub const LINK_MICROS: i64 = 10 * 60 * MICROS_PER_SEC;
 /// Rows read from the owning slice per query.
 const PAGE: i64 = 1000;
+/// Exports an org may have queued or running at once (then 429).
+pub const MAX_IN_PROGRESS: i64 = 5;
 /// Bytes per stored chunk (and per piece of a download).
 pub const CHUNK: usize = 256 * 1024;
 
@@ -165,6 +167,12 @@ pub async fn create(
     let t = actor.require(Permission::OrdersRead)?;
     if crate::events::catalog(app, t, event).await?.is_none() {
         return Err(ApiError::NotFound);
+    }
+    // Each export copies an event's data for a day: a few at a time.
+    if store::in_progress(app.db(), t).await? >= MAX_IN_PROGRESS {
+        return Err(ApiError::RateLimited {
+            retry_after_secs: 10,
+        });
     }
     let now = app.kernel.now();
     let id = ExportId::new();
@@ -379,22 +387,47 @@ impl Sink {
     }
 }
 
+/// Why a build stopped.
+enum Stop {
+    /// Worth another attempt (the database was busy, a disk was full).
+    Transient(String),
+    /// Never worth another (the event is gone).
+    Permanent(String),
+    /// A newer build of the same export took over (a rescued job).
+    Superseded,
+}
+
+impl From<sqlx::Error> for Stop {
+    fn from(e: sqlx::Error) -> Stop {
+        Stop::Transient(e.to_string())
+    }
+}
+
+fn transient(e: impl std::fmt::Display) -> Stop {
+    Stop::Transient(e.to_string())
+}
+
 /// Stores `data` as chunks from `seq` on; returns the next seq.
 async fn store_chunks(
     app: &App,
     id: ExportId,
+    token: &str,
     mut seq: i64,
     data: &[u8],
     rows: i64,
-) -> Result<i64, sqlx::Error> {
+) -> Result<i64, Stop> {
     for piece in data.chunks(CHUNK) {
-        store::put_chunk(app.db(), id, seq, piece.to_vec(), rows).await?;
+        if !store::put_chunk(app.db(), id, token, seq, piece.to_vec(), rows).await? {
+            return Err(Stop::Superseded);
+        }
         seq += 1;
     }
     Ok(seq)
 }
 
-/// The `exports.build` job.
+/// The `exports.build` job: builds the export under a token of its own, so
+/// that if the job is rescued while it still runs (a node cut off), the
+/// newer build wins and this one stops at its next write.
 pub async fn build(app: &App, id: ExportId) -> HandlerResult {
     let Some(row) = store::by_id(app.db(), id).await? else {
         return Err(JobError::Discard(format!("export {id} is gone")));
@@ -402,93 +435,110 @@ pub async fn build(app: &App, id: ExportId) -> HandlerResult {
     if row.status == "ready" {
         return Ok(());
     }
-    match build_file(app, &row).await {
-        Ok(()) => Ok(()),
-        Err(e) => {
-            store::finish(app.db(), id, "failed", Some(e.clone()), app.kernel.now()).await?;
+    let token = uuid::Uuid::now_v7().to_string();
+    let result = build_file(app, &row, &token).await;
+    let failed = |e: &str| {
+        store::finish(
+            app.db(),
+            id,
+            &token,
+            "failed",
+            Some(e.to_string()),
+            app.kernel.now(),
+        )
+    };
+    match result {
+        Ok(()) | Err(Stop::Superseded) => Ok(()),
+        Err(Stop::Transient(e)) => {
+            failed(&e).await?;
+            Err(JobError::Failed(e))
+        }
+        Err(Stop::Permanent(e)) => {
+            failed(&e).await?;
             Err(JobError::Discard(e))
         }
     }
 }
 
-async fn build_file(app: &App, row: &store::ExportRow) -> Result<(), String> {
-    let db_err = |e: sqlx::Error| e.to_string();
-    let api_err = |e: ApiError| e.to_string();
-    let kind = ExportKind::parse(&row.kind).ok_or("unknown export kind")?;
-    let format = ExportFormat::parse(&row.format).ok_or("unknown export format")?;
+async fn build_file(app: &App, row: &store::ExportRow, token: &str) -> Result<(), Stop> {
+    let kind = ExportKind::parse(&row.kind).ok_or(Stop::Permanent("unknown export kind".into()))?;
+    let format =
+        ExportFormat::parse(&row.format).ok_or(Stop::Permanent("unknown export format".into()))?;
     let t = identity::upkeep_tenant(app, row.org_id)
         .await
-        .map_err(api_err)?
-        .ok_or("the organization is gone")?;
+        .map_err(transient)?
+        .ok_or(Stop::Permanent("the organization is gone".into()))?;
     let catalog = crate::events::catalog(app, &t, row.event_id)
         .await
-        .map_err(api_err)?
-        .ok_or("the event is gone")?;
-    store::start(app.db(), row.id).await.map_err(db_err)?;
-    let mut sink = Sink::new(format)?;
+        .map_err(transient)?
+        .ok_or(Stop::Permanent("the event is gone".into()))?;
+    store::start(app.db(), row.id, token).await?;
+    let mut sink = Sink::new(format).map_err(transient)?;
     let mut seq = 0;
     let mut rows = 0i64;
-    sink.write(&header(kind))?;
+    sink.write(&header(kind)).map_err(transient)?;
     let mut pages = Pages::new(kind);
     loop {
-        let lines = pages.next(app, &t, &catalog, row.event_id).await?;
+        let lines = pages
+            .next(app, &t, &catalog, row.event_id)
+            .await
+            .map_err(transient)?;
         if lines.is_empty() {
             break;
         }
         for line in &lines {
-            sink.write(line)?;
+            sink.write(line).map_err(transient)?;
         }
         rows += lines.len() as i64;
-        match sink.full_chunk()? {
-            Some(bytes) => {
-                seq = store_chunks(app, row.id, seq, &bytes, rows)
-                    .await
-                    .map_err(db_err)?
+        match sink.full_chunk().map_err(transient)? {
+            Some(bytes) => seq = store_chunks(app, row.id, token, seq, &bytes, rows).await?,
+            None => {
+                if !store::progress(app.db(), row.id, token, rows).await? {
+                    return Err(Stop::Superseded);
+                }
             }
-            None => store::progress(app.db(), row.id, rows)
-                .await
-                .map_err(db_err)?,
         }
     }
     match sink {
         Sink::Csv(w, out) => {
-            drop((*w).into_inner().map_err(|e| e.to_string())?);
+            drop((*w).into_inner().map_err(transient)?);
             let rest = out.take();
-            store_chunks(app, row.id, seq, &rest, rows)
-                .await
-                .map_err(db_err)?;
+            store_chunks(app, row.id, token, seq, &rest, rows).await?;
         }
         Sink::Xlsx { mut book, .. } => {
             // The workbook's rows sit in temporary files (constant memory
-            // mode); the saved file is read back a chunk at a time.
+            // mode); the saved file is read back a chunk at a time, and
+            // removed whatever happens.
             let dir = app.kernel.config.data_dir.join("tmp");
-            std::fs::create_dir_all(&dir).map_err(|e| e.to_string())?;
-            let path = dir.join(format!("export-{}.xlsx", row.id));
+            std::fs::create_dir_all(&dir).map_err(transient)?;
+            let path = dir.join(format!("export-{}-{token}.xlsx", row.id));
             let p = path.clone();
-            tokio::task::spawn_blocking(move || book.save(&p))
-                .await
-                .map_err(|e| e.to_string())?
-                .map_err(|e| e.to_string())?;
-            let result = copy_file(app, row.id, &path, rows).await;
+            let saved = tokio::task::spawn_blocking(move || book.save(&p)).await;
+            let result = match saved {
+                Ok(Ok(())) => copy_file(app, row.id, token, &path, rows).await,
+                Ok(Err(e)) => Err(transient(e)),
+                Err(e) => Err(transient(e)),
+            };
             let _ = std::fs::remove_file(&path);
             result?;
         }
     }
-    store::finish(app.db(), row.id, "ready", None, app.kernel.now())
-        .await
-        .map_err(db_err)
+    if store::finish(app.db(), row.id, token, "ready", None, app.kernel.now()).await? {
+        Ok(())
+    } else {
+        Err(Stop::Superseded)
+    }
 }
 
 async fn copy_file(
     app: &App,
     id: ExportId,
+    token: &str,
     path: &std::path::Path,
     rows: i64,
-) -> Result<(), String> {
+) -> Result<(), Stop> {
     use tokio::io::AsyncReadExt;
-    let mut file = tokio::fs::File::open(path)
-        .await
-        .map_err(|e| e.to_string())?;
+    let mut file = tokio::fs::File::open(path).await.map_err(transient)?;
     let mut seq = 0;
     loop {
         let mut buf = Vec::with_capacity(CHUNK);
@@ -496,14 +546,11 @@ async fn copy_file(
             .take(CHUNK as u64)
             .read_to_end(&mut buf)
             .await
-            .map_err(|e| e.to_string())?;
+            .map_err(transient)?;
         if n == 0 {
             return Ok(());
         }
-        store::put_chunk(app.db(), id, seq, buf, rows)
-            .await
-            .map_err(|e| e.to_string())?;
-        seq += 1;
+        seq = store_chunks(app, id, token, seq, &buf, rows).await?;
     }
 }
 

@@ -46,6 +46,8 @@ impl SalesFigures {
 pub struct TypeLine {
     pub ticket_type_id: TicketTypeId,
     pub name: String,
+    /// ISO 4217 code of this type's price (an event may sell in several).
+    pub currency: String,
     #[serde(flatten)]
     pub figures: SalesFigures,
 }
@@ -56,6 +58,15 @@ pub struct DayLine {
     pub date: String,
     pub ticket_type_id: TicketTypeId,
     pub name: String,
+    pub currency: String,
+    #[serde(flatten)]
+    pub figures: SalesFigures,
+}
+
+/// The figures of every ticket type priced in one currency.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct CurrencyTotal {
+    pub currency: String,
     #[serde(flatten)]
     pub figures: SalesFigures,
 }
@@ -66,12 +77,12 @@ pub struct SalesReport {
     pub event_name: String,
     /// The zone days are counted in (the event's).
     pub timezone: String,
-    /// ISO 4217 code of the ticket types' prices.
-    pub currency: String,
     pub by_ticket_type: Vec<TypeLine>,
     /// Days with sales only, oldest first.
     pub by_day: Vec<DayLine>,
-    pub totals: SalesFigures,
+    /// One total per currency: amounts in different currencies are never
+    /// added together.
+    pub totals: Vec<CurrencyTotal>,
 }
 
 pub async fn sales(app: &App, actor: &Actor, event: EventId) -> ApiResult<SalesReport> {
@@ -97,48 +108,51 @@ pub async fn sales(app: &App, actor: &Actor, event: EventId) -> ApiResult<SalesR
         per_type.entry(tt).or_default().add(&f);
         per_day.entry((day, tt)).or_default().add(&f);
     }
-    let name = |id: TicketTypeId| {
+    let of_type = |id: TicketTypeId| {
         catalog
             .ticket_type(id)
-            .map(|x| x.name.clone())
+            .map(|x| (x.name.clone(), x.currency.clone()))
             .unwrap_or_default()
     };
-    let mut totals = SalesFigures::default();
+    let mut totals: BTreeMap<String, SalesFigures> = BTreeMap::new();
     // Every ticket type, sold or not, in the catalog's order.
     let by_ticket_type = e
         .ticket_types
         .iter()
         .map(|tt| {
             let figures = per_type.remove(&tt.id).unwrap_or_default();
-            totals.add(&figures);
+            totals.entry(tt.currency.clone()).or_default().add(&figures);
             TypeLine {
                 ticket_type_id: tt.id,
                 name: tt.name.clone(),
+                currency: tt.currency.clone(),
                 figures,
             }
         })
         .collect();
     let by_day = per_day
         .into_iter()
-        .map(|((date, tt), figures)| DayLine {
-            date,
-            ticket_type_id: tt,
-            name: name(tt),
-            figures,
+        .map(|((date, tt), figures)| {
+            let (name, currency) = of_type(tt);
+            DayLine {
+                date,
+                ticket_type_id: tt,
+                name,
+                currency,
+                figures,
+            }
         })
         .collect();
     Ok(SalesReport {
         event_id: event,
         event_name: e.name.clone(),
         timezone: e.timezone.clone(),
-        currency: e
-            .ticket_types
-            .first()
-            .map(|t| t.currency.clone())
-            .unwrap_or_default(),
         by_ticket_type,
         by_day,
-        totals,
+        totals: totals
+            .into_iter()
+            .map(|(currency, figures)| CurrencyTotal { currency, figures })
+            .collect(),
     })
 }
 
@@ -172,7 +186,7 @@ pub fn csv(r: &SalesReport) -> Result<Vec<u8>, String> {
             money(f.refunds_cents),
             money(f.fees_cents),
             money(f.tax_cents),
-            r.currency.clone(),
+            d.currency.clone(),
         ])
         .map_err(|e| e.to_string())?;
     }

@@ -73,67 +73,96 @@ pub async fn list(
     db_run!(db, p => sqlx::query_as(sqlx::AssertSqlSafe(sql)).bind(t.org()).bind(before).bind(limit).fetch_all(p).await)
 }
 
-/// Starts (or restarts) a build: drops the chunks of an earlier try.
-pub async fn start(db: &Db, id: ExportId) -> Result<(), sqlx::Error> {
+/// Starts (or restarts) a build: drops the chunks of an earlier try and
+/// makes `token` the build whose writes count.
+pub async fn start(db: &Db, id: ExportId, token: &str) -> Result<(), sqlx::Error> {
     let mut tx = db.begin().await?;
     tx.run_all(vec![
         Stmt::new("DELETE FROM export_chunks WHERE export_id = $1").bind(id),
         Stmt::new(
-            "UPDATE exports SET status = 'running', rows_done = 0, bytes = 0, error = NULL, finished_at = NULL WHERE id = $1",
+            "UPDATE exports SET status = 'running', rows_done = 0, bytes = 0, error = NULL, finished_at = NULL, build_token = $2 WHERE id = $1",
         )
-        .bind(id),
+        .bind(id)
+        .bind(token.to_string()),
     ])
     .await?;
     tx.commit().await
 }
 
+/// Stores a chunk of build `token`; false (and nothing stored) when another
+/// build has taken the export over.
 pub async fn put_chunk(
     db: &Db,
     id: ExportId,
+    token: &str,
     seq: i64,
     data: Vec<u8>,
     rows: i64,
-) -> Result<(), sqlx::Error> {
+) -> Result<bool, sqlx::Error> {
     let n = data.len() as i64;
     let mut tx = db.begin().await?;
-    tx.run_all(vec![
-        Stmt::new("INSERT INTO export_chunks (export_id, seq, data) VALUES ($1, $2, $3)")
-            .bind(id)
-            .bind(seq)
-            .bind(data),
-        Stmt::new("UPDATE exports SET rows_done = $2, bytes = bytes + $3 WHERE id = $1")
-            .bind(id)
-            .bind(rows)
-            .bind(n),
-    ])
+    let ours = Stmt::new(
+        "UPDATE exports SET rows_done = $2, bytes = bytes + $3 WHERE id = $1 AND build_token = $4",
+    )
+    .bind(id)
+    .bind(rows)
+    .bind(n)
+    .bind(token.to_string())
+    .execute_in(&mut tx)
     .await?;
-    tx.commit().await
+    if ours == 0 {
+        tx.rollback().await?;
+        return Ok(false);
+    }
+    Stmt::new("INSERT INTO export_chunks (export_id, seq, data) VALUES ($1, $2, $3)")
+        .bind(id)
+        .bind(seq)
+        .bind(data)
+        .execute_in(&mut tx)
+        .await?;
+    tx.commit().await?;
+    Ok(true)
 }
 
-pub async fn progress(db: &Db, id: ExportId, rows: i64) -> Result<(), sqlx::Error> {
-    Stmt::new("UPDATE exports SET rows_done = $2 WHERE id = $1")
+/// Records progress; false when another build has taken over.
+pub async fn progress(db: &Db, id: ExportId, token: &str, rows: i64) -> Result<bool, sqlx::Error> {
+    Stmt::new("UPDATE exports SET rows_done = $2 WHERE id = $1 AND build_token = $3")
         .bind(id)
         .bind(rows)
+        .bind(token.to_string())
         .execute(db)
         .await
-        .map(|_| ())
+        .map(|n| n == 1)
 }
 
+/// Ends build `token` (`ready` or `failed`); false when it is no longer
+/// the export's build.
 pub async fn finish(
     db: &Db,
     id: ExportId,
+    token: &str,
     status: &str,
     error: Option<String>,
     now: i64,
-) -> Result<(), sqlx::Error> {
-    Stmt::new("UPDATE exports SET status = $2, error = $3, finished_at = $4 WHERE id = $1")
-        .bind(id)
-        .bind(status.to_string())
-        .bind(error)
-        .bind(now)
-        .execute(db)
-        .await
-        .map(|_| ())
+) -> Result<bool, sqlx::Error> {
+    Stmt::new(
+        "UPDATE exports SET status = $2, error = $3, finished_at = $4 WHERE id = $1 AND build_token = $5",
+    )
+    .bind(id)
+    .bind(status.to_string())
+    .bind(error)
+    .bind(now)
+    .bind(token.to_string())
+    .execute(db)
+    .await
+    .map(|n| n == 1)
+}
+
+/// Queued or running exports of the org (a cap on how many it may ask
+/// for at once).
+pub async fn in_progress(db: &Db, t: &Tenant) -> Result<i64, sqlx::Error> {
+    let sql = "SELECT COUNT(*) FROM exports WHERE org_id = $1 AND status IN ('queued', 'running')";
+    db_run!(db, p => sqlx::query_scalar(sql).bind(t.org()).fetch_one(p).await)
 }
 
 pub async fn chunk(db: &Db, id: ExportId, seq: i64) -> Result<Option<Vec<u8>>, sqlx::Error> {
@@ -141,19 +170,34 @@ pub async fn chunk(db: &Db, id: ExportId, seq: i64) -> Result<Option<Vec<u8>>, s
     db_run!(db, p => sqlx::query_scalar(sql).bind(id).bind(seq).fetch_optional(p).await)
 }
 
-/// Deletes exports past their expiry (their chunks go with them).
+/// Deletes up to 10 exports past their expiry, each with its chunks in a
+/// transaction of its own (a big export's delete never holds the write
+/// lock for long); how many.
 pub async fn prune(db: &Db, now: i64) -> Result<u64, sqlx::Error> {
-    let mut tx = db.begin().await?;
-    let n = Stmt::new(
-        "DELETE FROM export_chunks WHERE export_id IN (SELECT id FROM exports WHERE expires_at < $1)",
-    )
-    .bind(now)
-    .execute_in(&mut tx)
-    .await?;
-    Stmt::new("DELETE FROM exports WHERE expires_at < $1")
-        .bind(now)
-        .execute_in(&mut tx)
-        .await?;
-    tx.commit().await?;
-    Ok(n)
+    let sql = "SELECT id FROM exports WHERE expires_at < $1 LIMIT 10";
+    let ids: Vec<ExportId> =
+        db_run!(db, p => sqlx::query_scalar(sql).bind(now).fetch_all(p).await)?;
+    for id in &ids {
+        // Chunks a few at a time, then the export.
+        loop {
+            let mut tx = db.begin().await?;
+            let n = Stmt::new(
+                "DELETE FROM export_chunks WHERE export_id = $1 AND seq IN
+                 (SELECT seq FROM export_chunks WHERE export_id = $1 ORDER BY seq LIMIT 64)",
+            )
+            .bind(*id)
+            .execute_in(&mut tx)
+            .await?;
+            if n == 0 {
+                Stmt::new("DELETE FROM exports WHERE id = $1")
+                    .bind(*id)
+                    .execute_in(&mut tx)
+                    .await?;
+                tx.commit().await?;
+                break;
+            }
+            tx.commit().await?;
+        }
+    }
+    Ok(ids.len() as u64)
 }

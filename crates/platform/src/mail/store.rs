@@ -72,9 +72,9 @@ pub async fn already_sent(
     kind: &str,
     order: OrderId,
 ) -> Result<bool, sqlx::Error> {
-    let sql = "SELECT COUNT(*) FROM mail_log WHERE org_id = $1 AND kind = $2 AND order_id = $3";
-    let n: i64 = db_run!(db, p => sqlx::query_scalar(sql).bind(org).bind(kind).bind(order).fetch_one(p).await)?;
-    Ok(n > 0)
+    let sql = "SELECT 1 FROM mail_log WHERE org_id = $1 AND order_id = $3 AND kind = $2 LIMIT 1";
+    let n: Option<i32> = db_run!(db, p => sqlx::query_scalar(sql).bind(org).bind(kind).bind(order).fetch_optional(p).await)?;
+    Ok(n.is_some())
 }
 
 #[derive(Clone, Debug, sqlx::FromRow)]
