@@ -70,7 +70,7 @@ pub struct ConfigArgs {
     /// Let webhook endpoints point at private, loopback and link-local addresses (for a receiver on the same host or network) [default: false]
     #[arg(long, env = "VOELGOED_WEBHOOKS_ALLOW_PRIVATE", global = true)]
     pub webhooks_allow_private: Option<bool>,
-    /// Send mail over SMTP: smtp://user:pass@host:port (STARTTLS when offered; add ?tls=required to insist, or use smtps://). Without it, mail is written as .eml files under the data dir's mail/
+    /// Send mail over SMTP: smtp://user:pass@host:port (STARTTLS when offered, required when the URL has credentials; add ?tls=required to insist, or use smtps://). Without it, mail is written as .eml files under the data dir's mail/
     #[arg(long, env = "VOELGOED_SMTP_URL", global = true)]
     pub smtp_url: Option<String>,
     /// The address mail is sent from; the display name is the organization's [default: tickets@localhost]

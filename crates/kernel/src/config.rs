@@ -53,7 +53,8 @@ pub struct Config {
     pub jobs_rescue_secs: u64,
     /// Webhook targets may be private, loopback or link-local addresses.
     pub webhooks_allow_private: bool,
-    /// `smtp://user:pass@host:port` (STARTTLS when the server offers it;
+    /// `smtp://user:pass@host:port` (STARTTLS when the server offers it,
+    /// required with credentials;
     /// `?tls=required` or `smtps://` to insist); `None` writes each message
     /// as an `.eml` file under `data_dir/mail/`.
     pub smtp_url: Option<String>,
