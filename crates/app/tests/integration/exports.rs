@@ -491,3 +491,43 @@ async fn a_200000_ticket_export_runs_in_flat_memory() {
         "peak memory grew with the export: +{small} KiB for 20,000 rows, +{large} KiB for 200,000"
     );
 }
+
+both!(an_org_gets_five_exports_in_progress_and_then_429);
+async fn an_org_gets_five_exports_in_progress_and_then_429(backend: Backend) {
+    let t = TestApp::spawn(backend).await;
+    let org = t.signup().await;
+    let event = t.event(&org, 5).await;
+    // Five asks still waiting (written straight in, so none finishes first).
+    let db = t.app().db().clone();
+    let org_id: uuid::Uuid = kernel::db_run!(&db, p => sqlx::query_scalar("SELECT id FROM orgs WHERE slug = $1").bind(&org.slug).fetch_one(p).await).unwrap();
+    let event_id: uuid::Uuid = event.id.parse().unwrap();
+    for _ in 0..5 {
+        kernel::Stmt::new(
+            "INSERT INTO exports (id, org_id, event_id, kind, format, status, rows_done, bytes, link_key, created_at, expires_at)
+             VALUES ($1, $2, $3, 'orders', 'csv', 'queued', 0, 0, $4, 0, $5)",
+        )
+        .bind(uuid::Uuid::now_v7())
+        .bind(org_id)
+        .bind(event_id)
+        .bind(vec![1u8; 32])
+        .bind(t.clock().now() + 3_600_000_000)
+        .execute(&db)
+        .await
+        .unwrap();
+    }
+    let asks = format!("/api/v1/orgs/{}/events/{}/exports", org.slug, event.id);
+    let r = t
+        .post(
+            &asks,
+            Some(&org.key),
+            json!({"kind": "orders", "format": "csv"}),
+        )
+        .await;
+    assert!(r.headers().contains_key("retry-after"));
+    problem(r, 429, "rate_limited").await;
+    // Another org is not held up by this one's queue.
+    let other = t.signup().await;
+    let theirs = t.event(&other, 5).await;
+    ask(&t, &other, &theirs.id, "orders", "csv").await;
+    t.stop().await;
+}

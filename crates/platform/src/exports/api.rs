@@ -46,7 +46,8 @@ pub struct CreateExport {
     request_body = CreateExport, security(("api_key" = [])),
     responses((status = 202, body = ExportView, description = "queued",
                links(("get_export" = (operation_id = "get_export",
-                         parameters(("org" = "$request.path.org"), ("export_id" = "$response.body#/id"))))))))]
+                         parameters(("org" = "$request.path.org"), ("export_id" = "$response.body#/id")))))),
+              (status = 429, description = "five exports of the org are queued or running: ask again when one is done")))]
 async fn create_export(
     State(app): State<App>,
     OrgActor(actor): OrgActor,
