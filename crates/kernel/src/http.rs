@@ -181,6 +181,34 @@ where
     }
 }
 
+/// A list request's page: `limit` (1 to 200, 50 when left out) and where
+/// to go on from (`cursor`, the `next_cursor` of the previous page: an id).
+pub fn page<C: std::str::FromStr>(
+    limit: Option<i64>,
+    cursor: Option<&str>,
+) -> Result<(i64, Option<C>), ApiError> {
+    let limit = limit.unwrap_or(50);
+    if !(1..=200).contains(&limit) {
+        return Err(ApiError::field("limit", "must be between 1 and 200"));
+    }
+    let cursor = match cursor {
+        Some(c) => Some(
+            c.parse::<C>()
+                .map_err(|_| ApiError::field("cursor", "is not a cursor from this list"))?,
+        ),
+        None => None,
+    };
+    Ok((limit, cursor))
+}
+
+/// The `next_cursor` of a page: the id of its last item when the page is
+/// full (there may be more), none otherwise.
+pub fn next_cursor<T, I: ToString>(data: &[T], limit: i64, id: impl Fn(&T) -> I) -> Option<String> {
+    (data.len() as i64 == limit)
+        .then(|| data.last().map(|d| id(d).to_string()))
+        .flatten()
+}
+
 /// The client's address, for per-client rate limits. (Behind a proxy this is
 /// the proxy; trusting `X-Forwarded-For` is a deployment choice not made yet.)
 pub struct ClientAddr(pub std::net::IpAddr);

@@ -129,20 +129,10 @@ fn too_long(name: &str, v: &Option<String>) -> Result<(), ApiError> {
 
 async fn entries(app: &App, actor: &Actor, q: AuditQuery) -> Result<AuditList, ApiError> {
     let t = actor.require(Permission::AuditRead)?;
-    let limit = q.limit.unwrap_or(50);
-    if !(1..=200).contains(&limit) {
-        return Err(ApiError::field("limit", "must be between 1 and 200"));
-    }
+    let (limit, before) = kernel::http::page::<Uuid>(q.limit, q.cursor.as_deref())?;
     too_long("actor_id", &q.actor_id)?;
     too_long("object_type", &q.object_type)?;
     too_long("object_id", &q.object_id)?;
-    let before = match q.cursor.as_deref() {
-        Some(c) => Some(
-            c.parse::<Uuid>()
-                .map_err(|_| ApiError::field("cursor", "is not a cursor from this list"))?,
-        ),
-        None => None,
-    };
     let nonempty = |s: Option<String>| s.filter(|s| !s.is_empty());
     let rows = audit::read(
         app.db(),
@@ -156,9 +146,7 @@ async fn entries(app: &App, actor: &Actor, q: AuditQuery) -> Result<AuditList, A
         },
     )
     .await?;
-    let next_cursor = (rows.len() as i64 == limit)
-        .then(|| rows.last().map(|r| r.id.to_string()))
-        .flatten();
+    let next_cursor = kernel::http::next_cursor(&rows, limit, |r| r.id);
     Ok(AuditList {
         data: rows.into_iter().map(Into::into).collect(),
         next_cursor,

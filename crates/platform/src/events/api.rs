@@ -106,17 +106,7 @@ async fn list_events(
     OrgActor(actor): OrgActor,
     ApiQuery(q): ApiQuery<ListQuery>,
 ) -> Result<axum::Json<EventList>, ApiError> {
-    let limit = q.limit.unwrap_or(50);
-    if !(1..=200).contains(&limit) {
-        return Err(ApiError::field("limit", "must be between 1 and 200"));
-    }
-    let after = match q.cursor.as_deref() {
-        Some(c) => Some(
-            c.parse::<EventId>()
-                .map_err(|_| ApiError::field("cursor", "is not a cursor from this list"))?,
-        ),
-        None => None,
-    };
+    let (limit, after) = kernel::http::page::<EventId>(q.limit, q.cursor.as_deref())?;
     let (data, next) = domain::list_events(&app, &actor, limit, after).await?;
     Ok(axum::Json(EventList {
         data,

@@ -86,21 +86,9 @@ async fn list_exports(
     OrgActor(actor): OrgActor,
     ApiQuery(q): ApiQuery<ExportsQuery>,
 ) -> Result<axum::Json<ExportList>, ApiError> {
-    let limit = q.limit.unwrap_or(50);
-    if !(1..=200).contains(&limit) {
-        return Err(ApiError::field("limit", "must be between 1 and 200"));
-    }
-    let before = match q.cursor.as_deref() {
-        Some(c) => Some(
-            c.parse::<ExportId>()
-                .map_err(|_| ApiError::field("cursor", "is not a cursor from this list"))?,
-        ),
-        None => None,
-    };
+    let (limit, before) = kernel::http::page::<ExportId>(q.limit, q.cursor.as_deref())?;
     let data = domain::list(&app, &actor, before, limit).await?;
-    let next_cursor = (data.len() as i64 == limit)
-        .then(|| data.last().map(|d| d.id.to_string()))
-        .flatten();
+    let next_cursor = kernel::http::next_cursor(&data, limit, |d| d.id);
     Ok(axum::Json(ExportList { data, next_cursor }))
 }
 

@@ -98,20 +98,8 @@ async fn list_mail(
     OrgActor(actor): OrgActor,
     ApiQuery(q): ApiQuery<MailQuery>,
 ) -> Result<axum::Json<MailList>, ApiError> {
-    let limit = q.limit.unwrap_or(50);
-    if !(1..=200).contains(&limit) {
-        return Err(ApiError::field("limit", "must be between 1 and 200"));
-    }
-    let before = match q.cursor.as_deref() {
-        Some(c) => Some(
-            c.parse::<uuid::Uuid>()
-                .map_err(|_| ApiError::field("cursor", "is not a cursor from this list"))?,
-        ),
-        None => None,
-    };
+    let (limit, before) = kernel::http::page::<uuid::Uuid>(q.limit, q.cursor.as_deref())?;
     let data = domain::log(&app, &actor, before, limit).await?;
-    let next_cursor = (data.len() as i64 == limit)
-        .then(|| data.last().map(|d| d.id.to_string()))
-        .flatten();
+    let next_cursor = kernel::http::next_cursor(&data, limit, |d| d.id);
     Ok(axum::Json(MailList { data, next_cursor }))
 }

@@ -135,17 +135,7 @@ async fn list_jobs(
     if q.queue.as_deref().is_some_and(|q| !queue_name(q)) {
         return Err(ApiError::field("queue", "is not a queue name"));
     }
-    let limit = q.limit.unwrap_or(50);
-    if !(1..=200).contains(&limit) {
-        return Err(ApiError::field("limit", "must be between 1 and 200"));
-    }
-    let before = match q.cursor.as_deref() {
-        Some(c) => Some(
-            c.parse::<Uuid>()
-                .map_err(|_| ApiError::field("cursor", "is not a cursor from this list"))?,
-        ),
-        None => None,
-    };
+    let (limit, before) = kernel::http::page::<Uuid>(q.limit, q.cursor.as_deref())?;
     let rows = jobs::list(
         app.db(),
         &Filter {
@@ -157,9 +147,7 @@ async fn list_jobs(
         },
     )
     .await?;
-    let next_cursor = (rows.len() as i64 == limit)
-        .then(|| rows.last().map(|j| j.id.to_string()))
-        .flatten();
+    let next_cursor = kernel::http::next_cursor(&rows, limit, |r| r.id);
     Ok(axum::Json(JobList {
         data: rows.into_iter().map(Into::into).collect(),
         next_cursor,
