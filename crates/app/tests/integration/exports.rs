@@ -5,7 +5,7 @@
 //! export runs in the real binary with memory that does not grow with it.
 
 use std::{
-    process::{Child, Command, Stdio},
+    process::{Command, Stdio},
     time::Duration,
 };
 
@@ -353,35 +353,6 @@ async fn the_sales_report_adds_up_per_type_and_day(backend: Backend) {
     t.stop().await;
 }
 
-struct Node(Child);
-
-impl Drop for Node {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
-
-fn rss_kib(pid: u32) -> u64 {
-    status_kib(pid, "VmRSS:")
-}
-
-fn peak_rss_kib(pid: u32) -> u64 {
-    status_kib(pid, "VmHWM:")
-}
-
-fn status_kib(pid: u32, field: &str) -> u64 {
-    std::fs::read_to_string(format!("/proc/{pid}/status"))
-        .ok()
-        .and_then(|s| {
-            s.lines()
-                .find(|l| l.starts_with(field))
-                .and_then(|l| l.split_whitespace().nth(1))
-                .and_then(|n| n.parse().ok())
-        })
-        .unwrap_or(0)
-}
-
 /// Runs an attendee export of `tickets` tickets in the real binary, on
 /// PostgreSQL and Redis (whose caches live in their own processes, so the
 /// node's memory is the export code's alone); the growth of the node's
@@ -390,31 +361,18 @@ fn status_kib(pid: u32, field: &str) -> u64 {
 async fn export_in_own_process(tickets: i64) -> (u64, usize) {
     let admin = std::env::var(TEST_DATABASE_URL).unwrap();
     let (url, name) = fresh_pg_database(&admin, "vg_test").await.unwrap();
-    let port = std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port();
     let dir = std::env::temp_dir().join(unique("voelgoed-export"));
-    let child = Command::new(env!("CARGO_BIN_EXE_voelgoed"))
-        .args(["serve", "--addr", &format!("127.0.0.1:{port}")])
-        .env("VOELGOED_DATA_DIR", &dir)
-        .env("DATABASE_URL", &url)
-        .env("REDIS_URL", std::env::var(TEST_REDIS_URL).unwrap())
-        .env("VOELGOED_LOG", "error")
-        .env("VOELGOED_STOREFRONT_PER_MINUTE", "0")
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .expect("the voelgoed binary starts");
-    let node = Node(child);
-    let api = Api::new(format!("http://127.0.0.1:{port}"));
-    for _ in 0..100 {
-        if api.client.get(api.url("/healthz")).send().await.is_ok() {
-            break;
-        }
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
+    let redis = std::env::var(TEST_REDIS_URL).unwrap();
+    let node = Binary::start(
+        &dir,
+        &[
+            ("DATABASE_URL", &url),
+            ("REDIS_URL", &redis),
+            ("VOELGOED_STOREFRONT_PER_MINUTE", "0"),
+        ],
+    )
+    .await;
+    let api = node.api.clone();
     let org = api.signup().await;
     let event = api.event(&org, 10).await;
     let order = api.buy(&org, &event, 1).await;
@@ -446,11 +404,11 @@ async fn export_in_own_process(tickets: i64) -> (u64, usize) {
     .await
     .unwrap();
     db.close().await;
-    let pid = node.0.id();
+    let pid = node.pid();
     // Start the peak afresh (Linux: "5" resets VmHWM to the current
     // resident size), so the start-up's own peak does not hide the export's.
     std::fs::write(format!("/proc/{pid}/clear_refs"), "5").expect("reset the peak");
-    let before = rss_kib(pid);
+    let before = node.status_kib("VmRSS:");
     let x = ask(&api, &org, &event.id, "attendees", "csv").await;
     let x = ready(&api, &org, x["id"].as_str().unwrap(), 300).await;
     // Stream the download, counting lines, never holding it.
@@ -465,7 +423,7 @@ async fn export_in_own_process(tickets: i64) -> (u64, usize) {
     while let Some(chunk) = r.chunk().await.unwrap() {
         lines += chunk.iter().filter(|&&b| b == b'\n').count();
     }
-    let grown = peak_rss_kib(pid).saturating_sub(before);
+    let grown = node.status_kib("VmHWM:").saturating_sub(before);
     drop(node);
     drop_pg_database(&admin, &name).await;
     let _ = std::fs::remove_dir_all(dir);

@@ -235,41 +235,18 @@ async fn stalling_receiver() -> Stalling {
     }
 }
 
-struct Bin(std::process::Child);
-
-impl Drop for Bin {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
-
-async fn start_binary(dir: &std::path::Path) -> (Bin, Api) {
-    let port = std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port();
-    let child = std::process::Command::new(env!("CARGO_BIN_EXE_voelgoed"))
-        .args(["serve", "--addr", &format!("127.0.0.1:{port}")])
-        .env("VOELGOED_DATA_DIR", dir)
-        .env("VOELGOED_LOG", "error")
-        .env("VOELGOED_STOREFRONT_PER_MINUTE", "0")
-        .env("VOELGOED_WEBHOOKS_ALLOW_PRIVATE", "true")
-        .env("VOELGOED_JOBS_RESCUE_SECS", "2")
-        .stdout(std::process::Stdio::null())
-        .stderr(std::process::Stdio::null())
-        .spawn()
-        .expect("the voelgoed binary starts");
-    let bin = Bin(child);
-    let api = Api::new(format!("http://127.0.0.1:{port}"));
-    for _ in 0..100 {
-        if api.client.get(api.url("/healthz")).send().await.is_ok() {
-            break;
-        }
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
-    (bin, api)
+/// A node of the rescue test: delivers to private addresses, rescues a
+/// dead node's jobs after 2 s.
+async fn start_binary(dir: &std::path::Path) -> Binary {
+    Binary::start(
+        dir,
+        &[
+            ("VOELGOED_STOREFRONT_PER_MINUTE", "0"),
+            ("VOELGOED_WEBHOOKS_ALLOW_PRIVATE", "true"),
+            ("VOELGOED_JOBS_RESCUE_SECS", "2"),
+        ],
+    )
+    .await
 }
 
 async fn wait_until(what: &str, secs: u64, mut check: impl FnMut() -> bool) {
@@ -289,7 +266,8 @@ async fn wait_until(what: &str, secs: u64, mut check: impl FnMut() -> bool) {
 async fn a_job_of_a_killed_process_is_rescued_by_the_next() {
     let sink = stalling_receiver().await;
     let dir = std::env::temp_dir().join(unique("voelgoed-killed"));
-    let (first, api) = start_binary(&dir).await;
+    let first = start_binary(&dir).await;
+    let api = first.api.clone();
     let org = api.signup().await;
     let r = api
         .post(
@@ -326,7 +304,7 @@ async fn a_job_of_a_killed_process_is_rescued_by_the_next() {
     assert_eq!(sink.answered.load(Ordering::SeqCst), 0);
 
     tokio::time::sleep(Duration::from_millis(2500)).await;
-    let (_second, _) = start_binary(&dir).await;
+    let _second = start_binary(&dir).await;
     let answered = sink.answered.clone();
     wait_until("the rescued delivery arrives", 40, || {
         answered.load(Ordering::SeqCst) >= 1

@@ -3,33 +3,9 @@
 //! requests with nobody scraping `/metrics`; after a warm-up storm its
 //! resident memory must stop growing.
 
-use std::{
-    process::{Child, Command, Stdio},
-    time::{Duration, Instant},
-};
+use std::time::{Duration, Instant};
 
 use crate::support::*;
-
-struct Node(Child);
-
-impl Drop for Node {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
-
-fn rss_kib(pid: u32) -> u64 {
-    std::fs::read_to_string(format!("/proc/{pid}/status"))
-        .ok()
-        .and_then(|s| {
-            s.lines()
-                .find(|l| l.starts_with("VmRSS:"))
-                .and_then(|l| l.split_whitespace().nth(1))
-                .and_then(|n| n.parse().ok())
-        })
-        .unwrap_or(0)
-}
 
 async fn storm(api: &Api, seconds: u64, paths: &[String]) -> usize {
     let start = Instant::now();
@@ -59,44 +35,21 @@ async fn storm(api: &Api, seconds: u64, paths: &[String]) -> usize {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn memory_stays_flat_across_storms_without_a_metrics_scrape() {
     let dir = std::env::temp_dir().join(unique("voelgoed-soak"));
-    let port = std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port();
-    let child = Command::new(env!("CARGO_BIN_EXE_voelgoed"))
-        .args(["serve", "--addr", &format!("127.0.0.1:{port}")])
-        .env("VOELGOED_DATA_DIR", &dir)
-        .env("VOELGOED_LOG", "error")
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .expect("the voelgoed binary starts");
-    let node = Node(child);
-    let api = Api::new(format!("http://127.0.0.1:{port}"));
-    let mut up = false;
-    for _ in 0..100 {
-        if api.client.get(api.url("/healthz")).send().await.is_ok() {
-            up = true;
-            break;
-        }
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
-    assert!(up, "the node did not come up");
+    let node = Binary::start(&dir, &[]).await;
+    let api = node.api.clone();
     // Varied paths: matched, unmatched (404), and distinct unknown paths,
     // which must not each become a metric label.
     let mut paths = vec!["/healthz".to_string(), "/readyz".to_string()];
     for i in 0..50 {
         paths.push(format!("/no/such/path/{i}"));
     }
-    let pid = node.0.id();
     let mut rss = Vec::new();
     let mut requests = 0;
     for _ in 0..6 {
         requests += storm(&api, 4, &paths).await;
         // Let the metrics upkeep (every second) run.
         tokio::time::sleep(Duration::from_secs(2)).await;
-        rss.push(rss_kib(pid));
+        rss.push(node.status_kib("VmRSS:"));
     }
     eprintln!("soak: {requests} requests; resident memory after each storm (KiB): {rss:?}");
     // After warm-up (the first two storms), growth must stop: under 2 MiB

@@ -25,3 +25,75 @@ macro_rules! both {
         }
     };
 }
+
+/// The real `voelgoed` binary serving on a free loopback port in a process
+/// of its own (so nothing else in this test binary moves its memory, and it
+/// can be killed); SIGKILLed when dropped.
+pub struct Binary {
+    child: std::process::Child,
+    pub api: Api,
+}
+
+impl Binary {
+    /// `voelgoed serve` on `data_dir` with these environment variables (logs
+    /// at `error`), once it answers `/healthz`.
+    pub async fn start(data_dir: &std::path::Path, env: &[(&str, &str)]) -> Binary {
+        let port = std::net::TcpListener::bind("127.0.0.1:0")
+            .unwrap()
+            .local_addr()
+            .unwrap()
+            .port();
+        let child = std::process::Command::new(env!("CARGO_BIN_EXE_voelgoed"))
+            .args(["serve", "--addr", &format!("127.0.0.1:{port}")])
+            .env("VOELGOED_DATA_DIR", data_dir)
+            .env("VOELGOED_LOG", "error")
+            .envs(env.iter().copied())
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null())
+            .spawn()
+            .expect("the voelgoed binary starts");
+        let node = Binary {
+            child,
+            api: Api::new(format!("http://127.0.0.1:{port}")),
+        };
+        for _ in 0..100 {
+            if node
+                .api
+                .client
+                .get(node.api.url("/healthz"))
+                .send()
+                .await
+                .is_ok()
+            {
+                return node;
+            }
+            tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+        }
+        panic!("the node did not come up");
+    }
+
+    pub fn pid(&self) -> u32 {
+        self.child.id()
+    }
+
+    /// A field of the process's `/proc/<pid>/status` in KiB (`VmRSS:`,
+    /// `VmHWM:`); 0 when it cannot be read.
+    pub fn status_kib(&self, field: &str) -> u64 {
+        std::fs::read_to_string(format!("/proc/{}/status", self.pid()))
+            .ok()
+            .and_then(|s| {
+                s.lines()
+                    .find(|l| l.starts_with(field))
+                    .and_then(|l| l.split_whitespace().nth(1))
+                    .and_then(|n| n.parse().ok())
+            })
+            .unwrap_or(0)
+    }
+}
+
+impl Drop for Binary {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
