@@ -54,7 +54,7 @@ impl ExportKind {
             ExportKind::Checkins => "checkins",
         }
     }
-    fn parse(s: &str) -> Option<ExportKind> {
+    pub fn parse(s: &str) -> Option<ExportKind> {
         [
             ExportKind::Attendees,
             ExportKind::Orders,
@@ -79,7 +79,7 @@ impl ExportFormat {
             ExportFormat::Xlsx => "xlsx",
         }
     }
-    fn parse(s: &str) -> Option<ExportFormat> {
+    pub fn parse(s: &str) -> Option<ExportFormat> {
         match s {
             "csv" => Some(ExportFormat::Csv),
             "xlsx" => Some(ExportFormat::Xlsx),

@@ -96,9 +96,11 @@ async fn ask(State(app): State<App>, session: SessionActor, Form(f): Form<AskFor
     if !csrf_matches(&session.csrf, &f.csrf) {
         return (StatusCode::FORBIDDEN, "invalid CSRF token").into_response();
     }
-    let kind = serde_json::from_value::<ExportKind>(serde_json::Value::String(f.kind));
-    let format = serde_json::from_value::<ExportFormat>(serde_json::Value::String(f.format));
-    let (Ok(event), Ok(kind), Ok(format)) = (f.event_id.parse::<EventId>(), kind, format) else {
+    let (Ok(event), Some(kind), Some(format)) = (
+        f.event_id.parse::<EventId>(),
+        ExportKind::parse(&f.kind),
+        ExportFormat::parse(&f.format),
+    ) else {
         return ApiError::BadRequest("choose an event, what to export and a format".into())
             .into_response();
     };

@@ -36,7 +36,7 @@ use crate::{
     sales::{OrderExpired, OrderPaid},
     webhooks::EndpointDisabled,
 };
-pub use domain::{DEFAULT_REMINDER_HOURS, check_address, local_time};
+pub use domain::check_address;
 pub use transport::check_smtp_url;
 
 /// The mail queue: its own workers, so webhooks and exports never hold

@@ -276,9 +276,24 @@ pub async fn paid_orders(
     after: Option<OrderId>,
     limit: i64,
 ) -> Result<Vec<OrderId>, sqlx::Error> {
-    let sql = "SELECT id FROM orders WHERE org_id = $1 AND event_id = $2 AND status = $3
-               AND ($4 IS NULL OR id > $4) ORDER BY id LIMIT $5";
-    db_run!(db, p => sqlx::query_scalar(sql).bind(t.org()).bind(event).bind(OrderStatus::Paid.as_str()).bind(after).bind(limit).fetch_all(p).await)
+    // With a cursor the primary key is walked from it (as `orders_page`).
+    let sql = match after {
+        None => {
+            "SELECT id FROM orders WHERE org_id = $1 AND event_id = $2 AND status = $3
+                 ORDER BY id LIMIT $4"
+        }
+        Some(_) => {
+            "SELECT id FROM orders WHERE org_id = $1 AND event_id = $2 AND status = $3
+                    AND id > $5 ORDER BY id LIMIT $4"
+        }
+    };
+    db_run!(db, p => {
+        let q = sqlx::query_scalar(sql).bind(t.org()).bind(event).bind(OrderStatus::Paid.as_str()).bind(limit);
+        match after {
+            Some(a) => q.bind(a).fetch_all(p).await,
+            None => q.fetch_all(p).await,
+        }
+    })
 }
 
 /// An order as exports and reports list it.
