@@ -51,9 +51,17 @@ python3 -c "import standardwebhooks" 2>/dev/null \
   || python3 -m pip install -q --disable-pip-version-check --break-system-packages standardwebhooks==1.1.0 \
   || { echo "FATAL: cannot install the standardwebhooks Python package" >&2; exit 1; }
 
+# The Stripe stand-in is checked with Stripe's own Python library.
+python3 -c "import stripe, sys; sys.exit(stripe.VERSION != '16.1.0')" 2>/dev/null \
+  || python3 -m pip install -q --disable-pip-version-check stripe==16.1.0 \
+  || python3 -m pip install -q --disable-pip-version-check --break-system-packages stripe==16.1.0 \
+  || { echo "FATAL: cannot install the stripe Python package" >&2; exit 1; }
+
 # The mail tests deliver to a real SMTP server on loopback (aiosmtpd).
+# (Debian's package serves Debian's python3 only: check again after it.)
 python3 -c "import aiosmtpd" 2>/dev/null \
-  || as_root env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq python3-aiosmtpd >/dev/null 2>&1 \
+  || { as_root env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq python3-aiosmtpd >/dev/null 2>&1 \
+       && python3 -c "import aiosmtpd" 2>/dev/null; } \
   || python3 -m pip install -q --disable-pip-version-check aiosmtpd==1.4.6 \
   || python3 -m pip install -q --disable-pip-version-check --break-system-packages aiosmtpd==1.4.6 \
   || { echo "FATAL: cannot install the aiosmtpd Python package" >&2; exit 1; }

@@ -76,6 +76,31 @@ pub struct ConfigArgs {
     /// The address mail is sent from; the display name is the organization's [default: tickets@localhost]
     #[arg(long, env = "VOELGOED_MAIL_FROM", global = true)]
     pub mail_from: Option<String>,
+    /// Stripe's API base URL (or a stand-in speaking its protocol) [default: https://api.stripe.com]
+    #[arg(long, env = "VOELGOED_STRIPE_API_BASE", global = true)]
+    pub stripe_api_base: Option<String>,
+    /// Stripe secret key (sk_...): turns on card payments. Without it, card checkouts answer 422 and EFT still works
+    #[arg(
+        long,
+        env = "VOELGOED_STRIPE_SECRET_KEY",
+        global = true,
+        hide_env_values = true
+    )]
+    pub stripe_secret_key: Option<String>,
+    /// Stripe publishable key (pk_...), for the buyer's page to confirm a card payment
+    #[arg(long, env = "VOELGOED_STRIPE_PUBLISHABLE_KEY", global = true)]
+    pub stripe_publishable_key: Option<String>,
+    /// The secret Stripe signs its webhooks with (whsec_...), checked at POST /api/v1/payments/stripe/webhook
+    #[arg(
+        long,
+        env = "VOELGOED_STRIPE_WEBHOOK_SECRET",
+        global = true,
+        hide_env_values = true
+    )]
+    pub stripe_webhook_secret: Option<String>,
+    /// How long one call to the payment provider may take, in milliseconds [default: 10000]
+    #[arg(long, env = "VOELGOED_STRIPE_TIMEOUT_MS", global = true)]
+    pub stripe_timeout_ms: Option<u64>,
 }
 
 #[derive(Deserialize, Default)]
@@ -103,6 +128,11 @@ struct FileConfig {
     webhooks_allow_private: Option<bool>,
     smtp_url: Option<String>,
     mail_from: Option<String>,
+    stripe_api_base: Option<String>,
+    stripe_secret_key: Option<String>,
+    stripe_publishable_key: Option<String>,
+    stripe_webhook_secret: Option<String>,
+    stripe_timeout_ms: Option<u64>,
 }
 
 impl ConfigArgs {
@@ -241,6 +271,44 @@ impl ConfigArgs {
                     from
                 }
                 None => d.mail_from,
+            },
+            stripe_api_base: {
+                let base = self
+                    .stripe_api_base
+                    .clone()
+                    .or(file.stripe_api_base)
+                    .unwrap_or(d.stripe_api_base);
+                anyhow::ensure!(
+                    base.starts_with("https://") || base.starts_with("http://"),
+                    "stripe_api_base must be an http(s) URL"
+                );
+                base.trim_end_matches('/').to_string()
+            },
+            stripe_secret_key: self
+                .stripe_secret_key
+                .clone()
+                .or(file.stripe_secret_key)
+                .filter(|s| !s.is_empty()),
+            stripe_publishable_key: self
+                .stripe_publishable_key
+                .clone()
+                .or(file.stripe_publishable_key)
+                .filter(|s| !s.is_empty()),
+            stripe_webhook_secret: self
+                .stripe_webhook_secret
+                .clone()
+                .or(file.stripe_webhook_secret)
+                .filter(|s| !s.is_empty()),
+            stripe_timeout_ms: {
+                let ms = self
+                    .stripe_timeout_ms
+                    .or(file.stripe_timeout_ms)
+                    .unwrap_or(d.stripe_timeout_ms);
+                anyhow::ensure!(
+                    (50..=120_000).contains(&ms),
+                    "stripe_timeout_ms must be 50 to 120000"
+                );
+                ms
             },
         })
     }

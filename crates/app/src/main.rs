@@ -60,6 +60,8 @@ enum Command {
         #[command(subcommand)]
         command: JobsCommand,
     },
+    /// Serve a local stand-in for Stripe's payments API (for tests and load runs; prints its base URL).
+    StripeStandin(voelgoed::stripe_standin::StandinArgs),
 }
 
 #[derive(Subcommand)]
@@ -207,6 +209,7 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
         }
         Command::Bench(args) => bench::run(cli.config, args).await?,
         Command::BenchJobs(args) => voelgoed::bench_jobs::run(cli.config, args).await?,
+        Command::StripeStandin(args) => voelgoed::stripe_standin::run(args).await?,
         Command::Reconcile { window_secs } => {
             let config = cli.config.resolve(None)?;
             let (_stop, stopped) = tokio::sync::watch::channel(false);

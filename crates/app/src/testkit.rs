@@ -478,7 +478,7 @@ impl Api {
                 "/api/v1/store/{}/holds/{hold_id}/checkout",
                 org.slug
             )))
-            .json(&json!({"buyer": {"email": email, "name": "Buyer"}}));
+            .json(&json!({"buyer": {"email": email, "name": "Buyer"}, "payment_method": "eft"}));
         if let Some(k) = key {
             r = r.header("Idempotency-Key", k);
         }

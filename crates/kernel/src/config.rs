@@ -60,6 +60,16 @@ pub struct Config {
     pub smtp_url: Option<String>,
     /// The address mail is sent from (its display name is the org's).
     pub mail_from: String,
+    /// Stripe's API base (or a stand-in speaking its protocol).
+    pub stripe_api_base: String,
+    /// Stripe secret key; `None`: card payments are not configured (EFT works).
+    pub stripe_secret_key: Option<String>,
+    /// Stripe publishable key, for the buyer's page to confirm a card payment.
+    pub stripe_publishable_key: Option<String>,
+    /// The secret Stripe signs its webhooks with (`whsec_...`).
+    pub stripe_webhook_secret: Option<String>,
+    /// How long a call to the payment provider may take.
+    pub stripe_timeout_ms: u64,
 }
 
 impl Default for Config {
@@ -88,6 +98,11 @@ impl Default for Config {
             webhooks_allow_private: false,
             smtp_url: None,
             mail_from: "tickets@localhost".into(),
+            stripe_api_base: "https://api.stripe.com".into(),
+            stripe_secret_key: None,
+            stripe_publishable_key: None,
+            stripe_webhook_secret: None,
+            stripe_timeout_ms: 10_000,
         }
     }
 }
@@ -138,6 +153,8 @@ impl fmt::Debug for Config {
             .field("webhooks_allow_private", &self.webhooks_allow_private)
             .field("smtp_url", &self.smtp_url.as_deref().map(redact_url))
             .field("mail_from", &self.mail_from)
+            .field("stripe_api_base", &self.stripe_api_base)
+            .field("stripe_configured", &self.stripe_secret_key.is_some())
             .finish_non_exhaustive()
     }
 }

@@ -47,11 +47,12 @@ pub enum ProblemType {
     RequestTimeout,
     RateLimited,
     Overloaded,
+    ProviderUnavailable,
     Internal,
 }
 
 impl ProblemType {
-    pub const ALL: [ProblemType; 17] = [
+    pub const ALL: [ProblemType; 18] = [
         ProblemType::BadRequest,
         ProblemType::Validation,
         ProblemType::Unauthorized,
@@ -68,6 +69,7 @@ impl ProblemType {
         ProblemType::RequestTimeout,
         ProblemType::RateLimited,
         ProblemType::Overloaded,
+        ProblemType::ProviderUnavailable,
         ProblemType::Internal,
     ];
 
@@ -89,6 +91,7 @@ impl ProblemType {
             ProblemType::RequestTimeout => "request_timeout",
             ProblemType::RateLimited => "rate_limited",
             ProblemType::Overloaded => "overloaded",
+            ProblemType::ProviderUnavailable => "provider_unavailable",
             ProblemType::Internal => "internal",
         }
     }
@@ -111,6 +114,7 @@ impl ProblemType {
             ProblemType::RequestTimeout => "Request timeout",
             ProblemType::RateLimited => "Too many requests",
             ProblemType::Overloaded => "Overloaded",
+            ProblemType::ProviderUnavailable => "Payment provider unavailable",
             ProblemType::Internal => "Internal server error",
         }
     }
@@ -167,6 +171,10 @@ pub enum ApiError {
     RateLimited { retry_after_secs: u64 },
     #[error("overloaded")]
     Overloaded { retry_after_secs: u64 },
+    /// The payment provider did not answer: nothing was charged; retry
+    /// with the same idempotency key.
+    #[error("payment provider unavailable")]
+    ProviderUnavailable { retry_after_secs: u64 },
     #[error("internal error: {0}")]
     Internal(String),
 }
@@ -209,7 +217,9 @@ impl ApiError {
             ApiError::UnsupportedMediaType(_) => StatusCode::UNSUPPORTED_MEDIA_TYPE,
             ApiError::RequestTimeout => StatusCode::REQUEST_TIMEOUT,
             ApiError::RateLimited { .. } => StatusCode::TOO_MANY_REQUESTS,
-            ApiError::Overloaded { .. } => StatusCode::SERVICE_UNAVAILABLE,
+            ApiError::Overloaded { .. } | ApiError::ProviderUnavailable { .. } => {
+                StatusCode::SERVICE_UNAVAILABLE
+            }
             ApiError::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
         }
     }
@@ -232,6 +242,7 @@ impl ApiError {
             ApiError::RequestTimeout => ProblemType::RequestTimeout,
             ApiError::RateLimited { .. } => ProblemType::RateLimited,
             ApiError::Overloaded { .. } => ProblemType::Overloaded,
+            ApiError::ProviderUnavailable { .. } => ProblemType::ProviderUnavailable,
             ApiError::Internal(_) => ProblemType::Internal,
         }
     }
@@ -257,6 +268,9 @@ impl ApiError {
             ApiError::RequestTimeout => "the request body did not arrive in time".into(),
             ApiError::RateLimited { .. } => "slow down and retry after the given delay".into(),
             ApiError::Overloaded { .. } => "the server is busy; retry after the given delay".into(),
+            ApiError::ProviderUnavailable { .. } => {
+                "the payment provider did not answer; nothing was charged. Retry with the same Idempotency-Key".into()
+            }
             // Internal details are logged, never shown.
             ApiError::Internal(_) => "something went wrong on our side".into(),
             ApiError::BadRequest(d)
@@ -347,7 +361,8 @@ impl IntoResponse for ApiError {
             HeaderValue::from_static("application/problem+json"),
         );
         if let ApiError::RateLimited { retry_after_secs }
-        | ApiError::Overloaded { retry_after_secs } = self
+        | ApiError::Overloaded { retry_after_secs }
+        | ApiError::ProviderUnavailable { retry_after_secs } = self
         {
             headers.insert(header::RETRY_AFTER, HeaderValue::from(retry_after_secs));
         }

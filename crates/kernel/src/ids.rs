@@ -71,4 +71,6 @@ typed_id!(
     WebhookId,
     DeliveryId,
     ExportId,
+    PaymentId,
+    RefundId,
 );

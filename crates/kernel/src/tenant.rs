@@ -18,10 +18,12 @@ pub enum Permission {
     WebhooksManage,
     AuditRead,
     SettingsManage,
+    /// Mark orders paid, refund, cancel: money moves.
+    Finance,
 }
 
 impl Permission {
-    pub const ALL: [Permission; 10] = [
+    pub const ALL: [Permission; 11] = [
         Permission::EventsRead,
         Permission::EventsWrite,
         Permission::OrdersRead,
@@ -32,6 +34,7 @@ impl Permission {
         Permission::WebhooksManage,
         Permission::AuditRead,
         Permission::SettingsManage,
+        Permission::Finance,
     ];
 
     pub fn as_str(self) -> &'static str {
@@ -46,6 +49,7 @@ impl Permission {
             Permission::WebhooksManage => "webhooks:manage",
             Permission::AuditRead => "audit:read",
             Permission::SettingsManage => "settings:manage",
+            Permission::Finance => "finance",
         }
     }
 
@@ -99,7 +103,7 @@ impl Role {
             Role::Owner | Role::Admin => &Permission::ALL,
             Role::EventManager => &[EventsRead, EventsWrite, OrdersRead, DevicesManage],
             Role::BoxOffice => &[EventsRead, OrdersRead, OrdersWrite, Scan],
-            Role::Finance => &[EventsRead, OrdersRead],
+            Role::Finance => &[EventsRead, OrdersRead, Finance],
             Role::Scanner => &[EventsRead, Scan],
             Role::Viewer => &[EventsRead, OrdersRead],
         };

@@ -39,6 +39,7 @@ pub mod exports;
 pub mod identity;
 pub mod live;
 pub mod mail;
+pub mod money;
 pub mod ops;
 pub mod sales;
 pub mod scanning;

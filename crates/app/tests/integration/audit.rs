@@ -233,6 +233,26 @@ const MUTATIONS: &[(&str, &str, Record)] = &[
         Record::Ledger("orders and their events"),
     ),
     ("post", "/api/v1/scan", Record::Audit("ticket.admit")),
+    (
+        "post",
+        "/api/v1/orgs/{org}/orders/{order_id}/mark-paid",
+        Record::Audit("order.mark_paid"),
+    ),
+    (
+        "post",
+        "/api/v1/orgs/{org}/orders/{order_id}/refunds",
+        Record::Audit("order.refund"),
+    ),
+    (
+        "post",
+        "/api/v1/orgs/{org}/orders/{order_id}/cancel",
+        Record::Audit("order.cancel"),
+    ),
+    (
+        "post",
+        "/api/v1/payments/stripe/webhook",
+        Record::Ledger("the payment it applies and provider_events"),
+    ),
 ];
 
 #[derive(Debug, Clone, Copy)]
@@ -428,6 +448,41 @@ async fn every_mutating_route_leaves_a_record(backend: Backend) {
         .await
         .unwrap();
     ok(r, "mail settings");
+    // Money: an EFT order marked paid, refunded in part; another cancelled.
+    let priced = t
+        .try_event(&org, &EventSpec::capacity(10).priced(5000))
+        .await
+        .unwrap();
+    let eft = t.buy(&org, &priced, 2).await;
+    let eft_id = eft["id"].as_str().unwrap();
+    ok(
+        t.post(
+            &o(&format!("/orders/{eft_id}/mark-paid")),
+            Some(&org.key),
+            json!({}),
+        )
+        .await,
+        "mark paid",
+    );
+    ok(
+        t.post(
+            &o(&format!("/orders/{eft_id}/refunds")),
+            Some(&org.key),
+            json!({"amount_cents": 1000, "reason": "one seat was broken"}),
+        )
+        .await,
+        "refund",
+    );
+    let other = t.buy(&org, &priced, 1).await;
+    ok(
+        t.post(
+            &o(&format!("/orders/{}/cancel", other["id"].as_str().unwrap())),
+            Some(&org.key),
+            json!({}),
+        )
+        .await,
+        "cancel",
+    );
 
     // Each audited operation left its entry, in this org's log.
     let mut seen = Vec::new();

@@ -399,3 +399,77 @@ async fn bad_mail_settings_are_refused_and_change_nothing(backend: Backend) {
     assert!(matches!(r.status().as_u16(), 403 | 404), "{}", r.status());
     t.stop().await;
 }
+
+both!(buyers_are_told_of_refunds_and_cancellations_once_each);
+async fn buyers_are_told_of_refunds_and_cancellations_once_each(backend: Backend) {
+    let t = TestApp::spawn(backend).await;
+    let org = t.signup().await;
+    let event = t
+        .try_event(&org, &EventSpec::capacity(10).priced(1000))
+        .await
+        .unwrap();
+    let dir = t.config().data_dir.join("mail");
+    let o = |p: &str| format!("/api/v1/orgs/{}{p}", org.slug);
+    // Paid by EFT, refunded twice in part; another cancelled unpaid.
+    let paid = t.buy(&org, &event, 2).await;
+    let paid = paid["id"].as_str().unwrap();
+    t.post(
+        &o(&format!("/orders/{paid}/mark-paid")),
+        Some(&org.key),
+        json!({}),
+    )
+    .await;
+    for amount in [300, 200] {
+        let r = t
+            .post(
+                &o(&format!("/orders/{paid}/refunds")),
+                Some(&org.key),
+                json!({"amount_cents": amount}),
+            )
+            .await;
+        assert_eq!(r.status(), 201);
+    }
+    let unpaid = t.buy(&org, &event, 1).await;
+    let unpaid = unpaid["id"].as_str().unwrap();
+    let r = t
+        .post(
+            &o(&format!("/orders/{unpaid}/cancel")),
+            Some(&org.key),
+            json!({}),
+        )
+        .await;
+    assert_eq!(r.status(), 200);
+    // The confirmation, two refund notices, one cancellation notice.
+    for _ in 0..200 {
+        if read_messages(&dir).len() >= 4 {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
+    tokio::time::sleep(std::time::Duration::from_millis(300)).await;
+    let mails = read_messages(&dir);
+    let subjects: Vec<&str> = mails.iter().map(|m| header(m, "subject")).collect();
+    assert_eq!(mails.len(), 4, "{subjects:?}");
+    let refunds: Vec<&Mail> = mails
+        .iter()
+        .filter(|m| header(m, "subject").starts_with("Refund"))
+        .collect();
+    assert_eq!(refunds.len(), 2, "{subjects:?}");
+    assert!(
+        refunds.iter().any(|m| m.body.contains("ZAR 3.00")),
+        "{}",
+        refunds[0].body
+    );
+    assert!(refunds.iter().any(|m| m.body.contains("ZAR 2.00")));
+    assert!(refunds.iter().all(|m| m.body.contains("stay valid")));
+    let cancelled = mails
+        .iter()
+        .find(|m| header(m, "subject").contains("was cancelled"))
+        .expect("a cancellation notice");
+    assert!(
+        cancelled.body.contains("Nothing was charged"),
+        "{}",
+        cancelled.body
+    );
+    t.stop().await;
+}

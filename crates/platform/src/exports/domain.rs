@@ -631,7 +631,7 @@ impl Pages {
                             o.status.as_str().to_string(),
                             o.buyer_name,
                             o.buyer_email,
-                            money(o.total_cents),
+                            crate::money::amount(o.total_cents, &o.currency),
                             o.currency,
                             rfc3339(o.created_at),
                         ]
@@ -685,12 +685,6 @@ impl Pages {
     }
 }
 
-/// Cents as a decimal amount ("150.00").
-pub fn money(cents: i64) -> String {
-    let sign = if cents < 0 { "-" } else { "" };
-    format!("{sign}{}.{:02}", cents.abs() / 100, cents.abs() % 100)
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -700,9 +694,6 @@ mod tests {
         assert_eq!(defuse("=HYPERLINK(\"x\")".into()), "'=HYPERLINK(\"x\")");
         assert_eq!(defuse("-1".into()), "'-1");
         assert_eq!(defuse("Zoë".into()), "Zoë");
-        assert_eq!(money(15000), "150.00");
-        assert_eq!(money(5), "0.05");
-        assert_eq!(money(-250), "-2.50");
         assert_eq!(
             file_stem("Kaapse Klopse: Night 2!"),
             "kaapse-klopse-night-2"

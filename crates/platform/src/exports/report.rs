@@ -160,7 +160,7 @@ pub async fn sales(app: &App, actor: &Actor, event: EventId) -> ApiResult<SalesR
 /// the currency's units.
 pub fn csv(r: &SalesReport) -> Result<Vec<u8>, String> {
     let mut w = csv::Writer::from_writer(Vec::new());
-    let money = super::domain::money;
+    let money = crate::money::amount;
     w.write_record([
         "date",
         "ticket_type_id",
@@ -181,11 +181,11 @@ pub fn csv(r: &SalesReport) -> Result<Vec<u8>, String> {
             d.ticket_type_id.to_string(),
             super::domain::defuse(d.name.clone()),
             f.sold.to_string(),
-            money(f.revenue_cents),
-            money(f.discounts_cents),
-            money(f.refunds_cents),
-            money(f.fees_cents),
-            money(f.tax_cents),
+            money(f.revenue_cents, &d.currency),
+            money(f.discounts_cents, &d.currency),
+            money(f.refunds_cents, &d.currency),
+            money(f.fees_cents, &d.currency),
+            money(f.tax_cents, &d.currency),
             d.currency.clone(),
         ])
         .map_err(|e| e.to_string())?;

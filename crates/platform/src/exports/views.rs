@@ -118,8 +118,8 @@ struct ReportPage {
 }
 
 impl ReportPage {
-    fn money(&self, cents: &i64) -> String {
-        domain::money(*cents)
+    fn money(&self, cents: &i64, currency: &str) -> String {
+        crate::money::amount(*cents, currency)
     }
 }
 

@@ -6,7 +6,7 @@ use std::sync::Arc;
 use kernel::{
     ApiError, ApiResult, FieldError, Permission,
     clock::rfc3339,
-    ids::{EventId, OrderId, OrgId, TicketId},
+    ids::{EventId, OrderId, OrgId, RefundId, TicketId},
     jobs::{HandlerResult, JobError, NewJob},
 };
 use lettre::{
@@ -253,6 +253,9 @@ struct Draft {
     subject: String,
     body: String,
     order: Option<OrderId>,
+    /// What makes this message one of a kind when the order does not (a
+    /// refund: an order may have several).
+    once: Option<uuid::Uuid>,
     attachments: Vec<(String, Vec<u8>)>,
 }
 
@@ -286,6 +289,28 @@ pub async fn send(app: &App, job: Send) -> HandlerResult {
         Send::Reminder { order, .. } => {
             order_mail(app, &t, &org_ref.name, order, Occasion::Reminder).await?
         }
+        Send::OrderRefunded {
+            order,
+            refund,
+            amount_cents,
+            full,
+            ..
+        } => {
+            let occasion = Occasion::Refunded {
+                refund,
+                amount_cents,
+                full,
+            };
+            order_mail(app, &t, &org_ref.name, order, occasion).await?
+        }
+        Send::OrderCancelled {
+            order,
+            refunded_cents,
+            ..
+        } => {
+            let occasion = Occasion::Cancelled { refunded_cents };
+            order_mail(app, &t, &org_ref.name, order, occasion).await?
+        }
         Send::EndpointDisabled { url, reason, .. } => {
             let owners = identity::owner_emails(app, org).await.map_err(api_failed)?;
             let to = owners
@@ -303,6 +328,7 @@ pub async fn send(app: &App, job: Send) -> HandlerResult {
                     org_ref.name
                 ),
                 order: None,
+                once: None,
                 attachments: Vec::new(),
             })
         }
@@ -311,23 +337,21 @@ pub async fn send(app: &App, job: Send) -> HandlerResult {
     if draft.to.is_empty() {
         return Err(JobError::Discard("no one to send it to".into()));
     }
-    if let Some(order) = draft.order
-        && store::already_sent(app.db(), org, draft.kind, order).await?
-    {
-        return Ok(());
-    }
     let config = &app.kernel.config;
-    let sender = settings.sender_name.as_deref().unwrap_or(&org_ref.name);
-    let from = mailbox(Some(sender), &config.mail_from)?;
     let domain = config.mail_from.rsplit('@').next().unwrap_or("localhost");
+    // One message per (kind, what it is about): a retried job sends nothing
+    // twice. What it is about is the order, or the refund for refund notices.
+    let about = draft.once.or(draft.order.map(|o| o.0));
     let message_id = format!(
         "<{}.{}@{domain}>",
         draft.kind,
-        draft
-            .order
-            .map(|o| o.to_string())
-            .unwrap_or_else(|| uuid::Uuid::now_v7().to_string())
+        about.unwrap_or_else(uuid::Uuid::now_v7)
     );
+    if about.is_some() && store::already_sent(app.db(), org, &message_id).await? {
+        return Ok(());
+    }
+    let sender = settings.sender_name.as_deref().unwrap_or(&org_ref.name);
+    let from = mailbox(Some(sender), &config.mail_from)?;
     let mut builder = Message::builder()
         .from(from)
         .subject(draft.subject.clone())
@@ -385,6 +409,14 @@ enum Occasion {
     Paid,
     Expired,
     Reminder,
+    Refunded {
+        refund: RefundId,
+        amount_cents: i64,
+        full: bool,
+    },
+    Cancelled {
+        refunded_cents: i64,
+    },
 }
 
 /// The buyer's message about an order, or None when the occasion has
@@ -411,7 +443,10 @@ async fn order_mail(
     let to = vec![mailbox(Some(&order.buyer.name), &order.buyer.email)?];
     let (kind, subject, body, attach) = match occasion {
         Occasion::Paid => {
-            if order.status != OrderStatus::Paid {
+            if !matches!(
+                order.status,
+                OrderStatus::Paid | OrderStatus::PartiallyRefunded
+            ) {
                 return Ok(None);
             }
             (
@@ -434,7 +469,11 @@ async fn order_mail(
             )
         }
         Occasion::Reminder => {
-            if order.status != OrderStatus::Paid || e.starts_at_micros <= app.kernel.now() {
+            if !matches!(
+                order.status,
+                OrderStatus::Paid | OrderStatus::PartiallyRefunded
+            ) || e.starts_at_micros <= app.kernel.now()
+            {
                 return Ok(None);
             }
             (
@@ -446,6 +485,51 @@ async fn order_mail(
                     order.buyer.name, e.name
                 ),
                 true,
+            )
+        }
+        Occasion::Refunded {
+            amount_cents, full, ..
+        } => {
+            let money = crate::money::format(amount_cents, &order.currency);
+            (
+                "order_refunded",
+                format!("Refund for your order for {}", e.name),
+                format!(
+                    "Hello {},\n\n{organizer} refunded {money} of your order {} for {} ({when}).\n\n{}\
+                     The money goes back the way you paid; your bank may take a few days to show it.\n",
+                    order.buyer.name,
+                    order.id,
+                    e.name,
+                    if full {
+                        "That is all of it, so your tickets no longer admit anyone.\n\n"
+                    } else {
+                        "Your tickets stay valid.\n\n"
+                    },
+                ),
+                false,
+            )
+        }
+        Occasion::Cancelled { refunded_cents } => {
+            if order.status != OrderStatus::Cancelled {
+                return Ok(None);
+            }
+            let refunded = if refunded_cents > 0 {
+                format!(
+                    " {} is refunded the way you paid; your bank may take a few days to show it.",
+                    crate::money::format(refunded_cents, &order.currency)
+                )
+            } else {
+                " Nothing was charged.".to_string()
+            };
+            (
+                "order_cancelled",
+                format!("Your order for {} was cancelled", e.name),
+                format!(
+                    "Hello {},\n\n{organizer} cancelled your order {} for {} ({when}), so its \
+                     tickets no longer admit anyone.{refunded}\n",
+                    order.buyer.name, order.id, e.name
+                ),
+                false,
             )
         }
         Occasion::Expired => {
@@ -484,6 +568,10 @@ async fn order_mail(
         subject,
         body,
         order: Some(order.id),
+        once: match occasion {
+            Occasion::Refunded { refund, .. } => Some(refund.0),
+            _ => None,
+        },
         attachments,
     }))
 }

@@ -5,7 +5,7 @@
 //! `mail_log` (every message that went out).
 //! Consumes, in the relay's transaction (so each event makes its mail job
 //! exactly once): `order.paid` (confirmation with one PDF per ticket),
-//! `order.expired` (notice), `event.published` (the event's reminder job),
+//! `order.expired`, `order.refunded`, `order.cancelled` (notices), `event.published` (the event's reminder job),
 //! `webhook.endpoint_disabled` (the org's owners and admins are told).
 //! Each message is a durable job on the `mail` queue, retried about 30 s,
 //! 2 min, 10 min, 30 min, 1 h, 3 h, 6 h, 12 h after transient failures; an
@@ -25,7 +25,7 @@ use std::time::Duration;
 use kernel::{
     DomainEvent, Envelope, Kernel, Slice, Tx,
     events::TxFuture,
-    ids::{EventId, OrderId, OrgId},
+    ids::{EventId, OrderId, OrgId, RefundId},
     jobs::{self, Job, NewJob, Queue},
 };
 use serde::{Deserialize, Serialize};
@@ -33,7 +33,7 @@ use serde::{Deserialize, Serialize};
 use crate::{
     App,
     events::EventPublished,
-    sales::{OrderExpired, OrderPaid},
+    sales::{OrderCancelled, OrderExpired, OrderPaid, OrderRefunded},
     webhooks::EndpointDisabled,
 };
 pub use domain::check_address;
@@ -70,6 +70,18 @@ pub enum Send {
         org: OrgId,
         order: OrderId,
     },
+    OrderRefunded {
+        org: OrgId,
+        order: OrderId,
+        refund: RefundId,
+        amount_cents: i64,
+        full: bool,
+    },
+    OrderCancelled {
+        org: OrgId,
+        order: OrderId,
+        refunded_cents: i64,
+    },
     EndpointDisabled {
         org: OrgId,
         url: String,
@@ -83,6 +95,8 @@ impl Send {
             Send::OrderConfirmation { org, .. }
             | Send::OrderExpired { org, .. }
             | Send::Reminder { org, .. }
+            | Send::OrderRefunded { org, .. }
+            | Send::OrderCancelled { org, .. }
             | Send::EndpointDisabled { org, .. } => *org,
         }
     }
@@ -119,6 +133,8 @@ pub fn slice(kernel: &Kernel) -> Slice<App> {
         .queue(QUEUE)
         .consumes::<OrderPaid, _>("mail.confirmation", on_paid)
         .consumes::<OrderExpired, _>("mail.expired", on_expired)
+        .consumes::<OrderRefunded, _>("mail.refunded", on_refunded)
+        .consumes::<OrderCancelled, _>("mail.cancelled", on_cancelled)
         .consumes::<EndpointDisabled, _>("mail.endpoint_disabled", on_endpoint_disabled)
         .consumes::<EventPublished, _>("mail.reminders", schedule_reminders)
         .job::<Send, _, _>(|app: App, job: Send| async move { domain::send(&app, job).await })
@@ -147,6 +163,44 @@ fn on_expired<'a>(_: &'a App, tx: &'a mut Tx, events: Vec<Envelope<OrderExpired>
             Send::OrderExpired {
                 org: e.org_id,
                 order: e.order_id,
+            },
+            key,
+        )
+    })
+}
+
+fn on_refunded<'a>(
+    _: &'a App,
+    tx: &'a mut Tx,
+    events: Vec<Envelope<OrderRefunded>>,
+) -> TxFuture<'a> {
+    enqueue(tx, events, |e| {
+        let key = format!("refunded:{}", e.refund_id);
+        (
+            Send::OrderRefunded {
+                org: e.org_id,
+                order: e.order_id,
+                refund: e.refund_id,
+                amount_cents: e.amount_cents,
+                full: e.full,
+            },
+            key,
+        )
+    })
+}
+
+fn on_cancelled<'a>(
+    _: &'a App,
+    tx: &'a mut Tx,
+    events: Vec<Envelope<OrderCancelled>>,
+) -> TxFuture<'a> {
+    enqueue(tx, events, |e| {
+        let key = format!("cancelled:{}", e.order_id);
+        (
+            Send::OrderCancelled {
+                org: e.org_id,
+                order: e.order_id,
+                refunded_cents: e.refunded_cents,
             },
             key,
         )

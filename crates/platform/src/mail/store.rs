@@ -64,16 +64,11 @@ pub async fn log(db: &Db, s: Sent<'_>, now: i64) -> Result<(), sqlx::Error> {
     .await
 }
 
-/// Whether mail of `kind` about `order` has gone out already (a retried
-/// job after the server took the message, a reminder run again).
-pub async fn already_sent(
-    db: &Db,
-    org: OrgId,
-    kind: &str,
-    order: OrderId,
-) -> Result<bool, sqlx::Error> {
-    let sql = "SELECT 1 FROM mail_log WHERE org_id = $1 AND order_id = $3 AND kind = $2 LIMIT 1";
-    let n: Option<i32> = db_run!(db, p => sqlx::query_scalar(sql).bind(org).bind(kind).bind(order).fetch_optional(p).await)?;
+/// Whether the message with this Message-ID has gone out already (a
+/// retried job after the server took the message, a reminder run again).
+pub async fn already_sent(db: &Db, org: OrgId, message_id: &str) -> Result<bool, sqlx::Error> {
+    let sql = "SELECT 1 FROM mail_log WHERE org_id = $1 AND message_id = $2 LIMIT 1";
+    let n: Option<i32> = db_run!(db, p => sqlx::query_scalar(sql).bind(org).bind(message_id).fetch_optional(p).await)?;
     Ok(n.is_some())
 }
 

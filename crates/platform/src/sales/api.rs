@@ -16,7 +16,7 @@ use serde::Deserialize;
 use utoipa::{IntoParams, ToSchema};
 use utoipa_axum::{router::OpenApiRouter, routes};
 
-use super::domain::{self, Buyer, HoldItem, HoldView, OrderView, StoreEvent};
+use super::domain::{self, Buyer, HoldItem, HoldView, OrderView, PaymentMethod, StoreEvent};
 use crate::{
     App,
     identity::{OrgActor, StoreTenant},
@@ -109,6 +109,11 @@ async fn create_hold(
 #[serde(deny_unknown_fields)]
 pub struct CheckoutRequest {
     buyer: CheckoutBuyer,
+    /// How a priced order is paid: `card` (the default; through the card
+    /// provider, 422 when none is configured) or `eft` (a bank transfer with
+    /// the order's reference). A free order ignores it.
+    #[serde(default)]
+    payment_method: PaymentMethod,
 }
 
 /// The buyer, as the checkout takes it.
@@ -147,8 +152,9 @@ pub struct CheckoutBuyer {
                                                "event_id": "$response.body#/event_id"}))))),
               (status = 409, description = "the hold was already checked out, or the first request with this key is in flight"),
               (status = 410, description = "hold_expired"),
-              (status = 422, description = "validation, or idempotency_conflict: the key was used with another body"),
-              (status = 429, description = "too many checkouts from this address")))]
+              (status = 422, description = "validation (card payments not configured), or idempotency_conflict: the key was used with another body"),
+              (status = 429, description = "too many checkouts from this address"),
+              (status = 503, description = "provider_unavailable: the card provider did not answer; nothing was charged, retry with the same key")))]
 async fn checkout(
     State(app): State<App>,
     ClientAddr(ip): ClientAddr,
@@ -174,6 +180,7 @@ async fn checkout(
         &t,
         hold,
         buyer,
+        req.payment_method,
         key.map(|k| (k, fingerprint)),
     ))
     .await?;

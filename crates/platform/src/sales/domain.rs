@@ -75,6 +75,13 @@ pub enum OrderStatus {
     Paid,
     /// Not paid in time; its tickets went back on sale.
     Expired,
+    /// Paid, and part of it refunded: its tickets stay valid.
+    PartiallyRefunded,
+    /// Paid and refunded in full: its tickets are revoked and back on sale.
+    Refunded,
+    /// Cancelled by the organizer: what was paid is refunded, its tickets
+    /// are revoked and back on sale.
+    Cancelled,
 }
 
 impl OrderStatus {
@@ -83,6 +90,9 @@ impl OrderStatus {
             OrderStatus::Pending => "pending",
             OrderStatus::Paid => "paid",
             OrderStatus::Expired => "expired",
+            OrderStatus::PartiallyRefunded => "partially_refunded",
+            OrderStatus::Refunded => "refunded",
+            OrderStatus::Cancelled => "cancelled",
         }
     }
 }
@@ -94,6 +104,9 @@ impl TryFrom<String> for OrderStatus {
             "pending" => Ok(OrderStatus::Pending),
             "paid" => Ok(OrderStatus::Paid),
             "expired" => Ok(OrderStatus::Expired),
+            "partially_refunded" => Ok(OrderStatus::PartiallyRefunded),
+            "refunded" => Ok(OrderStatus::Refunded),
+            "cancelled" => Ok(OrderStatus::Cancelled),
             other => Err(format!("unknown order status {other:?}")),
         }
     }
@@ -335,15 +348,6 @@ pub struct Buyer {
 }
 
 #[derive(Debug, Serialize, Deserialize, ToSchema)]
-pub struct PaymentView {
-    pub status: String,
-    pub amount_cents: i64,
-    pub currency: String,
-    /// The order expires, and gives its tickets back, unless paid by then.
-    pub expires_at: Option<String>,
-}
-
-#[derive(Debug, Serialize, Deserialize, ToSchema)]
 pub struct OrderView {
     pub id: OrderId,
     pub event_id: EventId,
@@ -351,8 +355,18 @@ pub struct OrderView {
     pub buyer: Buyer,
     pub total_cents: i64,
     pub currency: String,
+    /// What was paid, and how much of it refunded (minor units).
+    pub paid_cents: i64,
+    pub refunded_cents: i64,
+    /// `card`, `eft`, or `free`.
+    pub payment_method: String,
+    /// One per ticket type: quantity, unit price and the discount applied.
+    pub lines: Vec<OrderLine>,
     pub tickets: Vec<tickets::TicketView>,
+    /// The order's payment (none for a free order).
     pub payment: Option<PaymentView>,
+    /// Its refunds, oldest first.
+    pub refunds: Vec<RefundView>,
     pub created_at: String,
     /// Shown in the checkout reply only: the buyer's key to this order.
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -360,6 +374,32 @@ pub struct OrderView {
 }
 
 pub const CHECKOUT_SCOPE: &str = "store.checkout";
+
+/// How a priced order is to be paid.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Deserialize, Serialize, ToSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum PaymentMethod {
+    /// By card through the provider (Stripe's protocol).
+    #[default]
+    Card,
+    /// By bank transfer with the order's reference; marked paid by finance.
+    Eft,
+}
+
+/// One ticket type of an order.
+#[derive(Clone, Debug, Serialize, Deserialize, ToSchema)]
+pub struct OrderLine {
+    pub ticket_type_id: TicketTypeId,
+    pub name: String,
+    pub quantity: i64,
+    pub unit_price_cents: i64,
+    /// The discount applied to this line (minor units).
+    pub discount_cents: i64,
+    /// quantity × unit price − discount.
+    pub total_cents: i64,
+}
+
+pub use super::money::{PaymentView, RefundView};
 
 /// What a checkout answers: status and body, replayed as-is for the same
 /// idempotency key.
@@ -379,10 +419,11 @@ pub async fn checkout(
     t: &Tenant,
     hold: HoldId,
     buyer: Buyer,
+    method: PaymentMethod,
     idempotency: Option<(Key, Fingerprint)>,
 ) -> Result<Reply> {
     let Some((key, fingerprint)) = idempotency else {
-        return checkout_once(app, t, hold, buyer, None).await;
+        return checkout_once(app, t, hold, buyer, method, None).await;
     };
     let db = app.db();
     let claim = match idempotency::begin(
@@ -405,7 +446,7 @@ pub async fn checkout(
         Begin::InFlight => return Err(Error::IdempotencyInFlight),
         Begin::Conflict => return Err(Error::IdempotencyConflict),
     };
-    match Box::pin(checkout_once(app, t, hold, buyer, Some(&claim))).await {
+    match Box::pin(checkout_once(app, t, hold, buyer, method, Some(&claim))).await {
         Ok(reply) => Ok(reply),
         Err(e) => {
             let api = kernel::ApiError::from(e);
@@ -430,6 +471,7 @@ async fn checkout_once(
     t: &Tenant,
     hold: HoldId,
     buyer: Buyer,
+    method: PaymentMethod,
     claim: Option<&Claim>,
 ) -> Result<Reply> {
     let mut c = Checks::default();
@@ -443,20 +485,39 @@ async fn checkout_once(
     // Prepare everything outside the write transaction (a read, signing,
     // rendering), so the transaction itself is a handful of writes. A hold's
     // items never change; the conditional consume below re-checks its state.
-    let Some((event, items)) = store::hold_for_checkout(app.db(), t, hold).await? else {
+    let Some((event, items, hold_state, hold_expires)) =
+        store::hold_for_checkout(app.db(), t, hold).await?
+    else {
         return Err(Error::NotFound);
     };
+    // Cheap early answers (the transaction below re-checks): no payment is
+    // begun for a hold that cannot be checked out.
+    match hold_state {
+        HoldStatus::Consumed => return Err(Error::HoldConsumed),
+        HoldStatus::Released => return Err(Error::HoldExpired),
+        HoldStatus::Active if hold_expires <= now => return Err(Error::HoldExpired),
+        HoldStatus::Active => {}
+    }
     let catalog = catalog::catalog(app, t, event)
         .await?
         .ok_or(Error::NotFound)?;
     let mut total = 0i64;
     let mut currencies = BTreeSet::new();
+    let mut lines = Vec::with_capacity(items.len());
     for (tt, q) in &items {
         let ty = catalog
             .ticket_type(*tt)
             .ok_or_else(|| Error::Api(kernel::ApiError::internal("held ticket type vanished")))?;
         total += ty.price_cents * q;
         currencies.insert(ty.currency.clone());
+        lines.push(OrderLine {
+            ticket_type_id: *tt,
+            name: ty.name.clone(),
+            quantity: *q,
+            unit_price_cents: ty.price_cents,
+            discount_cents: 0,
+            total_cents: ty.price_cents * q,
+        });
     }
     if currencies.len() > 1 {
         return Err(Error::field(
@@ -475,8 +536,32 @@ async fn checkout_once(
     };
     let expires_at = (status == OrderStatus::Pending)
         .then(|| now + app.kernel.config.payment_timeout_secs * MICROS_PER_SEC);
-    let order = OrderId::new();
+    // The order's id is its hold's: a hold is checked out at most once, and
+    // a retried checkout (the provider timed out) asks the provider for the
+    // same payment under the same key.
+    let order = OrderId(hold.0);
     let access = PlainToken::generate("");
+    let payment = match status {
+        OrderStatus::Pending => Some(
+            super::money::prepare(
+                app,
+                t,
+                order,
+                total,
+                &currency,
+                method,
+                expires_at.unwrap_or(now),
+                now,
+            )
+            .await?,
+        ),
+        _ => None,
+    };
+    let method_name = match (&payment, method) {
+        (None, _) => "free",
+        (Some(_), PaymentMethod::Card) => "card",
+        (Some(_), PaymentMethod::Eft) => "eft",
+    };
     let issued = if status == OrderStatus::Paid {
         tickets::issue(app, t, order, event, &items, now).await?
     } else {
@@ -496,13 +581,17 @@ async fn checkout_once(
         },
         total_cents: total,
         currency: currency.clone(),
+        paid_cents: if status == OrderStatus::Paid {
+            total
+        } else {
+            0
+        },
+        refunded_cents: 0,
+        payment_method: method_name.into(),
+        lines: lines.clone(),
         tickets: issued.tickets.iter().cloned().map(Into::into).collect(),
-        payment: (status == OrderStatus::Pending).then(|| PaymentView {
-            status: "requires_payment".into(),
-            amount_cents: total,
-            currency: currency.clone(),
-            expires_at: expires_at.map(clock::rfc3339),
-        }),
+        payment: payment.as_ref().map(|p| p.view.clone()),
+        refunds: Vec::new(),
         created_at: clock::rfc3339(now),
         access_token: Some(access.expose().to_string()),
     };
@@ -557,8 +646,13 @@ async fn checkout_once(
             access_token_hash: &access.hash().0,
             created_at: now,
             expires_at,
+            payment_method: method_name,
+            lines: &serde_json::to_string(&lines).map_err(kernel::ApiError::internal)?,
         },
     )];
+    if let Some(p) = payment {
+        writes.push(p.insert);
+    }
     writes.extend(issued.writes);
     writes.extend(Pending::stmt_all(&announce));
     if let Some(claim) = claim {
@@ -617,13 +711,16 @@ pub async fn take_now(
     buyer: Buyer,
 ) -> Result<OrderView> {
     let hold = create_hold(app, t, event, vec![item]).await?;
-    let reply = checkout(app, t, hold.id, buyer, None).await?;
+    let reply = checkout(app, t, hold.id, buyer, PaymentMethod::Eft, None).await?;
     serde_json::from_str(&reply.body).map_err(|e| Error::Api(kernel::ApiError::internal(e)))
 }
 
-async fn order_view(app: &App, t: &Tenant, row: store::OrderRow) -> Result<OrderView> {
+pub(super) async fn order_view(app: &App, t: &Tenant, row: store::OrderRow) -> Result<OrderView> {
     let issued = tickets::for_order(app, t, row.id).await?;
-    let pending = row.status == OrderStatus::Pending;
+    let pending_until = (row.status == OrderStatus::Pending)
+        .then_some(row.expires_at)
+        .flatten();
+    let (payment, refunds) = super::money::for_order(app, t, row.id, pending_until).await?;
     Ok(OrderView {
         id: row.id,
         event_id: row.event_id,
@@ -634,16 +731,73 @@ async fn order_view(app: &App, t: &Tenant, row: store::OrderRow) -> Result<Order
         },
         total_cents: row.total_cents,
         currency: row.currency.clone(),
+        paid_cents: row.paid_cents,
+        refunded_cents: row.refunded_cents,
+        payment_method: row.payment_method,
+        lines: row
+            .lines
+            .as_deref()
+            .and_then(|l| serde_json::from_str(l).ok())
+            .unwrap_or_default(),
         tickets: issued,
-        payment: pending.then(|| PaymentView {
-            status: "requires_payment".into(),
-            amount_cents: row.total_cents,
-            currency: row.currency,
-            expires_at: row.expires_at.map(clock::rfc3339),
-        }),
+        payment,
+        refunds,
         created_at: clock::rfc3339(row.created_at),
         access_token: None,
     })
+}
+
+/// What the organizer's order list filters by.
+pub struct OrderFilter {
+    /// Part of a buyer's name or e-mail, or an order id.
+    pub q: Option<String>,
+    pub status: Option<OrderStatus>,
+    pub event: Option<EventId>,
+}
+
+/// An order in the organizer's list.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct OrderListItem {
+    pub id: OrderId,
+    pub event_id: EventId,
+    pub status: OrderStatus,
+    pub buyer: Buyer,
+    pub total_cents: i64,
+    pub currency: String,
+    pub paid_cents: i64,
+    pub refunded_cents: i64,
+    pub payment_method: String,
+    pub created_at: String,
+}
+
+/// The org's orders, newest first, `limit` before `before`.
+pub async fn list_orders(
+    app: &App,
+    actor: &Actor,
+    f: &OrderFilter,
+    before: Option<OrderId>,
+    limit: i64,
+) -> Result<Vec<OrderListItem>> {
+    let t = actor.require(Permission::OrdersRead)?;
+    let rows = store::list_orders(app.db(), t, f, before, limit).await?;
+    Ok(rows
+        .into_iter()
+        .map(|r| OrderListItem {
+            id: r.id,
+            event_id: r.event_id,
+            status: r.status,
+            buyer: Buyer {
+                email: r.buyer_email,
+                name: r.buyer_name,
+            },
+            total_cents: r.total_cents,
+            currency: r.currency,
+            paid_cents: r.paid_cents,
+            refunded_cents: r.refunded_cents,
+            payment_method: r.payment_method,
+            created_at: clock::rfc3339(r.created_at),
+        })
+        .collect())
 }
 
 /// An order for the organizer.

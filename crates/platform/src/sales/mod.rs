@@ -1,11 +1,14 @@
-//! Sales: inventory, holds, checkout, orders.
+//! Sales: inventory, holds, checkout, orders and their money (payments by
+//! card through the provider adapter or by EFT, refunds, cancellation).
 //!
-//! Owns: `holds`, `hold_items`, `orders`; the inventory counters in the hot
-//! or warm tier; idempotency keys of the `store.checkout` scope.
+//! Owns: `holds`, `hold_items`, `orders`, `payments`, `refunds`,
+//! `provider_events`; the inventory counters in the hot or warm tier;
+//! idempotency keys of the `store.checkout` and `orders.refund` scopes.
 //! Emits: `hold.created`, `hold.expired`, `order.created`, `order.paid`,
-//! `order.expired` (outbox). Issues
-//! tickets through the tickets slice inside the checkout transaction.
-//! Consumes: nothing.
+//! `order.expired`, `order.refunded`, `order.cancelled` (outbox). Issues
+//! tickets through the tickets slice inside the checkout (or payment)
+//! transaction; revokes them through it on a full refund or cancel.
+//! Consumes: the provider's webhooks (`POST /api/v1/payments/stripe/webhook`).
 //! Invariants: a ticket type never has more active+consumed hold quantity
 //! than capacity (counter = capacity − that sum, on either tier); a hold is
 //! checked out at most once; an idempotency key makes at most one order; an
@@ -16,7 +19,11 @@ mod domain;
 mod error;
 pub mod integrity;
 mod inventory;
+pub mod money;
+mod money_api;
+mod money_store;
 mod store;
+pub mod stripe;
 #[cfg(test)]
 mod tests;
 mod views;
@@ -24,15 +31,15 @@ mod views;
 use std::time::Duration;
 
 pub use domain::{
-    Buyer, HoldItem, HoldView, OrderStatus, OrderView, Reply, StoreEvent, checkout, create_hold,
-    expire_pending_orders, get_order, get_order_for_buyer, order_for_upkeep, order_summaries,
-    orders_page, paid_orders, release_expired, store_event,
+    Buyer, HoldItem, HoldView, OrderLine, OrderStatus, OrderView, PaymentMethod, Reply, StoreEvent,
+    checkout, create_hold, expire_pending_orders, get_order, get_order_for_buyer, order_for_upkeep,
+    order_summaries, orders_page, paid_orders, release_expired, store_event,
 };
 pub use error::Error;
 pub use inventory::{Inventory, Reserve};
 use kernel::{
     DomainEvent, Kernel, Slice,
-    ids::{EventId, HoldId, OrderId, OrgId},
+    ids::{EventId, HoldId, OrderId, OrgId, RefundId},
 };
 use serde::{Deserialize, Serialize};
 pub use store::OrderSummary;
@@ -141,11 +148,72 @@ impl DomainEvent for OrderExpired {
     }
 }
 
+/// Money went back to the buyer (part or all of what was paid).
+#[derive(Clone, Debug, Serialize, Deserialize, utoipa::ToSchema)]
+pub struct OrderRefunded {
+    pub org_id: OrgId,
+    pub event_id: EventId,
+    pub order_id: OrderId,
+    pub refund_id: RefundId,
+    pub amount_cents: i64,
+    pub currency: String,
+    /// Refunded of the order so far, this refund included.
+    pub refunded_cents: i64,
+    /// All of it: the order's tickets are revoked.
+    pub full: bool,
+}
+
+impl DomainEvent for OrderRefunded {
+    const NAME: &'static str = "order.refunded";
+    fn org(&self) -> OrgId {
+        self.org_id
+    }
+    fn event(&self) -> Option<EventId> {
+        Some(self.event_id)
+    }
+}
+
+/// The organizer cancelled the order: its tickets are revoked and back on
+/// sale, what was paid is refunded.
+#[derive(Clone, Debug, Serialize, Deserialize, utoipa::ToSchema)]
+pub struct OrderCancelled {
+    pub org_id: OrgId,
+    pub event_id: EventId,
+    pub order_id: OrderId,
+    /// Refunded by the cancellation (0 for an unpaid order).
+    pub refunded_cents: i64,
+    pub currency: String,
+    pub reason: String,
+}
+
+impl DomainEvent for OrderCancelled {
+    const NAME: &'static str = "order.cancelled";
+    fn org(&self) -> OrgId {
+        self.org_id
+    }
+    fn event(&self) -> Option<EventId> {
+        Some(self.event_id)
+    }
+}
+
 pub fn slice(kernel: &Kernel) -> Slice<App> {
     Slice::new("sales")
         .routes(api::routes())
+        .routes(money_api::routes())
         .pages(views::routes())
         .state(Inventory::new(kernel))
+        .state(money::Payments::new(kernel))
+        .queue(money::QUEUE)
+        .job::<money::SendRefund, _, _>(|app: App, job: money::SendRefund| async move {
+            money::run_refund_job(&app, job).await
+        })
+        .job::<money::ReconcilePayments, _, _>(|app: App, _| async move {
+            money::reconcile_provider(&app, money::RECONCILE_DAYS)
+                .await
+                .map(|_| ())
+                .map_err(|e| kernel::jobs::JobError::Failed(e.to_string()))
+        })
+        .cron("17 3 * * *", money::ReconcilePayments {})
         .queue(integrity::QUEUE)
         .job::<integrity::Reconcile, _, _>(|app: App, _| async move {
             integrity::reconcile(&app, integrity::WINDOW)

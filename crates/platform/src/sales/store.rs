@@ -99,24 +99,27 @@ pub async fn consume_hold(
         .bind(scope).bind(key).bind(token).fetch_optional(c).await)
 }
 
-/// The hold's event and items, whatever its state (one read, no lock).
+/// The hold's event, items, state and expiry (one read, no lock).
 #[tracing::instrument(skip_all)]
 pub async fn hold_for_checkout(
     db: &Db,
     t: &Tenant,
     hold: HoldId,
-) -> Result<Option<(EventId, HoldItems)>, sqlx::Error> {
-    let sql = "SELECT h.event_id, i.ticket_type_id, i.quantity FROM holds h
+) -> Result<Option<(EventId, HoldItems, HoldStatus, i64)>, sqlx::Error> {
+    let sql = "SELECT h.event_id, i.ticket_type_id, i.quantity, h.status, h.expires_at FROM holds h
                JOIN hold_items i ON i.org_id = h.org_id AND i.hold_id = h.id
                WHERE h.org_id = $1 AND h.id = $2 ORDER BY i.ticket_type_id";
-    let rows: Vec<(EventId, TicketTypeId, i64)> =
+    let rows: Vec<(EventId, TicketTypeId, i64, String, i64)> =
         db_run!(db, p => sqlx::query_as(sql).bind(t.org()).bind(hold).fetch_all(p).await)?;
-    let Some(event) = rows.first().map(|r| r.0) else {
+    let Some((event, status, expires)) = rows.first().map(|r| (r.0, r.3.clone(), r.4)) else {
         return Ok(None);
     };
+    let status = HoldStatus::try_from(status).map_err(|e| sqlx::Error::Decode(e.into()))?;
     Ok(Some((
         event,
-        rows.into_iter().map(|(_, t, q)| (t, q)).collect(),
+        rows.into_iter().map(|(_, t, q, _, _)| (t, q)).collect(),
+        status,
+        expires,
     )))
 }
 
@@ -223,13 +226,17 @@ pub struct NewOrder<'a> {
     pub created_at: i64,
     /// A pending order's payment deadline.
     pub expires_at: Option<i64>,
+    pub payment_method: &'a str,
+    /// The order's lines as JSON.
+    pub lines: &'a str,
 }
 
 pub fn insert_order(t: &Tenant, o: &NewOrder<'_>) -> Stmt {
     Stmt::new(
         "INSERT INTO orders (org_id, id, event_id, hold_id, status, buyer_email, buyer_name,
-             total_cents, currency, access_token_hash, created_at, expires_at)
-         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12)",
+             total_cents, currency, access_token_hash, created_at, expires_at, payment_method, lines,
+             paid_cents, updated_at)
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $11)",
     )
     .bind(t.org())
     .bind(o.id)
@@ -243,12 +250,20 @@ pub fn insert_order(t: &Tenant, o: &NewOrder<'_>) -> Stmt {
     .bind(o.access_token_hash.to_vec())
     .bind(o.created_at)
     .bind(o.expires_at)
+    .bind(o.payment_method)
+    .bind(o.lines)
+    .bind(if o.status == OrderStatus::Paid {
+        o.total_cents
+    } else {
+        0
+    })
 }
 
 #[derive(sqlx::FromRow)]
 pub struct OrderRow {
     pub id: OrderId,
     pub event_id: EventId,
+    pub hold_id: HoldId,
     #[sqlx(try_from = "String")]
     pub status: OrderStatus,
     pub buyer_email: String,
@@ -258,16 +273,22 @@ pub struct OrderRow {
     pub access_token_hash: Vec<u8>,
     pub created_at: i64,
     pub expires_at: Option<i64>,
+    pub paid_cents: i64,
+    pub refunded_cents: i64,
+    pub payment_method: String,
+    pub lines: Option<String>,
 }
 
 #[tracing::instrument(skip_all)]
 pub async fn order(db: &Db, t: &Tenant, id: OrderId) -> Result<Option<OrderRow>, sqlx::Error> {
-    let sql = "SELECT id, event_id, status, buyer_email, buyer_name, total_cents, currency, access_token_hash, created_at, expires_at
+    let sql = "SELECT id, event_id, hold_id, status, buyer_email, buyer_name, total_cents, currency,
+                      access_token_hash, created_at, expires_at, paid_cents, refunded_cents, payment_method, lines
                FROM orders WHERE org_id = $1 AND id = $2";
     db_run!(db, p => sqlx::query_as(sql).bind(t.org()).bind(id).fetch_optional(p).await)
 }
 
-/// The event's paid orders after `after` (by id), `limit` of them.
+/// The event's paid orders (partly refunded ones too: their tickets still
+/// admit) after `after` (by id), `limit` of them.
 #[tracing::instrument(skip_all)]
 pub async fn paid_orders(
     db: &Db,
@@ -279,11 +300,11 @@ pub async fn paid_orders(
     // With a cursor the primary key is walked from it (as `orders_page`).
     let sql = match after {
         None => {
-            "SELECT id FROM orders WHERE org_id = $1 AND event_id = $2 AND status = $3
+            "SELECT id FROM orders WHERE org_id = $1 AND event_id = $2 AND status IN ($3, 'partially_refunded')
                  ORDER BY id LIMIT $4"
         }
         Some(_) => {
-            "SELECT id FROM orders WHERE org_id = $1 AND event_id = $2 AND status = $3
+            "SELECT id FROM orders WHERE org_id = $1 AND event_id = $2 AND status IN ($3, 'partially_refunded')
                     AND id > $5 ORDER BY id LIMIT $4"
         }
     };
@@ -357,6 +378,80 @@ pub async fn order_summaries(
         let mut q = sqlx::query_as(sqlx::AssertSqlSafe(sql)).bind(t.org());
         for id in ids {
             q = q.bind(*id);
+        }
+        q.fetch_all(p).await
+    })
+}
+
+/// The org's orders by id, newest first, filtered (see `OrderFilter`).
+#[tracing::instrument(skip_all)]
+pub async fn list_orders(
+    db: &Db,
+    t: &Tenant,
+    f: &super::domain::OrderFilter,
+    before: Option<OrderId>,
+    limit: i64,
+) -> Result<Vec<OrderRow>, sqlx::Error> {
+    use std::fmt::Write;
+    let mut sql = String::from(
+        "SELECT id, event_id, hold_id, status, buyer_email, buyer_name, total_cents, currency,
+                access_token_hash, created_at, expires_at, paid_cents, refunded_cents, payment_method, lines
+         FROM orders WHERE org_id = $1",
+    );
+    let mut n = 1;
+    let by_id: Option<OrderId> = f.q.as_deref().and_then(|q| q.trim().parse().ok());
+    let like = match (&f.q, by_id) {
+        (Some(q), None) => {
+            let escaped = q
+                .trim()
+                .to_lowercase()
+                .replace('\\', "\\\\")
+                .replace('%', "\\%")
+                .replace('_', "\\_");
+            Some(format!("%{escaped}%"))
+        }
+        _ => None,
+    };
+    if by_id.is_some() {
+        n += 1;
+        let _ = write!(sql, " AND id = ${n}");
+    }
+    if like.is_some() {
+        n += 1;
+        let _ = write!(
+            sql,
+            " AND (LOWER(buyer_email) LIKE ${n} ESCAPE '\\' OR LOWER(buyer_name) LIKE ${n} ESCAPE '\\')"
+        );
+    }
+    if f.status.is_some() {
+        n += 1;
+        let _ = write!(sql, " AND status = ${n}");
+    }
+    if f.event.is_some() {
+        n += 1;
+        let _ = write!(sql, " AND event_id = ${n}");
+    }
+    if before.is_some() {
+        n += 1;
+        let _ = write!(sql, " AND id < ${n}");
+    }
+    let _ = write!(sql, " ORDER BY id DESC LIMIT {limit}");
+    db_run!(db, p => {
+        let mut q = sqlx::query_as(sqlx::AssertSqlSafe(sql.clone())).bind(t.org());
+        if let Some(id) = by_id {
+            q = q.bind(id);
+        }
+        if let Some(l) = &like {
+            q = q.bind(l.clone());
+        }
+        if let Some(s) = f.status {
+            q = q.bind(s.as_str());
+        }
+        if let Some(e) = f.event {
+            q = q.bind(e);
+        }
+        if let Some(b) = before {
+            q = q.bind(b);
         }
         q.fetch_all(p).await
     })

@@ -100,7 +100,7 @@ async fn run_case(
                     email: "p@example.com".into(),
                     name: "P".into(),
                 };
-                match checkout(app, t, hold, buyer, None).await {
+                match checkout(app, t, hold, buyer, super::PaymentMethod::Eft, None).await {
                     Ok(_) | Err(super::Error::HoldExpired) | Err(super::Error::HoldConsumed) => {}
                     Err(e) => return Err(TestCaseError::fail(format!("checkout: {e}"))),
                 }

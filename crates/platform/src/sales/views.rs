@@ -38,7 +38,7 @@ fn money(cents: i64, currency: &str) -> String {
     if cents == 0 {
         "Free".into()
     } else {
-        format!("{currency} {}.{:02}", cents / 100, cents % 100)
+        crate::money::format(cents, currency)
     }
 }
 

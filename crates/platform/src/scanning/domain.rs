@@ -211,7 +211,8 @@ pub async fn scan(
         }
     };
     let rec = &entry.record;
-    if rec.status != TicketStatus::Valid {
+    if rec.status != TicketStatus::Valid || entry.revoked.load(std::sync::atomic::Ordering::Acquire)
+    {
         return Ok(outcome(ScanResult::Revoked, Some(rec), entry.admitted()));
     }
     if let Some(first) = entry.admitted() {
@@ -245,13 +246,20 @@ pub async fn scan(
         audit,
     };
     match Box::pin(gates.writer.try_submit(admission)).await {
-        Ok(None) => {
+        Ok(tickets::Admit::Admitted) => {
             metrics::counter!("voelgoed_admissions_total").increment(1);
             Ok(outcome(ScanResult::Admitted, Some(rec), Some(now)))
         }
-        Ok(Some(first)) => {
+        Ok(tickets::Admit::Before(first)) => {
             entry.settle(first);
             Ok(outcome(ScanResult::AlreadyAdmitted, Some(rec), Some(first)))
+        }
+        Ok(tickets::Admit::Revoked) => {
+            entry.settle(0);
+            entry
+                .revoked
+                .store(true, std::sync::atomic::Ordering::Release);
+            Ok(outcome(ScanResult::Revoked, Some(rec), None))
         }
         Err(e) => {
             entry.settle(0);

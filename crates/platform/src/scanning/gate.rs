@@ -6,7 +6,7 @@
 use std::{
     sync::{
         Arc, Weak,
-        atomic::{AtomicI64, Ordering},
+        atomic::{AtomicBool, AtomicI64, Ordering},
     },
     time::Duration,
 };
@@ -26,7 +26,7 @@ use super::TicketAdmitted;
 use crate::{
     App,
     identity::Tenant,
-    tickets::{self, AdmissionWrite, OrgKeys, TicketRecord},
+    tickets::{self, AdmissionWrite, Admit, OrgKeys, TicketRecord, TicketRevoked},
 };
 
 /// One ticket at the gate. `admitted_at` is 0 until admitted, then the
@@ -34,6 +34,8 @@ use crate::{
 pub struct Entry {
     pub record: TicketRecord,
     pub admitted_at: AtomicI64,
+    /// Revoked since it was loaded (its order refunded or cancelled).
+    pub revoked: AtomicBool,
 }
 
 pub struct Gate {
@@ -54,6 +56,7 @@ impl Gate {
                 Arc::new(Entry {
                     record,
                     admitted_at: AtomicI64::new(admitted),
+                    revoked: AtomicBool::new(false),
                 })
             })
             .clone();
@@ -80,7 +83,7 @@ pub struct DeviceScope {
 pub struct Gates {
     gates: moka::future::Cache<(OrgId, EventId), Arc<Gate>>,
     pub(super) devices: moka::future::Cache<(OrgId, DeviceId), Arc<DeviceScope>>,
-    pub(super) writer: Batcher<Admission, Option<i64>, sqlx::Error>,
+    pub(super) writer: Batcher<Admission, Admit, sqlx::Error>,
 }
 
 /// How many admissions wait for the writer before scans are shed with 503.
@@ -94,7 +97,7 @@ impl Gates {
             kernel::Backend::Postgres => 4,
         };
         let (db, clock) = (kernel.db.clone(), kernel.clock.clone());
-        let run: RunBatch<Admission, Option<i64>, sqlx::Error> =
+        let run: RunBatch<Admission, Admit, sqlx::Error> =
             Arc::new(move |batch: &[Admission]| {
                 let (db, now) = (db.clone(), clock.now());
                 Box::pin(async move { commit(&db, batch, now).await })
@@ -158,13 +161,20 @@ impl Gates {
 
 /// Keeps a gate's admission states in step with admissions made on other
 /// nodes, from their `ticket.admitted` events (this node's own admissions
-/// went through this gate's entries already). Only a hint: a stale entry
-/// costs one trip to the database, which still decides.
+/// went through this gate's entries already), and with revocations from
+/// any node (`ticket.revoked`). Only a hint: a stale entry costs one trip
+/// to the database, which still decides.
 async fn follow_admissions(gate: Weak<Gate>, mut rx: broadcast::Receiver<Message>) {
     loop {
         match rx.recv().await {
             Ok(msg) => {
                 let Some(gate) = gate.upgrade() else { return };
+                if let Some(revoked) = msg.decode::<TicketRevoked>() {
+                    if let Some(entry) = gate.by_id.get(&revoked.data().ticket_id) {
+                        entry.revoked.store(true, Ordering::Release);
+                    }
+                    continue;
+                }
                 if !msg.from_another_node {
                     continue;
                 }
@@ -186,16 +196,15 @@ async fn follow_admissions(gate: Weak<Gate>, mut rx: broadcast::Receiver<Message
 }
 
 /// Commits a batch of admissions with their `ticket.admitted` events in one
-/// transaction; per admission, `None` when it admitted the ticket, else the
-/// earlier admission time.
-async fn commit(db: &Db, batch: &[Admission], now: i64) -> Result<Vec<Option<i64>>, sqlx::Error> {
+/// transaction; per admission, what the database said.
+async fn commit(db: &Db, batch: &[Admission], now: i64) -> Result<Vec<Admit>, sqlx::Error> {
     let mut tx = db.begin().await?;
     let writes: Vec<&AdmissionWrite> = batch.iter().map(|a| &a.write).collect();
     let results = tickets::mark_admitted_batch(&mut tx, &writes).await?;
     let mut events = Vec::new();
     let mut audit = Vec::new();
     for (a, earlier) in batch.iter().zip(&results) {
-        if earlier.is_none() {
+        if *earlier == Admit::Admitted {
             audit.push(a.audit.clone());
             let admitted = TicketAdmitted {
                 org_id: a.write.org,

@@ -2,7 +2,7 @@
 //! org's signing keys.
 //!
 //! Owns: `tickets`, `org_signing_keys`.
-//! Emits: `ticket.issued` (inside the order's transaction).
+//! Emits: `ticket.issued`, `ticket.revoked` (inside the order's transaction).
 //! Consumes: `org.created` (makes the org's first signing key).
 //! Invariants: a ticket's `code` is `VG1.<kid>.<payload>.<signature>`, an
 //! Ed25519 signature by its org's key over the ticket and event ids, so a
@@ -23,7 +23,7 @@ use kernel::{
     ids::{DeviceId, EventId, OrderId, OrgId, TicketId, TicketTypeId},
 };
 use serde::{Deserialize, Serialize};
-pub use store::{AdmissionWrite, ExportRow, TicketRecord, mark_admitted_batch};
+pub use store::{AdmissionWrite, Admit, ExportRow, TicketRecord, mark_admitted_batch};
 use utoipa::ToSchema;
 
 use crate::{
@@ -95,6 +95,25 @@ pub struct TicketIssued {
 
 impl DomainEvent for TicketIssued {
     const NAME: &'static str = "ticket.issued";
+    fn org(&self) -> OrgId {
+        self.org_id
+    }
+    fn event(&self) -> Option<EventId> {
+        Some(self.event_id)
+    }
+}
+
+/// A ticket no longer admits: its order was refunded in full or cancelled.
+#[derive(Clone, Debug, Serialize, Deserialize, ToSchema)]
+pub struct TicketRevoked {
+    pub org_id: OrgId,
+    pub event_id: EventId,
+    pub order_id: OrderId,
+    pub ticket_id: TicketId,
+}
+
+impl DomainEvent for TicketRevoked {
+    const NAME: &'static str = "ticket.revoked";
     fn org(&self) -> OrgId {
         self.org_id
     }
@@ -234,6 +253,42 @@ pub async fn issue(
     Ok(Issue {
         tickets,
         writes,
+        events,
+    })
+}
+
+/// Revoking an order's valid tickets: the statement that revokes them and
+/// their `ticket.revoked` events, for the order's transaction. Gates learn
+/// of it from the events; the database refuses to admit a revoked ticket
+/// whatever a gate still believes.
+pub struct Revoke {
+    pub writes: Vec<Stmt>,
+    pub events: Vec<Pending>,
+}
+
+pub async fn revoke_order(app: &App, t: &Tenant, order: OrderId, now: i64) -> ApiResult<Revoke> {
+    let valid: Vec<TicketRecord> = store::for_order(app.db(), t, order)
+        .await?
+        .into_iter()
+        .filter(|r| r.status == TicketStatus::Valid)
+        .collect();
+    let mut events = Vec::with_capacity(valid.len());
+    for r in &valid {
+        events.push(
+            Pending::of(
+                &TicketRevoked {
+                    org_id: t.org(),
+                    event_id: r.event_id,
+                    order_id: order,
+                    ticket_id: r.id,
+                },
+                now,
+            )
+            .map_err(ApiError::internal)?,
+        );
+    }
+    Ok(Revoke {
+        writes: vec![store::revoke_order(t, order)],
         events,
     })
 }

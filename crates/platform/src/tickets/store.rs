@@ -123,16 +123,34 @@ pub struct AdmissionWrite {
     pub gate: Option<String>,
 }
 
-/// Sets `admitted_at` of each ticket unless it is already set, for a batch
-/// of admissions in one transaction: one statement for the whole batch on
-/// either backend (round trips, not rows, cost). Per admission, `None` when
-/// this write admitted the ticket, or the earlier admission time when it had
-/// been admitted before (the database is the final arbiter; a ticket twice
-/// in one batch is admitted by one write only).
+/// Revokes the order's valid tickets.
+pub fn revoke_order(t: &Tenant, order: OrderId) -> Stmt {
+    Stmt::new("UPDATE tickets SET status = 'revoked' WHERE org_id = $1 AND order_id = $2 AND status = 'valid'")
+        .bind(t.org())
+        .bind(order)
+}
+
+/// What the database said to one admission.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Admit {
+    /// This write admitted the ticket.
+    Admitted,
+    /// It had been admitted before, at this time.
+    Before(i64),
+    /// It was revoked (refunded or cancelled): it never admits.
+    Revoked,
+}
+
+/// Sets `admitted_at` of each valid ticket unless it is already set, for a
+/// batch of admissions in one transaction: one statement for the whole
+/// batch on either backend (round trips, not rows, cost). Per admission:
+/// admitted by this write, admitted before (and when), or revoked (the
+/// database is the final arbiter; a ticket twice in one batch is admitted
+/// by one write only).
 pub async fn mark_admitted_batch(
     tx: &mut Tx,
     writes: &[&AdmissionWrite],
-) -> Result<Vec<Option<i64>>, sqlx::Error> {
+) -> Result<Vec<Admit>, sqlx::Error> {
     let t = match tx {
         Tx::Pg(t, _) => t,
         Tx::Sqlite(t, ..) => return mark_admitted_batch_sqlite(t, writes).await,
@@ -154,41 +172,60 @@ pub async fn mark_admitted_batch(
         .bind(&gates)
         .fetch_all(&mut **t)
         .await?;
+    let (mut out, lost) = settle(writes, won);
+    if !lost.is_empty() {
+        let sql = "SELECT t.id, t.admitted_at, t.status FROM tickets t
+                   JOIN UNNEST($1::uuid[], $2::uuid[]) AS v(org_id, id) ON t.org_id = v.org_id AND t.id = v.id";
+        let lo: Vec<uuid::Uuid> = lost.iter().map(|&i| writes[i].org.0).collect();
+        let li: Vec<uuid::Uuid> = lost.iter().map(|&i| writes[i].ticket.0).collect();
+        let earlier: Vec<(uuid::Uuid, Option<i64>, String)> = sqlx::query_as(sql)
+            .bind(&lo)
+            .bind(&li)
+            .fetch_all(&mut **t)
+            .await?;
+        explain_lost(writes, &lost, earlier, &mut out);
+    }
+    Ok(out)
+}
+
+/// Which writes won (`Admitted`), and the indexes of those that did not.
+fn settle(writes: &[&AdmissionWrite], won: Vec<(uuid::Uuid, i64)>) -> (Vec<Admit>, Vec<usize>) {
     let mut won: HashMap<uuid::Uuid, i64> = won.into_iter().collect();
     let mut out = Vec::with_capacity(writes.len());
     let mut lost = Vec::new();
     for (i, w) in writes.iter().enumerate() {
         // `remove`: a ticket twice in one batch is admitted by one write only.
         match won.remove(&w.ticket.0) {
-            Some(at) if at == w.at => out.push(None),
+            Some(at) if at == w.at => out.push(Admit::Admitted),
             _ => {
                 lost.push(i);
-                out.push(Some(w.at));
+                out.push(Admit::Before(w.at));
             }
         }
     }
-    if !lost.is_empty() {
-        let sql = "SELECT t.id, t.admitted_at FROM tickets t
-                   JOIN UNNEST($1::uuid[], $2::uuid[]) AS v(org_id, id) ON t.org_id = v.org_id AND t.id = v.id";
-        let lo: Vec<uuid::Uuid> = lost.iter().map(|&i| writes[i].org.0).collect();
-        let li: Vec<uuid::Uuid> = lost.iter().map(|&i| writes[i].ticket.0).collect();
-        let earlier: Vec<(uuid::Uuid, Option<i64>)> = sqlx::query_as(sql)
-            .bind(&lo)
-            .bind(&li)
-            .fetch_all(&mut **t)
-            .await?;
-        let earlier: HashMap<uuid::Uuid, Option<i64>> = earlier.into_iter().collect();
-        for i in lost {
-            out[i] = Some(
-                earlier
-                    .get(&writes[i].ticket.0)
-                    .copied()
-                    .flatten()
-                    .unwrap_or(writes[i].at),
-            );
-        }
+    (out, lost)
+}
+
+/// Why the lost writes lost: an earlier admission, or a revoked ticket.
+fn explain_lost(
+    writes: &[&AdmissionWrite],
+    lost: &[usize],
+    rows: Vec<(uuid::Uuid, Option<i64>, String)>,
+    out: &mut [Admit],
+) {
+    let rows: HashMap<uuid::Uuid, (Option<i64>, String)> = rows
+        .into_iter()
+        .map(|(id, at, st)| (id, (at, st)))
+        .collect();
+    for &i in lost {
+        let w = writes[i];
+        out[i] = match rows.get(&w.ticket.0) {
+            Some((Some(at), _)) => Admit::Before(*at),
+            Some((None, st)) if st.as_str() != TicketStatus::Valid.as_str() => Admit::Revoked,
+            // Admitted by another write of this batch.
+            _ => Admit::Before(w.at),
+        };
     }
-    Ok(out)
 }
 
 fn hex(u: uuid::Uuid) -> String {
@@ -200,7 +237,7 @@ fn hex(u: uuid::Uuid) -> String {
 async fn mark_admitted_batch_sqlite(
     t: &mut sqlx::Transaction<'static, sqlx::Sqlite>,
     writes: &[&AdmissionWrite],
-) -> Result<Vec<Option<i64>>, sqlx::Error> {
+) -> Result<Vec<Admit>, sqlx::Error> {
     let rows: Vec<serde_json::Value> = writes
         .iter()
         .map(|w| serde_json::json!([hex(w.org.0), hex(w.ticket.0), w.at, hex(w.device.0), w.gate]))
@@ -215,30 +252,14 @@ async fn mark_admitted_batch_sqlite(
                  AND tickets.admitted_at IS NULL AND tickets.status = 'valid'
                RETURNING tickets.id, tickets.admitted_at";
     let won: Vec<(uuid::Uuid, i64)> = sqlx::query_as(sql).bind(&batch).fetch_all(&mut **t).await?;
-    let mut won: HashMap<uuid::Uuid, i64> = won.into_iter().collect();
-    let mut out = Vec::with_capacity(writes.len());
-    let mut lost = false;
-    for w in writes {
-        match won.remove(&w.ticket.0) {
-            Some(at) if at == w.at => out.push(None),
-            _ => {
-                lost = true;
-                out.push(Some(w.at));
-            }
-        }
-    }
-    if lost {
-        let sql = "SELECT id, admitted_at FROM tickets
+    let (mut out, lost) = settle(writes, won);
+    if !lost.is_empty() {
+        let sql = "SELECT id, admitted_at, status FROM tickets
                    WHERE (org_id, id) IN (SELECT unhex(json_extract(value, '$[0]')), unhex(json_extract(value, '$[1]'))
                                           FROM json_each($1))";
-        let earlier: Vec<(uuid::Uuid, Option<i64>)> =
+        let earlier: Vec<(uuid::Uuid, Option<i64>, String)> =
             sqlx::query_as(sql).bind(&batch).fetch_all(&mut **t).await?;
-        let earlier: HashMap<uuid::Uuid, Option<i64>> = earlier.into_iter().collect();
-        for (i, w) in writes.iter().enumerate() {
-            if out[i].is_some() {
-                out[i] = Some(earlier.get(&w.ticket.0).copied().flatten().unwrap_or(w.at));
-            }
-        }
+        explain_lost(writes, &lost, earlier, &mut out);
     }
     Ok(out)
 }

@@ -29,9 +29,9 @@ use serde::{Deserialize, Serialize};
 use crate::{
     App,
     events::EventPublished,
-    sales::{OrderCreated, OrderExpired, OrderPaid},
+    sales::{OrderCancelled, OrderCreated, OrderExpired, OrderPaid, OrderRefunded},
     scanning::TicketAdmitted,
-    tickets::TicketIssued,
+    tickets::{TicketIssued, TicketRevoked},
 };
 pub use domain::{EVENT_TYPES, sign};
 pub use outbound::is_public;
@@ -96,7 +96,10 @@ pub fn slice(kernel: &Kernel) -> Slice<App> {
         .consumes::<OrderCreated, _>("webhooks.fan_out", fan_out::<OrderCreated>)
         .consumes::<OrderPaid, _>("webhooks.fan_out", fan_out::<OrderPaid>)
         .consumes::<OrderExpired, _>("webhooks.fan_out", fan_out::<OrderExpired>)
+        .consumes::<OrderRefunded, _>("webhooks.fan_out", fan_out::<OrderRefunded>)
+        .consumes::<OrderCancelled, _>("webhooks.fan_out", fan_out::<OrderCancelled>)
         .consumes::<TicketIssued, _>("webhooks.fan_out", fan_out::<TicketIssued>)
+        .consumes::<TicketRevoked, _>("webhooks.fan_out", fan_out::<TicketRevoked>)
         .consumes::<TicketAdmitted, _>("webhooks.fan_out", fan_out::<TicketAdmitted>)
         .consumes::<EventPublished, _>("webhooks.fan_out", fan_out::<EventPublished>)
         .job::<Deliver, _, _>(|app: App, job: Deliver| async move {
@@ -121,6 +124,22 @@ impl Subject for OrderPaid {
     }
 }
 impl Subject for OrderExpired {
+    fn subject(&self) -> String {
+        format!("order:{}", self.order_id)
+    }
+}
+impl Subject for OrderRefunded {
+    fn subject(&self) -> String {
+        format!("order:{}", self.order_id)
+    }
+}
+impl Subject for OrderCancelled {
+    fn subject(&self) -> String {
+        format!("order:{}", self.order_id)
+    }
+}
+impl Subject for TicketRevoked {
+    // After the order's own events (a refund before its revocations).
     fn subject(&self) -> String {
         format!("order:{}", self.order_id)
     }

@@ -1,0 +1,767 @@
+//! Orders and money: EFT with mark-paid, card payments through the Stripe
+//! stand-in (a server on loopback speaking Stripe's protocol), its signed
+//! webhooks, late payments, provider timeouts, refunds and cancellation.
+
+use std::time::Duration;
+
+use serde_json::{Value, json};
+use voelgoed::stripe_standin::{self, Standin, StandinHandle};
+
+use crate::{both, support::*};
+
+async fn standin() -> StandinHandle {
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    stripe_standin::start(Standin::default(), listener).await
+}
+
+/// A node whose card provider is the stand-in, and the stand-in sending its
+/// webhooks to the node.
+async fn with_card(
+    backend: Backend,
+    tweak: impl FnOnce(&mut kernel::Config),
+) -> (TestApp, StandinHandle) {
+    let s = standin().await;
+    let cfg = s.config();
+    let base = s.base_url();
+    let t = TestApp::spawn_with(backend, |c| {
+        c.stripe_api_base = base;
+        c.stripe_secret_key = Some(cfg.secret_key.clone());
+        c.stripe_publishable_key = Some(cfg.publishable_key.clone());
+        c.stripe_webhook_secret = Some(cfg.webhook_secret.clone());
+        c.stripe_timeout_ms = 1_000;
+        tweak(c);
+    })
+    .await;
+    s.set_webhook_url(Some(t.url("/api/v1/payments/stripe/webhook")));
+    (t, s)
+}
+
+async fn checkout_with(
+    t: &TestApp,
+    org: &Org,
+    event: &Event,
+    qty: i64,
+    method: &str,
+    key: Option<&str>,
+) -> reqwest::Response {
+    let h: Value = t.hold(org, event, qty).await.json().await.unwrap();
+    checkout_hold(t, org, h["id"].as_str().unwrap(), method, key).await
+}
+
+async fn checkout_hold(
+    t: &TestApp,
+    org: &Org,
+    hold: &str,
+    method: &str,
+    key: Option<&str>,
+) -> reqwest::Response {
+    let mut r = t
+        .api
+        .client
+        .post(t.url(&format!("/api/v1/store/{}/holds/{hold}/checkout", org.slug)))
+        .json(&json!({"buyer": {"email": "ada@example.com", "name": "Ada"}, "payment_method": method}));
+    if let Some(k) = key {
+        r = r.header("Idempotency-Key", k);
+    }
+    r.send().await.unwrap()
+}
+
+async fn order(t: &TestApp, org: &Org, id: &str) -> Value {
+    t.get(
+        &format!("/api/v1/orgs/{}/orders/{id}", org.slug),
+        Some(&org.key),
+    )
+    .await
+    .json()
+    .await
+    .unwrap()
+}
+
+/// Polls the order until `done` holds (webhooks and jobs are asynchronous).
+async fn order_until(t: &TestApp, org: &Org, id: &str, done: impl Fn(&Value) -> bool) -> Value {
+    order_until_with(t, org, id, done, None).await
+}
+
+async fn order_until_with(
+    t: &TestApp,
+    org: &Org,
+    id: &str,
+    done: impl Fn(&Value) -> bool,
+    s: Option<&StandinHandle>,
+) -> Value {
+    let mut last = Value::Null;
+    for _ in 0..400 {
+        last = order(t, org, id).await;
+        if done(&last) {
+            return last;
+        }
+        tokio::time::sleep(Duration::from_millis(25)).await;
+    }
+    let deliveries = s
+        .map(|s| format!("{:?}", s.deliveries()))
+        .unwrap_or_default();
+    panic!("the order never got there: {last} {deliveries}");
+}
+
+async fn refund(
+    t: &TestApp,
+    org: &Org,
+    id: &str,
+    body: Value,
+    key: Option<&str>,
+) -> reqwest::Response {
+    let mut r = t
+        .api
+        .client
+        .post(t.url(&format!("/api/v1/orgs/{}/orders/{id}/refunds", org.slug)))
+        .bearer_auth(&org.key)
+        .json(&body);
+    if let Some(k) = key {
+        r = r.header("Idempotency-Key", k);
+    }
+    r.send().await.unwrap()
+}
+
+both!(an_eft_order_is_marked_paid_refunded_in_part_then_in_full);
+async fn an_eft_order_is_marked_paid_refunded_in_part_then_in_full(backend: Backend) {
+    let t = TestApp::spawn(backend).await;
+    let org = t.signup().await;
+    let event = t
+        .try_event(&org, &EventSpec::capacity(5).priced(15000))
+        .await
+        .unwrap();
+    let device = t.device(&org, &[&event.id]).await;
+
+    // Without a card provider, card is refused by name; EFT works.
+    let r = checkout_with(&t, &org, &event, 1, "card", None).await;
+    let p = problem(r, 422, "validation").await;
+    assert_eq!(p["errors"][0]["field"], "payment_method", "{p}");
+    let r = checkout_with(&t, &org, &event, 2, "eft", None).await;
+    assert_eq!(r.status(), 201);
+    let o: Value = r.json().await.unwrap();
+    let id = o["id"].as_str().unwrap().to_string();
+    assert_eq!(o["status"], "pending");
+    assert_eq!(o["total_cents"], 30000);
+    assert_eq!(
+        o["tickets"].as_array().unwrap().len(),
+        0,
+        "no tickets before payment"
+    );
+    let pay = &o["payment"];
+    assert_eq!(pay["provider"], "manual");
+    assert_eq!(pay["status"], "requires_payment");
+    assert_eq!(pay["amount_cents"], 30000);
+    assert_eq!(pay["currency"], "ZAR");
+    assert!(
+        pay["reference"].as_str().unwrap().starts_with("VG-"),
+        "{pay}"
+    );
+    assert!(pay["expires_at"].is_string());
+    assert_eq!(o["lines"][0]["quantity"], 2);
+    assert_eq!(o["lines"][0]["unit_price_cents"], 15000);
+    assert_eq!(o["lines"][0]["discount_cents"], 0);
+    // Refunding an unpaid order: nothing to refund.
+    problem(
+        refund(&t, &org, &id, json!({}), None).await,
+        409,
+        "conflict",
+    )
+    .await;
+
+    // Another org cannot mark it paid (404, as for an unknown id); no key: 401.
+    let other = t.signup().await;
+    let r = t
+        .post(
+            &format!("/api/v1/orgs/{}/orders/{id}/mark-paid", other.slug),
+            Some(&other.key),
+            json!({}),
+        )
+        .await;
+    problem(r, 404, "not_found").await;
+    let r = t
+        .post(
+            &format!("/api/v1/orgs/{}/orders/{id}/mark-paid", org.slug),
+            None,
+            json!({}),
+        )
+        .await;
+    assert_eq!(r.status(), 401);
+
+    let mark = format!("/api/v1/orgs/{}/orders/{id}/mark-paid", org.slug);
+    let paid: Value = t
+        .post(&mark, Some(&org.key), json!({}))
+        .await
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(paid["status"], "paid", "{paid}");
+    assert_eq!(paid["paid_cents"], 30000);
+    assert_eq!(paid["payment"]["status"], "succeeded");
+    assert_eq!(paid["tickets"].as_array().unwrap().len(), 2);
+    // Marking again changes nothing.
+    let again: Value = t
+        .post(&mark, Some(&org.key), json!({}))
+        .await
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(again["tickets"], paid["tickets"]);
+    // Five, less the two sold and the one still held by the refused card checkout.
+    assert_eq!(t.available(&org, &event).await, 2);
+
+    // A partial refund keeps the tickets valid.
+    let r = refund(
+        &t,
+        &org,
+        &id,
+        json!({"amount_cents": 5000, "reason": "late start"}),
+        None,
+    )
+    .await;
+    assert_eq!(r.status(), 201);
+    let part: Value = r.json().await.unwrap();
+    assert_eq!(part["amount_cents"], 5000);
+    assert_eq!(part["status"], "succeeded");
+    let code0 = paid["tickets"][0]["code"].as_str().unwrap();
+    let code1 = paid["tickets"][1]["code"].as_str().unwrap();
+    assert_eq!(
+        t.scan(&device, code0, &event.id).await["result"],
+        "admitted"
+    );
+    let o = order(&t, &org, &id).await;
+    assert_eq!(o["status"], "partially_refunded");
+    assert_eq!(o["refunded_cents"], 5000);
+
+    // Never more than is left; the bad amounts are named.
+    let p = problem(
+        refund(&t, &org, &id, json!({"amount_cents": 25001}), None).await,
+        422,
+        "validation",
+    )
+    .await;
+    assert_eq!(p["errors"][0]["field"], "amount_cents");
+    let p = problem(
+        refund(&t, &org, &id, json!({"amount_cents": 0}), None).await,
+        422,
+        "validation",
+    )
+    .await;
+    assert_eq!(p["errors"][0]["field"], "amount_cents");
+    problem(
+        refund(&t, &org, &id, json!({"amount_cents": "lots"}), None).await,
+        422,
+        "validation",
+    )
+    .await;
+
+    // The rest, twice with one key: one refund, the same reply.
+    let first = refund(
+        &t,
+        &org,
+        &id,
+        json!({"reason": "cancelled trip"}),
+        Some("rf-1"),
+    )
+    .await;
+    assert_eq!(first.status(), 201);
+    let first: Value = first.json().await.unwrap();
+    assert_eq!(first["amount_cents"], 25000);
+    let second: Value = refund(
+        &t,
+        &org,
+        &id,
+        json!({"reason": "cancelled trip"}),
+        Some("rf-1"),
+    )
+    .await
+    .json()
+    .await
+    .unwrap();
+    assert_eq!(first, second);
+    problem(
+        refund(&t, &org, &id, json!({"reason": "other"}), Some("rf-1")).await,
+        422,
+        "idempotency_conflict",
+    )
+    .await;
+    let o = order(&t, &org, &id).await;
+    assert_eq!(o["status"], "refunded");
+    assert_eq!(o["refunded_cents"], 30000);
+    assert_eq!(o["refunds"].as_array().unwrap().len(), 2);
+    assert!(
+        o["tickets"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .all(|x| x["status"] == "revoked"),
+        "{o}"
+    );
+    // The gate refuses both tickets: the one never admitted at once (the
+    // database refuses to admit a revoked ticket whatever the gate thinks),
+    // the admitted one as soon as the gate hears of the revocation.
+    assert_eq!(t.scan(&device, code1, &event.id).await["result"], "revoked");
+    let mut last = Value::Null;
+    for _ in 0..100 {
+        last = t.scan(&device, code0, &event.id).await;
+        if last["result"] == "revoked" {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    assert_eq!(last["result"], "revoked");
+    assert_eq!(t.available(&org, &event).await, 4);
+    problem(
+        refund(&t, &org, &id, json!({}), None).await,
+        409,
+        "conflict",
+    )
+    .await;
+    t.stop().await;
+}
+
+both!(cancelling_gives_tickets_back_once_and_refunds_what_was_paid);
+async fn cancelling_gives_tickets_back_once_and_refunds_what_was_paid(backend: Backend) {
+    let t = TestApp::spawn(backend).await;
+    let org = t.signup().await;
+    let event = t
+        .try_event(&org, &EventSpec::capacity(4).priced(2000))
+        .await
+        .unwrap();
+    let cancel = |id: &str| format!("/api/v1/orgs/{}/orders/{id}/cancel", org.slug);
+
+    // Pending: it stops waiting, its tickets go back, once.
+    let o: Value = checkout_with(&t, &org, &event, 2, "eft", None)
+        .await
+        .json()
+        .await
+        .unwrap();
+    let pending = o["id"].as_str().unwrap().to_string();
+    assert_eq!(t.available(&org, &event).await, 2);
+    let c: Value = t
+        .post(
+            &cancel(&pending),
+            Some(&org.key),
+            json!({"reason": "duplicate"}),
+        )
+        .await
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(c["status"], "cancelled", "{c}");
+    assert_eq!(c["payment"]["status"], "cancelled");
+    let again = t.post(&cancel(&pending), Some(&org.key), json!({})).await;
+    assert_eq!(again.status(), 200);
+    assert_eq!(t.available(&org, &event).await, 4, "given back once");
+    let r = t
+        .post(
+            &format!("/api/v1/orgs/{}/orders/{pending}/mark-paid", org.slug),
+            Some(&org.key),
+            json!({}),
+        )
+        .await;
+    problem(r, 409, "conflict").await;
+
+    // Paid: refunded in full, tickets revoked and back on sale.
+    let o: Value = checkout_with(&t, &org, &event, 3, "eft", None)
+        .await
+        .json()
+        .await
+        .unwrap();
+    let paid = o["id"].as_str().unwrap().to_string();
+    t.post(
+        &format!("/api/v1/orgs/{}/orders/{paid}/mark-paid", org.slug),
+        Some(&org.key),
+        json!({}),
+    )
+    .await;
+    refund(&t, &org, &paid, json!({"amount_cents": 1000}), None).await;
+    let r = t.post(&cancel(&paid), Some(&org.key), json!({})).await;
+    assert_eq!(r.status(), 200);
+    let c: Value = r.json().await.unwrap();
+    assert_eq!(c["status"], "cancelled");
+    assert_eq!(c["refunded_cents"], 6000);
+    let refunds = c["refunds"].as_array().unwrap();
+    assert_eq!(refunds.len(), 2);
+    assert_eq!(refunds[1]["amount_cents"], 5000, "what was left");
+    assert!(
+        c["tickets"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .all(|x| x["status"] == "revoked")
+    );
+    assert_eq!(t.available(&org, &event).await, 4);
+    // An empty body and no body at all both cancel (and change nothing now).
+    let r = t
+        .api
+        .client
+        .post(t.url(&cancel(&paid)))
+        .bearer_auth(&org.key)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 200);
+
+    // The org's order list finds them by e-mail and status.
+    let list: Value = t
+        .get(
+            &format!(
+                "/api/v1/orgs/{}/orders?q=ADA@example&status=cancelled",
+                org.slug
+            ),
+            Some(&org.key),
+        )
+        .await
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(list["data"].as_array().unwrap().len(), 2, "{list}");
+    let list: Value = t
+        .get(
+            &format!("/api/v1/orgs/{}/orders?q={paid}", org.slug),
+            Some(&org.key),
+        )
+        .await
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(list["data"][0]["id"], paid.as_str());
+    let r = t
+        .get(
+            &format!("/api/v1/orgs/{}/orders?status=lost", org.slug),
+            Some(&org.key),
+        )
+        .await;
+    problem(r, 422, "validation").await;
+    t.stop().await;
+}
+
+both!(a_card_payment_is_paid_by_the_providers_signed_webhook_once);
+async fn a_card_payment_is_paid_by_the_providers_signed_webhook_once(backend: Backend) {
+    let (t, s) = with_card(backend, |_| {}).await;
+    let org = t.signup().await;
+    let event = t
+        .try_event(&org, &EventSpec::capacity(10).priced(12500))
+        .await
+        .unwrap();
+    let r = checkout_with(&t, &org, &event, 2, "card", Some("co-1")).await;
+    assert_eq!(r.status(), 201);
+    let o: Value = r.json().await.unwrap();
+    let id = o["id"].as_str().unwrap().to_string();
+    let pay = &o["payment"];
+    assert_eq!(pay["provider"], "stripe");
+    assert_eq!(pay["publishable_key"], "pk_test_standin");
+    let secret = pay["client_secret"].as_str().unwrap();
+    // The provider got the right amount, currency and metadata.
+    let intents = s.intents();
+    assert_eq!(intents.len(), 1);
+    let intent = &intents[0];
+    assert!(secret.starts_with(intent["id"].as_str().unwrap()));
+    assert_eq!(intent["amount"], 25000);
+    assert_eq!(intent["currency"], "zar");
+    assert_eq!(intent["metadata"]["order_id"], id.as_str());
+    assert_eq!(intent["metadata"]["org"], org.slug.as_str());
+    let intent_id = intent["id"].as_str().unwrap().to_string();
+
+    // Forged, stale and unsigned callbacks change nothing.
+    let hook = t.url("/api/v1/payments/stripe/webhook");
+    let body = json!({"id": "evt_forged", "object": "event", "type": "payment_intent.succeeded",
+        "data": {"object": {"id": intent_id, "object": "payment_intent", "amount": 25000,
+            "amount_received": 25000, "currency": "zar", "status": "succeeded", "metadata": {}}}})
+    .to_string();
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_secs() as i64;
+    for sig in [
+        stripe_standin::signature_header("whsec_wrong", now, body.as_bytes()),
+        stripe_standin::signature_header("whsec_standin", now - 301, body.as_bytes()),
+        "t=1,v1=00".to_string(),
+    ] {
+        let r = t
+            .api
+            .client
+            .post(&hook)
+            .header("Stripe-Signature", sig)
+            .header("Content-Type", "application/json")
+            .body(body.clone())
+            .send()
+            .await
+            .unwrap();
+        problem(r, 400, "bad_request").await;
+    }
+    let r = t
+        .api
+        .client
+        .post(&hook)
+        .body(body.clone())
+        .send()
+        .await
+        .unwrap();
+    problem(r, 400, "bad_request").await;
+    assert_eq!(order(&t, &org, &id).await["status"], "pending");
+
+    // A declined card is recorded; the order still waits.
+    s.fail(&intent_id).unwrap();
+
+    let o = order_until_with(
+        &t,
+        &org,
+        &id,
+        |o| o["payment"]["failure"].is_string(),
+        Some(&s),
+    )
+    .await;
+    assert_eq!(o["status"], "pending");
+
+    // The buyer pays: the provider's webhook pays the order and issues tickets.
+    s.succeed(&intent_id).unwrap();
+    let o = order_until(&t, &org, &id, |o| o["status"] == "paid").await;
+    assert_eq!(o["tickets"].as_array().unwrap().len(), 2);
+    assert_eq!(o["payment"]["status"], "succeeded");
+    assert_eq!(o["paid_cents"], 25000);
+    // The same event again, and the earlier failure arriving late: nothing.
+    let events = s.events();
+    let succeeded = events
+        .iter()
+        .find(|e| e["type"] == "payment_intent.succeeded")
+        .unwrap();
+    let failed = events
+        .iter()
+        .find(|e| e["type"] == "payment_intent.payment_failed")
+        .unwrap();
+    assert_eq!(
+        s.resend(succeeded["id"].as_str().unwrap()).await.unwrap(),
+        200
+    );
+    assert_eq!(s.resend(failed["id"].as_str().unwrap()).await.unwrap(), 200);
+    let after = order(&t, &org, &id).await;
+    assert_eq!(
+        after["tickets"], o["tickets"],
+        "one payment, one set of tickets"
+    );
+    assert_eq!(after["status"], "paid");
+
+    // The checkout's reply is replayed with its key (the same intent).
+    let h = checkout_with(&t, &org, &event, 1, "card", Some("co-1")).await;
+    // A different hold with the same key and another body is a conflict...
+    assert_eq!(h.status(), 422);
+    t.stop().await;
+}
+
+both!(a_provider_that_times_out_leaves_nothing_and_the_retry_gets_the_same_intent);
+async fn a_provider_that_times_out_leaves_nothing_and_the_retry_gets_the_same_intent(
+    backend: Backend,
+) {
+    let (t, s) = with_card(backend, |c| c.stripe_timeout_ms = 300).await;
+    let org = t.signup().await;
+    let event = t
+        .try_event(&org, &EventSpec::capacity(3).priced(1000))
+        .await
+        .unwrap();
+    let h: Value = t.hold(&org, &event, 1).await.json().await.unwrap();
+    let hold = h["id"].as_str().unwrap();
+
+    s.delay_next_creates(1, Duration::from_millis(1500));
+    let r = checkout_hold(&t, &org, hold, "card", Some("k-timeout")).await;
+    assert_eq!(r.status(), 503);
+    assert!(r.headers().get("retry-after").is_some());
+    problem(r, 503, "provider_unavailable").await;
+    // No order was written; the hold still holds.
+    let list: Value = t
+        .get(&format!("/api/v1/orgs/{}/orders", org.slug), Some(&org.key))
+        .await
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(list["data"].as_array().unwrap().len(), 0);
+    assert_eq!(t.available(&org, &event).await, 2);
+
+    // A provider that fails outright: the same.
+    s.fail_next_creates(1);
+    problem(
+        checkout_hold(&t, &org, hold, "card", Some("k-timeout")).await,
+        503,
+        "provider_unavailable",
+    )
+    .await;
+
+    // The retry with the same key goes through, to the intent made the first time.
+    tokio::time::sleep(Duration::from_millis(1500)).await;
+    let r = checkout_hold(&t, &org, hold, "card", Some("k-timeout")).await;
+    assert_eq!(r.status(), 201);
+    let o: Value = r.json().await.unwrap();
+    assert_eq!(o["status"], "pending");
+    assert_eq!(
+        s.intents().len(),
+        1,
+        "one intent for the order: {:?}",
+        s.intents()
+    );
+    assert!(s.create_calls() >= 3);
+    assert!(
+        o["payment"]["client_secret"]
+            .as_str()
+            .unwrap()
+            .starts_with(s.intents()[0]["id"].as_str().unwrap())
+    );
+    t.stop().await;
+}
+
+both!(a_late_payment_revives_its_order_or_is_refunded_when_the_tickets_are_gone);
+async fn a_late_payment_revives_its_order_or_is_refunded_when_the_tickets_are_gone(
+    backend: Backend,
+) {
+    let (t, s) = with_card(backend, |c| c.payment_timeout_secs = 60).await;
+    let org = t.signup().await;
+    let event = t
+        .try_event(&org, &EventSpec::capacity(1).priced(9900))
+        .await
+        .unwrap();
+
+    // Expired, tickets still there: the payment revives it.
+    let o: Value = checkout_with(&t, &org, &event, 1, "card", None)
+        .await
+        .json()
+        .await
+        .unwrap();
+    let id = o["id"].as_str().unwrap().to_string();
+    t.advance(Duration::from_secs(61));
+    order_until(&t, &org, &id, |o| o["status"] == "expired").await;
+    assert_eq!(t.available(&org, &event).await, 1);
+    s.succeed(s.intents()[0]["id"].as_str().unwrap()).unwrap();
+    let o = order_until(&t, &org, &id, |o| o["status"] == "paid").await;
+    assert_eq!(o["tickets"].as_array().unwrap().len(), 1);
+    assert_eq!(t.available(&org, &event).await, 0);
+
+    // Expired and sold meanwhile: the money goes back by itself.
+    let event2 = t
+        .try_event(&org, &EventSpec::capacity(1).priced(4000))
+        .await
+        .unwrap();
+    let late: Value = checkout_with(&t, &org, &event2, 1, "card", None)
+        .await
+        .json()
+        .await
+        .unwrap();
+    let late_id = late["id"].as_str().unwrap().to_string();
+    t.advance(Duration::from_secs(61));
+    order_until(&t, &org, &late_id, |o| o["status"] == "expired").await;
+    let winner: Value = checkout_with(&t, &org, &event2, 1, "eft", None)
+        .await
+        .json()
+        .await
+        .unwrap();
+    t.post(
+        &format!(
+            "/api/v1/orgs/{}/orders/{}/mark-paid",
+            org.slug,
+            winner["id"].as_str().unwrap()
+        ),
+        Some(&org.key),
+        json!({}),
+    )
+    .await;
+    let late_intent = s
+        .intents()
+        .into_iter()
+        .find(|i| i["metadata"]["order_id"] == late_id.as_str())
+        .unwrap();
+    s.succeed(late_intent["id"].as_str().unwrap()).unwrap();
+    let o = order_until(&t, &org, &late_id, |o| {
+        o["refunds"][0]["status"] == "succeeded"
+    })
+    .await;
+    assert_eq!(o["status"], "expired", "{o}");
+    assert_eq!(o["tickets"].as_array().unwrap().len(), 0);
+    assert_eq!(o["paid_cents"], 4000);
+    assert_eq!(o["refunded_cents"], 4000);
+    let refunds: Vec<Value> = s
+        .refunds()
+        .into_iter()
+        .filter(|r| r["payment_intent"] == late_intent["id"])
+        .collect();
+    assert_eq!(refunds.len(), 1);
+    assert_eq!(refunds[0]["amount"], 4000);
+    assert_eq!(t.available(&org, &event2).await, 0, "nothing oversold");
+    t.stop().await;
+}
+
+both!(a_card_refund_reaches_the_provider_once_with_the_right_amount);
+async fn a_card_refund_reaches_the_provider_once_with_the_right_amount(backend: Backend) {
+    let (t, s) = with_card(backend, |_| {}).await;
+    let org = t.signup().await;
+    let event = t
+        .try_event(&org, &EventSpec::capacity(10).priced(7000))
+        .await
+        .unwrap();
+    let o: Value = checkout_with(&t, &org, &event, 3, "card", None)
+        .await
+        .json()
+        .await
+        .unwrap();
+    let id = o["id"].as_str().unwrap().to_string();
+    s.succeed(s.intents()[0]["id"].as_str().unwrap()).unwrap();
+    order_until(&t, &org, &id, |o| o["status"] == "paid").await;
+
+    // Two refunds at once with one key, and a retry after: one refund.
+    let (a, b) = tokio::join!(
+        refund(
+            &t,
+            &org,
+            &id,
+            json!({"amount_cents": 7000, "reason": "one can't come"}),
+            Some("card-rf")
+        ),
+        refund(
+            &t,
+            &org,
+            &id,
+            json!({"amount_cents": 7000, "reason": "one can't come"}),
+            Some("card-rf")
+        ),
+    );
+    let statuses = [a.status().as_u16(), b.status().as_u16()];
+    assert!(statuses.contains(&201), "{statuses:?}");
+    assert!(
+        statuses.iter().all(|s| *s == 201 || *s == 409),
+        "{statuses:?}"
+    );
+    let again = refund(
+        &t,
+        &org,
+        &id,
+        json!({"amount_cents": 7000, "reason": "one can't come"}),
+        Some("card-rf"),
+    )
+    .await;
+    assert_eq!(again.status(), 201);
+    let o = order_until(&t, &org, &id, |o| o["refunds"][0]["status"] == "succeeded").await;
+    assert_eq!(o["refunds"].as_array().unwrap().len(), 1);
+    assert_eq!(o["status"], "partially_refunded");
+    let refunds = s.refunds();
+    assert_eq!(refunds.len(), 1, "{refunds:?}");
+    assert_eq!(refunds[0]["amount"], 7000);
+    assert_eq!(refunds[0]["payment_intent"], s.intents()[0]["id"]);
+
+    // Cancelling refunds the rest through the provider.
+    let c: Value = t
+        .post(
+            &format!("/api/v1/orgs/{}/orders/{id}/cancel", org.slug),
+            Some(&org.key),
+            json!({}),
+        )
+        .await
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(c["status"], "cancelled");
+    order_until(&t, &org, &id, |o| o["refunds"][1]["status"] == "succeeded").await;
+    let total: i64 = s
+        .refunds()
+        .iter()
+        .map(|r| r["amount"].as_i64().unwrap())
+        .sum();
+    assert_eq!(total, 21000, "never more than was paid");
+    t.stop().await;
+}
