@@ -69,6 +69,7 @@ pub fn router(app: App, api: OpenApiRouter<App>, pages: axum::Router<App>) -> ax
         .route("/", get(home))
         .route("/assets/app.css", get(css))
         .route("/assets/live.js", get(live_js))
+        .route("/assets/pay.js", get(pay_js))
         .fallback(|| async { ApiError::NotFound })
         .method_not_allowed_fallback(|| async { ApiError::MethodNotAllowed })
         .layer(axum::middleware::from_fn_with_state(
@@ -191,7 +192,10 @@ async fn secure_headers(State(app): State<App>, req: Request, next: Next) -> Res
     set(h, header::X_CONTENT_TYPE_OPTIONS, "nosniff");
     set(h, header::X_FRAME_OPTIONS, "DENY");
     set(h, header::REFERRER_POLICY, "no-referrer");
-    set(h, header::CONTENT_SECURITY_POLICY, CSP);
+    // A page that talks to another origin (the card provider) sets its own.
+    if !h.contains_key(header::CONTENT_SECURITY_POLICY) {
+        set(h, header::CONTENT_SECURITY_POLICY, CSP);
+    }
     if app.kernel.config.https() {
         set(
             h,
@@ -208,6 +212,15 @@ async fn secure_headers(State(app): State<App>, req: Request, next: Next) -> Res
 /// Scripts and styles only from this origin, no inline script, no framing.
 pub const CSP: &str = "default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' data:; \
 connect-src 'self'; object-src 'none'; base-uri 'none'; form-action 'self'; frame-ancestors 'none'";
+
+/// [`CSP`] with one more origin the page's script may connect to (the card
+/// provider's API, for its client-side confirmation).
+pub fn csp_connecting_to(origin: &str) -> String {
+    CSP.replace(
+        "connect-src 'self'",
+        &format!("connect-src 'self' {origin}"),
+    )
+}
 
 /// Resolves when the process starts shutting down.
 pub async fn until_down(shutdown: &mut tokio::sync::watch::Receiver<bool>) {
@@ -256,6 +269,13 @@ async fn css() -> Response {
     asset(
         include_str!("../templates/app.css"),
         "text/css; charset=utf-8",
+    )
+}
+
+async fn pay_js() -> Response {
+    asset(
+        include_str!("../templates/pay.js"),
+        "text/javascript; charset=utf-8",
     )
 }
 

@@ -41,6 +41,15 @@ fn chromedriver() -> Driver {
     }
 }
 
+/// The element, once the page that has it is there (after a click that
+/// navigates, the old page may still be shown for a moment).
+async fn soon(b: &WebDriver, by: By) -> WebDriverResult<WebElement> {
+    b.query(by)
+        .wait(Duration::from_secs(15), Duration::from_millis(100))
+        .first()
+        .await
+}
+
 async fn browser(driver: &Driver) -> WebDriver {
     let mut caps = DesiredCapabilities::chrome();
     caps.set_binary(&std::env::var("CHROMIUM").unwrap_or_else(|_| "/usr/bin/chromium".into()))
@@ -178,7 +187,10 @@ async fn a_ticket_taken_on_the_storefront_is_scanned_and_the_dashboard_counts_it
             .await?
             .click()
             .await?;
-        b.find(By::Id("saved")).await?;
+        b.query(By::Id("saved"))
+            .wait(Duration::from_secs(10), Duration::from_millis(100))
+            .first()
+            .await?;
         assert_eq!(
             b.find(By::Css("input[name=sender_name]"))
                 .await?
@@ -216,4 +228,179 @@ async fn a_ticket_taken_on_the_storefront_is_scanned_and_the_dashboard_counts_it
     let _ = b.quit().await;
     result.expect("browser flow");
     t.stop().await;
+}
+
+/// Money in the browser: a buyer pays by card through the provider's
+/// client-side flow (the stand-in), another chooses EFT and sees the
+/// reference and the countdown; the organizer finds the EFT order, marks it
+/// paid, refunds part of it and cancels it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn buyers_pay_by_card_or_eft_and_the_organizer_marks_paid_refunds_and_cancels() {
+    use voelgoed::stripe_standin::{self, Standin};
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let s = stripe_standin::start(Standin::default(), listener).await;
+    let cfg = s.config();
+    let base = s.base_url();
+    let t = TestApp::spawn_with(Backend::Sqlite, |c| {
+        c.stripe_api_base = base;
+        c.stripe_secret_key = Some(cfg.secret_key.clone());
+        c.stripe_publishable_key = Some(cfg.publishable_key.clone());
+        c.stripe_webhook_secret = Some(cfg.webhook_secret.clone());
+    })
+    .await;
+    s.set_webhook_url(Some(t.url("/api/v1/payments/stripe/webhook")));
+    let slug = unique("pay");
+    let signup = t
+        .post(
+            "/api/v1/signup",
+            None,
+            serde_json::json!({"email": format!("{slug}@example.com"), "password": "a long password", "org_name": "Pay", "org_slug": slug}),
+        )
+        .await;
+    let key = signup.json::<serde_json::Value>().await.unwrap()["api_key"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let org = Org {
+        slug: slug.clone(),
+        key,
+        email: format!("{slug}@example.com"),
+    };
+    let event = t
+        .try_event(&org, &EventSpec::capacity(10).priced(5000))
+        .await
+        .unwrap();
+
+    let driver = chromedriver();
+    let b = browser(&driver).await;
+    let buy = |email: &'static str, method: &'static str| {
+        let (b, url) = (&b, t.url(&format!("/s/{slug}/events/{}", event.id)));
+        async move {
+            b.goto(&url).await?;
+            b.find(By::Css("input[name=email]"))
+                .await?
+                .send_keys(email)
+                .await?;
+            b.find(By::Css("input[name=name]"))
+                .await?
+                .send_keys("Grace")
+                .await?;
+            b.find(By::Css(format!(
+                "input[name=payment_method][value={method}]"
+            )))
+            .await?
+            .click()
+            .await?;
+            b.find(By::Css("form.ticket-type button"))
+                .await?
+                .click()
+                .await?;
+            soon(b, By::Id("order-status")).await?;
+            Ok::<_, WebDriverError>(())
+        }
+    };
+    let result = async {
+        // Card: the page confirms at the provider; the webhook pays the order.
+        buy("card@example.com", "card").await?;
+        assert_eq!(
+            b.find(By::Id("order-status")).await?.text().await?,
+            "pending"
+        );
+        assert_eq!(
+            b.find(By::Id("order-total")).await?.text().await?,
+            "ZAR 50.00"
+        );
+        b.find(By::Css("#card-form button")).await?.click().await?;
+        b.query(By::XPath("//strong[@id='order-status' and text()='paid']"))
+            .wait(Duration::from_secs(20), Duration::from_millis(200))
+            .first()
+            .await?;
+        assert!(
+            b.find(By::Css(".ticket svg")).await.is_ok(),
+            "the ticket is shown"
+        );
+        assert_eq!(s.intents()[0]["status"], "succeeded");
+
+        // EFT: the reference and a running countdown.
+        buy("eft@example.com", "eft").await?;
+        let reference = b.find(By::Id("eft-reference")).await?.text().await?;
+        assert!(reference.starts_with("VG-"), "{reference}");
+        assert_eq!(
+            b.find(By::Id("eft-amount")).await?.text().await?,
+            "ZAR 50.00"
+        );
+        b.query(By::XPath(
+            "//strong[@id='countdown' and contains(text(), ':')]",
+        ))
+        .wait(Duration::from_secs(5), Duration::from_millis(100))
+        .first()
+        .await?;
+
+        // The organizer: log in, find the EFT order, mark it paid.
+        b.goto(&t.url("/login")).await?;
+        b.find(By::Id("email")).await?.send_keys(&org.email).await?;
+        b.find(By::Id("password"))
+            .await?
+            .send_keys("a long password")
+            .await?;
+        b.find(By::Id("login")).await?.click().await?;
+        soon(&b, By::LinkText("Orders")).await?;
+        b.goto(&t.url("/dashboard/orders?q=eft%40example")).await?;
+        let rows = b.find_all(By::Css("#orders tbody tr")).await?;
+        assert_eq!(rows.len(), 1);
+        rows[0].find(By::Css("a")).await?.click().await?;
+        assert_eq!(
+            soon(&b, By::Id("reference")).await?.text().await?,
+            reference
+        );
+        b.find(By::Css("#mark-paid button")).await?.click().await?;
+        soon(&b, By::Id("notice")).await?;
+        assert_eq!(b.find(By::Id("order-status")).await?.text().await?, "paid");
+        // Refund part of it, typed in rand.
+        let amount = b.find(By::Css("#refund input[name=amount]")).await?;
+        amount.clear().await?;
+        amount.send_keys("20").await?;
+        b.find(By::Css("#refund input[name=reason]"))
+            .await?
+            .send_keys("a seat was broken")
+            .await?;
+        b.find(By::Css("#refund button")).await?.click().await?;
+        soon(
+            &b,
+            By::XPath("//dd[@id='order-status' and text()='partially_refunded']"),
+        )
+        .await?;
+        assert_eq!(
+            b.find(By::Css(".refund-amount")).await?.text().await?,
+            "ZAR 20.00"
+        );
+        // Too much is refused with the reason, nothing changes.
+        let amount = b.find(By::Css("#refund input[name=amount]")).await?;
+        amount.clear().await?;
+        amount.send_keys("31").await?;
+        b.find(By::Css("#refund button")).await?.click().await?;
+        let err = soon(&b, By::Id("form-error")).await?.text().await?;
+        assert!(err.contains("at most 3000"), "{err}");
+        // Cancel: the rest is refunded, the ticket revoked.
+        b.find(By::Css("#cancel button")).await?.click().await?;
+        soon(
+            &b,
+            By::XPath("//dd[@id='order-status' and text()='cancelled']"),
+        )
+        .await?;
+        assert_eq!(
+            b.find(By::Id("order-refunded")).await?.text().await?,
+            "ZAR 50.00"
+        );
+        assert_eq!(
+            b.find(By::Css(".ticket-status")).await?.text().await?,
+            "revoked"
+        );
+        Ok::<_, WebDriverError>(())
+    }
+    .await;
+    let _ = b.quit().await;
+    result.expect("browser flow");
+    t.stop().await;
+    s.stop();
 }

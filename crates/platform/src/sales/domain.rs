@@ -709,9 +709,10 @@ pub async fn take_now(
     event: EventId,
     item: HoldItem,
     buyer: Buyer,
+    method: PaymentMethod,
 ) -> Result<OrderView> {
     let hold = create_hold(app, t, event, vec![item]).await?;
-    let reply = checkout(app, t, hold.id, buyer, PaymentMethod::Eft, None).await?;
+    let reply = checkout(app, t, hold.id, buyer, method, None).await?;
     serde_json::from_str(&reply.body).map_err(|e| Error::Api(kernel::ApiError::internal(e)))
 }
 

@@ -22,6 +22,7 @@ mod inventory;
 pub mod money;
 mod money_api;
 mod money_store;
+mod money_views;
 mod store;
 pub mod stripe;
 #[cfg(test)]
@@ -201,6 +202,7 @@ pub fn slice(kernel: &Kernel) -> Slice<App> {
         .routes(api::routes())
         .routes(money_api::routes())
         .pages(views::routes())
+        .pages(money_views::routes())
         .state(Inventory::new(kernel))
         .state(money::Payments::new(kernel))
         .queue(money::QUEUE)

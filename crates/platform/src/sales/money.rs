@@ -622,8 +622,11 @@ pub async fn refund(
     if req.reason.chars().count() > 500 {
         c.fail("reason", "must be at most 500 characters");
     }
-    if req.reason.chars().any(|ch| ch.is_control() && ch != '\n') {
-        c.fail("reason", "must not contain control characters");
+    if !plain_text(&req.reason) {
+        c.fail(
+            "reason",
+            "must not contain control characters (tabs and line breaks are fine)",
+        );
     }
     c.finish()?;
     let Some((key, fingerprint)) = idempotency else {
@@ -663,6 +666,11 @@ pub async fn refund(
             Err(Error::Api(api))
         }
     }
+}
+
+/// Text without control characters other than tab and line feed.
+fn plain_text(s: &str) -> bool {
+    !s.chars().any(|c| c.is_control() && c != '\t' && c != '\n')
 }
 
 fn nothing_to_refund(status: OrderStatus) -> Error {
@@ -922,6 +930,12 @@ pub async fn cancel(app: &App, actor: &Actor, order: OrderId, reason: &str) -> R
     let t = actor.require(Permission::Finance)?;
     if reason.chars().count() > 500 {
         return Err(Error::field("reason", "must be at most 500 characters"));
+    }
+    if !plain_text(reason) {
+        return Err(Error::field(
+            "reason",
+            "must not contain control characters (tabs and line breaks are fine)",
+        ));
     }
     for _ in 0..5 {
         let now = app.kernel.now();

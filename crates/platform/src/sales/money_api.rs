@@ -110,7 +110,7 @@ pub struct CreateRefund {
     #[schema(minimum = 1)]
     amount_cents: Option<i64>,
     #[serde(default)]
-    #[schema(max_length = 500)]
+    #[schema(max_length = 500, pattern = r"^[^\x00-\x08\x0b-\x1f\x7f-\x9f]*$")]
     reason: String,
 }
 
@@ -164,7 +164,7 @@ async fn create_refund(
 #[serde(deny_unknown_fields)]
 pub struct CancelOrder {
     #[serde(default)]
-    #[schema(max_length = 500)]
+    #[schema(max_length = 500, pattern = r"^[^\x00-\x08\x0b-\x1f\x7f-\x9f]*$")]
     reason: String,
 }
 
@@ -182,7 +182,8 @@ async fn cancel_order(
     ApiPath(path): ApiPath<(String, OrderId)>,
     body: Bytes,
 ) -> Result<axum::Json<OrderView>, ApiError> {
-    let req: CancelOrder = if body.iter().all(u8::is_ascii_whitespace) {
+    let text = std::str::from_utf8(&body).unwrap_or("x").trim();
+    let req: CancelOrder = if text.is_empty() || text == "null" {
         CancelOrder::default()
     } else {
         serde_json::from_slice(&body).map_err(|e| ApiError::field("body", &e.to_string()))?

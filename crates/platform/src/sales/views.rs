@@ -32,6 +32,8 @@ struct EventPage {
     org: String,
     event: StoreEvent,
     error: Option<String>,
+    /// Card payments are configured (else priced tickets are paid by EFT).
+    card: bool,
 }
 
 fn money(cents: i64, currency: &str) -> String {
@@ -60,6 +62,7 @@ async fn event_page(
             org,
             event,
             error: None,
+            card: card_configured(&app),
         },
     ))
 }
@@ -70,9 +73,16 @@ struct TakeForm {
     quantity: i64,
     email: String,
     name: String,
+    /// `card` or `eft` for priced tickets.
+    payment_method: Option<String>,
 }
 
-/// Holds and checks out in one step (free tickets), then shows the order.
+fn card_configured(app: &App) -> bool {
+    app.state::<super::money::Payments>().stripe.is_some()
+}
+
+/// Holds and checks out in one step, then shows the order (free: with its
+/// tickets; priced: waiting for its payment).
 async fn take(
     State(app): State<App>,
     ClientAddr(ip): ClientAddr,
@@ -92,6 +102,10 @@ async fn take(
                     ticket_type_id: f.ticket_type_id,
                     quantity: f.quantity,
                 };
+                let method = match f.payment_method.as_deref() {
+                    Some("card") => domain::PaymentMethod::Card,
+                    _ => domain::PaymentMethod::Eft,
+                };
                 domain::take_now(
                     &app,
                     &t,
@@ -101,6 +115,7 @@ async fn take(
                         email: f.email,
                         name: f.name,
                     },
+                    method,
                 )
                 .await
                 .map_err(ApiError::from)
@@ -129,6 +144,7 @@ async fn take(
                     org,
                     event,
                     error: Some(message),
+                    card: card_configured(&app),
                 },
             ))
         }
@@ -153,11 +169,29 @@ struct TicketCard {
 struct OrderPage {
     order: domain::OrderView,
     tickets: Vec<TicketCard>,
+    /// The card provider's API base, for the page's client-side confirmation.
+    api_base: String,
+    /// Where the page asks whether the order is paid yet.
+    poll: String,
 }
 
 impl OrderPage {
     fn pending(&self) -> bool {
         self.order.status == domain::OrderStatus::Pending
+    }
+    fn money(&self, cents: &i64) -> String {
+        crate::money::format(*cents, &self.order.currency)
+    }
+}
+
+/// `scheme://host[:port]` of a URL.
+fn origin(url: &str) -> String {
+    match url.find("://") {
+        Some(i) => match url[i + 3..].find('/') {
+            Some(j) => url[..i + 3 + j].to_string(),
+            None => url.to_string(),
+        },
+        None => url.to_string(),
     }
 }
 
@@ -182,11 +216,36 @@ async fn order_page(
             ),
         })
         .collect();
+    let api_base = app.kernel.config.stripe_api_base.clone();
+    let poll = format!(
+        "/api/v1/store/{org}/orders/{}?access_token={}",
+        order.id, q.access_token
+    );
+    let card_pending = order.status == domain::OrderStatus::Pending
+        && order
+            .payment
+            .as_ref()
+            .is_some_and(|p| p.client_secret.is_some());
     // The link carries the buyer's access token: no cache may keep it.
-    let mut res = page(StatusCode::OK, OrderPage { order, tickets });
+    let mut res = page(
+        StatusCode::OK,
+        OrderPage {
+            order,
+            tickets,
+            api_base: api_base.clone(),
+            poll,
+        },
+    );
     res.headers_mut().insert(
         axum::http::header::CACHE_CONTROL,
         axum::http::HeaderValue::from_static("no-store"),
     );
+    if card_pending
+        && let Ok(csp) =
+            axum::http::HeaderValue::from_str(&crate::web::csp_connecting_to(&origin(&api_base)))
+    {
+        res.headers_mut()
+            .insert(axum::http::header::CONTENT_SECURITY_POLICY, csp);
+    }
     Ok(res)
 }

@@ -1,0 +1,362 @@
+//! The organizer's order pages: search and filter the org's orders; an
+//! order's payment, refunds and tickets; mark paid, refund, cancel.
+
+use askama::Template;
+use axum::{
+    Form,
+    extract::State,
+    http::StatusCode,
+    response::{IntoResponse, Redirect, Response},
+    routing::{get, post},
+};
+use kernel::{
+    ApiError,
+    http::{ApiPath, ApiQuery},
+    idempotency::{Fingerprint, Key},
+    ids::OrderId,
+};
+use serde::Deserialize;
+
+use super::{
+    domain::{self, OrderFilter, OrderStatus, OrderView},
+    money::{self, RefundRequest},
+};
+use crate::{
+    App,
+    identity::SessionActor,
+    web::{csrf_matches, page},
+};
+
+pub fn routes() -> axum::Router<App> {
+    axum::Router::new()
+        .route("/dashboard/orders", get(list))
+        .route("/dashboard/orders/{order_id}", get(detail))
+        .route("/dashboard/orders/{order_id}/mark-paid", post(mark_paid))
+        .route("/dashboard/orders/{order_id}/refund", post(refund))
+        .route("/dashboard/orders/{order_id}/cancel", post(cancel))
+}
+
+const STATUSES: [&str; 6] = [
+    "pending",
+    "paid",
+    "partially_refunded",
+    "refunded",
+    "cancelled",
+    "expired",
+];
+
+struct Row {
+    id: String,
+    name: String,
+    email: String,
+    status: String,
+    total: String,
+    paid: String,
+    refunded: String,
+    method: String,
+    created_at: String,
+}
+
+#[derive(Template)]
+#[template(path = "orders.html")]
+struct ListPage {
+    org_slug: String,
+    q: String,
+    status: String,
+    statuses: &'static [&'static str],
+    orders: Vec<Row>,
+    next: Option<String>,
+    error: Option<String>,
+}
+
+#[derive(Deserialize)]
+struct ListQuery {
+    q: Option<String>,
+    status: Option<String>,
+    cursor: Option<String>,
+}
+
+async fn list(
+    State(app): State<App>,
+    session: SessionActor,
+    ApiQuery(query): ApiQuery<ListQuery>,
+) -> Result<Response, ApiError> {
+    let q = query.q.unwrap_or_default().trim().to_string();
+    let status_text = query.status.unwrap_or_default();
+    let status = match status_text.as_str() {
+        "" => None,
+        s => Some(
+            OrderStatus::try_from(s.to_string())
+                .map_err(|_| ApiError::field("status", "is not an order status"))?,
+        ),
+    };
+    let (limit, before) = kernel::http::page::<OrderId>(Some(50), query.cursor.as_deref())?;
+    let filter = OrderFilter {
+        q: (!q.is_empty()).then(|| q.clone()),
+        status,
+        event: None,
+    };
+    let (orders, error) =
+        match domain::list_orders(&app, &session.actor, &filter, before, limit).await {
+            Ok(o) => (o, None),
+            Err(e) => {
+                let e = ApiError::from(e);
+                if !e.status().is_client_error() {
+                    return Err(e);
+                }
+                (Vec::new(), Some(e.problem().detail))
+            }
+        };
+    let next = kernel::http::next_cursor(&orders, limit, |o| o.id);
+    let rows = orders
+        .into_iter()
+        .map(|o| Row {
+            id: o.id.to_string(),
+            name: o.buyer.name,
+            email: o.buyer.email,
+            status: o.status.as_str().to_string(),
+            total: crate::money::format(o.total_cents, &o.currency),
+            paid: crate::money::format(o.paid_cents, &o.currency),
+            refunded: crate::money::format(o.refunded_cents, &o.currency),
+            method: o.payment_method,
+            created_at: o.created_at,
+        })
+        .collect();
+    Ok(page(
+        StatusCode::OK,
+        ListPage {
+            org_slug: session.actor.org_slug().to_string(),
+            q,
+            status: status_text,
+            statuses: &STATUSES,
+            orders: rows,
+            next,
+            error,
+        },
+    ))
+}
+
+#[derive(Template)]
+#[template(path = "order_admin.html")]
+struct DetailPage {
+    o: OrderView,
+    csrf: String,
+    /// A fresh idempotency key per rendering of the refund form: a double
+    /// submit refunds once.
+    refund_key: String,
+    notice: Option<String>,
+    error: Option<String>,
+}
+
+impl DetailPage {
+    fn money(&self, cents: &i64) -> String {
+        crate::money::format(*cents, &self.o.currency)
+    }
+    fn money_plain(&self, cents: i64) -> String {
+        crate::money::amount(cents, &self.o.currency)
+    }
+    fn refundable_text(&self) -> String {
+        crate::money::format(self.refundable(), &self.o.currency)
+    }
+    fn refundable(&self) -> i64 {
+        match self.o.status {
+            OrderStatus::Paid | OrderStatus::PartiallyRefunded if self.o.payment.is_some() => {
+                self.o.paid_cents - self.o.refunded_cents
+            }
+            _ => 0,
+        }
+    }
+    fn can_mark_paid(&self) -> bool {
+        matches!(self.o.status, OrderStatus::Pending | OrderStatus::Expired)
+            && self
+                .o
+                .payment
+                .as_ref()
+                .is_some_and(|p| p.provider == money::MANUAL && p.status == "requires_payment")
+    }
+    fn cancellable(&self) -> bool {
+        matches!(
+            self.o.status,
+            OrderStatus::Pending | OrderStatus::Paid | OrderStatus::PartiallyRefunded
+        )
+    }
+}
+
+async fn render(
+    app: &App,
+    session: &SessionActor,
+    order: OrderId,
+    status: StatusCode,
+    notice: Option<String>,
+    error: Option<String>,
+) -> Result<Response, ApiError> {
+    let o = domain::get_order(app, &session.actor, order).await?;
+    let mut res = page(
+        status,
+        DetailPage {
+            o,
+            csrf: session.csrf.clone(),
+            refund_key: kernel::auth::PlainToken::generate("rf_")
+                .expose()
+                .to_string(),
+            notice,
+            error,
+        },
+    );
+    res.headers_mut().insert(
+        axum::http::header::CACHE_CONTROL,
+        axum::http::HeaderValue::from_static("no-store"),
+    );
+    Ok(res)
+}
+
+#[derive(Deserialize)]
+struct DetailQuery {
+    /// What the last action did (after its redirect).
+    done: Option<String>,
+}
+
+async fn detail(
+    State(app): State<App>,
+    session: SessionActor,
+    ApiPath(order): ApiPath<OrderId>,
+    ApiQuery(q): ApiQuery<DetailQuery>,
+) -> Result<Response, ApiError> {
+    let notice = match q.done.as_deref() {
+        Some("marked paid") => Some("Marked paid: the tickets are issued and mailed.".to_string()),
+        Some("refunded") => Some("Refund recorded.".to_string()),
+        Some("cancelled") => Some("Order cancelled.".to_string()),
+        _ => None,
+    };
+    render(&app, &session, order, StatusCode::OK, notice, None).await
+}
+
+type Fields = Vec<(String, String)>;
+
+fn field<'a>(form: &'a Fields, name: &str) -> &'a str {
+    form.iter()
+        .find(|(k, _)| k == name)
+        .map(|(_, v)| v.as_str())
+        .unwrap_or("")
+}
+
+fn csrf_ok(session: &SessionActor, form: &Fields) -> bool {
+    csrf_matches(&session.csrf, field(form, "csrf"))
+}
+
+fn csrf_refused() -> Response {
+    (StatusCode::FORBIDDEN, "invalid CSRF token").into_response()
+}
+
+/// After an action: back to the order (a redirect, so a reload does not
+/// post again), or the order with the action's error.
+async fn outcome<T>(
+    app: &App,
+    session: &SessionActor,
+    order: OrderId,
+    result: Result<T, ApiError>,
+    done: &str,
+) -> Result<Response, ApiError> {
+    match result {
+        Ok(_) => Ok(Redirect::to(&format!(
+            "/dashboard/orders/{order}?done={}",
+            done.replace(' ', "+")
+        ))
+        .into_response()),
+        Err(e) if e.status().is_client_error() && e.status() != StatusCode::NOT_FOUND => {
+            let status = e.status();
+            render(app, session, order, status, None, Some(e.problem().detail)).await
+        }
+        Err(e) => Err(e),
+    }
+}
+
+async fn mark_paid(
+    State(app): State<App>,
+    session: SessionActor,
+    ApiPath(order): ApiPath<OrderId>,
+    Form(form): Form<Fields>,
+) -> Result<Response, ApiError> {
+    if !csrf_ok(&session, &form) {
+        return Ok(csrf_refused());
+    }
+    let r = money::mark_paid(&app, &session.actor, order)
+        .await
+        .map_err(ApiError::from);
+    outcome(&app, &session, order, r, "marked paid").await
+}
+
+async fn refund(
+    State(app): State<App>,
+    session: SessionActor,
+    ApiPath(order): ApiPath<OrderId>,
+    Form(form): Form<Fields>,
+) -> Result<Response, ApiError> {
+    if !csrf_ok(&session, &form) {
+        return Ok(csrf_refused());
+    }
+    let o = domain::get_order(&app, &session.actor, order).await?;
+    let text = field(&form, "amount");
+    let Some(amount) = crate::money::parse(text, &o.currency) else {
+        let msg = format!(
+            "amount: {text:?} is not an amount in {} (e.g. {})",
+            o.currency,
+            crate::money::amount(1050, &o.currency)
+        );
+        return render(
+            &app,
+            &session,
+            order,
+            StatusCode::UNPROCESSABLE_ENTITY,
+            None,
+            Some(msg),
+        )
+        .await;
+    };
+    let reason = field(&form, "reason").trim().to_string();
+    let key = field(&form, "key");
+    let idempotency = Key::parse(key).ok().map(|k| {
+        let fp = Fingerprint::of(&[order.0.as_bytes(), &amount.to_le_bytes(), reason.as_bytes()]);
+        (k, fp)
+    });
+    let r = money::refund(
+        &app,
+        &session.actor,
+        order,
+        RefundRequest {
+            amount_cents: Some(amount),
+            reason,
+        },
+        idempotency,
+    )
+    .await
+    .map_err(ApiError::from)
+    .and_then(|reply| {
+        if reply.status.is_success() {
+            Ok(())
+        } else {
+            // A replayed refusal: its problem says why.
+            let p: serde_json::Value = serde_json::from_str(&reply.body).unwrap_or_default();
+            Err(ApiError::Conflict(
+                p["detail"].as_str().unwrap_or("refused").to_string(),
+            ))
+        }
+    });
+    outcome(&app, &session, order, r, "refunded").await
+}
+
+async fn cancel(
+    State(app): State<App>,
+    session: SessionActor,
+    ApiPath(order): ApiPath<OrderId>,
+    Form(form): Form<Fields>,
+) -> Result<Response, ApiError> {
+    if !csrf_ok(&session, &form) {
+        return Ok(csrf_refused());
+    }
+    let reason = field(&form, "reason").trim().to_string();
+    let r = money::cancel(&app, &session.actor, order, &reason)
+        .await
+        .map_err(ApiError::from);
+    outcome(&app, &session, order, r, "cancelled").await
+}
