@@ -196,3 +196,129 @@ pub mod decode;
 
 #[cfg(test)]
 mod tests;
+
+/// An invoice (tax invoice / receipt) as a one-page A4 PDF. Amounts arrive
+/// already formatted in their currency (the platform knows its exponents).
+#[derive(Clone, Debug, Default)]
+pub struct InvoiceDoc {
+    /// "Tax invoice" or "Receipt".
+    pub title: String,
+    /// `INV-000042`.
+    pub number: String,
+    pub issued: String,
+    pub seller_name: String,
+    pub seller_address: Option<String>,
+    /// "VAT number 4123456789", when the seller has one.
+    pub seller_tax_line: Option<String>,
+    pub buyer: String,
+    pub order_number: String,
+    pub event: String,
+    /// Description and amount per line ("2 × General at ZAR 150.00", "ZAR 300.00").
+    pub lines: Vec<(String, String)>,
+    /// Label and amount ("Booking fee", "Total", "VAT (15%) included", "Refunded").
+    pub totals: Vec<(String, String)>,
+}
+
+/// The invoice as PDF bytes.
+pub fn invoice(d: &InvoiceDoc) -> Result<Vec<u8>, String> {
+    let mut doc = PdfDocument::new(&format!("{} {}", d.title, d.number));
+    let (w, h) = (Mm(210.0), Mm(297.0));
+    let mut ops = vec![Op::SetFillColor {
+        col: Color::Rgb(Rgb {
+            r: 0.1,
+            g: 0.1,
+            b: 0.1,
+            icc_profile: None,
+        }),
+    }];
+    let text = |ops: &mut Vec<Op>, s: &str, font: BuiltinFont, size: f32, x: f32, y: f32| {
+        ops.extend([
+            Op::StartTextSection,
+            Op::SetFont {
+                font: PdfFontHandle::Builtin(font),
+                size: Pt(size),
+            },
+            Op::SetTextCursor {
+                pos: Point::new(Mm(x), Mm(y)),
+            },
+            Op::ShowText {
+                items: vec![TextItem::Text(s.to_string())],
+            },
+            Op::EndTextSection,
+        ]);
+    };
+    let mut y = 280.0;
+    text(
+        &mut ops,
+        &d.title,
+        BuiltinFont::HelveticaBold,
+        18.0,
+        15.0,
+        y,
+    );
+    y -= 8.0;
+    text(
+        &mut ops,
+        &format!("No. {}   ·   {}", d.number, d.issued),
+        BuiltinFont::Helvetica,
+        10.0,
+        15.0,
+        y,
+    );
+    y -= 12.0;
+    text(
+        &mut ops,
+        &d.seller_name,
+        BuiltinFont::HelveticaBold,
+        11.0,
+        15.0,
+        y,
+    );
+    for part in d
+        .seller_address
+        .iter()
+        .flat_map(|a| a.lines())
+        .chain(d.seller_tax_line.iter().map(String::as_str))
+    {
+        y -= 5.0;
+        text(&mut ops, part, BuiltinFont::Helvetica, 9.0, 15.0, y);
+    }
+    y -= 10.0;
+    text(
+        &mut ops,
+        &format!("To: {}", d.buyer),
+        BuiltinFont::Helvetica,
+        10.0,
+        15.0,
+        y,
+    );
+    y -= 5.0;
+    text(
+        &mut ops,
+        &format!("Order {}  ·  {}", d.order_number, d.event),
+        BuiltinFont::Helvetica,
+        9.0,
+        15.0,
+        y,
+    );
+    y -= 12.0;
+    for (desc, amount) in &d.lines {
+        for (i, chunk) in wrap(desc, 90).into_iter().enumerate() {
+            text(&mut ops, &chunk, BuiltinFont::Helvetica, 10.0, 15.0, y);
+            if i == 0 {
+                text(&mut ops, amount, BuiltinFont::Helvetica, 10.0, 160.0, y);
+            }
+            y -= 5.5;
+        }
+    }
+    y -= 4.0;
+    for (label, amount) in &d.totals {
+        text(&mut ops, label, BuiltinFont::HelveticaBold, 10.0, 100.0, y);
+        text(&mut ops, amount, BuiltinFont::HelveticaBold, 10.0, 160.0, y);
+        y -= 6.0;
+    }
+    let mut warnings = Vec::new();
+    Ok(doc
+        .with_pages(vec![PdfPage::new(w, h, ops)])
+        .save(&PdfSaveOptions::default(), &mut warnings))
+}

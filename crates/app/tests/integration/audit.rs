@@ -249,6 +249,11 @@ const MUTATIONS: &[(&str, &str, Record)] = &[
         Record::Audit("order.cancel"),
     ),
     (
+        "put",
+        "/api/v1/orgs/{org}/money/settings",
+        Record::Audit("money.settings_update"),
+    ),
+    (
         "post",
         "/api/v1/payments/stripe/webhook",
         Record::Ledger("the payment it applies and provider_events"),
@@ -448,6 +453,19 @@ async fn every_mutating_route_leaves_a_record(backend: Backend) {
         .await
         .unwrap();
     ok(r, "mail settings");
+    let r = t
+        .api
+        .client
+        .put(t.url(&o("/money/settings")))
+        .bearer_auth(&org.key)
+        .json(
+            &json!({"currency": "ZAR", "tax_bp": 1500, "tax_name": "VAT",
+            "fee_per_ticket_cents": 0, "invoice_prefix": "INV"}),
+        )
+        .send()
+        .await
+        .unwrap();
+    ok(r, "money settings");
     // Money: an EFT order marked paid, refunded in part; another cancelled.
     let priced = t
         .try_event(&org, &EventSpec::capacity(10).priced(5000))

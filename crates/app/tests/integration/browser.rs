@@ -320,6 +320,14 @@ async fn buyers_pay_by_card_or_eft_and_the_organizer_marks_paid_refunds_and_canc
             "the ticket is shown"
         );
         assert_eq!(s.intents()[0]["status"], "succeeded");
+        assert!(
+            b.find(By::Id("invoice"))
+                .await?
+                .text()
+                .await?
+                .contains("INV-000001"),
+            "the paid order links its invoice"
+        );
 
         // EFT: the reference and a running countdown.
         buy("eft@example.com", "eft").await?;
@@ -396,6 +404,30 @@ async fn buyers_pay_by_card_or_eft_and_the_organizer_marks_paid_refunds_and_canc
             b.find(By::Css(".ticket-status")).await?.text().await?,
             "revoked"
         );
+        // Money settings: VAT and a booking fee, typed in percent and rand.
+        b.goto(&t.url("/dashboard/money")).await?;
+        let tax = b.find(By::Css("input[name=tax_percent]")).await?;
+        tax.clear().await?;
+        tax.send_keys("15").await?;
+        let fee = b.find(By::Css("input[name=fee]")).await?;
+        fee.clear().await?;
+        fee.send_keys("7.50").await?;
+        b.find(By::Css("#money-settings button"))
+            .await?
+            .click()
+            .await?;
+        soon(&b, By::Id("saved")).await?;
+        let stored: serde_json::Value = t
+            .get(
+                &format!("/api/v1/orgs/{slug}/money/settings"),
+                Some(&org.key),
+            )
+            .await
+            .json()
+            .await
+            .unwrap();
+        assert_eq!(stored["tax_bp"], 1500);
+        assert_eq!(stored["fee_per_ticket_cents"], 750);
         Ok::<_, WebDriverError>(())
     }
     .await;

@@ -765,3 +765,358 @@ async fn a_card_refund_reaches_the_provider_once_with_the_right_amount(backend: 
     assert_eq!(total, 21000, "never more than was paid");
     t.stop().await;
 }
+
+both!(two_thousand_buyers_race_for_three_hundred_priced_tickets_and_the_books_balance);
+async fn two_thousand_buyers_race_for_three_hundred_priced_tickets_and_the_books_balance(
+    backend: Backend,
+) {
+    use std::sync::Arc;
+    let (t, s) = with_card(backend, |c| {
+        c.payment_timeout_secs = 120;
+        c.storefront_per_minute = 0;
+    })
+    .await;
+    let t = Arc::new(t);
+    let org = t.signup().await;
+    let event = t
+        .try_event(&org, &EventSpec::capacity(300).priced(2500))
+        .await
+        .unwrap();
+    // 2,000 buyers, 64 at a time: hold one ticket, check out by card.
+    let gate = Arc::new(tokio::sync::Semaphore::new(64));
+    let mut tasks = Vec::new();
+    for i in 0..2000 {
+        let (t, org, event, gate) = (t.clone(), org.clone(), event.clone(), gate.clone());
+        tasks.push(tokio::spawn(async move {
+            let _permit = gate.acquire().await.unwrap();
+            let r = t.hold(&org, &event, 1).await;
+            match r.status().as_u16() {
+                201 => {}
+                409 => return None,
+                other => panic!("hold answered {other}"),
+            }
+            let h: Value = r.json().await.unwrap();
+            let key = format!("race-{i}");
+            let r = checkout_hold(&t, &org, h["id"].as_str().unwrap(), "card", Some(&key)).await;
+            assert_eq!(r.status(), 201, "checkout");
+            let o: Value = r.json().await.unwrap();
+            Some(o["id"].as_str().unwrap().to_string())
+        }));
+    }
+    let mut orders = Vec::new();
+    for task in tasks {
+        if let Some(o) = task.await.unwrap() {
+            orders.push(o);
+        }
+    }
+    assert_eq!(orders.len(), 300, "exactly the capacity was sold");
+    let intent_of: std::collections::HashMap<String, String> = s
+        .intents()
+        .into_iter()
+        .map(|i| {
+            (
+                i["metadata"]["order_id"].as_str().unwrap().to_string(),
+                i["id"].as_str().unwrap().to_string(),
+            )
+        })
+        .collect();
+    assert_eq!(intent_of.len(), 300, "one intent per order");
+
+    // Half pay, a fifth are declined, the rest never pay.
+    let (mut paid, mut declined, mut silent) = (Vec::new(), Vec::new(), Vec::new());
+    for (i, o) in orders.iter().enumerate() {
+        match i % 10 {
+            0..=4 => paid.push(o.clone()),
+            5 | 6 => declined.push(o.clone()),
+            _ => silent.push(o.clone()),
+        }
+    }
+    for o in &paid {
+        s.succeed(&intent_of[o]).unwrap();
+    }
+    for o in &declined {
+        s.fail(&intent_of[o]).unwrap();
+    }
+    let count = |sql: &'static str| {
+        let (t, id) = (t.clone(), event.id.clone());
+        async move { t.count(sql, &id).await }
+    };
+    let paid_sql = "SELECT COUNT(*) FROM orders WHERE event_id = $1 AND status = 'paid'";
+    for _ in 0..600 {
+        if count(paid_sql).await == 150 {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    if count(paid_sql).await != 150 {
+        let mut seen = std::collections::BTreeMap::new();
+        for d in s.deliveries() {
+            *seen
+                .entry(format!("{} {:?} {:?}", d.event_type, d.status, d.error))
+                .or_insert(0) += 1;
+        }
+        panic!(
+            "paid {} of 150; deliveries: {seen:#?}",
+            count(paid_sql).await
+        );
+    }
+
+    // The unpaid expire and give their tickets back, once each.
+    t.advance(Duration::from_secs(121));
+    let expired_sql = "SELECT COUNT(*) FROM orders WHERE event_id = $1 AND status = 'expired'";
+    t.eventually("150 orders expired", || async {
+        count(expired_sql).await == 150
+    })
+    .await;
+    // The counter follows the ledger right after its commit.
+    t.eventually("their tickets back on sale", || async {
+        t.available(&org, &event).await == 150
+    })
+    .await;
+    // Twenty of the silent pay late: revived (their tickets are there);
+    // the first ten payments' events arrive again: nothing changes.
+    for o in silent.iter().take(20) {
+        s.succeed(&intent_of[o]).unwrap();
+    }
+    for e in s
+        .events()
+        .iter()
+        .filter(|e| e["type"] == "payment_intent.succeeded")
+        .take(10)
+    {
+        s.resend(e["id"].as_str().unwrap()).await.unwrap();
+    }
+    t.eventually("170 paid", || async { count(paid_sql).await == 170 })
+        .await;
+    tokio::time::sleep(Duration::from_millis(300)).await;
+
+    // The books: every paid order has exactly its one ticket, nothing else
+    // has any; the ledger and the counter agree; nothing oversold.
+    assert_eq!(count(paid_sql).await, 170);
+    assert_eq!(
+        count("SELECT COUNT(*) FROM tickets WHERE event_id = $1 AND status = 'valid'").await,
+        170
+    );
+    assert_eq!(
+        count(
+            "SELECT COUNT(*) FROM orders o WHERE o.event_id = $1 AND o.status = 'paid'
+             AND (SELECT COUNT(*) FROM tickets k WHERE k.org_id = o.org_id AND k.order_id = o.id) <> 1"
+        )
+        .await,
+        0,
+        "a paid order without exactly its ticket"
+    );
+    assert_eq!(
+        count(
+            "SELECT COUNT(*) FROM tickets k JOIN orders o ON o.org_id = k.org_id AND o.id = k.order_id
+             WHERE k.event_id = $1 AND o.status <> 'paid'"
+        )
+        .await,
+        0,
+        "tickets on an order that is not paid"
+    );
+    assert_eq!(
+        count(
+            "SELECT CAST(COALESCE(SUM(i.quantity), 0) AS BIGINT) FROM hold_items i
+             JOIN holds h ON h.org_id = i.org_id AND h.id = i.hold_id
+             WHERE h.event_id = $1 AND h.status IN ('active', 'consumed')"
+        )
+        .await,
+        170,
+        "the ledger holds what was sold"
+    );
+    assert_eq!(t.available(&org, &event).await, 130, "the counter agrees");
+    assert_eq!(
+        count(
+            "SELECT COUNT(*) FROM outbox WHERE kind = 'order.expired'
+             AND org_id = (SELECT org_id FROM events WHERE id = $1)"
+        )
+        .await,
+        150,
+        "each expiry announced once"
+    );
+    assert_eq!(
+        count(
+            "SELECT COUNT(*) FROM outbox WHERE kind = 'order.paid'
+             AND org_id = (SELECT org_id FROM events WHERE id = $1)"
+        )
+        .await,
+        170,
+        "each payment applied once"
+    );
+    assert_eq!(
+        count("SELECT COUNT(*) FROM orders WHERE event_id = $1 AND paid_cents <> CASE WHEN status = 'paid' THEN total_cents ELSE 0 END")
+            .await,
+        0,
+        "what was paid is what was charged"
+    );
+    assert!(s.refunds().is_empty(), "no payment needed refunding");
+    Arc::try_unwrap(t).ok().expect("sole owner").stop().await;
+}
+
+async fn put_money(t: &TestApp, org: &Org, body: Value) -> reqwest::Response {
+    t.api
+        .client
+        .put(t.url(&format!("/api/v1/orgs/{}/money/settings", org.slug)))
+        .bearer_auth(&org.key)
+        .json(&body)
+        .send()
+        .await
+        .unwrap()
+}
+
+both!(fees_and_vat_are_shown_and_each_paid_order_gets_the_next_invoice_number);
+async fn fees_and_vat_are_shown_and_each_paid_order_gets_the_next_invoice_number(backend: Backend) {
+    use std::sync::Arc;
+    let t = Arc::new(TestApp::spawn(backend).await);
+    let org = t.signup().await;
+    let settings = format!("/api/v1/orgs/{}/money/settings", org.slug);
+    let d: Value = t.get(&settings, Some(&org.key)).await.json().await.unwrap();
+    assert_eq!(d["tax_bp"], 0);
+    assert_eq!(d["invoice_prefix"], "INV");
+    // Bad settings are named and change nothing.
+    let p = problem(
+        put_money(
+            &t,
+            &org,
+            json!({"currency": "zar", "tax_bp": 20000, "tax_name": "VAT",
+                "fee_per_ticket_cents": -1, "invoice_prefix": "inv-"}),
+        )
+        .await,
+        422,
+        "validation",
+    )
+    .await;
+    let fields: Vec<&str> = p["errors"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| e["field"].as_str().unwrap())
+        .collect();
+    for f in [
+        "currency",
+        "tax_bp",
+        "fee_per_ticket_cents",
+        "invoice_prefix",
+    ] {
+        assert!(fields.contains(&f), "{f} in {fields:?}");
+    }
+    problem(
+        put_money(&t, &org, json!({"currency": "ZAR"})).await,
+        422,
+        "validation",
+    )
+    .await;
+    let r = put_money(
+        &t,
+        &org,
+        json!({"currency": "ZAR", "tax_bp": 1500, "tax_name": "VAT", "fee_per_ticket_cents": 500,
+            "seller_name": "Klopse Events (Pty) Ltd", "seller_address": "1 Long Street\nCape Town",
+            "seller_tax_number": "4123456789", "invoice_prefix": "KLP"}),
+    )
+    .await;
+    assert_eq!(r.status(), 200);
+
+    let event = t
+        .try_event(&org, &EventSpec::capacity(100).priced(15000))
+        .await
+        .unwrap();
+    let o: Value = checkout_with(&t, &org, &event, 2, "eft", None)
+        .await
+        .json()
+        .await
+        .unwrap();
+    // 2 × 150.00 + 2 × 5.00 fee = 310.00, of which 15% VAT: 40.43.
+    assert_eq!(o["fee_cents"], 1000);
+    assert_eq!(o["total_cents"], 31000);
+    assert_eq!(o["tax_cents"], 4043);
+    assert_eq!(o["tax_rate_bp"], 1500);
+    assert_eq!(o["payment"]["amount_cents"], 31000);
+    assert_eq!(o["invoice_number"], Value::Null);
+    let id = o["id"].as_str().unwrap().to_string();
+    let invoice = format!("/api/v1/orgs/{}/orders/{id}/invoice", org.slug);
+    problem(t.get(&invoice, Some(&org.key)).await, 409, "conflict").await;
+    let paid: Value = t
+        .post(
+            &format!("/api/v1/orgs/{}/orders/{id}/mark-paid", org.slug),
+            Some(&org.key),
+            json!({}),
+        )
+        .await
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(paid["invoice_number"], "KLP-000001");
+    let r = t.get(&invoice, Some(&org.key)).await;
+    assert_eq!(r.status(), 200);
+    assert_eq!(r.headers()["content-type"], "application/pdf");
+    let text = ticketpdf::decode::text(&r.bytes().await.unwrap()).unwrap();
+    for want in [
+        "Tax invoice",
+        "KLP-000001",
+        "Klopse Events (Pty) Ltd",
+        "VAT number 4123456789",
+        "2 × General at ZAR 150.00",
+        "Booking fee",
+        "ZAR 310.00",
+        "ZAR 40.43",
+    ] {
+        assert!(text.contains(want), "{want:?} not in {text:?}");
+    }
+    // The buyer gets it with the order's access token, nobody without.
+    let token = o["access_token"].as_str().unwrap();
+    let r = t
+        .get(
+            &format!("/s/{}/orders/{id}/invoice?access_token={token}", org.slug),
+            None,
+        )
+        .await;
+    assert_eq!(r.status(), 200);
+    let r = t
+        .get(
+            &format!("/s/{}/orders/{id}/invoice?access_token=nope", org.slug),
+            None,
+        )
+        .await;
+    assert_eq!(r.status(), 404);
+
+    // Thirty orders paid at once: numbers 2..=31, none twice, none skipped.
+    let mut ids = Vec::new();
+    for _ in 0..30 {
+        let o: Value = checkout_with(&t, &org, &event, 1, "eft", None)
+            .await
+            .json()
+            .await
+            .unwrap();
+        ids.push(o["id"].as_str().unwrap().to_string());
+    }
+    let mut tasks = Vec::new();
+    for id in ids {
+        let (t, org) = (t.clone(), org.clone());
+        tasks.push(tokio::spawn(async move {
+            let r = t
+                .post(
+                    &format!("/api/v1/orgs/{}/orders/{id}/mark-paid", org.slug),
+                    Some(&org.key),
+                    json!({}),
+                )
+                .await;
+            assert_eq!(r.status(), 200);
+            let v: Value = r.json().await.unwrap();
+            v["invoice_number"].as_str().unwrap().to_string()
+        }));
+    }
+    let mut numbers: Vec<i64> = Vec::new();
+    for task in tasks {
+        let n = task.await.unwrap();
+        numbers.push(n.trim_start_matches("KLP-").parse().unwrap());
+    }
+    numbers.sort();
+    assert_eq!(numbers, (2..=31).collect::<Vec<i64>>());
+    // A free order has no invoice, and takes no number.
+    let free = t.event(&org, 5).await;
+    let f = t.buy(&org, &free, 1).await;
+    assert_eq!(f["fee_cents"], 0, "free tickets carry no fee");
+    assert_eq!(f["invoice_number"], Value::Null);
+    Arc::try_unwrap(t).ok().expect("sole owner").stop().await;
+}

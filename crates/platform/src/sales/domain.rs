@@ -358,6 +358,14 @@ pub struct OrderView {
     /// What was paid, and how much of it refunded (minor units).
     pub paid_cents: i64,
     pub refunded_cents: i64,
+    /// The booking fee inside `total_cents` (per priced ticket).
+    pub fee_cents: i64,
+    /// The VAT inside `total_cents` (prices include it), at `tax_rate_bp`
+    /// basis points.
+    pub tax_cents: i64,
+    pub tax_rate_bp: i64,
+    /// The invoice's number once paid (`INV-000042`).
+    pub invoice_number: Option<String>,
     /// `card`, `eft`, or `free`.
     pub payment_method: String,
     /// One per ticket type: quantity, unit price and the discount applied.
@@ -501,14 +509,12 @@ async fn checkout_once(
     let catalog = catalog::catalog(app, t, event)
         .await?
         .ok_or(Error::NotFound)?;
-    let mut total = 0i64;
     let mut currencies = BTreeSet::new();
     let mut lines = Vec::with_capacity(items.len());
     for (tt, q) in &items {
         let ty = catalog
             .ticket_type(*tt)
             .ok_or_else(|| Error::Api(kernel::ApiError::internal("held ticket type vanished")))?;
-        total += ty.price_cents * q;
         currencies.insert(ty.currency.clone());
         lines.push(OrderLine {
             ticket_type_id: *tt,
@@ -529,6 +535,20 @@ async fn checkout_once(
         .into_iter()
         .next()
         .unwrap_or_else(|| "ZAR".into());
+    let money = super::settings::of(app, t.org()).await?;
+    let rates = money.rates_for(&currency);
+    let priced: Vec<super::pricing::Line> = lines
+        .iter()
+        .map(|l| super::pricing::Line {
+            quantity: l.quantity,
+            unit_price_cents: l.unit_price_cents,
+            discount_cents: l.discount_cents,
+        })
+        .collect();
+    let Some(totals) = super::pricing::price(&priced, rates) else {
+        return Err(Error::field("items", "the order is too large"));
+    };
+    let total = totals.total_cents;
     let status = if total == 0 {
         OrderStatus::Paid
     } else {
@@ -587,6 +607,10 @@ async fn checkout_once(
             0
         },
         refunded_cents: 0,
+        fee_cents: totals.fee_cents,
+        tax_cents: totals.tax_cents,
+        tax_rate_bp: rates.tax_bp,
+        invoice_number: None,
         payment_method: method_name.into(),
         lines: lines.clone(),
         tickets: issued.tickets.iter().cloned().map(Into::into).collect(),
@@ -648,6 +672,9 @@ async fn checkout_once(
             expires_at,
             payment_method: method_name,
             lines: &serde_json::to_string(&lines).map_err(kernel::ApiError::internal)?,
+            fee_cents: totals.fee_cents,
+            tax_cents: totals.tax_cents,
+            tax_bp: rates.tax_bp,
         },
     )];
     if let Some(p) = payment {
@@ -722,6 +749,13 @@ pub(super) async fn order_view(app: &App, t: &Tenant, row: store::OrderRow) -> R
         .then_some(row.expires_at)
         .flatten();
     let (payment, refunds) = super::money::for_order(app, t, row.id, pending_until).await?;
+    let invoice_number = match super::settings::invoice_of(app.db(), t, row.id).await? {
+        Some((n, _)) => Some(super::settings::invoice_label(
+            &super::settings::of(app, t.org()).await?.invoice_prefix,
+            n,
+        )),
+        None => None,
+    };
     Ok(OrderView {
         id: row.id,
         event_id: row.event_id,
@@ -734,6 +768,10 @@ pub(super) async fn order_view(app: &App, t: &Tenant, row: store::OrderRow) -> R
         currency: row.currency.clone(),
         paid_cents: row.paid_cents,
         refunded_cents: row.refunded_cents,
+        fee_cents: row.fee_cents,
+        tax_cents: row.tax_cents,
+        tax_rate_bp: row.tax_bp,
+        invoice_number,
         payment_method: row.payment_method,
         lines: row
             .lines

@@ -23,6 +23,8 @@ pub mod money;
 mod money_api;
 mod money_store;
 mod money_views;
+mod pricing;
+pub mod settings;
 mod store;
 pub mod stripe;
 #[cfg(test)]
@@ -205,6 +207,7 @@ pub fn slice(kernel: &Kernel) -> Slice<App> {
         .pages(money_views::routes())
         .state(Inventory::new(kernel))
         .state(money::Payments::new(kernel))
+        .state(settings::SettingsCache::new())
         .queue(money::QUEUE)
         .job::<money::SendRefund, _, _>(|app: App, job: money::SendRefund| async move {
             money::run_refund_job(&app, job).await

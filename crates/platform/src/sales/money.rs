@@ -389,6 +389,11 @@ async fn apply_payment(
             if let Some(a) = &audit {
                 a.stmt(now).execute_in(&mut tx).await?;
             }
+            // The invoice's number, in this transaction: sequential per org,
+            // never skipped (a rollback gives it back) nor used twice. Taken
+            // last, so the org's counter is locked only until the commit.
+            let number = super::settings::next_invoice_number(&mut tx, t.org()).await?;
+            super::settings::record_invoice(&mut tx, t, number, order, now).await?;
             tx.commit().await?;
             Ok(Some(if revive {
                 Applied::Revived

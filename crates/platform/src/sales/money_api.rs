@@ -20,6 +20,7 @@ use utoipa_axum::{router::OpenApiRouter, routes};
 use super::{
     domain::{self, OrderStatus, OrderView},
     money::{self, RefundRequest, RefundView, WebhookAck},
+    settings::{self, MoneySettings},
 };
 use crate::{App, identity::OrgActor};
 
@@ -30,6 +31,70 @@ pub fn routes() -> OpenApiRouter<App> {
         .routes(routes!(create_refund))
         .routes(routes!(cancel_order))
         .routes(routes!(stripe_webhook))
+        .routes(routes!(get_money_settings, put_money_settings))
+        .routes(routes!(get_invoice))
+}
+
+/// The org's money settings: currency, VAT shown inside prices, booking fee
+/// per priced ticket, and the seller's details for invoices.
+#[utoipa::path(get, path = "/api/v1/orgs/{org}/money/settings", tag = "orders",
+    params(("org" = String, Path, description = "organization slug")),
+    security(("api_key" = [])),
+    responses((status = 200, body = MoneySettings, description = "the settings (defaults until set)")))]
+async fn get_money_settings(
+    State(app): State<App>,
+    OrgActor(actor): OrgActor,
+) -> Result<axum::Json<MoneySettings>, ApiError> {
+    Ok(axum::Json(settings::get(&app, &actor).await?))
+}
+
+/// Replaces the org's money settings (settings permission). Orders placed
+/// before keep the fee and tax they were sold with.
+#[utoipa::path(put, path = "/api/v1/orgs/{org}/money/settings", tag = "orders",
+    params(("org" = String, Path, description = "organization slug")),
+    request_body = MoneySettings, security(("api_key" = [])),
+    responses((status = 200, body = MoneySettings, description = "the settings as stored")))]
+async fn put_money_settings(
+    State(app): State<App>,
+    OrgActor(actor): OrgActor,
+    ApiJson(req): ApiJson<MoneySettings>,
+) -> Result<axum::Json<MoneySettings>, ApiError> {
+    Ok(axum::Json(settings::put(&app, &actor, req).await?))
+}
+
+/// The order's invoice as a PDF: a number of the org's gap-free sequence,
+/// given when the order was paid.
+#[utoipa::path(get, path = "/api/v1/orgs/{org}/orders/{order_id}/invoice", tag = "orders",
+    params(("org" = String, Path, description = "organization slug"), ("order_id" = OrderId, Path)),
+    security(("api_key" = [])),
+    responses((status = 200, content_type = "application/pdf", description = "the invoice"),
+              (status = 409, description = "the order has no invoice: not paid, or free")))]
+async fn get_invoice(
+    State(app): State<App>,
+    OrgActor(actor): OrgActor,
+    ApiPath(path): ApiPath<(String, OrderId)>,
+) -> Result<Response, ApiError> {
+    let order = domain::get_order(&app, &actor, path.1).await?;
+    let (name, pdf) = settings::invoice_pdf(&app, actor.tenant(), &order).await?;
+    Ok(pdf_response(&name, pdf))
+}
+
+/// A PDF reply, offered as a download under `name`.
+pub(super) fn pdf_response(name: &str, pdf: Vec<u8>) -> Response {
+    let mut res = Body::from(pdf).into_response();
+    let h = res.headers_mut();
+    h.insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("application/pdf"),
+    );
+    if let Ok(v) = HeaderValue::from_str(&format!("attachment; filename=\"{name}\"")) {
+        h.insert(header::CONTENT_DISPOSITION, v);
+    }
+    h.insert(
+        header::CACHE_CONTROL,
+        HeaderValue::from_static("private, no-store"),
+    );
+    res
 }
 
 #[derive(Deserialize, IntoParams)]

@@ -34,6 +34,91 @@ pub fn routes() -> axum::Router<App> {
         .route("/dashboard/orders/{order_id}/mark-paid", post(mark_paid))
         .route("/dashboard/orders/{order_id}/refund", post(refund))
         .route("/dashboard/orders/{order_id}/cancel", post(cancel))
+        .route("/dashboard/money", get(money_page).post(money_save))
+}
+
+#[derive(Template)]
+#[template(path = "money.html")]
+struct MoneyPage {
+    org_slug: String,
+    csrf: String,
+    s: super::settings::MoneySettings,
+    saved: bool,
+    error: Option<String>,
+}
+
+impl MoneyPage {
+    fn fee(&self) -> String {
+        crate::money::amount(self.s.fee_per_ticket_cents, &self.s.currency)
+    }
+    fn tax_percent(&self) -> String {
+        crate::money::amount(self.s.tax_bp, "XXX")
+    }
+}
+
+async fn money_page(State(app): State<App>, session: SessionActor) -> Result<Response, ApiError> {
+    let s = super::settings::get(&app, &session.actor).await?;
+    Ok(page(
+        StatusCode::OK,
+        MoneyPage {
+            org_slug: session.actor.org_slug().to_string(),
+            csrf: session.csrf.clone(),
+            s,
+            saved: false,
+            error: None,
+        },
+    ))
+}
+
+async fn money_save(
+    State(app): State<App>,
+    session: SessionActor,
+    Form(form): Form<Fields>,
+) -> Result<Response, ApiError> {
+    if !csrf_ok(&session, &form) {
+        return Ok(csrf_refused());
+    }
+    let opt = |name: &str| Some(field(&form, name).to_string()).filter(|v| !v.trim().is_empty());
+    let currency = field(&form, "currency").trim().to_uppercase();
+    let tax = crate::money::parse(field(&form, "tax_percent"), "XXX");
+    let fee = crate::money::parse(field(&form, "fee"), &currency);
+    let wanted = super::settings::MoneySettings {
+        currency: currency.clone(),
+        tax_bp: tax.unwrap_or(-1),
+        tax_name: field(&form, "tax_name").to_string(),
+        fee_per_ticket_cents: fee.unwrap_or(-1),
+        seller_name: opt("seller_name"),
+        seller_address: opt("seller_address"),
+        seller_tax_number: opt("seller_tax_number"),
+        invoice_prefix: field(&form, "invoice_prefix").trim().to_uppercase(),
+    };
+    match super::settings::put(&app, &session.actor, wanted.clone()).await {
+        Ok(s) => Ok(page(
+            StatusCode::OK,
+            MoneyPage {
+                org_slug: session.actor.org_slug().to_string(),
+                csrf: session.csrf.clone(),
+                s,
+                saved: true,
+                error: None,
+            },
+        )),
+        Err(e) if e.status().is_client_error() => Ok(page(
+            e.status(),
+            MoneyPage {
+                org_slug: session.actor.org_slug().to_string(),
+                csrf: session.csrf.clone(),
+                s: super::settings::MoneySettings {
+                    tax_bp: wanted.tax_bp.max(0),
+                    fee_per_ticket_cents: wanted.fee_per_ticket_cents.max(0),
+                    ..wanted
+                },
+                saved: false,
+                error: Some(e.problem().detail),
+            },
+        )),
+        Err(e) => Err(e),
+    }
 }
 
 const STATUSES: [&str; 6] = [

@@ -229,14 +229,17 @@ pub struct NewOrder<'a> {
     pub payment_method: &'a str,
     /// The order's lines as JSON.
     pub lines: &'a str,
+    pub fee_cents: i64,
+    pub tax_cents: i64,
+    pub tax_bp: i64,
 }
 
 pub fn insert_order(t: &Tenant, o: &NewOrder<'_>) -> Stmt {
     Stmt::new(
         "INSERT INTO orders (org_id, id, event_id, hold_id, status, buyer_email, buyer_name,
              total_cents, currency, access_token_hash, created_at, expires_at, payment_method, lines,
-             paid_cents, updated_at)
-         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $11)",
+             paid_cents, updated_at, fee_cents, tax_cents, tax_bp)
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $11, $16, $17, $18)",
     )
     .bind(t.org())
     .bind(o.id)
@@ -257,6 +260,9 @@ pub fn insert_order(t: &Tenant, o: &NewOrder<'_>) -> Stmt {
     } else {
         0
     })
+    .bind(o.fee_cents)
+    .bind(o.tax_cents)
+    .bind(o.tax_bp)
 }
 
 #[derive(sqlx::FromRow)]
@@ -277,12 +283,16 @@ pub struct OrderRow {
     pub refunded_cents: i64,
     pub payment_method: String,
     pub lines: Option<String>,
+    pub fee_cents: i64,
+    pub tax_cents: i64,
+    pub tax_bp: i64,
 }
 
 #[tracing::instrument(skip_all)]
 pub async fn order(db: &Db, t: &Tenant, id: OrderId) -> Result<Option<OrderRow>, sqlx::Error> {
     let sql = "SELECT id, event_id, hold_id, status, buyer_email, buyer_name, total_cents, currency,
-                      access_token_hash, created_at, expires_at, paid_cents, refunded_cents, payment_method, lines
+                      access_token_hash, created_at, expires_at, paid_cents, refunded_cents, payment_method, lines,
+                      fee_cents, tax_cents, tax_bp
                FROM orders WHERE org_id = $1 AND id = $2";
     db_run!(db, p => sqlx::query_as(sql).bind(t.org()).bind(id).fetch_optional(p).await)
 }
@@ -395,7 +405,8 @@ pub async fn list_orders(
     use std::fmt::Write;
     let mut sql = String::from(
         "SELECT id, event_id, hold_id, status, buyer_email, buyer_name, total_cents, currency,
-                access_token_hash, created_at, expires_at, paid_cents, refunded_cents, payment_method, lines
+                access_token_hash, created_at, expires_at, paid_cents, refunded_cents, payment_method, lines,
+                      fee_cents, tax_cents, tax_bp
          FROM orders WHERE org_id = $1",
     );
     let mut n = 1;

@@ -24,6 +24,7 @@ pub fn routes() -> axum::Router<App> {
         .route("/s/{org}/events/{event_id}", get(event_page))
         .route("/s/{org}/events/{event_id}/take", post(take))
         .route("/s/{org}/orders/{order_id}", get(order_page))
+        .route("/s/{org}/orders/{order_id}/invoice", get(invoice))
 }
 
 #[derive(Template)]
@@ -173,6 +174,8 @@ struct OrderPage {
     api_base: String,
     /// Where the page asks whether the order is paid yet.
     poll: String,
+    /// The invoice's link, once there is one.
+    invoice: Option<String>,
 }
 
 impl OrderPage {
@@ -193,6 +196,18 @@ fn origin(url: &str) -> String {
         },
         None => url.to_string(),
     }
+}
+
+/// The buyer's invoice (PDF), with the order's access token.
+async fn invoice(
+    State(app): State<App>,
+    StoreTenant(t): StoreTenant,
+    ApiPath(path): ApiPath<(String, OrderId)>,
+    ApiQuery(q): ApiQuery<AccessQuery>,
+) -> Result<Response, ApiError> {
+    let order = domain::get_order_for_buyer(&app, &t, path.1, &q.access_token).await?;
+    let (name, pdf) = super::settings::invoice_pdf(&app, &t, &order).await?;
+    Ok(super::money_api::pdf_response(&name, pdf))
 }
 
 async fn order_page(
@@ -217,6 +232,12 @@ async fn order_page(
         })
         .collect();
     let api_base = app.kernel.config.stripe_api_base.clone();
+    let invoice = order.invoice_number.as_ref().map(|_| {
+        format!(
+            "/s/{org}/orders/{}/invoice?access_token={}",
+            order.id, q.access_token
+        )
+    });
     let poll = format!(
         "/api/v1/store/{org}/orders/{}?access_token={}",
         order.id, q.access_token
@@ -234,6 +255,7 @@ async fn order_page(
             tickets,
             api_base: api_base.clone(),
             poll,
+            invoice,
         },
     );
     res.headers_mut().insert(
