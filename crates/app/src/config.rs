@@ -46,6 +46,9 @@ pub struct ConfigArgs {
     /// Storefront holds and checkouts one client address may make a minute; 0 switches the limit off [default: 60]
     #[arg(long, env = "VOELGOED_STOREFRONT_PER_MINUTE", global = true)]
     pub storefront_per_minute: Option<u32>,
+    /// Checkouts one buyer (by e-mail) may make a minute, across nodes; 0 switches the limit off [default: 10]
+    #[arg(long, env = "VOELGOED_BUYER_PER_MINUTE", global = true)]
+    pub buyer_per_minute: Option<u32>,
     /// How long a priced order waits for its payment before it expires and gives its tickets back, in seconds [default: 1800]
     #[arg(long, env = "VOELGOED_PAYMENT_TIMEOUT_SECS", global = true)]
     pub payment_timeout_secs: Option<i64>,
@@ -118,6 +121,7 @@ struct FileConfig {
     sqlite_sync_full: Option<bool>,
     sensitive_per_minute: Option<u32>,
     storefront_per_minute: Option<u32>,
+    buyer_per_minute: Option<u32>,
     payment_timeout_secs: Option<i64>,
     header_timeout_secs: Option<u64>,
     body_timeout_secs: Option<u64>,
@@ -216,6 +220,10 @@ impl ConfigArgs {
                 .storefront_per_minute
                 .or(file.storefront_per_minute)
                 .unwrap_or(d.storefront_per_minute),
+            buyer_per_minute: self
+                .buyer_per_minute
+                .or(file.buyer_per_minute)
+                .unwrap_or(d.buyer_per_minute),
             payment_timeout_secs,
             header_timeout_secs: secs(
                 self.header_timeout_secs,

@@ -51,8 +51,15 @@ pub async fn build(
         None => (None, Hub::local()),
     };
     tracing::info!(backend = ?db.backend(), redis = warm.is_some(), clock = ?clock, "storage ready");
-    let limits =
-        kernel::ratelimit::Limits::new(config.sensitive_per_minute, config.storefront_per_minute);
+    // Nodes of one deployment share rate-limit buckets in Redis; the
+    // deployment is its database (as the database itself names it, so
+    // nodes reaching it under different host names still agree).
+    let deployment = match &db {
+        Db::Pg(_) => kernel::db_run!(&db, p => sqlx::query_scalar::<_, String>("SELECT current_database()").fetch_one(p).await)
+            .unwrap_or_else(|_| "default".into()),
+        _ => "local".into(),
+    };
+    let limits = kernel::ratelimit::Limits::from_config(&config, warm.as_ref(), &deployment);
     Ok(platform::assemble(Kernel {
         db,
         warm,

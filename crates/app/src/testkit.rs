@@ -121,6 +121,7 @@ impl TestApp {
             data_dir: tmp.clone(),
             db_max_connections: 8,
             storefront_per_minute: 0,
+            buyer_per_minute: 0,
             ..kernel::Config::default()
         };
         let mut pg = None;

@@ -32,6 +32,9 @@ pub struct Config {
     /// Storefront holds and checkouts a client address may make a minute
     /// (0: no limit).
     pub storefront_per_minute: u32,
+    /// Checkouts one buyer (by e-mail) may make a minute, from anywhere
+    /// (0: no limit).
+    pub buyer_per_minute: u32,
     /// How long a priced order waits for its payment before it expires and
     /// gives its tickets back.
     pub payment_timeout_secs: i64,
@@ -88,6 +91,7 @@ impl Default for Config {
             sqlite_synchronous_full: true,
             sensitive_per_minute: 60,
             storefront_per_minute: 60,
+            buyer_per_minute: 10,
             payment_timeout_secs: 1800,
             header_timeout_secs: 10,
             body_timeout_secs: 30,

@@ -168,7 +168,11 @@ pub enum ApiError {
     #[error("the request body did not arrive in time")]
     RequestTimeout,
     #[error("rate limited")]
-    RateLimited { retry_after_secs: u64 },
+    RateLimited {
+        retry_after_secs: u64,
+        /// The limit's requests per minute, for the `RateLimit-*` headers.
+        limit: Option<u32>,
+    },
     #[error("overloaded")]
     Overloaded { retry_after_secs: u64 },
     /// The payment provider did not answer: nothing was charged; retry
@@ -360,7 +364,25 @@ impl IntoResponse for ApiError {
             header::CONTENT_TYPE,
             HeaderValue::from_static("application/problem+json"),
         );
-        if let ApiError::RateLimited { retry_after_secs }
+        if let ApiError::RateLimited {
+            retry_after_secs,
+            limit: Some(limit),
+        } = self
+        {
+            // draft-ietf-httpapi-ratelimit-headers: the quota, nothing left,
+            // and when the next request is allowed.
+            headers.insert("ratelimit-limit", HeaderValue::from(limit));
+            headers.insert("ratelimit-remaining", HeaderValue::from(0u32));
+            headers.insert("ratelimit-reset", HeaderValue::from(retry_after_secs));
+            headers.insert(
+                "ratelimit-policy",
+                HeaderValue::from_str(&format!("{limit};w=60"))
+                    .unwrap_or(HeaderValue::from_static("")),
+            );
+        }
+        if let ApiError::RateLimited {
+            retry_after_secs, ..
+        }
         | ApiError::Overloaded { retry_after_secs }
         | ApiError::ProviderUnavailable { retry_after_secs } = self
         {

@@ -113,3 +113,79 @@ async fn one_ticket_scanned_on_two_nodes_at_once_admits_once() {
     );
     stop(a, b).await;
 }
+
+/// The storefront's per-address limit and the per-buyer limit hold across
+/// nodes (one GCRA bucket in Redis), and a refusal says when to come back.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn rate_limits_hold_across_nodes() {
+    if !postgres_configured() {
+        eprintln!("VOELGOED_TEST_DATABASE_URL / VOELGOED_TEST_REDIS_URL unset: not run here");
+        return;
+    }
+    let a = TestApp::spawn_with(Backend::Postgres, |c| {
+        c.storefront_per_minute = 6;
+        c.buyer_per_minute = 0;
+    })
+    .await;
+    let b = a.another_node().await;
+    let org = a.signup().await;
+    let event = a.event(&org, 100).await;
+    let mut statuses = Vec::new();
+    let mut refused = None;
+    for i in 0..12 {
+        let node = if i % 2 == 0 { &a } else { &b };
+        let r = node.hold(&org, &event, 1).await;
+        statuses.push(r.status().as_u16());
+        if r.status() == 429 {
+            refused = Some(r);
+        }
+    }
+    assert_eq!(
+        statuses.iter().filter(|s| **s == 201).count(),
+        6,
+        "{statuses:?}"
+    );
+    assert_eq!(
+        statuses.iter().filter(|s| **s == 429).count(),
+        6,
+        "{statuses:?}"
+    );
+    let r = refused.unwrap();
+    let h = r.headers().clone();
+    let retry: u64 = h["retry-after"].to_str().unwrap().parse().unwrap();
+    assert!((1..=60).contains(&retry), "{retry}");
+    assert_eq!(h["ratelimit-limit"], "6");
+    assert_eq!(h["ratelimit-remaining"], "0");
+    assert_eq!(h["ratelimit-reset"].to_str().unwrap(), retry.to_string());
+    problem(r, 429, "rate_limited").await;
+    b.stop().await;
+    a.stop().await;
+
+    // One buyer, many addresses' worth of checkouts, two nodes: three a minute.
+    let a = TestApp::spawn_with(Backend::Postgres, |c| {
+        c.storefront_per_minute = 0;
+        c.buyer_per_minute = 3;
+    })
+    .await;
+    let b = a.another_node().await;
+    let org = a.signup().await;
+    let event = a.event(&org, 100).await;
+    let mut statuses = Vec::new();
+    for i in 0..6 {
+        let node = if i % 2 == 0 { &a } else { &b };
+        let h: serde_json::Value = node.hold(&org, &event, 1).await.json().await.unwrap();
+        // The same buyer, spelt differently.
+        let email = if i % 2 == 0 {
+            "Zoe@Example.com"
+        } else {
+            "zoe@example.com"
+        };
+        let r = node
+            .checkout(&org, h["id"].as_str().unwrap(), None, email)
+            .await;
+        statuses.push(r.status().as_u16());
+    }
+    assert_eq!(statuses, vec![201, 201, 201, 429, 429, 429]);
+    b.stop().await;
+    a.stop().await;
+}

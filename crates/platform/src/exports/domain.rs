@@ -172,6 +172,7 @@ pub async fn create(
     if store::in_progress(app.db(), t).await? >= MAX_IN_PROGRESS {
         return Err(ApiError::RateLimited {
             retry_after_secs: 10,
+            limit: None,
         });
     }
     let now = app.kernel.now();

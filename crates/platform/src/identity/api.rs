@@ -71,7 +71,7 @@ async fn signup(
     ClientAddr(ip): ClientAddr,
     ApiJson(req): ApiJson<SignupRequest>,
 ) -> Result<Response, ApiError> {
-    app.kernel.limits.sensitive.check(&ip)?;
+    app.kernel.limits.sensitive.check(&ip).await?;
     let out = domain::signup(
         &app,
         NewOrg {

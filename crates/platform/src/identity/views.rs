@@ -87,7 +87,7 @@ async fn login_submit(State(app): State<App>, req: Request) -> Response {
             Ok(a) => a,
             Err(never) => match never {},
         };
-    if let Err(e) = app.kernel.limits.sensitive.check(&ip) {
+    if let Err(e) = app.kernel.limits.sensitive.check(&ip).await {
         return e.into_response();
     }
     let expected = cookie(&parts, LOGIN_CSRF_COOKIE).map(str::to_string);

@@ -79,6 +79,7 @@ async fn live(
     let Some(place) = Watchers::take_place(&app, t.org()) else {
         return Err(ApiError::RateLimited {
             retry_after_secs: 5,
+            limit: None,
         });
     };
     let mut figures = Watchers::watch(&app, &t, event).await?;

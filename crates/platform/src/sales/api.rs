@@ -85,7 +85,7 @@ async fn create_hold(
     ApiJson(req): ApiJson<HoldRequest>,
 ) -> Result<Response, ApiError> {
     let (_, event) = path;
-    app.kernel.limits.storefront.check(&ip)?;
+    app.kernel.limits.storefront.check(&ip).await?;
     if req.seats.is_some() {
         return Err(ApiError::field(
             "seats",
@@ -153,7 +153,7 @@ pub struct CheckoutBuyer {
               (status = 409, description = "the hold was already checked out, or the first request with this key is in flight"),
               (status = 410, description = "hold_expired"),
               (status = 422, description = "validation (card payments not configured), or idempotency_conflict: the key was used with another body"),
-              (status = 429, description = "too many checkouts from this address"),
+              (status = 429, description = "too many checkouts from this address, or by this buyer (`Retry-After`, `RateLimit-*`)"),
               (status = 503, description = "provider_unavailable: the card provider did not answer; nothing was charged, retry with the same key")))]
 async fn checkout(
     State(app): State<App>,
@@ -164,13 +164,19 @@ async fn checkout(
     ApiJson(body): ApiJson<serde_json::Value>,
 ) -> Result<Response, ApiError> {
     let (_, hold) = path;
-    app.kernel.limits.storefront.check(&ip)?;
+    app.kernel.limits.storefront.check(&ip).await?;
     let key = Key::from_headers(&headers)?;
     // serde_json's maps are ordered, so equal bodies have equal fingerprints.
     let text = body.to_string();
     let fingerprint = Fingerprint::of(&[hold.0.as_bytes(), text.as_bytes()]);
     let req: CheckoutRequest =
         serde_json::from_value(body).map_err(|e| ApiError::field("body", &e.to_string()))?;
+    // Per buyer too, whatever address they come from (across nodes).
+    app.kernel
+        .limits
+        .buyer
+        .check(&req.buyer.email.trim().to_lowercase())
+        .await?;
     let buyer = Buyer {
         email: req.buyer.email,
         name: req.buyer.name,

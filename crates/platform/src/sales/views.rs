@@ -92,7 +92,7 @@ async fn take(
     form: Result<Form<TakeForm>, FormRejection>,
 ) -> Result<Response, ApiError> {
     let (org, event) = path;
-    let result = match app.kernel.limits.storefront.check(&ip) {
+    let result = match app.kernel.limits.storefront.check(&ip).await {
         Err(e) => Err(e),
         Ok(()) => match form {
             Err(_) => Err(ApiError::BadRequest(

@@ -90,7 +90,7 @@ async fn pair(
     ClientAddr(ip): ClientAddr,
     ApiJson(req): ApiJson<PairRequest>,
 ) -> Result<Response, ApiError> {
-    app.kernel.limits.sensitive.check(&ip)?;
+    app.kernel.limits.sensitive.check(&ip).await?;
     let view = domain::pair(&app, &req.pairing_code).await?;
     Ok((StatusCode::CREATED, axum::Json(view)).into_response())
 }
