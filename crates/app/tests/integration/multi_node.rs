@@ -189,3 +189,165 @@ async fn rate_limits_hold_across_nodes() {
     b.stop().await;
     a.stop().await;
 }
+
+/// Production mode, two real nodes sharing PostgreSQL and Redis; one is
+/// killed (SIGKILL) in the middle of a sale and started again. No order
+/// that was confirmed is lost, nothing is oversold, the dead node's holds
+/// expire, its jobs are rescued, and the counters agree with the ledger
+/// once reconciled (a reservation the kill cut off errs on the safe side
+/// until then).
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_node_killed_mid_sale_loses_no_order_and_oversells_nothing() {
+    use std::time::Duration;
+    if !postgres_configured() {
+        eprintln!("VOELGOED_TEST_DATABASE_URL / VOELGOED_TEST_REDIS_URL unset: not run here");
+        return;
+    }
+    let admin = std::env::var("VOELGOED_TEST_DATABASE_URL").unwrap();
+    let redis = std::env::var("VOELGOED_TEST_REDIS_URL").unwrap();
+    let (db_url, db_name) = fresh_pg_database(&admin, "vg_test_kill").await.unwrap();
+    let env: Vec<(&str, &str)> = vec![
+        ("DATABASE_URL", &db_url),
+        ("REDIS_URL", &redis),
+        ("VOELGOED_STOREFRONT_PER_MINUTE", "0"),
+        ("VOELGOED_BUYER_PER_MINUTE", "0"),
+        ("VOELGOED_HOLD_TTL_SECS", "3"),
+        ("VOELGOED_JOBS_RESCUE_SECS", "2"),
+    ];
+    let dir_a = std::env::temp_dir().join(unique("voelgoed-kill-a"));
+    let dir_b = std::env::temp_dir().join(unique("voelgoed-kill-b"));
+    let a = Binary::start(&dir_a, &env).await;
+    let b = Binary::start(&dir_b, &env).await;
+    let org = a.api.signup().await;
+    let event = a.api.event(&org, 150).await;
+
+    // 600 buyers on both nodes; node A dies a moment into the sale.
+    let (api_a, api_b) = (Arc::new(a.api.clone()), Arc::new(b.api.clone()));
+    let mut tasks = Vec::new();
+    for i in 0..600 {
+        let api = if i % 2 == 0 {
+            api_a.clone()
+        } else {
+            api_b.clone()
+        };
+        let (org, event) = (org.clone(), event.clone());
+        tasks.push(tokio::spawn(async move {
+            tokio::time::sleep(Duration::from_millis((i % 60) * 5)).await;
+            let h = api
+                .client
+                .post(api.url(&format!("/api/v1/store/{}/events/{}/holds", org.slug, event.id)))
+                .json(&serde_json::json!({"items": [{"ticket_type_id": event.ticket_type, "quantity": 1}]}))
+                .send()
+                .await
+                .ok()?;
+            if h.status() != 201 {
+                return None;
+            }
+            let h: serde_json::Value = h.json().await.ok()?;
+            let r = api
+                .client
+                .post(api.url(&format!(
+                    "/api/v1/store/{}/holds/{}/checkout",
+                    org.slug,
+                    h["id"].as_str()?
+                )))
+                .json(&serde_json::json!({"buyer": {"email": "buyer@example.com", "name": "B"}}))
+                .send()
+                .await
+                .ok()?;
+            if r.status() != 201 {
+                return None;
+            }
+            let o: serde_json::Value = r.json().await.ok()?;
+            Some(o["id"].as_str()?.to_string())
+        }));
+    }
+    tokio::time::sleep(Duration::from_millis(120)).await;
+    drop(a); // SIGKILL
+    let mut confirmed = Vec::new();
+    for t in tasks {
+        if let Some(id) = t.await.unwrap() {
+            confirmed.push(id);
+        }
+    }
+    let a = Binary::start(&dir_a, &env).await;
+
+    let pool = sqlx::PgPool::connect(&db_url).await.unwrap();
+    let scalar = |sql: &'static str| {
+        let pool = pool.clone();
+        async move {
+            sqlx::query_scalar::<_, i64>(sql)
+                .fetch_one(&pool)
+                .await
+                .unwrap()
+        }
+    };
+    // Every confirmed order is there, paid, with its ticket.
+    for id in &confirmed {
+        let id: uuid::Uuid = id.parse().unwrap();
+        let (status, tickets): (String, i64) = sqlx::query_as(
+            "SELECT o.status, (SELECT COUNT(*) FROM tickets k WHERE k.org_id = o.org_id AND k.order_id = o.id)
+             FROM orders o WHERE o.id = $1",
+        )
+        .bind(id)
+        .fetch_one(&pool)
+        .await
+        .expect("a confirmed order survives the kill");
+        assert_eq!((status.as_str(), tickets), ("paid", 1));
+    }
+    let sold = scalar("SELECT COUNT(*) FROM tickets").await;
+    assert!(sold <= 150, "oversold: {sold}");
+    assert!(sold >= confirmed.len() as i64);
+    // The dead node's holds expire.
+    let active = "SELECT COUNT(*) FROM holds WHERE status = 'active'";
+    for _ in 0..100 {
+        if scalar(active).await == 0 {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert_eq!(scalar(active).await, 0, "a hold outlived its time");
+    // Its jobs are rescued: nothing stays running, the mail all goes out.
+    for _ in 0..150 {
+        if scalar("SELECT COUNT(*) FROM jobs WHERE state IN ('running', 'available') AND kind = 'mail.send'").await
+            == 0
+        {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert_eq!(
+        scalar("SELECT COUNT(*) FROM jobs WHERE state IN ('running', 'available') AND kind = 'mail.send'").await,
+        0,
+        "mail jobs stuck after the kill"
+    );
+    // The counters never promise more than the ledger allows; reconciled,
+    // they agree with it exactly on both nodes.
+    let left_by_ledger = 150 - sold;
+    for node in [&a.api, &b.api] {
+        let left = node.available(&org, &event).await;
+        assert!(
+            left <= left_by_ledger,
+            "{left} > {left_by_ledger}: would oversell"
+        );
+    }
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_voelgoed"))
+        .args(["reconcile", "--window-secs", "1"])
+        .env("VOELGOED_DATA_DIR", &dir_a)
+        .env("VOELGOED_LOG", "error")
+        .envs(env.iter().copied())
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    for node in [&a.api, &b.api] {
+        assert_eq!(node.available(&org, &event).await, left_by_ledger);
+    }
+    drop(a);
+    drop(b);
+    pool.close().await;
+    drop_pg_database(&admin, &db_name).await;
+}
