@@ -1113,6 +1113,26 @@ async fn fees_and_vat_are_shown_and_each_paid_order_gets_the_next_invoice_number
     }
     numbers.sort();
     assert_eq!(numbers, (2..=31).collect::<Vec<i64>>());
+    // The sales report carries the fees, the VAT inside and the refunds.
+    let r = refund(&t, &org, &id, json!({"amount_cents": 1000}), None).await;
+    assert_eq!(r.status(), 201);
+    let report: Value = t
+        .get(
+            &format!("/api/v1/orgs/{}/events/{}/reports/sales", org.slug, event.id),
+            Some(&org.key),
+        )
+        .await
+        .json()
+        .await
+        .unwrap();
+    let total = &report["totals"][0];
+    assert_eq!(total["currency"], "ZAR");
+    assert_eq!(total["sold"], 32);
+    assert_eq!(total["fees_cents"], 1000 + 30 * 500, "{report}");
+    // 40.43 on the first order, 20.22 on each of the thirty others.
+    assert_eq!(total["tax_cents"], 4043 + 30 * 2022);
+    assert_eq!(total["refunds_cents"], 1000);
+    assert_eq!(report["by_ticket_type"][0]["fees_cents"], 16000);
     // A free order has no invoice, and takes no number.
     let free = t.event(&org, 5).await;
     let f = t.buy(&org, &free, 1).await;

@@ -16,9 +16,10 @@ use crate::{App, identity::Actor, tickets};
 /// (offsets of :30 and :45 included) falls on a slot boundary.
 const SLOT_MICROS: i64 = 15 * 60 * 1_000_000;
 
-/// Money and tickets. Discounts, refunds, fees and tax stay 0 until the
-/// platform has vouchers, refunds and fee and tax rules (they are in the
-/// report now so that its shape does not change when they arrive).
+/// Money and tickets. Sold and revenue count the tickets issued at their
+/// price; discounts, fees, the VAT inside the amounts and refunds come from
+/// the orders that took money, each shared out over its lines (placed on
+/// the order's day).
 #[derive(Clone, Debug, Default, Serialize, ToSchema, PartialEq)]
 pub struct SalesFigures {
     /// Tickets issued.
@@ -107,6 +108,24 @@ pub async fn sales(app: &App, actor: &Actor, event: EventId) -> ApiResult<SalesR
             .unwrap_or_default();
         per_type.entry(tt).or_default().add(&f);
         per_day.entry((day, tt)).or_default().add(&f);
+    }
+    for m in crate::sales::money_shares(app, t, event)
+        .await
+        .map_err(ApiError::from)?
+    {
+        let f = SalesFigures {
+            discounts_cents: m.discount_cents,
+            fees_cents: m.fee_cents,
+            tax_cents: m.tax_cents,
+            refunds_cents: m.refunds_cents,
+            ..SalesFigures::default()
+        };
+        let slot = m.at / SLOT_MICROS;
+        let day = jiff::Timestamp::from_microsecond(slot * SLOT_MICROS)
+            .map(|ts| tz.to_datetime(ts).date().to_string())
+            .unwrap_or_default();
+        per_type.entry(m.ticket_type_id).or_default().add(&f);
+        per_day.entry((day, m.ticket_type_id)).or_default().add(&f);
     }
     let of_type = |id: TicketTypeId| {
         catalog

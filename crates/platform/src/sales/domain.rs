@@ -879,6 +879,85 @@ pub async fn orders_page(
     Ok(store::orders_page(app.db(), t, event, after, limit).await?)
 }
 
+/// What an order that took money adds to the sales report, per ticket type:
+/// its fee, the VAT inside it and what was refunded, each order's figures
+/// shared out over its lines in proportion (the last line takes the
+/// rounding), so the lines add up to the order exactly.
+#[derive(Clone, Debug)]
+pub struct MoneyShare {
+    /// When the order was placed (microseconds).
+    pub at: i64,
+    pub ticket_type_id: TicketTypeId,
+    pub currency: String,
+    pub discount_cents: i64,
+    pub fee_cents: i64,
+    pub tax_cents: i64,
+    pub refunds_cents: i64,
+}
+
+/// Every money share of the event's orders that took money.
+pub async fn money_shares(app: &App, t: &Tenant, event: EventId) -> Result<Vec<MoneyShare>> {
+    let mut out = Vec::new();
+    let mut after = None;
+    loop {
+        let page = store::money_rows(app.db(), t, event, after, 1000).await?;
+        let Some(last) = page.last().map(|(id, _)| *id) else {
+            return Ok(out);
+        };
+        for (_, o) in &page {
+            let lines: Vec<OrderLine> = o
+                .lines
+                .as_deref()
+                .and_then(|l| serde_json::from_str(l).ok())
+                .unwrap_or_default();
+            let priced: i64 = lines
+                .iter()
+                .filter(|l| l.unit_price_cents > 0)
+                .map(|l| l.quantity)
+                .sum();
+            let fee_each = if priced > 0 { o.fee_cents / priced } else { 0 };
+            let n = lines.len();
+            let (mut fee_left, mut tax_left, mut refund_left) =
+                (o.fee_cents, o.tax_cents, o.refunded_cents);
+            for (i, l) in lines.iter().enumerate() {
+                let fee = if i + 1 == n {
+                    fee_left
+                } else if l.unit_price_cents > 0 {
+                    fee_each * l.quantity
+                } else {
+                    0
+                };
+                let weight = l.total_cents + fee;
+                let share = |amount: i64| {
+                    if o.total_cents > 0 {
+                        (amount as i128 * weight as i128 / o.total_cents as i128) as i64
+                    } else {
+                        0
+                    }
+                };
+                let (tax, refund) = if i + 1 == n {
+                    (tax_left, refund_left)
+                } else {
+                    (share(o.tax_cents), share(o.refunded_cents))
+                };
+                fee_left -= fee;
+                tax_left -= tax;
+                refund_left -= refund;
+                out.push(MoneyShare {
+                    at: o.created_at,
+                    ticket_type_id: l.ticket_type_id,
+                    currency: o.currency.clone(),
+                    discount_cents: l.discount_cents,
+                    fee_cents: fee,
+                    tax_cents: tax,
+                    refunds_cents: refund,
+                });
+            }
+        }
+        after = Some(last);
+    }
+}
+
 /// These orders, by id (at most 1,000 at once).
 pub async fn order_summaries(
     app: &App,

@@ -34,9 +34,10 @@ mod views;
 use std::time::Duration;
 
 pub use domain::{
-    Buyer, HoldItem, HoldView, OrderLine, OrderStatus, OrderView, PaymentMethod, Reply, StoreEvent,
-    checkout, create_hold, expire_pending_orders, get_order, get_order_for_buyer, order_for_upkeep,
-    order_summaries, orders_page, paid_orders, release_expired, store_event,
+    Buyer, HoldItem, HoldView, MoneyShare, OrderLine, OrderStatus, OrderView, PaymentMethod, Reply,
+    StoreEvent, checkout, create_hold, expire_pending_orders, get_order, get_order_for_buyer,
+    money_shares, order_for_upkeep, order_summaries, orders_page, paid_orders, release_expired,
+    store_event,
 };
 pub use error::Error;
 pub use inventory::{Inventory, Reserve};

@@ -467,3 +467,50 @@ pub async fn list_orders(
         q.fetch_all(p).await
     })
 }
+
+#[derive(sqlx::FromRow)]
+struct MoneyPageRow {
+    id: OrderId,
+    #[sqlx(flatten)]
+    m: MoneyRow,
+}
+
+/// An order that took money, for the sales report.
+#[derive(Clone, Debug, sqlx::FromRow)]
+pub struct MoneyRow {
+    pub created_at: i64,
+    pub currency: String,
+    pub total_cents: i64,
+    pub fee_cents: i64,
+    pub tax_cents: i64,
+    pub refunded_cents: i64,
+    pub lines: Option<String>,
+}
+
+/// The event's orders that took money (paid, refunded or cancelled after
+/// payment), `limit` after the `after`-th.
+#[tracing::instrument(skip_all)]
+pub async fn money_rows(
+    db: &Db,
+    t: &Tenant,
+    event: EventId,
+    after: Option<OrderId>,
+    limit: i64,
+) -> Result<Vec<(OrderId, MoneyRow)>, sqlx::Error> {
+    let sql = match after {
+        None => "SELECT id, created_at, currency, total_cents, fee_cents, tax_cents, refunded_cents, lines
+                 FROM orders WHERE org_id = $1 AND event_id = $2 AND paid_cents > 0 AND status <> 'expired'
+                 ORDER BY id LIMIT $3",
+        Some(_) => "SELECT id, created_at, currency, total_cents, fee_cents, tax_cents, refunded_cents, lines
+                 FROM orders WHERE org_id = $1 AND event_id = $2 AND paid_cents > 0 AND status <> 'expired'
+                   AND id > $4 ORDER BY id LIMIT $3",
+    };
+    let rows: Vec<MoneyPageRow> = db_run!(db, p => {
+        let q = sqlx::query_as(sql).bind(t.org()).bind(event).bind(limit);
+        match after {
+            Some(a) => q.bind(a).fetch_all(p).await,
+            None => q.fetch_all(p).await,
+        }
+    })?;
+    Ok(rows.into_iter().map(|r| (r.id, r.m)).collect())
+}
