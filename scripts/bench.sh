@@ -20,7 +20,7 @@ if [ -z "${BIN:-}" ]; then
 fi
 port=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')
 data=$(mktemp -d /tmp/voelgoed-bench-node.XXXXXX)
-node_env=(VOELGOED_LOG=warn VOELGOED_STOREFRONT_PER_MINUTE=0 VOELGOED_DATA_DIR="$data")
+node_env=(VOELGOED_LOG=warn VOELGOED_STOREFRONT_PER_MINUTE=0 VOELGOED_BUYER_PER_MINUTE=0 VOELGOED_DATA_DIR="$data")
 bench_env=(VOELGOED_LOG=warn VOELGOED_DATA_DIR="$data")
 db=""
 if [ "$mode" = postgres ]; then

@@ -123,6 +123,7 @@ pub async fn run(config_args: ConfigArgs, args: BenchArgs) -> anyhow::Result<()>
                 .max(args.connections as u32 / 2)
                 .min(64);
             config.storefront_per_minute = 0;
+            config.buyer_per_minute = 0;
             let listener = TcpListener::bind("127.0.0.1:0").await?;
             let n = server::start(config.clone(), listener).await?;
             let base = format!("http://{}", n.addr);
