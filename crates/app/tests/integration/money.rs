@@ -1118,7 +1118,10 @@ async fn fees_and_vat_are_shown_and_each_paid_order_gets_the_next_invoice_number
     assert_eq!(r.status(), 201);
     let report: Value = t
         .get(
-            &format!("/api/v1/orgs/{}/events/{}/reports/sales", org.slug, event.id),
+            &format!(
+                "/api/v1/orgs/{}/events/{}/reports/sales",
+                org.slug, event.id
+            ),
             Some(&org.key),
         )
         .await

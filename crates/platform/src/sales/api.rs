@@ -1,9 +1,8 @@
 //! Sales' HTTP surface: the storefront API and orders.
 
 use axum::{
-    body::Body,
     extract::State,
-    http::{HeaderMap, HeaderValue, StatusCode, header},
+    http::{HeaderMap, StatusCode},
     response::{IntoResponse, Response},
 };
 use kernel::{
@@ -190,15 +189,7 @@ async fn checkout(
         key.map(|k| (k, fingerprint)),
     ))
     .await?;
-    let content_type = if reply.status.is_success() {
-        "application/json"
-    } else {
-        "application/problem+json"
-    };
-    let mut res = (reply.status, Body::from(reply.body)).into_response();
-    res.headers_mut()
-        .insert(header::CONTENT_TYPE, HeaderValue::from_static(content_type));
-    Ok(res)
+    Ok(domain::reply_response(reply))
 }
 
 #[derive(Deserialize, IntoParams)]

@@ -417,32 +417,28 @@ pub struct Reply {
     pub body: String,
 }
 
-/// Checks a hold out into an order. A free order is `paid` at once and its
-/// tickets issued; a priced one is `pending` with a payment to complete
-/// before `--payment-timeout-secs`. With an idempotency key, the reply is
-/// stored in the same transaction as the order, so a retry can never make a
-/// second order.
-pub async fn checkout(
+/// Runs `once` under an idempotency key of `scope` (when the request sent
+/// one): a replay answers the first reply again; a client error is stored
+/// as the reply (the same request would fail the same way); anything else
+/// frees the key so a retry can go through. `once` stores its success
+/// reply in its own transaction, conditional on still holding the claim.
+pub(super) async fn idempotent<F, Fut>(
     app: &App,
     t: &Tenant,
-    hold: HoldId,
-    buyer: Buyer,
-    method: PaymentMethod,
+    scope: &'static str,
     idempotency: Option<(Key, Fingerprint)>,
-) -> Result<Reply> {
+    once: F,
+) -> Result<Reply>
+where
+    F: FnOnce(Option<Claim>) -> Fut,
+    Fut: std::future::Future<Output = Result<Reply>>,
+{
     let Some((key, fingerprint)) = idempotency else {
-        return checkout_once(app, t, hold, buyer, method, None).await;
+        return once(None).await;
     };
     let db = app.db();
-    let claim = match idempotency::begin(
-        db,
-        &app.kernel.clock,
-        t.org(),
-        CHECKOUT_SCOPE,
-        &key,
-        &fingerprint,
-    )
-    .await?
+    let claim = match idempotency::begin(db, &app.kernel.clock, t.org(), scope, &key, &fingerprint)
+        .await?
     {
         Begin::Claimed(claim) => claim,
         Begin::Replay(stored) => {
@@ -454,7 +450,7 @@ pub async fn checkout(
         Begin::InFlight => return Err(Error::IdempotencyInFlight),
         Begin::Conflict => return Err(Error::IdempotencyConflict),
     };
-    match Box::pin(checkout_once(app, t, hold, buyer, method, Some(&claim))).await {
+    match once(Some(claim.clone())).await {
         Ok(reply) => Ok(reply),
         Err(e) => {
             let api = kernel::ApiError::from(e);
@@ -472,6 +468,42 @@ pub async fn checkout(
             Err(Error::Api(api))
         }
     }
+}
+
+/// A stored or fresh reply as the HTTP response: JSON when it succeeded,
+/// problem+json when it did not.
+pub fn reply_response(reply: Reply) -> axum::response::Response {
+    use axum::response::IntoResponse;
+    let content_type = if reply.status.is_success() {
+        "application/json"
+    } else {
+        "application/problem+json"
+    };
+    let mut res = (reply.status, axum::body::Body::from(reply.body)).into_response();
+    res.headers_mut().insert(
+        axum::http::header::CONTENT_TYPE,
+        axum::http::HeaderValue::from_static(content_type),
+    );
+    res
+}
+
+/// Checks a hold out into an order. A free order is `paid` at once and its
+/// tickets issued; a priced one is `pending` with a payment to complete
+/// before `--payment-timeout-secs`. With an idempotency key, the reply is
+/// stored in the same transaction as the order, so a retry can never make a
+/// second order.
+pub async fn checkout(
+    app: &App,
+    t: &Tenant,
+    hold: HoldId,
+    buyer: Buyer,
+    method: PaymentMethod,
+    idempotency: Option<(Key, Fingerprint)>,
+) -> Result<Reply> {
+    idempotent(app, t, CHECKOUT_SCOPE, idempotency, |claim| async move {
+        Box::pin(checkout_once(app, t, hold, buyer, method, claim.as_ref())).await
+    })
+    .await
 }
 
 async fn checkout_once(

@@ -12,7 +12,7 @@ use kernel::{
     ApiError, Permission,
     clock::{self, MICROS_PER_SEC},
     events::Pending,
-    idempotency::{self, Begin, Claim, Fingerprint, Key},
+    idempotency::{Claim, Fingerprint, Key},
     ids::{OrderId, PaymentId, RefundId},
     jobs::{self, Job, JobError, NewJob, Queue},
 };
@@ -634,43 +634,10 @@ pub async fn refund(
         );
     }
     c.finish()?;
-    let Some((key, fingerprint)) = idempotency else {
-        return refund_once(app, actor, t, order, &req, None).await;
-    };
-    let db = app.db();
-    let claim = match idempotency::begin(
-        db,
-        &app.kernel.clock,
-        t.org(),
-        REFUND_SCOPE,
-        &key,
-        &fingerprint,
-    )
-    .await?
-    {
-        Begin::Claimed(claim) => claim,
-        Begin::Replay(stored) => {
-            return Ok(Reply {
-                status: StatusCode::from_u16(stored.status).unwrap_or(StatusCode::OK),
-                body: stored.body,
-            });
-        }
-        Begin::InFlight => return Err(Error::IdempotencyInFlight),
-        Begin::Conflict => return Err(Error::IdempotencyConflict),
-    };
-    match Box::pin(refund_once(app, actor, t, order, &req, Some(&claim))).await {
-        Ok(reply) => Ok(reply),
-        Err(e) => {
-            let api = ApiError::from(e);
-            if api.status().is_client_error() && !matches!(api, ApiError::IdempotencyInFlight) {
-                let body = serde_json::to_string(&api.problem()).map_err(ApiError::internal)?;
-                claim.complete(db, api.status().as_u16(), &body).await?;
-            } else {
-                let _ = claim.release(db).await;
-            }
-            Err(Error::Api(api))
-        }
-    }
+    super::domain::idempotent(app, t, REFUND_SCOPE, idempotency, |claim| async move {
+        Box::pin(refund_once(app, actor, t, order, &req, claim.as_ref())).await
+    })
+    .await
 }
 
 /// Text without control characters other than tab and line feed.

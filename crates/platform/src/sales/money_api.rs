@@ -214,15 +214,7 @@ async fn create_refund(
         key.map(|k| (k, fingerprint)),
     ))
     .await?;
-    let content_type = if reply.status.is_success() {
-        "application/json"
-    } else {
-        "application/problem+json"
-    };
-    let mut res = (reply.status, Body::from(reply.body)).into_response();
-    res.headers_mut()
-        .insert(header::CONTENT_TYPE, HeaderValue::from_static(content_type));
-    Ok(res)
+    Ok(domain::reply_response(reply))
 }
 
 #[derive(Deserialize, ToSchema, Default)]
