@@ -70,6 +70,14 @@ fn json_content_type(headers: &HeaderMap) -> bool {
     kind.eq_ignore_ascii_case("application") && (subtype == "json" || subtype.ends_with("+json"))
 }
 
+/// A request body already read as a JSON value (to fingerprint it for
+/// idempotency) into its type, as [`ApiJson`] would: integral floats are
+/// integers; a mismatch is a 422 naming `body`.
+pub fn body_from_value<T: DeserializeOwned>(mut value: serde_json::Value) -> Result<T, ApiError> {
+    integral_floats_as_integers(&mut value);
+    serde_json::from_value(value).map_err(|e| ApiError::field("body", &e.to_string()))
+}
+
 /// Replaces every number with a zero fraction that fits an `i64` by that
 /// integer.
 fn integral_floats_as_integers(v: &mut serde_json::Value) {

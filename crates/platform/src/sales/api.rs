@@ -168,8 +168,7 @@ async fn checkout(
     // serde_json's maps are ordered, so equal bodies have equal fingerprints.
     let text = body.to_string();
     let fingerprint = Fingerprint::of(&[hold.0.as_bytes(), text.as_bytes()]);
-    let req: CheckoutRequest =
-        serde_json::from_value(body).map_err(|e| ApiError::field("body", &e.to_string()))?;
+    let req: CheckoutRequest = kernel::http::body_from_value(body)?;
     // Per buyer too, whatever address they come from (across nodes).
     app.kernel
         .limits

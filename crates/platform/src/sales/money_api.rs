@@ -201,8 +201,7 @@ async fn create_refund(
     let key = Key::from_headers(&headers)?;
     let text = body.to_string();
     let fingerprint = Fingerprint::of(&[order.0.as_bytes(), text.as_bytes()]);
-    let req: CreateRefund =
-        serde_json::from_value(body).map_err(|e| ApiError::field("body", &e.to_string()))?;
+    let req: CreateRefund = kernel::http::body_from_value(body)?;
     let reply = Box::pin(money::refund(
         &app,
         &actor,

@@ -27,21 +27,26 @@ pub struct MoneySettings {
     /// The VAT included in prices, in basis points (1500 = 15%); 0 shows none.
     #[schema(minimum = 0, maximum = 10000)]
     pub tax_bp: i64,
-    /// What the tax is called on receipts ("VAT").
-    #[schema(min_length = 1, max_length = 20)]
+    /// What the tax is called on receipts ("VAT"): not blank, no control
+    /// characters.
+    #[schema(
+        min_length = 1,
+        max_length = 20,
+        pattern = r"^[^\x00-\x1f\x7f-\x9f]*[^\s\x00-\x1f\x7f-\x9f][^\x00-\x1f\x7f-\x9f]*$"
+    )]
     pub tax_name: String,
     /// Added per priced ticket, in minor units of `currency` (VAT included).
     #[schema(minimum = 0, maximum = 100000000)]
     pub fee_per_ticket_cents: i64,
     #[serde(default)]
-    #[schema(max_length = 200)]
+    #[schema(max_length = 200, pattern = r"^[^\x00-\x09\x0b-\x1f\x7f-\x9f]*$")]
     pub seller_name: Option<String>,
     #[serde(default)]
-    #[schema(max_length = 500)]
+    #[schema(max_length = 500, pattern = r"^[^\x00-\x09\x0b-\x1f\x7f-\x9f]*$")]
     pub seller_address: Option<String>,
     /// The seller's VAT or tax registration number.
     #[serde(default)]
-    #[schema(max_length = 50)]
+    #[schema(max_length = 50, pattern = r"^[^\x00-\x09\x0b-\x1f\x7f-\x9f]*$")]
     pub seller_tax_number: Option<String>,
     /// Invoice numbers read `<prefix>-000001`.
     #[schema(pattern = r"^[A-Z0-9]{1,10}$")]
