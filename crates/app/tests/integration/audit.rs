@@ -249,6 +249,11 @@ const MUTATIONS: &[(&str, &str, Record)] = &[
         Record::Audit("order.cancel"),
     ),
     (
+        "post",
+        "/api/v1/orgs/{org}/events/{event_id}/cancel",
+        Record::Audit("event.cancel"),
+    ),
+    (
         "put",
         "/api/v1/orgs/{org}/money/settings",
         Record::Audit("money.settings_update"),
@@ -500,6 +505,15 @@ async fn every_mutating_route_leaves_a_record(backend: Backend) {
         )
         .await,
         "cancel",
+    );
+    ok(
+        t.post(
+            &o(&format!("/events/{}/cancel", priced.id)),
+            Some(&org.key),
+            json!({}),
+        )
+        .await,
+        "cancel event",
     );
 
     // Each audited operation left its entry, in this org's log.

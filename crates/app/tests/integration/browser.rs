@@ -428,6 +428,42 @@ async fn buyers_pay_by_card_or_eft_and_the_organizer_marks_paid_refunds_and_canc
             .unwrap();
         assert_eq!(stored["tax_bp"], 1500);
         assert_eq!(stored["fee_per_ticket_cents"], 750);
+        // Call the event off from its dashboard: the card order is refunded
+        // through the provider.
+        b.goto(&t.url(&format!("/dashboard/events/{}", event.id)))
+            .await?;
+        b.find(By::Css("#cancel-event input[name=confirm]"))
+            .await?
+            .click()
+            .await?;
+        b.find(By::Css("#cancel-event button"))
+            .await?
+            .click()
+            .await?;
+        soon(&b, By::Id("event-cancelled")).await?;
+        let card_order = s.intents()[0]["metadata"]["order_id"]
+            .as_str()
+            .unwrap()
+            .to_string();
+        let mut last = serde_json::Value::Null;
+        for _ in 0..100 {
+            last = t
+                .get(
+                    &format!("/api/v1/orgs/{slug}/orders/{card_order}"),
+                    Some(&org.key),
+                )
+                .await
+                .json()
+                .await
+                .unwrap();
+            if last["refunds"][0]["status"] == "succeeded" {
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+        assert_eq!(last["status"], "cancelled", "{last}");
+        assert_eq!(last["refunds"][0]["status"], "succeeded", "{last}");
+        assert_eq!(s.refunds().len(), 1);
         Ok::<_, WebDriverError>(())
     }
     .await;

@@ -1143,3 +1143,101 @@ async fn fees_and_vat_are_shown_and_each_paid_order_gets_the_next_invoice_number
     assert_eq!(f["invoice_number"], Value::Null);
     Arc::try_unwrap(t).ok().expect("sole owner").stop().await;
 }
+
+both!(cancelling_an_event_cancels_and_refunds_every_order_and_tells_each_buyer);
+async fn cancelling_an_event_cancels_and_refunds_every_order_and_tells_each_buyer(
+    backend: Backend,
+) {
+    let t = TestApp::spawn(backend).await;
+    let org = t.signup().await;
+    let event = t
+        .try_event(&org, &EventSpec::capacity(20).priced(4000))
+        .await
+        .unwrap();
+    let o = |p: &str| format!("/api/v1/orgs/{}{p}", org.slug);
+    let mut ids = Vec::new();
+    for qty in [1, 2, 3] {
+        let order: Value = checkout_with(&t, &org, &event, qty, "eft", None)
+            .await
+            .json()
+            .await
+            .unwrap();
+        ids.push(order["id"].as_str().unwrap().to_string());
+    }
+    // One stays pending; one is paid; one paid and refunded in part.
+    t.post(
+        &o(&format!("/orders/{}/mark-paid", ids[1])),
+        Some(&org.key),
+        json!({}),
+    )
+    .await;
+    t.post(
+        &o(&format!("/orders/{}/mark-paid", ids[2])),
+        Some(&org.key),
+        json!({}),
+    )
+    .await;
+    refund(&t, &org, &ids[2], json!({"amount_cents": 1000}), None).await;
+
+    let r = t
+        .post(
+            &o(&format!("/events/{}/cancel", event.id)),
+            Some(&org.key),
+            json!({}),
+        )
+        .await;
+    assert_eq!(r.status(), 200);
+    let e: Value = r.json().await.unwrap();
+    assert_eq!(e["status"], "cancelled");
+    // Off the storefront at once.
+    let r = t
+        .get(
+            &format!("/api/v1/store/{}/events/{}", org.slug, event.id),
+            None,
+        )
+        .await;
+    assert_eq!(r.status(), 404);
+    for id in &ids {
+        order_until(&t, &org, id, |o| o["status"] == "cancelled").await;
+    }
+    let paid = order(&t, &org, &ids[1]).await;
+    assert_eq!(paid["refunded_cents"], 8000);
+    assert!(
+        paid["tickets"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .all(|x| x["status"] == "revoked")
+    );
+    let part = order(&t, &org, &ids[2]).await;
+    assert_eq!(part["refunded_cents"], 12000, "the rest refunded");
+    assert_eq!(
+        order(&t, &org, &ids[0]).await["payment"]["status"],
+        "cancelled"
+    );
+    // Each buyer is told.
+    let dir = t.config().data_dir.join("mail");
+    t.eventually("three cancellation notices", || async {
+        crate::mail::read_messages(&dir)
+            .iter()
+            .filter(|m| {
+                m.headers["subject"]
+                    .as_str()
+                    .unwrap_or("")
+                    .contains("was cancelled")
+            })
+            .count()
+            == 3
+    })
+    .await;
+    // Again: no change.
+    let r = t
+        .post(
+            &o(&format!("/events/{}/cancel", event.id)),
+            Some(&org.key),
+            json!({}),
+        )
+        .await;
+    assert_eq!(r.status(), 200);
+    t.stop().await;
+}

@@ -23,6 +23,7 @@ pub fn routes() -> OpenApiRouter<App> {
         .routes(routes!(get_event))
         .routes(routes!(add_ticket_type))
         .routes(routes!(publish))
+        .routes(routes!(cancel_event))
 }
 
 #[derive(Deserialize, ToSchema)]
@@ -184,6 +185,20 @@ async fn add_ticket_type(
     )
     .await?;
     Ok((StatusCode::CREATED, axum::Json(view)).into_response())
+}
+
+/// Calls the event off: it leaves the storefront at once; a job cancels
+/// every order, refunds what was paid and tells each buyer. Again: no change.
+#[utoipa::path(post, path = "/api/v1/orgs/{org}/events/{event_id}/cancel", tag = "events",
+    params(("org" = String, Path), ("event_id" = String, Path)), security(("api_key" = [])),
+    responses((status = 200, body = EventView, description = "the cancelled event")))]
+async fn cancel_event(
+    State(app): State<App>,
+    OrgActor(actor): OrgActor,
+    ApiPath(path): ApiPath<(String, EventId)>,
+) -> Result<axum::Json<EventView>, ApiError> {
+    let (_, event) = path;
+    Ok(axum::Json(domain::cancel(&app, &actor, event).await?))
 }
 
 /// Publishes the event: it appears on the storefront and goes on sale.

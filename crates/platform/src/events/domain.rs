@@ -13,7 +13,7 @@ use serde::Serialize;
 use utoipa::ToSchema;
 
 use super::{
-    EventCreated, EventPublished, TicketTypeCreated,
+    EventCancelled, EventCreated, EventPublished, TicketTypeCreated,
     error::{Error, Result},
     store,
 };
@@ -28,6 +28,8 @@ use crate::{
 pub enum EventStatus {
     Draft,
     Published,
+    /// Called off: off the storefront; its orders are cancelled and refunded.
+    Cancelled,
 }
 
 impl EventStatus {
@@ -35,6 +37,7 @@ impl EventStatus {
         match self {
             EventStatus::Draft => "draft",
             EventStatus::Published => "published",
+            EventStatus::Cancelled => "cancelled",
         }
     }
 }
@@ -45,6 +48,7 @@ impl TryFrom<String> for EventStatus {
         match s.as_str() {
             "draft" => Ok(EventStatus::Draft),
             "published" => Ok(EventStatus::Published),
+            "cancelled" => Ok(EventStatus::Cancelled),
             other => Err(format!("unknown event status {other:?}")),
         }
     }
@@ -325,6 +329,49 @@ pub async fn publish(app: &App, actor: &Actor, event: EventId) -> Result<EventVi
     }
     let mut view = catalog.event.clone();
     view.status = EventStatus::Published;
+    Ok(view)
+}
+
+/// Calls the event off: it leaves the storefront at once, and every order
+/// of it is cancelled and refunded by a job (`event.cancelled`), each buyer
+/// told. Cancelling again changes nothing.
+pub async fn cancel(app: &App, actor: &Actor, event: EventId) -> Result<EventView> {
+    let t = actor.require(Permission::EventsWrite)?;
+    let Some(catalog) = store::load_catalog(app.db(), t, event).await? else {
+        return Err(Error::NotFound);
+    };
+    let from = catalog.event.status;
+    if from != EventStatus::Cancelled {
+        let now = app.kernel.now();
+        let mut tx = app.db().begin().await?;
+        if store::set_status(t, event, from, EventStatus::Cancelled)
+            .execute_in(&mut tx)
+            .await?
+            == 1
+        {
+            emit(
+                &EventCancelled {
+                    org_id: t.org(),
+                    event_id: event,
+                },
+                now,
+            )?
+            .execute_in(&mut tx)
+            .await?;
+            actor
+                .audit("event.cancel", "event")
+                .object(event)
+                .before(serde_json::json!({"status": from}))
+                .after(serde_json::json!({"status": "cancelled"}))
+                .stmt(now)
+                .execute_in(&mut tx)
+                .await?;
+            tx.commit().await?;
+        }
+        super::invalidate(app, t, event).await;
+    }
+    let mut view = catalog.event.clone();
+    view.status = EventStatus::Cancelled;
     Ok(view)
 }
 

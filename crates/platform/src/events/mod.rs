@@ -12,6 +12,7 @@ mod api;
 mod domain;
 mod error;
 mod store;
+mod views;
 
 use std::{sync::Arc, time::Duration};
 
@@ -86,8 +87,28 @@ impl DomainEvent for EventPublished {
     }
 }
 
+/// An event was called off; its orders are to be cancelled and refunded.
+#[derive(Clone, Debug, Serialize, Deserialize, utoipa::ToSchema)]
+pub struct EventCancelled {
+    pub org_id: OrgId,
+    pub event_id: EventId,
+}
+
+impl DomainEvent for EventCancelled {
+    const NAME: &'static str = "event.cancelled";
+    fn org(&self) -> OrgId {
+        self.org_id
+    }
+    fn event(&self) -> Option<EventId> {
+        Some(self.event_id)
+    }
+}
+
 pub fn slice(_kernel: &Kernel) -> Slice<App> {
-    Slice::new("events").routes(api::routes()).state(Hot::new())
+    Slice::new("events")
+        .routes(api::routes())
+        .pages(views::routes())
+        .state(Hot::new())
 }
 
 /// The catalog hot tier: an event and its ticket types, as the storefront,

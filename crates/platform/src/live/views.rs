@@ -60,6 +60,8 @@ struct EventDashboardPage {
     starts_at: String,
     store_url: String,
     figures: super::Figures,
+    status: &'static str,
+    csrf: String,
 }
 
 async fn event_dashboard(
@@ -79,6 +81,8 @@ async fn event_dashboard(
             name: e.name,
             starts_at: e.starts_at,
             figures,
+            status: e.status.as_str(),
+            csrf: session.csrf.clone(),
         },
     ))
 }

@@ -220,6 +220,13 @@ pub fn slice(kernel: &Kernel) -> Slice<App> {
                 .map_err(|e| kernel::jobs::JobError::Failed(e.to_string()))
         })
         .cron("17 3 * * *", money::ReconcilePayments {})
+        .consumes::<crate::events::EventCancelled, _>(
+            "sales.cancel_event",
+            money::on_event_cancelled,
+        )
+        .job::<money::CancelEvent, _, _>(|app: App, job: money::CancelEvent| async move {
+            money::run_cancel_event(&app, job).await
+        })
         .queue(integrity::QUEUE)
         .job::<integrity::Reconcile, _, _>(|app: App, _| async move {
             integrity::reconcile(&app, integrity::WINDOW)

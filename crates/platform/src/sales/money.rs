@@ -1131,3 +1131,71 @@ impl Job for ReconcilePayments {
 }
 
 pub const RECONCILE_DAYS: i64 = 3;
+
+/// Cancels every open order of a cancelled event (a job per event).
+#[derive(Serialize, Deserialize)]
+pub struct CancelEvent {
+    pub org: kernel::ids::OrgId,
+    pub event: kernel::ids::EventId,
+}
+
+impl Job for CancelEvent {
+    const KIND: &'static str = "sales.cancel_event";
+    const QUEUE: &'static str = QUEUE.name;
+}
+
+/// `event.cancelled` → the event's cancellation job, in the relay's
+/// transaction (once per event).
+pub fn on_event_cancelled<'a>(
+    _: &'a App,
+    tx: &'a mut kernel::Tx,
+    events: Vec<kernel::Envelope<crate::events::EventCancelled>>,
+) -> kernel::events::TxFuture<'a> {
+    Box::pin(async move {
+        for e in &events {
+            let d = e.data();
+            NewJob::of(&CancelEvent {
+                org: d.org_id,
+                event: d.event_id,
+            })
+            .unique(d.event_id.to_string())
+            .for_org(d.org_id.0)
+            .stmt(e.occurred_at())
+            .execute_in(tx)
+            .await?;
+        }
+        if !events.is_empty() {
+            jobs::wake_after_commit(QUEUE.name);
+        }
+        Ok(())
+    })
+}
+
+/// The job: cancels the event's open orders (pending ones stop waiting,
+/// paid ones are refunded), a hundred at a time, as the org's operator;
+/// each buyer gets the cancellation notice. Run again, it finds nothing.
+pub async fn run_cancel_event(app: &App, job: CancelEvent) -> std::result::Result<(), JobError> {
+    let failed = |e: Error| JobError::Failed(ApiError::from(e).to_string());
+    let Some(t) = identity::upkeep_tenant(app, job.org)
+        .await
+        .map_err(|e| JobError::Failed(e.to_string()))?
+    else {
+        return Err(JobError::Discard("the org is gone".into()));
+    };
+    let actor = identity::operator(app, t.slug())
+        .await
+        .map_err(|e| JobError::Failed(e.to_string()))?;
+    loop {
+        let open = store::open_orders(app.db(), &t, job.event, 100)
+            .await
+            .map_err(|e| failed(e.into()))?;
+        if open.is_empty() {
+            return Ok(());
+        }
+        for order in open {
+            cancel(app, &actor, order, "the event was cancelled")
+                .await
+                .map_err(failed)?;
+        }
+    }
+}

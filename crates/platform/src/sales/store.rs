@@ -514,3 +514,16 @@ pub async fn money_rows(
     })?;
     Ok(rows.into_iter().map(|r| (r.id, r.m)).collect())
 }
+
+/// Orders of the event that can still be cancelled (pending, paid, partly
+/// refunded), `limit` of them.
+pub async fn open_orders(
+    db: &Db,
+    t: &Tenant,
+    event: EventId,
+    limit: i64,
+) -> Result<Vec<OrderId>, sqlx::Error> {
+    let sql = "SELECT id FROM orders WHERE org_id = $1 AND event_id = $2
+               AND status IN ('pending', 'paid', 'partially_refunded') ORDER BY id LIMIT $3";
+    db_run!(db, p => sqlx::query_scalar(sql).bind(t.org()).bind(event).bind(limit).fetch_all(p).await)
+}
