@@ -789,7 +789,8 @@ async fn refund_once(
         tx.commit().await?;
         after_release(app, t, row.hold_id, released).await;
         if payment.provider != MANUAL {
-            kick(app, t, refund);
+            // Its job, committed with it, sends it to the provider now.
+            jobs::wake(QUEUE.name);
         }
         return Ok(Reply {
             status: StatusCode::CREATED,
@@ -821,17 +822,6 @@ async fn after_release(app: &App, t: &Tenant, hold: kernel::ids::HoldId, release
         Ok(None) => {}
         Err(e) => tracing::warn!(error = %e, "a released hold could not be read"),
     }
-}
-
-/// Sends a pending refund to the provider now, in the background; the job
-/// enqueued with it is the safety net (same provider key: one refund).
-fn kick(app: &App, t: &Tenant, refund: RefundId) {
-    let (app, t) = (app.clone(), t.clone());
-    tokio::spawn(async move {
-        if let Err(e) = send_refund(&app, &t, refund).await {
-            tracing::info!(error = %e, "a refund will be retried by its job");
-        }
-    });
 }
 
 /// The refund job: sends a pending refund to the provider, under a key of
@@ -929,7 +919,7 @@ pub async fn cancel(app: &App, actor: &Actor, order: OrderId, reason: &str) -> R
         let payment = ms::payment(app.db(), t, order).await?;
         let mut announce = Vec::new();
         let mut writes = Vec::new();
-        let mut refund_sent = None;
+        let mut card_refund = false;
         if paid {
             let revoke = tickets::revoke_order(app, t, order, now).await?;
             writes.extend(revoke.writes);
@@ -968,7 +958,7 @@ pub async fn cancel(app: &App, actor: &Actor, order: OrderId, reason: &str) -> R
                         .for_org(t.org().0)
                         .stmt(now),
                     );
-                    refund_sent = Some(refund);
+                    card_refund = true;
                 }
                 announce.push(
                     Pending::of(
@@ -1031,8 +1021,9 @@ pub async fn cancel(app: &App, actor: &Actor, order: OrderId, reason: &str) -> R
         kernel::events::record_many(&mut tx, &announce).await?;
         tx.commit().await?;
         after_release(app, t, row.hold_id, released).await;
-        if let Some(refund) = refund_sent {
-            kick(app, t, refund);
+        if card_refund {
+            // Its job, committed with it, sends it to the provider now.
+            jobs::wake(QUEUE.name);
         }
         return order_view(app, t, order).await;
     }
