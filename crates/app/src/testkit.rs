@@ -466,6 +466,7 @@ impl Api {
         .await
     }
 
+    /// Checks a hold out (a priced order is paid by EFT).
     pub async fn checkout(
         &self,
         org: &Org,
@@ -473,13 +474,25 @@ impl Api {
         key: Option<&str>,
         email: &str,
     ) -> Response {
+        self.checkout_by(org, hold_id, key, email, "eft").await
+    }
+
+    /// Checks a hold out, paying by `method` (`card` or `eft`).
+    pub async fn checkout_by(
+        &self,
+        org: &Org,
+        hold_id: &str,
+        key: Option<&str>,
+        email: &str,
+        method: &str,
+    ) -> Response {
         let mut r = self
             .client
             .post(self.url(&format!(
                 "/api/v1/store/{}/holds/{hold_id}/checkout",
                 org.slug
             )))
-            .json(&json!({"buyer": {"email": email, "name": "Buyer"}, "payment_method": "eft"}));
+            .json(&json!({"buyer": {"email": email, "name": "Buyer"}, "payment_method": method}));
         if let Some(k) = key {
             r = r.header("Idempotency-Key", k);
         }

@@ -55,15 +55,8 @@ async fn checkout_hold(
     method: &str,
     key: Option<&str>,
 ) -> reqwest::Response {
-    let mut r = t
-        .api
-        .client
-        .post(t.url(&format!("/api/v1/store/{}/holds/{hold}/checkout", org.slug)))
-        .json(&json!({"buyer": {"email": "ada@example.com", "name": "Ada"}, "payment_method": method}));
-    if let Some(k) = key {
-        r = r.header("Idempotency-Key", k);
-    }
-    r.send().await.unwrap()
+    t.checkout_by(org, hold, key, "ada@example.com", method)
+        .await
 }
 
 async fn order(t: &TestApp, org: &Org, id: &str) -> Value {
@@ -1239,5 +1232,42 @@ async fn cancelling_an_event_cancels_and_refunds_every_order_and_tells_each_buye
         )
         .await;
     assert_eq!(r.status(), 200);
+    t.stop().await;
+}
+
+both!(the_nightly_reconciliation_applies_a_payment_whose_webhook_never_came);
+async fn the_nightly_reconciliation_applies_a_payment_whose_webhook_never_came(backend: Backend) {
+    let (t, s) = with_card(backend, |_| {}).await;
+    let org = t.signup().await;
+    let event = t
+        .try_event(&org, &EventSpec::capacity(5).priced(3000))
+        .await
+        .unwrap();
+    let o: Value = checkout_with(&t, &org, &event, 1, "card", None)
+        .await
+        .json()
+        .await
+        .unwrap();
+    let id = o["id"].as_str().unwrap().to_string();
+    // The buyer pays; the provider's webhook never reaches us.
+    s.set_webhook_url(None);
+    s.succeed(s.intents()[0]["id"].as_str().unwrap()).unwrap();
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    assert_eq!(order(&t, &org, &id).await["status"], "pending");
+
+    let found = platform::sales::money::reconcile_provider(t.app(), 3)
+        .await
+        .unwrap();
+    assert_eq!(found.len(), 1, "{found:?}");
+    assert_eq!(found[0].action, "applied");
+    assert_eq!(found[0].provider_status, "succeeded");
+    let paid = order(&t, &org, &id).await;
+    assert_eq!(paid["status"], "paid");
+    assert_eq!(paid["tickets"].as_array().unwrap().len(), 1);
+    // Run again: the records agree, nothing to report or apply.
+    let again = platform::sales::money::reconcile_provider(t.app(), 3)
+        .await
+        .unwrap();
+    assert!(again.is_empty(), "{again:?}");
     t.stop().await;
 }
