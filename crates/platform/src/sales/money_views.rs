@@ -56,18 +56,28 @@ impl MoneyPage {
     }
 }
 
-async fn money_page(State(app): State<App>, session: SessionActor) -> Result<Response, ApiError> {
-    let s = super::settings::get(&app, &session.actor).await?;
-    Ok(page(
-        StatusCode::OK,
+fn money_page_of(
+    session: &SessionActor,
+    status: StatusCode,
+    s: super::settings::MoneySettings,
+    saved: bool,
+    error: Option<String>,
+) -> Response {
+    page(
+        status,
         MoneyPage {
             org_slug: session.actor.org_slug().to_string(),
             csrf: session.csrf.clone(),
             s,
-            saved: false,
-            error: None,
+            saved,
+            error,
         },
-    ))
+    )
+}
+
+async fn money_page(State(app): State<App>, session: SessionActor) -> Result<Response, ApiError> {
+    let s = super::settings::get(&app, &session.actor).await?;
+    Ok(money_page_of(&session, StatusCode::OK, s, false, None))
 }
 
 async fn money_save(
@@ -93,30 +103,21 @@ async fn money_save(
         invoice_prefix: field(&form, "invoice_prefix").trim().to_uppercase(),
     };
     match super::settings::put(&app, &session.actor, wanted.clone()).await {
-        Ok(s) => Ok(page(
-            StatusCode::OK,
-            MoneyPage {
-                org_slug: session.actor.org_slug().to_string(),
-                csrf: session.csrf.clone(),
-                s,
-                saved: true,
-                error: None,
-            },
-        )),
-        Err(e) if e.status().is_client_error() => Ok(page(
-            e.status(),
-            MoneyPage {
-                org_slug: session.actor.org_slug().to_string(),
-                csrf: session.csrf.clone(),
-                s: super::settings::MoneySettings {
-                    tax_bp: wanted.tax_bp.max(0),
-                    fee_per_ticket_cents: wanted.fee_per_ticket_cents.max(0),
-                    ..wanted
-                },
-                saved: false,
-                error: Some(e.problem().detail),
-            },
-        )),
+        Ok(s) => Ok(money_page_of(&session, StatusCode::OK, s, true, None)),
+        Err(e) if e.status().is_client_error() => {
+            let shown = super::settings::MoneySettings {
+                tax_bp: wanted.tax_bp.max(0),
+                fee_per_ticket_cents: wanted.fee_per_ticket_cents.max(0),
+                ..wanted
+            };
+            Ok(money_page_of(
+                &session,
+                e.status(),
+                shown,
+                false,
+                Some(e.problem().detail),
+            ))
+        }
         Err(e) => Err(e),
     }
 }
