@@ -14,6 +14,9 @@ would fill it in:
   seat map);
 - a new device scans for the demo event (an event of the organization),
   and most scans are for the demo event (the demo device's);
+- the demo event keeps no waiting room and no sales limits (set by an
+  earlier case, they would refuse later holds and checkouts for reasons the
+  request itself does not carry), and a room turned on gets its opening time;
 - an `Idempotency-Key` is made unique to the request's body and path (the
   same key with another body is a documented 422 `idempotency_conflict`,
   which depends on what was sent before, not on this request).
@@ -152,6 +155,19 @@ def before_call(context, case, kwargs):
         _order_times(body, "sale_starts_at", "sale_ends_at")
     elif op == ("POST", "/api/v1/store/{org}/events/{event_id}/holds"):
         _fill_hold(case, body)
+    elif op == ("PUT", "/api/v1/orgs/{org}/events/{event_id}/waiting-room"):
+        # A room needs its opening time; and the demo event stays open to
+        # holds without a pass (else every later hold is a documented 403).
+        if body.get("enabled") is True and not body.get("opens_at"):
+            body["opens_at"] = "2026-12-01T09:00:00Z"
+        if case.path_parameters.get("event_id") == EVENT_ID:
+            body["enabled"] = False
+    elif op == ("PUT", "/api/v1/orgs/{org}/events/{event_id}/sales-limits"):
+        # The demo event keeps no limits, or later holds and checkouts
+        # would be refused for what an earlier case set.
+        if case.path_parameters.get("event_id") == EVENT_ID:
+            body["max_tickets_per_order"] = None
+            body["max_tickets_per_buyer"] = None
     elif op == ("POST", "/api/v1/scan") and EVENT_ID:
         # Three scans in four name the demo event; the rest answer 403.
         if zlib.crc32(str(body.get("code")).encode()) % 4:

@@ -66,6 +66,13 @@ pub type GroupWork = Box<
 pub enum GroupTask {
     /// Plain writes: all of a group's go to the connection as one batch.
     Writes(Vec<Stmt>),
+    /// Writes made only if `guard` (a query) finds a row in the group's
+    /// transaction, before any write; the task's result says whether they
+    /// were. Equal guards of one group are asked once.
+    Guarded {
+        guard: Stmt,
+        writes: Vec<Stmt>,
+    },
     Work(GroupWork),
 }
 
@@ -78,14 +85,15 @@ type Group = Batcher<GroupTask, bool, sqlx::Error>;
 pub struct WriteTicket(crate::batch::Ticket<bool, sqlx::Error>);
 
 impl std::future::Future for WriteTicket {
-    type Output = Result<(), sqlx::Error>;
+    /// `Ok(false)`: the writes' guard found nothing, they were not made.
+    type Output = Result<bool, sqlx::Error>;
 
     fn poll(
         mut self: std::pin::Pin<&mut Self>,
         cx: &mut std::task::Context<'_>,
     ) -> std::task::Poll<Self::Output> {
         std::pin::Pin::new(&mut self.0).poll(cx).map(|r| {
-            r.map(|_| ()).map_err(|e| match e {
+            r.map_err(|e| match e {
                 BatchError::Failed(e) => e,
                 BatchError::Full | BatchError::Closed => sqlx::Error::PoolClosed,
             })
@@ -97,11 +105,26 @@ async fn run_group(db: &Db, jobs: &[GroupTask]) -> Result<Vec<bool>, sqlx::Error
     let mut tx = db.begin().await?;
     let mut results = Vec::with_capacity(jobs.len());
     let mut writes = Vec::new();
+    let mut asked: Vec<(&Stmt, bool)> = Vec::new();
     for job in jobs {
         match job {
             GroupTask::Writes(stmts) => {
                 writes.extend(stmts.iter().cloned());
                 results.push(true);
+            }
+            GroupTask::Guarded { guard, writes: w } => {
+                let pass = match asked.iter().find(|(g, _)| *g == guard) {
+                    Some((_, pass)) => *pass,
+                    None => {
+                        let pass = guard.exists_in(&mut tx).await?;
+                        asked.push((guard, pass));
+                        pass
+                    }
+                };
+                if pass {
+                    writes.extend(w.iter().cloned());
+                }
+                results.push(pass);
             }
             GroupTask::Work(work) => results.push(work(&mut tx).await?),
         }
@@ -350,6 +373,24 @@ impl Db {
     /// stay consistent when dropped mid-request (see the sales slice's
     /// holds).
     pub async fn enqueue_writes(&self, stmts: Vec<Stmt>) -> Result<WriteTicket, sqlx::Error> {
+        self.enqueue(GroupTask::Writes(stmts)).await
+    }
+
+    /// [`Db::enqueue_writes`], made only if `guard` finds a row in the
+    /// group's transaction (see [`GroupTask::Guarded`]).
+    pub async fn enqueue_guarded(
+        &self,
+        guard: Stmt,
+        stmts: Vec<Stmt>,
+    ) -> Result<WriteTicket, sqlx::Error> {
+        self.enqueue(GroupTask::Guarded {
+            guard,
+            writes: stmts,
+        })
+        .await
+    }
+
+    async fn enqueue(&self, task: GroupTask) -> Result<WriteTicket, sqlx::Error> {
         let group = match self {
             Db::Pg(s) => s.group.as_ref(),
             Db::Sqlite(s) => s.group.as_ref(),
@@ -358,7 +399,7 @@ impl Db {
             return Err(sqlx::Error::PoolClosed);
         };
         group
-            .enqueue(GroupTask::Writes(stmts))
+            .enqueue(task)
             .await
             .map(WriteTicket)
             .map_err(|_| sqlx::Error::PoolClosed)
@@ -445,7 +486,7 @@ pub fn is_unique_violation(e: &sqlx::Error) -> bool {
 }
 
 /// A value bound to a [`Stmt`], with the same meaning on both backends.
-#[derive(Clone, Debug)]
+#[derive(Clone, Debug, PartialEq)]
 pub enum Val {
     Int(Option<i64>),
     Text(Option<String>),
@@ -495,7 +536,7 @@ impl From<Option<uuid::Uuid>> for Val {
 }
 
 /// One write statement with its arguments, for [`Tx::run_all`].
-#[derive(Clone, Debug)]
+#[derive(Clone, Debug, PartialEq)]
 pub struct Stmt {
     sql: std::borrow::Cow<'static, str>,
     args: Vec<Val>,
@@ -569,6 +610,26 @@ impl Stmt {
                     q = bind_val!(q, v);
                 }
                 Ok(q.execute(&s.pool).await?.rows_affected())
+            }
+        }
+    }
+
+    /// Runs this query inside `tx`: whether it found a row.
+    pub async fn exists_in(&self, tx: &mut Tx) -> Result<bool, sqlx::Error> {
+        match tx {
+            Tx::Pg(t, _) => {
+                let mut q = sqlx::query(sqlx::AssertSqlSafe(self.sql.clone().into_owned()));
+                for v in self.args.iter().cloned() {
+                    q = bind_val!(q, v);
+                }
+                Ok(q.fetch_optional(&mut **t).await?.is_some())
+            }
+            Tx::Sqlite(t, _, _) => {
+                let mut q = sqlx::query(sqlx::AssertSqlSafe(self.sql.clone().into_owned()));
+                for v in self.args.iter().cloned() {
+                    q = bind_val!(q, v);
+                }
+                Ok(q.fetch_optional(&mut **t).await?.is_some())
             }
         }
     }

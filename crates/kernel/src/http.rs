@@ -36,6 +36,11 @@ where
         let bytes = Bytes::from_request(req, state)
             .await
             .map_err(bytes_rejection)?;
+        // Every request body of the API is an object (serde would read a
+        // struct from an array, field by field in order).
+        if bytes.iter().find(|b| !b.is_ascii_whitespace()) == Some(&b'[') {
+            return Err(ApiError::field("body", "must be a JSON object"));
+        }
         match axum::Json::<T>::from_bytes(&bytes) {
             Ok(axum::Json(v)) => Ok(ApiJson(v)),
             Err(JsonRejection::JsonDataError(e)) if e.body_text().contains("floating point") => {
@@ -74,6 +79,9 @@ fn json_content_type(headers: &HeaderMap) -> bool {
 /// idempotency) into its type, as [`ApiJson`] would: integral floats are
 /// integers; a mismatch is a 422 naming `body`.
 pub fn body_from_value<T: DeserializeOwned>(mut value: serde_json::Value) -> Result<T, ApiError> {
+    if value.is_array() {
+        return Err(ApiError::field("body", "must be a JSON object"));
+    }
     integral_floats_as_integers(&mut value);
     serde_json::from_value(value).map_err(|e| ApiError::field("body", &e.to_string()))
 }

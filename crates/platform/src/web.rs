@@ -70,6 +70,7 @@ pub fn router(app: App, api: OpenApiRouter<App>, pages: axum::Router<App>) -> ax
         .route("/assets/app.css", get(css))
         .route("/assets/live.js", get(live_js))
         .route("/assets/pay.js", get(pay_js))
+        .route("/assets/queue.js", get(queue_js))
         .fallback(|| async { ApiError::NotFound })
         .method_not_allowed_fallback(|| async { ApiError::MethodNotAllowed })
         .layer(axum::middleware::from_fn_with_state(
@@ -275,6 +276,13 @@ async fn css() -> Response {
 async fn pay_js() -> Response {
     asset(
         include_str!("../templates/pay.js"),
+        "text/javascript; charset=utf-8",
+    )
+}
+
+async fn queue_js() -> Response {
+    asset(
+        include_str!("../templates/queue.js"),
         "text/javascript; charset=utf-8",
     )
 }

@@ -259,6 +259,26 @@ const MUTATIONS: &[(&str, &str, Record)] = &[
         Record::Audit("money.settings_update"),
     ),
     (
+        "put",
+        "/api/v1/orgs/{org}/events/{event_id}/sales-limits",
+        Record::Audit("event.sales_limits_update"),
+    ),
+    (
+        "put",
+        "/api/v1/orgs/{org}/events/{event_id}/waiting-room",
+        Record::Audit("event.waiting_room_update"),
+    ),
+    (
+        "post",
+        "/api/v1/store/{org}/events/{event_id}/queue",
+        Record::Ledger("the room's line (Redis or the process): a visitor's place"),
+    ),
+    (
+        "post",
+        "/api/v1/store/{org}/orders/lookup",
+        Record::Ledger("order_lookup_requests and the order.lookup_requested event"),
+    ),
+    (
         "post",
         "/api/v1/payments/stripe/webhook",
         Record::Ledger("the payment it applies and provider_events"),
@@ -471,6 +491,26 @@ async fn every_mutating_route_leaves_a_record(backend: Backend) {
         .await
         .unwrap();
     ok(r, "money settings");
+    let r = t
+        .api
+        .client
+        .put(t.url(&o(&format!("/events/{}/sales-limits", event.id))))
+        .bearer_auth(&org.key)
+        .json(&json!({"max_tickets_per_order": 8, "max_tickets_per_buyer": null}))
+        .send()
+        .await
+        .unwrap();
+    ok(r, "sales limits");
+    let r = t
+        .api
+        .client
+        .put(t.url(&o(&format!("/events/{}/waiting-room", event.id))))
+        .bearer_auth(&org.key)
+        .json(&json!({"enabled": false, "per_minute": 600}))
+        .send()
+        .await
+        .unwrap();
+    ok(r, "waiting room");
     // Money: an EFT order marked paid, refunded in part; another cancelled.
     let priced = t
         .try_event(&org, &EventSpec::capacity(10).priced(5000))

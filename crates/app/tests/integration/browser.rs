@@ -222,6 +222,56 @@ async fn a_ticket_taken_on_the_storefront_is_scanned_and_the_dashboard_counts_it
         b.goto(&t.url(&format!("/dashboard/events/{}/report", event.id)))
             .await?;
         assert_eq!(b.find(By::Css(".total-sold")).await?.text().await?, "1");
+
+        // The buyer lost the order page: the storefront's "find your
+        // orders" mails a link, which lists the order and opens it.
+        b.goto(&t.url(&format!("/s/{slug}/events/{}", event.id)))
+            .await?;
+        b.find(By::Id("find-orders")).await?.click().await?;
+        soon(&b, By::Css("#order-lookup input[name=email]"))
+            .await?
+            .send_keys("Buyer@Example.com")
+            .await?;
+        b.find(By::Css("#order-lookup button"))
+            .await?
+            .click()
+            .await?;
+        let sent = soon(&b, By::Id("lookup-sent")).await?.text().await?;
+        assert!(sent.contains("buyer@example.com"), "{sent}");
+        let dir = t.config().data_dir.join("mail");
+        let mut link = None;
+        for _ in 0..100 {
+            link = crate::mail::read_messages(&dir)
+                .into_iter()
+                .find(|m| {
+                    m.headers["subject"]
+                        .as_str()
+                        .unwrap_or("")
+                        .starts_with("Your orders")
+                })
+                .map(|m| {
+                    let at = m.body.find("http").expect("a link");
+                    m.body[at..].split_whitespace().next().unwrap().to_string()
+                });
+            if link.is_some() {
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+        // (The mail links to the configured public URL; this server is on
+        // a port of its own.)
+        let link = link.expect("the look-up mail");
+        b.goto(&t.url(&link[link.find("/s/").expect("a storefront link")..]))
+            .await?;
+        b.find(By::Css("#my-orders .my-order a"))
+            .await?
+            .click()
+            .await?;
+        assert_eq!(
+            soon(&b, By::Id("order-status")).await?.text().await?,
+            "paid"
+        );
+        assert_eq!(b.find(By::Css("code.code")).await?.text().await?, code);
         Ok::<_, WebDriverError>(())
     }
     .await;
@@ -428,6 +478,44 @@ async fn buyers_pay_by_card_or_eft_and_the_organizer_marks_paid_refunds_and_canc
             .unwrap();
         assert_eq!(stored["tax_bp"], 1500);
         assert_eq!(stored["fee_per_ticket_cents"], 750);
+        // Sales limits from the event's dashboard: a bad number is said
+        // beside the form, a good one stored.
+        b.goto(&t.url(&format!("/dashboard/events/{}", event.id)))
+            .await?;
+        b.find(By::Id("limits-link")).await?.click().await?;
+        let per_order = soon(&b, By::Css("input[name=max_tickets_per_order]")).await?;
+        per_order.send_keys("2000").await?;
+        b.find(By::Css("#sales-limits button"))
+            .await?
+            .click()
+            .await?;
+        let err = soon(&b, By::Id("form-error")).await?.text().await?;
+        assert!(err.contains("max_tickets_per_order"), "{err}");
+        let per_order = b.find(By::Css("input[name=max_tickets_per_order]")).await?;
+        per_order.clear().await?;
+        per_order.send_keys("6").await?;
+        b.find(By::Css("input[name=max_tickets_per_buyer]"))
+            .await?
+            .send_keys("8")
+            .await?;
+        b.find(By::Css("#sales-limits button"))
+            .await?
+            .click()
+            .await?;
+        soon(&b, By::Id("saved")).await?;
+        let stored: serde_json::Value = t
+            .get(
+                &format!("/api/v1/orgs/{slug}/events/{}/sales-limits", event.id),
+                Some(&org.key),
+            )
+            .await
+            .json()
+            .await
+            .unwrap();
+        assert_eq!(
+            stored,
+            serde_json::json!({"max_tickets_per_order": 6, "max_tickets_per_buyer": 8})
+        );
         // Call the event off from its dashboard: the card order is refunded
         // through the provider.
         b.goto(&t.url(&format!("/dashboard/events/{}", event.id)))
@@ -471,4 +559,139 @@ async fn buyers_pay_by_card_or_eft_and_the_organizer_marks_paid_refunds_and_canc
     result.expect("browser flow");
     t.stop().await;
     s.stop();
+}
+
+/// The waiting room in the browser: the organizer turns it on from the
+/// event's settings page; a visitor is sent from the storefront to the
+/// room, joins, watches their place, and is taken to the tickets by the
+/// page itself when their turn comes; the pass buys once.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_visitor_waits_their_turn_in_the_room_and_buys() {
+    let t = TestApp::spawn(Backend::Sqlite).await;
+    let slug = unique("room");
+    let signup = t
+        .post(
+            "/api/v1/signup",
+            None,
+            serde_json::json!({"email": format!("{slug}@example.com"), "password": "a long password", "org_name": "Room", "org_slug": slug}),
+        )
+        .await;
+    assert_eq!(signup.status(), 201);
+    let key = signup.json::<serde_json::Value>().await.unwrap()["api_key"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let org = Org {
+        slug: slug.clone(),
+        key,
+        email: format!("{slug}@example.com"),
+    };
+    let event = t.event(&org, 50).await;
+    // The room opens a minute from the test clock's now (UTC, to the minute).
+    let opens = kernel::clock::rfc3339(t.app().kernel.now() + 120 * 1_000_000);
+    let opens_field = opens[..16].to_string();
+
+    let driver = chromedriver();
+    let b = browser(&driver).await;
+    let result = async {
+        b.goto(&t.url("/login")).await?;
+        b.find(By::Id("email"))
+            .await?
+            .send_keys(&format!("{slug}@example.com"))
+            .await?;
+        b.find(By::Id("password"))
+            .await?
+            .send_keys("a long password")
+            .await?;
+        b.find(By::Id("login")).await?.click().await?;
+        soon(&b, By::LinkText("Test Night")).await?;
+        b.goto(&t.url(&format!("/dashboard/events/{}/limits", event.id)))
+            .await?;
+        b.find(By::Css("#waiting-room input[name=enabled]"))
+            .await?
+            .click()
+            .await?;
+        let rate = b
+            .find(By::Css("#waiting-room input[name=per_minute]"))
+            .await?;
+        rate.clear().await?;
+        rate.send_keys("60").await?;
+        // (A date-time field is typed in the browser's locale; the picker's
+        // value is what the form sends, so set that.)
+        let at = b
+            .find(By::Css("#waiting-room input[name=opens_at]"))
+            .await?;
+        b.execute(
+            "arguments[0].value = arguments[1];",
+            vec![at.to_json()?, serde_json::json!(opens_field)],
+        )
+        .await?;
+        b.find(By::Css("#waiting-room button"))
+            .await?
+            .click()
+            .await?;
+        soon(&b, By::Id("room-saved")).await?;
+        let room: serde_json::Value = t
+            .get(
+                &format!("/api/v1/orgs/{slug}/events/{}/waiting-room", event.id),
+                Some(&org.key),
+            )
+            .await
+            .json()
+            .await
+            .unwrap();
+        assert_eq!(room["enabled"], true);
+        assert_eq!(room["per_minute"], 60);
+
+        // The visitor: sent to the room, joins, is first in line.
+        b.goto(&t.url(&format!("/s/{slug}/events/{}", event.id)))
+            .await?;
+        soon(&b, By::Css("#join-queue button"))
+            .await?
+            .click()
+            .await?;
+        assert_eq!(soon(&b, By::Id("position")).await?.text().await?, "1");
+        // The sale opens; a second later one visitor a second is through:
+        // the page moves on by itself.
+        t.advance(Duration::from_secs(122));
+        let email = b
+            .query(By::Css("form.ticket-type input[name=email]"))
+            .wait(Duration::from_secs(15), Duration::from_millis(200))
+            .first()
+            .await?;
+        let with_pass = b.current_url().await?.to_string();
+        assert!(with_pass.contains("pass="), "{with_pass}");
+        email.send_keys("visitor@example.com").await?;
+        b.find(By::Css("form.ticket-type input[name=name]"))
+            .await?
+            .send_keys("Vera Visitor")
+            .await?;
+        b.find(By::Css("form.ticket-type button"))
+            .await?
+            .click()
+            .await?;
+        assert_eq!(
+            soon(&b, By::Id("order-status")).await?.text().await?,
+            "paid"
+        );
+        // The same pass again: refused on the page.
+        b.goto(&with_pass).await?;
+        let email = soon(&b, By::Css("form.ticket-type input[name=email]")).await?;
+        email.send_keys("again@example.com").await?;
+        b.find(By::Css("form.ticket-type input[name=name]"))
+            .await?
+            .send_keys("Again")
+            .await?;
+        b.find(By::Css("form.ticket-type button"))
+            .await?
+            .click()
+            .await?;
+        let err = soon(&b, By::Css("p.error")).await?.text().await?;
+        assert!(err.contains("used"), "{err}");
+        Ok::<_, WebDriverError>(())
+    }
+    .await;
+    let _ = b.quit().await;
+    result.expect("browser flow");
+    t.stop().await;
 }

@@ -33,10 +33,11 @@ async fn drifted_counters_are_repaired_from_the_ledger(backend: Backend) {
     let ev: kernel::ids::EventId = event.id.parse().unwrap();
     let tt: kernel::ids::TicketTypeId = event.ticket_type.parse().unwrap();
     let inv = app.state::<Inventory>();
-    assert!(matches!(
-        inv.reserve(app, &tenant, ev, &[(tt, 3)]).await.unwrap(),
-        platform::sales::Reserve::Taken
-    ));
+    let platform::sales::Reserve::Taken(epoch) =
+        inv.reserve(app, &tenant, ev, &[(tt, 3)]).await.unwrap()
+    else {
+        panic!("not taken")
+    };
     assert_eq!(t.available(&org, &event).await, 5, "the leak shows");
     let repaired = integrity::reconcile_only(app, Some(org_id), Duration::from_millis(50))
         .await
@@ -46,7 +47,7 @@ async fn drifted_counters_are_repaired_from_the_ledger(backend: Backend) {
     assert_eq!(t.available(&org, &event).await, 8, "repaired");
 
     // A release counted twice: the counter says more than the ledger allows.
-    inv.release(org_id, ev, &[(tt, 4)]).await.unwrap();
+    inv.release(org_id, ev, epoch, &[(tt, 4)]).await.unwrap();
     assert_eq!(
         t.available(&org, &event).await,
         12,
@@ -60,5 +61,48 @@ async fn drifted_counters_are_repaired_from_the_ledger(backend: Backend) {
     // And it sells exactly what is left.
     assert_eq!(t.hold(&org, &event, 9).await.status(), 409);
     assert_eq!(t.hold(&org, &event, 8).await.status(), 201);
+    t.stop().await;
+}
+
+/// A Redis counter is trusted only in its epoch: once a hold was taken from
+/// the ledger (Redis away on some node: the epoch moved on), a counter that
+/// says more than the ledger allows is never sold from again — the
+/// reservation made against it is refused at its write, and the next
+/// epoch's counter is loaded from the ledger. On the embedded tier (no
+/// Redis, one process) epochs do not apply; the counter is the process's.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_counter_of_an_epoch_gone_by_is_never_sold_from() {
+    if !postgres_configured() {
+        eprintln!("VOELGOED_TEST_DATABASE_URL / VOELGOED_TEST_REDIS_URL unset: not run here");
+        return;
+    }
+    let t = TestApp::spawn(Backend::Postgres).await;
+    let org = t.signup().await;
+    let event = t.event(&org, 10).await;
+    assert_eq!(t.hold(&org, &event, 4).await.status(), 201);
+    assert_eq!(t.available(&org, &event).await, 6);
+    let app = t.app();
+    let org_id: kernel::ids::OrgId = kernel::db_run!(app.db(), p => sqlx::query_scalar("SELECT id FROM orgs WHERE slug = $1").bind(&org.slug).fetch_one(p).await).unwrap();
+    let ev: kernel::ids::EventId = event.id.parse().unwrap();
+    let tt: kernel::ids::TicketTypeId = event.ticket_type.parse().unwrap();
+    let epoch: i64 = kernel::db_run!(app.db(), p => sqlx::query_scalar("SELECT epoch FROM holds WHERE event_id = $1").bind(ev).fetch_one(p).await).unwrap();
+    // The counter lies high (as one Redis kept while others sold from the
+    // ledger would)...
+    app.state::<Inventory>()
+        .release(org_id, ev, Some(epoch), &[(tt, 9)])
+        .await
+        .unwrap();
+    assert_eq!(t.available(&org, &event).await, 15);
+    // ...and a node without Redis took a hold from the ledger: the epoch
+    // moved on.
+    kernel::db_run!(app.db(), p => sqlx::query("UPDATE inventory_epoch SET epoch = epoch + 1").execute(p).await.map(|_| ())).unwrap();
+    // 7 > the 6 the ledger allows: the stale counter would sell them; the
+    // write is refused, the node learns the epoch, the ledger says no.
+    assert_eq!(t.hold(&org, &event, 7).await.status(), 409);
+    assert_eq!(t.available(&org, &event).await, 6);
+    assert_eq!(t.hold(&org, &event, 6).await.status(), 201);
+    assert_eq!(t.hold(&org, &event, 1).await.status(), 409);
+    let newer: i64 = kernel::db_run!(app.db(), p => sqlx::query_scalar("SELECT MAX(epoch) FROM holds WHERE event_id = $1").bind(ev).fetch_one(p).await).unwrap();
+    assert!(newer > epoch, "the new hold was not taken in the new epoch");
     t.stop().await;
 }

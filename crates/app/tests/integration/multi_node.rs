@@ -351,3 +351,275 @@ async fn a_node_killed_mid_sale_loses_no_order_and_oversells_nothing() {
     pool.close().await;
     drop_pg_database(&admin, &db_name).await;
 }
+
+/// A Redis server of the test's own, on a free port, that it can stop and
+/// start again (empty, as a restarted cache is).
+struct OwnRedis {
+    port: u16,
+    child: Option<std::process::Child>,
+}
+
+impl OwnRedis {
+    fn start() -> OwnRedis {
+        let port = std::net::TcpListener::bind("127.0.0.1:0")
+            .unwrap()
+            .local_addr()
+            .unwrap()
+            .port();
+        let mut r = OwnRedis { port, child: None };
+        r.restart();
+        r
+    }
+
+    fn url(&self) -> String {
+        format!("redis://127.0.0.1:{}/", self.port)
+    }
+
+    fn restart(&mut self) {
+        let child = std::process::Command::new("redis-server")
+            .args([
+                "--port",
+                &self.port.to_string(),
+                "--save",
+                "",
+                "--appendonly",
+                "no",
+            ])
+            .stdout(std::process::Stdio::null())
+            .spawn()
+            .expect("redis-server runs (scripts/test.sh installs it)");
+        self.child = Some(child);
+        for _ in 0..100 {
+            if std::net::TcpStream::connect(("127.0.0.1", self.port)).is_ok() {
+                return;
+            }
+            std::thread::sleep(std::time::Duration::from_millis(20));
+        }
+        panic!("redis-server did not come up");
+    }
+
+    fn stop(&mut self) {
+        if let Some(mut c) = self.child.take() {
+            let _ = c.kill();
+            let _ = c.wait();
+        }
+    }
+}
+
+impl Drop for OwnRedis {
+    fn drop(&mut self) {
+        self.stop();
+    }
+}
+
+/// One buyer: hold a ticket, check out. The hold's and the checkout's
+/// statuses, and the order's id when it was made.
+async fn buy(api: &Api, org: &Org, event: &Event, i: usize) -> (u16, u16, Option<String>) {
+    let h = match api
+        .client
+        .post(api.url(&format!("/api/v1/store/{}/events/{}/holds", org.slug, event.id)))
+        .json(&serde_json::json!({"items": [{"ticket_type_id": event.ticket_type, "quantity": 1 + (i % 2)}]}))
+        .send()
+        .await
+    {
+        Ok(h) => h,
+        Err(_) => return (0, 0, None),
+    };
+    let status = h.status().as_u16();
+    if status != 201 {
+        if status != 409 {
+            eprintln!("hold {status}: {}", h.text().await.unwrap_or_default());
+        }
+        return (status, 0, None);
+    }
+    if i.is_multiple_of(7) {
+        return (status, 0, None); // walks away: the hold expires
+    }
+    let h: serde_json::Value = h.json().await.unwrap();
+    let r = api
+        .client
+        .post(api.url(&format!(
+            "/api/v1/store/{}/holds/{}/checkout",
+            org.slug,
+            h["id"].as_str().unwrap()
+        )))
+        .json(&serde_json::json!({"buyer": {"email": format!("b{i}@example.com"), "name": "B"}}))
+        .send()
+        .await
+        .unwrap();
+    let cs = r.status().as_u16();
+    let o: serde_json::Value = r.json().await.unwrap_or_default();
+    (status, cs, o["id"].as_str().map(str::to_string))
+}
+
+/// ARCHITECTURE.md §3: losing Redis degrades speed, never correctness.
+/// Two nodes sell on PostgreSQL + a Redis that is stopped mid-sale: holds
+/// go on from the ledger (none answers 503), Redis comes back empty and
+/// counters are rebuilt from the ledger in a new epoch, and at the end
+/// nothing is oversold, every order has its tickets, and the counters
+/// agree with the ledger.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn redis_stopped_mid_sale_sales_go_on_and_never_oversell() {
+    use std::time::Duration;
+    if !postgres_configured() {
+        eprintln!("VOELGOED_TEST_DATABASE_URL / VOELGOED_TEST_REDIS_URL unset: not run here");
+        return;
+    }
+    let admin = std::env::var("VOELGOED_TEST_DATABASE_URL").unwrap();
+    let mut redis = OwnRedis::start();
+    let redis_url = redis.url();
+    let (db_url, db_name) = fresh_pg_database(&admin, "vg_test_redis_lost")
+        .await
+        .unwrap();
+    let env: Vec<(&str, &str)> = vec![
+        ("DATABASE_URL", &db_url),
+        ("REDIS_URL", &redis_url),
+        ("VOELGOED_STOREFRONT_PER_MINUTE", "0"),
+        ("VOELGOED_BUYER_PER_MINUTE", "0"),
+        ("VOELGOED_HOLD_TTL_SECS", "4"),
+    ];
+    let dir_a = std::env::temp_dir().join(unique("voelgoed-redis-a"));
+    let dir_b = std::env::temp_dir().join(unique("voelgoed-redis-b"));
+    let a = Binary::start(&dir_a, &env).await;
+    let b = Binary::start(&dir_b, &env).await;
+    let org = a.api.signup().await;
+    const CAPACITY: i64 = 500;
+    let event = a.api.event(&org, CAPACITY).await;
+    let apis = [Arc::new(a.api.clone()), Arc::new(b.api.clone())];
+
+    // Three waves of 150 buyers (1 or 2 tickets each; one in seven walks
+    // away from its hold) on both nodes: Redis up, Redis stopped during the
+    // second, started again (empty) during the third.
+    let mut outcomes = Vec::new();
+    for wave in 0..3 {
+        let mut tasks = Vec::new();
+        for i in 0..150 {
+            let api = apis[i % 2].clone();
+            let (org, event) = (org.clone(), event.clone());
+            tasks.push(tokio::spawn(async move {
+                tokio::time::sleep(Duration::from_millis((i as u64 % 30) * 5)).await;
+                buy(&api, &org, &event, wave * 1000 + i).await
+            }));
+        }
+        tokio::time::sleep(Duration::from_millis(40)).await;
+        match wave {
+            1 => redis.stop(),
+            2 => redis.restart(),
+            _ => {}
+        }
+        let mut wave_out = Vec::new();
+        for t in tasks {
+            wave_out.push(t.await.unwrap());
+        }
+        outcomes.push(wave_out);
+    }
+    for (wave, out) in outcomes.iter().enumerate() {
+        for (hold, checkout, _) in out {
+            assert!(
+                *hold == 201 || *hold == 409,
+                "wave {wave}: a hold answered {hold}"
+            );
+            assert!(
+                *hold != 201 || *checkout == 201 || *checkout == 0,
+                "wave {wave}: a checkout answered {checkout}"
+            );
+        }
+    }
+    let sold_in = |w: usize| outcomes[w].iter().filter(|o| o.2.is_some()).count();
+    eprintln!(
+        "orders per wave: {} {} {}",
+        sold_in(0),
+        sold_in(1),
+        sold_in(2)
+    );
+    assert!(sold_in(0) > 0, "nothing sold with Redis up");
+    assert!(sold_in(1) > 0, "nothing sold while Redis was stopped");
+    assert!(sold_in(2) > 0, "nothing sold once Redis was back");
+
+    let pool = sqlx::PgPool::connect(&db_url).await.unwrap();
+    let scalar = |sql: &'static str| {
+        let pool = pool.clone();
+        async move {
+            sqlx::query_scalar::<_, i64>(sql)
+                .fetch_one(&pool)
+                .await
+                .unwrap()
+        }
+    };
+    assert!(
+        scalar("SELECT COUNT(*) FROM holds WHERE epoch IS NULL").await > 0,
+        "no hold was taken from the ledger"
+    );
+    // Nothing oversold; every order has its tickets.
+    let sold = scalar("SELECT COUNT(*) FROM tickets").await;
+    assert!(sold <= CAPACITY, "oversold: {sold}");
+    let taken = scalar(
+        "SELECT CAST(COALESCE(SUM(i.quantity), 0) AS BIGINT) FROM hold_items i JOIN holds h ON h.id = i.hold_id
+         WHERE h.status IN ('active', 'consumed')",
+    )
+    .await;
+    assert!(taken <= CAPACITY, "the ledger holds {taken} > {CAPACITY}");
+    assert_eq!(
+        scalar(
+            "SELECT COUNT(*) FROM orders o WHERE (SELECT COUNT(*) FROM tickets k WHERE k.order_id = o.id)
+               <> (SELECT SUM(i.quantity) FROM hold_items i WHERE i.hold_id = o.hold_id)"
+        )
+        .await,
+        0,
+        "an order without all its tickets"
+    );
+    let confirmed: usize = (0..3).map(sold_in).sum();
+    assert_eq!(
+        scalar("SELECT COUNT(*) FROM orders").await,
+        confirmed as i64
+    );
+    assert!(
+        scalar("SELECT epoch FROM inventory_epoch").await > 2,
+        "the epoch did not move on"
+    );
+    // The walked-away holds expire; the counters never promise more than
+    // the ledger allows, and reconciled they agree with it on both nodes.
+    let active = "SELECT COUNT(*) FROM holds WHERE status = 'active'";
+    for _ in 0..100 {
+        if scalar(active).await == 0 {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert_eq!(scalar(active).await, 0, "a hold outlived its time");
+    let left_by_ledger = CAPACITY - sold;
+    for node in [&a.api, &b.api] {
+        let left = node.available(&org, &event).await;
+        assert!(
+            left <= left_by_ledger,
+            "{left} > {left_by_ledger}: would oversell"
+        );
+    }
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_voelgoed"))
+        .args(["reconcile", "--window-secs", "1"])
+        .env("VOELGOED_DATA_DIR", &dir_a)
+        .env("VOELGOED_LOG", "error")
+        .envs(env.iter().copied())
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    for node in [&a.api, &b.api] {
+        assert_eq!(node.available(&org, &event).await, left_by_ledger);
+    }
+    // And the rest sells, exactly.
+    let mut left = left_by_ledger;
+    while left > 0 {
+        let n = left.min(10);
+        assert_eq!(b.api.hold(&org, &event, n).await.status(), 201);
+        left -= n;
+    }
+    assert_eq!(a.api.hold(&org, &event, 1).await.status(), 409);
+    drop(a);
+    drop(b);
+    pool.close().await;
+    drop_pg_database(&admin, &db_name).await;
+}

@@ -311,6 +311,9 @@ pub async fn send(app: &App, job: Send) -> HandlerResult {
             let occasion = Occasion::Cancelled { refunded_cents };
             order_mail(app, &t, &org_ref.name, order, occasion).await?
         }
+        Send::OrderLookup { email, request, .. } => {
+            lookup_mail(app, &t, &org_ref, &email, request).await?
+        }
         Send::EndpointDisabled { url, reason, .. } => {
             let owners = identity::owner_emails(app, org).await.map_err(api_failed)?;
             let to = owners
@@ -398,6 +401,51 @@ pub async fn send(app: &App, job: Send) -> HandlerResult {
     .await?;
     metrics::counter!("voelgoed_mail_sent_total", "kind" => draft.kind).increment(1);
     Ok(())
+}
+
+/// The buyer's link to their orders, listed (none: no orders, nothing to
+/// send).
+async fn lookup_mail(
+    app: &App,
+    t: &Tenant,
+    org: &crate::identity::OrgRef,
+    email: &str,
+    request: uuid::Uuid,
+) -> Result<Option<Draft>, JobError> {
+    let failed = |e: sales::Error| api_failed(e.into());
+    let orders = sales::lookup::orders_of(app, t, email)
+        .await
+        .map_err(failed)?;
+    if orders.is_empty() {
+        return Ok(None);
+    }
+    let token = sales::lookup::mint(app, t, email).await.map_err(failed)?;
+    let base = app.kernel.config.public_url.trim_end_matches('/');
+    let link = format!("{base}/s/{}/orders/mine?token={token}", org.slug);
+    let mut list = String::new();
+    for o in &orders {
+        list.push_str(&format!(
+            "- {} · {} · {} · order {}\n",
+            o.event_name,
+            crate::money::format(o.total_cents, &o.currency),
+            o.status.as_str().replace('_', " "),
+            o.id
+        ));
+    }
+    Ok(Some(Draft {
+        kind: "order_lookup",
+        to: vec![mailbox(None, email)?],
+        subject: format!("Your orders with {}", org.name),
+        body: format!(
+            "Hello,\n\nYou asked for your orders with {}. This address has:\n\n{list}\n\
+             Open them (tickets, invoices) with this link for the next 24 hours:\n{link}\n\n\
+             If you did not ask, you can ignore this message.\n",
+            org.name
+        ),
+        order: None,
+        once: Some(request),
+        attachments: Vec::new(),
+    }))
 }
 
 fn api_failed(e: ApiError) -> JobError {

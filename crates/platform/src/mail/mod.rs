@@ -33,7 +33,7 @@ use serde::{Deserialize, Serialize};
 use crate::{
     App,
     events::EventPublished,
-    sales::{OrderCancelled, OrderExpired, OrderPaid, OrderRefunded},
+    sales::{OrderCancelled, OrderExpired, OrderLookupRequested, OrderPaid, OrderRefunded},
     webhooks::EndpointDisabled,
 };
 pub use domain::check_address;
@@ -87,6 +87,12 @@ pub enum Send {
         url: String,
         reason: String,
     },
+    /// A buyer's link to their orders.
+    OrderLookup {
+        org: OrgId,
+        email: String,
+        request: uuid::Uuid,
+    },
 }
 
 impl Send {
@@ -97,7 +103,8 @@ impl Send {
             | Send::Reminder { org, .. }
             | Send::OrderRefunded { org, .. }
             | Send::OrderCancelled { org, .. }
-            | Send::EndpointDisabled { org, .. } => *org,
+            | Send::EndpointDisabled { org, .. }
+            | Send::OrderLookup { org, .. } => *org,
         }
     }
 }
@@ -136,6 +143,7 @@ pub fn slice(kernel: &Kernel) -> Slice<App> {
         .consumes::<OrderRefunded, _>("mail.refunded", on_refunded)
         .consumes::<OrderCancelled, _>("mail.cancelled", on_cancelled)
         .consumes::<EndpointDisabled, _>("mail.endpoint_disabled", on_endpoint_disabled)
+        .consumes::<OrderLookupRequested, _>("mail.lookup", on_lookup)
         .consumes::<EventPublished, _>("mail.reminders", schedule_reminders)
         .job::<Send, _, _>(|app: App, job: Send| async move { domain::send(&app, job).await })
         .job::<Reminders, _, _>(|app: App, job: Reminders| async move {
@@ -222,6 +230,21 @@ fn on_endpoint_disabled<'a>(
             send,
             format!("endpoint_disabled:{}:{}", e.webhook_id, e.reason),
         )
+    })
+}
+
+fn on_lookup<'a>(
+    _: &'a App,
+    tx: &'a mut Tx,
+    events: Vec<Envelope<OrderLookupRequested>>,
+) -> TxFuture<'a> {
+    enqueue(tx, events, |e| {
+        let send = Send::OrderLookup {
+            org: e.org_id,
+            email: e.email.clone(),
+            request: e.request_id,
+        };
+        (send, format!("lookup:{}", e.request_id))
     })
 }
 

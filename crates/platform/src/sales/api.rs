@@ -15,7 +15,12 @@ use serde::Deserialize;
 use utoipa::{IntoParams, ToSchema};
 use utoipa_axum::{router::OpenApiRouter, routes};
 
-use super::domain::{self, Buyer, HoldItem, HoldView, OrderView, PaymentMethod, StoreEvent};
+use super::{
+    domain::{self, Buyer, HoldItem, HoldView, OrderView, PaymentMethod, StoreEvent},
+    limits::{self, SalesLimits},
+    lookup::{self, LookupAck},
+    queue::{self, QueueStatus, WaitingRoom},
+};
 use crate::{
     App,
     identity::{OrgActor, StoreTenant},
@@ -28,6 +33,134 @@ pub fn routes() -> OpenApiRouter<App> {
         .routes(routes!(checkout))
         .routes(routes!(store_order))
         .routes(routes!(get_order))
+        .routes(routes!(get_sales_limits, put_sales_limits))
+        .routes(routes!(lookup_orders))
+        .routes(routes!(get_waiting_room, put_waiting_room))
+        .routes(routes!(join_queue))
+        .routes(routes!(queue_status))
+}
+
+/// The event's waiting room: off, or on with a rate per minute and the
+/// time the on-sale opens.
+#[utoipa::path(get, path = "/api/v1/orgs/{org}/events/{event_id}/waiting-room", tag = "events",
+    params(("org" = String, Path, description = "organization slug"), ("event_id" = EventId, Path)),
+    security(("api_key" = [])),
+    responses((status = 200, body = WaitingRoom, description = "the room (off until set)")))]
+async fn get_waiting_room(
+    State(app): State<App>,
+    OrgActor(actor): OrgActor,
+    ApiPath(path): ApiPath<(String, EventId)>,
+) -> Result<axum::Json<WaitingRoom>, ApiError> {
+    Ok(axum::Json(queue::get_settings(&app, &actor, path.1).await?))
+}
+
+/// Turns the event's waiting room on or off. On, every hold of the event
+/// needs a pass from the room (`queue_pass`); visitors who join before
+/// `opens_at` get random places among the early ones, later ones queue in
+/// order, and `per_minute` of them are let through each minute.
+#[utoipa::path(put, path = "/api/v1/orgs/{org}/events/{event_id}/waiting-room", tag = "events",
+    params(("org" = String, Path, description = "organization slug"), ("event_id" = EventId, Path)),
+    request_body = WaitingRoom, security(("api_key" = [])),
+    responses((status = 200, body = WaitingRoom, description = "the room as stored")))]
+async fn put_waiting_room(
+    State(app): State<App>,
+    OrgActor(actor): OrgActor,
+    ApiPath(path): ApiPath<(String, EventId)>,
+    ApiJson(req): ApiJson<WaitingRoom>,
+) -> Result<axum::Json<WaitingRoom>, ApiError> {
+    Ok(axum::Json(
+        queue::put_settings(&app, &actor, path.1, req).await?,
+    ))
+}
+
+/// Joins the event's waiting room: a signed queue token and the visitor's
+/// place (keep the token; ask with it for the place and, once admitted, the
+/// pass).
+#[utoipa::path(post, path = "/api/v1/store/{org}/events/{event_id}/queue", tag = "storefront",
+    params(("org" = String, Path), ("event_id" = EventId, Path)),
+    responses((status = 201, body = QueueStatus, description = "the visitor's token and place"),
+              (status = 409, description = "the event has no waiting room on"),
+              (status = 429, description = "too many requests from this address")))]
+async fn join_queue(
+    State(app): State<App>,
+    ClientAddr(ip): ClientAddr,
+    StoreTenant(t): StoreTenant,
+    ApiPath(path): ApiPath<(String, EventId)>,
+) -> Result<Response, ApiError> {
+    app.kernel.limits.storefront.check(&ip).await?;
+    let status = queue::join(&app, &t, path.1).await?;
+    Ok((StatusCode::CREATED, axum::Json(status)).into_response())
+}
+
+/// Where a queue token stands: the place, the estimated wait, and once the
+/// visitor's turn came, the pass a hold takes. A forged token: 404.
+#[utoipa::path(get, path = "/api/v1/store/{org}/events/{event_id}/queue/{token}", tag = "storefront",
+    params(("org" = String, Path), ("event_id" = EventId, Path), ("token" = String, Path)),
+    responses((status = 200, body = QueueStatus, description = "the visitor's place"),
+              (status = 409, description = "the event has no waiting room on")))]
+async fn queue_status(
+    State(app): State<App>,
+    StoreTenant(t): StoreTenant,
+    ApiPath(path): ApiPath<(String, EventId, String)>,
+) -> Result<axum::Json<QueueStatus>, ApiError> {
+    Ok(axum::Json(queue::status(&app, &t, path.1, &path.2).await?))
+}
+
+#[derive(Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct LookupRequest {
+    /// The address the orders were placed with.
+    #[schema(schema_with = kernel::http::schema::email)]
+    email: String,
+}
+
+/// A buyer asks for a link to their orders: it is mailed to the address
+/// when it has orders here (at most once per ten minutes), and works for a
+/// day. The answer is the same either way: no list of orders, and no word
+/// on whether the address is known.
+#[utoipa::path(post, path = "/api/v1/store/{org}/orders/lookup", tag = "storefront",
+    params(("org" = String, Path)), request_body = LookupRequest,
+    responses((status = 202, body = LookupAck, description = "a link is on its way if the address has orders"),
+              (status = 429, description = "too many requests from this address")))]
+async fn lookup_orders(
+    State(app): State<App>,
+    ClientAddr(ip): ClientAddr,
+    StoreTenant(t): StoreTenant,
+    ApiJson(req): ApiJson<LookupRequest>,
+) -> Result<Response, ApiError> {
+    app.kernel.limits.storefront.check(&ip).await?;
+    let ack = lookup::request(&app, &t, &req.email).await?;
+    Ok((StatusCode::ACCEPTED, axum::Json(ack)).into_response())
+}
+
+/// The event's sales limits: tickets per order, and per buyer (by e-mail)
+/// across their pending and paid orders of the event.
+#[utoipa::path(get, path = "/api/v1/orgs/{org}/events/{event_id}/sales-limits", tag = "events",
+    params(("org" = String, Path, description = "organization slug"), ("event_id" = EventId, Path)),
+    security(("api_key" = [])),
+    responses((status = 200, body = SalesLimits, description = "the limits (`null`: none)")))]
+async fn get_sales_limits(
+    State(app): State<App>,
+    OrgActor(actor): OrgActor,
+    ApiPath(path): ApiPath<(String, EventId)>,
+) -> Result<axum::Json<SalesLimits>, ApiError> {
+    Ok(axum::Json(limits::get(&app, &actor, path.1).await?))
+}
+
+/// Replaces the event's sales limits. A hold over the per-order limit, or a
+/// checkout that would take a buyer over theirs, answers 422 `validation`
+/// (naming `items` or `buyer.email`); orders already placed stand.
+#[utoipa::path(put, path = "/api/v1/orgs/{org}/events/{event_id}/sales-limits", tag = "events",
+    params(("org" = String, Path, description = "organization slug"), ("event_id" = EventId, Path)),
+    request_body = SalesLimits, security(("api_key" = [])),
+    responses((status = 200, body = SalesLimits, description = "the limits as stored")))]
+async fn put_sales_limits(
+    State(app): State<App>,
+    OrgActor(actor): OrgActor,
+    ApiPath(path): ApiPath<(String, EventId)>,
+    ApiJson(req): ApiJson<SalesLimits>,
+) -> Result<axum::Json<SalesLimits>, ApiError> {
+    Ok(axum::Json(limits::put(&app, &actor, path.1, req).await?))
 }
 
 /// A published event with its ticket types and what is left of each.
@@ -55,6 +188,11 @@ pub struct HoldRequest {
     /// Seat ids, for seated events (an event without a seat map answers
     /// 422 naming `seats`).
     seats: Option<Vec<String>>,
+    /// The waiting room's pass (its queue status gives it once the
+    /// visitor's turn came), when the event has a room on: one pass, one
+    /// hold; without it, or with a forged, early, expired or used one, 403.
+    #[schema(max_length = 200)]
+    queue_pass: Option<String>,
 }
 
 #[derive(Deserialize, ToSchema)]
@@ -74,6 +212,7 @@ pub struct HoldRequestItem {
     responses((status = 201, body = HoldView, description = "the hold",
                links(("checkout" = (operation_id = "checkout",
                    parameters(("org" = "$request.path.org"), ("hold_id" = "$response.body#/id")))))),
+              (status = 403, description = "the event's waiting room: no pass, or a forged, early, expired or used one"),
               (status = 409, description = "sold_out: not enough tickets left"),
               (status = 429, description = "too many holds from this address")))]
 async fn create_hold(
@@ -100,7 +239,14 @@ async fn create_hold(
             quantity: i.quantity,
         })
         .collect();
-    let hold = Box::pin(domain::create_hold(&app, &t, event, items)).await?;
+    let hold = Box::pin(domain::create_hold(
+        &app,
+        &t,
+        event,
+        items,
+        req.queue_pass.as_deref(),
+    ))
+    .await?;
     Ok((StatusCode::CREATED, axum::Json(hold)).into_response())
 }
 

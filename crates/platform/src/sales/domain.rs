@@ -155,6 +155,8 @@ struct Reservation {
     app: App,
     org: kernel::ids::OrgId,
     event: EventId,
+    /// The Redis epoch it was taken in: the write is guarded by it.
+    epoch: Option<i64>,
     /// `None` once settled.
     pairs: Option<Vec<(TicketTypeId, i64)>>,
 }
@@ -162,7 +164,15 @@ struct Reservation {
 impl Reservation {
     async fn write(mut self, writes: Vec<kernel::Stmt>) -> Result<()> {
         // Dropped while queueing: nothing was queued, the drop gives back.
-        let ticket = match self.app.db().enqueue_writes(writes).await {
+        let db = self.app.db();
+        let queued = match self.epoch {
+            Some(e) => {
+                db.enqueue_guarded(store::epoch_guard(db.backend(), e), writes)
+                    .await
+            }
+            None => db.enqueue_writes(writes).await,
+        };
+        let ticket = match queued {
             Ok(ticket) => ticket,
             Err(e) => {
                 self.give_back().await?;
@@ -181,12 +191,19 @@ impl Reservation {
         self.pairs = None;
     }
 
+    /// Redis away, the quantities stay taken in its counters (on the safe
+    /// side) until the reconciliation or the next epoch puts them right.
     async fn give_back(&mut self) -> Result<()> {
         if let Some(pairs) = self.pairs.take() {
-            self.app
+            match self
+                .app
                 .state::<Inventory>()
-                .release(self.org, self.event, &pairs)
-                .await?;
+                .release(self.org, self.event, self.epoch, &pairs)
+                .await
+            {
+                Ok(()) | Err(Error::WarmTierDown) => {}
+                Err(e) => return Err(e),
+            }
         }
         Ok(())
     }
@@ -197,9 +214,13 @@ impl Drop for Reservation {
         if let Some(pairs) = self.pairs.take()
             && let Ok(rt) = tokio::runtime::Handle::try_current()
         {
-            let (app, org, event) = (self.app.clone(), self.org, self.event);
+            let (app, org, event, epoch) = (self.app.clone(), self.org, self.event, self.epoch);
             rt.spawn(async move {
-                if let Err(e) = app.state::<Inventory>().release(org, event, &pairs).await {
+                if let Err(e) = app
+                    .state::<Inventory>()
+                    .release(org, event, epoch, &pairs)
+                    .await
+                {
                     tracing::warn!(error = %e, "a dropped hold's quantities were not given back");
                 }
             });
@@ -227,9 +248,13 @@ impl WriteInFlight {
             return Ok(());
         };
         match outcome {
-            Ok(()) => {
+            Ok(true) => {
                 reservation.settle();
                 Ok(())
+            }
+            Ok(false) => {
+                reservation.give_back().await?;
+                Err(Error::EpochMoved(reservation.epoch.unwrap_or(0)))
             }
             // Dropped while giving back, the reservation's Drop gives back.
             Err(e) => {
@@ -247,8 +272,8 @@ impl Drop for WriteInFlight {
         {
             rt.spawn(async move {
                 match ticket.await {
-                    Ok(()) => reservation.settle(),
-                    Err(_) => {
+                    Ok(true) => reservation.settle(),
+                    Ok(false) | Err(_) => {
                         if let Err(e) = reservation.give_back().await {
                             tracing::warn!(error = %e, "a failed hold's quantities were not given back");
                         }
@@ -266,6 +291,7 @@ pub async fn create_hold(
     t: &Tenant,
     event: EventId,
     items: Vec<HoldItem>,
+    queue_pass: Option<&str>,
 ) -> Result<HoldView> {
     let catalog = published_catalog(app, t, event).await?;
     let now = app.kernel.now();
@@ -300,43 +326,122 @@ pub async fn create_hold(
             c.fail(&format!("{field}.ticket_type_id"), "is not on sale now");
         }
     }
+    let limits = super::limits::of(app, t.org(), event).await?;
+    if let Some(max) = limits.max_tickets_per_order {
+        let total: i64 = items.iter().map(|i| i.quantity.max(0)).sum();
+        if total > max {
+            c.fail("items", &format!("at most {max} tickets in one order"));
+        }
+    }
     c.finish()?;
+    // The waiting room's pass, when the event has a room on: taken now,
+    // given back if the hold is not made for another reason than the
+    // tickets being gone.
+    let pass = super::queue::take_pass(app, t, event, queue_pass).await?;
+    let made = Box::pin(hold_items(app, t, event, items)).await;
+    if let (Some(pass), Err(e)) = (pass, &made)
+        && !matches!(e, Error::SoldOut(_))
+    {
+        super::queue::give_back(app, pass).await;
+    }
+    made
+}
+
+/// [`create_hold`] once its checks passed.
+async fn hold_items(
+    app: &App,
+    t: &Tenant,
+    event: EventId,
+    items: Vec<HoldItem>,
+) -> Result<HoldView> {
     let pairs: Vec<(TicketTypeId, i64)> = items
         .iter()
         .map(|i| (i.ticket_type_id, i.quantity))
         .collect();
     let hold = HoldId::new();
-    let expires_at = now + app.kernel.config.hold_ttl_secs * MICROS_PER_SEC;
-    let mut writes = store::insert_hold(t, hold, event, expires_at, now, &pairs);
-    writes.push(events::emit(
-        &HoldCreated {
-            org_id: t.org(),
-            event_id: event,
-            hold_id: hold,
-            items: items.clone(),
-            expires_at: clock::rfc3339(expires_at),
-        },
-        now,
-    )?);
-    let inventory = app.state::<Inventory>();
-    if let Reserve::SoldOut(tt) = inventory.reserve(app, t, event, &pairs).await? {
-        return Err(Error::SoldOut(tt));
-    }
-    // From here the reservation is either written or given back, even when
-    // the request is dropped (a client gone, the handler's time limit).
-    let reservation = Reservation {
-        app: app.clone(),
-        org: t.org(),
-        event,
-        pairs: Some(pairs),
+    // The hold's time runs from when it is taken (a reservation may wait
+    // its turn at the ledger).
+    let expiry = std::sync::atomic::AtomicI64::new(0);
+    let writes = |epoch: Option<i64>| -> Result<Vec<kernel::Stmt>> {
+        let now = app.kernel.now();
+        let expires_at = now + app.kernel.config.hold_ttl_secs * MICROS_PER_SEC;
+        expiry.store(expires_at, std::sync::atomic::Ordering::Relaxed);
+        let mut writes = store::insert_hold(t, hold, event, expires_at, now, &pairs, epoch);
+        writes.push(events::emit(
+            &HoldCreated {
+                org_id: t.org(),
+                event_id: event,
+                hold_id: hold,
+                items: items.clone(),
+                expires_at: clock::rfc3339(expires_at),
+            },
+            now,
+        )?);
+        Ok(writes)
     };
-    reservation.write(writes).await?;
+    let inventory = app.state::<Inventory>();
+    let mut taken = false;
+    // A reservation whose Redis epoch moved on before its write is refused
+    // and made again (the node learns the new epoch); Redis away, the
+    // ledger decides.
+    for _ in 0..3 {
+        let epoch = match inventory.reserve(app, t, event, &pairs).await? {
+            Reserve::SoldOut(tt) => return Err(Error::SoldOut(tt)),
+            Reserve::Unavailable => break,
+            Reserve::Taken(epoch) => epoch,
+        };
+        // From here the reservation is either written or given back, even
+        // when the request is dropped (a client gone, the handler's time
+        // limit).
+        let reservation = Reservation {
+            app: app.clone(),
+            org: t.org(),
+            event,
+            epoch,
+            pairs: Some(pairs.clone()),
+        };
+        match reservation.write(writes(epoch)?).await {
+            Ok(()) => {
+                taken = true;
+                break;
+            }
+            Err(Error::EpochMoved(e)) => inventory.refused(app, e).await?,
+            Err(e) => return Err(e),
+        }
+    }
+    if !taken {
+        hold_from_ledger(app, t, event, &pairs, || writes(None)).await?;
+    }
+    let expires_at = expiry.load(std::sync::atomic::Ordering::Relaxed);
     Ok(HoldView {
         id: hold,
         event_id: event,
         expires_at: clock::rfc3339(expires_at),
         items,
     })
+}
+
+/// Writes a hold taken from the ledger (Redis away, or its epoch moving
+/// under a reservation again and again): one transaction at a time.
+async fn hold_from_ledger(
+    app: &App,
+    t: &Tenant,
+    event: EventId,
+    pairs: &[(TicketTypeId, i64)],
+    writes: impl FnOnce() -> Result<Vec<kernel::Stmt>>,
+) -> Result<()> {
+    let inventory = app.state::<Inventory>();
+    let mut tx = app.db().begin().await?;
+    if let Reserve::SoldOut(tt) = inventory
+        .reserve_in_tx(app, &mut tx, t, event, pairs)
+        .await?
+    {
+        tx.rollback().await?;
+        return Err(Error::SoldOut(tt));
+    }
+    tx.run_all(writes()?).await?;
+    tx.commit().await?;
+    Ok(())
 }
 
 #[derive(Clone, Debug, Deserialize, Serialize, ToSchema)]
@@ -538,6 +643,18 @@ async fn checkout_once(
         HoldStatus::Active if hold_expires <= now => return Err(Error::HoldExpired),
         HoldStatus::Active => {}
     }
+    // The buyer's limit: an early answer here, before a payment is begun;
+    // the write below checks again under the buyer's lock.
+    let per_buyer = super::limits::of(app, t.org(), event)
+        .await?
+        .max_tickets_per_buyer;
+    let quantity: i64 = items.iter().map(|(_, q)| q).sum();
+    if let Some(max) = per_buyer {
+        let has = super::limits::buyer_tickets_now(app.db(), t.org(), event, &email).await?;
+        if has + quantity > max {
+            return Err(super::limits::over_buyer_limit(max, has));
+        }
+    }
     let catalog = catalog::catalog(app, t, event)
         .await?
         .ok_or(Error::NotFound)?;
@@ -721,25 +838,29 @@ async fn checkout_once(
     // other checkouts waiting at the same moment (group commit). Nothing is
     // written unless this request still holds its idempotency claim and the
     // hold is still active.
-    let writes = Arc::new(writes);
-    let (tenant, claim_check) = (t.clone(), claim.cloned());
-    let applied = app
-        .db()
-        .transact_grouped(Box::new(move |tx| {
-            let (writes, tenant, claim_check) =
-                (writes.clone(), tenant.clone(), claim_check.clone());
-            Box::pin(async move {
-                if store::consume_hold(tx, &tenant, hold, now, claim_check.as_ref())
-                    .await?
-                    .is_none()
-                {
-                    return Ok(false);
-                }
-                tx.run_all(writes.as_ref().clone()).await?;
-                Ok(true)
-            })
-        }))
-        .await?;
+    let applied = match per_buyer {
+        None => checkout_grouped(app, t, hold, now, claim, writes).await?,
+        // One checkout per buyer and event at a time, in a transaction of
+        // its own (a lock held across a shared group could deadlock two).
+        Some(max) => {
+            let mut tx = app.db().begin().await?;
+            super::limits::lock_buyer(&mut tx, t.org(), event, &email).await?;
+            let has = super::limits::buyer_tickets(&mut tx, t.org(), event, &email).await?;
+            if has + quantity > max {
+                return Err(super::limits::over_buyer_limit(max, has));
+            }
+            if store::consume_hold(&mut tx, t, hold, now, claim)
+                .await?
+                .is_none()
+            {
+                false
+            } else {
+                tx.run_all(writes).await?;
+                tx.commit().await?;
+                true
+            }
+        }
+    };
     if !applied {
         if let Some(claim) = claim {
             let mut tx = app.db().begin().await?;
@@ -761,6 +882,39 @@ async fn checkout_once(
     })
 }
 
+/// Consumes the hold and writes the order in a transaction shared with
+/// other checkouts waiting at the same moment (group commit); false when
+/// the hold was no longer active or the claim no longer held.
+async fn checkout_grouped(
+    app: &App,
+    t: &Tenant,
+    hold: HoldId,
+    now: i64,
+    claim: Option<&Claim>,
+    writes: Vec<kernel::Stmt>,
+) -> Result<bool> {
+    let writes = Arc::new(writes);
+    let (tenant, claim_check) = (t.clone(), claim.cloned());
+    let applied = app
+        .db()
+        .transact_grouped(Box::new(move |tx| {
+            let (writes, tenant, claim_check) =
+                (writes.clone(), tenant.clone(), claim_check.clone());
+            Box::pin(async move {
+                if store::consume_hold(tx, &tenant, hold, now, claim_check.as_ref())
+                    .await?
+                    .is_none()
+                {
+                    return Ok(false);
+                }
+                tx.run_all(writes.as_ref().clone()).await?;
+                Ok(true)
+            })
+        }))
+        .await?;
+    Ok(applied)
+}
+
 /// Holds and checks out in one step (the storefront page's "Get ticket").
 pub async fn take_now(
     app: &App,
@@ -769,8 +923,9 @@ pub async fn take_now(
     item: HoldItem,
     buyer: Buyer,
     method: PaymentMethod,
+    queue_pass: Option<&str>,
 ) -> Result<OrderView> {
-    let hold = create_hold(app, t, event, vec![item]).await?;
+    let hold = create_hold(app, t, event, vec![item], queue_pass).await?;
     let reply = checkout(app, t, hold.id, buyer, method, None).await?;
     serde_json::from_str(&reply.body).map_err(|e| Error::Api(kernel::ApiError::internal(e)))
 }
@@ -1018,10 +1173,19 @@ pub async fn get_order_for_buyer(
     let row = store::order(app.db(), t, order)
         .await?
         .ok_or(Error::NotFound)?;
-    if !crate::web::csrf_matches_bytes(
-        &auth::sha256(access_token.as_bytes()),
-        &row.access_token_hash,
-    ) {
+    // The order's own token, or a look-up link's for the buyer's address.
+    let allowed = if access_token.starts_with(super::lookup::PREFIX) {
+        super::lookup::email_of(app, t, access_token)
+            .await?
+            .as_deref()
+            == Some(row.buyer_email.as_str())
+    } else {
+        crate::web::csrf_matches_bytes(
+            &auth::sha256(access_token.as_bytes()),
+            &row.access_token_hash,
+        )
+    };
+    if !allowed {
         return Err(Error::NotFound);
     }
     order_view(app, t, row).await

@@ -20,6 +20,10 @@ pub enum Error {
     IdempotencyInFlight,
     #[error("the warm tier is unavailable")]
     WarmTierDown,
+    /// A hold reserved in a Redis epoch that has since moved on (see the
+    /// inventory module): reserve again.
+    #[error("the inventory epoch moved on")]
+    EpochMoved(i64),
     #[error(transparent)]
     Db(#[from] sqlx::Error),
     #[error(transparent)]
@@ -43,7 +47,7 @@ impl From<Error> for ApiError {
             Error::IdempotencyConflict => ApiError::IdempotencyConflict,
             Error::IdempotencyInFlight => ApiError::IdempotencyInFlight,
             // Never a guess from a stale tier: ask the buyer to retry.
-            Error::WarmTierDown => ApiError::Overloaded {
+            Error::WarmTierDown | Error::EpochMoved(_) => ApiError::Overloaded {
                 retry_after_secs: 1,
             },
             Error::Db(e) => e.into(),

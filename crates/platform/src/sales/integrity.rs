@@ -78,13 +78,13 @@ pub async fn reconcile_only(
 ) -> Result<Vec<Repair>> {
     let inv = app.state::<Inventory>();
     let mut suspects = Vec::new();
-    let mut counters = inv.counters().await?;
+    let mut counters = inv.counters(app).await?;
     if let Some(only) = org {
         counters.retain(|(o, _, _)| *o == only);
     }
     for (org, event, tt) in &counters {
         let (Some(c), Some(e)) = (
-            inv.read(*org, *event, *tt).await?,
+            inv.read(app, *org, *event, *tt).await?,
             expected(app, *org, *event, *tt).await?,
         ) else {
             continue;
@@ -100,12 +100,12 @@ pub async fn reconcile_only(
     tokio::time::sleep(window).await;
     let mut repaired = Vec::new();
     for (org, event, tt, c1, e1) in suspects {
-        let c2 = inv.read(org, event, tt).await?;
+        let c2 = inv.read(app, org, event, tt).await?;
         let e2 = expected(app, org, event, tt).await?;
         if c2 != Some(c1) || e2 != Some(e1) {
             continue; // moving: in flight, not drift
         }
-        if inv.repair(org, event, tt, c1, e1).await? {
+        if inv.repair(app, org, event, tt, c1, e1).await? {
             tracing::warn!(%org, %event, ticket_type = %tt, counter_was = c1, ledger_says = e1,
                 "inventory counter drifted from the ledger; repaired");
             metrics::counter!("voelgoed_inventory_repairs_total").increment(1);

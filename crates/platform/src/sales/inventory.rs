@@ -1,16 +1,33 @@
 //! Inventory counters: what is left of each ticket type, kept in the hot
-//! tier (one process) or the warm tier (Redis, shared by every node).
+//! tier (one process) or the warm tier (Redis, shared by every node), with
+//! the ledger (the holds table) as the arbiter when Redis is away.
 //!
 //! Invariant: counter = capacity − Σ quantity of holds that are `active` or
 //! `consumed` in the database. A reservation is one atomic step (a mutex
 //! section in process, a Lua script in Redis) that takes every item or none,
 //! so no interleaving can oversell. A missing counter is loaded from the
 //! database once; a cache miss falls through, it never guesses.
+//!
+//! Redis counters belong to an epoch (docs/decisions.md, "Losing Redis
+//! mid-sale"): a hold reserved against them is written only while the
+//! deployment's epoch (a row in the database) still stands, share-locking it
+//! in the write's transaction. With Redis unreachable a hold is taken from
+//! the ledger instead, in a transaction that locks that row exclusively and
+//! moves the epoch on: holds reserved in Redis before and written after are
+//! refused (and retried), and Redis' counters are never trusted again — the
+//! next epoch's are loaded from the ledger, once Redis answers.
 
-use std::{collections::HashMap, sync::Mutex};
+use std::{
+    collections::HashMap,
+    sync::{
+        Mutex,
+        atomic::{AtomicI64, Ordering},
+    },
+    time::{Duration, Instant},
+};
 
 use kernel::{
-    ApiError, Kernel,
+    ApiError, Kernel, Tx,
     ids::{EventId, OrgId, TicketTypeId},
     warm::Warm,
 };
@@ -40,12 +57,36 @@ struct RedisTier {
     warm: Warm,
     reserve: redis::Script,
     release: redis::Script,
+    load: redis::Script,
+    adopt: redis::Script,
+    raise: redis::Script,
+    /// The epoch this node reserves in; 0 until learnt.
+    epoch: AtomicI64,
+    /// Where Redis keeps its epoch (see [`epoch_key`]).
+    epoch_key: tokio::sync::OnceCell<String>,
+    /// One node learns a new epoch at a time.
+    sync: tokio::sync::Mutex<()>,
+    /// Until when (ms after `started`) Redis is taken as away: holds go to
+    /// the ledger without waiting on it.
+    down_until: AtomicI64,
+    started: Instant,
 }
 
+/// What a reservation did.
 pub enum Reserve {
-    Taken,
+    /// Taken from the counters of this Redis epoch (`None`: the process's
+    /// own counters, or the ledger). A hold reserved in an epoch must be
+    /// written under [`store::epoch_guard`].
+    Taken(Option<i64>),
     SoldOut(TicketTypeId),
+    /// Redis did not answer: take from the ledger ([`Inventory::reserve_in_tx`]).
+    Unavailable,
 }
+
+/// How long a Redis call may take before Redis is taken as away.
+const REDIS_TIMEOUT: Duration = Duration::from_millis(500);
+/// How long Redis is left alone after it failed.
+const REDIS_BACKOFF_MS: i64 = 1_000;
 
 const RESERVE_LUA: &str = r#"
 for i, k in ipairs(KEYS) do
@@ -55,6 +96,37 @@ for i, k in ipairs(KEYS) do
 end
 for i, k in ipairs(KEYS) do redis.call('DECRBY', k, ARGV[i]) end
 return 0
+"#;
+
+/// Loads a counter (KEYS[2]) of epoch ARGV[1] with ARGV[2] if Redis still
+/// keeps that epoch (KEYS[1]); -1 when it does not (restarted, moved on).
+const LOAD_LUA: &str = r#"
+if redis.call('GET', KEYS[1]) ~= ARGV[1] then return -1 end
+redis.call('SET', KEYS[2], ARGV[2], 'NX')
+return 0
+"#;
+
+/// The epoch Redis keeps, raised to the database's (ARGV[1]) when behind;
+/// -1 when Redis keeps none (it lost its data: counters of the current
+/// epoch may be gone with reservations in flight, so the epoch must move).
+const ADOPT_LUA: &str = r#"
+local s = redis.call('GET', KEYS[1])
+if not s then return -1 end
+if tonumber(s) < tonumber(ARGV[1]) then
+  redis.call('SET', KEYS[1], ARGV[1])
+  return tonumber(ARGV[1])
+end
+return tonumber(s)
+"#;
+
+/// Raises the epoch Redis keeps to ARGV[1]; the epoch it keeps.
+const RAISE_LUA: &str = r#"
+local s = redis.call('GET', KEYS[1])
+if (not s) or tonumber(s) < tonumber(ARGV[1]) then
+  redis.call('SET', KEYS[1], ARGV[1])
+  return tonumber(ARGV[1])
+end
+return tonumber(s)
 "#;
 
 /// Sets a counter only if it still holds what the reconciler saw.
@@ -74,27 +146,135 @@ end
 return 0
 "#;
 
-fn key(org: OrgId, event: EventId, tt: TicketTypeId) -> String {
-    // The {ev:..} hash tag keeps one event's counters on one cluster slot.
-    format!("org:{org}:{{ev:{event}}}:inv:{tt}")
+/// The key of the epoch whose counters Redis keeps, one per deployment
+/// (named by its database, as the rate limits are: two deployments may
+/// share a Redis). The warm tier is one Redis server, not a cluster.
+async fn epoch_key(app: &App) -> Result<String> {
+    let db = app.db();
+    let name: String = match db.backend() {
+        kernel::Backend::Postgres => {
+            kernel::db_run!(db, p => sqlx::query_scalar("SELECT current_database()").fetch_one(p).await)?
+        }
+        kernel::Backend::Sqlite => "local".into(),
+    };
+    Ok(format!("inv:epoch:{name}"))
 }
 
-/// The org, event and ticket type of a counter's key.
-fn parse_key(k: &str) -> Option<(OrgId, EventId, TicketTypeId)> {
+fn key(org: OrgId, event: EventId, epoch: i64, tt: TicketTypeId) -> String {
+    // The {ev:..} hash tag keeps one event's counters on one slot.
+    format!("org:{org}:{{ev:{event}}}:inv:{epoch}:{tt}")
+}
+
+/// The org, event, epoch and ticket type of a counter's key.
+fn parse_key(k: &str) -> Option<(OrgId, EventId, i64, TicketTypeId)> {
     let rest = k.strip_prefix("org:")?;
     let (org, rest) = rest.split_once(":{ev:")?;
     let (event, rest) = rest.split_once("}:inv:")?;
-    Some((org.parse().ok()?, event.parse().ok()?, rest.parse().ok()?))
+    let (epoch, tt) = rest.split_once(':')?;
+    Some((
+        org.parse().ok()?,
+        event.parse().ok()?,
+        epoch.parse().ok()?,
+        tt.parse().ok()?,
+    ))
 }
 
-/// Redis unreachable: the buyer is asked to retry (503), never told a lie.
+/// Redis unreachable: the caller falls back to the ledger (reservations)
+/// or says so (503), never tells a lie.
 fn redis_err(e: redis::RedisError) -> Error {
     tracing::warn!(error = %e, "warm tier unavailable for inventory");
     Error::WarmTierDown
 }
 
+/// A Redis call, bounded by [`REDIS_TIMEOUT`].
+async fn bounded<T>(f: impl std::future::Future<Output = redis::RedisResult<T>>) -> Result<T> {
+    match tokio::time::timeout(REDIS_TIMEOUT, f).await {
+        Ok(r) => r.map_err(redis_err),
+        Err(_) => {
+            tracing::warn!("warm tier did not answer in time");
+            Err(Error::WarmTierDown)
+        }
+    }
+}
+
 fn poisoned() -> Error {
     Error::Api(ApiError::internal("inventory lock poisoned"))
+}
+
+impl RedisTier {
+    fn now_ms(&self) -> i64 {
+        self.started.elapsed().as_millis() as i64
+    }
+
+    fn is_down(&self) -> bool {
+        self.now_ms() < self.down_until.load(Ordering::Relaxed)
+    }
+
+    fn mark_down(&self) {
+        if !self.is_down() {
+            metrics::counter!("voelgoed_inventory_redis_down_total").increment(1);
+        }
+        self.down_until
+            .store(self.now_ms() + REDIS_BACKOFF_MS, Ordering::Relaxed);
+    }
+
+    async fn epoch_key(&self, app: &App) -> Result<&str> {
+        self.epoch_key
+            .get_or_try_init(|| epoch_key(app))
+            .await
+            .map(String::as_str)
+    }
+
+    /// This node's epoch, learnt on first use.
+    async fn epoch(&self, app: &App) -> Result<i64> {
+        match self.epoch.load(Ordering::Acquire) {
+            0 => self.learn(app, 0).await,
+            e => Ok(e),
+        }
+    }
+
+    /// Learns the current epoch after `seen` proved stale (a write refused,
+    /// a load Redis would not take): the database's, raised in Redis; or a
+    /// new one when Redis lost its data.
+    async fn learn(&self, app: &App, seen: i64) -> Result<i64> {
+        let _one = self.sync.lock().await;
+        let now = self.epoch.load(Ordering::Acquire);
+        if now != seen {
+            return Ok(now);
+        }
+        let epoch_key = self.epoch_key(app).await?;
+        let in_db = store::inventory_epoch(app.db()).await?;
+        let kept: i64 = bounded(
+            self.adopt
+                .key(epoch_key)
+                .arg(in_db)
+                .invoke_async(&mut self.warm.conn()),
+        )
+        .await?;
+        let epoch = if kept < 0 {
+            // Redis lost its counters: reservations made against them may
+            // still be on their way to the database. A new epoch fences
+            // them off before any counter is loaded again.
+            let mut tx = app.db().begin().await?;
+            let bumped = store::bump_epoch(&mut tx).await?;
+            tx.commit().await?;
+            tracing::info!(
+                epoch = bumped,
+                "Redis kept no inventory epoch (new, or restarted): counters are loaded from the ledger in a new one"
+            );
+            bounded(
+                self.raise
+                    .key(epoch_key)
+                    .arg(bumped)
+                    .invoke_async(&mut self.warm.conn()),
+            )
+            .await?
+        } else {
+            kept
+        };
+        self.epoch.store(epoch, Ordering::Release);
+        Ok(epoch)
+    }
 }
 
 impl Inventory {
@@ -104,6 +284,14 @@ impl Inventory {
                 warm: w.clone(),
                 reserve: redis::Script::new(RESERVE_LUA),
                 release: redis::Script::new(RELEASE_LUA),
+                load: redis::Script::new(LOAD_LUA),
+                adopt: redis::Script::new(ADOPT_LUA),
+                raise: redis::Script::new(RAISE_LUA),
+                epoch: AtomicI64::new(0),
+                epoch_key: tokio::sync::OnceCell::new(),
+                sync: tokio::sync::Mutex::new(()),
+                down_until: AtomicI64::new(0),
+                started: Instant::now(),
             })),
             None => Tier::Memory(Mutex::new(HashMap::new())),
         };
@@ -114,7 +302,8 @@ impl Inventory {
         }
     }
 
-    /// Takes every item's quantity, or nothing.
+    /// Takes every item's quantity, or nothing. `Unavailable` when Redis
+    /// does not answer (the caller takes from the ledger instead).
     pub async fn reserve(
         &self,
         app: &App,
@@ -122,70 +311,155 @@ impl Inventory {
         event: EventId,
         items: &[(TicketTypeId, i64)],
     ) -> Result<Reserve> {
-        let org = t.org();
+        match &self.tier {
+            Tier::Memory(_) => self.reserve_memory(app, t, event, items).await,
+            Tier::Redis(r) => {
+                if r.is_down() {
+                    return Ok(Reserve::Unavailable);
+                }
+                match self.reserve_warm(app, r, t, event, items).await {
+                    Err(Error::WarmTierDown) => {
+                        r.mark_down();
+                        Ok(Reserve::Unavailable)
+                    }
+                    other => other,
+                }
+            }
+        }
+    }
+
+    async fn reserve_memory(
+        &self,
+        app: &App,
+        t: &Tenant,
+        event: EventId,
+        items: &[(TicketTypeId, i64)],
+    ) -> Result<Reserve> {
+        let Tier::Memory(map) = &self.tier else {
+            return Err(Error::WarmTierDown);
+        };
         for _ in 0..3 {
-            let missing = match &self.tier {
-                Tier::Memory(map) => {
-                    let mut map = map.lock().map_err(|_| poisoned())?;
-                    let missing: Vec<TicketTypeId> = items
+            let missing: Vec<TicketTypeId> = {
+                let mut map = map.lock().map_err(|_| poisoned())?;
+                let missing: Vec<TicketTypeId> = items
+                    .iter()
+                    .filter(|(t, _)| !map.contains_key(t))
+                    .map(|(t, _)| *t)
+                    .collect();
+                if missing.is_empty() {
+                    if let Some((t, _)) = items
                         .iter()
-                        .filter(|(t, _)| !map.contains_key(t))
-                        .map(|(t, _)| *t)
-                        .collect();
-                    if missing.is_empty() {
-                        if let Some((t, _)) = items
-                            .iter()
-                            .find(|(t, q)| map.get(t).copied().unwrap_or(0) < *q)
-                        {
-                            return Ok(Reserve::SoldOut(*t));
-                        }
-                        for (t, q) in items {
-                            if let Some(v) = map.get_mut(t) {
-                                *v -= q;
-                            }
-                        }
-                        return Ok(Reserve::Taken);
+                        .find(|(t, q)| map.get(t).copied().unwrap_or(0) < *q)
+                    {
+                        return Ok(Reserve::SoldOut(*t));
                     }
-                    missing
-                }
-                Tier::Redis(r) => {
-                    let (warm, reserve) = (&r.warm, &r.reserve);
-                    let mut inv = reserve.prepare_invoke();
                     for (t, q) in items {
-                        inv.key(key(org, event, *t)).arg(*q);
+                        if let Some(v) = map.get_mut(t) {
+                            *v -= q;
+                        }
                     }
-                    let r: i64 = inv
-                        .invoke_async(&mut warm.conn())
-                        .await
-                        .map_err(redis_err)?;
-                    match r {
-                        0 => return Ok(Reserve::Taken),
-                        i if i > 0 => return Ok(Reserve::SoldOut(items[(i - 1) as usize].0)),
-                        i => vec![items[(-i - 1) as usize].0],
-                    }
+                    return Ok(Reserve::Taken(None));
                 }
+                missing
             };
-            self.load(app, t, event, &missing).await?;
+            self.load(app, t, event, &missing, 0).await?;
         }
         Err(Error::WarmTierDown)
     }
 
+    async fn reserve_warm(
+        &self,
+        app: &App,
+        r: &RedisTier,
+        t: &Tenant,
+        event: EventId,
+        items: &[(TicketTypeId, i64)],
+    ) -> Result<Reserve> {
+        let org = t.org();
+        let mut epoch = r.epoch(app).await?;
+        for _ in 0..4 {
+            let mut inv = r.reserve.prepare_invoke();
+            for (t, q) in items {
+                inv.key(key(org, event, epoch, *t)).arg(*q);
+            }
+            let got: i64 = bounded(inv.invoke_async(&mut r.warm.conn())).await?;
+            let missing = match got {
+                0 => return Ok(Reserve::Taken(Some(epoch))),
+                i if i > 0 => return Ok(Reserve::SoldOut(items[(i - 1) as usize].0)),
+                i => vec![items[(-i - 1) as usize].0],
+            };
+            if !self.load(app, t, event, &missing, epoch).await? {
+                epoch = r.learn(app, epoch).await?;
+            }
+        }
+        Err(Error::WarmTierDown)
+    }
+
+    /// A hold reserved in `epoch` was refused by [`store::epoch_guard`]:
+    /// the epoch moved on, and this node learns the new one (or, Redis
+    /// away, takes from the ledger for a while).
+    pub async fn refused(&self, app: &App, epoch: i64) -> Result<()> {
+        if let Tier::Redis(r) = &self.tier {
+            match r.learn(app, epoch).await {
+                Err(Error::WarmTierDown) => r.mark_down(),
+                Err(e) => return Err(e),
+                Ok(_) => {}
+            }
+        }
+        Ok(())
+    }
+
+    /// Takes every item's quantity from the ledger, inside `tx` (which the
+    /// caller commits with the hold, or rolls back): the epoch row locked
+    /// exclusively and moved on — no hold reserved in Redis is written
+    /// meanwhile, and none reserved in the old epoch afterwards — then
+    /// capacity less what active and consumed holds took. Slower than
+    /// Redis (one such transaction at a time), never wrong.
+    pub async fn reserve_in_tx(
+        &self,
+        app: &App,
+        tx: &mut Tx,
+        t: &Tenant,
+        event: EventId,
+        items: &[(TicketTypeId, i64)],
+    ) -> Result<Reserve> {
+        let catalog = crate::events::catalog(app, t, event)
+            .await?
+            .ok_or(Error::NotFound)?;
+        store::bump_epoch(tx).await?;
+        for (tt, q) in items {
+            let capacity = catalog.ticket_type(*tt).ok_or(Error::NotFound)?.capacity;
+            let taken = store::taken_in(tx, t.org(), *tt).await?;
+            if capacity - taken < *q {
+                return Ok(Reserve::SoldOut(*tt));
+            }
+        }
+        metrics::counter!("voelgoed_inventory_ledger_reservations_total").increment(1);
+        Ok(Reserve::Taken(None))
+    }
+
     /// Gives quantities back (an expired, released or failed hold; counters
-    /// of many tenants are released by the sweepers, hence the bare org).
+    /// of many tenants are released by the sweepers, hence the bare org) to
+    /// the counters of the epoch it was reserved in. A hold taken from the
+    /// ledger (`None` in Redis mode) has no counter to go back to: the next
+    /// epoch's counters are loaded from the ledger, and the reconciliation
+    /// repairs the current ones.
     pub async fn release(
         &self,
         org: OrgId,
         event: EventId,
+        epoch: Option<i64>,
         items: &[(TicketTypeId, i64)],
     ) -> Result<()> {
         let _guard = self.load_lock.lock().await;
-        self.release_locked(org, event, items).await
+        self.release_locked(org, event, epoch, items).await
     }
 
     async fn release_locked(
         &self,
         org: OrgId,
         event: EventId,
+        epoch: Option<i64>,
         items: &[(TicketTypeId, i64)],
     ) -> Result<()> {
         match &self.tier {
@@ -201,21 +475,27 @@ impl Inventory {
                 Ok(())
             }
             Tier::Redis(r) => {
-                let (warm, release) = (&r.warm, &r.release);
-                let mut inv = release.prepare_invoke();
-                for (t, q) in items {
-                    inv.key(key(org, event, *t)).arg(*q);
+                let Some(epoch) = epoch else {
+                    return Ok(());
+                };
+                if r.is_down() {
+                    return Err(Error::WarmTierDown);
                 }
-                let _: i64 = inv
-                    .invoke_async(&mut warm.conn())
-                    .await
-                    .map_err(redis_err)?;
-                Ok(())
+                let mut inv = r.release.prepare_invoke();
+                for (t, q) in items {
+                    inv.key(key(org, event, epoch, *t)).arg(*q);
+                }
+                let done: Result<i64> = bounded(inv.invoke_async(&mut r.warm.conn())).await;
+                if done.is_err() {
+                    r.mark_down();
+                }
+                done.map(|_| ())
             }
         }
     }
 
-    /// What is left of each ticket type, loading counters not yet warm.
+    /// What is left of each ticket type, loading counters not yet warm;
+    /// from the ledger while Redis is away.
     pub async fn remaining(
         &self,
         app: &App,
@@ -223,49 +503,95 @@ impl Inventory {
         event: EventId,
         types: &[TicketTypeId],
     ) -> Result<Vec<i64>> {
-        let org = t.org();
-        for _ in 0..3 {
-            let found: Vec<Option<i64>> = match &self.tier {
-                Tier::Memory(map) => {
-                    let map = map.lock().map_err(|_| poisoned())?;
-                    types.iter().map(|t| map.get(t).copied()).collect()
-                }
-                Tier::Redis(r) => {
-                    let warm = &r.warm;
-                    if types.is_empty() {
-                        return Ok(Vec::new());
+        if types.is_empty() {
+            return Ok(Vec::new());
+        }
+        match &self.tier {
+            Tier::Memory(map) => {
+                for _ in 0..3 {
+                    let found: Vec<Option<i64>> = {
+                        let map = map.lock().map_err(|_| poisoned())?;
+                        types.iter().map(|t| map.get(t).copied()).collect()
+                    };
+                    let missing = missing_of(types, &found);
+                    if missing.is_empty() {
+                        return Ok(found.into_iter().map(|v| v.unwrap_or(0).max(0)).collect());
                     }
-                    let keys: Vec<String> = types.iter().map(|t| key(org, event, *t)).collect();
-                    redis::cmd("MGET")
-                        .arg(&keys)
-                        .query_async(&mut warm.conn())
-                        .await
-                        .map_err(redis_err)?
+                    self.load(app, t, event, &missing, 0).await?;
                 }
-            };
-            let missing: Vec<TicketTypeId> = types
-                .iter()
-                .zip(&found)
-                .filter(|(_, v)| v.is_none())
-                .map(|(t, _)| *t)
-                .collect();
+                Err(Error::WarmTierDown)
+            }
+            Tier::Redis(r) => {
+                if !r.is_down() {
+                    match self.remaining_warm(app, r, t, event, types).await {
+                        Err(Error::WarmTierDown) => r.mark_down(),
+                        other => return other,
+                    }
+                }
+                self.remaining_in_ledger(app, t, event, types).await
+            }
+        }
+    }
+
+    async fn remaining_warm(
+        &self,
+        app: &App,
+        r: &RedisTier,
+        t: &Tenant,
+        event: EventId,
+        types: &[TicketTypeId],
+    ) -> Result<Vec<i64>> {
+        let org = t.org();
+        let mut epoch = r.epoch(app).await?;
+        for _ in 0..3 {
+            let keys: Vec<String> = types.iter().map(|t| key(org, event, epoch, *t)).collect();
+            let found: Vec<Option<i64>> = bounded(
+                redis::cmd("MGET")
+                    .arg(&keys)
+                    .query_async(&mut r.warm.conn()),
+            )
+            .await?;
+            let missing = missing_of(types, &found);
             if missing.is_empty() {
                 return Ok(found.into_iter().map(|v| v.unwrap_or(0).max(0)).collect());
             }
-            self.load(app, t, event, &missing).await?;
+            if !self.load(app, t, event, &missing, epoch).await? {
+                epoch = r.learn(app, epoch).await?;
+            }
         }
         Err(Error::WarmTierDown)
     }
 
+    async fn remaining_in_ledger(
+        &self,
+        app: &App,
+        t: &Tenant,
+        event: EventId,
+        types: &[TicketTypeId],
+    ) -> Result<Vec<i64>> {
+        let catalog = crate::events::catalog(app, t, event)
+            .await?
+            .ok_or(Error::NotFound)?;
+        let mut out = Vec::with_capacity(types.len());
+        for tt in types {
+            let capacity = catalog.ticket_type(*tt).ok_or(Error::NotFound)?.capacity;
+            let taken = store::taken_from_ledger(app.db(), t, *tt).await?;
+            out.push((capacity - taken).max(0));
+        }
+        Ok(out)
+    }
+
     /// Loads counters from the ledger: the ticket type's capacity (from the
-    /// events slice) less what active and consumed holds took.
+    /// events slice) less what active and consumed holds took. In Redis,
+    /// into `epoch`'s counters — false if Redis no longer keeps that epoch.
     async fn load(
         &self,
         app: &App,
         tenant: &Tenant,
         event: EventId,
         types: &[TicketTypeId],
-    ) -> Result<()> {
+        epoch: i64,
+    ) -> Result<bool> {
         let org = tenant.org();
         let catalog = crate::events::catalog(app, tenant, event)
             .await?
@@ -282,23 +608,27 @@ impl Inventory {
                     map.entry(*t).or_insert(left);
                 }
                 Tier::Redis(r) => {
-                    let warm = &r.warm;
-                    let _: Option<String> = redis::cmd("SET")
-                        .arg(key(org, event, *t))
-                        .arg(left)
-                        .arg("NX")
-                        .query_async(&mut warm.conn())
-                        .await
-                        .map_err(redis_err)?;
+                    let done: i64 = bounded(
+                        r.load
+                            .key(r.epoch_key(app).await?)
+                            .key(key(org, event, epoch, *t))
+                            .arg(epoch)
+                            .arg(left)
+                            .invoke_async(&mut r.warm.conn()),
+                    )
+                    .await?;
+                    if done < 0 {
+                        return Ok(false);
+                    }
                 }
             }
         }
-        Ok(())
+        Ok(true)
     }
 
     /// Every counter in the tier: this node's in-process ones, or every
-    /// node's in Redis.
-    pub async fn counters(&self) -> Result<Vec<(OrgId, EventId, TicketTypeId)>> {
+    /// node's in Redis of the current epoch (older epochs' are removed).
+    pub async fn counters(&self, app: &App) -> Result<Vec<(OrgId, EventId, TicketTypeId)>> {
         match &self.tier {
             Tier::Memory(_) => Ok(self
                 .known
@@ -306,24 +636,53 @@ impl Inventory {
                 .map(|e| (e.value().0, e.value().1, *e.key()))
                 .collect()),
             Tier::Redis(r) => {
+                let epoch = r.epoch(app).await?;
                 let mut conn = r.warm.conn();
                 let mut cursor: u64 = 0;
                 let mut out = Vec::new();
+                let mut stale = Vec::new();
                 loop {
-                    let (next, keys): (u64, Vec<String>) = redis::cmd("SCAN")
-                        .arg(cursor)
-                        .arg("MATCH")
-                        .arg("org:*:inv:*")
-                        .arg("COUNT")
-                        .arg(1000)
-                        .query_async(&mut conn)
-                        .await
-                        .map_err(redis_err)?;
-                    out.extend(keys.iter().filter_map(|k| parse_key(k)));
+                    let (next, keys): (u64, Vec<String>) = bounded(
+                        redis::cmd("SCAN")
+                            .arg(cursor)
+                            .arg("MATCH")
+                            .arg("org:*:inv:*")
+                            .arg("COUNT")
+                            .arg(1000)
+                            .query_async(&mut conn),
+                    )
+                    .await?;
+                    for k in keys {
+                        match parse_key(&k) {
+                            Some((o, e, ep, t)) if ep == epoch => out.push((o, e, t)),
+                            Some((o, _, ep, _)) if ep < epoch => stale.push((o, k)),
+                            _ => {}
+                        }
+                    }
                     if next == 0 {
                         break;
                     }
                     cursor = next;
+                }
+                // Only this deployment's (another may share the Redis).
+                let mut ours = std::collections::HashMap::new();
+                let mut doomed = Vec::new();
+                for (org, k) in stale {
+                    let mine = match ours.get(&org) {
+                        Some(m) => *m,
+                        None => {
+                            let m = crate::identity::upkeep_tenant(app, org).await?.is_some();
+                            ours.insert(org, m);
+                            m
+                        }
+                    };
+                    if mine {
+                        doomed.push(k);
+                    }
+                }
+                for chunk in doomed.chunks(500) {
+                    let _: i64 =
+                        bounded(redis::cmd("DEL").arg(chunk).query_async(&mut conn)).await?;
                 }
                 Ok(out)
             }
@@ -331,20 +690,31 @@ impl Inventory {
     }
 
     /// A counter's value, if it is loaded.
-    pub async fn read(&self, org: OrgId, event: EventId, tt: TicketTypeId) -> Result<Option<i64>> {
+    pub async fn read(
+        &self,
+        app: &App,
+        org: OrgId,
+        event: EventId,
+        tt: TicketTypeId,
+    ) -> Result<Option<i64>> {
         match &self.tier {
             Tier::Memory(map) => Ok(map.lock().map_err(|_| poisoned())?.get(&tt).copied()),
-            Tier::Redis(r) => redis::cmd("GET")
-                .arg(key(org, event, tt))
-                .query_async(&mut r.warm.conn())
+            Tier::Redis(r) => {
+                let epoch = r.epoch(app).await?;
+                bounded(
+                    redis::cmd("GET")
+                        .arg(key(org, event, epoch, tt))
+                        .query_async(&mut r.warm.conn()),
+                )
                 .await
-                .map_err(redis_err),
+            }
         }
     }
 
     /// Sets a counter to `to` if it still holds `seen`; false if it moved.
     pub async fn repair(
         &self,
+        app: &App,
         org: OrgId,
         event: EventId,
         tt: TicketTypeId,
@@ -363,13 +733,15 @@ impl Inventory {
                 }
             }
             Tier::Redis(r) => {
-                let done: i64 = redis::Script::new(REPAIR_LUA)
-                    .key(key(org, event, tt))
-                    .arg(seen)
-                    .arg(to)
-                    .invoke_async(&mut r.warm.conn())
-                    .await
-                    .map_err(redis_err)?;
+                let epoch = r.epoch(app).await?;
+                let done: i64 = bounded(
+                    redis::Script::new(REPAIR_LUA)
+                        .key(key(org, event, epoch, tt))
+                        .arg(seen)
+                        .arg(to)
+                        .invoke_async(&mut r.warm.conn()),
+                )
+                .await?;
                 Ok(done == 1)
             }
         }
@@ -377,7 +749,8 @@ impl Inventory {
 
     /// Releases what `release` marks released in the database (only one
     /// node wins each hold or order) and gives its quantities back, with no
-    /// counter load in between.
+    /// counter load in between. The database's release stands even when
+    /// Redis does not take the quantities back (the reconciliation will).
     pub async fn release_many<F, Fut>(&self, release: F) -> Result<usize>
     where
         F: FnOnce() -> Fut,
@@ -387,8 +760,19 @@ impl Inventory {
         let released = release().await?;
         let n = released.len();
         for r in released {
-            self.release_locked(r.org, r.event, &r.items).await?;
+            if let Err(e) = self.release_locked(r.org, r.event, r.epoch, &r.items).await {
+                tracing::warn!(error = %e, "released quantities not given back to the counters (reconciliation will)");
+            }
         }
         Ok(n)
     }
+}
+
+fn missing_of(types: &[TicketTypeId], found: &[Option<i64>]) -> Vec<TicketTypeId> {
+    types
+        .iter()
+        .zip(found)
+        .filter(|(_, v)| v.is_none())
+        .map(|(t, _)| *t)
+        .collect()
 }

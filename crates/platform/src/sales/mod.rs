@@ -19,11 +19,14 @@ mod domain;
 mod error;
 pub mod integrity;
 mod inventory;
+pub mod limits;
+pub mod lookup;
 pub mod money;
 mod money_api;
 mod money_store;
 mod money_views;
 mod pricing;
+pub mod queue;
 pub mod settings;
 mod store;
 pub mod stripe;
@@ -67,6 +70,25 @@ impl DomainEvent for HoldCreated {
     }
     fn event(&self) -> Option<EventId> {
         Some(self.event_id)
+    }
+}
+
+/// A buyer asked for a link to their orders (the mail slice sends it).
+#[derive(Clone, Debug, Serialize, Deserialize, utoipa::ToSchema)]
+pub struct OrderLookupRequested {
+    pub org_id: OrgId,
+    pub email: String,
+    /// This request's own id (one mail per request).
+    pub request_id: uuid::Uuid,
+}
+
+impl DomainEvent for OrderLookupRequested {
+    const NAME: &'static str = "order.lookup_requested";
+    fn org(&self) -> OrgId {
+        self.org_id
+    }
+    fn event(&self) -> Option<EventId> {
+        None
     }
 }
 
@@ -209,6 +231,8 @@ pub fn slice(kernel: &Kernel) -> Slice<App> {
         .state(Inventory::new(kernel))
         .state(money::Payments::new(kernel))
         .state(settings::SettingsCache::new())
+        .state(limits::LimitsCache::new())
+        .state(queue::Rooms::new(kernel))
         .queue(money::QUEUE)
         .job::<money::SendRefund, _, _>(|app: App, job: money::SendRefund| async move {
             money::run_refund_job(&app, job).await

@@ -330,19 +330,29 @@ async fn apply_payment(
             }
         };
         let inventory = app.state::<Inventory>();
-        if revive && let Reserve::SoldOut(_) = inventory.reserve(app, t, event, &items).await? {
-            return if refund_if_stuck {
-                refund_stuck(app, t, order, now).await
-            } else {
-                Ok(Applied::SoldOut)
-            };
+        // A revived order takes its quantities again: from the counters
+        // (its write guarded by their epoch), or from the ledger inside the
+        // transaction below when Redis is away.
+        let (mut epoch, mut in_ledger) = (None, false);
+        if revive {
+            match inventory.reserve(app, t, event, &items).await? {
+                Reserve::SoldOut(_) => {
+                    return if refund_if_stuck {
+                        refund_stuck(app, t, order, now).await
+                    } else {
+                        Ok(Applied::SoldOut)
+                    };
+                }
+                Reserve::Taken(e) => epoch = e,
+                Reserve::Unavailable => in_ledger = true,
+            }
         }
         let give_back = |ok: bool| {
             let items = items.clone();
             async move {
-                if revive && !ok {
+                if revive && !ok && !in_ledger {
                     app.state::<Inventory>()
-                        .release(t.org(), event, &items)
+                        .release(t.org(), event, epoch, &items)
                         .await?;
                 }
                 Ok::<_, Error>(())
@@ -373,6 +383,20 @@ async fn apply_payment(
         Pending::in_order(&mut announce);
         let outcome: Result<Option<Applied>> = async {
             let mut tx = app.db().begin().await?;
+            if let Some(e) = epoch
+                && !store::epoch_guard(app.db().backend(), e)
+                    .exists_in(&mut tx)
+                    .await?
+            {
+                return Err(Error::EpochMoved(e));
+            }
+            if in_ledger
+                && let Reserve::SoldOut(_) = inventory
+                    .reserve_in_tx(app, &mut tx, t, event, &items)
+                    .await?
+            {
+                return Ok(Some(Applied::SoldOut));
+            }
             if !ms::payment_succeeded(&mut tx, t, order, now).await? {
                 return Ok(Some(Applied::Already));
             }
@@ -381,7 +405,7 @@ async fn apply_payment(
                 // The expiry sweep (or a cancel) got there first: look again.
                 return Ok(None);
             }
-            if revive && !ms::retake_hold(&mut tx, t, row.hold_id).await? {
+            if revive && !ms::retake_hold(&mut tx, t, row.hold_id, epoch).await? {
                 return Ok(None);
             }
             tx.run_all(issued.writes.clone()).await?;
@@ -403,6 +427,13 @@ async fn apply_payment(
         }
         .await;
         match outcome {
+            Ok(Some(Applied::SoldOut)) => {
+                return if refund_if_stuck {
+                    refund_stuck(app, t, order, now).await
+                } else {
+                    Ok(Applied::SoldOut)
+                };
+            }
             Ok(Some(done)) => {
                 give_back(done == Applied::Revived).await?;
                 if done == Applied::Revived {
@@ -411,6 +442,10 @@ async fn apply_payment(
                 return Ok(done);
             }
             Ok(None) => give_back(false).await?,
+            Err(Error::EpochMoved(e)) => {
+                give_back(false).await?;
+                inventory.refused(app, e).await?;
+            }
             Err(e) => {
                 give_back(false).await?;
                 return Err(e);
@@ -809,11 +844,18 @@ async fn after_release(app: &App, t: &Tenant, hold: kernel::ids::HoldId, release
     if !released {
         return;
     }
+    let epoch = match store::hold_epoch(app.db(), t, hold).await {
+        Ok(e) => e,
+        Err(e) => {
+            tracing::warn!(error = %e, "a released hold could not be read");
+            return;
+        }
+    };
     match store::hold_for_checkout(app.db(), t, hold).await {
         Ok(Some((event, items, ..))) => {
             if let Err(e) = app
                 .state::<Inventory>()
-                .release(t.org(), event, &items)
+                .release(t.org(), event, epoch, &items)
                 .await
             {
                 tracing::warn!(error = %e, "a released hold's quantities were not given back (reconciliation will)");

@@ -223,9 +223,14 @@ pub async fn release_hold(tx: &mut Tx, t: &Tenant, hold: HoldId) -> Result<bool,
 }
 
 /// A released hold counts again (an expired order revived by its payment).
-pub async fn retake_hold(tx: &mut Tx, t: &Tenant, hold: HoldId) -> Result<bool, sqlx::Error> {
-    let sql = "UPDATE holds SET status = 'consumed' WHERE org_id = $1 AND id = $2 AND status = 'released'";
-    let n = tx_run!(tx, c => sqlx::query(sql).bind(t.org()).bind(hold).execute(c).await.map(|r| r.rows_affected()))?;
+pub async fn retake_hold(
+    tx: &mut Tx,
+    t: &Tenant,
+    hold: HoldId,
+    epoch: Option<i64>,
+) -> Result<bool, sqlx::Error> {
+    let sql = "UPDATE holds SET status = 'consumed', epoch = $3 WHERE org_id = $1 AND id = $2 AND status = 'released'";
+    let n = tx_run!(tx, c => sqlx::query(sql).bind(t.org()).bind(hold).bind(epoch).execute(c).await.map(|r| r.rows_affected()))?;
     Ok(n == 1)
 }
 

@@ -13,7 +13,7 @@ use kernel::{
     ApiError,
     http::{ApiPath, ApiQuery},
     idempotency::{Fingerprint, Key},
-    ids::OrderId,
+    ids::{EventId, OrderId},
 };
 use serde::Deserialize;
 
@@ -35,6 +35,11 @@ pub fn routes() -> axum::Router<App> {
         .route("/dashboard/orders/{order_id}/refund", post(refund))
         .route("/dashboard/orders/{order_id}/cancel", post(cancel))
         .route("/dashboard/money", get(money_page).post(money_save))
+        .route(
+            "/dashboard/events/{event_id}/limits",
+            get(limits_page).post(limits_save),
+        )
+        .route("/dashboard/events/{event_id}/waiting-room", post(room_save))
 }
 
 #[derive(Template)]
@@ -445,4 +450,170 @@ async fn cancel(
         .await
         .map_err(ApiError::from);
     outcome(&app, &session, order, r, "cancelled").await
+}
+
+#[derive(Template)]
+#[template(path = "sales_limits.html")]
+struct LimitsPage {
+    event_id: String,
+    event_name: String,
+    csrf: String,
+    per_order: String,
+    per_buyer: String,
+    saved: bool,
+    error: Option<String>,
+    room_enabled: bool,
+    room_rate: String,
+    /// `YYYY-MM-DDTHH:MM` (UTC), as the form's field takes it.
+    room_opens: String,
+    room_saved: bool,
+    room_error: Option<String>,
+}
+
+fn shown(n: Option<i64>) -> String {
+    n.map(|n| n.to_string()).unwrap_or_default()
+}
+
+/// The page with both forms as stored.
+async fn on_sale_page(
+    app: &App,
+    session: &SessionActor,
+    event: EventId,
+) -> Result<LimitsPage, ApiError> {
+    let t = session.actor.require(kernel::Permission::EventsRead)?;
+    let catalog = crate::events::catalog(app, t, event)
+        .await?
+        .ok_or(ApiError::NotFound)?;
+    let l = super::limits::get(app, &session.actor, event).await?;
+    let room = super::queue::get_settings(app, &session.actor, event).await?;
+    Ok(LimitsPage {
+        event_id: event.to_string(),
+        event_name: catalog.event.name.clone(),
+        csrf: session.csrf.clone(),
+        per_order: shown(l.max_tickets_per_order),
+        per_buyer: shown(l.max_tickets_per_buyer),
+        saved: false,
+        error: None,
+        room_enabled: room.enabled,
+        room_rate: room.per_minute.to_string(),
+        room_opens: room
+            .opens_at
+            .map(|o| o.get(..16).unwrap_or_default().to_string())
+            .unwrap_or_default(),
+        room_saved: false,
+        room_error: None,
+    })
+}
+
+/// A refusal's words for the page: each field's message, or the detail.
+fn said(e: &ApiError) -> String {
+    let p = e.problem();
+    if p.errors.is_empty() {
+        p.detail
+    } else {
+        p.errors
+            .iter()
+            .map(|f| format!("{}: {}", f.field, f.message))
+            .collect::<Vec<_>>()
+            .join("; ")
+    }
+}
+
+async fn limits_page(
+    State(app): State<App>,
+    session: SessionActor,
+    ApiPath(event): ApiPath<EventId>,
+) -> Result<Response, ApiError> {
+    let p = on_sale_page(&app, &session, event).await?;
+    Ok(page(StatusCode::OK, p))
+}
+
+async fn limits_save(
+    State(app): State<App>,
+    session: SessionActor,
+    ApiPath(event): ApiPath<EventId>,
+    Form(form): Form<Fields>,
+) -> Result<Response, ApiError> {
+    if !csrf_ok(&session, &form) {
+        return Ok(csrf_refused());
+    }
+    let mut p = on_sale_page(&app, &session, event).await?;
+    p.per_order = field(&form, "max_tickets_per_order").trim().to_string();
+    p.per_buyer = field(&form, "max_tickets_per_buyer").trim().to_string();
+    // Empty is no limit; anything else must be a whole number.
+    let number = |name: &str, v: &str| -> Result<Option<i64>, String> {
+        if v.is_empty() {
+            Ok(None)
+        } else {
+            v.parse()
+                .map(Some)
+                .map_err(|_| format!("{name}: a whole number, or empty for no limit"))
+        }
+    };
+    let wanted = match (
+        number("Tickets per order", &p.per_order),
+        number("Tickets per buyer", &p.per_buyer),
+    ) {
+        (Ok(o), Ok(b)) => super::limits::SalesLimits {
+            max_tickets_per_order: o,
+            max_tickets_per_buyer: b,
+        },
+        (Err(e), _) | (_, Err(e)) => {
+            p.error = Some(e);
+            return Ok(page(StatusCode::UNPROCESSABLE_ENTITY, p));
+        }
+    };
+    match super::limits::put(&app, &session.actor, event, wanted).await {
+        Ok(l) => {
+            p.per_order = shown(l.max_tickets_per_order);
+            p.per_buyer = shown(l.max_tickets_per_buyer);
+            p.saved = true;
+            Ok(page(StatusCode::OK, p))
+        }
+        Err(e) if e.status().is_client_error() && e.status() != StatusCode::NOT_FOUND => {
+            p.error = Some(said(&e));
+            Ok(page(e.status(), p))
+        }
+        Err(e) => Err(e),
+    }
+}
+
+async fn room_save(
+    State(app): State<App>,
+    session: SessionActor,
+    ApiPath(event): ApiPath<EventId>,
+    Form(form): Form<Fields>,
+) -> Result<Response, ApiError> {
+    if !csrf_ok(&session, &form) {
+        return Ok(csrf_refused());
+    }
+    let mut p = on_sale_page(&app, &session, event).await?;
+    p.room_enabled = field(&form, "enabled") == "on";
+    p.room_rate = field(&form, "per_minute").trim().to_string();
+    p.room_opens = field(&form, "opens_at").trim().to_string();
+    let Ok(per_minute) = p.room_rate.parse::<i64>() else {
+        p.room_error = Some("Visitors per minute: a whole number".into());
+        return Ok(page(StatusCode::UNPROCESSABLE_ENTITY, p));
+    };
+    // The form's `YYYY-MM-DDTHH:MM` is UTC.
+    let opens_at = (!p.room_opens.is_empty()).then(|| match p.room_opens.len() {
+        16 => format!("{}:00Z", p.room_opens),
+        _ => p.room_opens.clone(),
+    });
+    let wanted = super::queue::WaitingRoom {
+        enabled: p.room_enabled,
+        per_minute,
+        opens_at,
+    };
+    match super::queue::put_settings(&app, &session.actor, event, wanted).await {
+        Ok(_) => {
+            p.room_saved = true;
+            Ok(page(StatusCode::OK, p))
+        }
+        Err(e) if e.status().is_client_error() && e.status() != StatusCode::NOT_FOUND => {
+            p.room_error = Some(said(&e));
+            Ok(page(e.status(), p))
+        }
+        Err(e) => Err(e),
+    }
 }

@@ -25,6 +25,48 @@ pub async fn taken_from_ledger(db: &Db, t: &Tenant, tt: TicketTypeId) -> Result<
     db_run!(db, p => sqlx::query_scalar(sql).bind(t.org()).bind(tt).fetch_one(p).await)
 }
 
+/// [`taken_from_ledger`] inside `tx`.
+#[tracing::instrument(skip_all)]
+pub async fn taken_in(tx: &mut Tx, org: OrgId, tt: TicketTypeId) -> Result<i64, sqlx::Error> {
+    let sql = "SELECT CAST(COALESCE(SUM(i.quantity), 0) AS BIGINT) FROM hold_items i
+               JOIN holds h ON h.org_id = i.org_id AND h.id = i.hold_id
+               WHERE i.org_id = $1 AND i.ticket_type_id = $2 AND h.status IN ('active', 'consumed')";
+    tx_run!(tx, c => sqlx::query_scalar(sql).bind(org).bind(tt).fetch_one(c).await)
+}
+
+/// The deployment's inventory epoch.
+pub async fn inventory_epoch(db: &Db) -> Result<i64, sqlx::Error> {
+    let sql = "SELECT epoch FROM inventory_epoch WHERE id = 1";
+    db_run!(db, p => sqlx::query_scalar(sql).fetch_one(p).await)
+}
+
+/// Moves the inventory epoch on inside `tx`, which holds its row locked
+/// (exclusively) until it ends; the new epoch.
+pub async fn bump_epoch(tx: &mut Tx) -> Result<i64, sqlx::Error> {
+    let sql = "UPDATE inventory_epoch SET epoch = epoch + 1 WHERE id = 1 RETURNING epoch";
+    tx_run!(tx, c => sqlx::query_scalar(sql).fetch_one(c).await)
+}
+
+/// The query a write reserved under `epoch` must pass: the epoch still
+/// stands, and (on PostgreSQL) its row is share-locked until the write's
+/// transaction ends, so no ledger reservation slips in between.
+pub fn epoch_guard(backend: Backend, epoch: i64) -> Stmt {
+    let sql = match backend {
+        Backend::Postgres => "SELECT 1 FROM inventory_epoch WHERE id = 1 AND epoch = $1 FOR SHARE",
+        Backend::Sqlite => "SELECT 1 FROM inventory_epoch WHERE id = 1 AND epoch = $1",
+    };
+    Stmt::new(sql).bind(epoch)
+}
+
+/// The Redis epoch a hold was reserved in (`None`: not from Redis).
+pub async fn hold_epoch(db: &Db, t: &Tenant, hold: HoldId) -> Result<Option<i64>, sqlx::Error> {
+    let sql = "SELECT epoch FROM holds WHERE org_id = $1 AND id = $2";
+    let e: Option<Option<i64>> =
+        db_run!(db, p => sqlx::query_scalar(sql).bind(t.org()).bind(hold).fetch_optional(p).await)?;
+    Ok(e.flatten())
+}
+
+#[allow(clippy::too_many_arguments)]
 pub fn insert_hold(
     t: &Tenant,
     hold: HoldId,
@@ -32,18 +74,20 @@ pub fn insert_hold(
     expires_at: i64,
     created_at: i64,
     items: &[(TicketTypeId, i64)],
+    epoch: Option<i64>,
 ) -> Vec<Stmt> {
     let mut stmts = vec![
         Stmt::new(
-            "INSERT INTO holds (org_id, id, event_id, status, expires_at, created_at)
-             VALUES ($1, $2, $3, $4, $5, $6)",
+            "INSERT INTO holds (org_id, id, event_id, status, expires_at, created_at, epoch)
+             VALUES ($1, $2, $3, $4, $5, $6, $7)",
         )
         .bind(t.org())
         .bind(hold)
         .bind(event)
         .bind(HoldStatus::Active.as_str())
         .bind(expires_at)
-        .bind(created_at),
+        .bind(created_at)
+        .bind(epoch),
     ];
     for (tt, q) in items {
         stmts.push(
@@ -149,6 +193,8 @@ pub struct Released {
     /// The hold, or the order whose hold it was.
     pub id: uuid::Uuid,
     pub items: HoldItems,
+    /// The Redis epoch the hold was reserved in.
+    pub epoch: Option<i64>,
 }
 
 /// Marks up to `limit` expired active holds released, inside `tx`, and
@@ -163,17 +209,18 @@ pub async fn release_expired_holds(
     let sql = "UPDATE holds SET status = 'released'
                WHERE status = 'active' AND expires_at <= $1
                  AND id IN (SELECT id FROM holds WHERE status = 'active' AND expires_at <= $1 LIMIT $2)
-               RETURNING org_id, id, event_id";
-    let rows: Vec<(OrgId, HoldId, EventId)> =
+               RETURNING org_id, id, event_id, epoch";
+    let rows: Vec<(OrgId, HoldId, EventId, Option<i64>)> =
         tx_run!(tx, c => sqlx::query_as(sql).bind(now).bind(limit).fetch_all(c).await)?;
     let mut out = Vec::with_capacity(rows.len());
-    for (org, hold, event) in rows {
+    for (org, hold, event, epoch) in rows {
         let items = hold_items(tx, org, hold).await?;
         out.push(Released {
             org,
             event,
             id: hold.0,
             items,
+            epoch,
         });
     }
     Ok(out)
@@ -194,20 +241,22 @@ pub async fn expire_pending_orders(
     let rows: Vec<(OrgId, OrderId, EventId, HoldId)> =
         tx_run!(tx, c => sqlx::query_as(sql).bind(now).bind(limit).fetch_all(c).await)?;
     let mut out = Vec::with_capacity(rows.len());
-    let release = "UPDATE holds SET status = 'released' WHERE org_id = $1 AND id = $2 AND status = 'consumed'";
+    let release =
+        "UPDATE holds SET status = 'released' WHERE org_id = $1 AND id = $2 AND status = 'consumed'
+                   RETURNING epoch";
     for (org, order, event, hold) in rows {
-        let n = tx_run!(tx, c => sqlx::query(release).bind(org).bind(hold).execute(c).await.map(|r| r.rows_affected()))?;
+        let released: Option<Option<i64>> = tx_run!(tx, c => sqlx::query_scalar(release).bind(org).bind(hold).fetch_optional(c).await)?;
         // Only a hold still counted in the ledger gives quantity back.
-        let items = if n == 1 {
-            hold_items(tx, org, hold).await?
-        } else {
-            Vec::new()
+        let (items, epoch) = match released {
+            Some(epoch) => (hold_items(tx, org, hold).await?, epoch),
+            None => (Vec::new(), None),
         };
         out.push(Released {
             org,
             event,
             id: order.0,
             items,
+            epoch,
         });
     }
     Ok(out)

@@ -23,8 +23,142 @@ pub fn routes() -> axum::Router<App> {
     axum::Router::new()
         .route("/s/{org}/events/{event_id}", get(event_page))
         .route("/s/{org}/events/{event_id}/take", post(take))
+        .route(
+            "/s/{org}/events/{event_id}/queue",
+            get(queue_page).post(queue_join),
+        )
         .route("/s/{org}/orders/{order_id}", get(order_page))
         .route("/s/{org}/orders/{order_id}/invoice", get(invoice))
+        .route("/s/{org}/orders/lookup", get(lookup_page).post(lookup_send))
+        .route("/s/{org}/orders/mine", get(my_orders))
+}
+
+#[derive(Template)]
+#[template(path = "order_lookup.html")]
+struct LookupPage {
+    org: String,
+    email: String,
+    sent: bool,
+    error: Option<String>,
+}
+
+async fn lookup_page(
+    StoreTenant(_): StoreTenant,
+    ApiPath(org): ApiPath<String>,
+) -> Result<Response, ApiError> {
+    Ok(page(
+        StatusCode::OK,
+        LookupPage {
+            org,
+            email: String::new(),
+            sent: false,
+            error: None,
+        },
+    ))
+}
+
+#[derive(Deserialize)]
+struct LookupForm {
+    email: String,
+}
+
+async fn lookup_send(
+    State(app): State<App>,
+    ClientAddr(ip): ClientAddr,
+    StoreTenant(t): StoreTenant,
+    ApiPath(org): ApiPath<String>,
+    form: Result<Form<LookupForm>, FormRejection>,
+) -> Result<Response, ApiError> {
+    let email = form.map(|Form(f)| f.email).unwrap_or_default();
+    let result = match app.kernel.limits.storefront.check(&ip).await {
+        Err(e) => Err(e),
+        Ok(()) => super::lookup::request(&app, &t, &email)
+            .await
+            .map_err(ApiError::from),
+    };
+    let (status, sent, error) = match result {
+        Ok(_) => (StatusCode::OK, true, None),
+        Err(e) if e.status().is_client_error() => (
+            e.status(),
+            false,
+            Some(match &e {
+                ApiError::RateLimited { .. } => "Too many requests; try again in a minute.".into(),
+                _ => "That does not look like an e-mail address.".to_string(),
+            }),
+        ),
+        Err(e) => return Err(e),
+    };
+    Ok(page(
+        status,
+        LookupPage {
+            org,
+            email: email.trim().to_lowercase(),
+            sent,
+            error,
+        },
+    ))
+}
+
+#[derive(Deserialize)]
+struct MineQuery {
+    token: String,
+}
+
+struct MyOrder {
+    id: String,
+    event: String,
+    total: String,
+    status: String,
+    placed: String,
+}
+
+#[derive(Template)]
+#[template(path = "my_orders.html")]
+struct MyOrdersPage {
+    org: String,
+    email: String,
+    token: String,
+    until: String,
+    orders: Vec<MyOrder>,
+}
+
+/// The orders of the address a mailed look-up link stands for.
+async fn my_orders(
+    State(app): State<App>,
+    StoreTenant(t): StoreTenant,
+    ApiPath(org): ApiPath<String>,
+    ApiQuery(q): ApiQuery<MineQuery>,
+) -> Result<Response, ApiError> {
+    let Some((email, expires_at)) = super::lookup::link_of(&app, &t, &q.token).await? else {
+        return Err(ApiError::NotFound);
+    };
+    let orders = super::lookup::orders_of(&app, &t, &email).await?;
+    let until = kernel::clock::rfc3339(expires_at);
+    Ok(page(
+        StatusCode::OK,
+        MyOrdersPage {
+            org,
+            email,
+            token: q.token,
+            until: format!(
+                "{} UTC",
+                until.get(..16).unwrap_or(&until).replace('T', " ")
+            ),
+            orders: orders
+                .into_iter()
+                .map(|o| MyOrder {
+                    id: o.id.to_string(),
+                    event: o.event_name,
+                    total: money(o.total_cents, &o.currency),
+                    status: o.status.as_str().replace('_', " "),
+                    placed: kernel::clock::rfc3339(o.created_at)
+                        .get(..10)
+                        .unwrap_or_default()
+                        .to_string(),
+                })
+                .collect(),
+        },
+    ))
 }
 
 #[derive(Template)]
@@ -32,6 +166,8 @@ pub fn routes() -> axum::Router<App> {
 struct EventPage {
     org: String,
     event: StoreEvent,
+    /// The waiting room's pass the page was opened with (its forms carry it).
+    queue_pass: Option<String>,
     error: Option<String>,
     /// Card payments are configured (else priced tickets are paid by EFT).
     card: bool,
@@ -51,21 +187,110 @@ impl EventPage {
     }
 }
 
+#[derive(Deserialize)]
+struct PassQuery {
+    pass: Option<String>,
+}
+
 async fn event_page(
     State(app): State<App>,
     StoreTenant(t): StoreTenant,
-    ApiPath((org, event)): ApiPath<(String, EventId)>,
+    ApiPath((org, event_id)): ApiPath<(String, EventId)>,
+    ApiQuery(q): ApiQuery<PassQuery>,
 ) -> Result<Response, ApiError> {
-    let event = domain::store_event(&app, &t, event).await?;
+    let event = domain::store_event(&app, &t, event_id).await?;
+    // With a waiting room on, the page is reached through the room.
+    if super::queue::room(&app, t.org(), event_id).await?.is_some() && q.pass.is_none() {
+        return Ok(Redirect::to(&format!("/s/{org}/events/{event_id}/queue")).into_response());
+    }
     Ok(page(
         StatusCode::OK,
         EventPage {
             org,
             event,
+            queue_pass: q.pass,
             error: None,
             card: card_configured(&app),
         },
     ))
+}
+
+#[derive(Template)]
+#[template(path = "queue.html")]
+struct QueuePage {
+    org: String,
+    event_id: EventId,
+    event_name: String,
+    opens: String,
+    status: Option<super::queue::QueueStatus>,
+}
+
+impl QueuePage {
+    fn wait(&self) -> String {
+        let secs = self
+            .status
+            .as_ref()
+            .map(|s| s.estimated_wait_secs)
+            .unwrap_or(0);
+        match secs {
+            s if s < 60 => format!("{s} s"),
+            s if s < 3600 => format!("{} min", (s + 30) / 60),
+            s => format!("{} h {} min", s / 3600, (s % 3600) / 60),
+        }
+    }
+    fn expired(&self) -> bool {
+        self.status
+            .as_ref()
+            .is_some_and(|s| s.admitted && s.pass.is_none())
+    }
+}
+
+#[derive(Deserialize)]
+struct TokenQuery {
+    token: Option<String>,
+}
+
+/// The waiting room's page: join, then watch the place move (the page asks
+/// every two seconds, and goes on to the tickets with the pass).
+async fn queue_page(
+    State(app): State<App>,
+    StoreTenant(t): StoreTenant,
+    ApiPath((org, event_id)): ApiPath<(String, EventId)>,
+    ApiQuery(q): ApiQuery<TokenQuery>,
+) -> Result<Response, ApiError> {
+    let event = domain::store_event(&app, &t, event_id).await?;
+    let Some(room) = super::queue::room(&app, t.org(), event_id).await? else {
+        return Ok(Redirect::to(&format!("/s/{org}/events/{event_id}")).into_response());
+    };
+    let status = match q.token {
+        Some(token) => Some(super::queue::status(&app, &t, event_id, &token).await?),
+        None => None,
+    };
+    Ok(page(
+        StatusCode::OK,
+        QueuePage {
+            org,
+            event_id,
+            event_name: event.name,
+            opens: kernel::clock::rfc3339(room.opens_at),
+            status,
+        },
+    ))
+}
+
+async fn queue_join(
+    State(app): State<App>,
+    ClientAddr(ip): ClientAddr,
+    StoreTenant(t): StoreTenant,
+    ApiPath((org, event_id)): ApiPath<(String, EventId)>,
+) -> Result<Response, ApiError> {
+    app.kernel.limits.storefront.check(&ip).await?;
+    let status = super::queue::join(&app, &t, event_id).await?;
+    Ok(Redirect::to(&format!(
+        "/s/{org}/events/{event_id}/queue?token={}",
+        status.token
+    ))
+    .into_response())
 }
 
 #[derive(Deserialize)]
@@ -76,6 +301,8 @@ struct TakeForm {
     name: String,
     /// `card` or `eft` for priced tickets.
     payment_method: Option<String>,
+    /// The waiting room's pass, when the event has a room on.
+    queue_pass: Option<String>,
 }
 
 fn card_configured(app: &App) -> bool {
@@ -92,6 +319,7 @@ async fn take(
     form: Result<Form<TakeForm>, FormRejection>,
 ) -> Result<Response, ApiError> {
     let (org, event) = path;
+    let mut pass = None;
     let result = match app.kernel.limits.storefront.check(&ip).await {
         Err(e) => Err(e),
         Ok(()) => match form {
@@ -107,6 +335,7 @@ async fn take(
                     Some("card") => domain::PaymentMethod::Card,
                     _ => domain::PaymentMethod::Eft,
                 };
+                pass = f.queue_pass.clone();
                 domain::take_now(
                     &app,
                     &t,
@@ -117,6 +346,7 @@ async fn take(
                         name: f.name,
                     },
                     method,
+                    f.queue_pass.as_deref(),
                 )
                 .await
                 .map_err(ApiError::from)
@@ -144,6 +374,7 @@ async fn take(
                 EventPage {
                     org,
                     event,
+                    queue_pass: pass,
                     error: Some(message),
                     card: card_configured(&app),
                 },
