@@ -106,3 +106,45 @@ async fn a_counter_of_an_epoch_gone_by_is_never_sold_from() {
     assert!(newer > epoch, "the new hold was not taken in the new epoch");
     t.stop().await;
 }
+
+/// The guard a Redis-reserved hold is written under, raced against a hold
+/// taken from the ledger on PostgreSQL: a group whose guard waited for the
+/// ledger transaction to commit sees the epoch that transaction moved on
+/// (and writes nothing), never the one it started with.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn an_epoch_guard_that_waited_sees_the_epoch_moved() {
+    if !postgres_configured() {
+        eprintln!("VOELGOED_TEST_DATABASE_URL / VOELGOED_TEST_REDIS_URL unset: not run here");
+        return;
+    }
+    let t = TestApp::spawn(Backend::Postgres).await;
+    let db = t.app().db().clone();
+    let before = platform::sales::store_epoch(&db).await.unwrap();
+    // The ledger's side: the epoch moved on, not yet committed.
+    let mut ledger = db.begin().await.unwrap();
+    platform::sales::fence_epoch(&mut ledger).await.unwrap();
+    // A group's side: its guard waits for the ledger's transaction.
+    let guard = tokio::spawn({
+        let db = db.clone();
+        async move {
+            let mut tx = db.begin().await.unwrap();
+            let pass = platform::sales::epoch_guard(db.backend(), before)
+                .exists_in(&mut tx)
+                .await
+                .unwrap();
+            tx.rollback().await.unwrap();
+            pass
+        }
+    });
+    tokio::time::sleep(std::time::Duration::from_millis(300)).await;
+    assert!(
+        !guard.is_finished(),
+        "the guard did not wait for the ledger"
+    );
+    ledger.commit().await.unwrap();
+    assert!(
+        !guard.await.unwrap(),
+        "the guard passed with the epoch the ledger moved on"
+    );
+    t.stop().await;
+}

@@ -49,7 +49,9 @@ use kernel::{
     ids::{EventId, HoldId, OrderId, OrgId, RefundId},
 };
 use serde::{Deserialize, Serialize};
-pub use store::OrderSummary;
+pub use store::{
+    OrderSummary, bump_epoch as fence_epoch, epoch_guard, inventory_epoch as store_epoch,
+};
 
 use crate::App;
 

@@ -40,22 +40,30 @@ pub async fn inventory_epoch(db: &Db) -> Result<i64, sqlx::Error> {
     db_run!(db, p => sqlx::query_scalar(sql).fetch_one(p).await)
 }
 
-/// Moves the inventory epoch on inside `tx`, which holds its row locked
-/// (exclusively) until it ends; the new epoch.
+/// Moves the inventory epoch on inside `tx`; the new epoch. On PostgreSQL
+/// the table is locked `ACCESS EXCLUSIVE` first, until `tx` ends: it waits
+/// for every transaction that read the epoch (an [`epoch_guard`] holds the
+/// table's `ACCESS SHARE` lock until its transaction ends) and holds new
+/// readers back until the new epoch is committed. (A table lock, not a row
+/// lock: the guards' shared locks live in the lock manager only, where a
+/// `FOR SHARE` on the row would write the row, and make a multixact, for
+/// every group of holds.)
 pub async fn bump_epoch(tx: &mut Tx) -> Result<i64, sqlx::Error> {
+    if tx.backend() == Backend::Postgres {
+        tx_run!(tx, c => sqlx::query("LOCK TABLE inventory_epoch IN ACCESS EXCLUSIVE MODE").execute(c).await.map(|_| ()))?;
+    }
     let sql = "UPDATE inventory_epoch SET epoch = epoch + 1 WHERE id = 1 RETURNING epoch";
     tx_run!(tx, c => sqlx::query_scalar(sql).fetch_one(c).await)
 }
 
 /// The query a write reserved under `epoch` must pass: the epoch still
-/// stands, and (on PostgreSQL) its row is share-locked until the write's
-/// transaction ends, so no ledger reservation slips in between.
-pub fn epoch_guard(backend: Backend, epoch: i64) -> Stmt {
-    let sql = match backend {
-        Backend::Postgres => "SELECT 1 FROM inventory_epoch WHERE id = 1 AND epoch = $1 FOR SHARE",
-        Backend::Sqlite => "SELECT 1 FROM inventory_epoch WHERE id = 1 AND epoch = $1",
-    };
-    Stmt::new(sql).bind(epoch)
+/// stands. On PostgreSQL its table lock (`ACCESS SHARE`, taken before the
+/// statement's snapshot and held until the write's transaction ends) keeps
+/// a ledger reservation ([`bump_epoch`]) from slipping in between; one that
+/// was under way is waited for, and its new epoch seen. On SQLite writers
+/// are serialised anyway.
+pub fn epoch_guard(_backend: Backend, epoch: i64) -> Stmt {
+    Stmt::new("SELECT 1 FROM inventory_epoch WHERE id = 1 AND epoch = $1").bind(epoch)
 }
 
 /// The Redis epoch a hold was reserved in (`None`: not from Redis).
