@@ -48,6 +48,26 @@ pub struct BenchArgs {
     /// target's database from DATABASE_URL or --data-dir when given.
     #[arg(long)]
     pub target: Option<String>,
+    /// The flash sale instead (see `bench_flash`): `--buyers` visitors for
+    /// `--tickets` through a waiting room, free, then by card when
+    /// `--standin` is given.
+    #[arg(long)]
+    pub flash: bool,
+    /// Visitors in the flash sale.
+    #[arg(long, default_value_t = 50_000)]
+    pub buyers: usize,
+    /// The card provider stand-in the node pays through (its base URL), for
+    /// the flash sale's card run; its publishable key is `--standin-pk`.
+    #[arg(long)]
+    pub standin: Option<String>,
+    #[arg(long, default_value = "pk_test_standin")]
+    pub standin_pk: String,
+    /// Ceilings measured beside, to report against: PostgreSQL's TPC-B
+    /// (pgbench, transactions/s) and Redis' guarded-decrement EVAL/s.
+    #[arg(long)]
+    pub tpcb: Option<f64>,
+    #[arg(long)]
+    pub redis_eval: Option<f64>,
 }
 
 /// Non-2xx answers by status.
@@ -146,6 +166,26 @@ pub async fn run(config_args: ConfigArgs, args: BenchArgs) -> anyhow::Result<()>
     };
     let api = Api::new(base.clone());
     let org = api.try_signup().await.context("signing up the bench org")?;
+    if args.flash {
+        let result = flash(
+            &api,
+            &org,
+            &mode,
+            &args,
+            &config,
+            &config_args,
+            node.as_ref(),
+        )
+        .await;
+        if let Some(n) = node {
+            n.stop().await;
+        }
+        if let Some((admin, name)) = pg_made {
+            drop_pg_database(&admin, &name).await;
+        }
+        let _ = std::fs::remove_dir_all(&tmp);
+        return result;
+    }
     let event = api
         .try_event(&org, &EventSpec::capacity(args.tickets).max_per_order(1))
         .await?;
@@ -403,6 +443,132 @@ pub async fn run(config_args: ConfigArgs, args: BenchArgs) -> anyhow::Result<()>
         );
     }
     Ok(())
+}
+
+/// The flash sale (free, then by card), its figures beside the ceilings,
+/// and the oversell check in the database.
+async fn flash(
+    api: &Api,
+    org: &crate::testkit::Org,
+    mode: &str,
+    args: &BenchArgs,
+    config: &kernel::Config,
+    config_args: &ConfigArgs,
+    node: Option<&server::Node>,
+) -> anyhow::Result<()> {
+    println!(
+        "voelgoed bench --flash · {mode} · {} connections · {} tickets · {} buyers",
+        args.connections, args.tickets, args.buyers
+    );
+    let mut runs = vec![
+        crate::bench_flash::run(
+            api,
+            org,
+            "free",
+            args.tickets,
+            args.buyers,
+            args.connections,
+            None,
+        )
+        .await?,
+    ];
+    if let Some(standin) = &args.standin {
+        runs.push(
+            crate::bench_flash::run(
+                api,
+                org,
+                "card (stand-in)",
+                args.tickets,
+                args.buyers,
+                args.connections,
+                Some((standin, &args.standin_pk)),
+            )
+            .await?,
+        );
+    }
+    let db = match node {
+        Some(n) => Some(n.app.db().clone()),
+        None if config_args.database_url.is_some() || config_args.data_dir.is_some() => Some(
+            kernel::Db::connect(config)
+                .await
+                .context("opening the target's database")?,
+        ),
+        None => None,
+    };
+    println!(
+        "\n{:<16} {:>7} {:>9} {:>9} {:>9} {:>11} {:>10} {:>9}  non-2xx",
+        "checkout", "orders", "orders/s", "p50 ms", "p99 ms", "sold out s", "turned", "in db"
+    );
+    let mut oversold = false;
+    for r in &runs {
+        let in_db = match &db {
+            Some(db) => {
+                let n = tickets_or_orders(db, &r.event.id).await?;
+                oversold |= n > args.tickets;
+                n.to_string()
+            }
+            None => "-".into(),
+        };
+        let errors = if r.errors.is_empty() {
+            "-".to_string()
+        } else {
+            r.errors
+                .iter()
+                .map(|(s, n)| format!("{s}×{n}"))
+                .collect::<Vec<_>>()
+                .join(" ")
+        };
+        println!(
+            "{:<16} {:>7} {:>9.0} {:>9.1} {:>9.1} {:>11.1} {:>10} {:>9}  {}",
+            r.label,
+            r.orders,
+            r.orders_per_sec(),
+            r.pct(0.5),
+            r.pct(0.99),
+            r.sell_out.as_secs_f64(),
+            r.turned_away,
+            in_db,
+            errors
+        );
+    }
+    if let (Some(db), Some(card)) = (&db, runs.iter().find(|r| r.confirmed > 0)) {
+        let paid =
+            crate::bench_flash::paid_orders(db, &card.event.id, Duration::from_secs(120)).await?;
+        println!(
+            "card: {} intents confirmed at the stand-in · {paid} orders paid by its webhooks",
+            card.confirmed
+        );
+    }
+    if let Some(tpcb) = args.tpcb {
+        for r in &runs {
+            println!(
+                "{}: {:.0} orders/s = {:.0}% of PostgreSQL's TPC-B ({tpcb:.0} tps, pgbench, same run)",
+                r.label,
+                r.orders_per_sec(),
+                100.0 * r.orders_per_sec() / tpcb.max(1e-9)
+            );
+        }
+    }
+    if let Some(eval) = args.redis_eval {
+        println!("Redis guarded-decrement EVAL ceiling: {eval:.0}/s (redis-benchmark, same run)");
+    }
+    if let (Some(db), None) = (db, node) {
+        db.close().await;
+    }
+    if oversold {
+        bail!("oversold: more than the capacity of {}", args.tickets);
+    }
+    println!("oversold: no (counted in the database)");
+    Ok(())
+}
+
+/// Tickets issued for the event, or (priced orders pay later) orders made.
+async fn tickets_or_orders(db: &kernel::Db, event: &str) -> anyhow::Result<i64> {
+    let id: uuid::Uuid = event.parse()?;
+    let orders = kernel::db_run!(db, p => sqlx::query_scalar::<_, i64>(
+        "SELECT COUNT(*) FROM orders WHERE event_id = $1 AND status IN ('pending', 'paid')")
+        .bind(id).fetch_one(p).await)?;
+    Ok(tickets_of_event(db, event).await?.max(orders))
 }
 
 async fn tickets_of_event(db: &kernel::Db, event: &str) -> anyhow::Result<i64> {

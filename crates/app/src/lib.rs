@@ -4,6 +4,7 @@
 //! the load driver share. `main.rs` only parses the command line.
 
 pub mod bench;
+pub mod bench_flash;
 pub mod bench_jobs;
 pub mod config;
 pub mod demo;

@@ -148,3 +148,44 @@ async fn an_epoch_guard_that_waited_sees_the_epoch_moved() {
     );
     t.stop().await;
 }
+
+/// A Redis that keeps an epoch this database never had (the database was
+/// restored, or made anew, while Redis lived on): its counters are not
+/// trusted; the database's epoch moves past it and sales go on from
+/// counters loaded from the ledger.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_redis_ahead_of_the_database_is_not_trusted() {
+    if !postgres_configured() {
+        eprintln!("VOELGOED_TEST_DATABASE_URL / VOELGOED_TEST_REDIS_URL unset: not run here");
+        return;
+    }
+    let t = TestApp::spawn(Backend::Postgres).await;
+    let db = t.app().db().clone();
+    let name: String = kernel::db_run!(&db, p => sqlx::query_scalar("SELECT deployment FROM inventory_epoch").fetch_one(p).await).unwrap();
+    let ahead = platform::sales::store_epoch(&db).await.unwrap() + 50;
+    let set = std::process::Command::new("redis-cli")
+        .args(["-u", &std::env::var("VOELGOED_TEST_REDIS_URL").unwrap()])
+        .args(["SET", &format!("inv:epoch:{name}"), &ahead.to_string()])
+        .output()
+        .expect("redis-cli runs (scripts/test.sh installs redis-tools)");
+    assert!(set.status.success());
+    let org = t.signup().await;
+    let event = t.event(&org, 5).await;
+    assert_eq!(t.hold(&org, &event, 3).await.status(), 201);
+    assert_eq!(t.available(&org, &event).await, 2);
+    assert_eq!(t.hold(&org, &event, 3).await.status(), 409);
+    let now = platform::sales::store_epoch(&db).await.unwrap();
+    assert!(
+        now > ahead,
+        "the database's epoch {now} did not move past {ahead}"
+    );
+    let held: Option<i64> =
+        kernel::db_run!(&db, p => sqlx::query_scalar("SELECT epoch FROM holds").fetch_one(p).await)
+            .unwrap();
+    assert_eq!(
+        held,
+        Some(now),
+        "the hold was taken from Redis, in the new epoch"
+    );
+    t.stop().await;
+}

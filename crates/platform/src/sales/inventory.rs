@@ -109,6 +109,8 @@ return 0
 /// The epoch Redis keeps, raised to the database's (ARGV[1]) when behind;
 /// -1 when Redis keeps none (it lost its data: counters of the current
 /// epoch may be gone with reservations in flight, so the epoch must move).
+/// One ahead of the database's is returned as it is (the caller moves the
+/// database's epoch past it).
 const ADOPT_LUA: &str = r#"
 local s = redis.call('GET', KEYS[1])
 if not s then return -1 end
@@ -147,16 +149,11 @@ return 0
 "#;
 
 /// The key of the epoch whose counters Redis keeps, one per deployment
-/// (named by its database, as the rate limits are: two deployments may
-/// share a Redis). The warm tier is one Redis server, not a cluster.
+/// (named by a random name its database keeps: two deployments may share a
+/// Redis). The warm tier is one Redis server, not a cluster.
 async fn epoch_key(app: &App) -> Result<String> {
     let db = app.db();
-    let name: String = match db.backend() {
-        kernel::Backend::Postgres => {
-            kernel::db_run!(db, p => sqlx::query_scalar("SELECT current_database()").fetch_one(p).await)?
-        }
-        kernel::Backend::Sqlite => "local".into(),
-    };
+    let name: String = kernel::db_run!(db, p => sqlx::query_scalar("SELECT deployment FROM inventory_epoch WHERE id = 1").fetch_one(p).await)?;
     Ok(format!("inv:epoch:{name}"))
 }
 
@@ -251,12 +248,22 @@ impl RedisTier {
                 .invoke_async(&mut self.warm.conn()),
         )
         .await?;
-        let epoch = if kept < 0 {
+        // Redis ahead: another node may have moved the epoch on since the
+        // read above; only an epoch the database still never had counts.
+        let in_db = if kept > in_db {
+            store::inventory_epoch(app.db()).await?
+        } else {
+            in_db
+        };
+        let epoch = if kept < 0 || kept > in_db {
             // Redis lost its counters: reservations made against them may
             // still be on their way to the database. A new epoch fences
-            // them off before any counter is loaded again.
+            // them off before any counter is loaded again. (Or Redis keeps
+            // an epoch this database never had — the database was restored
+            // or made anew — and its counters count nothing here: the
+            // epoch moves past it.)
             let mut tx = app.db().begin().await?;
-            let bumped = store::bump_epoch(&mut tx).await?;
+            let bumped = store::bump_epoch_past(&mut tx, kept).await?;
             tx.commit().await?;
             tracing::info!(
                 epoch = bumped,

@@ -56,6 +56,16 @@ pub async fn bump_epoch(tx: &mut Tx) -> Result<i64, sqlx::Error> {
     tx_run!(tx, c => sqlx::query_scalar(sql).fetch_one(c).await)
 }
 
+/// Moves the inventory epoch past `floor` (an epoch Redis keeps that this
+/// database never had: the database was restored or made anew while Redis
+/// lived on), so no counter Redis keeps is ever taken for a current one.
+pub async fn bump_epoch_past(tx: &mut Tx, floor: i64) -> Result<i64, sqlx::Error> {
+    bump_epoch(tx).await?;
+    let sql = "UPDATE inventory_epoch SET epoch = CASE WHEN epoch > $1 THEN epoch ELSE $1 + 1 END
+               WHERE id = 1 RETURNING epoch";
+    tx_run!(tx, c => sqlx::query_scalar(sql).bind(floor).fetch_one(c).await)
+}
+
 /// The query a write reserved under `epoch` must pass: the epoch still
 /// stands. On PostgreSQL its table lock (`ACCESS SHARE`, taken before the
 /// statement's snapshot and held until the write's transaction ends) keeps
