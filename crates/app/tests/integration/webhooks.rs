@@ -515,3 +515,30 @@ async fn an_endpoint_failing_for_three_days_is_disabled_and_the_org_sees_why(bac
     );
     t.stop().await;
 }
+
+both!(an_event_called_off_is_delivered_as_event_cancelled);
+async fn an_event_called_off_is_delivered_as_event_cancelled(backend: Backend) {
+    let t = TestApp::spawn_with(backend, |c| c.webhooks_allow_private = true).await;
+    let sink = HttpSink::start(vec![]).await;
+    let org = t.signup().await;
+    create_hook(&t, &org, &sink.url, &["event.cancelled"]).await;
+    let event = t.event(&org, 10).await;
+    let r = t
+        .post(
+            &format!("/api/v1/orgs/{}/events/{}/cancel", org.slug, event.id),
+            Some(&org.key),
+            json!({}),
+        )
+        .await;
+    assert_eq!(r.status(), 200);
+    t.eventually("the event.cancelled delivery", || async {
+        !sink.received().is_empty()
+    })
+    .await;
+    let got = sink.received();
+    assert_eq!(got.len(), 1, "only the type the endpoint asked for");
+    let body: Value = serde_json::from_slice(&got[0].body).unwrap();
+    assert_eq!(body["type"], "event.cancelled");
+    assert_eq!(body["data"]["event_id"], event.id.as_str());
+    t.stop().await;
+}

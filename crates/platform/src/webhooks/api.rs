@@ -69,6 +69,8 @@ enum EventTypeName {
     TicketAdmitted,
     #[serde(rename = "event.published")]
     EventPublished,
+    #[serde(rename = "event.cancelled")]
+    EventCancelled,
 }
 
 /// A new endpoint, with its signing secret: shown this once.

@@ -28,7 +28,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::{
     App,
-    events::EventPublished,
+    events::{EventCancelled, EventPublished},
     sales::{OrderCancelled, OrderCreated, OrderExpired, OrderPaid, OrderRefunded},
     scanning::TicketAdmitted,
     tickets::{TicketIssued, TicketRevoked},
@@ -102,6 +102,7 @@ pub fn slice(kernel: &Kernel) -> Slice<App> {
         .consumes::<TicketRevoked, _>("webhooks.fan_out", fan_out::<TicketRevoked>)
         .consumes::<TicketAdmitted, _>("webhooks.fan_out", fan_out::<TicketAdmitted>)
         .consumes::<EventPublished, _>("webhooks.fan_out", fan_out::<EventPublished>)
+        .consumes::<EventCancelled, _>("webhooks.fan_out", fan_out::<EventCancelled>)
         .job::<Deliver, _, _>(|app: App, job: Deliver| async move {
             domain::deliver(&app, job.delivery).await
         })
@@ -156,6 +157,11 @@ impl Subject for TicketAdmitted {
     }
 }
 impl Subject for EventPublished {
+    fn subject(&self) -> String {
+        format!("event:{}", self.event_id)
+    }
+}
+impl Subject for EventCancelled {
     fn subject(&self) -> String {
         format!("event:{}", self.event_id)
     }
