@@ -50,6 +50,39 @@ async fn soon(b: &WebDriver, by: By) -> WebDriverResult<WebElement> {
         .await
 }
 
+/// An organizer signed up through the API, whose password is "a long
+/// password".
+async fn organizer(t: &TestApp, prefix: &str) -> Org {
+    let slug = unique(prefix);
+    let signup = t
+        .post(
+            "/api/v1/signup",
+            None,
+            serde_json::json!({"email": format!("{slug}@example.com"), "password": "a long password", "org_name": prefix, "org_slug": slug}),
+        )
+        .await;
+    assert_eq!(signup.status(), 201);
+    let key = signup.json::<serde_json::Value>().await.unwrap()["api_key"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    Org {
+        email: format!("{slug}@example.com"),
+        slug,
+        key,
+    }
+}
+
+/// Fills in and sends the login page the browser is on.
+async fn log_in(b: &WebDriver, org: &Org) -> WebDriverResult<()> {
+    b.find(By::Id("email")).await?.send_keys(&org.email).await?;
+    b.find(By::Id("password"))
+        .await?
+        .send_keys("a long password")
+        .await?;
+    b.find(By::Id("login")).await?.click().await
+}
+
 async fn browser(driver: &Driver) -> WebDriver {
     let mut caps = DesiredCapabilities::chrome();
     caps.set_binary(&std::env::var("CHROMIUM").unwrap_or_else(|_| "/usr/bin/chromium".into()))
@@ -79,24 +112,8 @@ async fn browser(driver: &Driver) -> WebDriver {
 async fn a_ticket_taken_on_the_storefront_is_scanned_and_the_dashboard_counts_it_live() {
     let t = TestApp::spawn(Backend::Sqlite).await;
     // The organizer signs up through the API and logs in on the page.
-    let slug = unique("web");
-    let signup = t
-        .post(
-            "/api/v1/signup",
-            None,
-            serde_json::json!({"email": format!("{slug}@example.com"), "password": "a long password", "org_name": "Web", "org_slug": slug}),
-        )
-        .await;
-    assert_eq!(signup.status(), 201);
-    let key = signup.json::<serde_json::Value>().await.unwrap()["api_key"]
-        .as_str()
-        .unwrap()
-        .to_string();
-    let org = Org {
-        slug: slug.clone(),
-        key,
-        email: format!("{slug}@example.com"),
-    };
+    let org = organizer(&t, "web").await;
+    let slug = org.slug.clone();
     let event = t.event(&org, 50).await;
     let device = t.device(&org, &[&event.id]).await;
 
@@ -148,15 +165,7 @@ async fn a_ticket_taken_on_the_storefront_is_scanned_and_the_dashboard_counts_it
             b.current_url().await?.as_str().ends_with("/login"),
             "the dashboard needs a login"
         );
-        b.find(By::Id("email"))
-            .await?
-            .send_keys(&format!("{slug}@example.com"))
-            .await?;
-        b.find(By::Id("password"))
-            .await?
-            .send_keys("a long password")
-            .await?;
-        b.find(By::Id("login")).await?.click().await?;
+        log_in(&b, &org).await?;
         b.query(By::LinkText("Test Night"))
             .first()
             .await?
@@ -568,24 +577,8 @@ async fn buyers_pay_by_card_or_eft_and_the_organizer_marks_paid_refunds_and_canc
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn a_visitor_waits_their_turn_in_the_room_and_buys() {
     let t = TestApp::spawn(Backend::Sqlite).await;
-    let slug = unique("room");
-    let signup = t
-        .post(
-            "/api/v1/signup",
-            None,
-            serde_json::json!({"email": format!("{slug}@example.com"), "password": "a long password", "org_name": "Room", "org_slug": slug}),
-        )
-        .await;
-    assert_eq!(signup.status(), 201);
-    let key = signup.json::<serde_json::Value>().await.unwrap()["api_key"]
-        .as_str()
-        .unwrap()
-        .to_string();
-    let org = Org {
-        slug: slug.clone(),
-        key,
-        email: format!("{slug}@example.com"),
-    };
+    let org = organizer(&t, "room").await;
+    let slug = org.slug.clone();
     let event = t.event(&org, 50).await;
     // The room opens a minute from the test clock's now (UTC, to the minute).
     let opens = kernel::clock::rfc3339(t.app().kernel.now() + 120 * 1_000_000);
@@ -595,15 +588,7 @@ async fn a_visitor_waits_their_turn_in_the_room_and_buys() {
     let b = browser(&driver).await;
     let result = async {
         b.goto(&t.url("/login")).await?;
-        b.find(By::Id("email"))
-            .await?
-            .send_keys(&format!("{slug}@example.com"))
-            .await?;
-        b.find(By::Id("password"))
-            .await?
-            .send_keys("a long password")
-            .await?;
-        b.find(By::Id("login")).await?.click().await?;
+        log_in(&b, &org).await?;
         soon(&b, By::LinkText("Test Night")).await?;
         b.goto(&t.url(&format!("/dashboard/events/{}/limits", event.id)))
             .await?;

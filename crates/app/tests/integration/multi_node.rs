@@ -16,6 +16,23 @@ async fn two_nodes() -> Option<(Arc<TestApp>, Arc<TestApp>)> {
     Some((Arc::new(a), Arc::new(b)))
 }
 
+/// `voelgoed reconcile --window-secs 1` as an operator runs it, with a
+/// node's environment.
+fn reconcile(data_dir: &std::path::Path, env: &[(&str, &str)]) {
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_voelgoed"))
+        .args(["reconcile", "--window-secs", "1"])
+        .env("VOELGOED_DATA_DIR", data_dir)
+        .env("VOELGOED_LOG", "error")
+        .envs(env.iter().copied())
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
 async fn stop(a: Arc<TestApp>, b: Arc<TestApp>) {
     Arc::try_unwrap(b).ok().expect("sole owner").stop().await;
     Arc::try_unwrap(a).ok().expect("sole owner").stop().await;
@@ -331,18 +348,7 @@ async fn a_node_killed_mid_sale_loses_no_order_and_oversells_nothing() {
             "{left} > {left_by_ledger}: would oversell"
         );
     }
-    let out = std::process::Command::new(env!("CARGO_BIN_EXE_voelgoed"))
-        .args(["reconcile", "--window-secs", "1"])
-        .env("VOELGOED_DATA_DIR", &dir_a)
-        .env("VOELGOED_LOG", "error")
-        .envs(env.iter().copied())
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    reconcile(&dir_a, &env);
     for node in [&a.api, &b.api] {
         assert_eq!(node.available(&org, &event).await, left_by_ledger);
     }
@@ -595,18 +601,7 @@ async fn redis_stopped_mid_sale_sales_go_on_and_never_oversell() {
             "{left} > {left_by_ledger}: would oversell"
         );
     }
-    let out = std::process::Command::new(env!("CARGO_BIN_EXE_voelgoed"))
-        .args(["reconcile", "--window-secs", "1"])
-        .env("VOELGOED_DATA_DIR", &dir_a)
-        .env("VOELGOED_LOG", "error")
-        .envs(env.iter().copied())
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    reconcile(&dir_a, &env);
     for node in [&a.api, &b.api] {
         assert_eq!(node.available(&org, &event).await, left_by_ledger);
     }

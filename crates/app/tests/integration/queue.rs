@@ -24,6 +24,22 @@ async fn join(t: &TestApp, org: &Org, event: &Event) -> Value {
     r.json().await.unwrap()
 }
 
+async fn put_room(t: &TestApp, org: &Org, event: &Event, body: Value) -> u16 {
+    t.api
+        .client
+        .put(t.url(&format!(
+            "/api/v1/orgs/{}/events/{}/waiting-room",
+            org.slug, event.id
+        )))
+        .bearer_auth(&org.key)
+        .json(&body)
+        .send()
+        .await
+        .unwrap()
+        .status()
+        .as_u16()
+}
+
 async fn status(t: &TestApp, org: &Org, event: &Event, token: &str) -> reqwest::Response {
     t.get(
         &format!(
@@ -84,19 +100,16 @@ async fn five_thousand_visitors_are_let_through_in_order_at_the_rate(backend: Ba
     let event = t.event(&org, 10_000).await;
     let now = t.app().kernel.now();
     let opens = now + 60 * 1_000_000;
-    let r = t
-        .api
-        .client
-        .put(t.url(&format!(
-            "/api/v1/orgs/{}/events/{}/waiting-room",
-            org.slug, event.id
-        )))
-        .bearer_auth(&org.key)
-        .json(&json!({"enabled": true, "per_minute": RATE, "opens_at": kernel::clock::rfc3339(opens)}))
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(r.status(), 200);
+    assert_eq!(
+        put_room(
+            &t,
+            &org,
+            &event,
+            json!({"enabled": true, "per_minute": RATE, "opens_at": kernel::clock::rfc3339(opens)})
+        )
+        .await,
+        200
+    );
 
     // With the room on, a hold needs a pass; the storefront page sends
     // visitors to the room.
@@ -222,19 +235,16 @@ async fn five_thousand_visitors_are_let_through_in_order_at_the_rate(backend: Ba
         "another event has no room"
     );
     // A token of one event is nothing in another's room.
-    let r = t
-        .api
-        .client
-        .put(t.url(&format!(
-            "/api/v1/orgs/{}/events/{}/waiting-room",
-            org.slug, other.id
-        )))
-        .bearer_auth(&org.key)
-        .json(&json!({"enabled": true, "per_minute": RATE, "opens_at": kernel::clock::rfc3339(opens)}))
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(r.status(), 200);
+    assert_eq!(
+        put_room(
+            &t,
+            &org,
+            &other,
+            json!({"enabled": true, "per_minute": RATE, "opens_at": kernel::clock::rfc3339(opens)})
+        )
+        .await,
+        200
+    );
     assert_eq!(status(&t, &org, &other, first).await.status(), 404);
     assert_eq!(hold_with(&t, &org, &other, Some(&pass)).await, 403);
 
@@ -248,19 +258,16 @@ async fn five_thousand_visitors_are_let_through_in_order_at_the_rate(backend: Ba
     assert_eq!(hold_with(&t, &org, &event, Some(&unused)).await, 403);
 
     // Off again: holds need no pass.
-    let r = t
-        .api
-        .client
-        .put(t.url(&format!(
-            "/api/v1/orgs/{}/events/{}/waiting-room",
-            org.slug, event.id
-        )))
-        .bearer_auth(&org.key)
-        .json(&json!({"enabled": false, "per_minute": RATE}))
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(r.status(), 200);
+    assert_eq!(
+        put_room(
+            &t,
+            &org,
+            &event,
+            json!({"enabled": false, "per_minute": RATE})
+        )
+        .await,
+        200
+    );
     assert_eq!(hold_with(&t, &org, &event, None).await, 201);
 
     // Bad settings.
@@ -271,19 +278,11 @@ async fn five_thousand_visitors_are_let_through_in_order_at_the_rate(backend: Ba
         json!({"enabled": "yes", "per_minute": RATE}),
         json!({"enabled": true}),
     ] {
-        let r = t
-            .api
-            .client
-            .put(t.url(&format!(
-                "/api/v1/orgs/{}/events/{}/waiting-room",
-                org.slug, event.id
-            )))
-            .bearer_auth(&org.key)
-            .json(&body)
-            .send()
-            .await
-            .unwrap();
-        assert_eq!(r.status(), 422, "{body}");
+        assert_eq!(
+            put_room(&t, &org, &event, body.clone()).await,
+            422,
+            "{body}"
+        );
     }
     Arc::try_unwrap(t).ok().expect("sole owner").stop().await;
 }

@@ -58,8 +58,7 @@ struct RedisTier {
     reserve: redis::Script,
     release: redis::Script,
     load: redis::Script,
-    adopt: redis::Script,
-    raise: redis::Script,
+    epoch_script: redis::Script,
     /// The epoch this node reserves in; 0 until learnt.
     epoch: AtomicI64,
     /// Where Redis keeps its epoch (see [`epoch_key`]).
@@ -106,24 +105,14 @@ redis.call('SET', KEYS[2], ARGV[2], 'NX')
 return 0
 "#;
 
-/// The epoch Redis keeps, raised to the database's (ARGV[1]) when behind;
-/// -1 when Redis keeps none (it lost its data: counters of the current
-/// epoch may be gone with reservations in flight, so the epoch must move).
-/// One ahead of the database's is returned as it is (the caller moves the
-/// database's epoch past it).
-const ADOPT_LUA: &str = r#"
+/// The epoch Redis keeps (KEYS[1]), raised to ARGV[1] when behind. When
+/// Redis keeps none: -1 if ARGV[2] is "adopt" (it lost its data: counters of
+/// the current epoch may be gone with reservations in flight, so the epoch
+/// must move), else it keeps ARGV[1] from now. One ahead of ARGV[1] is
+/// returned as it is (the caller moves the database's epoch past it).
+const EPOCH_LUA: &str = r#"
 local s = redis.call('GET', KEYS[1])
-if not s then return -1 end
-if tonumber(s) < tonumber(ARGV[1]) then
-  redis.call('SET', KEYS[1], ARGV[1])
-  return tonumber(ARGV[1])
-end
-return tonumber(s)
-"#;
-
-/// Raises the epoch Redis keeps to ARGV[1]; the epoch it keeps.
-const RAISE_LUA: &str = r#"
-local s = redis.call('GET', KEYS[1])
+if not s and ARGV[2] == 'adopt' then return -1 end
 if (not s) or tonumber(s) < tonumber(ARGV[1]) then
   redis.call('SET', KEYS[1], ARGV[1])
   return tonumber(ARGV[1])
@@ -242,9 +231,10 @@ impl RedisTier {
         let epoch_key = self.epoch_key(app).await?;
         let in_db = store::inventory_epoch(app.db()).await?;
         let kept: i64 = bounded(
-            self.adopt
+            self.epoch_script
                 .key(epoch_key)
                 .arg(in_db)
+                .arg("adopt")
                 .invoke_async(&mut self.warm.conn()),
         )
         .await?;
@@ -270,9 +260,10 @@ impl RedisTier {
                 "Redis kept no inventory epoch (new, or restarted): counters are loaded from the ledger in a new one"
             );
             bounded(
-                self.raise
+                self.epoch_script
                     .key(epoch_key)
                     .arg(bumped)
+                    .arg("raise")
                     .invoke_async(&mut self.warm.conn()),
             )
             .await?
@@ -292,8 +283,7 @@ impl Inventory {
                 reserve: redis::Script::new(RESERVE_LUA),
                 release: redis::Script::new(RELEASE_LUA),
                 load: redis::Script::new(LOAD_LUA),
-                adopt: redis::Script::new(ADOPT_LUA),
-                raise: redis::Script::new(RAISE_LUA),
+                epoch_script: redis::Script::new(EPOCH_LUA),
                 epoch: AtomicI64::new(0),
                 epoch_key: tokio::sync::OnceCell::new(),
                 sync: tokio::sync::Mutex::new(()),

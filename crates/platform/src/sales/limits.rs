@@ -82,7 +82,8 @@ pub async fn of(app: &App, org: OrgId, event: EventId) -> ApiResult<Arc<SalesLim
         .map_err(|e| ApiError::from_db(&e))
 }
 
-async fn event_of(app: &App, t: &Tenant, event: EventId) -> ApiResult<()> {
+/// 404 unless the tenant has the event (draft or not).
+pub(super) async fn event_of(app: &App, t: &Tenant, event: EventId) -> ApiResult<()> {
     crate::events::catalog(app, t, event)
         .await?
         .map(|_| ())
@@ -171,6 +172,11 @@ pub async fn lock_buyer(
     Ok(())
 }
 
+const BUYER_TICKETS: &str = "SELECT CAST(COALESCE(SUM(i.quantity), 0) AS BIGINT) FROM orders o
+    JOIN hold_items i ON i.org_id = o.org_id AND i.hold_id = o.hold_id
+    WHERE o.org_id = $1 AND o.buyer_email = $2 AND o.event_id = $3
+      AND o.status IN ('pending', 'paid', 'partially_refunded')";
+
 /// The tickets a buyer has in their pending and paid orders of the event.
 pub async fn buyer_tickets(
     tx: &mut Tx,
@@ -178,11 +184,7 @@ pub async fn buyer_tickets(
     event: EventId,
     email: &str,
 ) -> Result<i64, sqlx::Error> {
-    let sql = "SELECT CAST(COALESCE(SUM(i.quantity), 0) AS BIGINT) FROM orders o
-               JOIN hold_items i ON i.org_id = o.org_id AND i.hold_id = o.hold_id
-               WHERE o.org_id = $1 AND o.buyer_email = $2 AND o.event_id = $3
-                 AND o.status IN ('pending', 'paid', 'partially_refunded')";
-    tx_run!(tx, c => sqlx::query_scalar(sql).bind(org).bind(email).bind(event).fetch_one(c).await)
+    tx_run!(tx, c => sqlx::query_scalar(BUYER_TICKETS).bind(org).bind(email).bind(event).fetch_one(c).await)
 }
 
 /// [`buyer_tickets`] outside a transaction (the early answer, before a
@@ -193,11 +195,7 @@ pub async fn buyer_tickets_now(
     event: EventId,
     email: &str,
 ) -> Result<i64, sqlx::Error> {
-    let sql = "SELECT CAST(COALESCE(SUM(i.quantity), 0) AS BIGINT) FROM orders o
-               JOIN hold_items i ON i.org_id = o.org_id AND i.hold_id = o.hold_id
-               WHERE o.org_id = $1 AND o.buyer_email = $2 AND o.event_id = $3
-                 AND o.status IN ('pending', 'paid', 'partially_refunded')";
-    db_run!(db, p => sqlx::query_scalar(sql).bind(org).bind(email).bind(event).fetch_one(p).await)
+    db_run!(db, p => sqlx::query_scalar(BUYER_TICKETS).bind(org).bind(email).bind(event).fetch_one(p).await)
 }
 
 /// The answer when a buyer would go over the event's limit.

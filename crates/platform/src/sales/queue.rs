@@ -216,13 +216,6 @@ pub async fn room(app: &App, org: OrgId, event: EventId) -> ApiResult<Option<Arc
         .map_err(|e| ApiError::from_db(&e))
 }
 
-async fn event_of(app: &App, t: &Tenant, event: EventId) -> ApiResult<()> {
-    crate::events::catalog(app, t, event)
-        .await?
-        .map(|_| ())
-        .ok_or(ApiError::NotFound)
-}
-
 fn settings_of(r: Option<Room>) -> WaitingRoom {
     match r {
         Some(r) => WaitingRoom {
@@ -240,7 +233,7 @@ fn settings_of(r: Option<Room>) -> WaitingRoom {
 
 pub async fn get_settings(app: &App, actor: &Actor, event: EventId) -> ApiResult<WaitingRoom> {
     let t = actor.require(Permission::EventsRead)?;
-    event_of(app, t, event).await?;
+    super::limits::event_of(app, t, event).await?;
     Ok(settings_of(load(app.db(), t.org(), event).await?))
 }
 
@@ -253,7 +246,7 @@ pub async fn put_settings(
     s: WaitingRoom,
 ) -> ApiResult<WaitingRoom> {
     let t = actor.require(Permission::EventsWrite)?;
-    event_of(app, t, event).await?;
+    super::limits::event_of(app, t, event).await?;
     let mut errors = Vec::new();
     if !(1..=1_000_000).contains(&s.per_minute) {
         errors.push(FieldError::new("per_minute", "from 1 to 1000000"));
