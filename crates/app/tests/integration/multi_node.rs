@@ -38,6 +38,77 @@ async fn stop(a: Arc<TestApp>, b: Arc<TestApp>) {
     Arc::try_unwrap(a).ok().expect("sole owner").stop().await;
 }
 
+/// One waiting room across two nodes (the line is in Redis): visitors who
+/// join on either node stand in one line, in the order they came, and a
+/// pass used on one node is used on the other.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_waiting_room_is_one_line_across_nodes() {
+    let Some((a, b)) = two_nodes().await else {
+        return;
+    };
+    let org = a.signup().await;
+    let event = a.event(&org, 100).await;
+    // Opened a minute ago, 6 a minute: the first 6 are through.
+    let opens = a.app().kernel.now() - 60 * 1_000_000;
+    let r = a
+        .api
+        .client
+        .put(a.url(&format!(
+            "/api/v1/orgs/{}/events/{}/waiting-room",
+            org.slug, event.id
+        )))
+        .bearer_auth(&org.key)
+        .json(&serde_json::json!({"enabled": true, "per_minute": 6, "opens_at": kernel::clock::rfc3339(opens)}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 200);
+    let queue = format!("/api/v1/store/{}/events/{}/queue", org.slug, event.id);
+    let mut places = Vec::new();
+    for i in 0..20 {
+        let node = if i % 2 == 0 { &a } else { &b };
+        let s: serde_json::Value = node
+            .post(&queue, None, serde_json::json!({}))
+            .await
+            .json()
+            .await
+            .unwrap();
+        places.push((
+            s["token"].as_str().unwrap().to_string(),
+            s["position"].as_u64().unwrap(),
+            s["pass"].clone(),
+        ));
+    }
+    // One line: ranks 0..20 in the order of arrival, whichever node.
+    let ranks: Vec<u64> = places
+        .iter()
+        .map(|(_, position, pass)| if pass.is_string() { 0 } else { *position + 5 })
+        .collect();
+    assert!(
+        places.iter().take(6).all(|p| p.2.is_string()),
+        "the first 6 are through"
+    );
+    assert_eq!(ranks[6..].to_vec(), (6..20).collect::<Vec<u64>>());
+    // A token taken on one node is known on the other; its pass is one hold.
+    let pass = places[1].2.as_str().unwrap().to_string();
+    let s: serde_json::Value = a
+        .get(&format!("{queue}/{}", places[1].0), None)
+        .await
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(s["pass"], pass.as_str());
+    let hold = |node: &TestApp| {
+        let body = serde_json::json!({"items": [{"ticket_type_id": event.ticket_type, "quantity": 1}], "queue_pass": pass});
+        let path = format!("/api/v1/store/{}/events/{}/holds", org.slug, event.id);
+        let node = node.api.clone();
+        async move { node.post(&path, None, body).await.status().as_u16() }
+    };
+    assert_eq!(hold(&a).await, 201);
+    assert_eq!(hold(&b).await, 403, "used on the other node");
+    stop(a, b).await;
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn buyers_on_two_nodes_never_oversell() {
     let Some((a, b)) = two_nodes().await else {
