@@ -96,7 +96,6 @@ pub async fn run(
 
     let base = api.url("");
     let next = Arc::new(AtomicUsize::new(0));
-    let sold_out = Arc::new(std::sync::atomic::AtomicBool::new(false));
     let last_order = Arc::new(AtomicU64::new(0));
     let confirmed = Arc::new(AtomicUsize::new(0));
     let errors = Arc::new(Mutex::new(std::collections::BTreeMap::<u16, usize>::new()));
@@ -111,9 +110,8 @@ pub async fn run(
             event.id.clone(),
             event.ticket_type.clone(),
         );
-        let (next, sold_out, last_order, confirmed, errors, card) = (
+        let (next, last_order, confirmed, errors, card) = (
             next.clone(),
-            sold_out.clone(),
             last_order.clone(),
             confirmed.clone(),
             errors.clone(),
@@ -136,16 +134,13 @@ pub async fn run(
                     card: card.as_ref(),
                     confirmed: &confirmed,
                 };
-                match buyer.buy(i, sold_out.load(Ordering::Relaxed)).await {
+                match buyer.buy(i).await {
                     Outcome::Ordered(took) => {
                         ordered += 1;
                         journeys.push(took.as_micros() as u32);
                         last_order.fetch_max(start.elapsed().as_micros() as u64, Ordering::Relaxed);
                     }
-                    Outcome::TurnedAway => {
-                        away += 1;
-                        sold_out.store(true, Ordering::Relaxed);
-                    }
+                    Outcome::TurnedAway => away += 1,
                     Outcome::Failed(s) => {
                         if let Ok(mut e) = errors.lock() {
                             *e.entry(s).or_default() += 1;
@@ -189,7 +184,7 @@ struct Buyer<'a> {
 }
 
 impl Buyer<'_> {
-    async fn buy(&self, i: usize, sold_out: bool) -> Outcome {
+    async fn buy(&self, i: usize) -> Outcome {
         let t0 = Instant::now();
         // Join the room; at the pass-through rate the pass comes at once.
         let Ok(r) = self
@@ -231,7 +226,6 @@ impl Buyer<'_> {
         let Some(pass) = status["pass"].as_str() else {
             return Outcome::Failed(0);
         };
-        let _ = sold_out;
         let Ok(r) = self
             .client
             .post(format!(

@@ -128,7 +128,7 @@ async fn an_epoch_guard_that_waited_sees_the_epoch_moved() {
         let db = db.clone();
         async move {
             let mut tx = db.begin().await.unwrap();
-            let pass = platform::sales::epoch_guard(db.backend(), before)
+            let pass = platform::sales::epoch_guard(before)
                 .exists_in(&mut tx)
                 .await
                 .unwrap();

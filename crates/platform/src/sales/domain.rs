@@ -166,10 +166,7 @@ impl Reservation {
         // Dropped while queueing: nothing was queued, the drop gives back.
         let db = self.app.db();
         let queued = match self.epoch {
-            Some(e) => {
-                db.enqueue_guarded(store::epoch_guard(db.backend(), e), writes)
-                    .await
-            }
+            Some(e) => db.enqueue_guarded(store::epoch_guard(e), writes).await,
             None => db.enqueue_writes(writes).await,
         };
         let ticket = match queued {
@@ -359,13 +356,11 @@ async fn hold_items(
         .map(|i| (i.ticket_type_id, i.quantity))
         .collect();
     let hold = HoldId::new();
-    // The hold's time runs from when it is taken (a reservation may wait
-    // its turn at the ledger).
-    let expiry = std::sync::atomic::AtomicI64::new(0);
-    let writes = |epoch: Option<i64>| -> Result<Vec<kernel::Stmt>> {
+    // The hold's writes, and when it expires: its time runs from when it is
+    // taken (a reservation may wait its turn at the ledger).
+    let writes = |epoch: Option<i64>| -> Result<(Vec<kernel::Stmt>, i64)> {
         let now = app.kernel.now();
         let expires_at = now + app.kernel.config.hold_ttl_secs * MICROS_PER_SEC;
-        expiry.store(expires_at, std::sync::atomic::Ordering::Relaxed);
         let mut writes = store::insert_hold(t, hold, event, expires_at, now, &pairs, epoch);
         writes.push(events::emit(
             &HoldCreated {
@@ -377,10 +372,10 @@ async fn hold_items(
             },
             now,
         )?);
-        Ok(writes)
+        Ok((writes, expires_at))
     };
     let inventory = app.state::<Inventory>();
-    let mut taken = false;
+    let mut taken = None;
     // A reservation whose Redis epoch moved on before its write is refused
     // and made again (the node learns the new epoch); Redis away, the
     // ledger decides.
@@ -400,19 +395,20 @@ async fn hold_items(
             epoch,
             pairs: Some(pairs.clone()),
         };
-        match reservation.write(writes(epoch)?).await {
+        let (stmts, expires_at) = writes(epoch)?;
+        match reservation.write(stmts).await {
             Ok(()) => {
-                taken = true;
+                taken = Some(expires_at);
                 break;
             }
             Err(Error::EpochMoved(e)) => inventory.refused(app, e).await?,
             Err(e) => return Err(e),
         }
     }
-    if !taken {
-        hold_from_ledger(app, t, event, &pairs, || writes(None)).await?;
-    }
-    let expires_at = expiry.load(std::sync::atomic::Ordering::Relaxed);
+    let expires_at = match taken {
+        Some(at) => at,
+        None => hold_from_ledger(app, t, event, &pairs, || writes(None)).await?,
+    };
     Ok(HoldView {
         id: hold,
         event_id: event,
@@ -422,14 +418,15 @@ async fn hold_items(
 }
 
 /// Writes a hold taken from the ledger (Redis away, or its epoch moving
-/// under a reservation again and again): one transaction at a time.
+/// under a reservation again and again): one transaction at a time. When
+/// it expires.
 async fn hold_from_ledger(
     app: &App,
     t: &Tenant,
     event: EventId,
     pairs: &[(TicketTypeId, i64)],
-    writes: impl FnOnce() -> Result<Vec<kernel::Stmt>>,
-) -> Result<()> {
+    writes: impl FnOnce() -> Result<(Vec<kernel::Stmt>, i64)>,
+) -> Result<i64> {
     let inventory = app.state::<Inventory>();
     let mut tx = app.db().begin().await?;
     if let Reserve::SoldOut(tt) = inventory
@@ -439,9 +436,10 @@ async fn hold_from_ledger(
         tx.rollback().await?;
         return Err(Error::SoldOut(tt));
     }
-    tx.run_all(writes()?).await?;
+    let (stmts, expires_at) = writes()?;
+    tx.run_all(stmts).await?;
     tx.commit().await?;
-    Ok(())
+    Ok(expires_at)
 }
 
 #[derive(Clone, Debug, Deserialize, Serialize, ToSchema)]

@@ -309,7 +309,7 @@ impl Inventory {
         items: &[(TicketTypeId, i64)],
     ) -> Result<Reserve> {
         match &self.tier {
-            Tier::Memory(_) => self.reserve_memory(app, t, event, items).await,
+            Tier::Memory(map) => self.reserve_memory(map, app, t, event, items).await,
             Tier::Redis(r) => {
                 if r.is_down() {
                     return Ok(Reserve::Unavailable);
@@ -327,14 +327,12 @@ impl Inventory {
 
     async fn reserve_memory(
         &self,
+        map: &Mutex<HashMap<TicketTypeId, i64>>,
         app: &App,
         t: &Tenant,
         event: EventId,
         items: &[(TicketTypeId, i64)],
     ) -> Result<Reserve> {
-        let Tier::Memory(map) = &self.tier else {
-            return Err(Error::WarmTierDown);
-        };
         for _ in 0..3 {
             let missing: Vec<TicketTypeId> = {
                 let mut map = map.lock().map_err(|_| poisoned())?;

@@ -384,9 +384,7 @@ async fn apply_payment(
         let outcome: Result<Option<Applied>> = async {
             let mut tx = app.db().begin().await?;
             if let Some(e) = epoch
-                && !store::epoch_guard(app.db().backend(), e)
-                    .exists_in(&mut tx)
-                    .await?
+                && !store::epoch_guard(e).exists_in(&mut tx).await?
             {
                 return Err(Error::EpochMoved(e));
             }

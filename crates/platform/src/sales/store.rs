@@ -72,7 +72,7 @@ pub async fn bump_epoch_past(tx: &mut Tx, floor: i64) -> Result<i64, sqlx::Error
 /// a ledger reservation ([`bump_epoch`]) from slipping in between; one that
 /// was under way is waited for, and its new epoch seen. On SQLite writers
 /// are serialised anyway.
-pub fn epoch_guard(_backend: Backend, epoch: i64) -> Stmt {
+pub fn epoch_guard(epoch: i64) -> Stmt {
     Stmt::new("SELECT 1 FROM inventory_epoch WHERE id = 1 AND epoch = $1").bind(epoch)
 }
 
