@@ -428,6 +428,7 @@ async fn hold_from_ledger(
     writes: impl FnOnce() -> Result<(Vec<kernel::Stmt>, i64)>,
 ) -> Result<i64> {
     let inventory = app.state::<Inventory>();
+    let _turn = inventory.ledger_turn().await;
     let mut tx = app.db().begin().await?;
     if let Reserve::SoldOut(tt) = inventory
         .reserve_in_tx(app, &mut tx, t, event, pairs)

@@ -46,6 +46,10 @@ pub struct Inventory {
     /// Serialises loading a counter with releasing into it, so a release
     /// cannot slip between the database read and the insert of a counter.
     load_lock: tokio::sync::Mutex<()>,
+    /// One hold from the ledger at a time on this node: they are serialised
+    /// by the database anyway, and each waiting there would hold a pooled
+    /// connection other requests (checkouts) need.
+    ledger_turn: tokio::sync::Mutex<()>,
 }
 
 enum Tier {
@@ -296,6 +300,7 @@ impl Inventory {
             tier,
             known: dashmap::DashMap::new(),
             load_lock: tokio::sync::Mutex::new(()),
+            ledger_turn: tokio::sync::Mutex::new(()),
         }
     }
 
@@ -402,6 +407,12 @@ impl Inventory {
             }
         }
         Ok(())
+    }
+
+    /// This node's turn to take a hold from the ledger: held across
+    /// [`Inventory::reserve_in_tx`]'s transaction, from before it begins.
+    pub async fn ledger_turn(&self) -> tokio::sync::MutexGuard<'_, ()> {
+        self.ledger_turn.lock().await
     }
 
     /// Takes every item's quantity from the ledger, inside `tx` (which the
