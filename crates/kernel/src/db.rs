@@ -232,11 +232,20 @@ impl Db {
                 Self::open_sqlite(opts, config).await
             }
             Some(url) => {
-                let opts =
-                    PgConnectOptions::from_str(url).map_err(|source| ConnectError::Open {
+                let opts = PgConnectOptions::from_str(url)
+                    .map_err(|source| ConnectError::Open {
                         url: redact_url(url),
                         source,
-                    })?;
+                    })?
+                    // Plan every execution with the table's size now. A
+                    // generic plan cached on a pooled connection is made
+                    // once; made while a table was nearly empty (a new
+                    // deployment's first on-sale), the planner cannot tell
+                    // one `org_id`-leading index from another, and the
+                    // foreign-key check of every ticket then walked all of
+                    // the org's orders (23 ms a checkout at 4,000 orders)
+                    // until autovacuum's next ANALYZE. docs/decisions.md.
+                    .options([("plan_cache_mode", "force_custom_plan")]);
                 let pool = PgPoolOptions::new()
                     .max_connections(config.db_max_connections)
                     .acquire_timeout(Duration::from_secs(10))
