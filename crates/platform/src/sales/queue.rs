@@ -17,6 +17,10 @@
 //!
 //! The line lives in Redis (every node of a deployment sees one line) or in
 //! the process (embedded); the room's settings and secret in the database.
+//! In Redis a join is one script (the place and the rank it gives at once)
+//! and a pass's use is one (its rank checked against the admitted and the
+//! unexpired ranks and the pass marked used, atomically): one round trip
+//! each on the on-sale's hot path.
 
 use std::{collections::HashSet, sync::Arc, time::Duration};
 
@@ -148,8 +152,50 @@ pub struct Rooms {
 
 enum Line {
     Memory(dashmap::DashMap<(OrgId, EventId), std::sync::Mutex<Local>>),
-    Redis(Warm),
+    Redis(Warm, Scripts),
 }
+
+/// One round trip each: a join (the place and the rank at once) and a
+/// pass's use (its rank checked and the pass marked used atomically).
+struct Scripts {
+    join_early: redis::Script,
+    join_late: redis::Script,
+    take: redis::Script,
+}
+
+/// KEYS: early ZSET. ARGV: the random key. The rank, or -1 when the key
+/// was drawn before (draw again).
+const JOIN_EARLY_LUA: &str = r"
+if redis.call('ZADD', KEYS[1], 'NX', ARGV[1], ARGV[1]) == 0 then return -1 end
+return redis.call('ZRANK', KEYS[1], ARGV[1])
+";
+
+/// KEYS: late counter, early ZSET. The place in the late line (from 1)
+/// and how many came early.
+const JOIN_LATE_LUA: &str = r"
+local n = redis.call('INCR', KEYS[1])
+return {n, redis.call('ZCARD', KEYS[2])}
+";
+
+/// KEYS: early ZSET, late counter, used SET. ARGV: key, LATE, lowest rank
+/// not expired, lowest rank not yet admitted. -1 not in the line, -2 its
+/// turn has not come, -3 expired, 0 used before, 1 used now.
+const TAKE_LUA: &str = r"
+local key = tonumber(ARGV[1])
+local late_from = tonumber(ARGV[2])
+local rank
+if key < late_from then
+  rank = redis.call('ZRANK', KEYS[1], ARGV[1])
+  if not rank then return -1 end
+else
+  local late = tonumber(redis.call('GET', KEYS[2]) or '0')
+  if key - late_from >= late then return -1 end
+  rank = redis.call('ZCARD', KEYS[1]) + key - late_from
+end
+if rank >= tonumber(ARGV[4]) then return -2 end
+if rank < tonumber(ARGV[3]) then return -3 end
+return redis.call('SADD', KEYS[3], ARGV[1])
+";
 
 #[derive(Default)]
 struct Local {
@@ -168,7 +214,14 @@ impl Rooms {
                 .time_to_live(Duration::from_secs(2))
                 .build(),
             line: match &kernel.warm {
-                Some(w) => Line::Redis(w.clone()),
+                Some(w) => Line::Redis(
+                    w.clone(),
+                    Scripts {
+                        join_early: redis::Script::new(JOIN_EARLY_LUA),
+                        join_late: redis::Script::new(JOIN_LATE_LUA),
+                        take: redis::Script::new(TAKE_LUA),
+                    },
+                ),
                 None => Line::Memory(dashmap::DashMap::new()),
             },
         }
@@ -324,7 +377,7 @@ pub async fn join(app: &App, t: &Tenant, event: EventId) -> ApiResult<QueueStatu
     let now = app.kernel.now();
     let early = now < room.opens_at;
     let rooms = app.state::<Rooms>();
-    let key = match &rooms.line {
+    let (key, rank) = match &rooms.line {
         Line::Memory(lines) => {
             let entry = lines.entry((t.org(), event)).or_default();
             let mut line = entry.lock().map_err(|_| ApiError::internal("queue lock"))?;
@@ -333,45 +386,49 @@ pub async fn join(app: &App, t: &Tenant, event: EventId) -> ApiResult<QueueStatu
                     let k = u64::from_be_bytes(kernel::auth::random_bytes::<8>()) % LATE;
                     if let Err(at) = line.early.binary_search(&k) {
                         line.early.insert(at, k);
-                        break k;
+                        break (k, at as u64);
                     }
                 }
             } else {
                 line.late += 1;
-                LATE + line.late - 1
+                (
+                    LATE + line.late - 1,
+                    line.early.len() as u64 + line.late - 1,
+                )
             }
         }
-        Line::Redis(warm) => {
+        Line::Redis(warm, scripts) => {
             let prefix = key_prefix(t.org(), event);
             let mut conn = warm.conn();
             if early {
                 loop {
                     let k = u64::from_be_bytes(kernel::auth::random_bytes::<8>()) % LATE;
-                    let added: i64 = redis::cmd("ZADD")
-                        .arg(format!("{prefix}:early"))
-                        .arg("NX")
+                    let rank: i64 = scripts
+                        .join_early
+                        .key(format!("{prefix}:early"))
                         .arg(k)
-                        .arg(k)
-                        .query_async(&mut conn)
+                        .invoke_async(&mut conn)
                         .await
                         .map_err(redis_down)?;
-                    if added == 1 {
-                        break k;
+                    if let Ok(rank) = u64::try_from(rank) {
+                        break (k, rank);
                     }
                 }
             } else {
-                let n: u64 = redis::cmd("INCR")
-                    .arg(format!("{prefix}:late"))
-                    .query_async(&mut conn)
+                let (n, early): (u64, u64) = scripts
+                    .join_late
+                    .key(format!("{prefix}:late"))
+                    .key(format!("{prefix}:early"))
+                    .invoke_async(&mut conn)
                     .await
                     .map_err(redis_down)?;
-                LATE + n - 1
+                (LATE + n - 1, early + n - 1)
             }
         }
     };
     metrics::counter!("voelgoed_queue_joined_total").increment(1);
     let token = room.sign(event, b"q", key);
-    status_of(app, t, event, &room, key, token).await
+    Ok(status_at(app, &room, event, key, rank, token))
 }
 
 /// The rank of a key in the line, if it is in it.
@@ -389,7 +446,7 @@ async fn rank(app: &App, org: OrgId, event: EventId, key: u64) -> ApiResult<Opti
                 (key - LATE < line.late).then(|| line.early.len() as u64 + key - LATE)
             })
         }
-        Line::Redis(warm) => {
+        Line::Redis(warm, _) => {
             let prefix = key_prefix(org, event);
             let mut conn = warm.conn();
             if key < LATE {
@@ -425,11 +482,23 @@ async fn status_of(
     let rank = rank(app, t.org(), event, key)
         .await?
         .ok_or(ApiError::NotFound)?;
+    Ok(status_at(app, room, event, key, rank, token))
+}
+
+/// Where the visitor of `rank` stands now.
+fn status_at(
+    app: &App,
+    room: &Room,
+    event: EventId,
+    key: u64,
+    rank: u64,
+    token: String,
+) -> QueueStatus {
     let now = app.kernel.now();
     let admitted = room.admitted_by(now) > rank;
     let turn = room.turn_of(rank);
     let pass_open = admitted && now < turn + PASS_TTL_SECS * MICROS;
-    Ok(QueueStatus {
+    QueueStatus {
         token,
         position: if admitted {
             0
@@ -441,7 +510,7 @@ async fn status_of(
         opens_at: clock::rfc3339(room.opens_at),
         pass: pass_open.then(|| room.sign(event, b"p", key)),
         pass_expires_at: admitted.then(|| clock::rfc3339(turn + PASS_TTL_SECS * MICROS)),
-    })
+    }
 }
 
 /// Where a token stands now (a forged or unknown token: 404).
@@ -481,34 +550,51 @@ pub async fn take_pass(
     let key = room
         .verify(event, b"p", pass)
         .ok_or_else(|| pass_refused("the queue pass is not genuine"))?;
-    let rank = rank(app, t.org(), event, key)
-        .await?
-        .ok_or_else(|| pass_refused("the queue pass is not genuine"))?;
+    // A pass is good for the ranks admitted by now and not by its expiry
+    // ago: `turn_of(rank) <= now < turn_of(rank) + TTL`.
     let now = app.kernel.now();
-    if room.admitted_by(now) <= rank {
-        return Err(pass_refused("this pass's turn has not come"));
-    }
-    if now >= room.turn_of(rank) + PASS_TTL_SECS * MICROS {
-        return Err(pass_refused("the queue pass has expired"));
-    }
-    let fresh = match &app.state::<Rooms>().line {
+    let (unexpired_from, admitted_to) = (
+        room.admitted_by(now - PASS_TTL_SECS * MICROS),
+        room.admitted_by(now),
+    );
+    let verdict = match &app.state::<Rooms>().line {
         Line::Memory(lines) => {
             let entry = lines.entry((t.org(), event)).or_default();
             let mut line = entry.lock().map_err(|_| ApiError::internal("queue lock"))?;
-            line.used.insert(key)
+            let rank = if key < LATE {
+                line.early.binary_search(&key).ok().map(|i| i as u64)
+            } else {
+                (key - LATE < line.late).then(|| line.early.len() as u64 + key - LATE)
+            };
+            match rank {
+                None => -1,
+                Some(r) if r >= admitted_to => -2,
+                Some(r) if r < unexpired_from => -3,
+                Some(_) => i64::from(line.used.insert(key)),
+            }
         }
-        Line::Redis(warm) => {
-            let added: i64 = redis::cmd("SADD")
-                .arg(format!("{}:used", key_prefix(t.org(), event)))
+        Line::Redis(warm, scripts) => {
+            let prefix = key_prefix(t.org(), event);
+            scripts
+                .take
+                .key(format!("{prefix}:early"))
+                .key(format!("{prefix}:late"))
+                .key(format!("{prefix}:used"))
                 .arg(key)
-                .query_async(&mut warm.conn())
+                .arg(LATE)
+                .arg(unexpired_from)
+                .arg(admitted_to)
+                .invoke_async(&mut warm.conn())
                 .await
-                .map_err(redis_down)?;
-            added == 1
+                .map_err(redis_down)?
         }
     };
-    if !fresh {
-        return Err(pass_refused("the queue pass was used already"));
+    match verdict {
+        1 => {}
+        -1 => return Err(pass_refused("the queue pass is not genuine")),
+        -2 => return Err(pass_refused("this pass's turn has not come")),
+        -3 => return Err(pass_refused("the queue pass has expired")),
+        _ => return Err(pass_refused("the queue pass was used already")),
     }
     Ok(Some(Taken {
         org: t.org(),
@@ -527,7 +613,7 @@ pub async fn give_back(app: &App, taken: Taken) {
                 line.used.remove(&taken.key);
             }
         }
-        Line::Redis(warm) => {
+        Line::Redis(warm, _) => {
             let r: redis::RedisResult<i64> = redis::cmd("SREM")
                 .arg(format!("{}:used", key_prefix(taken.org, taken.event)))
                 .arg(taken.key)
