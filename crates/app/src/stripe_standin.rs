@@ -316,6 +316,13 @@ impl StandinHandle {
         self.shared.play_customer(intent_id, Card::Pays)
     }
 
+    /// The customer pays with a card whose refunds fail (Stripe's
+    /// `pm_card_refundFail`): the intent succeeds; a refund of it later
+    /// answers `succeeded`, then fails with `refund.failed`.
+    pub fn succeed_refunds_fail(&self, intent_id: &str) -> anyhow::Result<Value> {
+        self.shared.play_customer(intent_id, Card::PaysRefundFails)
+    }
+
     /// The customer's card is declined: the intent goes back to
     /// `requires_payment_method` with `last_payment_error`, and
     /// `payment_intent.payment_failed` is sent.
@@ -432,6 +439,9 @@ struct Saved {
 #[derive(Clone, Copy, Debug)]
 enum Card {
     Pays,
+    /// Pays; a refund of it starts `succeeded`, then fails
+    /// (`pm_card_refundFail`, card 4000000000005126).
+    PaysRefundFails,
     Declined(Decline),
 }
 
@@ -529,6 +539,7 @@ struct Charge {
     amount_refunded: i64,
     payment_method: String,
     failure: Option<Decline>,
+    refunds_fail: bool,
 }
 
 impl Charge {
@@ -577,6 +588,8 @@ struct Refund {
     payment_intent: String,
     metadata: Map<String, Value>,
     reason: Option<String>,
+    /// Set once the refund failed (`failure_reason`).
+    failure: Option<&'static str>,
 }
 
 impl Refund {
@@ -595,7 +608,8 @@ impl Refund {
             "reason": self.reason,
             "receipt_number": null,
             "source_transfer_reversal": null,
-            "status": "succeeded",
+            "status": if self.failure.is_some() { "failed" } else { "succeeded" },
+            "failure_reason": self.failure,
             "transfer_reversal": null,
         })
     }
@@ -1458,7 +1472,7 @@ impl Store {
             return Err(unconfirmable_without_method(&intent.render()));
         };
         let failure = match card {
-            Card::Pays => None,
+            Card::Pays | Card::PaysRefundFails => None,
             Card::Declined(d) => Some(d),
         };
         let charge = Charge {
@@ -1469,6 +1483,7 @@ impl Store {
             amount_refunded: 0,
             payment_method: pm.clone(),
             failure,
+            refunds_fail: matches!(card, Card::PaysRefundFails),
         };
         intent.latest_charge = Some(charge_id.clone());
         let payment_method = json!({
@@ -1651,12 +1666,15 @@ impl Store {
             payment_intent: intent_id.clone(),
             metadata,
             reason,
+            failure: None,
         };
+        let refund_fails = charge.refunds_fail;
         let charge_id = charge.id.clone();
         if let Some(c) = self.charges.get_mut(&charge_id) {
             c.amount_refunded += amount;
         }
         let rendered = refund.render();
+        let refund_id = refund.id.clone();
         self.refunds.insert(refund.id.clone(), refund);
         let rendered_charge = match (self.charges.get(&charge_id), self.intents.get(&intent_id)) {
             (Some(c), Some(i)) => Some(c.render(i)),
@@ -1665,6 +1683,20 @@ impl Store {
         self.emit("refund.created", rendered.clone(), &call.request);
         if let Some(c) = rendered_charge {
             self.emit("charge.refunded", c, &call.request);
+        }
+        if refund_fails {
+            // As Stripe's test card does: answered `succeeded`, then the
+            // card's bank sends it back; the charge's refunded total drops
+            // and `charge.refund.updated` and `refund.failed` follow.
+            if let Some(c) = self.charges.get_mut(&charge_id) {
+                c.amount_refunded -= amount;
+            }
+            if let Some(r) = self.refunds.get_mut(&refund_id) {
+                r.failure = Some("expired_or_canceled_card");
+                let failed = r.render();
+                self.emit("charge.refund.updated", failed.clone(), &call.request);
+                self.emit("refund.failed", failed, &call.request);
+            }
         }
         Ok(rendered)
     }
@@ -1754,13 +1786,15 @@ fn unconfirmable_without_method(intent: &Value) -> ApiErr {
 }
 
 /// Stripe's test payment methods: `pm_card_visa` pays,
-/// `pm_card_chargeDeclined` is declined; or card numbers in
-/// `payment_method_data[card][number]` (4000000000000002 declines).
+/// `pm_card_chargeDeclined` is declined, `pm_card_refundFail` pays but its
+/// refunds fail; or card numbers in `payment_method_data[card][number]`
+/// (4000000000000002 declines, 4000000000005126 refunds fail).
 fn payment_method(p: &Params) -> Result<Option<Card>, ApiErr> {
     if let Some(pm) = p.text("payment_method")? {
         return match pm {
             "pm_card_visa" | "pm_card_mastercard" | "pm_card_amex" | "pm_card_visa_debit"
             | "pm_card_us" | "pm_card_za" => Ok(Some(Card::Pays)),
+            "pm_card_refundFail" => Ok(Some(Card::PaysRefundFails)),
             "pm_card_chargeDeclined" | "pm_card_visa_chargeDeclined" => {
                 Ok(Some(Card::Declined(Decline::GENERIC)))
             }
@@ -1788,6 +1822,7 @@ fn payment_method(p: &Params) -> Result<Option<Card>, ApiErr> {
             Ok(Some(match number.as_str() {
                 "4000000000000002" => Card::Declined(Decline::GENERIC),
                 "4000000000009995" => Card::Declined(Decline::INSUFFICIENT_FUNDS),
+                "4000000000005126" => Card::PaysRefundFails,
                 _ => Card::Pays,
             }))
         }

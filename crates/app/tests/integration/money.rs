@@ -759,6 +759,101 @@ async fn a_card_refund_reaches_the_provider_once_with_the_right_amount(backend: 
     t.stop().await;
 }
 
+both!(a_refund_that_fails_at_the_provider_gives_its_amount_back_to_the_order);
+/// Stripe's `pm_card_refundFail`: the refund is answered `succeeded`, then
+/// fails (`refund.failed`, `charge.refund.updated`). The money never left:
+/// the refund shows failed with the reason, the order holds its amount
+/// again (refunded total back down, a full refund's order partially
+/// refunded so the rest can be refunded again), the console says finance
+/// must act, and the events sent again change nothing.
+async fn a_refund_that_fails_at_the_provider_gives_its_amount_back_to_the_order(backend: Backend) {
+    let (t, s) = with_card(backend, |_| {}).await;
+    let org = t.signup().await;
+    let event = t
+        .try_event(&org, &EventSpec::capacity(10).priced(5000))
+        .await
+        .unwrap();
+    let o: Value = checkout_with(&t, &org, &event, 2, "card", None)
+        .await
+        .json()
+        .await
+        .unwrap();
+    let id = o["id"].as_str().unwrap().to_string();
+    s.succeed_refunds_fail(s.intents()[0]["id"].as_str().unwrap())
+        .unwrap();
+    order_until(&t, &org, &id, |o| o["status"] == "paid").await;
+
+    // A part first: answered, then failed.
+    let r = refund(
+        &t,
+        &org,
+        &id,
+        json!({"amount_cents": 3000, "reason": "one can't come"}),
+        None,
+    )
+    .await;
+    assert_eq!(r.status(), 201);
+    let o = order_until_with(
+        &t,
+        &org,
+        &id,
+        |o| o["refunds"][0]["status"] == "failed",
+        Some(&s),
+    )
+    .await;
+    assert_eq!(o["refunded_cents"], 0, "{o}");
+    assert_eq!(o["status"], "paid", "{o}");
+    assert_eq!(
+        o["refunds"][0]["failure"], "expired_or_canceled_card",
+        "{o}"
+    );
+
+    // All of it: the order is refunded, then holds it all again.
+    let r = refund(&t, &org, &id, json!({"reason": "all of it"}), None).await;
+    assert_eq!(r.status(), 201);
+    let o = order_until_with(
+        &t,
+        &org,
+        &id,
+        |o| o["refunds"][1]["status"] == "failed",
+        Some(&s),
+    )
+    .await;
+    assert_eq!(o["refunded_cents"], 0, "{o}");
+    assert_eq!(o["paid_cents"], 10000, "{o}");
+    assert_eq!(o["status"], "partially_refunded", "refundable again: {o}");
+    // Every event again (a provider retrying): nothing moves.
+    for e in s.events() {
+        let kind = e["type"].as_str().unwrap_or_default();
+        if kind == "refund.failed" || kind == "charge.refund.updated" {
+            assert_eq!(s.resend(e["id"].as_str().unwrap()).await.unwrap(), 200);
+        }
+    }
+    let again = order(&t, &org, &id).await;
+    assert_eq!(again["refunded_cents"], 0);
+    assert_eq!(again["refunds"].as_array().unwrap().len(), 2);
+    // The money held is what the provider holds: paid, and nothing refunded.
+    let charges: i64 = s
+        .refunds()
+        .iter()
+        .filter(|r| r["status"] == "succeeded")
+        .map(|r| r["amount"].as_i64().unwrap())
+        .sum();
+    assert_eq!(charges, 0);
+    assert_eq!(s.refunds().len(), 2);
+    // And a refund of what is left can be asked again (it fails again here).
+    let r = refund(
+        &t,
+        &org,
+        &id,
+        json!({"amount_cents": 1000, "reason": "try again"}),
+        None,
+    )
+    .await;
+    assert_eq!(r.status(), 201);
+    t.stop().await;
+}
+
 both!(two_thousand_buyers_race_for_three_hundred_priced_tickets_and_the_books_balance);
 async fn two_thousand_buyers_race_for_three_hundred_priced_tickets_and_the_books_balance(
     backend: Backend,

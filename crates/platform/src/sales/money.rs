@@ -607,6 +607,42 @@ pub async fn stripe_webhook(app: &App, signature: Option<&str>, body: &[u8]) -> 
                 }
             }
         }
+        // A refund that failed after it was answered (Stripe sends
+        // `refund.failed`, and `charge.refund.updated` / `refund.updated`
+        // with the refund failed): its amount goes back to the order.
+        "refund.failed" | "refund.updated" | "charge.refund.updated" => {
+            let refund: stripe::Refund = serde_json::from_value(event.data.object)
+                .map_err(|e| Error::Api(ApiError::BadRequest(format!("not a Refund: {e}"))))?;
+            let ours = refund
+                .metadata
+                .get("refund_id")
+                .and_then(|id| id.parse::<uuid::Uuid>().ok())
+                .map(RefundId);
+            match ours {
+                Some(id) if refund.status == "failed" => {
+                    match ms::refund_org(app.db(), id).await? {
+                        Some(org) => {
+                            let Some(t) = identity::upkeep_tenant(app, org).await? else {
+                                return Ok(ack("nothing"));
+                            };
+                            let why = refund
+                                .failure_reason
+                                .as_deref()
+                                .unwrap_or("the refund failed at the provider");
+                            let why: String = why.chars().take(300).collect();
+                            if ms::refund_failed(app.db(), &t, id, &why, app.kernel.now()).await? {
+                                tracing::error!(refund = %id, error = %why, "a refund failed at the provider: finance must act");
+                                "refund_failed"
+                            } else {
+                                "nothing"
+                            }
+                        }
+                        None => "nothing",
+                    }
+                }
+                _ => "nothing",
+            }
+        }
         "payment_intent.payment_failed" => {
             let intent: stripe::Intent =
                 serde_json::from_value(event.data.object).map_err(|e| {
@@ -917,7 +953,7 @@ async fn send_refund(app: &App, t: &Tenant, id: RefundId) -> std::result::Result
         Err(ProviderError::Unavailable(why)) => Err(JobError::Failed(why)),
         Err(ProviderError::Refused(why)) => {
             tracing::error!(refund = %id, error = %why, "the provider refused a refund: finance must act");
-            ms::refund_settled(app.db(), t, id, "failed", None, Some(&why), now)
+            ms::refund_failed(app.db(), t, id, &why, now)
                 .await
                 .map_err(failed)?;
             Err(JobError::Discard(why))

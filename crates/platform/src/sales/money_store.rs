@@ -296,6 +296,49 @@ pub async fn refund_settled(
     Ok(n == 1)
 }
 
+/// A refund the provider gave up on (refused at once, or failed after it
+/// was answered): marked failed, and its amount given back to what the
+/// order holds — the money never left. A fully refunded order goes back to
+/// partially refunded (its tickets stay revoked), so what is left can be
+/// refunded again; a partly refunded one with nothing refunded left and its
+/// tickets whole is paid again. Once: false
+/// when the refund had failed before (or is not there).
+pub async fn refund_failed(
+    db: &Db,
+    t: &Tenant,
+    id: RefundId,
+    why: &str,
+    now: i64,
+) -> Result<bool, sqlx::Error> {
+    let mut tx = db.begin().await?;
+    let sql = "UPDATE refunds SET status = 'failed', failure = $3, updated_at = $4
+               WHERE org_id = $1 AND id = $2 AND status IN ('pending', 'succeeded')
+               RETURNING order_id, amount_cents";
+    let row: Option<(uuid::Uuid, i64)> = tx_run!(&mut tx, c => sqlx::query_as(sql).bind(t.org()).bind(id)
+        .bind(why).bind(now).fetch_optional(c).await)?;
+    let Some((order, amount)) = row else {
+        return Ok(false);
+    };
+    let sql = "UPDATE orders SET refunded_cents = refunded_cents - $3,
+                   status = CASE WHEN status = 'refunded' THEN 'partially_refunded'
+                                 WHEN status = 'partially_refunded' AND refunded_cents - $3 <= 0
+                                      AND NOT EXISTS (SELECT 1 FROM tickets k WHERE k.org_id = $1
+                                                      AND k.order_id = $2 AND k.status = 'revoked')
+                                 THEN 'paid' ELSE status END,
+                   updated_at = $4
+               WHERE org_id = $1 AND id = $2";
+    tx_run!(&mut tx, c => sqlx::query(sql).bind(t.org()).bind(order).bind(amount).bind(now)
+        .execute(c).await.map(|_| ()))?;
+    tx.commit().await?;
+    Ok(true)
+}
+
+/// The org of one of our refunds, by its id alone (a provider's event).
+pub async fn refund_org(db: &Db, id: RefundId) -> Result<Option<OrgId>, sqlx::Error> {
+    let sql = "SELECT org_id FROM refunds WHERE id = $1";
+    db_run!(db, p => sqlx::query_scalar(sql).bind(id).fetch_optional(p).await)
+}
+
 /// Whether the provider's event was applied before.
 pub async fn seen(db: &Db, provider: &str, id: &str) -> Result<bool, sqlx::Error> {
     let sql = "SELECT 1 FROM provider_events WHERE provider = $1 AND id = $2";

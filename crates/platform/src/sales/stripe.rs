@@ -48,6 +48,10 @@ pub struct Refund {
     pub id: String,
     pub amount: i64,
     pub status: String,
+    #[serde(default)]
+    pub failure_reason: Option<String>,
+    #[serde(default)]
+    pub metadata: std::collections::HashMap<String, String>,
 }
 
 #[derive(Debug, Deserialize)]
