@@ -364,6 +364,12 @@ impl IntoResponse for ApiError {
             header::CONTENT_TYPE,
             HeaderValue::from_static("application/problem+json"),
         );
+        if matches!(self, ApiError::PayloadTooLarge) {
+            // The rest of the body is never read, so the connection cannot
+            // carry another request: say so, or a client that pools
+            // connections sends its next request into one being closed.
+            headers.insert(header::CONNECTION, HeaderValue::from_static("close"));
+        }
         if let ApiError::RateLimited {
             retry_after_secs,
             limit: Some(limit),

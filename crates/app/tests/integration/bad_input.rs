@@ -68,6 +68,11 @@ async fn malformed_requests_get_problem_documents(backend: Backend) {
         .send()
         .await
         .unwrap();
+    assert_eq!(
+        r.headers().get("connection").map(|v| v.as_bytes()),
+        Some(&b"close"[..]),
+        "a connection whose body was not read is closed, and says so"
+    );
     problem(r, 413, "payload_too_large").await;
     // Field rules: end before start, bad time, bad zone.
     let v = problem(
