@@ -152,7 +152,7 @@ pub struct Rooms {
 
 enum Line {
     Memory(dashmap::DashMap<(OrgId, EventId), std::sync::Mutex<Local>>),
-    Redis(Warm, Scripts),
+    Redis(Warm, Box<Scripts>),
 }
 
 /// One round trip each: a join (the place and the rank at once) and a
@@ -216,11 +216,11 @@ impl Rooms {
             line: match &kernel.warm {
                 Some(w) => Line::Redis(
                     w.clone(),
-                    Scripts {
+                    Box::new(Scripts {
                         join_early: redis::Script::new(JOIN_EARLY_LUA),
                         join_late: redis::Script::new(JOIN_LATE_LUA),
                         take: redis::Script::new(TAKE_LUA),
-                    },
+                    }),
                 ),
                 None => Line::Memory(dashmap::DashMap::new()),
             },
