@@ -206,6 +206,17 @@ struct Local {
     used: HashSet<u64>,
 }
 
+impl Local {
+    /// The rank of a key, if it is in this line.
+    fn rank(&self, key: u64) -> Option<u64> {
+        if key < LATE {
+            self.early.binary_search(&key).ok().map(|i| i as u64)
+        } else {
+            (key - LATE < self.late).then(|| self.early.len() as u64 + key - LATE)
+        }
+    }
+}
+
 impl Rooms {
     pub fn new(kernel: &Kernel) -> Rooms {
         Rooms {
@@ -440,11 +451,7 @@ async fn rank(app: &App, org: OrgId, event: EventId, key: u64) -> ApiResult<Opti
                 return Ok(None);
             };
             let line = entry.lock().map_err(|_| ApiError::internal("queue lock"))?;
-            Ok(if key < LATE {
-                line.early.binary_search(&key).ok().map(|i| i as u64)
-            } else {
-                (key - LATE < line.late).then(|| line.early.len() as u64 + key - LATE)
-            })
+            Ok(line.rank(key))
         }
         Line::Redis(warm, _) => {
             let prefix = key_prefix(org, event);
@@ -561,12 +568,7 @@ pub async fn take_pass(
         Line::Memory(lines) => {
             let entry = lines.entry((t.org(), event)).or_default();
             let mut line = entry.lock().map_err(|_| ApiError::internal("queue lock"))?;
-            let rank = if key < LATE {
-                line.early.binary_search(&key).ok().map(|i| i as u64)
-            } else {
-                (key - LATE < line.late).then(|| line.early.len() as u64 + key - LATE)
-            };
-            match rank {
+            match line.rank(key) {
                 None => -1,
                 Some(r) if r >= admitted_to => -2,
                 Some(r) if r < unexpired_from => -3,
