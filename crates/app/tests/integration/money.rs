@@ -854,6 +854,66 @@ async fn a_refund_that_fails_at_the_provider_gives_its_amount_back_to_the_order(
     t.stop().await;
 }
 
+both!(a_refund_the_provider_refuses_at_once_gives_its_amount_back);
+/// The provider answers the refund with an error (here: the charge was
+/// refunded in full at the provider already, as from its dashboard): the
+/// refund is failed with the provider's message and the order holds its
+/// amount again.
+async fn a_refund_the_provider_refuses_at_once_gives_its_amount_back(backend: Backend) {
+    let (t, s) = with_card(backend, |_| {}).await;
+    let org = t.signup().await;
+    let event = t
+        .try_event(&org, &EventSpec::capacity(10).priced(4000))
+        .await
+        .unwrap();
+    let o: Value = checkout_with(&t, &org, &event, 1, "card", None)
+        .await
+        .json()
+        .await
+        .unwrap();
+    let id = o["id"].as_str().unwrap().to_string();
+    let intent = s.intents()[0]["id"].as_str().unwrap().to_string();
+    s.succeed(&intent).unwrap();
+    order_until(&t, &org, &id, |o| o["status"] == "paid").await;
+    // Refunded at the provider, behind our back.
+    let r = reqwest::Client::new()
+        .post(format!("{}/v1/refunds", s.base_url()))
+        .bearer_auth(&s.config().secret_key)
+        .form(&[("payment_intent", intent.as_str())])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 200);
+
+    let r = refund(
+        &t,
+        &org,
+        &id,
+        json!({"amount_cents": 1500, "reason": "one can't come"}),
+        None,
+    )
+    .await;
+    assert_eq!(r.status(), 201);
+    let o = order_until_with(
+        &t,
+        &org,
+        &id,
+        |o| o["refunds"][0]["status"] == "failed",
+        Some(&s),
+    )
+    .await;
+    assert_eq!(o["refunded_cents"], 0, "{o}");
+    assert_eq!(o["status"], "paid", "{o}");
+    assert!(
+        o["refunds"][0]["failure"]
+            .as_str()
+            .unwrap_or_default()
+            .contains("already been refunded"),
+        "{o}"
+    );
+    t.stop().await;
+}
+
 both!(two_thousand_buyers_race_for_three_hundred_priced_tickets_and_the_books_balance);
 async fn two_thousand_buyers_race_for_three_hundred_priced_tickets_and_the_books_balance(
     backend: Backend,

@@ -613,35 +613,7 @@ pub async fn stripe_webhook(app: &App, signature: Option<&str>, body: &[u8]) -> 
         "refund.failed" | "refund.updated" | "charge.refund.updated" => {
             let refund: stripe::Refund = serde_json::from_value(event.data.object)
                 .map_err(|e| Error::Api(ApiError::BadRequest(format!("not a Refund: {e}"))))?;
-            let ours = refund
-                .metadata
-                .get("refund_id")
-                .and_then(|id| id.parse::<uuid::Uuid>().ok())
-                .map(RefundId);
-            match ours {
-                Some(id) if refund.status == "failed" => {
-                    match ms::refund_org(app.db(), id).await? {
-                        Some(org) => {
-                            let Some(t) = identity::upkeep_tenant(app, org).await? else {
-                                return Ok(ack("nothing"));
-                            };
-                            let why = refund
-                                .failure_reason
-                                .as_deref()
-                                .unwrap_or("the refund failed at the provider");
-                            let why: String = why.chars().take(300).collect();
-                            if ms::refund_failed(app.db(), &t, id, &why, app.kernel.now()).await? {
-                                tracing::error!(refund = %id, error = %why, "a refund failed at the provider: finance must act");
-                                "refund_failed"
-                            } else {
-                                "nothing"
-                            }
-                        }
-                        None => "nothing",
-                    }
-                }
-                _ => "nothing",
-            }
+            refund_event(app, refund).await?
         }
         "payment_intent.payment_failed" => {
             let intent: stripe::Intent =
@@ -664,6 +636,35 @@ pub async fn stripe_webhook(app: &App, signature: Option<&str>, body: &[u8]) -> 
     };
     ms::mark_seen(app.db(), STRIPE, &event.id, &event.kind, app.kernel.now()).await?;
     Ok(ack(outcome))
+}
+
+/// A refund event from the provider: one of ours that failed gives its
+/// amount back (once); anything else changes nothing.
+async fn refund_event(app: &App, refund: stripe::Refund) -> Result<&'static str> {
+    let ours = refund
+        .metadata
+        .get("refund_id")
+        .and_then(|id| id.parse::<uuid::Uuid>().ok())
+        .map(RefundId);
+    let Some(id) = ours.filter(|_| refund.status == "failed") else {
+        return Ok("nothing");
+    };
+    let Some(org) = ms::refund_org(app.db(), id).await? else {
+        return Ok("nothing");
+    };
+    let Some(t) = identity::upkeep_tenant(app, org).await? else {
+        return Ok("nothing");
+    };
+    let why = refund
+        .failure_reason
+        .as_deref()
+        .unwrap_or("the refund failed at the provider");
+    let why: String = why.chars().take(300).collect();
+    if !ms::refund_failed(app.db(), &t, id, &why, app.kernel.now()).await? {
+        return Ok("nothing");
+    }
+    tracing::error!(refund = %id, error = %why, "a refund failed at the provider: finance must act");
+    Ok("refund_failed")
 }
 
 /// A refund request.
