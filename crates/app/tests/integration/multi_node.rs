@@ -824,6 +824,22 @@ impl PricedSale {
         Binary::start(&self.dir_b, &self.env()).await
     }
 
+    /// Both nodes, an org, and its event of `capacity` tickets at 25.00.
+    async fn open(&self, capacity: i64) -> (Binary, Binary, Org, Event) {
+        let a = self.start_a().await;
+        let b = self.start_b().await;
+        let org = a.api.signup().await;
+        let event = a
+            .api
+            .try_event(
+                &org,
+                &voelgoed::testkit::EventSpec::capacity(capacity).priced(2500),
+            )
+            .await
+            .unwrap();
+        (a, b, org, event)
+    }
+
     /// The books after the sale: every order paid or expired; paid exactly
     /// those paid for; paid orders with all their tickets, unpaid ones
     /// none and their holds given back; the ledger holding exactly what
@@ -936,18 +952,8 @@ async fn redis_stopped_mid_sale_priced_orders_are_paid_or_expire_and_the_books_b
     }
     let mut redis = OwnRedis::start();
     let sale = PricedSale::new("vg_test_redis_priced", &redis.url()).await;
-    let a = sale.start_a().await;
-    let b = sale.start_b().await;
-    let org = a.api.signup().await;
     const CAPACITY: i64 = 400;
-    let event = a
-        .api
-        .try_event(
-            &org,
-            &voelgoed::testkit::EventSpec::capacity(CAPACITY).priced(2500),
-        )
-        .await
-        .unwrap();
+    let (a, b, org, event) = sale.open(CAPACITY).await;
     let apis = [Arc::new(a.api.clone()), Arc::new(b.api.clone())];
 
     // Three waves of 100 buyers on both nodes: Redis up, stopped during the
@@ -1025,18 +1031,8 @@ async fn a_node_killed_mid_priced_sale_loses_no_payment_and_the_books_balance() 
     }
     let redis = std::env::var("VOELGOED_TEST_REDIS_URL").unwrap();
     let sale = PricedSale::new("vg_test_kill_priced", &redis).await;
-    let a = sale.start_a().await;
-    let b = sale.start_b().await;
-    let org = a.api.signup().await;
     const CAPACITY: i64 = 300;
-    let event = a
-        .api
-        .try_event(
-            &org,
-            &voelgoed::testkit::EventSpec::capacity(CAPACITY).priced(2500),
-        )
-        .await
-        .unwrap();
+    let (a, b, org, event) = sale.open(CAPACITY).await;
     let apis = [Arc::new(a.api.clone()), Arc::new(b.api.clone())];
     let mut tasks = Vec::new();
     for i in 0..300usize {
