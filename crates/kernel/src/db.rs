@@ -18,6 +18,18 @@ use crate::{
     config::{Config, redact_url},
 };
 
+/// Binds a [`Val`] to a query of either driver.
+macro_rules! bind_val {
+    ($q:expr, $v:expr) => {
+        match $v {
+            Val::Int(v) => $q.bind(v),
+            Val::Text(v) => $q.bind(v),
+            Val::Bytes(v) => $q.bind(v),
+            Val::Uuid(v) => $q.bind(v),
+        }
+    };
+}
+
 #[derive(Clone)]
 pub enum Db {
     Pg(PgDb),
@@ -73,6 +85,14 @@ pub enum GroupTask {
         guard: Stmt,
         writes: Vec<Stmt>,
     },
+    /// Writes made only if `take` — a data-modifying statement with
+    /// `RETURNING`, such as a conditional `UPDATE` — changes a row, in the
+    /// same transaction; the task's result says whether it did. Unlike a
+    /// guard, never shared with another task.
+    Taking {
+        take: Stmt,
+        writes: Vec<Stmt>,
+    },
     Work(GroupWork),
 }
 
@@ -102,6 +122,16 @@ impl std::future::Future for WriteTicket {
 }
 
 async fn run_group(db: &Db, jobs: &[GroupTask]) -> Result<Vec<bool>, sqlx::Error> {
+    if let Db::Pg(s) = db
+        && let Some(results) = pg_group_statement(s, jobs).await?
+    {
+        return Ok(results);
+    }
+    if let Db::Sqlite(_) = db
+        && let Some(results) = sqlite_takes_at_once(db, jobs).await?
+    {
+        return Ok(results);
+    }
     let mut tx = db.begin().await?;
     let mut results = Vec::with_capacity(jobs.len());
     let mut writes = Vec::new();
@@ -126,6 +156,13 @@ async fn run_group(db: &Db, jobs: &[GroupTask]) -> Result<Vec<bool>, sqlx::Error
                 }
                 results.push(pass);
             }
+            GroupTask::Taking { take, writes: w } => {
+                let taken = take.exists_in(&mut tx).await?;
+                if taken {
+                    writes.extend(w.iter().cloned());
+                }
+                results.push(taken);
+            }
             GroupTask::Work(work) => results.push(work(&mut tx).await?),
         }
     }
@@ -134,6 +171,221 @@ async fn run_group(db: &Db, jobs: &[GroupTask]) -> Result<Vec<bool>, sqlx::Error
     }
     tx.commit().await?;
     Ok(results)
+}
+
+/// The SQLSTATE `voelgoed_guard(false)` raises (migration 0015).
+const GUARD_FAILED: &str = "VGGRD";
+
+/// A PostgreSQL group without [`GroupTask::Work`] as one statement, in no
+/// explicit transaction (one round trip instead of `BEGIN`, a statement per
+/// guard or take, the writes and `COMMIT`): guards (equal ones once) and
+/// takes as its first `WITH` parts, every write after them, and a last
+/// `SELECT voelgoed_guard(...)` that raises [`GUARD_FAILED`] unless every
+/// guard found its row and every take changed its row. So the writes commit
+/// all together, each task's condition met, or nothing does: a group with
+/// one condition unmet is then run the careful way (in a transaction, each
+/// condition asked on its own), and a task alone whose condition is unmet
+/// answers false. A guard's table
+/// lock is taken before the statement's snapshot, as it was before the
+/// writes when asked apart. `None` when the group cannot be one statement
+/// (work to run, or more arguments than one statement takes).
+async fn pg_group_statement(
+    s: &PgDb,
+    jobs: &[GroupTask],
+) -> Result<Option<Vec<bool>>, sqlx::Error> {
+    use crate::pg_group::{Args, Column, Expect, Part};
+    let mut guards: Vec<&Stmt> = Vec::new();
+    let mut takes: Vec<&Stmt> = Vec::new();
+    let mut writes: Vec<&Stmt> = Vec::new();
+    for job in jobs {
+        match job {
+            GroupTask::Writes(w) => writes.extend(w),
+            GroupTask::Guarded { guard, writes: w } => {
+                if !guards.contains(&guard) {
+                    guards.push(guard);
+                }
+                writes.extend(w);
+            }
+            GroupTask::Taking { take, writes: w } => {
+                takes.push(take);
+                writes.extend(w);
+            }
+            GroupTask::Work(_) => return Ok(None),
+        }
+    }
+    if guards.is_empty() && takes.is_empty() && writes.is_empty() {
+        return Ok(Some(vec![true; jobs.len()]));
+    }
+    let mut conditions: Vec<(Part, Expect)> = guards
+        .into_iter()
+        .map(|g| (Part::of(g), Expect::Row))
+        .collect();
+    conditions.extend(crate::pg_group::merge_takes(&takes));
+    let writes = crate::pg_group::merge(&writes);
+    let args: usize = conditions
+        .iter()
+        .map(|(p, _)| p)
+        .chain(&writes)
+        .map(|p| p.args.len())
+        .sum();
+    if args > PG_MAX_ARGS {
+        return Ok(None);
+    }
+    let sql = pg_guarded(&conditions, &writes);
+    let mut q = sqlx::query(sqlx::AssertSqlSafe(sql));
+    for part in conditions.into_iter().map(|(p, _)| p).chain(writes) {
+        match part.args {
+            Args::Vals(vals) => {
+                for v in vals.iter().cloned() {
+                    q = bind_val!(q, v);
+                }
+            }
+            Args::Columns(columns) => {
+                for c in columns {
+                    q = match c {
+                        Column::Int(v) => q.bind(v),
+                        Column::Text(v) => q.bind(v),
+                        Column::Bytes(v) => q.bind(v),
+                        Column::Uuid(v) => q.bind(v),
+                    };
+                }
+            }
+        }
+    }
+    match q.execute(&s.pool).await {
+        Ok(_) => {
+            s.commits.notify_one();
+            Ok(Some(vec![true; jobs.len()]))
+        }
+        // A condition unmet: nothing was written. Alone, the task's
+        // answer; in a group, each condition is asked on its own.
+        Err(sqlx::Error::Database(e)) if e.code().as_deref() == Some(GUARD_FAILED) => {
+            Ok((jobs.len() == 1).then(|| vec![false]))
+        }
+        Err(e) => Err(e),
+    }
+}
+
+/// On SQLite, a group whose tasks take (checkouts) and write, sent to the
+/// connection's thread as one text — each take followed by its writes —
+/// instead of one trip per take: committed when every take changed its
+/// row; else rolled back, and `None` asks each take on its own (as a task
+/// alone: false). Groups with guards or work: `None`.
+async fn sqlite_takes_at_once(
+    db: &Db,
+    jobs: &[GroupTask],
+) -> Result<Option<Vec<bool>>, sqlx::Error> {
+    use futures::TryStreamExt;
+    let mut stmts: Vec<&Stmt> = Vec::new();
+    let mut takes: Vec<usize> = Vec::new();
+    for job in jobs {
+        match job {
+            GroupTask::Writes(w) => stmts.extend(w),
+            GroupTask::Taking { take, writes } => {
+                takes.push(stmts.len());
+                stmts.push(take);
+                stmts.extend(writes);
+            }
+            GroupTask::Guarded { .. } | GroupTask::Work(_) => return Ok(None),
+        }
+    }
+    if takes.is_empty() {
+        return Ok(None);
+    }
+    let mut tx = db.begin().await?;
+    let Tx::Sqlite(t, _, _) = &mut tx else {
+        return Ok(None);
+    };
+    let mut sql = String::new();
+    let mut offset = 0;
+    for st in &stmts {
+        sql.push_str(&shift_placeholders(&st.sql, offset));
+        sql.push_str(";\n");
+        offset += st.args.len();
+    }
+    let mut q = sqlx::query(sqlx::AssertSqlSafe(sql));
+    for st in &stmts {
+        for v in st.args.iter().cloned() {
+            q = bind_val!(q, v);
+        }
+    }
+    // One result a statement, in order (rows of a `RETURNING` between).
+    let mut changed = Vec::with_capacity(stmts.len());
+    {
+        #[allow(deprecated)]
+        let mut results = q.fetch_many(&mut **t);
+        while let Some(item) = results.try_next().await? {
+            if let sqlx::Either::Left(done) = item {
+                changed.push(done.rows_affected());
+            }
+        }
+    }
+    if takes
+        .iter()
+        .all(|&i| changed.get(i).is_some_and(|n| *n > 0))
+    {
+        tx.commit().await?;
+        return Ok(Some(vec![true; jobs.len()]));
+    }
+    tx.rollback().await?;
+    Ok((jobs.len() == 1).then(|| vec![false]))
+}
+
+/// The text of [`pg_group_statement`]: conditions `c0..`, writes `w0..`,
+/// placeholders renumbered in that order. With no conditions, the last
+/// write is the statement's own part.
+fn pg_guarded(
+    conditions: &[(crate::pg_group::Part, crate::pg_group::Expect)],
+    writes: &[crate::pg_group::Part],
+) -> String {
+    let mut sql = String::from("WITH ");
+    let mut offset = 0;
+    let mut parts = 0;
+    let mut part = |sql: &mut String, name: String, p: &crate::pg_group::Part| {
+        if parts > 0 {
+            sql.push_str(", ");
+        }
+        parts += 1;
+        sql.push_str(&format!(
+            "{name} AS ({})",
+            shift_placeholders(&p.sql, offset)
+        ));
+        offset += p.args.len();
+    };
+    for (i, (c, _)) in conditions.iter().enumerate() {
+        part(&mut sql, format!("c{i}"), c);
+    }
+    if conditions.is_empty() {
+        let Some((last, rest)) = writes.split_last() else {
+            return String::new();
+        };
+        for (i, w) in rest.iter().enumerate() {
+            part(&mut sql, format!("w{i}"), w);
+        }
+        if parts == 0 {
+            return last.sql.to_string();
+        }
+        sql.push(' ');
+        sql.push_str(&shift_placeholders(&last.sql, offset));
+        return sql;
+    }
+    for (i, w) in writes.iter().enumerate() {
+        part(&mut sql, format!("w{i}"), w);
+    }
+    sql.push_str(" SELECT voelgoed_guard(");
+    for (i, (_, expect)) in conditions.iter().enumerate() {
+        if i > 0 {
+            sql.push_str(" AND ");
+        }
+        match expect {
+            crate::pg_group::Expect::Row => sql.push_str(&format!("EXISTS (SELECT 1 FROM c{i})")),
+            crate::pg_group::Expect::Changed(n) => {
+                sql.push_str(&format!("(SELECT count(*) FROM c{i}) = {n}"))
+            }
+        }
+    }
+    sql.push(')');
+    sql
 }
 
 /// Committers share waiting work in one transaction each: one commit, and
@@ -399,6 +651,18 @@ impl Db {
         .await
     }
 
+    /// Runs `take` (a data-modifying statement with `RETURNING`, e.g. a
+    /// conditional `UPDATE`) and, only if it changed a row, `stmts`: in one
+    /// transaction, possibly shared with other callers' work (group commit).
+    /// True when it did.
+    pub async fn write_if_taken(&self, take: Stmt, stmts: Vec<Stmt>) -> Result<bool, sqlx::Error> {
+        self.grouped(GroupTask::Taking {
+            take,
+            writes: stmts,
+        })
+        .await
+    }
+
     async fn enqueue(&self, task: GroupTask) -> Result<WriteTicket, sqlx::Error> {
         let group = match self {
             Db::Pg(s) => s.group.as_ref(),
@@ -589,17 +853,14 @@ impl Stmt {
         self.args.push(v.into());
         self
     }
-}
 
-macro_rules! bind_val {
-    ($q:expr, $v:expr) => {
-        match $v {
-            Val::Int(v) => $q.bind(v),
-            Val::Text(v) => $q.bind(v),
-            Val::Bytes(v) => $q.bind(v),
-            Val::Uuid(v) => $q.bind(v),
-        }
-    };
+    pub(crate) fn sql(&self) -> &str {
+        &self.sql
+    }
+
+    pub(crate) fn args(&self) -> &[Val] {
+        &self.args
+    }
 }
 
 impl Stmt {
@@ -785,6 +1046,62 @@ fn pg_combined(stmts: &[Stmt]) -> String {
     sql
 }
 
+/// A test's own database: a directory (SQLite's file), and a fresh
+/// PostgreSQL database when `pg` is asked for and
+/// VOELGOED_TEST_DATABASE_URL is set (CI must set it).
+#[cfg(test)]
+pub(crate) struct TestDb {
+    pub config: Config,
+    made: Option<(String, String)>,
+}
+
+#[cfg(test)]
+impl TestDb {
+    pub async fn new(pg: bool) -> Option<TestDb> {
+        let dir = std::env::temp_dir().join(format!("vg-kernel-{}", uuid::Uuid::now_v7()));
+        let mut config = Config {
+            data_dir: dir,
+            ..Config::default()
+        };
+        let mut made = None;
+        if pg {
+            let Ok(admin) = std::env::var("VOELGOED_TEST_DATABASE_URL") else {
+                assert!(
+                    std::env::var("CI").is_err(),
+                    "CI is set but VOELGOED_TEST_DATABASE_URL is not"
+                );
+                eprintln!("VOELGOED_TEST_DATABASE_URL unset: PostgreSQL variant not run here");
+                return None;
+            };
+            use sqlx::Connection;
+            let name = format!("vg_test_kernel_{}", uuid::Uuid::now_v7().simple());
+            let mut c = sqlx::PgConnection::connect(&admin).await.unwrap();
+            sqlx::query(sqlx::AssertSqlSafe(format!("CREATE DATABASE {name}")))
+                .execute(&mut c)
+                .await
+                .unwrap();
+            config.database_url = Some(format!("{}/{name}", admin.rsplit_once('/').unwrap().0));
+            made = Some((admin, name));
+        }
+        Some(TestDb { config, made })
+    }
+
+    /// Drops the database and the directory (close the pools first).
+    pub async fn remove(self) {
+        use sqlx::Connection;
+        let _ = std::fs::remove_dir_all(&self.config.data_dir);
+        if let Some((admin, name)) = self.made
+            && let Ok(mut c) = sqlx::PgConnection::connect(&admin).await
+        {
+            let _ = sqlx::query(sqlx::AssertSqlSafe(format!(
+                "DROP DATABASE IF EXISTS {name} WITH (FORCE)"
+            )))
+            .execute(&mut c)
+            .await;
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -891,5 +1208,136 @@ mod tests {
         assert_eq!(n, 40);
         db.close().await;
         let _ = std::fs::remove_dir_all(dir);
+    }
+
+    /// Many callers race to take the same rows, grouped with guarded and
+    /// plain writes: each caller's writes are made exactly when its own
+    /// condition held, each row is taken once, and a caller alone whose
+    /// condition fails gets false (on PostgreSQL a group is one statement,
+    /// undone whole when one condition fails).
+    async fn takes_and_guards_decide_each_callers_writes(pg: bool) {
+        let Some(test) = TestDb::new(pg).await else {
+            return;
+        };
+        let db = Db::connect(&test.config).await.unwrap();
+        db.migrate().await.unwrap();
+        let orgs: Vec<uuid::Uuid> = (0..20).map(|_| uuid::Uuid::now_v7()).collect();
+        for (i, org) in orgs.iter().enumerate() {
+            db.write_grouped(vec![
+                Stmt::new(
+                    "INSERT INTO orgs (id, slug, name, created_at) VALUES ($1, $2, 'free', 0)",
+                )
+                .bind(*org)
+                .bind(format!("org-{i}")),
+            ])
+            .await
+            .unwrap();
+        }
+        let mark = |n: usize| {
+            Stmt::new(
+                "INSERT INTO idempotency_keys (org_id, scope, key, request_hash, created_at)
+                 VALUES ($1, 'test', $2, $3, 0)",
+            )
+            .bind(uuid::Uuid::nil())
+            .bind(format!("caller-{n}"))
+            .bind(vec![1u8])
+        };
+        let take = |org: uuid::Uuid| {
+            Stmt::new("UPDATE orgs SET name = 'taken' WHERE id = $1 AND name = 'free' RETURNING id")
+                .bind(org)
+        };
+        let mut tasks = Vec::new();
+        for n in 0..100usize {
+            let db = db.clone();
+            let org = orgs[n / 5];
+            let (take, mark) = (take(org), mark(n));
+            tasks.push(tokio::spawn(async move {
+                match n % 5 {
+                    // A guard on a row that is there, and on one that is not.
+                    3 => db
+                        .enqueue_guarded(
+                            Stmt::new("SELECT 1 FROM orgs WHERE id = $1").bind(org),
+                            vec![mark],
+                        )
+                        .await
+                        .unwrap()
+                        .await
+                        .unwrap(),
+                    4 => db
+                        .enqueue_guarded(
+                            Stmt::new("SELECT 1 FROM orgs WHERE id = $1")
+                                .bind(uuid::Uuid::now_v7()),
+                            vec![mark],
+                        )
+                        .await
+                        .unwrap()
+                        .await
+                        .unwrap(),
+                    _ => db.write_if_taken(take, vec![mark]).await.unwrap(),
+                }
+            }));
+        }
+        let mut made_writes = Vec::new();
+        for (n, t) in tasks.into_iter().enumerate() {
+            if t.await.unwrap() {
+                made_writes.push(n);
+            }
+        }
+        // Every org taken exactly once, by one of its three takers.
+        let takers: Vec<usize> = made_writes.iter().copied().filter(|n| n % 5 < 3).collect();
+        assert_eq!(takers.len(), orgs.len(), "each row taken once: {takers:?}");
+        for org in 0..orgs.len() {
+            assert_eq!(takers.iter().filter(|n| *n / 5 == org).count(), 1);
+        }
+        assert!(
+            made_writes.iter().all(|n| n % 5 != 4),
+            "a failed guard wrote"
+        );
+        assert_eq!(made_writes.iter().filter(|n| *n % 5 == 3).count(), 20);
+        let keys: Vec<String> = db_run!(&db, p => sqlx::query_scalar(
+            "SELECT key FROM idempotency_keys WHERE scope = 'test' ORDER BY key").fetch_all(p).await)
+        .unwrap();
+        let mut expected: Vec<String> = made_writes.iter().map(|n| format!("caller-{n}")).collect();
+        expected.sort();
+        assert_eq!(
+            keys, expected,
+            "writes made exactly for the callers told so"
+        );
+        // Alone: a take that finds nothing, and one that does.
+        assert!(
+            !db.write_if_taken(take(orgs[0]), vec![mark(1000)])
+                .await
+                .unwrap()
+        );
+        let fresh = uuid::Uuid::now_v7();
+        db.write_grouped(vec![
+            Stmt::new(
+                "INSERT INTO orgs (id, slug, name, created_at) VALUES ($1, 'fresh', 'free', 0)",
+            )
+            .bind(fresh),
+        ])
+        .await
+        .unwrap();
+        assert!(
+            db.write_if_taken(take(fresh), vec![mark(1001)])
+                .await
+                .unwrap()
+        );
+        let n: i64 = db_run!(&db, p => sqlx::query_scalar(
+            "SELECT COUNT(*) FROM idempotency_keys WHERE key IN ('caller-1000', 'caller-1001')").fetch_one(p).await)
+        .unwrap();
+        assert_eq!(n, 1);
+        db.close().await;
+        test.remove().await;
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn takes_and_guards_decide_each_callers_writes_sqlite() {
+        takes_and_guards_decide_each_callers_writes(false).await;
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn takes_and_guards_decide_each_callers_writes_postgres() {
+        takes_and_guards_decide_each_callers_writes(true).await;
     }
 }

@@ -21,6 +21,7 @@ pub mod jobs;
 pub mod load;
 pub mod outbox;
 pub mod parse;
+mod pg_group;
 pub mod pubsub;
 pub mod ratelimit;
 pub mod slice;

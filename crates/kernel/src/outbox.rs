@@ -263,7 +263,7 @@ mod tests {
 
     use super::*;
     use crate::{
-        Clock, Config, Db, DomainEvent, Envelope,
+        Clock, Db, DomainEvent, Envelope,
         events::{TxFuture, emit},
         ids::OrgId,
         jobs::{EVENTS_QUEUE, Worker},
@@ -285,32 +285,9 @@ mod tests {
 
     /// A kernel on SQLite, or on a fresh PostgreSQL database when
     /// VOELGOED_TEST_DATABASE_URL is set and `pg` is asked for.
-    async fn kernel(pg: bool) -> Option<(Kernel, std::path::PathBuf, Option<(String, String)>)> {
-        let dir = std::env::temp_dir().join(format!("vg-outbox-{}", Uuid::now_v7()));
-        let mut config = Config {
-            data_dir: dir.clone(),
-            ..Config::default()
-        };
-        let mut made = None;
-        if pg {
-            let Ok(admin) = std::env::var("VOELGOED_TEST_DATABASE_URL") else {
-                if std::env::var("CI").is_ok() {
-                    panic!("CI is set but VOELGOED_TEST_DATABASE_URL is not");
-                }
-                eprintln!("VOELGOED_TEST_DATABASE_URL unset: PostgreSQL variant not run here");
-                return None;
-            };
-            use sqlx::Connection;
-            let name = format!("vg_test_kernel_{}", Uuid::now_v7().simple());
-            let mut c = sqlx::PgConnection::connect(&admin).await.unwrap();
-            sqlx::query(sqlx::AssertSqlSafe(format!("CREATE DATABASE {name}")))
-                .execute(&mut c)
-                .await
-                .unwrap();
-            config.database_url = Some(format!("{}/{name}", admin.rsplit_once('/').unwrap().0));
-            made = Some((admin, name));
-        }
-        let db = Db::connect(&config).await.unwrap();
+    async fn kernel(pg: bool) -> Option<(Kernel, crate::db::TestDb)> {
+        let test = crate::db::TestDb::new(pg).await?;
+        let db = Db::connect(&test.config).await.unwrap();
         db.migrate().await.unwrap();
         let (_stop, shutdown) = tokio::sync::watch::channel(false);
         Some((
@@ -319,27 +296,13 @@ mod tests {
                 warm: None,
                 hub: Hub::local(),
                 clock: Clock::manual_from_now(),
-                config: Arc::new(config),
+                config: Arc::new(test.config.clone()),
                 limits: Limits::new(10, 0),
                 shutdown,
                 load: Default::default(),
             },
-            dir,
-            made,
+            test,
         ))
-    }
-
-    async fn drop_database(made: Option<(String, String)>) {
-        use sqlx::Connection;
-        if let Some((admin, name)) = made
-            && let Ok(mut c) = sqlx::PgConnection::connect(&admin).await
-        {
-            let _ = sqlx::query(sqlx::AssertSqlSafe(format!(
-                "DROP DATABASE IF EXISTS {name} WITH (FORCE)"
-            )))
-            .execute(&mut c)
-            .await;
-        }
     }
 
     /// The in-transaction consumer of the tests: counts events into a
@@ -380,7 +343,7 @@ mod tests {
     }
 
     async fn events_reach_their_consumers_once(pg: bool) {
-        let Some((k, dir, made)) = kernel(pg).await else {
+        let Some((k, test)) = kernel(pg).await else {
             return;
         };
         let org = OrgId::new();
@@ -448,8 +411,7 @@ mod tests {
         assert_eq!(r, vec![1, 2, 3]);
         assert_eq!(runs.load(Ordering::SeqCst), 3);
         k.db.close().await;
-        drop_database(made).await;
-        let _ = std::fs::remove_dir_all(dir);
+        test.remove().await;
     }
 
     /// Orgs whose events make [`count_then_stall`] stop after applying
@@ -477,7 +439,7 @@ mod tests {
     /// commit that marks it delivered: nothing of it stays, and the next
     /// relay delivers every event once.
     async fn a_relay_that_dies_mid_batch_leaves_nothing_and_the_next_delivers_once(pg: bool) {
-        let Some((k, dir, made)) = kernel(pg).await else {
+        let Some((k, test)) = kernel(pg).await else {
             return;
         };
         let org = OrgId::new();
@@ -512,8 +474,7 @@ mod tests {
         let undelivered: i64 = db_run!(&k.db, p => sqlx::query_scalar("SELECT COUNT(*) FROM outbox WHERE delivered_at IS NULL").fetch_one(p).await).unwrap();
         assert_eq!(undelivered, 0);
         k.db.close().await;
-        drop_database(made).await;
-        let _ = std::fs::remove_dir_all(dir);
+        test.remove().await;
     }
 
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

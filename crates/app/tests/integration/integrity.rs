@@ -146,6 +146,39 @@ async fn an_epoch_guard_that_waited_sees_the_epoch_moved() {
         !guard.await.unwrap(),
         "the guard passed with the epoch the ledger moved on"
     );
+    // The same through group commit, where the guard is a part of the
+    // group's one statement, its writes the others.
+    let before = platform::sales::store_epoch(&db).await.unwrap();
+    let mut ledger = db.begin().await.unwrap();
+    platform::sales::fence_epoch(&mut ledger).await.unwrap();
+    let marker = kernel::Stmt::new(
+        "INSERT INTO idempotency_keys (org_id, scope, key, request_hash, created_at)
+         VALUES ($1, 'test.guard', 'marker', $2, 0)",
+    )
+    .bind(uuid::Uuid::nil())
+    .bind(vec![1u8]);
+    let grouped = tokio::spawn({
+        let db = db.clone();
+        async move {
+            db.enqueue_guarded(platform::sales::epoch_guard(before), vec![marker])
+                .await
+                .unwrap()
+                .await
+                .unwrap()
+        }
+    });
+    tokio::time::sleep(std::time::Duration::from_millis(300)).await;
+    assert!(
+        !grouped.is_finished(),
+        "the grouped guard did not wait for the ledger"
+    );
+    ledger.commit().await.unwrap();
+    assert!(
+        !grouped.await.unwrap(),
+        "the grouped write was made with the epoch the ledger moved on"
+    );
+    let written: i64 = kernel::db_run!(&db, p => sqlx::query_scalar("SELECT COUNT(*) FROM idempotency_keys WHERE scope = 'test.guard'").fetch_one(p).await).unwrap();
+    assert_eq!(written, 0, "the guarded write was made");
     t.stop().await;
 }
 
