@@ -272,6 +272,117 @@ impl Claim {
     }
 }
 
+/// What a key holds, looked up without claiming it. For a change that is
+/// once-only by itself (a hold is checked out at most once): it does not
+/// claim its key first, but writes its reply as the key's row in its own
+/// transaction ([`record_stmt`]); when the change cannot happen (already
+/// made, or the key was used), the key says what to answer.
+#[derive(Debug)]
+pub enum Found {
+    /// Nobody holds the key: a reply past its retention, or a claim
+    /// abandoned, is forgotten on the way.
+    Free,
+    /// The first request's reply, to send again.
+    Replay(Stored),
+    /// Claimed and not yet answered.
+    InFlight,
+    /// The key was used with another request.
+    Conflict,
+}
+
+/// What the key holds for this request.
+pub async fn find(db: &Db, clock: &Clock, at: Under<'_>) -> Result<Found, sqlx::Error> {
+    let Under {
+        org,
+        scope,
+        key,
+        fingerprint,
+    } = at;
+    let select =
+        "SELECT request_hash, claim_id, status_code, response, created_at FROM idempotency_keys
+         WHERE org_id = $1 AND scope = $2 AND key = $3";
+    let Some(row): Option<Row> = db_run!(db, p => sqlx::query_as(select).bind(org).bind(scope).bind(&key.0).fetch_optional(p).await)?
+    else {
+        return Ok(Found::Free);
+    };
+    let age = clock.now() - row.created_at;
+    let expired = age > micros(RETENTION);
+    let abandoned = row.status_code.is_none() && age > micros(ABANDONED_AFTER);
+    if expired || abandoned {
+        let forget = "DELETE FROM idempotency_keys
+                      WHERE org_id = $1 AND scope = $2 AND key = $3 AND created_at = $4";
+        let _queued = db.serial_write().await;
+        db_run!(db, p => sqlx::query(forget).bind(org).bind(scope).bind(&key.0).bind(row.created_at)
+            .execute(p).await.map(|_| ()))?;
+        return Ok(Found::Free);
+    }
+    if row.request_hash != fingerprint.0 {
+        return Ok(Found::Conflict);
+    }
+    Ok(match (row.status_code, row.response) {
+        (Some(status), Some(body)) => Found::Replay(Stored {
+            status: u16::try_from(status).unwrap_or(500),
+            body,
+        }),
+        _ => Found::InFlight,
+    })
+}
+
+/// A request's key within its scope, and what makes the request itself:
+/// where [`record_stmt`] and [`record`] keep a reply, and [`find`] looks.
+#[derive(Clone, Copy, Debug)]
+pub struct Under<'a> {
+    pub org: OrgId,
+    pub scope: &'static str,
+    pub key: &'a Key,
+    pub fingerprint: &'a Fingerprint,
+}
+
+fn reply_row(sql: &'static str, at: Under<'_>, status: u16, body: String, now: i64) -> Stmt {
+    Stmt::new(sql)
+        .bind(at.org)
+        .bind(at.scope)
+        .bind(at.key.0.clone())
+        .bind(at.fingerprint.0.clone())
+        .bind(now)
+        .bind(status as i64)
+        .bind(body)
+}
+
+/// The reply as the key's new row, for the change's own transaction. If the
+/// key was used meanwhile (by any request), the insert fails as a unique
+/// violation and the change with it: the caller then [`find`]s the key.
+pub fn record_stmt(at: Under<'_>, status: u16, body: String, now: i64) -> Stmt {
+    reply_row(
+        "INSERT INTO idempotency_keys (org_id, scope, key, request_hash, claim_id, created_at, status_code, response)
+         VALUES ($1, $2, $3, $4, NULL, $5, $6, $7)",
+        at,
+        status,
+        body,
+        now,
+    )
+}
+
+/// Stores the reply of a request that changed nothing (a client error: the
+/// same request would fail the same way), unless the key is taken.
+pub async fn record(
+    db: &Db,
+    at: Under<'_>,
+    status: u16,
+    body: String,
+    now: i64,
+) -> Result<(), sqlx::Error> {
+    let stmt = reply_row(
+        "INSERT INTO idempotency_keys (org_id, scope, key, request_hash, claim_id, created_at, status_code, response)
+         VALUES ($1, $2, $3, $4, NULL, $5, $6, $7) ON CONFLICT DO NOTHING",
+        at,
+        status,
+        body,
+        now,
+    );
+    db.write_grouped(vec![stmt]).await
+}
+
 /// Forgets keys past their retention.
 pub async fn prune(db: &Db, clock: &Clock) -> Result<u64, sqlx::Error> {
     let before = clock.now() - micros(RETENTION) - micros(Duration::from_secs(3600));

@@ -9,8 +9,8 @@ use kernel::{
     clock::{self, MICROS_PER_SEC},
     error::Checks,
     events::{self, Pending},
-    idempotency::{self, Begin, Claim, Fingerprint, Key},
-    ids::{EventId, HoldId, OrderId, TicketTypeId},
+    idempotency::{self, Begin, Claim, Fingerprint, Found, Key},
+    ids::{EventId, HoldId, OrderId, OrgId, TicketTypeId},
 };
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
@@ -144,6 +144,32 @@ fn items_of(pairs: &[(TicketTypeId, i64)]) -> Vec<HoldItem> {
             quantity: *q,
         })
         .collect()
+}
+
+/// Holds made on this node, kept for their checkout: a checkout on the
+/// node that made its hold does not read it back (a hold's event, items and
+/// expiry never change, and the checkout's conditional consume checks its
+/// state). A checkout on another node, or after a restart, reads it.
+pub struct RecentHolds(moka::future::Cache<(OrgId, HoldId), Arc<RecentHold>>);
+
+struct RecentHold {
+    event: EventId,
+    /// By ticket type, as [`store::hold_for_checkout`] reads them.
+    items: Vec<(TicketTypeId, i64)>,
+    expires_at: i64,
+}
+
+impl RecentHolds {
+    pub fn new(kernel: &kernel::Kernel) -> RecentHolds {
+        RecentHolds(
+            moka::future::Cache::builder()
+                .max_capacity(200_000)
+                .time_to_live(std::time::Duration::from_secs(
+                    kernel.config.hold_ttl_secs.max(1) as u64,
+                ))
+                .build(),
+        )
+    }
 }
 
 /// Quantities taken from the inventory counters for a hold not yet
@@ -409,6 +435,19 @@ async fn hold_items(
         Some(at) => at,
         None => hold_from_ledger(app, t, event, &pairs, || writes(None)).await?,
     };
+    let mut sorted = pairs.clone();
+    sorted.sort_by_key(|(tt, _)| *tt);
+    app.state::<RecentHolds>()
+        .0
+        .insert(
+            (t.org(), hold),
+            Arc::new(RecentHold {
+                event,
+                items: sorted,
+                expires_at,
+            }),
+        )
+        .await;
     Ok(HoldView {
         id: hold,
         event_id: event,
@@ -594,8 +633,15 @@ pub fn reply_response(reply: Reply) -> axum::response::Response {
 /// Checks a hold out into an order. A free order is `paid` at once and its
 /// tickets issued; a priced one is `pending` with a payment to complete
 /// before `--payment-timeout-secs`. With an idempotency key, the reply is
-/// stored in the same transaction as the order, so a retry can never make a
-/// second order.
+/// stored as the key's row in the same transaction as the order, so a
+/// retry can never make a second order.
+///
+/// The key is not claimed first: the hold is the claim (a hold is checked
+/// out at most once, and the order's writes need it still active). Only
+/// when the checkout cannot be made is the key asked what to answer — the
+/// first request's reply, a conflict when it was used with another
+/// request, or this request's own client error, then kept as the key's
+/// reply (the same request would fail the same way).
 pub async fn checkout(
     app: &App,
     t: &Tenant,
@@ -604,10 +650,53 @@ pub async fn checkout(
     method: PaymentMethod,
     idempotency: Option<(Key, Fingerprint)>,
 ) -> Result<Reply> {
-    idempotent(app, t, CHECKOUT_SCOPE, idempotency, |claim| async move {
-        Box::pin(checkout_once(app, t, hold, buyer, method, claim.as_ref())).await
-    })
-    .await
+    let Some((key, fingerprint)) = idempotency else {
+        return Box::pin(checkout_once(app, t, hold, buyer, method, None)).await;
+    };
+    let db = app.db();
+    let under = idempotency::Under {
+        org: t.org(),
+        scope: CHECKOUT_SCOPE,
+        key: &key,
+        fingerprint: &fingerprint,
+    };
+    // Twice at most: a key past its retention is forgotten on the way.
+    for _ in 0..2 {
+        let once = checkout_once(app, t, hold, buyer.clone(), method, Some(under));
+        let failed = match Box::pin(once).await {
+            Ok(reply) => return Ok(reply),
+            Err(e) => e,
+        };
+        let found = idempotency::find(db, &app.kernel.clock, under).await?;
+        match found {
+            Found::Replay(stored) => {
+                return Ok(Reply {
+                    status: StatusCode::from_u16(stored.status).unwrap_or(StatusCode::OK),
+                    body: stored.body,
+                });
+            }
+            Found::Conflict => return Err(Error::IdempotencyConflict),
+            Found::InFlight => return Err(Error::IdempotencyInFlight),
+            // The key's row was there when the order was written, and is
+            // forgotten now: once more.
+            Found::Free if matches!(&failed, Error::Db(e) if kernel::db::is_unique_violation(e)) => {
+                continue;
+            }
+            Found::Free => {
+                let api = kernel::ApiError::from(failed);
+                if api.status().is_client_error()
+                    && !matches!(api, kernel::ApiError::IdempotencyInFlight)
+                {
+                    let body = serde_json::to_string(&api.problem())
+                        .map_err(kernel::ApiError::internal)?;
+                    idempotency::record(db, under, api.status().as_u16(), body, app.kernel.now())
+                        .await?;
+                }
+                return Err(Error::Api(api));
+            }
+        }
+    }
+    Err(Error::IdempotencyInFlight)
 }
 
 async fn checkout_once(
@@ -616,7 +705,7 @@ async fn checkout_once(
     hold: HoldId,
     buyer: Buyer,
     method: PaymentMethod,
-    claim: Option<&Claim>,
+    idempotency: Option<idempotency::Under<'_>>,
 ) -> Result<Reply> {
     let mut c = Checks::default();
     let email = c.take("buyer.email", kernel::parse::email(&buyer.email));
@@ -629,9 +718,12 @@ async fn checkout_once(
     // Prepare everything outside the write transaction (a read, signing,
     // rendering), so the transaction itself is a handful of writes. A hold's
     // items never change; the conditional consume below re-checks its state.
-    let Some((event, items, hold_state, hold_expires)) =
-        store::hold_for_checkout(app.db(), t, hold).await?
-    else {
+    let recent = app.state::<RecentHolds>().0.get(&(t.org(), hold)).await;
+    let read = match recent {
+        Some(r) => Some((r.event, r.items.clone(), HoldStatus::Active, r.expires_at)),
+        None => store::hold_for_checkout(app.db(), t, hold).await?,
+    };
+    let Some((event, items, hold_state, hold_expires)) = read else {
         return Err(Error::NotFound);
     };
     // Cheap early answers (the transaction below re-checks): no payment is
@@ -830,15 +922,15 @@ async fn checkout_once(
     }
     writes.extend(issued.writes);
     writes.extend(Pending::stmt_all(&announce));
-    if let Some(claim) = claim {
-        writes.push(claim.complete_stmt(201, body.clone()));
+    if let Some(under) = idempotency {
+        writes.push(idempotency::record_stmt(under, 201, body.clone(), now));
     }
     // Consume the hold and write the order in one transaction, shared with
     // other checkouts waiting at the same moment (group commit). Nothing is
-    // written unless this request still holds its idempotency claim and the
-    // hold is still active.
+    // written unless the hold is still active (and the key, if any, unused).
+    let consume = store::consume_hold(t, hold, now);
     let applied = match per_buyer {
-        None => checkout_grouped(app, t, hold, now, claim, writes).await?,
+        None => app.db().write_if_taken(consume, writes).await?,
         // One checkout per buyer and event at a time, in a transaction of
         // its own (a lock held across a shared group could deadlock two).
         Some(max) => {
@@ -848,10 +940,7 @@ async fn checkout_once(
             if has + quantity > max {
                 return Err(super::limits::over_buyer_limit(max, has));
             }
-            if store::consume_hold(&mut tx, t, hold, now, claim)
-                .await?
-                .is_none()
-            {
+            if !consume.exists_in(&mut tx).await? {
                 false
             } else {
                 tx.run_all(writes).await?;
@@ -860,15 +949,11 @@ async fn checkout_once(
             }
         }
     };
+    app.state::<RecentHolds>()
+        .0
+        .invalidate(&(t.org(), hold))
+        .await;
     if !applied {
-        if let Some(claim) = claim {
-            let mut tx = app.db().begin().await?;
-            let held = claim.still_held(&mut tx).await?;
-            drop(tx);
-            if !held {
-                return Err(Error::IdempotencyInFlight);
-            }
-        }
         return Err(match store::hold_status(app.db(), t, hold).await? {
             None => Error::NotFound,
             Some(HoldStatus::Consumed) => Error::HoldConsumed,
@@ -879,39 +964,6 @@ async fn checkout_once(
         status: StatusCode::CREATED,
         body,
     })
-}
-
-/// Consumes the hold and writes the order in a transaction shared with
-/// other checkouts waiting at the same moment (group commit); false when
-/// the hold was no longer active or the claim no longer held.
-async fn checkout_grouped(
-    app: &App,
-    t: &Tenant,
-    hold: HoldId,
-    now: i64,
-    claim: Option<&Claim>,
-    writes: Vec<kernel::Stmt>,
-) -> Result<bool> {
-    let writes = Arc::new(writes);
-    let (tenant, claim_check) = (t.clone(), claim.cloned());
-    let applied = app
-        .db()
-        .transact_grouped(Box::new(move |tx| {
-            let (writes, tenant, claim_check) =
-                (writes.clone(), tenant.clone(), claim_check.clone());
-            Box::pin(async move {
-                if store::consume_hold(tx, &tenant, hold, now, claim_check.as_ref())
-                    .await?
-                    .is_none()
-                {
-                    return Ok(false);
-                }
-                tx.run_all(writes.as_ref().clone()).await?;
-                Ok(true)
-            })
-        }))
-        .await?;
-    Ok(applied)
 }
 
 /// Holds and checks out in one step (the storefront page's "Get ticket").
@@ -929,7 +981,27 @@ pub async fn take_now(
     serde_json::from_str(&reply.body).map_err(|e| Error::Api(kernel::ApiError::internal(e)))
 }
 
-pub(super) async fn order_view(app: &App, t: &Tenant, row: store::OrderRow) -> Result<OrderView> {
+pub(super) async fn order_view(
+    app: &App,
+    t: &Tenant,
+    mut row: store::OrderRow,
+) -> Result<OrderView> {
+    // The order's parts (tickets, payment and refunds, invoice) are read
+    // apart from its row: read again when the row moved meanwhile (a
+    // refund failing takes its amount off the order in the transaction
+    // that fails it), so the figures and the parts agree.
+    let figures = |r: &store::OrderRow| (r.status, r.paid_cents, r.refunded_cents);
+    for _ in 0..3 {
+        let view = order_parts(app, t, row.clone()).await?;
+        match store::order(app.db(), t, row.id).await? {
+            Some(now) if figures(&now) != figures(&row) => row = now,
+            _ => return Ok(view),
+        }
+    }
+    order_parts(app, t, row).await
+}
+
+async fn order_parts(app: &App, t: &Tenant, row: store::OrderRow) -> Result<OrderView> {
     let issued = tickets::for_order(app, t, row.id).await?;
     let pending_until = (row.status == OrderStatus::Pending)
         .then_some(row.expires_at)

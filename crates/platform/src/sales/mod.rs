@@ -235,6 +235,7 @@ pub fn slice(kernel: &Kernel) -> Slice<App> {
         .state(settings::SettingsCache::new())
         .state(limits::LimitsCache::new())
         .state(queue::Rooms::new(kernel))
+        .state(domain::RecentHolds::new(kernel))
         .queue(money::QUEUE)
         .job::<money::SendRefund, _, _>(|app: App, job: money::SendRefund| async move {
             money::run_refund_job(&app, job).await

@@ -4,7 +4,6 @@
 
 use kernel::{
     Backend, Db, Stmt, Tx, db_run,
-    idempotency::Claim,
     ids::{EventId, HoldId, OrderId, OrgId, TicketTypeId},
     tx_run,
 };
@@ -119,46 +118,18 @@ pub fn insert_hold(
     stmts
 }
 
-/// Turns an active, unexpired hold into a consumed one; the event's id when
-/// it did. With an idempotency claim, only while the request still holds it
-/// (one statement: on PostgreSQL the key's row is locked until the
-/// transaction ends, so a takeover waits; on SQLite the transaction holds
-/// the single writer).
-#[tracing::instrument(skip_all)]
-pub async fn consume_hold(
-    tx: &mut Tx,
-    t: &Tenant,
-    hold: HoldId,
-    now: i64,
-    claim: Option<&Claim>,
-) -> Result<Option<EventId>, sqlx::Error> {
-    let Some(claim) = claim else {
-        let sql = "UPDATE holds SET status = 'consumed'
-                   WHERE org_id = $1 AND id = $2 AND status = 'active' AND expires_at > $3
-                   RETURNING event_id";
-        return tx_run!(tx, c => sqlx::query_scalar(sql).bind(t.org()).bind(hold).bind(now).fetch_optional(c).await);
-    };
-    let sql = match tx.backend() {
-        Backend::Postgres => {
-            "WITH claim AS (SELECT 1 FROM idempotency_keys
-                            WHERE org_id = $1 AND scope = $4 AND key = $5 AND claim_id = $6 AND status_code IS NULL
-                            FOR UPDATE)
-             UPDATE holds SET status = 'consumed'
-             WHERE org_id = $1 AND id = $2 AND status = 'active' AND expires_at > $3
-               AND EXISTS (SELECT 1 FROM claim)
-             RETURNING event_id"
-        }
-        Backend::Sqlite => {
-            "UPDATE holds SET status = 'consumed'
-             WHERE org_id = $1 AND id = $2 AND status = 'active' AND expires_at > $3
-               AND EXISTS (SELECT 1 FROM idempotency_keys
-                           WHERE org_id = $1 AND scope = $4 AND key = $5 AND claim_id = $6 AND status_code IS NULL)
-             RETURNING event_id"
-        }
-    };
-    let (scope, key, token) = claim.parts();
-    tx_run!(tx, c => sqlx::query_scalar(sql).bind(t.org()).bind(hold).bind(now)
-        .bind(scope).bind(key).bind(token).fetch_optional(c).await)
+/// Turns an active, unexpired hold into a consumed one, returning a row
+/// when it did: the condition of a checkout's writes
+/// ([`kernel::Db::write_if_taken`]).
+pub fn consume_hold(t: &Tenant, hold: HoldId, now: i64) -> Stmt {
+    Stmt::new(
+        "UPDATE holds SET status = 'consumed'
+         WHERE org_id = $1 AND id = $2 AND status = 'active' AND expires_at > $3
+         RETURNING event_id",
+    )
+    .bind(t.org())
+    .bind(hold)
+    .bind(now)
 }
 
 /// The hold's event, items, state and expiry (one read, no lock).
@@ -332,7 +303,7 @@ pub fn insert_order(t: &Tenant, o: &NewOrder<'_>) -> Stmt {
     .bind(o.tax_bp)
 }
 
-#[derive(sqlx::FromRow)]
+#[derive(Clone, sqlx::FromRow)]
 pub struct OrderRow {
     pub id: OrderId,
     pub event_id: EventId,
