@@ -134,7 +134,7 @@ timeout --kill-after=10 $((max_time + 120)) \
     --max-examples "$examples" \
     --max-time "$max_time" \
     --workers 1 \
-    --report junit --report-dir "$work/report" \
+    --report "${CONFORMANCE_REPORTS:-junit}" --report-dir "$work/report" \
     "${seed_args[@]}" \
     2>&1 | tee "$work/st.log"
 st_rc=${PIPESTATUS[0]}

@@ -76,6 +76,12 @@ impl Key {
 pub struct Fingerprint(Vec<u8>);
 
 impl Fingerprint {
+    /// A request of an id (its path's) and a JSON body: equal bodies give
+    /// equal fingerprints whatever the order of their members.
+    pub fn of_json(id: &[u8], body: &serde_json::Value) -> Fingerprint {
+        Fingerprint::of(&[id, canonical_json(body).as_bytes()])
+    }
+
     pub fn of(parts: &[&[u8]]) -> Fingerprint {
         let mut h = Sha256::new();
         for p in parts {
@@ -84,6 +90,44 @@ impl Fingerprint {
         }
         Fingerprint(h.finalize().to_vec())
     }
+}
+
+/// `v` as JSON text with every object's members in key order (serde_json
+/// keeps the order they came in when a dependency asks it to preserve it).
+fn canonical_json(v: &serde_json::Value) -> String {
+    use serde_json::Value;
+    fn write(v: &Value, out: &mut String) {
+        match v {
+            Value::Object(m) => {
+                let mut members: Vec<_> = m.iter().collect();
+                members.sort_by(|a, b| a.0.cmp(b.0));
+                out.push('{');
+                for (i, (k, v)) in members.into_iter().enumerate() {
+                    if i > 0 {
+                        out.push(',');
+                    }
+                    out.push_str(&Value::String(k.clone()).to_string());
+                    out.push(':');
+                    write(v, out);
+                }
+                out.push('}');
+            }
+            Value::Array(items) => {
+                out.push('[');
+                for (i, item) in items.iter().enumerate() {
+                    if i > 0 {
+                        out.push(',');
+                    }
+                    write(item, out);
+                }
+                out.push(']');
+            }
+            other => out.push_str(&other.to_string()),
+        }
+    }
+    let mut out = String::new();
+    write(v, &mut out);
+    out
 }
 
 /// A reply stored under a key.
@@ -417,6 +461,29 @@ mod tests {
         assert_ne!(
             Fingerprint::of(&[b"ab", b"c"]),
             Fingerprint::of(&[b"a", b"bc"])
+        );
+        // Members in another order are the same body; other values are not.
+        let a: serde_json::Value = serde_json::from_str(
+            r#"{"reason":"","amount_cents":1,"x":{"b":[1,{"d":1,"c":2}],"a":null}}"#,
+        )
+        .unwrap();
+        let b: serde_json::Value = serde_json::from_str(
+            r#"{"x":{"a":null,"b":[1,{"c":2,"d":1}]},"amount_cents":1,"reason":""}"#,
+        )
+        .unwrap();
+        assert_eq!(
+            Fingerprint::of_json(b"o", &a),
+            Fingerprint::of_json(b"o", &b)
+        );
+        let c: serde_json::Value =
+            serde_json::from_str(r#"{"reason":"","amount_cents":2}"#).unwrap();
+        assert_ne!(
+            Fingerprint::of_json(b"o", &a),
+            Fingerprint::of_json(b"o", &c)
+        );
+        assert_ne!(
+            Fingerprint::of_json(b"o", &a),
+            Fingerprint::of_json(b"p", &a)
         );
     }
 

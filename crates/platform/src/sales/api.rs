@@ -311,9 +311,7 @@ async fn checkout(
     let (_, hold) = path;
     app.kernel.limits.storefront.check(&ip).await?;
     let key = Key::from_headers(&headers)?;
-    // serde_json's maps are ordered, so equal bodies have equal fingerprints.
-    let text = body.to_string();
-    let fingerprint = Fingerprint::of(&[hold.0.as_bytes(), text.as_bytes()]);
+    let fingerprint = Fingerprint::of_json(hold.0.as_bytes(), &body);
     let req: CheckoutRequest = kernel::http::body_from_value(body)?;
     // Per buyer too, whatever address they come from (across nodes).
     app.kernel

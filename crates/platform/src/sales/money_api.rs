@@ -199,8 +199,7 @@ async fn create_refund(
 ) -> Result<Response, ApiError> {
     let order = path.1;
     let key = Key::from_headers(&headers)?;
-    let text = body.to_string();
-    let fingerprint = Fingerprint::of(&[order.0.as_bytes(), text.as_bytes()]);
+    let fingerprint = Fingerprint::of_json(order.0.as_bytes(), &body);
     let req: CreateRefund = kernel::http::body_from_value(body)?;
     let reply = Box::pin(money::refund(
         &app,
