@@ -19,6 +19,8 @@
 #   CONFORMANCE_EXAMPLES  test cases per operation and phase (default: 40)
 #   CONFORMANCE_MAX_TIME  time budget in seconds for the whole run (default: 120)
 #   CONFORMANCE_REPORT_DIR  keep schemathesis' JUnit report and the node's log here
+#   CONFORMANCE_REPORTS   schemathesis' reports (default: junit; junit,har keeps
+#                         every request and reply)
 set -euo pipefail
 
 root=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
