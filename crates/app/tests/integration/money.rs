@@ -542,6 +542,48 @@ async fn a_card_payment_is_paid_by_the_providers_signed_webhook_once(backend: Ba
     t.stop().await;
 }
 
+both!(a_retry_while_the_first_checkout_is_in_flight_is_told_so);
+/// API.md: while the first request with a key is in flight, the same key
+/// answers 409; once it is made, the first reply. Here the first waits on
+/// a slow provider while the retry comes.
+async fn a_retry_while_the_first_checkout_is_in_flight_is_told_so(backend: Backend) {
+    let (t, s) = with_card(backend, |c| c.stripe_timeout_ms = 5_000).await;
+    let t = std::sync::Arc::new(t);
+    let org = t.signup().await;
+    let event = t
+        .try_event(&org, &EventSpec::capacity(2).priced(2500))
+        .await
+        .unwrap();
+    let h: Value = t.hold(&org, &event, 1).await.json().await.unwrap();
+    let hold = h["id"].as_str().unwrap().to_string();
+    s.delay_next_creates(1, Duration::from_millis(1200));
+    let first = tokio::spawn({
+        let (t, org, hold) = (t.clone(), org.clone(), hold.clone());
+        async move {
+            let r = checkout_hold(&t, &org, &hold, "card", Some("k-flight")).await;
+            (r.status().as_u16(), r.text().await.unwrap())
+        }
+    });
+    tokio::time::sleep(Duration::from_millis(400)).await;
+    problem(
+        checkout_hold(&t, &org, &hold, "card", Some("k-flight")).await,
+        409,
+        "conflict",
+    )
+    .await;
+    let (status, body) = first.await.unwrap();
+    assert_eq!(status, 201, "{body}");
+    let again = checkout_hold(&t, &org, &hold, "card", Some("k-flight")).await;
+    assert_eq!(again.status(), 201);
+    assert_eq!(again.text().await.unwrap(), body, "the first reply, again");
+    assert_eq!(s.intents().len(), 1);
+    std::sync::Arc::try_unwrap(t)
+        .ok()
+        .expect("sole owner")
+        .stop()
+        .await;
+}
+
 both!(a_provider_that_times_out_leaves_nothing_and_the_retry_gets_the_same_intent);
 async fn a_provider_that_times_out_leaves_nothing_and_the_retry_gets_the_same_intent(
     backend: Backend,

@@ -277,8 +277,8 @@ pub struct CheckoutBuyer {
 }
 
 /// Turns a hold into an order. Send `Idempotency-Key` to make retries safe:
-/// the same key and body answer the first reply again (a retry racing the
-/// first gets the first's reply once it is made); another body → 422.
+/// the same key and body answer the first reply again; another body → 422;
+/// while the first is in flight → 409.
 #[utoipa::path(post, path = "/api/v1/store/{org}/holds/{hold_id}/checkout", tag = "storefront",
     params(("org" = String, Path), ("hold_id" = String, Path),
            ("Idempotency-Key" = Option<String>, Header, description = "1 to 255 visible ASCII characters",

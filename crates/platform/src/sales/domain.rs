@@ -172,6 +172,25 @@ impl RecentHolds {
     }
 }
 
+/// Keyed checkouts being made on this node: a second request with the key
+/// of one still being made answers 409 at once (API.md), as a claimed key
+/// did. A retry reaching another node meanwhile cannot consume the hold
+/// before the first committed, and then gets the first's reply.
+#[derive(Default)]
+pub struct CheckoutsInFlight(dashmap::DashSet<(OrgId, String)>);
+
+/// A key's place in [`CheckoutsInFlight`], given up when dropped.
+struct Flying<'a> {
+    set: &'a dashmap::DashSet<(OrgId, String)>,
+    entry: (OrgId, String),
+}
+
+impl Drop for Flying<'_> {
+    fn drop(&mut self) {
+        self.set.remove(&self.entry);
+    }
+}
+
 /// Quantities taken from the inventory counters for a hold not yet
 /// written. Dropped before its hold is written (or known to have failed),
 /// it makes sure the quantities are given back when — and only when — the
@@ -636,7 +655,9 @@ pub fn reply_response(reply: Reply) -> axum::response::Response {
 /// stored as the key's row in the same transaction as the order, so a
 /// retry can never make a second order.
 ///
-/// The key is not claimed first: the hold is the claim (a hold is checked
+/// A second request with the key while the first is being made on this
+/// node answers 409. The key is not claimed in the database first: the
+/// hold is the claim (a hold is checked
 /// out at most once, and the order's writes need it still active). Only
 /// when the checkout cannot be made is the key asked what to answer — the
 /// first request's reply, a conflict when it was used with another
@@ -653,6 +674,12 @@ pub async fn checkout(
     let Some((key, fingerprint)) = idempotency else {
         return Box::pin(checkout_once(app, t, hold, buyer, method, None)).await;
     };
+    let flying = &app.state::<CheckoutsInFlight>().0;
+    let entry = (t.org(), key.as_str().to_string());
+    if !flying.insert(entry.clone()) {
+        return Err(Error::IdempotencyInFlight);
+    }
+    let _flying = Flying { set: flying, entry };
     let db = app.db();
     let under = idempotency::Under {
         org: t.org(),

@@ -236,6 +236,7 @@ pub fn slice(kernel: &Kernel) -> Slice<App> {
         .state(limits::LimitsCache::new())
         .state(queue::Rooms::new(kernel))
         .state(domain::RecentHolds::new(kernel))
+        .state(domain::CheckoutsInFlight::default())
         .queue(money::QUEUE)
         .job::<money::SendRefund, _, _>(|app: App, job: money::SendRefund| async move {
             money::run_refund_job(&app, job).await
