@@ -162,10 +162,45 @@ pub struct Claim {
 #[derive(sqlx::FromRow)]
 struct Row {
     request_hash: Vec<u8>,
-    claim_id: Option<Uuid>,
     status_code: Option<i32>,
     response: Option<String>,
     created_at: i64,
+}
+
+impl Row {
+    /// The key's row, if it has one.
+    async fn of(db: &Db, org: OrgId, scope: &str, key: &Key) -> Result<Option<Row>, sqlx::Error> {
+        let select = "SELECT request_hash, status_code, response, created_at FROM idempotency_keys
+                      WHERE org_id = $1 AND scope = $2 AND key = $3";
+        db_run!(db, p => sqlx::query_as(select).bind(org).bind(scope).bind(&key.0).fetch_optional(p).await)
+    }
+
+    fn expired(&self, now: i64) -> bool {
+        now - self.created_at > micros(RETENTION)
+    }
+
+    /// Past its retention, or a claim left without a reply: the key may
+    /// be had again.
+    fn stale(&self, now: i64) -> bool {
+        self.expired(now)
+            || (self.status_code.is_none() && now - self.created_at > micros(ABANDONED_AFTER))
+    }
+
+    /// Used with another request (and not past its retention).
+    fn conflicts(&self, now: i64, fingerprint: &Fingerprint) -> bool {
+        !self.expired(now) && self.request_hash != fingerprint.0
+    }
+
+    /// The first request's reply; `None` while it is in flight.
+    fn reply(self) -> Option<Stored> {
+        match (self.status_code, self.response) {
+            (Some(status), Some(body)) => Some(Stored {
+                status: u16::try_from(status).unwrap_or(500),
+                body,
+            }),
+            _ => None,
+        }
+    }
 }
 
 /// Claims `key` (within `scope`, e.g. `store.checkout`) for a request.
@@ -208,20 +243,13 @@ pub async fn begin(
         if inserted {
             return Ok(Begin::Claimed(claim));
         }
-        let select =
-            "SELECT request_hash, claim_id, status_code, response, created_at FROM idempotency_keys
-                      WHERE org_id = $1 AND scope = $2 AND key = $3";
-        let Some(row): Option<Row> = db_run!(db, p => sqlx::query_as(select).bind(org).bind(scope).bind(&key.0).fetch_optional(p).await)?
-        else {
+        let Some(row) = Row::of(db, org, scope, key).await? else {
             continue;
         };
-        let age = now - row.created_at;
-        let expired = age > micros(RETENTION);
-        let abandoned = row.status_code.is_none() && age > micros(ABANDONED_AFTER);
-        if !expired && row.request_hash != fingerprint.0 {
+        if row.conflicts(now, fingerprint) {
             return Ok(Begin::Conflict);
         }
-        if expired || abandoned {
+        if row.stale(now) {
             // Take the key over, only if nobody else did meanwhile.
             let take =
                 "UPDATE idempotency_keys SET request_hash = $1, claim_id = $2, created_at = $3,
@@ -238,15 +266,9 @@ pub async fn begin(
             }
             continue;
         }
-        return Ok(match (row.status_code, row.response) {
-            (Some(status), Some(body)) => Begin::Replay(Stored {
-                status: u16::try_from(status).unwrap_or(500),
-                body,
-            }),
-            _ => {
-                let _ = row.claim_id;
-                Begin::InFlight
-            }
+        return Ok(match row.reply() {
+            Some(stored) => Begin::Replay(stored),
+            None => Begin::InFlight,
         });
     }
     Err(sqlx::Error::Protocol(
@@ -342,17 +364,14 @@ pub async fn find(db: &Db, clock: &Clock, at: Under<'_>) -> Result<Found, sqlx::
         key,
         fingerprint,
     } = at;
-    let select =
-        "SELECT request_hash, claim_id, status_code, response, created_at FROM idempotency_keys
-         WHERE org_id = $1 AND scope = $2 AND key = $3";
-    let Some(row): Option<Row> = db_run!(db, p => sqlx::query_as(select).bind(org).bind(scope).bind(&key.0).fetch_optional(p).await)?
-    else {
+    let Some(row) = Row::of(db, org, scope, key).await? else {
         return Ok(Found::Free);
     };
-    let age = clock.now() - row.created_at;
-    let expired = age > micros(RETENTION);
-    let abandoned = row.status_code.is_none() && age > micros(ABANDONED_AFTER);
-    if expired || abandoned {
+    let now = clock.now();
+    if row.conflicts(now, fingerprint) {
+        return Ok(Found::Conflict);
+    }
+    if row.stale(now) {
         let forget = "DELETE FROM idempotency_keys
                       WHERE org_id = $1 AND scope = $2 AND key = $3 AND created_at = $4";
         let _queued = db.serial_write().await;
@@ -360,15 +379,9 @@ pub async fn find(db: &Db, clock: &Clock, at: Under<'_>) -> Result<Found, sqlx::
             .execute(p).await.map(|_| ()))?;
         return Ok(Found::Free);
     }
-    if row.request_hash != fingerprint.0 {
-        return Ok(Found::Conflict);
-    }
-    Ok(match (row.status_code, row.response) {
-        (Some(status), Some(body)) => Found::Replay(Stored {
-            status: u16::try_from(status).unwrap_or(500),
-            body,
-        }),
-        _ => Found::InFlight,
+    Ok(match row.reply() {
+        Some(stored) => Found::Replay(stored),
+        None => Found::InFlight,
     })
 }
 
