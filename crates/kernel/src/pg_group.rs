@@ -223,69 +223,65 @@ fn replace_placeholders(sql: &str, f: impl Fn(usize) -> Option<String>) -> Optio
 /// between them merged into one `unnest` part (at the place of the first),
 /// everything else as it is.
 pub(crate) fn merge<'a>(writes: &[&'a Stmt]) -> Vec<Part<'a>> {
-    struct Merged {
+    /// The inserts of one shape; `columns` is `None` once one of them
+    /// brought arguments of other types under the same text.
+    struct Merged<'a> {
         shape: Shape,
         columns: Option<Vec<Column>>,
         rows: usize,
+        members: Vec<&'a Stmt>,
     }
     enum Slot<'a> {
         Plain(&'a Stmt),
-        Merged(usize),
+        Merged(Merged<'a>),
     }
-    let mut merged: Vec<Merged> = Vec::new();
     let mut slots: Vec<Slot<'a>> = Vec::new();
     for st in writes {
         let Some((shape, rows)) = shape(st.sql(), st.args().len()) else {
             slots.push(Slot::Plain(st));
             continue;
         };
-        let i = match merged.iter().position(|m| m.shape == shape) {
+        let at = slots
+            .iter()
+            .position(|slot| matches!(slot, Slot::Merged(m) if m.shape == shape));
+        let i = match at {
             Some(i) => i,
             None => {
-                merged.push(Merged {
+                slots.push(Slot::Merged(Merged {
                     columns: Some(st.args()[..shape.width].iter().map(Column::of).collect()),
                     shape,
                     rows: 0,
-                });
-                slots.push(Slot::Merged(merged.len() - 1));
-                merged.len() - 1
+                    members: Vec::new(),
+                }));
+                slots.len() - 1
             }
         };
-        let m = &mut merged[i];
+        let Slot::Merged(m) = &mut slots[i] else {
+            slots.push(Slot::Plain(st));
+            continue;
+        };
+        let width = m.shape.width;
         let fits = m.columns.as_mut().is_some_and(|cols| {
             st.args()
                 .iter()
                 .enumerate()
-                .all(|(k, v)| cols[k % m.shape.width].push(v))
+                .all(|(k, v)| cols[k % width].push(v))
         });
         if !fits {
-            // Arguments of other types under one text: never merged.
             m.columns = None;
         }
         m.rows += rows;
+        m.members.push(st);
     }
     let mut parts = Vec::with_capacity(slots.len());
     for slot in slots {
         match slot {
             Slot::Plain(st) => parts.push(Part::of(st)),
-            Slot::Merged(i) => {
-                let m = &mut merged[i];
-                match m.columns.take() {
-                    Some(columns) if m.rows >= 2 => parts.push(unnest(&m.shape, columns)),
-                    _ => {
-                        // One row, or not mergeable: each statement as it is.
-                        parts.extend(
-                            writes
-                                .iter()
-                                .filter(|st| {
-                                    shape(st.sql(), st.args().len())
-                                        .is_some_and(|(s, _)| s == m.shape)
-                                })
-                                .map(|st| Part::of(st)),
-                        );
-                    }
-                }
-            }
+            Slot::Merged(m) => match m.columns {
+                Some(columns) if m.rows >= 2 => parts.push(unnest(&m.shape, columns)),
+                // One row, or not mergeable: each statement as it is.
+                _ => parts.extend(m.members.into_iter().map(Part::of)),
+            },
         }
     }
     parts
