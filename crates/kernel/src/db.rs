@@ -296,19 +296,7 @@ async fn sqlite_takes_at_once(
     let Tx::Sqlite(t, _, _) = &mut tx else {
         return Ok(None);
     };
-    let mut sql = String::new();
-    let mut offset = 0;
-    for st in &stmts {
-        sql.push_str(&shift_placeholders(&st.sql, offset));
-        sql.push_str(";\n");
-        offset += st.args.len();
-    }
-    let mut q = sqlx::query(sqlx::AssertSqlSafe(sql));
-    for st in &stmts {
-        for v in st.args.iter().cloned() {
-            q = bind_val!(q, v);
-        }
-    }
+    let q = sqlite_batch(&stmts);
     // One result a statement, in order (rows of a `RETURNING` between).
     let mut changed = Vec::with_capacity(stmts.len());
     {
@@ -986,24 +974,34 @@ impl Tx {
                 }
             }
             Tx::Sqlite(t, _, _) => {
-                let mut sql = String::new();
-                let mut offset = 0;
-                for s in &stmts {
-                    sql.push_str(&shift_placeholders(&s.sql, offset));
-                    sql.push_str(";\n");
-                    offset += s.args.len();
-                }
-                let mut q = sqlx::query(sqlx::AssertSqlSafe(sql));
-                for s in stmts {
-                    for v in s.args {
-                        q = bind_val!(q, v);
-                    }
-                }
-                q.execute(&mut **t).await?;
+                sqlite_batch(&stmts.iter().collect::<Vec<_>>())
+                    .execute(&mut **t)
+                    .await?;
             }
         }
         Ok(())
     }
+}
+
+/// Statements as one text for SQLite's connection thread (one trip, not
+/// one per statement), placeholders renumbered across them.
+fn sqlite_batch<'q>(
+    stmts: &[&Stmt],
+) -> sqlx::query::Query<'q, Sqlite, sqlx::sqlite::SqliteArguments> {
+    let mut sql = String::new();
+    let mut offset = 0;
+    for st in stmts {
+        sql.push_str(&shift_placeholders(&st.sql, offset));
+        sql.push_str(";\n");
+        offset += st.args.len();
+    }
+    let mut q = sqlx::query(sqlx::AssertSqlSafe(sql));
+    for st in stmts {
+        for v in st.args.iter().cloned() {
+            q = bind_val!(q, v);
+        }
+    }
+    q
 }
 
 /// PostgreSQL takes at most 65535 arguments a statement.
