@@ -579,6 +579,27 @@ pub struct Reply {
     pub body: String,
 }
 
+impl From<idempotency::Stored> for Reply {
+    fn from(stored: idempotency::Stored) -> Reply {
+        Reply {
+            status: StatusCode::from_u16(stored.status).unwrap_or(StatusCode::OK),
+            body: stored.body,
+        }
+    }
+}
+
+/// The problem to keep as a key's reply when a request failed this way: a
+/// client error (the same request would fail the same way), not a request
+/// in flight; `None` otherwise (a retry may go through).
+fn kept_problem(api: &kernel::ApiError) -> Result<Option<String>> {
+    if !api.status().is_client_error() || matches!(api, kernel::ApiError::IdempotencyInFlight) {
+        return Ok(None);
+    }
+    Ok(Some(
+        serde_json::to_string(&api.problem()).map_err(kernel::ApiError::internal)?,
+    ))
+}
+
 /// Runs `once` under an idempotency key of `scope` (when the request sent
 /// one): a replay answers the first reply again; a client error is stored
 /// as the reply (the same request would fail the same way); anything else
@@ -603,12 +624,7 @@ where
         .await?
     {
         Begin::Claimed(claim) => claim,
-        Begin::Replay(stored) => {
-            return Ok(Reply {
-                status: StatusCode::from_u16(stored.status).unwrap_or(StatusCode::OK),
-                body: stored.body,
-            });
-        }
+        Begin::Replay(stored) => return Ok(stored.into()),
         Begin::InFlight => return Err(Error::IdempotencyInFlight),
         Begin::Conflict => return Err(Error::IdempotencyConflict),
     };
@@ -616,16 +632,14 @@ where
         Ok(reply) => Ok(reply),
         Err(e) => {
             let api = kernel::ApiError::from(e);
-            if api.status().is_client_error()
-                && !matches!(api, kernel::ApiError::IdempotencyInFlight)
-            {
-                // The same request would fail the same way: remember the answer.
-                let body =
-                    serde_json::to_string(&api.problem()).map_err(kernel::ApiError::internal)?;
-                claim.complete(db, api.status().as_u16(), &body).await?;
-            } else {
+            match kept_problem(&api)? {
+                Some(body) => {
+                    claim.complete(db, api.status().as_u16(), &body).await?;
+                }
                 // Nothing was written: free the key so a retry can go through.
-                let _ = claim.release(db).await;
+                None => {
+                    let _ = claim.release(db).await;
+                }
             }
             Err(Error::Api(api))
         }
@@ -696,12 +710,7 @@ pub async fn checkout(
         };
         let found = idempotency::find(db, &app.kernel.clock, under).await?;
         match found {
-            Found::Replay(stored) => {
-                return Ok(Reply {
-                    status: StatusCode::from_u16(stored.status).unwrap_or(StatusCode::OK),
-                    body: stored.body,
-                });
-            }
+            Found::Replay(stored) => return Ok(stored.into()),
             Found::Conflict => return Err(Error::IdempotencyConflict),
             Found::InFlight => return Err(Error::IdempotencyInFlight),
             // The key's row was there when the order was written, and is
@@ -711,11 +720,7 @@ pub async fn checkout(
             }
             Found::Free => {
                 let api = kernel::ApiError::from(failed);
-                if api.status().is_client_error()
-                    && !matches!(api, kernel::ApiError::IdempotencyInFlight)
-                {
-                    let body = serde_json::to_string(&api.problem())
-                        .map_err(kernel::ApiError::internal)?;
+                if let Some(body) = kept_problem(&api)? {
                     idempotency::record(db, under, api.status().as_u16(), body, app.kernel.now())
                         .await?;
                 }
