@@ -6,14 +6,6 @@ use clap::{Parser, Subcommand};
 use tokio::net::TcpListener;
 use voelgoed::{bench, config::ConfigArgs, demo, server};
 
-/// mimalloc rather than the system's allocator: glibc's malloc and free
-/// were a quarter of the node's CPU in the flash sale (`perf`; requests
-/// allocate on one worker thread and free on another). Without transparent
-/// huge pages (`no_thp`), its resident memory stays flat under load (the
-/// soak test); with them it rose in 2 MiB steps.
-#[global_allocator]
-static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
-
 #[derive(Parser)]
 #[command(
     name = "voelgoed",
