@@ -19,7 +19,14 @@ would fill it in:
   request itself does not carry), and a room turned on gets its opening time;
 - an `Idempotency-Key` is made unique to the request's body and path (the
   same key with another body is a documented 422 `idempotency_conflict`,
-  which depends on what was sent before, not on this request).
+  which depends on what was sent before, not on this request);
+- a new event's time zone is one the IANA database knows (the schema says
+  "IANA name"; a pattern cannot list them);
+- quotas and vouchers name ticket types of the event, each once; a voucher
+  has exactly one of `percent_off` and `amount_off_cents`, and a code no
+  earlier case used (codes are unique per event);
+- the demo event gets no seats (a seated type is held by seat only, so the
+  later general-admission holds would be refused).
 
 Negative cases are never touched. Path parameters name the demo event most
 of the time (the config file does the same for `{org}`), so most requests
@@ -33,6 +40,7 @@ import hashlib
 import json
 import os
 import re
+import uuid
 import zlib
 from urllib.parse import quote
 
@@ -42,6 +50,7 @@ from hypothesis import strategies as st
 
 BASE_URL = os.environ.get("VG_BASE_URL", "")
 EVENT_ID = os.environ.get("VG_EVENT_ID")
+API_KEY = os.environ.get("VG_API_KEY", "")
 
 
 @schemathesis.hook
@@ -129,6 +138,39 @@ def _fill_hold(case, body):
     body["items"] = filled or items[:1]
 
 
+def _event_types(case):
+    """The event's ticket types as its organizer sees them (drafts too)."""
+    org, event = case.path_parameters.get("org"), case.path_parameters.get("event_id")
+    url = f"{BASE_URL}/api/v1/orgs/{quote(str(org), safe='')}/events/{quote(str(event), safe='')}"
+    try:
+        r = requests.get(url, timeout=10, headers={"Authorization": f"Bearer {API_KEY}"})
+    except requests.RequestException:
+        return None
+    return [t["id"] for t in r.json()["ticket_types"]] if r.status_code == 200 else None
+
+
+def _fill_types(case, body, at_least_one):
+    ids = body.get("ticket_type_ids")
+    if not isinstance(ids, list):
+        return
+    types = _event_types(case)
+    if types is None:
+        return  # no such published event: a 404, as documented
+    n = max(len(ids), 1 if at_least_one else 0)
+    body["ticket_type_ids"] = types[: min(n, len(types))]
+
+
+def _fill_voucher(case, body):
+    percent, amount = body.get("percent_off"), body.get("amount_off_cents")
+    if (percent is None) == (amount is None):
+        body.pop("amount_off_cents", None)
+        body["percent_off"] = percent if isinstance(percent, int) and 1 <= percent <= 100 else 10
+    _fill_types(case, body, False)
+    if isinstance(body.get("code"), str):
+        # Codes are unique per event: one no earlier case used.
+        body["code"] = body["code"].strip()[:50] + uuid.uuid4().hex[:10]
+
+
 def _unique_idempotency_key(case):
     headers = case.headers or {}
     for name, key in headers.items():
@@ -151,6 +193,19 @@ def before_call(context, case, kwargs):
     op = (case.method.upper(), case.operation.path)
     if op == ("POST", "/api/v1/orgs/{org}/events"):
         _order_times(body, "starts_at", "ends_at")
+        import zoneinfo
+        if body.get("timezone") not in zoneinfo.available_timezones():
+            body["timezone"] = "Africa/Johannesburg"
+    elif op == ("POST", "/api/v1/orgs/{org}/events/{event_id}/quotas"):
+        _fill_types(case, body, True)
+    elif op in (
+        ("POST", "/api/v1/orgs/{org}/events/{event_id}/vouchers"),
+        ("POST", "/api/v1/orgs/{org}/events/{event_id}/vouchers/bulk"),
+    ):
+        _fill_voucher(case, body)
+    elif op == ("PUT", "/api/v1/orgs/{org}/events/{event_id}/seating"):
+        if case.path_parameters.get("event_id") == EVENT_ID:
+            body["sections"] = []
     elif op == ("POST", "/api/v1/orgs/{org}/events/{event_id}/ticket-types"):
         _order_times(body, "sale_starts_at", "sale_ends_at")
     elif op == ("POST", "/api/v1/store/{org}/events/{event_id}/holds"):

@@ -38,6 +38,7 @@ pub enum ProblemType {
     NotFound,
     Conflict,
     SoldOut,
+    SeatUnavailable,
     HoldExpired,
     Gone,
     IdempotencyConflict,
@@ -52,7 +53,7 @@ pub enum ProblemType {
 }
 
 impl ProblemType {
-    pub const ALL: [ProblemType; 18] = [
+    pub const ALL: [ProblemType; 19] = [
         ProblemType::BadRequest,
         ProblemType::Validation,
         ProblemType::Unauthorized,
@@ -60,6 +61,7 @@ impl ProblemType {
         ProblemType::NotFound,
         ProblemType::Conflict,
         ProblemType::SoldOut,
+        ProblemType::SeatUnavailable,
         ProblemType::HoldExpired,
         ProblemType::Gone,
         ProblemType::IdempotencyConflict,
@@ -82,6 +84,7 @@ impl ProblemType {
             ProblemType::NotFound => "not_found",
             ProblemType::Conflict => "conflict",
             ProblemType::SoldOut => "sold_out",
+            ProblemType::SeatUnavailable => "seat_unavailable",
             ProblemType::HoldExpired => "hold_expired",
             ProblemType::Gone => "gone",
             ProblemType::IdempotencyConflict => "idempotency_conflict",
@@ -105,6 +108,7 @@ impl ProblemType {
             ProblemType::NotFound => "Not found",
             ProblemType::Conflict => "Conflict",
             ProblemType::SoldOut => "Sold out",
+            ProblemType::SeatUnavailable => "Seat unavailable",
             ProblemType::HoldExpired => "Hold expired",
             ProblemType::Gone => "Gone",
             ProblemType::IdempotencyConflict => "Idempotency key conflict",
@@ -151,6 +155,9 @@ pub enum ApiError {
     Conflict(String),
     #[error("sold out: {0}")]
     SoldOut(String),
+    /// A seat asked for is in another live hold or ticket (or blocked).
+    #[error("seat unavailable: {0}")]
+    SeatUnavailable(String),
     #[error("hold expired")]
     HoldExpired,
     #[error("gone: {0}")]
@@ -212,9 +219,10 @@ impl ApiError {
             ApiError::Unauthorized(_) => StatusCode::UNAUTHORIZED,
             ApiError::Forbidden(_) => StatusCode::FORBIDDEN,
             ApiError::NotFound => StatusCode::NOT_FOUND,
-            ApiError::Conflict(_) | ApiError::SoldOut(_) | ApiError::IdempotencyInFlight => {
-                StatusCode::CONFLICT
-            }
+            ApiError::Conflict(_)
+            | ApiError::SoldOut(_)
+            | ApiError::SeatUnavailable(_)
+            | ApiError::IdempotencyInFlight => StatusCode::CONFLICT,
             ApiError::HoldExpired | ApiError::Gone(_) => StatusCode::GONE,
             ApiError::PayloadTooLarge => StatusCode::PAYLOAD_TOO_LARGE,
             ApiError::MethodNotAllowed => StatusCode::METHOD_NOT_ALLOWED,
@@ -237,6 +245,7 @@ impl ApiError {
             ApiError::NotFound => ProblemType::NotFound,
             ApiError::Conflict(_) | ApiError::IdempotencyInFlight => ProblemType::Conflict,
             ApiError::SoldOut(_) => ProblemType::SoldOut,
+            ApiError::SeatUnavailable(_) => ProblemType::SeatUnavailable,
             ApiError::HoldExpired => ProblemType::HoldExpired,
             ApiError::Gone(_) => ProblemType::Gone,
             ApiError::IdempotencyConflict => ProblemType::IdempotencyConflict,
@@ -282,6 +291,7 @@ impl ApiError {
             | ApiError::Forbidden(d)
             | ApiError::Conflict(d)
             | ApiError::SoldOut(d)
+            | ApiError::SeatUnavailable(d)
             | ApiError::Gone(d)
             | ApiError::UnsupportedMediaType(d) => d.clone(),
         };

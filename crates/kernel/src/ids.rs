@@ -73,4 +73,6 @@ typed_id!(
     ExportId,
     PaymentId,
     RefundId,
+    QuotaId,
+    VoucherId,
 );

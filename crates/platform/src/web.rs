@@ -71,6 +71,7 @@ pub fn router(app: App, api: OpenApiRouter<App>, pages: axum::Router<App>) -> ax
         .route("/assets/live.js", get(live_js))
         .route("/assets/pay.js", get(pay_js))
         .route("/assets/queue.js", get(queue_js))
+        .route("/assets/seats.js", get(seats_js))
         .fallback(|| async { ApiError::NotFound })
         .method_not_allowed_fallback(|| async { ApiError::MethodNotAllowed })
         .layer(axum::middleware::from_fn_with_state(
@@ -287,11 +288,44 @@ async fn queue_js() -> Response {
     )
 }
 
+async fn seats_js() -> Response {
+    asset(
+        include_str!("../templates/seats.js"),
+        "text/javascript; charset=utf-8",
+    )
+}
+
 async fn live_js() -> Response {
     asset(
         include_str!("../templates/live.js"),
         "text/javascript; charset=utf-8",
     )
+}
+
+/// A posted form's fields, in order (a name may repeat: checkboxes).
+pub type Fields = Vec<(String, String)>;
+
+/// The first value of a form field, or "".
+pub fn field<'a>(form: &'a Fields, name: &str) -> &'a str {
+    form.iter()
+        .find(|(k, _)| k == name)
+        .map(|(_, v)| v.as_str())
+        .unwrap_or("")
+}
+
+/// A client error as a console page says it: the fields' messages, or the
+/// problem's detail.
+pub fn said(e: &kernel::ApiError) -> String {
+    let p = e.problem();
+    if p.errors.is_empty() {
+        p.detail
+    } else {
+        p.errors
+            .iter()
+            .map(|f| format!("{}: {}", f.field, f.message))
+            .collect::<Vec<_>>()
+            .join("; ")
+    }
 }
 
 #[cfg(test)]

@@ -168,6 +168,31 @@ const MUTATIONS: &[(&str, &str, Record)] = &[
     ),
     (
         "post",
+        "/api/v1/orgs/{org}/events/{event_id}/quotas",
+        Record::Audit("quota.create"),
+    ),
+    (
+        "delete",
+        "/api/v1/orgs/{org}/events/{event_id}/quotas/{quota_id}",
+        Record::Audit("quota.delete"),
+    ),
+    (
+        "post",
+        "/api/v1/orgs/{org}/events/{event_id}/vouchers",
+        Record::Audit("voucher.create"),
+    ),
+    (
+        "put",
+        "/api/v1/orgs/{org}/events/{event_id}/seating",
+        Record::Audit("seating.update"),
+    ),
+    (
+        "post",
+        "/api/v1/orgs/{org}/events/{event_id}/vouchers/bulk",
+        Record::Audit("voucher.create"),
+    ),
+    (
+        "post",
         "/api/v1/orgs/{org}/events/{event_id}/exports",
         Record::Audit("export.create"),
     ),
@@ -325,6 +350,65 @@ async fn every_mutating_route_leaves_a_record(backend: Backend) {
         assert!(r.status().is_success(), "{what}: {}", r.status());
         r
     };
+    let quota: Value = ok(
+        t.post(
+            &o(&format!("/events/{}/quotas", event.id)),
+            Some(&org.key),
+            json!({"name": "Floor", "capacity": 100, "ticket_type_ids": [event.ticket_type]}),
+        )
+        .await,
+        "quota",
+    )
+    .json()
+    .await
+    .unwrap();
+    ok(
+        t.api
+            .client
+            .delete(t.url(&o(&format!(
+                "/events/{}/quotas/{}",
+                event.id,
+                quota["id"].as_str().unwrap()
+            ))))
+            .bearer_auth(&org.key)
+            .send()
+            .await
+            .unwrap(),
+        "delete quota",
+    );
+    ok(
+        t.post(
+            &o(&format!("/events/{}/vouchers", event.id)),
+            Some(&org.key),
+            json!({"code": "AUDITED", "percent_off": 10, "max_uses": 1}),
+        )
+        .await,
+        "voucher",
+    );
+    ok(
+        t.post(
+            &o(&format!("/events/{}/vouchers/bulk", event.id)),
+            Some(&org.key),
+            json!({"count": 2, "percent_off": 10, "max_uses": 1}),
+        )
+        .await,
+        "vouchers",
+    );
+    let second = t.event(&org, 10).await;
+    ok(
+        t.api
+            .client
+            .put(t.url(&o(&format!("/events/{}/seating", second.id))))
+            .bearer_auth(&org.key)
+            .json(
+                &json!({"sections": [{"name": "Stalls", "rows": [{"label": "A", "seats": [
+                {"label": "1", "x": 0, "y": 0, "ticket_type_id": second.ticket_type}]}]}]}),
+            )
+            .send()
+            .await
+            .unwrap(),
+        "seating",
+    );
     ok(
         t.post(
             &o(&format!("/events/{}/exports", event.id)),

@@ -680,3 +680,415 @@ async fn a_visitor_waits_their_turn_in_the_room_and_buys() {
     result.expect("browser flow");
     t.stop().await;
 }
+
+/// Sets a form field's value as its picker would (date-time fields are
+/// typed in the browser's locale).
+async fn set_value(b: &WebDriver, css: &str, value: &str) -> WebDriverResult<()> {
+    let el = b.find(By::Css(css)).await?;
+    b.execute(
+        "arguments[0].value = arguments[1];",
+        vec![el.to_json()?, serde_json::json!(value)],
+    )
+    .await?;
+    Ok(())
+}
+
+/// The organizer builds an event from the console alone: a draft with its
+/// times in the venue's zone, two ticket types, a quota they share, publish;
+/// the storefront sells what the quota allows. A bad time zone and a bad
+/// quota are told on the page.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn an_organizer_builds_an_event_with_a_shared_quota_in_the_browser() {
+    let t = TestApp::spawn(Backend::Sqlite).await;
+    let org = organizer(&t, "catalog").await;
+    let slug = org.slug.clone();
+    let driver = chromedriver();
+    let b = browser(&driver).await;
+    let result = async {
+        b.goto(&t.url("/login")).await?;
+        log_in(&b, &org).await?;
+        soon(&b, By::Id("new-event-link")).await?.click().await?;
+        let name = soon(&b, By::Css("#new-event input[name=name]")).await?;
+        name.send_keys("Summer Jam").await?;
+        let tz = b.find(By::Css("#new-event input[name=timezone]")).await?;
+        tz.clear().await?;
+        tz.send_keys("Africa/Gotham").await?;
+        set_value(&b, "#new-event input[name=starts_at]", "2030-12-31T20:00").await?;
+        set_value(&b, "#new-event input[name=ends_at]", "2031-01-01T02:00").await?;
+        b.find(By::Css("#new-event button")).await?.click().await?;
+        let err = soon(&b, By::Id("form-error")).await?.text().await?;
+        assert!(err.contains("IANA"), "{err}");
+        // What was typed is kept; the zone put right, it is made.
+        let tz = b.find(By::Css("#new-event input[name=timezone]")).await?;
+        tz.clear().await?;
+        tz.send_keys("Africa/Johannesburg").await?;
+        b.find(By::Css("#new-event button")).await?.click().await?;
+        // 20:00 in Johannesburg (UTC+2), shown there as it was typed.
+        let when = soon(&b, By::Id("event-when")).await?.text().await?;
+        assert!(when.starts_with("Tue 31 Dec 2030, 20:00"), "{when}");
+        assert_eq!(b.find(By::Id("event-status")).await?.text().await?, "draft");
+        let event_id = b
+            .current_url()
+            .await?
+            .path()
+            .split('/')
+            .nth(3)
+            .unwrap()
+            .to_string();
+        let e: serde_json::Value = t
+            .get(
+                &format!("/api/v1/orgs/{slug}/events/{event_id}"),
+                Some(&org.key),
+            )
+            .await
+            .json()
+            .await
+            .unwrap();
+        assert_eq!(e["starts_at"], "2030-12-31T18:00:00Z");
+
+        for (n, price, cap) in [("Early bird", "150", "80"), ("Regular", "220.50", "80")] {
+            let form = soon(&b, By::Id("add-ticket-type")).await?;
+            form.find(By::Css("input[name=name]"))
+                .await?
+                .send_keys(n)
+                .await?;
+            form.find(By::Css("input[name=price]"))
+                .await?
+                .send_keys(price)
+                .await?;
+            form.find(By::Css("input[name=capacity]"))
+                .await?
+                .send_keys(cap)
+                .await?;
+            form.find(By::Css("button")).await?.click().await?;
+            b.query(By::XPath(format!(
+                "//table[@id='ticket-types']//td[text()='{n}']"
+            )))
+            .wait(Duration::from_secs(15), Duration::from_millis(100))
+            .first()
+            .await?;
+        }
+        let prices: Vec<String> = {
+            let mut v = Vec::new();
+            for row in b.find_all(By::Css("#ticket-types tbody tr")).await? {
+                v.push(row.find(By::Css("td:nth-child(2)")).await?.text().await?);
+            }
+            v
+        };
+        assert_eq!(prices, ["ZAR 150.00", "ZAR 220.50"]);
+
+        // A quota with no type ticked is refused on the page.
+        let form = b.find(By::Id("add-quota")).await?;
+        form.find(By::Css("input[name=name]"))
+            .await?
+            .send_keys("Floor")
+            .await?;
+        form.find(By::Css("input[name=capacity]"))
+            .await?
+            .send_keys("100")
+            .await?;
+        form.find(By::Css("button")).await?.click().await?;
+        let err = soon(&b, By::Id("form-error")).await?.text().await?;
+        assert!(err.contains("ticket_type_ids"), "{err}");
+        let form = b.find(By::Id("add-quota")).await?;
+        form.find(By::Css("input[name=name]"))
+            .await?
+            .send_keys("Floor")
+            .await?;
+        form.find(By::Css("input[name=capacity]"))
+            .await?
+            .send_keys("100")
+            .await?;
+        for cb in form
+            .find_all(By::Css("input[name=ticket_type_ids]"))
+            .await?
+        {
+            cb.click().await?;
+        }
+        form.find(By::Css("button")).await?.click().await?;
+        let left = soon(&b, By::Css("#quotas td.left")).await?.text().await?;
+        assert_eq!(left, "100");
+        b.find(By::Css("#publish button")).await?.click().await?;
+        // (The old page says "draft" until the new one is there.)
+        b.query(By::Id("event-status"))
+            .with_text("published")
+            .wait(Duration::from_secs(15), Duration::from_millis(100))
+            .first()
+            .await?;
+
+        // Buyers: each type alone could sell 80; the floor holds 100.
+        let s: serde_json::Value = t
+            .get(&format!("/api/v1/store/{slug}/events/{event_id}"), None)
+            .await
+            .json()
+            .await
+            .unwrap();
+        let types: Vec<String> = s["ticket_types"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|x| x["id"].as_str().unwrap().to_string())
+            .collect();
+        let hold = |tt: String, q: i64| {
+            let t = &t;
+            let path = format!("/api/v1/store/{slug}/events/{event_id}/holds");
+            async move {
+                t.post(
+                    &path,
+                    None,
+                    serde_json::json!({"items": [{"ticket_type_id": tt, "quantity": q}]}),
+                )
+                .await
+                .status()
+                .as_u16()
+            }
+        };
+        assert_eq!(hold(types[0].clone(), 50).await, 201);
+        assert_eq!(hold(types[1].clone(), 50).await, 201);
+        assert_eq!(hold(types[1].clone(), 1).await, 409);
+        b.refresh().await?;
+        assert_eq!(
+            soon(&b, By::Css("#quotas td.left")).await?.text().await?,
+            "0"
+        );
+        let avail: Vec<String> = {
+            let mut v = Vec::new();
+            for c in b.find_all(By::Css("#ticket-types td.available")).await? {
+                v.push(c.text().await?);
+            }
+            v
+        };
+        assert_eq!(avail, ["0", "0"]);
+        // Removing the quota gives each type its own capacity back.
+        b.find(By::Css("#quotas button")).await?.click().await?;
+        soon(&b, By::Id("no-quotas")).await?;
+        let avail: Vec<String> = {
+            let mut v = Vec::new();
+            for c in b.find_all(By::Css("#ticket-types td.available")).await? {
+                v.push(c.text().await?);
+            }
+            v
+        };
+        assert_eq!(avail, ["30", "30"]);
+
+        // A voucher for the early birds, made on the page...
+        let form = b.find(By::Id("add-vouchers")).await?;
+        form.find(By::Css("input[name=code]"))
+            .await?
+            .send_keys("friend")
+            .await?;
+        form.find(By::Css("input[name=amount]"))
+            .await?
+            .send_keys("50")
+            .await?;
+        let uses = form.find(By::Css("input[name=max_uses]")).await?;
+        uses.clear().await?;
+        uses.send_keys("2").await?;
+        form.find(By::Css("input[name=ticket_type_ids]"))
+            .await?
+            .click()
+            .await?;
+        form.find(By::Css("button")).await?.click().await?;
+        assert_eq!(
+            soon(&b, By::Css("#vouchers .voucher-code"))
+                .await?
+                .text()
+                .await?,
+            "FRIEND"
+        );
+        // ...taken on the storefront: half off, shown on the order.
+        b.goto(&t.url(&format!("/s/{slug}/events/{event_id}")))
+            .await?;
+        let when = soon(&b, By::Id("event-when")).await?.text().await?;
+        assert!(when.starts_with("Tue 31 Dec 2030, 20:00"), "{when}");
+        let form = b.find(By::Css("form.ticket-type")).await?;
+        form.find(By::Css("input[name=email]"))
+            .await?
+            .send_keys("vi@example.com")
+            .await?;
+        form.find(By::Css("input[name=name]"))
+            .await?
+            .send_keys("Vi Friend")
+            .await?;
+        form.find(By::Css("input[name=voucher]"))
+            .await?
+            .send_keys("friend")
+            .await?;
+        form.find(By::Css("button")).await?.click().await?;
+        let total = soon(&b, By::Id("order-total")).await?.text().await?;
+        assert_eq!(total, "ZAR 75.00");
+        let discount = b.find(By::Css("#lines .discount")).await?.text().await?;
+        assert!(discount.contains("75.00"), "{discount}");
+        // A code that is no voucher is told on the page.
+        b.goto(&t.url(&format!("/s/{slug}/events/{event_id}")))
+            .await?;
+        let form = soon(&b, By::Css("form.ticket-type")).await?;
+        form.find(By::Css("input[name=email]"))
+            .await?
+            .send_keys("x@example.com")
+            .await?;
+        form.find(By::Css("input[name=name]"))
+            .await?
+            .send_keys("X")
+            .await?;
+        form.find(By::Css("input[name=voucher]"))
+            .await?
+            .send_keys("NOSUCH")
+            .await?;
+        form.find(By::Css("button")).await?.click().await?;
+        let err = soon(&b, By::Css("p.error")).await?.text().await?;
+        assert!(err.contains("voucher"), "{err}");
+        b.goto(&t.url(&format!("/dashboard/events/{event_id}/catalog")))
+            .await?;
+        assert_eq!(
+            soon(&b, By::Css("#vouchers .uses-left"))
+                .await?
+                .text()
+                .await?,
+            "1 of 2"
+        );
+        Ok::<_, WebDriverError>(())
+    }
+    .await;
+    let _ = b.quit().await;
+    result.expect("browser flow");
+    t.stop().await;
+}
+
+/// A buyer picks seats on the storefront's map by pointer and keyboard and
+/// buys them; another buyer's hold appears on the open map without a
+/// reload.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_buyer_picks_seats_on_the_map_and_sees_others_take_theirs_live() {
+    let t = TestApp::spawn(Backend::Sqlite).await;
+    let org = organizer(&t, "seats").await;
+    let slug = org.slug.clone();
+    let event = t.event(&org, 30).await;
+    let rows: Vec<serde_json::Value> = ["A", "B", "C"]
+        .iter()
+        .enumerate()
+        .map(|(r, label)| {
+            let seats: Vec<serde_json::Value> = (0..8)
+                .map(|s| {
+                    serde_json::json!({"label": format!("{}", s + 1), "x": s, "y": r,
+                    "ticket_type_id": event.ticket_type})
+                })
+                .collect();
+            serde_json::json!({"label": label, "seats": seats})
+        })
+        .collect();
+    let map: serde_json::Value = t
+        .api
+        .client
+        .put(t.url(&format!("/api/v1/orgs/{slug}/events/{}/seating", event.id)))
+        .bearer_auth(&org.key)
+        .json(&serde_json::json!({"sections": [{"name": "Stalls", "rows": rows}]}))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let seat = |row: usize, n: usize| {
+        map["sections"][0]["rows"][row]["seats"][n]["id"]
+            .as_str()
+            .unwrap()
+            .to_string()
+    };
+    let driver = chromedriver();
+    let b = browser(&driver).await;
+    let result = async {
+        b.goto(&t.url(&format!("/s/{slug}/events/{}", event.id)))
+            .await?;
+        let circle = |id: String| By::Css(format!("#seat-map circle[data-id='{id}']"));
+        // No general-admission form for a seated type.
+        assert!(b.find_all(By::Css("form.ticket-type")).await?.is_empty());
+        // Pointer: A1. Keyboard: A2 (focus A1, arrow right, space).
+        b.find(circle(seat(0, 0))).await?.click().await?;
+        let a1 = b.find(circle(seat(0, 0))).await?;
+        a1.focus().await?;
+        a1.send_keys(Key::Right).await?;
+        let active = b.active_element().await?;
+        assert_eq!(active.attr("data-id").await?.unwrap(), seat(0, 1));
+        active.send_keys(" ").await?;
+        assert_eq!(
+            b.find_all(By::Css("#picked-inputs input[name=seat]"))
+                .await?
+                .len(),
+            2
+        );
+        let chosen = b.find(By::Id("picked")).await?.text().await?;
+        assert!(
+            chosen.contains("row A, seat 1") && chosen.contains("row A, seat 2"),
+            "{chosen}"
+        );
+
+        // Someone else holds C5 through the API: the open map shows it.
+        let r = t
+            .post(
+                &format!("/api/v1/store/{slug}/events/{}/holds", event.id),
+                None,
+                serde_json::json!({"seats": [seat(2, 4)]}),
+            )
+            .await;
+        assert_eq!(r.status(), 201);
+        b.query(By::Css(format!(
+            "#seat-map circle.held[data-id='{}']",
+            seat(2, 4)
+        )))
+        .wait(Duration::from_secs(10), Duration::from_millis(100))
+        .first()
+        .await?;
+
+        let form = b.find(By::Id("seat-form")).await?;
+        form.find(By::Css("input[name=email]"))
+            .await?
+            .send_keys("sit@example.com")
+            .await?;
+        form.find(By::Css("input[name=name]"))
+            .await?
+            .send_keys("Sam Sitter")
+            .await?;
+        form.find(By::Css("button")).await?.click().await?;
+        assert_eq!(
+            soon(&b, By::Id("order-status")).await?.text().await?,
+            "paid"
+        );
+        let seats_shown = b.find(By::Id("tickets")).await?.text().await?;
+        assert!(seats_shown.contains("Row A, seat 1"), "{seats_shown}");
+
+        // Back on the map: the bought seats are sold.
+        b.goto(&t.url(&format!("/s/{slug}/events/{}", event.id)))
+            .await?;
+        soon(
+            &b,
+            By::Css(format!("#seat-map circle.sold[data-id='{}']", seat(0, 0))),
+        )
+        .await?;
+        // The best available three: taken in one row, side by side.
+        let form = b.find(By::Id("seat-form")).await?;
+        let q = form.find(By::Css("input[name=best_quantity]")).await?;
+        q.clear().await?;
+        q.send_keys("3").await?;
+        form.find(By::Css("input[name=email]"))
+            .await?
+            .send_keys("best@example.com")
+            .await?;
+        form.find(By::Css("input[name=name]"))
+            .await?
+            .send_keys("Bea Best")
+            .await?;
+        form.find(By::Css("button")).await?.click().await?;
+        assert_eq!(
+            soon(&b, By::Id("order-status")).await?.text().await?,
+            "paid"
+        );
+        let shown = b.find(By::Id("tickets")).await?.text().await?;
+        assert_eq!(shown.matches("Row A").count(), 3, "{shown}");
+        Ok::<_, WebDriverError>(())
+    }
+    .await;
+    let _ = b.quit().await;
+    result.expect("browser flow");
+    t.stop().await;
+}

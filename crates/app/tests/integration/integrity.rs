@@ -33,8 +33,10 @@ async fn drifted_counters_are_repaired_from_the_ledger(backend: Backend) {
     let ev: kernel::ids::EventId = event.id.parse().unwrap();
     let tt: kernel::ids::TicketTypeId = event.ticket_type.parse().unwrap();
     let inv = app.state::<Inventory>();
-    let platform::sales::Reserve::Taken(epoch) =
-        inv.reserve(app, &tenant, ev, &[(tt, 3)]).await.unwrap()
+    let platform::sales::Reserve::Taken(epoch) = inv
+        .reserve(app, &tenant, ev, &[(tt, 3)], None)
+        .await
+        .unwrap()
     else {
         panic!("not taken")
     };
@@ -47,7 +49,9 @@ async fn drifted_counters_are_repaired_from_the_ledger(backend: Backend) {
     assert_eq!(t.available(&org, &event).await, 8, "repaired");
 
     // A release counted twice: the counter says more than the ledger allows.
-    inv.release(org_id, ev, epoch, &[(tt, 4)]).await.unwrap();
+    inv.release(app, org_id, ev, epoch, &[(tt, 4)], None)
+        .await
+        .unwrap();
     assert_eq!(
         t.available(&org, &event).await,
         12,
@@ -89,7 +93,7 @@ async fn a_counter_of_an_epoch_gone_by_is_never_sold_from() {
     // The counter lies high (as one Redis kept while others sold from the
     // ledger would)...
     app.state::<Inventory>()
-        .release(org_id, ev, Some(epoch), &[(tt, 9)])
+        .release(app, org_id, ev, Some(epoch), &[(tt, 9)], None)
         .await
         .unwrap();
     assert_eq!(t.available(&org, &event).await, 15);

@@ -6,6 +6,7 @@ mod support;
 mod audit;
 mod bad_input;
 mod browser;
+mod catalog;
 mod contention;
 mod core_flow;
 mod edges;

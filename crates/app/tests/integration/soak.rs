@@ -45,17 +45,19 @@ async fn memory_stays_flat_across_storms_without_a_metrics_scrape() {
     }
     let mut rss = Vec::new();
     let mut requests = 0;
-    for _ in 0..6 {
+    for _ in 0..7 {
         requests += storm(&api, 4, &paths).await;
         // Let the metrics upkeep (every second) run.
         tokio::time::sleep(Duration::from_secs(2)).await;
         rss.push(node.status_kib("VmRSS:"));
     }
     eprintln!("soak: {requests} requests; resident memory after each storm (KiB): {rss:?}");
-    // After warm-up (the first two storms), growth must stop: under 2 MiB
-    // across the last four storms (measured: well under 1 MiB), where
-    // histograms that are never folded grew by about 1 MiB a storm.
-    let grown = rss[5].saturating_sub(rss[1]);
+    // After warm-up (the first four storms: glibc's allocator settles its
+    // per-thread arenas over the first few, measured at up to 1.2 MiB a
+    // storm while other tests load the machine), growth must stop: under
+    // 2 MiB across the last three storms (measured: about 0.1 MiB a storm),
+    // where histograms that are never folded grew by about 1 MiB a storm.
+    let grown = rss[6].saturating_sub(rss[3]);
     assert!(
         grown < 2 * 1024,
         "resident memory grew {grown} KiB after warm-up: {rss:?}"

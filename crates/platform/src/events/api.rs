@@ -8,13 +8,15 @@ use axum::{
 use kernel::{
     ApiError,
     http::{ApiJson, ApiPath, ApiQuery},
-    ids::EventId,
+    ids::{EventId, QuotaId, TicketTypeId, VoucherId},
 };
 use serde::{Deserialize, Serialize};
 use utoipa::{IntoParams, ToSchema};
 use utoipa_axum::{router::OpenApiRouter, routes};
 
-use super::domain::{self, EventView, NewEvent, NewTicketType, TicketTypeView};
+use super::domain::{
+    self, EventView, NewEvent, NewQuota, NewTicketType, QuotaView, TicketTypeView,
+};
 use crate::{App, identity::OrgActor};
 
 pub fn routes() -> OpenApiRouter<App> {
@@ -24,6 +26,285 @@ pub fn routes() -> OpenApiRouter<App> {
         .routes(routes!(add_ticket_type))
         .routes(routes!(publish))
         .routes(routes!(cancel_event))
+        .routes(routes!(create_quota, list_quotas))
+        .routes(routes!(delete_quota))
+        .routes(routes!(create_voucher, list_vouchers))
+        .routes(routes!(create_vouchers))
+        .routes(routes!(put_seating, get_seating))
+}
+
+/// Stores the event's seat map, replacing the one before: sections of rows
+/// of seats, each with its place (x, y), ticket type and flags. Each seat
+/// gets a stable `id` (kept when a map is stored again with the same
+/// section, row and label). A seat held or sold may not be removed, blocked
+/// or moved to another ticket type (409).
+#[utoipa::path(put, path = "/api/v1/orgs/{org}/events/{event_id}/seating", tag = "events",
+    params(("org" = String, Path), ("event_id" = String, Path)),
+    request_body = super::SeatMapInput, security(("api_key" = [])),
+    responses((status = 200, body = super::SeatMap, description = "the stored map"),
+              (status = 409, description = "a seat that is held or sold would go"),
+              (status = 422, description = "invalid: the offending seat is named")))]
+async fn put_seating(
+    State(app): State<App>,
+    OrgActor(actor): OrgActor,
+    ApiPath(path): ApiPath<(String, EventId)>,
+    ApiJson(req): ApiJson<super::SeatMapInput>,
+) -> Result<axum::Json<super::SeatMap>, ApiError> {
+    let (_, event) = path;
+    let t = actor.require(kernel::Permission::EventsWrite)?;
+    let claimed = crate::sales::seats::claimed(app.db(), t, event)
+        .await?
+        .into_iter()
+        .map(|(s, _)| s)
+        .collect();
+    Ok(axum::Json(
+        super::put_seating(&app, &actor, event, req, &claimed).await?,
+    ))
+}
+
+/// The event's seat map (404 when it has none).
+#[utoipa::path(get, path = "/api/v1/orgs/{org}/events/{event_id}/seating", tag = "events",
+    params(("org" = String, Path), ("event_id" = String, Path)), security(("api_key" = [])),
+    responses((status = 200, body = super::SeatMap, description = "the map")))]
+async fn get_seating(
+    State(app): State<App>,
+    OrgActor(actor): OrgActor,
+    ApiPath(path): ApiPath<(String, EventId)>,
+) -> Result<axum::Json<super::SeatMap>, ApiError> {
+    let (_, event) = path;
+    let t = actor.require(kernel::Permission::EventsRead)?;
+    match super::seating(&app, t, event).await? {
+        Some(m) => Ok(axum::Json((*m).clone())),
+        None => Err(ApiError::NotFound),
+    }
+}
+
+#[derive(Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct CreateVoucher {
+    /// Letters, digits, `-`, `_`; kept upper case, matched in any case.
+    #[schema(
+        min_length = 1,
+        max_length = 64,
+        pattern = r"^\s*[A-Za-z0-9_-]{1,64}\s*$"
+    )]
+    code: String,
+    /// Percent off each ticket it discounts; give this or `amount_off_cents`.
+    #[schema(minimum = 1, maximum = 100)]
+    percent_off: Option<i64>,
+    /// Minor units off each ticket (never below zero).
+    #[schema(minimum = 1, maximum = 100_000_000_000i64)]
+    amount_off_cents: Option<i64>,
+    /// Tickets it may discount, ever (each discounted ticket is one use).
+    #[schema(minimum = 1, maximum = 1_000_000)]
+    max_uses: i64,
+    #[schema(format = DateTime, pattern = r"^(?:[1-9]\d{3}|0[1-9]\d{2}|00[1-9]\d|000[1-9])-(?:0[1-9]|1[0-2])-(?:0[1-9]|[12]\d|3[01])T(?:[01]\d|2[0-3]):[0-5]\d:[0-5]\d(?:\.\d+)?(?:Z|[+-](?:[01]\d|2[0-3]):[0-5]\d)$")]
+    valid_until: Option<String>,
+    /// Only these ticket types (of this event); all when left out.
+    #[serde(default)]
+    #[schema(max_items = 100)]
+    ticket_type_ids: Vec<TicketTypeId>,
+}
+
+/// Makes a voucher. A hold takes it as `"voucher": "CODE"`.
+#[utoipa::path(post, path = "/api/v1/orgs/{org}/events/{event_id}/vouchers", tag = "events",
+    params(("org" = String, Path), ("event_id" = String, Path)),
+    request_body = CreateVoucher, security(("api_key" = [])),
+    responses((status = 201, body = domain::VoucherView, description = "the voucher"),
+              (status = 422, description = "invalid, or the code is taken for this event")))]
+async fn create_voucher(
+    State(app): State<App>,
+    OrgActor(actor): OrgActor,
+    ApiPath(path): ApiPath<(String, EventId)>,
+    ApiJson(req): ApiJson<CreateVoucher>,
+) -> Result<Response, ApiError> {
+    let (_, event) = path;
+    let view = super::create_voucher(
+        &app,
+        &actor,
+        event,
+        &req.code,
+        super::NewVoucher {
+            percent_off: req.percent_off,
+            amount_off_cents: req.amount_off_cents,
+            max_uses: req.max_uses,
+            valid_until: req.valid_until,
+            ticket_type_ids: req.ticket_type_ids,
+        },
+    )
+    .await?;
+    Ok((StatusCode::CREATED, axum::Json(view)).into_response())
+}
+
+#[derive(Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct CreateVouchers {
+    /// How many to make (each its own random code).
+    #[schema(minimum = 1, maximum = 1000)]
+    count: i64,
+    /// Put before each code's ten random characters.
+    #[serde(default)]
+    #[schema(max_length = 32, pattern = r"^\s*[A-Za-z0-9_-]{0,32}\s*$")]
+    prefix: String,
+    #[schema(minimum = 1, maximum = 100)]
+    percent_off: Option<i64>,
+    #[schema(minimum = 1, maximum = 100_000_000_000i64)]
+    amount_off_cents: Option<i64>,
+    /// Per voucher.
+    #[schema(minimum = 1, maximum = 1_000_000)]
+    max_uses: i64,
+    #[schema(format = DateTime, pattern = r"^(?:[1-9]\d{3}|0[1-9]\d{2}|00[1-9]\d|000[1-9])-(?:0[1-9]|1[0-2])-(?:0[1-9]|[12]\d|3[01])T(?:[01]\d|2[0-3]):[0-5]\d:[0-5]\d(?:\.\d+)?(?:Z|[+-](?:[01]\d|2[0-3]):[0-5]\d)$")]
+    valid_until: Option<String>,
+    #[serde(default)]
+    #[schema(max_items = 100)]
+    ticket_type_ids: Vec<TicketTypeId>,
+}
+
+#[derive(Serialize, ToSchema)]
+pub struct VoucherList {
+    data: Vec<domain::VoucherView>,
+    next_cursor: Option<String>,
+}
+
+/// Makes `count` vouchers with the same terms, codes `prefix` + ten random
+/// characters; all of them or none.
+#[utoipa::path(post, path = "/api/v1/orgs/{org}/events/{event_id}/vouchers/bulk", tag = "events",
+    params(("org" = String, Path), ("event_id" = String, Path)),
+    request_body = CreateVouchers, security(("api_key" = [])),
+    responses((status = 201, body = VoucherList, description = "the vouchers made")))]
+async fn create_vouchers(
+    State(app): State<App>,
+    OrgActor(actor): OrgActor,
+    ApiPath(path): ApiPath<(String, EventId)>,
+    ApiJson(req): ApiJson<CreateVouchers>,
+) -> Result<Response, ApiError> {
+    let (_, event) = path;
+    let data = super::create_vouchers(
+        &app,
+        &actor,
+        event,
+        req.count,
+        &req.prefix,
+        super::NewVoucher {
+            percent_off: req.percent_off,
+            amount_off_cents: req.amount_off_cents,
+            max_uses: req.max_uses,
+            valid_until: req.valid_until,
+            ticket_type_ids: req.ticket_type_ids,
+        },
+    )
+    .await?;
+    Ok((
+        StatusCode::CREATED,
+        axum::Json(VoucherList {
+            data,
+            next_cursor: None,
+        }),
+    )
+        .into_response())
+}
+
+/// The event's vouchers, oldest first.
+#[utoipa::path(get, path = "/api/v1/orgs/{org}/events/{event_id}/vouchers", tag = "events",
+    params(("org" = String, Path), ("event_id" = String, Path), ListQuery), security(("api_key" = [])),
+    responses((status = 200, body = VoucherList, description = "a page of vouchers")))]
+async fn list_vouchers(
+    State(app): State<App>,
+    OrgActor(actor): OrgActor,
+    ApiPath(path): ApiPath<(String, EventId)>,
+    ApiQuery(q): ApiQuery<ListQuery>,
+) -> Result<axum::Json<VoucherList>, ApiError> {
+    let (_, event) = path;
+    let (limit, after) = kernel::http::page::<VoucherId>(q.limit, q.cursor.as_deref())?;
+    let (data, next) = super::list_vouchers(&app, &actor, event, limit, after).await?;
+    Ok(axum::Json(VoucherList {
+        data,
+        next_cursor: next.map(|n| n.to_string()),
+    }))
+}
+
+#[derive(Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct CreateQuota {
+    /// Not blank, no control characters.
+    #[schema(
+        min_length = 1,
+        max_length = 200,
+        pattern = r"^[^\x00-\x1f\x7f-\x9f]*[^\s\x00-\x1f\x7f-\x9f][^\x00-\x1f\x7f-\x9f]*$"
+    )]
+    name: String,
+    /// How many tickets its types may sell together.
+    #[schema(minimum = 0, maximum = 10_000_000)]
+    capacity: i64,
+    /// Ticket types of this event, each once.
+    #[schema(min_items = 1, max_items = 100)]
+    ticket_type_ids: Vec<TicketTypeId>,
+}
+
+/// Adds a quota shared by ticket types: a ticket type's `available` is the
+/// least of its own capacity left and every quota it belongs to.
+#[utoipa::path(post, path = "/api/v1/orgs/{org}/events/{event_id}/quotas", tag = "events",
+    params(("org" = String, Path), ("event_id" = String, Path)),
+    request_body = CreateQuota, security(("api_key" = [])),
+    responses((status = 201, body = QuotaView, description = "the quota"),
+              (status = 422, description = "invalid, or a ticket type not of this event")))]
+async fn create_quota(
+    State(app): State<App>,
+    OrgActor(actor): OrgActor,
+    ApiPath(path): ApiPath<(String, EventId)>,
+    ApiJson(req): ApiJson<CreateQuota>,
+) -> Result<Response, ApiError> {
+    let (_, event) = path;
+    let view = domain::create_quota(
+        &app,
+        &actor,
+        event,
+        NewQuota {
+            name: req.name,
+            capacity: req.capacity,
+            ticket_type_ids: req.ticket_type_ids,
+        },
+    )
+    .await?;
+    Ok((StatusCode::CREATED, axum::Json(view)).into_response())
+}
+
+#[derive(Serialize, ToSchema)]
+pub struct QuotaList {
+    data: Vec<QuotaView>,
+    /// Always null: an event's quotas come in one page.
+    next_cursor: Option<String>,
+}
+
+/// The event's quotas, oldest first.
+#[utoipa::path(get, path = "/api/v1/orgs/{org}/events/{event_id}/quotas", tag = "events",
+    params(("org" = String, Path), ("event_id" = String, Path)), security(("api_key" = [])),
+    responses((status = 200, body = QuotaList, description = "the quotas")))]
+async fn list_quotas(
+    State(app): State<App>,
+    OrgActor(actor): OrgActor,
+    ApiPath(path): ApiPath<(String, EventId)>,
+) -> Result<axum::Json<QuotaList>, ApiError> {
+    let (_, event) = path;
+    Ok(axum::Json(QuotaList {
+        data: domain::list_quotas(&app, &actor, event).await?,
+        next_cursor: None,
+    }))
+}
+
+/// Removes a quota; its ticket types sell up to their own capacity again.
+#[utoipa::path(delete, path = "/api/v1/orgs/{org}/events/{event_id}/quotas/{quota_id}", tag = "events",
+    params(("org" = String, Path), ("event_id" = String, Path), ("quota_id" = String, Path)),
+    security(("api_key" = [])),
+    responses((status = 204, description = "removed")))]
+async fn delete_quota(
+    State(app): State<App>,
+    OrgActor(actor): OrgActor,
+    ApiPath(path): ApiPath<(String, EventId, QuotaId)>,
+) -> Result<StatusCode, ApiError> {
+    let (_, event, quota) = path;
+    domain::delete_quota(&app, &actor, event, quota).await?;
+    Ok(StatusCode::NO_CONTENT)
 }
 
 #[derive(Deserialize, ToSchema)]

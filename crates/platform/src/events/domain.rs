@@ -6,14 +6,15 @@ use kernel::{
     Permission, Stmt, clock,
     error::Checks,
     events::emit,
-    ids::{EventId, TicketTypeId},
+    ids::{EventId, QuotaId, TicketTypeId},
     parse,
 };
 use serde::Serialize;
 use utoipa::ToSchema;
 
+pub use super::vouchers::VoucherView;
 use super::{
-    EventCancelled, EventCreated, EventPublished, TicketTypeCreated,
+    EventCancelled, EventCreated, EventPublished, QuotaCreated, QuotaDeleted, TicketTypeCreated,
     error::{Error, Result},
     store,
 };
@@ -94,16 +95,40 @@ pub struct EventView {
     pub ends_at_micros: i64,
 }
 
+/// A capacity shared by several ticket types of one event: none of them
+/// sells once it is used up, whatever each has left of its own.
+#[derive(Clone, Debug, Serialize, ToSchema)]
+pub struct QuotaView {
+    pub id: QuotaId,
+    pub event_id: EventId,
+    pub name: String,
+    pub capacity: i64,
+    /// The ticket types that draw on it (at least one).
+    pub ticket_type_ids: Vec<TicketTypeId>,
+    pub created_at: String,
+}
+
 /// An event as the other slices see it.
 #[derive(Clone, Debug)]
 pub struct Catalog {
     pub tenant: Tenant,
     pub event: EventView,
+    /// Its quotas, oldest first.
+    pub quotas: Vec<QuotaView>,
 }
 
 impl Catalog {
     pub fn ticket_type(&self, id: TicketTypeId) -> Option<&TicketTypeView> {
         self.event.ticket_types.iter().find(|t| t.id == id)
+    }
+    pub fn quota(&self, id: QuotaId) -> Option<&QuotaView> {
+        self.quotas.iter().find(|q| q.id == id)
+    }
+    /// The quotas a ticket type draws on.
+    pub fn quotas_of(&self, tt: TicketTypeId) -> impl Iterator<Item = &QuotaView> {
+        self.quotas
+            .iter()
+            .filter(move |q| q.ticket_type_ids.contains(&tt))
     }
     pub fn is_published(&self) -> bool {
         self.event.status == EventStatus::Published
@@ -117,21 +142,66 @@ pub struct NewEvent {
     pub timezone: String,
 }
 
-fn parse_time(s: &str) -> std::result::Result<i64, String> {
+pub(super) fn parse_time(s: &str) -> std::result::Result<i64, String> {
     clock::parse_rfc3339(s)
         .ok_or_else(|| "must be an RFC 3339 time, e.g. 2026-12-31T20:00:00Z".into())
 }
 
+/// A time zone the IANA database knows, by its name.
 pub fn parse_timezone(s: &str) -> std::result::Result<String, String> {
     let ok = !s.is_empty()
         && s.len() <= 64
         && s.bytes()
             .all(|b| b.is_ascii_alphanumeric() || b"/_+-".contains(&b))
-        && !s.starts_with('/');
+        && !s.starts_with('/')
+        && jiff::tz::TimeZone::get(s).is_ok();
     if ok {
         Ok(s.to_string())
     } else {
         Err("must be an IANA time zone name, e.g. Africa/Johannesburg".into())
+    }
+}
+
+/// A wall-clock time typed in the event's time zone (`2026-12-31T20:00`,
+/// as a `datetime-local` field sends it) as RFC 3339 in UTC. A time the
+/// zone skips (a spring-forward gap) or repeats is refused, not guessed.
+pub fn local_to_rfc3339(local: &str, timezone: &str) -> std::result::Result<String, String> {
+    let tz = jiff::tz::TimeZone::get(timezone)
+        .map_err(|_| "the time zone is not an IANA time zone name".to_string())?;
+    let civil: jiff::civil::DateTime = local
+        .trim()
+        .parse()
+        .map_err(|_| "must be a date and time, e.g. 2026-12-31T20:00".to_string())?;
+    let ts = tz
+        .to_ambiguous_timestamp(civil)
+        .unambiguous()
+        .map_err(|_| format!("does not exist or happens twice in {timezone} (a clock change)"))?;
+    Ok(ts.to_string())
+}
+
+/// An instant (microseconds) as people at the venue read it:
+/// `Sat 31 Dec 2026, 20:00 SAST`.
+pub fn shown_in(micros: i64, timezone: &str) -> String {
+    let tz = jiff::tz::TimeZone::get(timezone).unwrap_or(jiff::tz::TimeZone::UTC);
+    match jiff::Timestamp::from_microsecond(micros) {
+        Ok(ts) => ts
+            .to_zoned_datetime(tz)
+            .strftime("%a %-d %b %Y, %H:%M %Z")
+            .to_string(),
+        Err(_) => String::new(),
+    }
+}
+
+/// An instant (microseconds) as a `datetime-local` field shows it in the
+/// zone: `2026-12-31T20:00`.
+pub fn local_input(micros: i64, timezone: &str) -> String {
+    let tz = jiff::tz::TimeZone::get(timezone).unwrap_or(jiff::tz::TimeZone::UTC);
+    match jiff::Timestamp::from_microsecond(micros) {
+        Ok(ts) => ts
+            .to_zoned_datetime(tz)
+            .strftime("%Y-%m-%dT%H:%M")
+            .to_string(),
+        Err(_) => String::new(),
     }
 }
 
@@ -408,4 +478,125 @@ pub async fn list_events(
         }
     }
     Ok((views, next))
+}
+
+pub struct NewQuota {
+    pub name: String,
+    pub capacity: i64,
+    pub ticket_type_ids: Vec<TicketTypeId>,
+}
+
+/// At most this many quotas per event, and ticket types per quota: every
+/// hold checks each quota of each of its ticket types in one atomic step.
+pub const MAX_QUOTAS: usize = 100;
+pub const MAX_QUOTA_TYPES: usize = 100;
+
+/// Adds a quota shared by ticket types of the event. From the moment it is
+/// written every hold of its types draws on it; what holds took of its
+/// types before counts against it (it is loaded from the ledger).
+pub async fn create_quota(
+    app: &App,
+    actor: &Actor,
+    event: EventId,
+    input: NewQuota,
+) -> Result<QuotaView> {
+    let t = actor.require(Permission::EventsWrite)?;
+    let Some(catalog) = store::load_catalog(app.db(), t, event).await? else {
+        return Err(Error::NotFound);
+    };
+    let mut c = Checks::default();
+    let name = c.take("name", parse::name(&input.name, 200));
+    if !(0..=MAX_CAPACITY).contains(&input.capacity) {
+        c.fail("capacity", "must be between 0 and 10000000");
+    }
+    if input.ticket_type_ids.is_empty() {
+        c.fail("ticket_type_ids", "must name at least one ticket type");
+    }
+    if input.ticket_type_ids.len() > MAX_QUOTA_TYPES {
+        c.fail("ticket_type_ids", "must name at most 100 ticket types");
+    }
+    let mut seen = std::collections::BTreeSet::new();
+    for (i, tt) in input.ticket_type_ids.iter().enumerate() {
+        if catalog.ticket_type(*tt).is_none() {
+            c.fail(
+                &format!("ticket_type_ids[{i}]"),
+                "is not a ticket type of this event",
+            );
+        } else if !seen.insert(*tt) {
+            c.fail(&format!("ticket_type_ids[{i}]"), "appears twice");
+        }
+    }
+    if catalog.quotas.len() >= MAX_QUOTAS {
+        c.fail("quotas", "an event has at most 100 quotas");
+    }
+    c.finish()?;
+    let Some(name) = name else {
+        return Err(Error::Invalid(Vec::new()));
+    };
+    let now = app.kernel.now();
+    let view = QuotaView {
+        id: QuotaId::new(),
+        event_id: event,
+        name,
+        capacity: input.capacity,
+        ticket_type_ids: seen.into_iter().collect(),
+        created_at: clock::rfc3339(now),
+    };
+    let created = QuotaCreated {
+        org_id: t.org(),
+        event_id: event,
+        quota_id: view.id,
+        capacity: view.capacity,
+        ticket_type_ids: view.ticket_type_ids.clone(),
+    };
+    let mut writes = store::insert_quota(t, &view, now);
+    writes.push(emit(&created, now)?);
+    writes.push(
+        actor
+            .audit("quota.create", "quota")
+            .object(view.id)
+            .after(&created)
+            .stmt(now),
+    );
+    app.db().write_grouped(writes).await?;
+    super::invalidate(app, t, event).await;
+    Ok(view)
+}
+
+pub async fn list_quotas(app: &App, actor: &Actor, event: EventId) -> Result<Vec<QuotaView>> {
+    let t = actor.require(Permission::EventsRead)?;
+    match store::load_catalog(app.db(), t, event).await? {
+        Some(c) => Ok(c.quotas),
+        None => Err(Error::NotFound),
+    }
+}
+
+/// Removes a quota: its ticket types sell up to their own capacity (and
+/// their other quotas) again.
+pub async fn delete_quota(app: &App, actor: &Actor, event: EventId, quota: QuotaId) -> Result<()> {
+    let t = actor.require(Permission::EventsWrite)?;
+    let Some(catalog) = store::load_catalog(app.db(), t, event).await? else {
+        return Err(Error::NotFound);
+    };
+    let Some(q) = catalog.quota(quota) else {
+        return Err(Error::NotFound);
+    };
+    let now = app.kernel.now();
+    let deleted = QuotaDeleted {
+        org_id: t.org(),
+        event_id: event,
+        quota_id: quota,
+    };
+    let mut writes = store::delete_quota(t, quota);
+    writes.push(emit(&deleted, now)?);
+    writes.push(
+        actor
+            .audit("quota.delete", "quota")
+            .object(quota)
+            .before(q)
+            .stmt(now),
+    );
+    app.db().write_grouped(writes).await?;
+    super::invalidate(app, t, event).await;
+    Ok(())
 }

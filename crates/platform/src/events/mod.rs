@@ -1,7 +1,9 @@
 //! Events and ticket types: what an organizer builds and publishes.
 //!
-//! Owns: `events`, `ticket_types`.
-//! Emits: `event.created`, `ticket_type.created`, `event.published`.
+//! Owns: `events`, `ticket_types`, `quotas` (capacities shared by ticket
+//! types), `vouchers` (discount codes; their uses are counted by sales).
+//! Emits: `event.created`, `ticket_type.created`, `event.published`,
+//! `event.cancelled`, `quota.created`, `quota.deleted`, `voucher.created`.
 //! Consumes: nothing.
 //! Invariants: a draft event is invisible to buyers; a ticket type belongs to
 //! exactly one event of the same org; capacity is at least 1.
@@ -11,21 +13,32 @@
 mod api;
 mod domain;
 mod error;
+mod seating;
 mod store;
 mod views;
+mod vouchers;
 
 use std::{sync::Arc, time::Duration};
 
 pub use domain::{
-    Catalog, EventStatus, EventView, NewEvent, NewTicketType, TicketTypeView, add_ticket_type,
-    create_event, get_event, list_events, publish,
+    Catalog, EventStatus, EventView, NewEvent, NewQuota, NewTicketType, QuotaView, TicketTypeView,
+    add_ticket_type, create_event, create_quota, delete_quota, get_event, list_events, list_quotas,
+    local_input, local_to_rfc3339, publish, shown_in,
 };
 pub use error::Error;
 use kernel::{
     ApiResult, DomainEvent, Kernel, Slice,
-    ids::{EventId, OrgId, TicketTypeId},
+    ids::{EventId, OrgId, QuotaId, TicketTypeId, VoucherId},
+};
+pub use seating::{
+    RowInput, Seat, SeatInput, SeatMap, SeatMapInput, SeatingUpdated, SectionInput, put_seating,
+    seating,
 };
 use serde::{Deserialize, Serialize};
+pub use vouchers::{
+    NewVoucher, VoucherCreated, VoucherView, create_voucher, create_vouchers, list_vouchers,
+    voucher, voucher_by_code,
+};
 
 use crate::{App, identity::Tenant};
 
@@ -62,6 +75,44 @@ pub struct TicketTypeCreated {
 
 impl DomainEvent for TicketTypeCreated {
     const NAME: &'static str = "ticket_type.created";
+    fn org(&self) -> OrgId {
+        self.org_id
+    }
+    fn event(&self) -> Option<EventId> {
+        Some(self.event_id)
+    }
+}
+
+/// A quota was added to an event.
+#[derive(Clone, Debug, Serialize, Deserialize, utoipa::ToSchema)]
+pub struct QuotaCreated {
+    pub org_id: OrgId,
+    pub event_id: EventId,
+    pub quota_id: QuotaId,
+    pub capacity: i64,
+    pub ticket_type_ids: Vec<TicketTypeId>,
+}
+
+impl DomainEvent for QuotaCreated {
+    const NAME: &'static str = "quota.created";
+    fn org(&self) -> OrgId {
+        self.org_id
+    }
+    fn event(&self) -> Option<EventId> {
+        Some(self.event_id)
+    }
+}
+
+/// A quota was removed from an event.
+#[derive(Clone, Debug, Serialize, Deserialize, utoipa::ToSchema)]
+pub struct QuotaDeleted {
+    pub org_id: OrgId,
+    pub event_id: EventId,
+    pub quota_id: QuotaId,
+}
+
+impl DomainEvent for QuotaDeleted {
+    const NAME: &'static str = "quota.deleted";
     fn org(&self) -> OrgId {
         self.org_id
     }
@@ -116,6 +167,11 @@ pub fn slice(_kernel: &Kernel) -> Slice<App> {
 /// nodes see a change within the entry's time to live.
 pub struct Hot {
     catalogs: moka::future::Cache<(OrgId, EventId), Option<Arc<Catalog>>>,
+    /// Vouchers by code (upper case) and by id; never changed once made.
+    vouchers: moka::future::Cache<(OrgId, EventId, String), Option<Arc<VoucherView>>>,
+    vouchers_by_id: moka::future::Cache<(OrgId, VoucherId), Option<Arc<VoucherView>>>,
+    /// Seat maps; a local write invalidates at once.
+    seat_maps: moka::future::Cache<(OrgId, EventId), Option<Arc<SeatMap>>>,
 }
 
 impl Hot {
@@ -123,6 +179,18 @@ impl Hot {
         Hot {
             catalogs: moka::future::Cache::builder()
                 .max_capacity(50_000)
+                .time_to_live(Duration::from_secs(2))
+                .build(),
+            vouchers: moka::future::Cache::builder()
+                .max_capacity(100_000)
+                .time_to_live(Duration::from_secs(2))
+                .build(),
+            vouchers_by_id: moka::future::Cache::builder()
+                .max_capacity(100_000)
+                .time_to_live(Duration::from_secs(60))
+                .build(),
+            seat_maps: moka::future::Cache::builder()
+                .max_capacity(1_000)
                 .time_to_live(Duration::from_secs(2))
                 .build(),
         }

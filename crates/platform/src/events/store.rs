@@ -2,10 +2,13 @@
 
 use kernel::{
     Db, Stmt, clock, db_run,
-    ids::{EventId, TicketTypeId},
+    ids::{EventId, QuotaId, TicketTypeId, VoucherId},
 };
 
-use super::domain::{Catalog, EventStatus, EventView, TicketTypeView};
+use super::{
+    domain::{Catalog, EventStatus, EventView, QuotaView, TicketTypeView},
+    vouchers::VoucherView,
+};
 use crate::identity::Tenant;
 
 #[derive(sqlx::FromRow)]
@@ -153,8 +156,216 @@ pub async fn load_catalog(
                FROM ticket_types WHERE org_id = $1 AND event_id = $2 ORDER BY id";
     let types: Vec<TicketTypeRow> =
         db_run!(db, p => sqlx::query_as(sql).bind(t.org()).bind(id).fetch_all(p).await)?;
+    let sql = "SELECT id, name, capacity, created_at FROM quotas
+               WHERE org_id = $1 AND event_id = $2 ORDER BY id";
+    let quotas: Vec<(QuotaId, String, i64, i64)> =
+        db_run!(db, p => sqlx::query_as(sql).bind(t.org()).bind(id).fetch_all(p).await)?;
+    let members: Vec<(QuotaId, TicketTypeId)> = if quotas.is_empty() {
+        Vec::new()
+    } else {
+        let sql = "SELECT m.quota_id, m.ticket_type_id FROM quota_ticket_types m
+                   JOIN quotas q ON q.org_id = m.org_id AND q.id = m.quota_id
+                   WHERE m.org_id = $1 AND q.event_id = $2 ORDER BY m.quota_id, m.ticket_type_id";
+        db_run!(db, p => sqlx::query_as(sql).bind(t.org()).bind(id).fetch_all(p).await)?
+    };
+    let quotas = quotas
+        .into_iter()
+        .map(|(qid, name, capacity, created_at)| QuotaView {
+            id: qid,
+            event_id: id,
+            name,
+            capacity,
+            ticket_type_ids: members
+                .iter()
+                .filter(|(q, _)| *q == qid)
+                .map(|(_, tt)| *tt)
+                .collect(),
+            created_at: clock::rfc3339(created_at),
+        })
+        .collect();
     Ok(Some(Catalog {
         tenant: t.clone(),
         event: event.into_view(types.into_iter().map(TicketTypeRow::into_view).collect()),
+        quotas,
     }))
+}
+
+/// A quota and its members.
+pub fn insert_quota(t: &Tenant, q: &QuotaView, now: i64) -> Vec<Stmt> {
+    let mut stmts = vec![
+        Stmt::new(
+            "INSERT INTO quotas (org_id, id, event_id, name, capacity, created_at)
+             VALUES ($1, $2, $3, $4, $5, $6)",
+        )
+        .bind(t.org())
+        .bind(q.id)
+        .bind(q.event_id)
+        .bind(q.name.clone())
+        .bind(q.capacity)
+        .bind(now),
+    ];
+    for tt in &q.ticket_type_ids {
+        stmts.push(
+            Stmt::new(
+                "INSERT INTO quota_ticket_types (org_id, quota_id, ticket_type_id) VALUES ($1, $2, $3)",
+            )
+            .bind(t.org())
+            .bind(q.id)
+            .bind(*tt),
+        );
+    }
+    stmts
+}
+
+pub fn delete_quota(t: &Tenant, q: QuotaId) -> Vec<Stmt> {
+    vec![
+        Stmt::new("DELETE FROM quota_ticket_types WHERE org_id = $1 AND quota_id = $2")
+            .bind(t.org())
+            .bind(q),
+        Stmt::new("DELETE FROM quotas WHERE org_id = $1 AND id = $2")
+            .bind(t.org())
+            .bind(q),
+    ]
+}
+
+#[derive(sqlx::FromRow)]
+struct VoucherRow {
+    id: VoucherId,
+    event_id: EventId,
+    code: String,
+    percent_off: Option<i64>,
+    amount_off_cents: Option<i64>,
+    max_uses: i64,
+    valid_until: Option<i64>,
+    created_at: i64,
+}
+
+const VOUCHER_COLS: &str =
+    "id, event_id, code, percent_off, amount_off_cents, max_uses, valid_until, created_at";
+
+/// Vouchers with their ticket types (one more query for all of them).
+async fn vouchers_with_types(
+    db: &Db,
+    t: &Tenant,
+    rows: Vec<VoucherRow>,
+) -> Result<Vec<VoucherView>, sqlx::Error> {
+    let mut out = Vec::with_capacity(rows.len());
+    for r in rows {
+        let sql = "SELECT ticket_type_id FROM voucher_ticket_types
+                   WHERE org_id = $1 AND voucher_id = $2 ORDER BY ticket_type_id";
+        let types: Vec<TicketTypeId> =
+            db_run!(db, p => sqlx::query_scalar(sql).bind(t.org()).bind(r.id).fetch_all(p).await)?;
+        out.push(VoucherView {
+            id: r.id,
+            event_id: r.event_id,
+            code: r.code,
+            percent_off: r.percent_off,
+            amount_off_cents: r.amount_off_cents,
+            max_uses: r.max_uses,
+            valid_until: r.valid_until.map(clock::rfc3339),
+            ticket_type_ids: types,
+            created_at: clock::rfc3339(r.created_at),
+            valid_until_micros: r.valid_until,
+        });
+    }
+    Ok(out)
+}
+
+#[tracing::instrument(skip_all)]
+pub async fn voucher_by_code(
+    db: &Db,
+    t: &Tenant,
+    event: EventId,
+    code: &str,
+) -> Result<Option<VoucherView>, sqlx::Error> {
+    let sql = format!(
+        "SELECT {VOUCHER_COLS} FROM vouchers WHERE org_id = $1 AND event_id = $2 AND code = $3"
+    );
+    let row: Option<VoucherRow> = db_run!(db, p => sqlx::query_as(sqlx::AssertSqlSafe(sql.as_str())).bind(t.org()).bind(event).bind(code).fetch_optional(p).await)?;
+    Ok(vouchers_with_types(db, t, row.into_iter().collect())
+        .await?
+        .pop())
+}
+
+#[tracing::instrument(skip_all)]
+pub async fn voucher(
+    db: &Db,
+    t: &Tenant,
+    id: VoucherId,
+) -> Result<Option<VoucherView>, sqlx::Error> {
+    let sql = format!("SELECT {VOUCHER_COLS} FROM vouchers WHERE org_id = $1 AND id = $2");
+    let row: Option<VoucherRow> = db_run!(db, p => sqlx::query_as(sqlx::AssertSqlSafe(sql.as_str())).bind(t.org()).bind(id).fetch_optional(p).await)?;
+    Ok(vouchers_with_types(db, t, row.into_iter().collect())
+        .await?
+        .pop())
+}
+
+#[tracing::instrument(skip_all)]
+pub async fn list_vouchers(
+    db: &Db,
+    t: &Tenant,
+    event: EventId,
+    limit: i64,
+    after: Option<VoucherId>,
+) -> Result<Vec<VoucherView>, sqlx::Error> {
+    // A nil id sorts before every UUIDv7.
+    let after = after.unwrap_or(VoucherId(uuid::Uuid::nil()));
+    let sql = format!(
+        "SELECT {VOUCHER_COLS} FROM vouchers WHERE org_id = $1 AND event_id = $2 AND id > $3
+         ORDER BY id LIMIT $4"
+    );
+    let rows: Vec<VoucherRow> = db_run!(db, p => sqlx::query_as(sqlx::AssertSqlSafe(sql.as_str())).bind(t.org()).bind(event).bind(after).bind(limit).fetch_all(p).await)?;
+    vouchers_with_types(db, t, rows).await
+}
+
+pub fn insert_voucher(t: &Tenant, v: &VoucherView, now: i64) -> Vec<Stmt> {
+    let mut stmts = vec![
+        Stmt::new(
+            "INSERT INTO vouchers (org_id, id, event_id, code, percent_off, amount_off_cents,
+                 max_uses, valid_until, created_at)
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)",
+        )
+        .bind(t.org())
+        .bind(v.id)
+        .bind(v.event_id)
+        .bind(v.code.clone())
+        .bind(v.percent_off)
+        .bind(v.amount_off_cents)
+        .bind(v.max_uses)
+        .bind(v.valid_until_micros)
+        .bind(now),
+    ];
+    for tt in &v.ticket_type_ids {
+        stmts.push(
+            Stmt::new(
+                "INSERT INTO voucher_ticket_types (org_id, voucher_id, ticket_type_id) VALUES ($1, $2, $3)",
+            )
+            .bind(t.org())
+            .bind(v.id)
+            .bind(*tt),
+        );
+    }
+    stmts
+}
+
+/// Stores the event's seat map document (replacing the one before).
+pub fn put_seat_map(t: &Tenant, event: EventId, doc: &str, now: i64) -> Stmt {
+    Stmt::new(
+        "INSERT INTO seat_maps (org_id, event_id, doc, updated_at) VALUES ($1, $2, $3, $4)
+         ON CONFLICT (org_id, event_id) DO UPDATE SET doc = excluded.doc, updated_at = excluded.updated_at",
+    )
+    .bind(t.org())
+    .bind(event)
+    .bind(doc.to_string())
+    .bind(now)
+}
+
+#[tracing::instrument(skip_all)]
+pub async fn seat_map(
+    db: &Db,
+    t: &Tenant,
+    event: EventId,
+) -> Result<Option<(String, i64)>, sqlx::Error> {
+    let sql = "SELECT doc, updated_at FROM seat_maps WHERE org_id = $1 AND event_id = $2";
+    db_run!(db, p => sqlx::query_as(sql).bind(t.org()).bind(event).fetch_optional(p).await)
 }

@@ -1,42 +1,600 @@
-//! The organizer's event actions from the console (the event's dashboard
-//! page itself is the live slice's).
+//! The organizer's catalog from the console: create an event (times typed
+//! and shown in its own time zone), add ticket types and quotas, publish,
+//! cancel. (The event's live dashboard page is the live slice's.)
 
+use askama::Template;
 use axum::{
     Form,
     extract::State,
     http::StatusCode,
     response::{IntoResponse, Redirect, Response},
-    routing::post,
+    routing::{get, post},
 };
-use kernel::{ApiError, http::ApiPath, ids::EventId};
+use kernel::{
+    ApiError,
+    http::ApiPath,
+    ids::{EventId, QuotaId, TicketTypeId},
+};
 
-use crate::{App, identity::SessionActor, web::csrf_matches};
+use super::domain::{self, NewEvent, NewQuota, NewTicketType, local_to_rfc3339, shown_in};
+use crate::{
+    App,
+    identity::SessionActor,
+    money,
+    web::{Fields, csrf_matches, field, page, said},
+};
 
 pub fn routes() -> axum::Router<App> {
-    axum::Router::new().route("/dashboard/events/{event_id}/cancel", post(cancel))
+    axum::Router::new()
+        .route("/dashboard/events/new", get(new_event_page))
+        .route("/dashboard/events/create", post(create_event))
+        .route("/dashboard/events/{event_id}/catalog", get(catalog_page))
+        .route(
+            "/dashboard/events/{event_id}/ticket-types",
+            post(add_ticket_type),
+        )
+        .route("/dashboard/events/{event_id}/quotas", post(add_quota))
+        .route(
+            "/dashboard/events/{event_id}/quotas/{quota_id}/delete",
+            post(delete_quota),
+        )
+        .route("/dashboard/events/{event_id}/vouchers", post(add_vouchers))
+        .route("/dashboard/events/{event_id}/publish", post(publish))
+        .route("/dashboard/events/{event_id}/cancel", post(cancel))
+}
+
+fn csrf_refused() -> Response {
+    (StatusCode::FORBIDDEN, "invalid CSRF token").into_response()
+}
+
+/// Common IANA zones offered first; any other name the database knows is
+/// accepted too.
+const ZONES: &[&str] = &[
+    "Africa/Johannesburg",
+    "Africa/Lagos",
+    "Africa/Nairobi",
+    "Africa/Cairo",
+    "Europe/London",
+    "Europe/Amsterdam",
+    "Europe/Berlin",
+    "America/New_York",
+    "America/Chicago",
+    "America/Los_Angeles",
+    "America/Sao_Paulo",
+    "Asia/Dubai",
+    "Asia/Kolkata",
+    "Asia/Singapore",
+    "Asia/Tokyo",
+    "Australia/Sydney",
+    "Pacific/Auckland",
+    "UTC",
+];
+
+#[derive(Template)]
+#[template(path = "event_new.html")]
+struct NewEventPage {
+    csrf: String,
+    zones: &'static [&'static str],
+    name: String,
+    starts: String,
+    ends: String,
+    timezone: String,
+    error: Option<String>,
+}
+
+async fn new_event_page(session: SessionActor) -> Result<Response, ApiError> {
+    session.actor.require(kernel::Permission::EventsWrite)?;
+    Ok(page(
+        StatusCode::OK,
+        NewEventPage {
+            csrf: session.csrf,
+            zones: ZONES,
+            name: String::new(),
+            starts: String::new(),
+            ends: String::new(),
+            timezone: "Africa/Johannesburg".into(),
+            error: None,
+        },
+    ))
+}
+
+async fn create_event(
+    State(app): State<App>,
+    session: SessionActor,
+    Form(form): Form<Fields>,
+) -> Result<Response, ApiError> {
+    if !csrf_matches(&session.csrf, field(&form, "csrf")) {
+        return Ok(csrf_refused());
+    }
+    let mut p = NewEventPage {
+        csrf: session.csrf.clone(),
+        zones: ZONES,
+        name: field(&form, "name").to_string(),
+        starts: field(&form, "starts_at").to_string(),
+        ends: field(&form, "ends_at").to_string(),
+        timezone: field(&form, "timezone").trim().to_string(),
+        error: None,
+    };
+    // The times are the venue's wall clock, in the zone chosen.
+    let starts = local_to_rfc3339(&p.starts, &p.timezone);
+    let ends = local_to_rfc3339(&p.ends, &p.timezone);
+    let (starts, ends) = match (starts, ends) {
+        (Ok(s), Ok(e)) => (s, e),
+        (s, e) => {
+            let mut errors = Vec::new();
+            if let Err(m) = s {
+                errors.push(format!("Starts: {m}"));
+            }
+            if let Err(m) = e {
+                errors.push(format!("Ends: {m}"));
+            }
+            p.error = Some(errors.join("; "));
+            return Ok(page(StatusCode::UNPROCESSABLE_ENTITY, p));
+        }
+    };
+    let made = domain::create_event(
+        &app,
+        &session.actor,
+        NewEvent {
+            name: p.name.clone(),
+            starts_at: starts,
+            ends_at: ends,
+            timezone: p.timezone.clone(),
+        },
+    )
+    .await
+    .map_err(ApiError::from);
+    match made {
+        Ok(e) => Ok(Redirect::to(&format!("/dashboard/events/{}/catalog", e.id)).into_response()),
+        Err(e) if e.status().is_client_error() && e.status() != StatusCode::NOT_FOUND => {
+            p.error = Some(said(&e));
+            Ok(page(e.status(), p))
+        }
+        Err(e) => Err(e),
+    }
+}
+
+struct TypeRow {
+    id: String,
+    name: String,
+    price: String,
+    capacity: i64,
+    available: i64,
+    window: String,
+    max_per_order: String,
+}
+
+struct VoucherRow {
+    code: String,
+    discount: String,
+    uses_left: i64,
+    max_uses: i64,
+    valid_until: String,
+    types: String,
+}
+
+struct QuotaRow {
+    id: String,
+    name: String,
+    capacity: i64,
+    left: i64,
+    types: String,
+}
+
+#[derive(Template)]
+#[template(path = "event_catalog.html")]
+struct CatalogPage {
+    csrf: String,
+    event_id: String,
+    name: String,
+    status: &'static str,
+    when: String,
+    timezone: String,
+    store_url: String,
+    types: Vec<TypeRow>,
+    type_choices: Vec<(String, String)>,
+    quotas: Vec<QuotaRow>,
+    vouchers: Vec<VoucherRow>,
+    /// More vouchers than the page lists.
+    more_vouchers: bool,
+    error: Option<String>,
+}
+
+async fn catalog_of(
+    app: &App,
+    session: &SessionActor,
+    event: EventId,
+) -> Result<CatalogPage, ApiError> {
+    let t = session.actor.require(kernel::Permission::EventsRead)?;
+    let catalog = super::catalog(app, t, event)
+        .await?
+        .ok_or(ApiError::NotFound)?;
+    let left = crate::sales::availability(app, t, event).await?;
+    let (vouchers, more) = super::vouchers::list_vouchers(app, &session.actor, event, 200, None)
+        .await
+        .map_err(ApiError::from)?;
+    let ids: Vec<_> = vouchers.iter().map(|v| v.id).collect();
+    let uses_left = crate::sales::voucher_uses_left(app, t, event, &ids).await?;
+    let e = &catalog.event;
+    let tz = e.timezone.as_str();
+    let name_of = |id: TicketTypeId| {
+        catalog
+            .ticket_type(id)
+            .map(|t| t.name.clone())
+            .unwrap_or_default()
+    };
+    Ok(CatalogPage {
+        csrf: session.csrf.clone(),
+        event_id: e.id.to_string(),
+        name: e.name.clone(),
+        status: e.status.as_str(),
+        when: format!(
+            "{} – {}",
+            shown_in(e.starts_at_micros, tz),
+            shown_in(e.ends_at_micros, tz)
+        ),
+        timezone: tz.to_string(),
+        store_url: format!("/s/{}/events/{}", session.actor.org_slug(), e.id),
+        types: e
+            .ticket_types
+            .iter()
+            .map(|ty| TypeRow {
+                id: ty.id.to_string(),
+                name: ty.name.clone(),
+                price: money::format(ty.price_cents, &ty.currency),
+                capacity: ty.capacity,
+                available: left
+                    .types
+                    .iter()
+                    .find(|(id, _)| *id == ty.id)
+                    .map(|(_, l)| *l)
+                    .unwrap_or(0),
+                window: match ty.sale_window {
+                    (None, None) => "always".into(),
+                    (s, e) => format!(
+                        "{} – {}",
+                        s.map(|s| shown_in(s, tz)).unwrap_or_default(),
+                        e.map(|e| shown_in(e, tz)).unwrap_or_default()
+                    ),
+                },
+                max_per_order: ty.max_per_order.map(|m| m.to_string()).unwrap_or_default(),
+            })
+            .collect(),
+        type_choices: e
+            .ticket_types
+            .iter()
+            .map(|ty| (ty.id.to_string(), ty.name.clone()))
+            .collect(),
+        quotas: catalog
+            .quotas
+            .iter()
+            .map(|q| QuotaRow {
+                id: q.id.to_string(),
+                name: q.name.clone(),
+                capacity: q.capacity,
+                left: left
+                    .quotas
+                    .iter()
+                    .find(|(id, _)| *id == q.id)
+                    .map(|(_, l)| *l)
+                    .unwrap_or(0)
+                    .max(0),
+                types: q
+                    .ticket_type_ids
+                    .iter()
+                    .map(|id| name_of(*id))
+                    .collect::<Vec<_>>()
+                    .join(", "),
+            })
+            .collect(),
+        vouchers: vouchers
+            .iter()
+            .zip(uses_left)
+            .map(|(v, left)| VoucherRow {
+                code: v.code.clone(),
+                discount: match (v.percent_off, v.amount_off_cents) {
+                    (Some(p), _) => format!("{p}% off"),
+                    (None, Some(a)) => format!(
+                        "{} off",
+                        money::amount(
+                            a,
+                            e.ticket_types
+                                .first()
+                                .map(|t| t.currency.as_str())
+                                .unwrap_or("ZAR")
+                        )
+                    ),
+                    _ => String::new(),
+                },
+                uses_left: left.max(0),
+                max_uses: v.max_uses,
+                valid_until: v
+                    .valid_until_micros
+                    .map(|u| shown_in(u, tz))
+                    .unwrap_or_else(|| "no end".into()),
+                types: if v.ticket_type_ids.is_empty() {
+                    "all".into()
+                } else {
+                    v.ticket_type_ids
+                        .iter()
+                        .map(|id| name_of(*id))
+                        .collect::<Vec<_>>()
+                        .join(", ")
+                },
+            })
+            .collect(),
+        more_vouchers: more.is_some(),
+        error: None,
+    })
+}
+
+async fn catalog_page(
+    State(app): State<App>,
+    session: SessionActor,
+    ApiPath(event): ApiPath<EventId>,
+) -> Result<Response, ApiError> {
+    let p = catalog_of(&app, &session, event).await?;
+    Ok(page(StatusCode::OK, p))
+}
+
+/// After a change: back to the catalog (a redirect, so a reload does not
+/// post again), or the catalog with what was wrong.
+async fn outcome<T>(
+    app: &App,
+    session: &SessionActor,
+    event: EventId,
+    result: Result<T, ApiError>,
+) -> Result<Response, ApiError> {
+    match result {
+        Ok(_) => Ok(Redirect::to(&format!("/dashboard/events/{event}/catalog")).into_response()),
+        Err(e) if e.status().is_client_error() && e.status() != StatusCode::NOT_FOUND => {
+            let mut p = catalog_of(app, session, event).await?;
+            p.error = Some(said(&e));
+            Ok(page(e.status(), p))
+        }
+        Err(e) => Err(e),
+    }
+}
+
+async fn add_ticket_type(
+    State(app): State<App>,
+    session: SessionActor,
+    ApiPath(event): ApiPath<EventId>,
+    Form(form): Form<Fields>,
+) -> Result<Response, ApiError> {
+    if !csrf_matches(&session.csrf, field(&form, "csrf")) {
+        return Ok(csrf_refused());
+    }
+    let t = session.actor.require(kernel::Permission::EventsRead)?;
+    let catalog = super::catalog(&app, t, event)
+        .await?
+        .ok_or(ApiError::NotFound)?;
+    let tz = catalog.event.timezone.clone();
+    let currency = field(&form, "currency").trim().to_ascii_uppercase();
+    let price = field(&form, "price").trim();
+    let price_cents = if price.is_empty() {
+        Some(0)
+    } else {
+        money::parse(price, &currency)
+    };
+    let whole = |name: &str| -> Result<Option<i64>, ApiError> {
+        let v = field(&form, name).trim();
+        if v.is_empty() {
+            return Ok(None);
+        }
+        v.parse()
+            .map(Some)
+            .map_err(|_| ApiError::field(name, "must be a whole number"))
+    };
+    let local = |name: &str| -> Result<Option<String>, ApiError> {
+        let v = field(&form, name).trim();
+        if v.is_empty() {
+            return Ok(None);
+        }
+        local_to_rfc3339(v, &tz)
+            .map(Some)
+            .map_err(|m| ApiError::field(name, &m))
+    };
+    let made = async {
+        let Some(price_cents) = price_cents else {
+            return Err(ApiError::field(
+                "price",
+                "must be an amount in the currency, e.g. 150.00",
+            ));
+        };
+        let input = NewTicketType {
+            name: field(&form, "name").to_string(),
+            price_cents,
+            currency,
+            capacity: whole("capacity")?
+                .ok_or_else(|| ApiError::field("capacity", "must be a whole number"))?,
+            sale_starts_at: local("sale_starts_at")?,
+            sale_ends_at: local("sale_ends_at")?,
+            max_per_order: whole("max_per_order")?,
+        };
+        domain::add_ticket_type(&app, &session.actor, event, input)
+            .await
+            .map_err(ApiError::from)
+    }
+    .await;
+    outcome(&app, &session, event, made).await
+}
+
+async fn add_quota(
+    State(app): State<App>,
+    session: SessionActor,
+    ApiPath(event): ApiPath<EventId>,
+    Form(form): Form<Fields>,
+) -> Result<Response, ApiError> {
+    if !csrf_matches(&session.csrf, field(&form, "csrf")) {
+        return Ok(csrf_refused());
+    }
+    let made = async {
+        let capacity = field(&form, "capacity")
+            .trim()
+            .parse()
+            .map_err(|_| ApiError::field("capacity", "must be a whole number"))?;
+        let mut types = Vec::new();
+        for (k, v) in &form {
+            if k == "ticket_type_ids" {
+                types.push(
+                    v.parse()
+                        .map_err(|_| ApiError::field("ticket_type_ids", "unknown ticket type"))?,
+                );
+            }
+        }
+        domain::create_quota(
+            &app,
+            &session.actor,
+            event,
+            NewQuota {
+                name: field(&form, "name").to_string(),
+                capacity,
+                ticket_type_ids: types,
+            },
+        )
+        .await
+        .map_err(ApiError::from)
+    }
+    .await;
+    outcome(&app, &session, event, made).await
+}
+
+/// One voucher with its code, or many with a prefix and random codes.
+async fn add_vouchers(
+    State(app): State<App>,
+    session: SessionActor,
+    ApiPath(event): ApiPath<EventId>,
+    Form(form): Form<Fields>,
+) -> Result<Response, ApiError> {
+    if !csrf_matches(&session.csrf, field(&form, "csrf")) {
+        return Ok(csrf_refused());
+    }
+    let t = session.actor.require(kernel::Permission::EventsRead)?;
+    let catalog = super::catalog(&app, t, event)
+        .await?
+        .ok_or(ApiError::NotFound)?;
+    let tz = catalog.event.timezone.clone();
+    let currency = catalog
+        .event
+        .ticket_types
+        .first()
+        .map(|t| t.currency.clone())
+        .unwrap_or_else(|| "ZAR".into());
+    let made = async {
+        let amount = field(&form, "amount").trim();
+        let (percent_off, amount_off_cents) = match field(&form, "kind") {
+            "percent" => (
+                Some(amount.parse().map_err(|_| {
+                    ApiError::field("percent_off", "must be a whole number from 1 to 100")
+                })?),
+                None,
+            ),
+            _ => (
+                None,
+                Some(money::parse(amount, &currency).ok_or_else(|| {
+                    ApiError::field("amount_off_cents", "must be an amount, e.g. 50.00")
+                })?),
+            ),
+        };
+        let max_uses = field(&form, "max_uses")
+            .trim()
+            .parse()
+            .map_err(|_| ApiError::field("max_uses", "must be a whole number"))?;
+        let until = field(&form, "valid_until").trim();
+        let valid_until = if until.is_empty() {
+            None
+        } else {
+            Some(local_to_rfc3339(until, &tz).map_err(|m| ApiError::field("valid_until", &m))?)
+        };
+        let mut types = Vec::new();
+        for (k, v) in &form {
+            if k == "ticket_type_ids" {
+                types.push(
+                    v.parse()
+                        .map_err(|_| ApiError::field("ticket_type_ids", "unknown ticket type"))?,
+                );
+            }
+        }
+        let terms = super::NewVoucher {
+            percent_off,
+            amount_off_cents,
+            max_uses,
+            valid_until,
+            ticket_type_ids: types,
+        };
+        let count = field(&form, "count").trim();
+        if count.is_empty() {
+            super::create_voucher(&app, &session.actor, event, field(&form, "code"), terms)
+                .await
+                .map(|_| ())
+                .map_err(ApiError::from)
+        } else {
+            let count = count
+                .parse()
+                .map_err(|_| ApiError::field("count", "must be a whole number"))?;
+            super::create_vouchers(
+                &app,
+                &session.actor,
+                event,
+                count,
+                field(&form, "prefix"),
+                terms,
+            )
+            .await
+            .map(|_| ())
+            .map_err(ApiError::from)
+        }
+    }
+    .await;
+    outcome(&app, &session, event, made).await
+}
+
+async fn delete_quota(
+    State(app): State<App>,
+    session: SessionActor,
+    ApiPath((event, quota)): ApiPath<(EventId, QuotaId)>,
+    Form(form): Form<Fields>,
+) -> Result<Response, ApiError> {
+    if !csrf_matches(&session.csrf, field(&form, "csrf")) {
+        return Ok(csrf_refused());
+    }
+    let done = domain::delete_quota(&app, &session.actor, event, quota)
+        .await
+        .map_err(ApiError::from);
+    outcome(&app, &session, event, done).await
+}
+
+async fn publish(
+    State(app): State<App>,
+    session: SessionActor,
+    ApiPath(event): ApiPath<EventId>,
+    Form(form): Form<Fields>,
+) -> Result<Response, ApiError> {
+    if !csrf_matches(&session.csrf, field(&form, "csrf")) {
+        return Ok(csrf_refused());
+    }
+    let done = domain::publish(&app, &session.actor, event)
+        .await
+        .map_err(ApiError::from);
+    outcome(&app, &session, event, done).await
 }
 
 async fn cancel(
     State(app): State<App>,
     session: SessionActor,
     ApiPath(event): ApiPath<EventId>,
-    Form(form): Form<Vec<(String, String)>>,
+    Form(form): Form<Fields>,
 ) -> Result<Response, ApiError> {
-    let field = |name: &str| {
-        form.iter()
-            .find(|(k, _)| k == name)
-            .map(|(_, v)| v.as_str())
-            .unwrap_or("")
-    };
-    if !csrf_matches(&session.csrf, field("csrf")) {
-        return Ok((StatusCode::FORBIDDEN, "invalid CSRF token").into_response());
+    if !csrf_matches(&session.csrf, field(&form, "csrf")) {
+        return Ok(csrf_refused());
     }
-    if field("confirm") != "yes" {
+    if field(&form, "confirm") != "yes" {
         return Err(ApiError::field(
             "confirm",
             "tick the box to cancel the event",
         ));
     }
-    super::domain::cancel(&app, &session.actor, event).await?;
+    domain::cancel(&app, &session.actor, event).await?;
     Ok(Redirect::to(&format!("/dashboard/events/{event}")).into_response())
 }

@@ -37,7 +37,7 @@ async fn dashboard(
         .map(|e| EventRow {
             id: e.id.to_string(),
             name: e.name,
-            starts_at: e.starts_at,
+            starts_at: events::shown_in(e.starts_at_micros, &e.timezone),
             status: e.status.as_str(),
         })
         .collect();
@@ -79,7 +79,7 @@ async fn event_dashboard(
             org_slug: slug,
             event_id: e.id.to_string(),
             name: e.name,
-            starts_at: e.starts_at,
+            starts_at: events::shown_in(e.starts_at_micros, &e.timezone),
             figures,
             status: e.status.as_str(),
             csrf: session.csrf.clone(),

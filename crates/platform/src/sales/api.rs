@@ -29,6 +29,8 @@ use crate::{
 pub fn routes() -> OpenApiRouter<App> {
     OpenApiRouter::new()
         .routes(routes!(store_event))
+        .routes(routes!(store_seats))
+        .routes(routes!(store_seats_live))
         .routes(routes!(create_hold))
         .routes(routes!(checkout))
         .routes(routes!(store_order))
@@ -163,6 +165,95 @@ async fn put_sales_limits(
     Ok(axum::Json(limits::put(&app, &actor, path.1, req).await?))
 }
 
+/// The seats of a published seated event and what each is now
+/// (`available`, `held`, `sold`, `blocked`); 404 without a seat map.
+#[utoipa::path(get, path = "/api/v1/store/{org}/events/{event_id}/seats", tag = "storefront",
+    params(("org" = String, Path), ("event_id" = String, Path)),
+    responses((status = 200, body = super::seats::StoreSeats, description = "the seats")))]
+async fn store_seats(
+    State(app): State<App>,
+    StoreTenant(t): StoreTenant,
+    ApiPath(path): ApiPath<(String, EventId)>,
+) -> Result<Response, ApiError> {
+    let (_, event) = path;
+    match crate::events::catalog(&app, &t, event).await? {
+        Some(c) if c.is_published() => {}
+        _ => return Err(ApiError::NotFound),
+    }
+    let seats = super::seats::store_seats(&app, &t, event).await?;
+    Ok(axum::Json(&*seats).into_response())
+}
+
+/// The seats' states as server-sent events: `event: seats` at once with
+/// every seat (`{"seats": [{"id", "status"}]}`), then, within a second of
+/// any hold, purchase or release (on any node), one with the seats whose
+/// state changed. 404 without a seat map; 503 when the node holds its
+/// limit of open streams.
+#[utoipa::path(get, path = "/api/v1/store/{org}/events/{event_id}/seats/live", tag = "storefront",
+    params(("org" = String, Path), ("event_id" = String, Path)),
+    responses((status = 200, content_type = "text/event-stream", body = super::seats::SeatChanges,
+               description = "a stream of `seats` events, each `data` the changes as JSON"),
+              (status = 503, description = "too many open streams on this node")))]
+async fn store_seats_live(
+    State(app): State<App>,
+    StoreTenant(t): StoreTenant,
+    ApiPath(path): ApiPath<(String, EventId)>,
+) -> Result<Response, ApiError> {
+    use axum::response::sse::{Event, KeepAlive, Sse};
+    let (_, event) = path;
+    match crate::events::catalog(&app, &t, event).await? {
+        Some(c) if c.is_published() => {}
+        _ => return Err(ApiError::NotFound),
+    }
+    if crate::events::seating(&app, &t, event).await?.is_none() {
+        return Err(ApiError::NotFound);
+    }
+    let Some(place) = app.state::<super::seats::SeatWatchers>().place() else {
+        return Err(ApiError::Overloaded {
+            retry_after_secs: 5,
+        });
+    };
+    let mut seats = super::seats::SeatWatchers::watch(&app, &t, event).await?;
+    let mut shutdown = app.kernel.shutdown.clone();
+    let (tx, rx) = tokio::sync::mpsc::channel::<Result<Event, std::convert::Infallible>>(8);
+    let as_event = |c: &super::seats::SeatChanges| {
+        Ok(Event::default()
+            .event("seats")
+            .data(serde_json::to_string(c).unwrap_or_default()))
+    };
+    tokio::spawn(async move {
+        let _place = place;
+        let mut last = seats.borrow_and_update().clone();
+        if tx
+            .send(as_event(&super::seats::changes(None, &last)))
+            .await
+            .is_err()
+        {
+            return;
+        }
+        loop {
+            tokio::select! {
+                changed = seats.changed() => {
+                    if changed.is_err() {
+                        return;
+                    }
+                    let now = seats.borrow_and_update().clone();
+                    let diff = super::seats::changes(Some(&last), &now);
+                    last = now;
+                    if !diff.seats.is_empty() && tx.send(as_event(&diff)).await.is_err() {
+                        return;
+                    }
+                }
+                _ = tx.closed() => return,
+                _ = crate::web::until_down(&mut shutdown) => return,
+            }
+        }
+    });
+    Ok(Sse::new(tokio_stream::wrappers::ReceiverStream::new(rx))
+        .keep_alive(KeepAlive::new().interval(std::time::Duration::from_secs(15)))
+        .into_response())
+}
+
 /// A published event with its ticket types and what is left of each.
 #[utoipa::path(get, path = "/api/v1/store/{org}/events/{event_id}", tag = "storefront",
     params(("org" = String, Path), ("event_id" = String, Path)),
@@ -181,18 +272,39 @@ async fn store_event(
 #[derive(Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct HoldRequest {
-    /// One entry per ticket type (at most 20), each type once.
+    /// One entry per ticket type (at most 20), each type once; general
+    /// admission only (a seated type is held by `seats` or
+    /// `best_available`). May be left out when seats are asked for.
     #[serde(default)]
-    #[schema(required = true, min_items = 1, max_items = 20)]
+    #[schema(max_items = 20)]
     items: Vec<HoldRequestItem>,
-    /// Seat ids, for seated events (an event without a seat map answers
-    /// 422 naming `seats`).
+    /// Seat ids of the event's map (1 to 50): each must be free, else 409
+    /// `seat_unavailable`. An event without a seat map answers 422 naming
+    /// `seats`.
+    #[schema(max_items = 50)]
     seats: Option<Vec<String>>,
+    /// The best free seats of a seated ticket type, side by side in one row
+    /// whenever some row has that many together.
+    best_available: Option<BestAvailable>,
     /// The waiting room's pass (its queue status gives it once the
     /// visitor's turn came), when the event has a room on: one pass, one
     /// hold; without it, or with a forged, early, expired or used one, 403.
     #[schema(max_length = 200)]
     queue_pass: Option<String>,
+    /// A voucher code of the event (any case): each ticket it discounts is
+    /// one of its uses. Unknown, expired, not for these ticket types or
+    /// used up → 422 naming `voucher`.
+    #[schema(max_length = 64)]
+    voucher: Option<String>,
+}
+
+#[derive(Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct BestAvailable {
+    #[schema(schema_with = kernel::http::schema::uuid)]
+    ticket_type_id: TicketTypeId,
+    #[schema(minimum = 1, maximum = 50)]
+    quantity: i64,
 }
 
 #[derive(Deserialize, ToSchema)]
@@ -213,7 +325,7 @@ pub struct HoldRequestItem {
                links(("checkout" = (operation_id = "checkout",
                    parameters(("org" = "$request.path.org"), ("hold_id" = "$response.body#/id")))))),
               (status = 403, description = "the event's waiting room: no pass, or a forged, early, expired or used one"),
-              (status = 409, description = "sold_out: not enough tickets left"),
+                            (status = 409, description = "sold_out: not enough tickets left; seat_unavailable: a seat asked for is held, sold or blocked"),
               (status = 429, description = "too many holds from this address")))]
 async fn create_hold(
     State(app): State<App>,
@@ -224,12 +336,20 @@ async fn create_hold(
 ) -> Result<Response, ApiError> {
     let (_, event) = path;
     app.kernel.limits.storefront.check(&ip).await?;
-    if req.seats.is_some() {
-        return Err(ApiError::field(
-            "seats",
-            "this event has no seat map; hold items instead",
-        ));
-    }
+    let pick = match (req.seats, req.best_available) {
+        (Some(_), Some(_)) => {
+            return Err(ApiError::field(
+                "best_available",
+                "ask for seats or best_available, not both",
+            ));
+        }
+        (Some(seats), None) => domain::SeatPick::Seats(seats),
+        (None, Some(b)) => domain::SeatPick::Best {
+            ticket_type_id: b.ticket_type_id,
+            quantity: b.quantity,
+        },
+        (None, None) => domain::SeatPick::None,
+    };
     // Boxed: the handler's own future stays small (moving it is a copy).
     let items = req
         .items
@@ -245,6 +365,8 @@ async fn create_hold(
         event,
         items,
         req.queue_pass.as_deref(),
+        req.voucher.as_deref(),
+        pick,
     ))
     .await?;
     Ok((StatusCode::CREATED, axum::Json(hold)).into_response())

@@ -10,7 +10,7 @@ use kernel::{
     error::Checks,
     events::{self, Pending},
     idempotency::{self, Begin, Claim, Fingerprint, Found, Key},
-    ids::{EventId, HoldId, OrderId, OrgId, TicketTypeId},
+    ids::{EventId, HoldId, OrderId, OrgId, TicketTypeId, VoucherId},
 };
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
@@ -18,7 +18,7 @@ use utoipa::ToSchema;
 use super::{
     HoldCreated, HoldExpired, Inventory, OrderCreated, OrderExpired, OrderPaid,
     error::{Error, Result},
-    inventory::Reserve,
+    inventory::{Reserve, VoucherUse},
     store,
 };
 use crate::{
@@ -126,6 +126,40 @@ pub struct HoldView {
     pub event_id: EventId,
     pub expires_at: String,
     pub items: Vec<HoldItem>,
+    /// The voucher it was made with (its discount is applied at checkout).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub voucher: Option<String>,
+    /// The seats it holds (seated events).
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub seats: Vec<super::seats::SeatRef>,
+}
+
+/// How a hold picks seats (seated events).
+#[derive(Clone, Debug, Default)]
+pub enum SeatPick {
+    #[default]
+    None,
+    /// These seats, by id.
+    Seats(Vec<String>),
+    /// The best `quantity` free seats of the ticket type.
+    Best {
+        ticket_type_id: TicketTypeId,
+        quantity: i64,
+    },
+}
+
+/// Most seats one hold may take.
+pub const MAX_SEATS_PER_HOLD: usize = 50;
+
+/// A seat pick once checked.
+enum Seating {
+    None,
+    Seats(Vec<(String, TicketTypeId)>),
+    Best {
+        map: Arc<catalog::SeatMap>,
+        tt: TicketTypeId,
+        quantity: usize,
+    },
 }
 
 /// A published event of the tenant, or 404 (drafts are invisible to buyers).
@@ -157,6 +191,7 @@ struct RecentHold {
     /// By ticket type, as [`store::hold_for_checkout`] reads them.
     items: Vec<(TicketTypeId, i64)>,
     expires_at: i64,
+    voucher: VoucherUse,
 }
 
 impl RecentHolds {
@@ -204,6 +239,7 @@ struct Reservation {
     epoch: Option<i64>,
     /// `None` once settled.
     pairs: Option<Vec<(TicketTypeId, i64)>>,
+    voucher: VoucherUse,
 }
 
 impl Reservation {
@@ -240,7 +276,14 @@ impl Reservation {
             match self
                 .app
                 .state::<Inventory>()
-                .release(self.org, self.event, self.epoch, &pairs)
+                .release(
+                    &self.app,
+                    self.org,
+                    self.event,
+                    self.epoch,
+                    &pairs,
+                    self.voucher,
+                )
                 .await
             {
                 Ok(()) | Err(Error::WarmTierDown) => {}
@@ -256,11 +299,17 @@ impl Drop for Reservation {
         if let Some(pairs) = self.pairs.take()
             && let Ok(rt) = tokio::runtime::Handle::try_current()
         {
-            let (app, org, event, epoch) = (self.app.clone(), self.org, self.event, self.epoch);
+            let (app, org, event, epoch, voucher) = (
+                self.app.clone(),
+                self.org,
+                self.event,
+                self.epoch,
+                self.voucher,
+            );
             rt.spawn(async move {
                 if let Err(e) = app
                     .state::<Inventory>()
-                    .release(org, event, epoch, &pairs)
+                    .release(&app, org, event, epoch, &pairs, voucher)
                     .await
                 {
                     tracing::warn!(error = %e, "a dropped hold's quantities were not given back");
@@ -334,11 +383,126 @@ pub async fn create_hold(
     event: EventId,
     items: Vec<HoldItem>,
     queue_pass: Option<&str>,
+    voucher: Option<&str>,
+    pick: SeatPick,
 ) -> Result<HoldView> {
     let catalog = published_catalog(app, t, event).await?;
     let now = app.kernel.now();
     let mut c = Checks::default();
-    if items.is_empty() {
+    let map = catalog::seating(app, t, event).await?;
+    // Seats: each of the map, once, of a type on sale; or the best free
+    // ones of a seated type. A seated type is held by its seats only.
+    let mut unavailable = Vec::new();
+    let mut counts: std::collections::BTreeMap<TicketTypeId, i64> = Default::default();
+    let seating = match (&pick, &map) {
+        (SeatPick::None, _) => Seating::None,
+        (_, None) => {
+            c.fail("seats", "this event has no seat map; hold items instead");
+            Seating::None
+        }
+        (SeatPick::Seats(ids), Some(map)) => {
+            if ids.is_empty() || ids.len() > MAX_SEATS_PER_HOLD {
+                c.fail("seats", "must name 1 to 50 seats");
+            }
+            let mut seen = BTreeSet::new();
+            let mut picked = Vec::with_capacity(ids.len());
+            for (i, id) in ids.iter().enumerate() {
+                let Some(seat) = map.seat(id) else {
+                    c.fail(&format!("seats[{i}]"), "is not a seat of this event");
+                    continue;
+                };
+                if !seen.insert(id.as_str()) {
+                    c.fail(&format!("seats[{i}]"), "appears twice");
+                }
+                if seat.blocked() {
+                    unavailable.push(format!("{} {} {}", seat.section, seat.row, seat.label));
+                }
+                *counts.entry(seat.ticket_type_id).or_default() += 1;
+                picked.push((id.clone(), seat.ticket_type_id));
+            }
+            Seating::Seats(picked)
+        }
+        (
+            SeatPick::Best {
+                ticket_type_id,
+                quantity,
+            },
+            Some(map),
+        ) => {
+            if !map.types.contains(ticket_type_id) {
+                c.fail(
+                    "best_available.ticket_type_id",
+                    "has no seats in this event's map",
+                );
+            }
+            if !(1..=MAX_SEATS_PER_HOLD as i64).contains(quantity) {
+                c.fail("best_available.quantity", "must be between 1 and 50");
+            }
+            *counts.entry(*ticket_type_id).or_default() += (*quantity).max(0);
+            Seating::Best {
+                map: map.clone(),
+                tt: *ticket_type_id,
+                quantity: (*quantity).clamp(0, MAX_SEATS_PER_HOLD as i64) as usize,
+            }
+        }
+    };
+    for (i, item) in items.iter().enumerate() {
+        if map
+            .as_ref()
+            .is_some_and(|m| m.types.contains(&item.ticket_type_id))
+        {
+            c.fail(
+                &format!("items[{i}].ticket_type_id"),
+                "is seated: hold seats or best_available",
+            );
+        }
+    }
+    for (tt, n) in &counts {
+        match catalog.ticket_type(*tt) {
+            Some(ty) if !ty.on_sale_at(now) => {
+                c.fail("seats", "a seat's ticket type is not on sale now")
+            }
+            Some(ty) if *n > ty.max_per_order.unwrap_or(DEFAULT_MAX_PER_ORDER) => c.fail(
+                "seats",
+                &format!(
+                    "at most {} seats of {}",
+                    ty.max_per_order.unwrap_or(DEFAULT_MAX_PER_ORDER),
+                    ty.name
+                ),
+            ),
+            _ => {}
+        }
+    }
+    for item in &items {
+        *counts.entry(item.ticket_type_id).or_default() += item.quantity.max(0);
+    }
+    // The voucher: one of this event's, still valid, discounting at least
+    // one of the tickets (each it discounts is one use).
+    let voucher = match voucher {
+        None => None,
+        Some(code) => match catalog::voucher_by_code(app, t, event, code).await? {
+            None => {
+                c.fail("voucher", "is not a voucher of this event");
+                None
+            }
+            Some(v) if !v.valid_at(now) => {
+                c.fail("voucher", "has expired");
+                None
+            }
+            Some(v) => {
+                let uses: i64 = counts
+                    .iter()
+                    .filter(|(tt, _)| v.applies_to(**tt))
+                    .map(|(_, q)| *q)
+                    .sum();
+                if uses == 0 {
+                    c.fail("voucher", "does not apply to these ticket types");
+                }
+                Some((v.id, uses, v.code.clone()))
+            }
+        },
+    };
+    if items.is_empty() && matches!(pick, SeatPick::None) {
         c.fail("items", "must hold at least one ticket type");
     }
     if items.len() > MAX_ITEMS {
@@ -370,43 +534,124 @@ pub async fn create_hold(
     }
     let limits = super::limits::of(app, t.org(), event).await?;
     if let Some(max) = limits.max_tickets_per_order {
-        let total: i64 = items.iter().map(|i| i.quantity.max(0)).sum();
+        let total: i64 = counts.values().sum();
         if total > max {
             c.fail("items", &format!("at most {max} tickets in one order"));
         }
     }
     c.finish()?;
+    if !unavailable.is_empty() {
+        return Err(Error::SeatUnavailable(unavailable.join(", ")));
+    }
     // The waiting room's pass, when the event has a room on: taken now,
     // given back if the hold is not made for another reason than the
     // tickets being gone.
     let pass = super::queue::take_pass(app, t, event, queue_pass).await?;
-    let made = Box::pin(hold_items(app, t, event, items)).await;
+    let made = Box::pin(hold_seated(app, t, event, items, voucher, seating)).await;
     if let (Some(pass), Err(e)) = (pass, &made)
-        && !matches!(e, Error::SoldOut(_))
+        && !matches!(e, Error::SoldOut(_) | Error::SeatUnavailable(_))
     {
         super::queue::give_back(app, pass).await;
     }
     made
 }
 
-/// [`create_hold`] once its checks passed.
+/// [`create_hold`] once its checks passed: seats chosen (best available
+/// again, a few times, when another hold took one of them first), then the
+/// hold made with its seats' claims.
+async fn hold_seated(
+    app: &App,
+    t: &Tenant,
+    event: EventId,
+    items: Vec<HoldItem>,
+    voucher: Option<(VoucherId, i64, String)>,
+    seating: Seating,
+) -> Result<HoldView> {
+    let board = app.state::<super::seats::SeatBoard>();
+    for attempt in 0..4 {
+        // The seats, marked in flight on this node until the hold's write
+        // is done (a concurrent pick here chooses others; a concurrent ask
+        // for the same seat here is told at once).
+        let (seats, _marked): (Vec<(String, TicketTypeId)>, _) = match &seating {
+            Seating::None => (Vec::new(), None),
+            Seating::Seats(s) => {
+                let marked = board
+                    .mark(t.org(), event, s.iter().map(|(id, _)| id.clone()).collect())
+                    .map_err(|_| Error::SeatUnavailable("a seat asked for is being held".into()))?;
+                (s.clone(), Some(marked))
+            }
+            Seating::Best { map, tt, quantity } => {
+                let taken: std::collections::HashSet<String> =
+                    super::seats::claimed(app.db(), t, event)
+                        .await?
+                        .into_iter()
+                        .map(|(s, _)| s)
+                        .collect();
+                let marked = board
+                    .pick(t.org(), event, map, *tt, taken, *quantity)
+                    .ok_or(Error::SoldOut(*tt))?;
+                let seats = marked.seats().iter().map(|id| (id.clone(), *tt)).collect();
+                (seats, Some(marked))
+            }
+        };
+        let made = hold_items(app, t, event, items.clone(), voucher.clone(), &seats).await;
+        if made.is_ok() && !seats.is_empty() {
+            app.state::<super::seats::SeatBoard>()
+                .changed(t.org(), event)
+                .await;
+        }
+        match made {
+            Err(Error::Db(e)) if kernel::db::is_unique_violation(&e) && !seats.is_empty() => {
+                if matches!(seating, Seating::Best { .. }) && attempt < 3 {
+                    continue;
+                }
+                return Err(Error::SeatUnavailable(
+                    "a seat asked for is held or sold".into(),
+                ));
+            }
+            other => return other,
+        }
+    }
+    Err(Error::SeatUnavailable(
+        "the seats chosen were taken meanwhile; try again".into(),
+    ))
+}
+
+/// Makes the hold: its quantities (seats included) taken from the
+/// counters, its rows and seat claims written.
 async fn hold_items(
     app: &App,
     t: &Tenant,
     event: EventId,
     items: Vec<HoldItem>,
+    voucher: Option<(VoucherId, i64, String)>,
+    seats: &[(String, TicketTypeId)],
 ) -> Result<HoldView> {
-    let pairs: Vec<(TicketTypeId, i64)> = items
+    let (voucher, code): (VoucherUse, Option<String>) = match voucher {
+        Some((v, uses, code)) => (Some((v, uses)), Some(code)),
+        None => (None, None),
+    };
+    // The items with the seats' ticket types counted in.
+    let mut pairs: Vec<(TicketTypeId, i64)> = items
         .iter()
         .map(|i| (i.ticket_type_id, i.quantity))
         .collect();
+    for (_, tt) in seats {
+        match pairs.iter_mut().find(|(t, _)| t == tt) {
+            Some((_, q)) => *q += 1,
+            None => pairs.push((*tt, 1)),
+        }
+    }
+    let items = items_of(&pairs);
     let hold = HoldId::new();
     // The hold's writes, and when it expires: its time runs from when it is
     // taken (a reservation may wait its turn at the ledger).
     let writes = |epoch: Option<i64>| -> Result<(Vec<kernel::Stmt>, i64)> {
         let now = app.kernel.now();
         let expires_at = now + app.kernel.config.hold_ttl_secs * MICROS_PER_SEC;
-        let mut writes = store::insert_hold(t, hold, event, expires_at, now, &pairs, epoch);
+        let mut writes =
+            store::insert_hold(t, hold, event, expires_at, now, &pairs, epoch, voucher);
+        writes.extend(super::seats::claim(t, event, hold, seats));
         writes.push(events::emit(
             &HoldCreated {
                 org_id: t.org(),
@@ -425,8 +670,9 @@ async fn hold_items(
     // and made again (the node learns the new epoch); Redis away, the
     // ledger decides.
     for _ in 0..3 {
-        let epoch = match inventory.reserve(app, t, event, &pairs).await? {
+        let epoch = match inventory.reserve(app, t, event, &pairs, voucher).await? {
             Reserve::SoldOut(tt) => return Err(Error::SoldOut(tt)),
+            Reserve::VoucherSpent => return Err(voucher_spent()),
             Reserve::Unavailable => break,
             Reserve::Taken(epoch) => epoch,
         };
@@ -439,6 +685,7 @@ async fn hold_items(
             event,
             epoch,
             pairs: Some(pairs.clone()),
+            voucher,
         };
         let (stmts, expires_at) = writes(epoch)?;
         match reservation.write(stmts).await {
@@ -452,7 +699,7 @@ async fn hold_items(
     }
     let expires_at = match taken {
         Some(at) => at,
-        None => hold_from_ledger(app, t, event, &pairs, || writes(None)).await?,
+        None => hold_from_ledger(app, t, event, &pairs, voucher, || writes(None)).await?,
     };
     let mut sorted = pairs.clone();
     sorted.sort_by_key(|(tt, _)| *tt);
@@ -464,6 +711,7 @@ async fn hold_items(
                 event,
                 items: sorted,
                 expires_at,
+                voucher,
             }),
         )
         .await;
@@ -472,7 +720,52 @@ async fn hold_items(
         event_id: event,
         expires_at: clock::rfc3339(expires_at),
         items,
+        voucher: code,
+        seats: seat_refs(app, t, event, seats.iter().map(|(s, _)| s.as_str())).await?,
     })
+}
+
+/// The seats a hold claimed, by ticket type (none unless the event has a
+/// seat map).
+pub(super) async fn held_seats(
+    app: &App,
+    t: &Tenant,
+    event: EventId,
+    hold: HoldId,
+) -> Result<Vec<(TicketTypeId, String)>> {
+    if catalog::seating(app, t, event).await?.is_none() {
+        return Ok(Vec::new());
+    }
+    Ok(super::seats::of_hold(app.db(), t, hold).await?)
+}
+
+/// Seats by id as a reply shows them.
+async fn seat_refs<'a>(
+    app: &App,
+    t: &Tenant,
+    event: EventId,
+    ids: impl Iterator<Item = &'a str>,
+) -> Result<Vec<super::seats::SeatRef>> {
+    let ids: Vec<&str> = ids.collect();
+    if ids.is_empty() {
+        return Ok(Vec::new());
+    }
+    let map = catalog::seating(app, t, event).await?;
+    Ok(ids
+        .into_iter()
+        .filter_map(|id| map.as_ref()?.seat(id))
+        .map(|s| super::seats::SeatRef {
+            id: s.id.clone(),
+            section: s.section.clone(),
+            row: s.row.clone(),
+            label: s.label.clone(),
+        })
+        .collect())
+}
+
+/// A voucher with no uses left for the hold asked.
+fn voucher_spent() -> Error {
+    Error::field("voucher", "has been used up")
 }
 
 /// Writes a hold taken from the ledger (Redis away, or its epoch moving
@@ -483,17 +776,25 @@ async fn hold_from_ledger(
     t: &Tenant,
     event: EventId,
     pairs: &[(TicketTypeId, i64)],
+    voucher: VoucherUse,
     writes: impl FnOnce() -> Result<(Vec<kernel::Stmt>, i64)>,
 ) -> Result<i64> {
     let inventory = app.state::<Inventory>();
     let _turn = inventory.ledger_turn().await;
     let mut tx = app.db().begin().await?;
-    if let Reserve::SoldOut(tt) = inventory
-        .reserve_in_tx(app, &mut tx, t, event, pairs)
+    match inventory
+        .reserve_in_tx(app, &mut tx, t, event, pairs, voucher)
         .await?
     {
-        tx.rollback().await?;
-        return Err(Error::SoldOut(tt));
+        Reserve::SoldOut(tt) => {
+            tx.rollback().await?;
+            return Err(Error::SoldOut(tt));
+        }
+        Reserve::VoucherSpent => {
+            tx.rollback().await?;
+            return Err(voucher_spent());
+        }
+        Reserve::Taken(_) | Reserve::Unavailable => {}
     }
     let (stmts, expires_at) = writes()?;
     tx.run_all(stmts).await?;
@@ -752,10 +1053,23 @@ async fn checkout_once(
     // items never change; the conditional consume below re-checks its state.
     let recent = app.state::<RecentHolds>().0.get(&(t.org(), hold)).await;
     let read = match recent {
-        Some(r) => Some((r.event, r.items.clone(), HoldStatus::Active, r.expires_at)),
+        Some(r) => Some(store::HoldForCheckout {
+            event: r.event,
+            items: r.items.clone(),
+            status: HoldStatus::Active,
+            expires_at: r.expires_at,
+            voucher: r.voucher,
+        }),
         None => store::hold_for_checkout(app.db(), t, hold).await?,
     };
-    let Some((event, items, hold_state, hold_expires)) = read else {
+    let Some(store::HoldForCheckout {
+        event,
+        items,
+        status: hold_state,
+        expires_at: hold_expires,
+        voucher,
+    }) = read
+    else {
         return Err(Error::NotFound);
     };
     // Cheap early answers (the transaction below re-checks): no payment is
@@ -781,6 +1095,15 @@ async fn checkout_once(
     let catalog = catalog::catalog(app, t, event)
         .await?
         .ok_or(Error::NotFound)?;
+    // The voucher's discount, on each line it applies to.
+    let voucher = match voucher {
+        Some((v, _)) => Some(
+            catalog::voucher(app, t, v)
+                .await?
+                .ok_or_else(|| Error::Api(kernel::ApiError::internal("held voucher vanished")))?,
+        ),
+        None => None,
+    };
     let mut currencies = BTreeSet::new();
     let mut lines = Vec::with_capacity(items.len());
     for (tt, q) in &items {
@@ -788,13 +1111,18 @@ async fn checkout_once(
             .ticket_type(*tt)
             .ok_or_else(|| Error::Api(kernel::ApiError::internal("held ticket type vanished")))?;
         currencies.insert(ty.currency.clone());
+        let discount = voucher
+            .as_ref()
+            .filter(|v| v.applies_to(*tt))
+            .map(|v| v.discount(ty.price_cents, *q))
+            .unwrap_or(0);
         lines.push(OrderLine {
             ticket_type_id: *tt,
             name: ty.name.clone(),
             quantity: *q,
             unit_price_cents: ty.price_cents,
-            discount_cents: 0,
-            total_cents: ty.price_cents * q,
+            discount_cents: discount,
+            total_cents: ty.price_cents * q - discount,
         });
     }
     if currencies.len() > 1 {
@@ -855,7 +1183,8 @@ async fn checkout_once(
         (Some(_), PaymentMethod::Eft) => "eft",
     };
     let issued = if status == OrderStatus::Paid {
-        tickets::issue(app, t, order, event, &items, now).await?
+        let seats = held_seats(app, t, event, hold).await?;
+        tickets::issue(app, t, order, event, &items, &seats, now).await?
     } else {
         tickets::Issue {
             tickets: Vec::new(),
@@ -885,7 +1214,7 @@ async fn checkout_once(
         invoice_number: None,
         payment_method: method_name.into(),
         lines: lines.clone(),
-        tickets: issued.tickets.iter().cloned().map(Into::into).collect(),
+        tickets: tickets::views(app, t, issued.tickets.clone()).await?,
         payment: payment.as_ref().map(|p| p.view.clone()),
         refunds: Vec::new(),
         created_at: clock::rfc3339(now),
@@ -985,6 +1314,12 @@ async fn checkout_once(
         .0
         .invalidate(&(t.org(), hold))
         .await;
+    if applied {
+        // Its seats (if any) are sold now.
+        app.state::<super::seats::SeatBoard>()
+            .changed(t.org(), event)
+            .await;
+    }
     if !applied {
         return Err(match store::hold_status(app.db(), t, hold).await? {
             None => Error::NotFound,
@@ -999,16 +1334,19 @@ async fn checkout_once(
 }
 
 /// Holds and checks out in one step (the storefront page's "Get ticket").
+#[allow(clippy::too_many_arguments)]
 pub async fn take_now(
     app: &App,
     t: &Tenant,
     event: EventId,
-    item: HoldItem,
+    items: Vec<HoldItem>,
+    pick: SeatPick,
     buyer: Buyer,
     method: PaymentMethod,
     queue_pass: Option<&str>,
+    voucher: Option<&str>,
 ) -> Result<OrderView> {
-    let hold = create_hold(app, t, event, vec![item], queue_pass).await?;
+    let hold = create_hold(app, t, event, items, queue_pass, voucher, pick).await?;
     let reply = checkout(app, t, hold.id, buyer, method, None).await?;
     serde_json::from_str(&reply.body).map_err(|e| Error::Api(kernel::ApiError::internal(e)))
 }
@@ -1359,7 +1697,7 @@ pub async fn release_expired(app: &App) -> Result<usize> {
     let db = app.db().clone();
     let n = app
         .state::<Inventory>()
-        .release_many(|| async move {
+        .release_many(app, || async move {
             let mut tx = db.begin().await?;
             let released = store::release_expired_holds(&mut tx, now, SWEEP_BATCH).await?;
             let mut announce = Vec::with_capacity(released.len());
@@ -1393,7 +1731,7 @@ pub async fn expire_pending_orders(app: &App) -> Result<usize> {
     let db = app.db().clone();
     let n = app
         .state::<Inventory>()
-        .release_many(|| async move {
+        .release_many(app, || async move {
             let mut tx = db.begin().await?;
             let expired = store::expire_pending_orders(&mut tx, now, SWEEP_BATCH).await?;
             let mut announce = Vec::with_capacity(expired.len());

@@ -10,6 +10,9 @@ pub enum Error {
     NotFound,
     #[error("not enough tickets left of {0}")]
     SoldOut(TicketTypeId),
+    /// A seat asked for is held, sold or blocked.
+    #[error("seat unavailable: {0}")]
+    SeatUnavailable(String),
     #[error("the hold has expired")]
     HoldExpired,
     #[error("the hold was already checked out")]
@@ -42,6 +45,9 @@ impl From<Error> for ApiError {
             Error::Invalid(errors) => ApiError::validation(errors),
             Error::NotFound => ApiError::NotFound,
             Error::SoldOut(tt) => ApiError::SoldOut(format!("not enough tickets left of {tt}")),
+            Error::SeatUnavailable(what) => {
+                ApiError::SeatUnavailable(format!("not available: {what}"))
+            }
             Error::HoldExpired => ApiError::HoldExpired,
             Error::HoldConsumed => ApiError::Conflict("this hold was already checked out".into()),
             Error::IdempotencyConflict => ApiError::IdempotencyConflict,

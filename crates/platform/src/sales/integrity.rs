@@ -14,12 +14,16 @@
 use std::time::Duration;
 
 use kernel::{
-    ids::{EventId, OrgId, TicketTypeId},
+    ids::{EventId, OrgId, QuotaId, TicketTypeId, VoucherId},
     jobs::{Job, Queue},
 };
 use serde::{Deserialize, Serialize};
 
-use super::{Inventory, error::Result, store};
+use super::{
+    Inventory,
+    error::{Error, Result},
+    inventory::{Counter, left_in_ledger},
+};
 use crate::{App, events, identity};
 
 /// The queue of integrity checks: one at a time, never in prune's way.
@@ -43,25 +47,30 @@ impl Job for Reconcile {
 pub struct Repair {
     pub org_id: OrgId,
     pub event_id: EventId,
-    pub ticket_type_id: TicketTypeId,
+    /// The ticket type whose own counter it was, or
+    pub ticket_type_id: Option<TicketTypeId>,
+    /// the quota whose counter it was, or
+    pub quota_id: Option<QuotaId>,
+    /// the voucher whose uses it counts.
+    pub voucher_id: Option<VoucherId>,
     pub counter_was: i64,
     pub ledger_says: i64,
 }
 
-/// What the ledger says the counter should hold; `None` when the event or
-/// ticket type is gone.
-async fn expected(app: &App, org: OrgId, event: EventId, tt: TicketTypeId) -> Result<Option<i64>> {
+/// What the ledger says the counter should hold; `None` when the event,
+/// ticket type or quota is gone.
+async fn expected(app: &App, org: OrgId, event: EventId, c: Counter) -> Result<Option<i64>> {
     let Some(tenant) = identity::upkeep_tenant(app, org).await? else {
         return Ok(None);
     };
     let Some(catalog) = events::catalog(app, &tenant, event).await? else {
         return Ok(None);
     };
-    let Some(capacity) = catalog.ticket_type(tt).map(|t| t.capacity) else {
-        return Ok(None);
-    };
-    let taken = store::taken_from_ledger(app.db(), &tenant, tt).await?;
-    Ok(Some(capacity - taken))
+    match left_in_ledger(app, &tenant, &catalog, c).await {
+        Ok(left) => Ok(Some(left)),
+        Err(Error::NotFound) => Ok(None),
+        Err(e) => Err(e),
+    }
 }
 
 /// Checks every counter, waits `window`, and repairs the differences that
@@ -106,15 +115,22 @@ pub async fn reconcile_only(
             continue; // moving: in flight, not drift
         }
         if inv.repair(app, org, event, tt, c1, e1).await? {
-            tracing::warn!(%org, %event, ticket_type = %tt, counter_was = c1, ledger_says = e1,
+            tracing::warn!(%org, %event, counter = %tt, counter_was = c1, ledger_says = e1,
                 "inventory counter drifted from the ledger; repaired");
             metrics::counter!("voelgoed_inventory_repairs_total").increment(1);
             metrics::counter!("voelgoed_inventory_repaired_quantity_total")
                 .increment((e1 - c1).unsigned_abs());
+            let (ticket_type_id, quota_id, voucher_id) = match tt {
+                Counter::Type(t) => (Some(t), None, None),
+                Counter::Quota(q) => (None, Some(q), None),
+                Counter::Voucher(v) => (None, None, Some(v)),
+            };
             repaired.push(Repair {
                 org_id: org,
                 event_id: event,
-                ticket_type_id: tt,
+                ticket_type_id,
+                quota_id,
+                voucher_id,
                 counter_was: c1,
                 ledger_says: e1,
             });

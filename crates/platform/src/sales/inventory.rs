@@ -2,8 +2,13 @@
 //! tier (one process) or the warm tier (Redis, shared by every node), with
 //! the ledger (the holds table) as the arbiter when Redis is away.
 //!
+//! Counters are kept per ticket type and per quota (a capacity several
+//! ticket types share, owned by the events slice): a hold of a ticket type
+//! draws on its type's counter and on the counter of every quota the type
+//! belongs to, all in one atomic step.
+//!
 //! Invariant: counter = capacity − Σ quantity of holds that are `active` or
-//! `consumed` in the database. A reservation is one atomic step (a mutex
+//! `consumed` in the database (of the ticket type, or of the quota's types). A reservation is one atomic step (a mutex
 //! section in process, a Lua script in Redis) that takes every item or none,
 //! so no interleaving can oversell. A missing counter is loaded from the
 //! database once; a cache miss falls through, it never guesses.
@@ -28,7 +33,7 @@ use std::{
 
 use kernel::{
     ApiError, Kernel, Tx,
-    ids::{EventId, OrgId, TicketTypeId},
+    ids::{EventId, OrgId, QuotaId, TicketTypeId, VoucherId},
     warm::Warm,
 };
 
@@ -36,13 +41,93 @@ use super::{
     error::{Error, Result},
     store,
 };
-use crate::{App, identity::Tenant};
+use crate::{
+    App,
+    events::Catalog,
+    identity::{self, Tenant},
+};
+
+/// What a counter counts down: a ticket type's own capacity, a quota's, or
+/// a voucher's uses.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub enum Counter {
+    Type(TicketTypeId),
+    Quota(QuotaId),
+    Voucher(VoucherId),
+}
+
+/// A voucher a hold spends, and how many uses (tickets it discounts).
+pub type VoucherUse = Option<(VoucherId, i64)>;
+
+impl std::fmt::Display for Counter {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Counter::Type(tt) => write!(f, "{tt}"),
+            Counter::Quota(q) => write!(f, "q:{q}"),
+            Counter::Voucher(v) => write!(f, "v:{v}"),
+        }
+    }
+}
+
+/// The counters a hold of `items` draws on, each with its quantity: every
+/// item's ticket type, every quota of those types with the sum of its
+/// types' quantities, and the voucher's uses. A ticket type the catalog
+/// does not know draws on its own counter only.
+pub fn counters_of(
+    catalog: Option<&Catalog>,
+    items: &[(TicketTypeId, i64)],
+    voucher: VoucherUse,
+) -> Vec<(Counter, i64)> {
+    let mut out: Vec<(Counter, i64)> = items
+        .iter()
+        .map(|(tt, q)| (Counter::Type(*tt), *q))
+        .collect();
+    if let Some(catalog) = catalog {
+        for quota in &catalog.quotas {
+            let q: i64 = items
+                .iter()
+                .filter(|(tt, _)| quota.ticket_type_ids.contains(tt))
+                .map(|(_, q)| *q)
+                .sum();
+            if q > 0 {
+                out.push((Counter::Quota(quota.id), q));
+            }
+        }
+    }
+    if let Some((v, uses)) = voucher
+        && uses > 0
+    {
+        out.push((Counter::Voucher(v), uses));
+    }
+    out
+}
+
+/// The ticket type to name when `counter` ran out for `items`.
+fn sold_out_type(
+    catalog: &Catalog,
+    items: &[(TicketTypeId, i64)],
+    counter: Counter,
+) -> TicketTypeId {
+    match counter {
+        Counter::Type(tt) => tt,
+        Counter::Quota(q) => items
+            .iter()
+            .find(|(tt, _)| {
+                catalog
+                    .quota(q)
+                    .is_some_and(|q| q.ticket_type_ids.contains(tt))
+            })
+            .map(|(tt, _)| *tt)
+            .unwrap_or(items[0].0),
+        Counter::Voucher(_) => items[0].0,
+    }
+}
 
 pub struct Inventory {
     tier: Tier,
     /// Which org and event each counter this node loaded belongs to (the
     /// in-process tier's counters, for reconciliation).
-    known: dashmap::DashMap<TicketTypeId, (OrgId, EventId)>,
+    known: dashmap::DashMap<Counter, (OrgId, EventId)>,
     /// Serialises loading a counter with releasing into it, so a release
     /// cannot slip between the database read and the insert of a counter.
     load_lock: tokio::sync::Mutex<()>,
@@ -53,7 +138,7 @@ pub struct Inventory {
 }
 
 enum Tier {
-    Memory(Mutex<HashMap<TicketTypeId, i64>>),
+    Memory(Mutex<HashMap<Counter, i64>>),
     Redis(Box<RedisTier>),
 }
 
@@ -82,7 +167,16 @@ pub enum Reserve {
     /// written under [`store::epoch_guard`].
     Taken(Option<i64>),
     SoldOut(TicketTypeId),
+    /// The voucher has no uses left for this hold.
+    VoucherSpent,
     /// Redis did not answer: take from the ledger ([`Inventory::reserve_in_tx`]).
+    Unavailable,
+}
+
+/// What a reservation did, counter by counter.
+enum Taking {
+    Taken(Option<i64>),
+    SoldOut(Counter),
     Unavailable,
 }
 
@@ -150,22 +244,29 @@ async fn epoch_key(app: &App) -> Result<String> {
     Ok(format!("inv:epoch:{name}"))
 }
 
-fn key(org: OrgId, event: EventId, epoch: i64, tt: TicketTypeId) -> String {
+fn key(org: OrgId, event: EventId, epoch: i64, c: Counter) -> String {
     // The {ev:..} hash tag keeps one event's counters on one slot.
-    format!("org:{org}:{{ev:{event}}}:inv:{epoch}:{tt}")
+    format!("org:{org}:{{ev:{event}}}:inv:{epoch}:{c}")
 }
 
-/// The org, event, epoch and ticket type of a counter's key.
-fn parse_key(k: &str) -> Option<(OrgId, EventId, i64, TicketTypeId)> {
+/// The org, event, epoch and counter of a counter's key.
+fn parse_key(k: &str) -> Option<(OrgId, EventId, i64, Counter)> {
     let rest = k.strip_prefix("org:")?;
     let (org, rest) = rest.split_once(":{ev:")?;
     let (event, rest) = rest.split_once("}:inv:")?;
-    let (epoch, tt) = rest.split_once(':')?;
+    let (epoch, c) = rest.split_once(':')?;
+    let c = if let Some(q) = c.strip_prefix("q:") {
+        Counter::Quota(q.parse().ok()?)
+    } else if let Some(v) = c.strip_prefix("v:") {
+        Counter::Voucher(v.parse().ok()?)
+    } else {
+        Counter::Type(c.parse().ok()?)
+    };
     Some((
         org.parse().ok()?,
         event.parse().ok()?,
         epoch.parse().ok()?,
-        tt.parse().ok()?,
+        c,
     ))
 }
 
@@ -304,44 +405,56 @@ impl Inventory {
         }
     }
 
-    /// Takes every item's quantity, or nothing. `Unavailable` when Redis
-    /// does not answer (the caller takes from the ledger instead).
+    /// Takes every item's quantity from its ticket type and each of its
+    /// quotas, or nothing. `Unavailable` when Redis does not answer (the
+    /// caller takes from the ledger instead).
     pub async fn reserve(
         &self,
         app: &App,
         t: &Tenant,
         event: EventId,
         items: &[(TicketTypeId, i64)],
+        voucher: VoucherUse,
     ) -> Result<Reserve> {
-        match &self.tier {
-            Tier::Memory(map) => self.reserve_memory(map, app, t, event, items).await,
+        let catalog = crate::events::catalog(app, t, event)
+            .await?
+            .ok_or(Error::NotFound)?;
+        let counters = counters_of(Some(&catalog), items, voucher);
+        let got = match &self.tier {
+            Tier::Memory(map) => self.reserve_memory(map, app, t, event, &counters).await,
             Tier::Redis(r) => {
                 if r.is_down() {
                     return Ok(Reserve::Unavailable);
                 }
-                match self.reserve_warm(app, r, t, event, items).await {
+                match self.reserve_warm(app, r, t, event, &counters).await {
                     Err(Error::WarmTierDown) => {
                         r.mark_down();
-                        Ok(Reserve::Unavailable)
+                        Ok(Taking::Unavailable)
                     }
                     other => other,
                 }
             }
-        }
+        }?;
+        Ok(match got {
+            Taking::Taken(epoch) => Reserve::Taken(epoch),
+            Taking::SoldOut(Counter::Voucher(_)) => Reserve::VoucherSpent,
+            Taking::SoldOut(c) => Reserve::SoldOut(sold_out_type(&catalog, items, c)),
+            Taking::Unavailable => Reserve::Unavailable,
+        })
     }
 
     async fn reserve_memory(
         &self,
-        map: &Mutex<HashMap<TicketTypeId, i64>>,
+        map: &Mutex<HashMap<Counter, i64>>,
         app: &App,
         t: &Tenant,
         event: EventId,
-        items: &[(TicketTypeId, i64)],
-    ) -> Result<Reserve> {
+        items: &[(Counter, i64)],
+    ) -> Result<Taking> {
         for _ in 0..3 {
-            let missing: Vec<TicketTypeId> = {
+            let missing: Vec<Counter> = {
                 let mut map = map.lock().map_err(|_| poisoned())?;
-                let missing: Vec<TicketTypeId> = items
+                let missing: Vec<Counter> = items
                     .iter()
                     .filter(|(t, _)| !map.contains_key(t))
                     .map(|(t, _)| *t)
@@ -351,14 +464,14 @@ impl Inventory {
                         .iter()
                         .find(|(t, q)| map.get(t).copied().unwrap_or(0) < *q)
                     {
-                        return Ok(Reserve::SoldOut(*t));
+                        return Ok(Taking::SoldOut(*t));
                     }
                     for (t, q) in items {
                         if let Some(v) = map.get_mut(t) {
                             *v -= q;
                         }
                     }
-                    return Ok(Reserve::Taken(None));
+                    return Ok(Taking::Taken(None));
                 }
                 missing
             };
@@ -373,8 +486,8 @@ impl Inventory {
         r: &RedisTier,
         t: &Tenant,
         event: EventId,
-        items: &[(TicketTypeId, i64)],
-    ) -> Result<Reserve> {
+        items: &[(Counter, i64)],
+    ) -> Result<Taking> {
         let org = t.org();
         let mut epoch = r.epoch(app).await?;
         for _ in 0..4 {
@@ -384,8 +497,8 @@ impl Inventory {
             }
             let got: i64 = bounded(inv.invoke_async(&mut r.warm.conn())).await?;
             let missing = match got {
-                0 => return Ok(Reserve::Taken(Some(epoch))),
-                i if i > 0 => return Ok(Reserve::SoldOut(items[(i - 1) as usize].0)),
+                0 => return Ok(Taking::Taken(Some(epoch))),
+                i if i > 0 => return Ok(Taking::SoldOut(items[(i - 1) as usize].0)),
                 i => vec![items[(-i - 1) as usize].0],
             };
             if !self.load(app, t, event, &missing, epoch).await? {
@@ -428,16 +541,27 @@ impl Inventory {
         t: &Tenant,
         event: EventId,
         items: &[(TicketTypeId, i64)],
+        voucher: VoucherUse,
     ) -> Result<Reserve> {
         let catalog = crate::events::catalog(app, t, event)
             .await?
             .ok_or(Error::NotFound)?;
         store::bump_epoch(tx).await?;
-        for (tt, q) in items {
-            let capacity = catalog.ticket_type(*tt).ok_or(Error::NotFound)?.capacity;
-            let taken = store::taken_in(tx, t.org(), *tt).await?;
-            if capacity - taken < *q {
-                return Ok(Reserve::SoldOut(*tt));
+        for (c, q) in counters_of(Some(&catalog), items, voucher) {
+            if let Counter::Voucher(v) = c {
+                let max = voucher_max_uses(app, t, v).await?;
+                if max - store::voucher_uses_in(tx, t.org(), v).await? < q {
+                    return Ok(Reserve::VoucherSpent);
+                }
+                continue;
+            }
+            let (capacity, types) = capacity_of(&catalog, c)?;
+            let mut taken = 0;
+            for tt in types {
+                taken += store::taken_in(tx, t.org(), tt).await?;
+            }
+            if capacity - taken < q {
+                return Ok(Reserve::SoldOut(sold_out_type(&catalog, items, c)));
             }
         }
         metrics::counter!("voelgoed_inventory_ledger_reservations_total").increment(1);
@@ -452,13 +576,16 @@ impl Inventory {
     /// repairs the current ones.
     pub async fn release(
         &self,
+        app: &App,
         org: OrgId,
         event: EventId,
         epoch: Option<i64>,
         items: &[(TicketTypeId, i64)],
+        voucher: VoucherUse,
     ) -> Result<()> {
+        let counters = released_counters(app, org, event, items, voucher).await?;
         let _guard = self.load_lock.lock().await;
-        self.release_locked(org, event, epoch, items).await
+        self.release_locked(org, event, epoch, &counters).await
     }
 
     async fn release_locked(
@@ -466,7 +593,7 @@ impl Inventory {
         org: OrgId,
         event: EventId,
         epoch: Option<i64>,
-        items: &[(TicketTypeId, i64)],
+        items: &[(Counter, i64)],
     ) -> Result<()> {
         match &self.tier {
             Tier::Memory(map) => {
@@ -500,8 +627,9 @@ impl Inventory {
         }
     }
 
-    /// What is left of each ticket type, loading counters not yet warm;
-    /// from the ledger while Redis is away.
+    /// What is left of each ticket type (the least of its own counter and
+    /// its quotas'), loading counters not yet warm; from the ledger while
+    /// Redis is away.
     pub async fn remaining(
         &self,
         app: &App,
@@ -512,6 +640,89 @@ impl Inventory {
         if types.is_empty() {
             return Ok(Vec::new());
         }
+        let catalog = crate::events::catalog(app, t, event)
+            .await?
+            .ok_or(Error::NotFound)?;
+        let mut counters: Vec<Counter> = types.iter().map(|tt| Counter::Type(*tt)).collect();
+        for q in &catalog.quotas {
+            if q.ticket_type_ids.iter().any(|tt| types.contains(tt)) {
+                counters.push(Counter::Quota(q.id));
+            }
+        }
+        let left = self
+            .counters_left(app, t, event, &catalog, &counters)
+            .await?;
+        Ok(types
+            .iter()
+            .map(|tt| {
+                counters
+                    .iter()
+                    .zip(&left)
+                    .filter(|(c, _)| match c {
+                        Counter::Type(t) => t == tt,
+                        Counter::Quota(q) => catalog
+                            .quota(*q)
+                            .is_some_and(|q| q.ticket_type_ids.contains(tt)),
+                        Counter::Voucher(_) => false,
+                    })
+                    .map(|(_, v)| *v)
+                    .min()
+                    .unwrap_or(0)
+            })
+            .collect())
+    }
+
+    /// What is left of each of the event's quotas.
+    pub async fn quotas_left(
+        &self,
+        app: &App,
+        t: &Tenant,
+        event: EventId,
+    ) -> Result<Vec<(QuotaId, i64)>> {
+        let catalog = crate::events::catalog(app, t, event)
+            .await?
+            .ok_or(Error::NotFound)?;
+        let counters: Vec<Counter> = catalog
+            .quotas
+            .iter()
+            .map(|q| Counter::Quota(q.id))
+            .collect();
+        if counters.is_empty() {
+            return Ok(Vec::new());
+        }
+        let left = self
+            .counters_left(app, t, event, &catalog, &counters)
+            .await?;
+        Ok(catalog.quotas.iter().map(|q| q.id).zip(left).collect())
+    }
+
+    /// Uses left of each voucher (of the event).
+    pub async fn vouchers_left(
+        &self,
+        app: &App,
+        t: &Tenant,
+        event: EventId,
+        ids: &[VoucherId],
+    ) -> Result<Vec<i64>> {
+        if ids.is_empty() {
+            return Ok(Vec::new());
+        }
+        let catalog = crate::events::catalog(app, t, event)
+            .await?
+            .ok_or(Error::NotFound)?;
+        let counters: Vec<Counter> = ids.iter().map(|v| Counter::Voucher(*v)).collect();
+        self.counters_left(app, t, event, &catalog, &counters).await
+    }
+
+    /// What is left on each counter (never below zero).
+    async fn counters_left(
+        &self,
+        app: &App,
+        t: &Tenant,
+        event: EventId,
+        catalog: &Catalog,
+        types: &[Counter],
+    ) -> Result<Vec<i64>> {
         match &self.tier {
             Tier::Memory(map) => {
                 for _ in 0..3 {
@@ -534,7 +745,7 @@ impl Inventory {
                         other => return other,
                     }
                 }
-                self.remaining_in_ledger(app, t, event, types).await
+                self.remaining_in_ledger(app, t, catalog, types).await
             }
         }
     }
@@ -545,7 +756,7 @@ impl Inventory {
         r: &RedisTier,
         t: &Tenant,
         event: EventId,
-        types: &[TicketTypeId],
+        types: &[Counter],
     ) -> Result<Vec<i64>> {
         let org = t.org();
         let mut epoch = r.epoch(app).await?;
@@ -572,17 +783,12 @@ impl Inventory {
         &self,
         app: &App,
         t: &Tenant,
-        event: EventId,
-        types: &[TicketTypeId],
+        catalog: &Catalog,
+        counters: &[Counter],
     ) -> Result<Vec<i64>> {
-        let catalog = crate::events::catalog(app, t, event)
-            .await?
-            .ok_or(Error::NotFound)?;
-        let mut out = Vec::with_capacity(types.len());
-        for tt in types {
-            let capacity = catalog.ticket_type(*tt).ok_or(Error::NotFound)?.capacity;
-            let taken = store::taken_from_ledger(app.db(), t, *tt).await?;
-            out.push((capacity - taken).max(0));
+        let mut out = Vec::with_capacity(counters.len());
+        for c in counters {
+            out.push(left_in_ledger(app, t, catalog, *c).await?.max(0));
         }
         Ok(out)
     }
@@ -595,7 +801,7 @@ impl Inventory {
         app: &App,
         tenant: &Tenant,
         event: EventId,
-        types: &[TicketTypeId],
+        types: &[Counter],
         epoch: i64,
     ) -> Result<bool> {
         let org = tenant.org();
@@ -605,9 +811,7 @@ impl Inventory {
         let _guard = self.load_lock.lock().await;
         for t in types {
             self.known.insert(*t, (org, event));
-            let capacity = catalog.ticket_type(*t).ok_or(Error::NotFound)?.capacity;
-            let taken = store::taken_from_ledger(app.db(), tenant, *t).await?;
-            let left = capacity - taken;
+            let left = left_in_ledger(app, tenant, &catalog, *t).await?;
             match &self.tier {
                 Tier::Memory(map) => {
                     let mut map = map.lock().map_err(|_| poisoned())?;
@@ -634,7 +838,7 @@ impl Inventory {
 
     /// Every counter in the tier: this node's in-process ones, or every
     /// node's in Redis of the current epoch (older epochs' are removed).
-    pub async fn counters(&self, app: &App) -> Result<Vec<(OrgId, EventId, TicketTypeId)>> {
+    pub async fn counters(&self, app: &App) -> Result<Vec<(OrgId, EventId, Counter)>> {
         match &self.tier {
             Tier::Memory(_) => Ok(self
                 .known
@@ -701,7 +905,7 @@ impl Inventory {
         app: &App,
         org: OrgId,
         event: EventId,
-        tt: TicketTypeId,
+        tt: Counter,
     ) -> Result<Option<i64>> {
         match &self.tier {
             Tier::Memory(map) => Ok(map.lock().map_err(|_| poisoned())?.get(&tt).copied()),
@@ -723,7 +927,7 @@ impl Inventory {
         app: &App,
         org: OrgId,
         event: EventId,
-        tt: TicketTypeId,
+        tt: Counter,
         seen: i64,
         to: i64,
     ) -> Result<bool> {
@@ -757,7 +961,7 @@ impl Inventory {
     /// node wins each hold or order) and gives its quantities back, with no
     /// counter load in between. The database's release stands even when
     /// Redis does not take the quantities back (the reconciliation will).
-    pub async fn release_many<F, Fut>(&self, release: F) -> Result<usize>
+    pub async fn release_many<F, Fut>(&self, app: &App, release: F) -> Result<usize>
     where
         F: FnOnce() -> Fut,
         Fut: std::future::Future<Output = Result<Vec<store::Released>>>,
@@ -766,7 +970,21 @@ impl Inventory {
         let released = release().await?;
         let n = released.len();
         for r in released {
-            if let Err(e) = self.release_locked(r.org, r.event, r.epoch, &r.items).await {
+            // Its seats (if any) are free again: the board shows it at once.
+            app.state::<super::seats::SeatBoard>()
+                .changed(r.org, r.event)
+                .await;
+            let counters = match released_counters(app, r.org, r.event, &r.items, r.voucher).await {
+                Ok(c) => c,
+                Err(e) => {
+                    tracing::warn!(error = %e, "released quantities not given back to the counters (reconciliation will)");
+                    continue;
+                }
+            };
+            if let Err(e) = self
+                .release_locked(r.org, r.event, r.epoch, &counters)
+                .await
+            {
                 tracing::warn!(error = %e, "released quantities not given back to the counters (reconciliation will)");
             }
         }
@@ -774,7 +992,66 @@ impl Inventory {
     }
 }
 
-fn missing_of(types: &[TicketTypeId], found: &[Option<i64>]) -> Vec<TicketTypeId> {
+/// A counter's capacity and the ticket types whose holds draw on it.
+fn capacity_of(catalog: &Catalog, c: Counter) -> Result<(i64, Vec<TicketTypeId>)> {
+    match c {
+        Counter::Type(tt) => Ok((
+            catalog.ticket_type(tt).ok_or(Error::NotFound)?.capacity,
+            vec![tt],
+        )),
+        Counter::Quota(q) => {
+            let q = catalog.quota(q).ok_or(Error::NotFound)?;
+            Ok((q.capacity, q.ticket_type_ids.clone()))
+        }
+        Counter::Voucher(_) => Err(Error::NotFound),
+    }
+}
+
+async fn voucher_max_uses(app: &App, t: &Tenant, v: VoucherId) -> Result<i64> {
+    Ok(crate::events::voucher(app, t, v)
+        .await?
+        .ok_or(Error::NotFound)?
+        .max_uses)
+}
+
+/// What the ledger says is left on a counter: its capacity less what the
+/// active and consumed holds of its ticket types took.
+pub(super) async fn left_in_ledger(
+    app: &App,
+    t: &Tenant,
+    catalog: &Catalog,
+    c: Counter,
+) -> Result<i64> {
+    if let Counter::Voucher(v) = c {
+        let max = voucher_max_uses(app, t, v).await?;
+        return Ok(max - store::voucher_uses(app.db(), t, v).await?);
+    }
+    let (capacity, types) = capacity_of(catalog, c)?;
+    let mut taken = 0;
+    for tt in types {
+        taken += store::taken_from_ledger(app.db(), t, tt).await?;
+    }
+    Ok(capacity - taken)
+}
+
+/// The counters released items give back to (the event's quotas as the
+/// catalog has them now: a quota added since counted the hold when it was
+/// loaded from the ledger; one removed since is no longer read).
+async fn released_counters(
+    app: &App,
+    org: OrgId,
+    event: EventId,
+    items: &[(TicketTypeId, i64)],
+    voucher: VoucherUse,
+) -> Result<Vec<(Counter, i64)>> {
+    let catalog = match identity::upkeep_tenant(app, org).await? {
+        Some(t) => crate::events::catalog(app, &t, event).await?,
+        None => None,
+    };
+    Ok(counters_of(catalog.as_deref(), items, voucher))
+}
+
+fn missing_of(types: &[Counter], found: &[Option<i64>]) -> Vec<Counter> {
     types
         .iter()
         .zip(found)

@@ -27,6 +27,7 @@ mod money_store;
 mod money_views;
 mod pricing;
 pub mod queue;
+pub mod seats;
 pub mod settings;
 mod store;
 pub mod stripe;
@@ -53,7 +54,46 @@ pub use store::{
     OrderSummary, bump_epoch as fence_epoch, epoch_guard, inventory_epoch as store_epoch,
 };
 
-use crate::App;
+use crate::{App, identity::Tenant};
+
+/// What is left to sell of an event, as the counters say: per ticket type
+/// (the least of its own and its quotas'), and per quota.
+pub struct Availability {
+    pub types: Vec<(kernel::ids::TicketTypeId, i64)>,
+    pub quotas: Vec<(kernel::ids::QuotaId, i64)>,
+}
+
+/// Uses left of each of the event's vouchers `ids`, as the counters say.
+pub async fn voucher_uses_left(
+    app: &App,
+    t: &Tenant,
+    event: EventId,
+    ids: &[kernel::ids::VoucherId],
+) -> kernel::ApiResult<Vec<i64>> {
+    Ok(app
+        .state::<Inventory>()
+        .vouchers_left(app, t, event, ids)
+        .await?)
+}
+
+/// [`Availability`] of an event of the tenant, draft or published.
+pub async fn availability(
+    app: &App,
+    t: &Tenant,
+    event: EventId,
+) -> kernel::ApiResult<Availability> {
+    let Some(catalog) = crate::events::catalog(app, t, event).await? else {
+        return Err(kernel::ApiError::NotFound);
+    };
+    let inv = app.state::<Inventory>();
+    let types: Vec<kernel::ids::TicketTypeId> =
+        catalog.event.ticket_types.iter().map(|t| t.id).collect();
+    let left = inv.remaining(app, t, event, &types).await?;
+    Ok(Availability {
+        types: types.into_iter().zip(left).collect(),
+        quotas: inv.quotas_left(app, t, event).await?,
+    })
+}
 
 /// Tickets were held for a buyer.
 #[derive(Clone, Debug, Serialize, Deserialize, utoipa::ToSchema)]
@@ -237,6 +277,8 @@ pub fn slice(kernel: &Kernel) -> Slice<App> {
         .state(queue::Rooms::new(kernel))
         .state(domain::RecentHolds::new(kernel))
         .state(domain::CheckoutsInFlight::default())
+        .state(seats::SeatBoard::new())
+        .state(seats::SeatWatchers::new())
         .queue(money::QUEUE)
         .job::<money::SendRefund, _, _>(|app: App, job: money::SendRefund| async move {
             money::run_refund_job(&app, job).await

@@ -309,7 +309,12 @@ async fn apply_payment(
         let row = store::order(app.db(), t, order)
             .await?
             .ok_or(Error::NotFound)?;
-        let Some((event, items, ..)) = store::hold_for_checkout(app.db(), t, row.hold_id).await?
+        let Some(store::HoldForCheckout {
+            event,
+            items,
+            voucher,
+            ..
+        }) = store::hold_for_checkout(app.db(), t, row.hold_id).await?
         else {
             return Err(Error::NotFound);
         };
@@ -335,8 +340,8 @@ async fn apply_payment(
         // transaction below when Redis is away.
         let (mut epoch, mut in_ledger) = (None, false);
         if revive {
-            match inventory.reserve(app, t, event, &items).await? {
-                Reserve::SoldOut(_) => {
+            match inventory.reserve(app, t, event, &items, voucher).await? {
+                Reserve::SoldOut(_) | Reserve::VoucherSpent => {
                     return if refund_if_stuck {
                         refund_stuck(app, t, order, now).await
                     } else {
@@ -352,13 +357,24 @@ async fn apply_payment(
             async move {
                 if revive && !ok && !in_ledger {
                     app.state::<Inventory>()
-                        .release(t.org(), event, epoch, &items)
+                        .release(app, t.org(), event, epoch, &items, voucher)
                         .await?;
                 }
                 Ok::<_, Error>(())
             }
         };
-        let issued = match tickets::issue(app, t, order, event, &items, now).await {
+        // A seated order that expired gave its seats up: it is not revived
+        // (its seats may be someone else's now).
+        let seats = super::domain::held_seats(app, t, event, row.hold_id).await?;
+        if revive && catalog_seated(app, t, event).await? {
+            give_back(false).await?;
+            return if refund_if_stuck {
+                refund_stuck(app, t, order, now).await
+            } else {
+                Ok(Applied::SoldOut)
+            };
+        }
+        let issued = match tickets::issue(app, t, order, event, &items, &seats, now).await {
             Ok(i) => i,
             Err(e) => {
                 give_back(false).await?;
@@ -389,8 +405,8 @@ async fn apply_payment(
                 return Err(Error::EpochMoved(e));
             }
             if in_ledger
-                && let Reserve::SoldOut(_) = inventory
-                    .reserve_in_tx(app, &mut tx, t, event, &items)
+                && let Reserve::SoldOut(_) | Reserve::VoucherSpent = inventory
+                    .reserve_in_tx(app, &mut tx, t, event, &items, voucher)
                     .await?
             {
                 return Ok(Some(Applied::SoldOut));
@@ -453,6 +469,11 @@ async fn apply_payment(
     Err(Error::Api(ApiError::Overloaded {
         retry_after_secs: 1,
     }))
+}
+
+/// Whether the event has a seat map.
+async fn catalog_seated(app: &App, t: &Tenant, event: kernel::ids::EventId) -> Result<bool> {
+    Ok(crate::events::seating(app, t, event).await?.is_some())
 }
 
 /// A card payment for an order that cannot take it: the payment is
@@ -879,6 +900,11 @@ async fn after_release(app: &App, t: &Tenant, hold: kernel::ids::HoldId, release
     if !released {
         return;
     }
+    if let Ok(Some(h)) = store::hold_for_checkout(app.db(), t, hold).await {
+        app.state::<super::seats::SeatBoard>()
+            .changed(t.org(), h.event)
+            .await;
+    }
     let epoch = match store::hold_epoch(app.db(), t, hold).await {
         Ok(e) => e,
         Err(e) => {
@@ -887,10 +913,15 @@ async fn after_release(app: &App, t: &Tenant, hold: kernel::ids::HoldId, release
         }
     };
     match store::hold_for_checkout(app.db(), t, hold).await {
-        Ok(Some((event, items, ..))) => {
+        Ok(Some(store::HoldForCheckout {
+            event,
+            items,
+            voucher,
+            ..
+        })) => {
             if let Err(e) = app
                 .state::<Inventory>()
-                .release(t.org(), event, epoch, &items)
+                .release(app, t.org(), event, epoch, &items, voucher)
                 .await
             {
                 tracing::warn!(error = %e, "a released hold's quantities were not given back (reconciliation will)");

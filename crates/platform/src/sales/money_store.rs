@@ -219,6 +219,9 @@ pub async fn cancel_pending(
 pub async fn release_hold(tx: &mut Tx, t: &Tenant, hold: HoldId) -> Result<bool, sqlx::Error> {
     let sql = "UPDATE holds SET status = 'released' WHERE org_id = $1 AND id = $2 AND status = 'consumed'";
     let n = tx_run!(tx, c => sqlx::query(sql).bind(t.org()).bind(hold).execute(c).await.map(|r| r.rows_affected()))?;
+    if n == 1 {
+        super::seats::unclaim(tx, t.org(), hold).await?;
+    }
     Ok(n == 1)
 }
 

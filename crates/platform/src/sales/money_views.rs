@@ -24,7 +24,7 @@ use super::{
 use crate::{
     App,
     identity::SessionActor,
-    web::{csrf_matches, page},
+    web::{Fields, csrf_matches, field, page, said},
 };
 
 pub fn routes() -> axum::Router<App> {
@@ -322,15 +322,6 @@ async fn detail(
     render(&app, &session, order, StatusCode::OK, notice, None).await
 }
 
-type Fields = Vec<(String, String)>;
-
-fn field<'a>(form: &'a Fields, name: &str) -> &'a str {
-    form.iter()
-        .find(|(k, _)| k == name)
-        .map(|(_, v)| v.as_str())
-        .unwrap_or("")
-}
-
 fn csrf_ok(session: &SessionActor, form: &Fields) -> bool {
     csrf_matches(&session.csrf, field(form, "csrf"))
 }
@@ -503,20 +494,6 @@ async fn on_sale_page(
         room_saved: false,
         room_error: None,
     })
-}
-
-/// A refusal's words for the page: each field's message, or the detail.
-fn said(e: &ApiError) -> String {
-    let p = e.problem();
-    if p.errors.is_empty() {
-        p.detail
-    } else {
-        p.errors
-            .iter()
-            .map(|f| format!("{}: {}", f.field, f.message))
-            .collect::<Vec<_>>()
-            .join("; ")
-    }
 }
 
 async fn limits_page(

@@ -4,7 +4,7 @@
 
 use kernel::{
     Backend, Db, Stmt, Tx, db_run,
-    ids::{EventId, HoldId, OrderId, OrgId, TicketTypeId},
+    ids::{EventId, HoldId, OrderId, OrgId, TicketTypeId, VoucherId},
     tx_run,
 };
 
@@ -31,6 +31,22 @@ pub async fn taken_in(tx: &mut Tx, org: OrgId, tt: TicketTypeId) -> Result<i64, 
                JOIN holds h ON h.org_id = i.org_id AND h.id = i.hold_id
                WHERE i.org_id = $1 AND i.ticket_type_id = $2 AND h.status IN ('active', 'consumed')";
     tx_run!(tx, c => sqlx::query_scalar(sql).bind(org).bind(tt).fetch_one(c).await)
+}
+
+/// Σ uses of the voucher's active and consumed holds: what is taken of its
+/// `max_uses`.
+#[tracing::instrument(skip_all)]
+pub async fn voucher_uses(db: &Db, t: &Tenant, v: VoucherId) -> Result<i64, sqlx::Error> {
+    let sql = "SELECT CAST(COALESCE(SUM(voucher_uses), 0) AS BIGINT) FROM holds
+               WHERE org_id = $1 AND voucher_id = $2 AND status IN ('active', 'consumed')";
+    db_run!(db, p => sqlx::query_scalar(sql).bind(t.org()).bind(v).fetch_one(p).await)
+}
+
+/// [`voucher_uses`] inside `tx`.
+pub async fn voucher_uses_in(tx: &mut Tx, org: OrgId, v: VoucherId) -> Result<i64, sqlx::Error> {
+    let sql = "SELECT CAST(COALESCE(SUM(voucher_uses), 0) AS BIGINT) FROM holds
+               WHERE org_id = $1 AND voucher_id = $2 AND status IN ('active', 'consumed')";
+    tx_run!(tx, c => sqlx::query_scalar(sql).bind(org).bind(v).fetch_one(c).await)
 }
 
 /// The deployment's inventory epoch.
@@ -92,11 +108,13 @@ pub fn insert_hold(
     created_at: i64,
     items: &[(TicketTypeId, i64)],
     epoch: Option<i64>,
+    voucher: Option<(VoucherId, i64)>,
 ) -> Vec<Stmt> {
     let mut stmts = vec![
         Stmt::new(
-            "INSERT INTO holds (org_id, id, event_id, status, expires_at, created_at, epoch)
-             VALUES ($1, $2, $3, $4, $5, $6, $7)",
+            "INSERT INTO holds (org_id, id, event_id, status, expires_at, created_at, epoch,
+                 voucher_id, voucher_uses)
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)",
         )
         .bind(t.org())
         .bind(hold)
@@ -104,7 +122,9 @@ pub fn insert_hold(
         .bind(HoldStatus::Active.as_str())
         .bind(expires_at)
         .bind(created_at)
-        .bind(epoch),
+        .bind(epoch)
+        .bind(voucher.map(|(v, _)| v.0))
+        .bind(voucher.map(|(_, n)| n).unwrap_or(0)),
     ];
     for (tt, q) in items {
         stmts.push(
@@ -132,28 +152,52 @@ pub fn consume_hold(t: &Tenant, hold: HoldId, now: i64) -> Stmt {
     .bind(now)
 }
 
-/// The hold's event, items, state and expiry (one read, no lock).
+/// What a checkout needs of its hold.
+pub struct HoldForCheckout {
+    pub event: EventId,
+    pub items: HoldItems,
+    pub status: HoldStatus,
+    pub expires_at: i64,
+    /// The voucher it spends, and how many uses.
+    pub voucher: Option<(VoucherId, i64)>,
+}
+
+/// The hold's event, items, state, expiry and voucher use (one read, no
+/// lock).
 #[tracing::instrument(skip_all)]
 pub async fn hold_for_checkout(
     db: &Db,
     t: &Tenant,
     hold: HoldId,
-) -> Result<Option<(EventId, HoldItems, HoldStatus, i64)>, sqlx::Error> {
-    let sql = "SELECT h.event_id, i.ticket_type_id, i.quantity, h.status, h.expires_at FROM holds h
-               JOIN hold_items i ON i.org_id = h.org_id AND i.hold_id = h.id
+) -> Result<Option<HoldForCheckout>, sqlx::Error> {
+    let sql = "SELECT h.event_id, i.ticket_type_id, i.quantity, h.status, h.expires_at, h.voucher_id, h.voucher_uses
+               FROM holds h JOIN hold_items i ON i.org_id = h.org_id AND i.hold_id = h.id
                WHERE h.org_id = $1 AND h.id = $2 ORDER BY i.ticket_type_id";
-    let rows: Vec<(EventId, TicketTypeId, i64, String, i64)> =
+    type Row = (
+        EventId,
+        TicketTypeId,
+        i64,
+        String,
+        i64,
+        Option<VoucherId>,
+        i64,
+    );
+    let rows: Vec<Row> =
         db_run!(db, p => sqlx::query_as(sql).bind(t.org()).bind(hold).fetch_all(p).await)?;
-    let Some((event, status, expires)) = rows.first().map(|r| (r.0, r.3.clone(), r.4)) else {
+    let Some((event, status, expires_at, voucher)) = rows
+        .first()
+        .map(|r| (r.0, r.3.clone(), r.4, r.5.map(|v| (v, r.6))))
+    else {
         return Ok(None);
     };
     let status = HoldStatus::try_from(status).map_err(|e| sqlx::Error::Decode(e.into()))?;
-    Ok(Some((
+    Ok(Some(HoldForCheckout {
         event,
-        rows.into_iter().map(|(_, t, q, _, _)| (t, q)).collect(),
+        items: rows.into_iter().map(|r| (r.1, r.2)).collect(),
         status,
-        expires,
-    )))
+        expires_at,
+        voucher,
+    }))
 }
 
 #[tracing::instrument(skip_all)]
@@ -184,6 +228,8 @@ pub struct Released {
     pub items: HoldItems,
     /// The Redis epoch the hold was reserved in.
     pub epoch: Option<i64>,
+    /// The voucher uses it gives back.
+    pub voucher: Option<(VoucherId, i64)>,
 }
 
 /// Marks up to `limit` expired active holds released, inside `tx`, and
@@ -198,18 +244,21 @@ pub async fn release_expired_holds(
     let sql = "UPDATE holds SET status = 'released'
                WHERE status = 'active' AND expires_at <= $1
                  AND id IN (SELECT id FROM holds WHERE status = 'active' AND expires_at <= $1 LIMIT $2)
-               RETURNING org_id, id, event_id, epoch";
-    let rows: Vec<(OrgId, HoldId, EventId, Option<i64>)> =
+               RETURNING org_id, id, event_id, epoch, voucher_id, voucher_uses";
+    type Row = (OrgId, HoldId, EventId, Option<i64>, Option<VoucherId>, i64);
+    let rows: Vec<Row> =
         tx_run!(tx, c => sqlx::query_as(sql).bind(now).bind(limit).fetch_all(c).await)?;
     let mut out = Vec::with_capacity(rows.len());
-    for (org, hold, event, epoch) in rows {
+    for (org, hold, event, epoch, voucher, uses) in rows {
         let items = hold_items(tx, org, hold).await?;
+        super::seats::unclaim(tx, org, hold).await?;
         out.push(Released {
             org,
             event,
             id: hold.0,
             items,
             epoch,
+            voucher: voucher.map(|v| (v, uses)),
         });
     }
     Ok(out)
@@ -232,13 +281,21 @@ pub async fn expire_pending_orders(
     let mut out = Vec::with_capacity(rows.len());
     let release =
         "UPDATE holds SET status = 'released' WHERE org_id = $1 AND id = $2 AND status = 'consumed'
-                   RETURNING epoch";
+                   RETURNING epoch, voucher_id, voucher_uses";
     for (org, order, event, hold) in rows {
-        let released: Option<Option<i64>> = tx_run!(tx, c => sqlx::query_scalar(release).bind(org).bind(hold).fetch_optional(c).await)?;
+        let released: Option<(Option<i64>, Option<VoucherId>, i64)> =
+            tx_run!(tx, c => sqlx::query_as(release).bind(org).bind(hold).fetch_optional(c).await)?;
         // Only a hold still counted in the ledger gives quantity back.
-        let (items, epoch) = match released {
-            Some(epoch) => (hold_items(tx, org, hold).await?, epoch),
-            None => (Vec::new(), None),
+        let (items, epoch, voucher) = match released {
+            Some((epoch, voucher, uses)) => {
+                super::seats::unclaim(tx, org, hold).await?;
+                (
+                    hold_items(tx, org, hold).await?,
+                    epoch,
+                    voucher.map(|v| (v, uses)),
+                )
+            }
+            None => (Vec::new(), None, None),
         };
         out.push(Released {
             org,
@@ -246,6 +303,7 @@ pub async fn expire_pending_orders(
             id: order.0,
             items,
             epoch,
+            voucher,
         });
     }
     Ok(out)

@@ -88,7 +88,7 @@ async fn run_case(
                     ticket_type_id: tt.id,
                     quantity: q,
                 }];
-                match create_hold(app, t, event.id, items, None).await {
+                match create_hold(app, t, event.id, items, None, None, Default::default()).await {
                     Ok(h) => holds.push(h.id),
                     Err(super::Error::SoldOut(_)) => {}
                     Err(e) => return Err(TestCaseError::fail(format!("hold: {e}"))),

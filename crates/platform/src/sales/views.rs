@@ -23,6 +23,7 @@ pub fn routes() -> axum::Router<App> {
     axum::Router::new()
         .route("/s/{org}/events/{event_id}", get(event_page))
         .route("/s/{org}/events/{event_id}/take", post(take))
+        .route("/s/{org}/events/{event_id}/take-seats", post(take_seats))
         .route(
             "/s/{org}/events/{event_id}/queue",
             get(queue_page).post(queue_join),
@@ -171,6 +172,145 @@ struct EventPage {
     error: Option<String>,
     /// Card payments are configured (else priced tickets are paid by EFT).
     card: bool,
+    /// The seat map, for seated events.
+    seating: Option<SeatSvg>,
+}
+
+/// A seat map drawn as SVG (seat centres in map units × 28 px).
+struct SeatSvg {
+    view_box: String,
+    seats: Vec<SvgSeat>,
+    rows: Vec<SvgText>,
+    sections: Vec<SvgText>,
+    /// Seated ticket types: (id, name, price).
+    types: Vec<(String, String, String)>,
+    priced: bool,
+    live: String,
+}
+
+struct SvgSeat {
+    id: String,
+    cx: String,
+    cy: String,
+    status: &'static str,
+    label: String,
+}
+
+struct SvgText {
+    x: String,
+    y: String,
+    text: String,
+}
+
+const SEAT_PX: f64 = 28.0;
+
+/// The event's map as the storefront draws it, with each seat's state.
+async fn seat_svg(
+    app: &App,
+    t: &crate::identity::Tenant,
+    org: &str,
+    event: &StoreEvent,
+) -> Result<Option<SeatSvg>, ApiError> {
+    let Some(map) = crate::events::seating(app, t, event.id).await? else {
+        return Ok(None);
+    };
+    let states = super::seats::store_seats(app, t, event.id).await?;
+    let (mut min_x, mut min_y, mut max_x, mut max_y) = (f64::MAX, f64::MAX, f64::MIN, f64::MIN);
+    for s in &map.seats {
+        min_x = min_x.min(s.x);
+        min_y = min_y.min(s.y);
+        max_x = max_x.max(s.x);
+        max_y = max_y.max(s.y);
+    }
+    if map.seats.is_empty() {
+        (min_x, min_y, max_x, max_y) = (0.0, 0.0, 0.0, 0.0);
+    }
+    // Room on the left for row labels and above for section names.
+    let px = |x: f64| (x - min_x) * SEAT_PX + 50.0;
+    let py = |y: f64| (y - min_y) * SEAT_PX + 40.0;
+    let status: std::collections::HashMap<&str, super::seats::SeatStatus> = states
+        .seats
+        .iter()
+        .map(|s| (s.id.as_str(), s.status))
+        .collect();
+    let seats = map
+        .seats
+        .iter()
+        .map(|s| SvgSeat {
+            id: s.id.clone(),
+            cx: format!("{:.1}", px(s.x)),
+            cy: format!("{:.1}", py(s.y)),
+            status: match status.get(s.id.as_str()) {
+                Some(super::seats::SeatStatus::Held) => "held",
+                Some(super::seats::SeatStatus::Sold) => "sold",
+                Some(super::seats::SeatStatus::Blocked) => "blocked",
+                _ => "available",
+            },
+            label: {
+                let mut l = format!("{}, row {}, seat {}", s.section, s.row, s.label);
+                for f in s.flags.iter().filter(|f| *f != "blocked") {
+                    l.push_str(&format!(", {}", f.replace('_', " ")));
+                }
+                l
+            },
+        })
+        .collect();
+    let mut rows = Vec::new();
+    let mut sections = Vec::new();
+    for section in &map.sections {
+        let first = section.rows.iter().flat_map(|r| r.seats.first()).next();
+        if let Some(f) = first {
+            let top = section
+                .rows
+                .iter()
+                .flat_map(|r| r.seats.iter())
+                .map(|s| s.y)
+                .fold(f64::MAX, f64::min);
+            sections.push(SvgText {
+                x: format!("{:.1}", px(f.x)),
+                y: format!("{:.1}", py(top) - 20.0),
+                text: section.name.clone(),
+            });
+        }
+        for row in &section.rows {
+            if let Some(left) = row.seats.iter().min_by(|a, b| a.x.total_cmp(&b.x)) {
+                rows.push(SvgText {
+                    x: format!("{:.1}", px(left.x) - 24.0),
+                    y: format!("{:.1}", py(left.y) + 4.0),
+                    text: row.label.clone(),
+                });
+            }
+        }
+    }
+    let types: Vec<(String, String, String)> = event
+        .ticket_types
+        .iter()
+        .filter(|ty| map.types.contains(&ty.id))
+        .map(|ty| {
+            (
+                ty.id.to_string(),
+                ty.name.clone(),
+                money(ty.price_cents, &ty.currency),
+            )
+        })
+        .collect();
+    let priced = event
+        .ticket_types
+        .iter()
+        .any(|ty| map.types.contains(&ty.id) && ty.price_cents > 0);
+    Ok(Some(SeatSvg {
+        view_box: format!(
+            "0 0 {:.0} {:.0}",
+            (max_x - min_x) * SEAT_PX + 100.0,
+            (max_y - min_y) * SEAT_PX + 80.0
+        ),
+        seats,
+        rows,
+        sections,
+        types,
+        priced,
+        live: format!("/api/v1/store/{org}/events/{}/seats/live", event.id),
+    }))
 }
 
 fn money(cents: i64, currency: &str) -> String {
@@ -184,6 +324,28 @@ fn money(cents: i64, currency: &str) -> String {
 impl EventPage {
     fn price(&self, cents: &i64, currency: &str) -> String {
         money(*cents, currency)
+    }
+
+    /// Whether the ticket type is sold by seat (on the map, not a form).
+    fn seated(&self, tt: &TicketTypeId) -> bool {
+        let id = tt.to_string();
+        self.seating
+            .as_ref()
+            .is_some_and(|m| m.types.iter().any(|(t, _, _)| *t == id))
+    }
+
+    /// When the event runs, as people at the venue read it.
+    fn when(&self) -> String {
+        let at = |s: &str| {
+            kernel::clock::parse_rfc3339(s)
+                .map(|m| crate::events::shown_in(m, &self.event.timezone))
+                .unwrap_or_else(|| s.to_string())
+        };
+        format!(
+            "{} – {}",
+            at(&self.event.starts_at),
+            at(&self.event.ends_at)
+        )
     }
 }
 
@@ -203,6 +365,7 @@ async fn event_page(
     if super::queue::room(&app, t.org(), event_id).await?.is_some() && q.pass.is_none() {
         return Ok(Redirect::to(&format!("/s/{org}/events/{event_id}/queue")).into_response());
     }
+    let seating = seat_svg(&app, &t, &org, &event).await?;
     Ok(page(
         StatusCode::OK,
         EventPage {
@@ -211,6 +374,7 @@ async fn event_page(
             queue_pass: q.pass,
             error: None,
             card: card_configured(&app),
+            seating,
         },
     ))
 }
@@ -303,6 +467,70 @@ struct TakeForm {
     payment_method: Option<String>,
     /// The waiting room's pass, when the event has a room on.
     queue_pass: Option<String>,
+    /// A voucher code (empty: none).
+    voucher: Option<String>,
+}
+
+/// Seats (picked on the map, or the best available) held and checked out
+/// in one step, like [`take`].
+async fn take_seats(
+    State(app): State<App>,
+    ClientAddr(ip): ClientAddr,
+    StoreTenant(t): StoreTenant,
+    ApiPath(path): ApiPath<(String, EventId)>,
+    Form(form): Form<crate::web::Fields>,
+) -> Result<Response, ApiError> {
+    use crate::web::field;
+    let (org, event) = path;
+    let pass = Some(field(&form, "queue_pass").to_string()).filter(|p| !p.is_empty());
+    let result = async {
+        app.kernel.limits.storefront.check(&ip).await?;
+        let seats: Vec<String> = form
+            .iter()
+            .filter(|(k, _)| k == "seat")
+            .map(|(_, v)| v.clone())
+            .collect();
+        let best: i64 = field(&form, "best_quantity").trim().parse().unwrap_or(0);
+        let pick = if !seats.is_empty() {
+            domain::SeatPick::Seats(seats)
+        } else if best > 0 {
+            let tt = field(&form, "best_type").parse().map_err(|_| {
+                ApiError::field("best_available.ticket_type_id", "choose a ticket type")
+            })?;
+            domain::SeatPick::Best {
+                ticket_type_id: tt,
+                quantity: best,
+            }
+        } else {
+            return Err(ApiError::field(
+                "seats",
+                "pick seats on the map, or a number of best available seats",
+            ));
+        };
+        let method = match field(&form, "payment_method") {
+            "card" => domain::PaymentMethod::Card,
+            _ => domain::PaymentMethod::Eft,
+        };
+        let voucher = field(&form, "voucher").trim();
+        domain::take_now(
+            &app,
+            &t,
+            event,
+            Vec::new(),
+            pick,
+            Buyer {
+                email: field(&form, "email").to_string(),
+                name: field(&form, "name").to_string(),
+            },
+            method,
+            pass.as_deref(),
+            Some(voucher).filter(|v| !v.is_empty()),
+        )
+        .await
+        .map_err(ApiError::from)
+    }
+    .await;
+    answer_take(&app, &t, org, event, pass, result).await
 }
 
 fn card_configured(app: &App) -> bool {
@@ -340,19 +568,37 @@ async fn take(
                     &app,
                     &t,
                     event,
-                    item,
+                    vec![item],
+                    domain::SeatPick::None,
                     Buyer {
                         email: f.email,
                         name: f.name,
                     },
                     method,
                     f.queue_pass.as_deref(),
+                    f.voucher
+                        .as_deref()
+                        .map(str::trim)
+                        .filter(|v| !v.is_empty()),
                 )
                 .await
                 .map_err(ApiError::from)
             }
         },
     };
+    answer_take(&app, &t, org, event, pass, result).await
+}
+
+/// A take's answer: the order's page, or the event's page with what went
+/// wrong.
+async fn answer_take(
+    app: &App,
+    t: &crate::identity::Tenant,
+    org: String,
+    event: EventId,
+    pass: Option<String>,
+    result: Result<domain::OrderView, ApiError>,
+) -> Result<Response, ApiError> {
     match result {
         Ok(order) => {
             let token = order.access_token.unwrap_or_default();
@@ -364,11 +610,15 @@ async fn take(
         }
         Err(e) if e.status().is_client_error() => {
             let status = e.status();
-            let event = domain::store_event(&app, &t, event).await?;
+            let event = domain::store_event(app, t, event).await?;
             let message = match &e {
                 ApiError::SoldOut(_) => "Sorry, not enough tickets are left.".to_string(),
-                other => other.problem().detail,
+                ApiError::SeatUnavailable(_) => {
+                    "Sorry, a seat you chose was just taken: pick again.".to_string()
+                }
+                other => crate::web::said(other),
             };
+            let seating = seat_svg(app, t, &org, &event).await?;
             Ok(page(
                 status,
                 EventPage {
@@ -376,7 +626,8 @@ async fn take(
                     event,
                     queue_pass: pass,
                     error: Some(message),
-                    card: card_configured(&app),
+                    card: card_configured(app),
+                    seating,
                 },
             ))
         }
@@ -392,6 +643,8 @@ struct AccessQuery {
 struct TicketCard {
     code: String,
     svg: String,
+    /// "Stalls · Row A, seat 1" for a seated ticket.
+    seat: Option<String>,
     /// The mail slice's PDF of this ticket (same key as this page).
     pdf: String,
 }
@@ -456,6 +709,10 @@ async fn order_page(
         .map(|t| TicketCard {
             code: t.code.clone(),
             svg: tickets::qr_svg(&t.code).unwrap_or_default(),
+            seat: t
+                .seat
+                .as_ref()
+                .map(|s| format!("{} · Row {}, seat {}", s.section, s.row, s.label)),
             pdf: format!(
                 "/s/{org}/orders/{}/tickets/{}/pdf?access_token={}",
                 order.id, t.id, q.access_token

@@ -68,6 +68,18 @@ pub struct TicketView {
     pub code: String,
     pub status: TicketStatus,
     pub admitted_at: Option<String>,
+    /// The ticket's seat (seated events only).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub seat: Option<TicketSeat>,
+}
+
+/// Where a seated ticket sits.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize, ToSchema)]
+pub struct TicketSeat {
+    pub id: String,
+    pub section: String,
+    pub row: String,
+    pub label: String,
 }
 
 impl From<TicketRecord> for TicketView {
@@ -79,6 +91,13 @@ impl From<TicketRecord> for TicketView {
             code: r.code,
             status: r.status,
             admitted_at: r.admitted_at.map(clock::rfc3339),
+            // Labels are filled in from the seat map ([`for_order`]).
+            seat: r.seat_id.map(|id| TicketSeat {
+                id,
+                section: String::new(),
+                row: String::new(),
+                label: String::new(),
+            }),
         }
     }
 }
@@ -216,6 +235,7 @@ pub async fn issue(
     order: OrderId,
     event: EventId,
     items: &[(TicketTypeId, i64)],
+    seats: &[(TicketTypeId, String)],
     now: i64,
 ) -> ApiResult<Issue> {
     let keys = org_keys(app, t).await?;
@@ -223,6 +243,8 @@ pub async fn issue(
     let mut writes = Vec::new();
     let mut events = Vec::new();
     for (tt, q) in items {
+        // The type's seats, one per ticket, in order.
+        let mut its_seats = seats.iter().filter(|(st, _)| st == tt).map(|(_, s)| s);
         for _ in 0..*q {
             let id = TicketId::new();
             let rec = TicketRecord {
@@ -232,6 +254,7 @@ pub async fn issue(
                 code: code::sign(&keys.signing.0, &keys.signing.1, id, event),
                 status: TicketStatus::Valid,
                 admitted_at: None,
+                seat_id: its_seats.next().cloned(),
             };
             writes.push(store::insert_ticket(t, order, &rec, now));
             events.push(
@@ -294,11 +317,31 @@ pub async fn revoke_order(app: &App, t: &Tenant, order: OrderId, now: i64) -> Ap
 }
 
 pub async fn for_order(app: &App, t: &Tenant, order: OrderId) -> ApiResult<Vec<TicketView>> {
-    Ok(store::for_order(app.db(), t, order)
-        .await?
-        .into_iter()
-        .map(Into::into)
-        .collect())
+    views(app, t, store::for_order(app.db(), t, order).await?).await
+}
+
+/// Tickets as replies show them, seated ones with their seat's place.
+pub async fn views(
+    app: &App,
+    t: &Tenant,
+    records: Vec<TicketRecord>,
+) -> ApiResult<Vec<TicketView>> {
+    let mut views: Vec<TicketView> = records.into_iter().map(Into::into).collect();
+    // Seated tickets: their seat's place, from the event's map.
+    if let Some(event) = views.iter().find(|v| v.seat.is_some()).map(|v| v.event_id)
+        && let Some(map) = crate::events::seating(app, t, event).await?
+    {
+        for v in &mut views {
+            if let Some(seat) = &mut v.seat
+                && let Some(s) = map.seat(&seat.id)
+            {
+                seat.section = s.section.clone();
+                seat.row = s.row.clone();
+                seat.label = s.label.clone();
+            }
+        }
+    }
+    Ok(views)
 }
 
 /// Every ticket of an event (to load a gate's hot tier).

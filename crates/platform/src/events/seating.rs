@@ -1,0 +1,433 @@
+//! Seat maps: sections of rows of seats, each seat with its place on the
+//! map (x, y), its ticket type and flags; blocked seats are never sold. The
+//! events slice keeps the map (one JSON document per event, validated
+//! here); which seats are held or sold is the sales slice's.
+//!
+//! Seat ids are stable: a map stored again keeps the id of every seat with
+//! the same section, row and label.
+
+use std::{
+    collections::{BTreeSet, HashMap},
+    sync::Arc,
+};
+
+use kernel::{
+    FieldError, Permission, clock,
+    events::emit,
+    ids::{EventId, OrgId, TicketTypeId},
+};
+use serde::{Deserialize, Serialize};
+use utoipa::ToSchema;
+
+use super::{
+    Catalog, Hot,
+    error::{Error, Result},
+    store,
+};
+use crate::{
+    App,
+    identity::{Actor, Tenant},
+};
+
+pub const MAX_SEATS: usize = 50_000;
+
+#[derive(Clone, Debug, Deserialize, Serialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct SeatMapInput {
+    /// Section names unique in the map; row labels unique in a section;
+    /// seat labels unique in a row; at most 50,000 seats in all.
+    #[schema(max_items = 200)]
+    pub sections: Vec<SectionInput>,
+}
+
+/// A seat's flag.
+#[derive(Clone, Copy, Debug, Deserialize, Serialize, ToSchema, PartialEq, Eq, PartialOrd, Ord)]
+#[serde(rename_all = "snake_case")]
+pub enum SeatFlag {
+    Accessible,
+    Companion,
+    RestrictedView,
+    /// Never sold.
+    Blocked,
+}
+
+impl SeatFlag {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            SeatFlag::Accessible => "accessible",
+            SeatFlag::Companion => "companion",
+            SeatFlag::RestrictedView => "restricted_view",
+            SeatFlag::Blocked => "blocked",
+        }
+    }
+}
+
+#[derive(Clone, Debug, Deserialize, Serialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct SectionInput {
+    #[schema(
+        min_length = 1,
+        max_length = 100,
+        pattern = r"^[^\x00-\x1f\x7f-\x9f]*[^\s\x00-\x1f\x7f-\x9f][^\x00-\x1f\x7f-\x9f]*$"
+    )]
+    pub name: String,
+    #[schema(max_items = 1000)]
+    pub rows: Vec<RowInput>,
+}
+
+#[derive(Clone, Debug, Deserialize, Serialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct RowInput {
+    #[schema(
+        min_length = 1,
+        max_length = 20,
+        pattern = r"^[^\x00-\x1f\x7f-\x9f]*[^\s\x00-\x1f\x7f-\x9f][^\x00-\x1f\x7f-\x9f]*$"
+    )]
+    pub label: String,
+    #[schema(max_items = 1000)]
+    pub seats: Vec<SeatInput>,
+}
+
+#[derive(Clone, Debug, Deserialize, Serialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct SeatInput {
+    #[schema(
+        min_length = 1,
+        max_length = 20,
+        pattern = r"^[^\x00-\x1f\x7f-\x9f]*[^\s\x00-\x1f\x7f-\x9f][^\x00-\x1f\x7f-\x9f]*$"
+    )]
+    pub label: String,
+    /// Across, in any unit (seats are drawn 1 unit apart); front-to-back is
+    /// `y` (the front row has the smallest).
+    #[schema(minimum = -1_000_000, maximum = 1_000_000)]
+    pub x: f64,
+    #[schema(minimum = -1_000_000, maximum = 1_000_000)]
+    pub y: f64,
+    /// A ticket type of this event.
+    pub ticket_type_id: TicketTypeId,
+    #[serde(default)]
+    #[schema(max_items = 4)]
+    pub flags: Vec<SeatFlag>,
+}
+
+/// One seat of a stored map.
+#[derive(Clone, Debug, Deserialize, Serialize, ToSchema)]
+pub struct Seat {
+    /// Stable across edits of the map (same section, row and label).
+    pub id: String,
+    pub section: String,
+    pub row: String,
+    pub label: String,
+    pub x: f64,
+    pub y: f64,
+    pub ticket_type_id: TicketTypeId,
+    pub flags: Vec<String>,
+}
+
+impl Seat {
+    pub fn blocked(&self) -> bool {
+        self.flags.iter().any(|f| f == "blocked")
+    }
+}
+
+/// A stored map: its seats in map order (section, row, seat), with an
+/// index by id.
+#[derive(Clone, Debug, Serialize, ToSchema)]
+pub struct SeatMap {
+    pub event_id: EventId,
+    pub sections: Vec<SectionView>,
+    pub updated_at: String,
+    #[serde(skip)]
+    pub seats: Vec<Seat>,
+    /// The ticket types that have seats here (held by seat only).
+    #[serde(skip)]
+    pub types: BTreeSet<TicketTypeId>,
+    #[serde(skip)]
+    index: HashMap<String, usize>,
+}
+
+#[derive(Clone, Debug, Serialize, ToSchema)]
+pub struct SectionView {
+    pub name: String,
+    pub rows: Vec<RowView>,
+}
+
+#[derive(Clone, Debug, Serialize, ToSchema)]
+pub struct RowView {
+    pub label: String,
+    pub seats: Vec<Seat>,
+}
+
+impl SeatMap {
+    fn from_seats(event: EventId, seats: Vec<Seat>, updated_at: i64) -> SeatMap {
+        let index = seats
+            .iter()
+            .enumerate()
+            .map(|(i, s)| (s.id.clone(), i))
+            .collect();
+        let mut sections: Vec<SectionView> = Vec::new();
+        for s in &seats {
+            if sections.last().is_none_or(|x| x.name != s.section) {
+                sections.push(SectionView {
+                    name: s.section.clone(),
+                    rows: Vec::new(),
+                });
+            }
+            let section = sections.last_mut().expect("pushed");
+            if section.rows.last().is_none_or(|r| r.label != s.row) {
+                section.rows.push(RowView {
+                    label: s.row.clone(),
+                    seats: Vec::new(),
+                });
+            }
+            section
+                .rows
+                .last_mut()
+                .expect("pushed")
+                .seats
+                .push(s.clone());
+        }
+        SeatMap {
+            event_id: event,
+            sections,
+            updated_at: clock::rfc3339(updated_at),
+            types: seats.iter().map(|s| s.ticket_type_id).collect(),
+            seats,
+            index,
+        }
+    }
+
+    #[cfg(test)]
+    pub fn for_tests(seats: Vec<Seat>) -> SeatMap {
+        SeatMap::from_seats(EventId(uuid::Uuid::nil()), seats, 0)
+    }
+
+    pub fn seat(&self, id: &str) -> Option<&Seat> {
+        self.index.get(id).map(|i| &self.seats[*i])
+    }
+}
+
+/// The stored document: the seats, flat.
+#[derive(Serialize, Deserialize)]
+struct Stored {
+    seats: Vec<Seat>,
+}
+
+/// A seat map was stored for an event.
+#[derive(Clone, Debug, Serialize, Deserialize, ToSchema)]
+pub struct SeatingUpdated {
+    pub org_id: OrgId,
+    pub event_id: EventId,
+    pub seats: i64,
+}
+
+impl kernel::DomainEvent for SeatingUpdated {
+    const NAME: &'static str = "seating.updated";
+    fn org(&self) -> OrgId {
+        self.org_id
+    }
+    fn event(&self) -> Option<EventId> {
+        Some(self.event_id)
+    }
+}
+
+fn text_ok(s: &str, max: usize) -> bool {
+    let t = s.trim();
+    !t.is_empty() && s.chars().count() <= max && !s.chars().any(char::is_control)
+}
+
+/// Checks a map against the event's catalog, naming the offending seat;
+/// the seats in map order with ids (kept from `old` where the seat is the
+/// same).
+fn validate(
+    catalog: &Catalog,
+    input: &SeatMapInput,
+    old: Option<&SeatMap>,
+) -> std::result::Result<Vec<Seat>, Vec<FieldError>> {
+    let mut errors = Vec::new();
+    let mut fail = |field: String, message: &str| {
+        if errors.len() < 50 {
+            errors.push(FieldError::new(&field, message));
+        }
+    };
+    let kept: HashMap<(&str, &str, &str), &str> = old
+        .map(|m| {
+            m.seats
+                .iter()
+                .map(|s| {
+                    (
+                        (s.section.as_str(), s.row.as_str(), s.label.as_str()),
+                        s.id.as_str(),
+                    )
+                })
+                .collect()
+        })
+        .unwrap_or_default();
+    let total: usize = input
+        .sections
+        .iter()
+        .flat_map(|s| &s.rows)
+        .map(|r| r.seats.len())
+        .sum();
+    if total > MAX_SEATS {
+        fail("sections".into(), "a map has at most 50000 seats");
+        return Err(errors);
+    }
+    let mut sections_seen = BTreeSet::new();
+    let mut seats = Vec::with_capacity(total);
+    for (si, section) in input.sections.iter().enumerate() {
+        let sf = format!("sections[{si}]");
+        if !text_ok(&section.name, 100) {
+            fail(format!("{sf}.name"), "must be 1 to 100 characters");
+        } else if !sections_seen.insert(section.name.trim().to_string()) {
+            fail(format!("{sf}.name"), "appears twice");
+        }
+        let mut rows_seen = BTreeSet::new();
+        for (ri, row) in section.rows.iter().enumerate() {
+            let rf = format!("{sf}.rows[{ri}]");
+            if !text_ok(&row.label, 20) {
+                fail(format!("{rf}.label"), "must be 1 to 20 characters");
+            } else if !rows_seen.insert(row.label.trim().to_string()) {
+                fail(format!("{rf}.label"), "appears twice in the section");
+            }
+            let mut seats_seen = BTreeSet::new();
+            for (xi, seat) in row.seats.iter().enumerate() {
+                let f = format!("{rf}.seats[{xi}]");
+                if !text_ok(&seat.label, 20) {
+                    fail(format!("{f}.label"), "must be 1 to 20 characters");
+                } else if !seats_seen.insert(seat.label.trim().to_string()) {
+                    fail(
+                        format!("{f}.label"),
+                        &format!(
+                            "seat {} appears twice in row {}",
+                            seat.label.trim(),
+                            row.label.trim()
+                        ),
+                    );
+                }
+                if !seat.x.is_finite()
+                    || !seat.y.is_finite()
+                    || seat.x.abs() > 1e6
+                    || seat.y.abs() > 1e6
+                {
+                    fail(format!("{f}.x"), "x and y must be numbers within ±1000000");
+                }
+                if catalog.ticket_type(seat.ticket_type_id).is_none() {
+                    fail(
+                        format!("{f}.ticket_type_id"),
+                        "is not a ticket type of this event",
+                    );
+                }
+                let flags: BTreeSet<String> =
+                    seat.flags.iter().map(|f| f.as_str().to_string()).collect();
+                let (sn, rl, sl) = (section.name.trim(), row.label.trim(), seat.label.trim());
+                let id = kept
+                    .get(&(sn, rl, sl))
+                    .map(|s| s.to_string())
+                    .unwrap_or_else(|| uuid::Uuid::now_v7().to_string());
+                seats.push(Seat {
+                    id,
+                    section: sn.to_string(),
+                    row: rl.to_string(),
+                    label: sl.to_string(),
+                    x: seat.x,
+                    y: seat.y,
+                    ticket_type_id: seat.ticket_type_id,
+                    flags: flags.into_iter().collect(),
+                });
+            }
+        }
+    }
+    if errors.is_empty() {
+        Ok(seats)
+    } else {
+        Err(errors)
+    }
+}
+
+/// Stores the event's seat map (replacing the one before). A seat that is
+/// held or sold may not be removed nor moved to another ticket type
+/// (`claimed` says which are: the sales slice knows) → 409.
+pub async fn put_seating(
+    app: &App,
+    actor: &Actor,
+    event: EventId,
+    input: SeatMapInput,
+    claimed: &BTreeSet<String>,
+) -> Result<SeatMap> {
+    let t = actor.require(Permission::EventsWrite)?;
+    let Some(catalog) = store::load_catalog(app.db(), t, event).await? else {
+        return Err(Error::NotFound);
+    };
+    let old = load(app.db(), t, event).await?;
+    let seats = validate(&catalog, &input, old.as_ref()).map_err(Error::Invalid)?;
+    if let Some(old) = &old {
+        let now: HashMap<&str, &Seat> = seats.iter().map(|s| (s.id.as_str(), s)).collect();
+        for s in old.seats.iter().filter(|s| claimed.contains(&s.id)) {
+            let kept = now.get(s.id.as_str());
+            if kept.is_none_or(|k| k.ticket_type_id != s.ticket_type_id || k.blocked()) {
+                return Err(Error::Api(kernel::ApiError::Conflict(format!(
+                    "seat {} {} {} is held or sold: it stays, with its ticket type",
+                    s.section, s.row, s.label
+                ))));
+            }
+        }
+    }
+    let now = app.kernel.now();
+    let doc = serde_json::to_string(&Stored {
+        seats: seats.clone(),
+    })
+    .map_err(kernel::ApiError::internal)?;
+    let updated = SeatingUpdated {
+        org_id: t.org(),
+        event_id: event,
+        seats: seats.len() as i64,
+    };
+    app.db()
+        .write_grouped(vec![
+            store::put_seat_map(t, event, &doc, now),
+            emit(&updated, now)?,
+            actor
+                .audit("seating.update", "event")
+                .object(event)
+                .after(&updated)
+                .stmt(now),
+        ])
+        .await?;
+    app.state::<Hot>()
+        .seat_maps
+        .invalidate(&(t.org(), event))
+        .await;
+    Ok(SeatMap::from_seats(event, seats, now))
+}
+
+async fn load(db: &kernel::Db, t: &Tenant, event: EventId) -> Result<Option<SeatMap>> {
+    let Some((doc, updated_at)) = store::seat_map(db, t, event).await? else {
+        return Ok(None);
+    };
+    let stored: Stored = serde_json::from_str(&doc).map_err(kernel::ApiError::internal)?;
+    Ok(Some(SeatMap::from_seats(event, stored.seats, updated_at)))
+}
+
+/// The event's seat map, if it has one; served from the hot tier.
+pub async fn seating(
+    app: &App,
+    t: &Tenant,
+    event: EventId,
+) -> kernel::ApiResult<Option<Arc<SeatMap>>> {
+    if let Some(m) = app.state::<Hot>().seat_maps.get(&(t.org(), event)).await {
+        return Ok(m);
+    }
+    let db = app.db().clone();
+    let t2 = t.clone();
+    app.state::<Hot>()
+        .seat_maps
+        .try_get_with((t.org(), event), async move {
+            load(&db, &t2, event).await.map(|m| m.map(Arc::new))
+        })
+        .await
+        .map_err(|e| match Arc::try_unwrap(e) {
+            Ok(e) => kernel::ApiError::from(e),
+            Err(e) => kernel::ApiError::internal(e.to_string()),
+        })
+}

@@ -1,0 +1,681 @@
+//! Seats held and sold: a hold of seats writes a claim per seat in the
+//! hold's own write; the claims table's primary key (event, seat) makes a
+//! seat part of at most one live hold or valid ticket, on both backends and
+//! across nodes. Releasing the hold deletes its claims in the transaction
+//! that releases it.
+//!
+//! Best available: N seats of a ticket type side by side in one row when
+//! some row has them (closest to its section's front, then centre, by the
+//! map's coordinates), never leaving a single free seat between taken ones
+//! when another choice avoids it; else the fewest rows.
+
+use std::collections::{HashMap, HashSet};
+
+use kernel::{
+    Db, Stmt, Tx, db_run,
+    ids::{EventId, HoldId, OrgId, TicketTypeId},
+    tx_run,
+};
+use serde::Serialize;
+use utoipa::ToSchema;
+
+use crate::{events::SeatMap, identity::Tenant};
+
+/// A seat's state as buyers see it.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, ToSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum SeatStatus {
+    Available,
+    Held,
+    Sold,
+    Blocked,
+}
+
+/// A seat in a hold's or ticket's reply.
+#[derive(Clone, Debug, PartialEq, Serialize, serde::Deserialize, ToSchema)]
+pub struct SeatRef {
+    pub id: String,
+    pub section: String,
+    pub row: String,
+    pub label: String,
+}
+
+/// One row of a section, its seats ordered left to right.
+struct Row<'a> {
+    section: usize,
+    /// 0 for the row nearest the section's front (smallest y).
+    rank: usize,
+    seats: Vec<&'a crate::events::Seat>,
+}
+
+/// Picks `n` free seats of `tt` (see the module's rules); `None` when fewer
+/// than `n` are free.
+pub fn best_available(
+    map: &SeatMap,
+    tt: TicketTypeId,
+    taken: &HashSet<String>,
+    n: usize,
+) -> Option<Vec<String>> {
+    if n == 0 {
+        return Some(Vec::new());
+    }
+    // Rows in map order, seats by x; sections' centres.
+    let mut rows: Vec<Row<'_>> = Vec::new();
+    let mut section_of: HashMap<&str, usize> = HashMap::new();
+    let mut row_of: HashMap<(&str, &str), usize> = HashMap::new();
+    for s in &map.seats {
+        let next = section_of.len();
+        let section = *section_of.entry(s.section.as_str()).or_insert(next);
+        let next = rows.len();
+        let r = *row_of
+            .entry((s.section.as_str(), s.row.as_str()))
+            .or_insert(next);
+        if r == rows.len() {
+            rows.push(Row {
+                section,
+                rank: 0,
+                seats: Vec::new(),
+            });
+        }
+        rows[r].seats.push(s);
+    }
+    let mut centre = vec![(f64::MAX, f64::MIN); section_of.len()];
+    for r in &mut rows {
+        r.seats.sort_by(|a, b| a.x.total_cmp(&b.x));
+        for s in &r.seats {
+            let c = &mut centre[r.section];
+            c.0 = c.0.min(s.x);
+            c.1 = c.1.max(s.x);
+        }
+    }
+    let centre: Vec<f64> = centre.iter().map(|(lo, hi)| (lo + hi) / 2.0).collect();
+    let mean_y = |r: &Row<'_>| r.seats.iter().map(|s| s.y).sum::<f64>() / r.seats.len() as f64;
+    let mut order: Vec<usize> = (0..rows.len()).collect();
+    order.sort_by(|a, b| {
+        (rows[*a].section, mean_y(&rows[*a]))
+            .partial_cmp(&(rows[*b].section, mean_y(&rows[*b])))
+            .unwrap_or(std::cmp::Ordering::Equal)
+    });
+    let mut rank_in = vec![0usize; section_of.len()];
+    for i in order {
+        let s = rows[i].section;
+        rows[i].rank = rank_in[s];
+        rank_in[s] += 1;
+    }
+    let free =
+        |s: &crate::events::Seat| s.ticket_type_id == tt && !s.blocked() && !taken.contains(&s.id);
+    let free_in: Vec<Vec<bool>> = rows
+        .iter()
+        .map(|r| r.seats.iter().map(|s| free(s)).collect())
+        .collect();
+    if free_in.iter().flatten().filter(|f| **f).count() < n {
+        return None;
+    }
+    // Single free seats a window [a, b) leaves at its sides.
+    let orphans = |f: &[bool], a: usize, b: usize| {
+        let alone = |i: usize| {
+            f[i] && (i == 0 || !f[i - 1] || (i > a && i - 1 < b))
+                && (i + 1 >= f.len() || !f[i + 1] || (i + 1 >= a && i + 1 < b))
+        };
+        let mut k = 0;
+        if a > 0 && alone(a - 1) {
+            k += 1;
+        }
+        if b < f.len() && alone(b) {
+            k += 1;
+        }
+        k
+    };
+    let window_score = |ri: usize, a: usize, b: usize| {
+        let r = &rows[ri];
+        let mid = (r.seats[a].x + r.seats[b - 1].x) / 2.0;
+        (
+            orphans(&free_in[ri], a, b),
+            r.rank,
+            (mid - centre[r.section]).abs(),
+            r.section,
+        )
+    };
+    // One row, side by side.
+    // (score, row, start)
+    type Choice = ((usize, usize, f64, usize), usize, usize);
+    let mut best: Option<Choice> = None;
+    for (ri, f) in free_in.iter().enumerate() {
+        if f.len() < n {
+            continue;
+        }
+        for a in 0..=f.len() - n {
+            if f[a..a + n].iter().all(|x| *x) {
+                let score = window_score(ri, a, a + n);
+                if best
+                    .as_ref()
+                    .is_none_or(|(b, ..)| score.partial_cmp(b) == Some(std::cmp::Ordering::Less))
+                {
+                    best = Some((score, ri, a));
+                }
+            }
+        }
+    }
+    if let Some((_, ri, a)) = best {
+        return Some(
+            rows[ri].seats[a..a + n]
+                .iter()
+                .map(|s| s.id.clone())
+                .collect(),
+        );
+    }
+    // The fewest rows: the longest runs of free seats first (front, centre
+    // breaking ties), each taken whole or, for the last, its best part.
+    let mut runs: Vec<(usize, usize, usize)> = Vec::new();
+    for (ri, f) in free_in.iter().enumerate() {
+        let mut i = 0;
+        while i < f.len() {
+            if f[i] {
+                let a = i;
+                while i < f.len() && f[i] {
+                    i += 1;
+                }
+                runs.push((ri, a, i));
+            } else {
+                i += 1;
+            }
+        }
+    }
+    runs.sort_by(|x, y| {
+        let kx = (std::cmp::Reverse(x.2 - x.1), window_score(x.0, x.1, x.2));
+        let ky = (std::cmp::Reverse(y.2 - y.1), window_score(y.0, y.1, y.2));
+        kx.partial_cmp(&ky).unwrap_or(std::cmp::Ordering::Equal)
+    });
+    let mut left = n;
+    let mut out = Vec::with_capacity(n);
+    for (ri, a, b) in runs {
+        if left == 0 {
+            break;
+        }
+        let m = left.min(b - a);
+        let mut pick = (window_score(ri, a, a + m), a);
+        for s in a..=b - m {
+            let score = window_score(ri, s, s + m);
+            if score.partial_cmp(&pick.0) == Some(std::cmp::Ordering::Less) {
+                pick = (score, s);
+            }
+        }
+        out.extend(
+            rows[ri].seats[pick.1..pick.1 + m]
+                .iter()
+                .map(|s| s.id.clone()),
+        );
+        left -= m;
+    }
+    Some(out)
+}
+
+/// The claims a hold's write makes, one per seat.
+pub fn claim(
+    t: &Tenant,
+    event: EventId,
+    hold: HoldId,
+    seats: &[(String, TicketTypeId)],
+) -> Vec<Stmt> {
+    seats
+        .iter()
+        .map(|(seat, tt)| {
+            Stmt::new(
+                "INSERT INTO seat_claims (org_id, event_id, seat_id, hold_id, ticket_type_id)
+                 VALUES ($1, $2, $3, $4, $5)",
+            )
+            .bind(t.org())
+            .bind(event)
+            .bind(seat.clone())
+            .bind(hold)
+            .bind(*tt)
+        })
+        .collect()
+}
+
+/// Deletes a released hold's claims, inside the releasing transaction.
+pub async fn unclaim(tx: &mut Tx, org: OrgId, hold: HoldId) -> Result<(), sqlx::Error> {
+    let sql = "DELETE FROM seat_claims WHERE org_id = $1 AND hold_id = $2";
+    tx_run!(tx, c => sqlx::query(sql).bind(org).bind(hold).execute(c).await.map(|_| ()))
+}
+
+/// Every claimed seat of the event and whether its hold was checked out.
+#[tracing::instrument(skip_all)]
+pub async fn claimed(
+    db: &Db,
+    t: &Tenant,
+    event: EventId,
+) -> Result<Vec<(String, bool)>, sqlx::Error> {
+    let sql = "SELECT c.seat_id, CASE WHEN h.status = 'consumed' THEN 1 ELSE 0 END
+               FROM seat_claims c JOIN holds h ON h.org_id = c.org_id AND h.id = c.hold_id
+               WHERE c.org_id = $1 AND c.event_id = $2";
+    let rows: Vec<(String, i32)> =
+        db_run!(db, p => sqlx::query_as(sql).bind(t.org()).bind(event).fetch_all(p).await)?;
+    Ok(rows.into_iter().map(|(s, sold)| (s, sold == 1)).collect())
+}
+
+/// The seats a hold claimed, by ticket type and seat id.
+#[tracing::instrument(skip_all)]
+pub async fn of_hold(
+    db: &Db,
+    t: &Tenant,
+    hold: HoldId,
+) -> Result<Vec<(TicketTypeId, String)>, sqlx::Error> {
+    let sql = "SELECT ticket_type_id, seat_id FROM seat_claims
+               WHERE org_id = $1 AND hold_id = $2 ORDER BY ticket_type_id, seat_id";
+    db_run!(db, p => sqlx::query_as(sql).bind(t.org()).bind(hold).fetch_all(p).await)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::events::{Seat, SeatMap};
+
+    /// A map from rows of text: one line per row, front first (y = line),
+    /// `.` a free seat of type A, `x` a taken one, `b` a seat of type B,
+    /// `#` a blocked one, ` ` no seat. Seat ids are `S<row><col>`.
+    fn map(sections: &[&[&str]]) -> (SeatMap, HashSet<String>) {
+        let a = TicketTypeId(uuid::Uuid::from_u128(1));
+        let b = TicketTypeId(uuid::Uuid::from_u128(2));
+        let mut seats = Vec::new();
+        let mut taken = HashSet::new();
+        for (si, rows) in sections.iter().enumerate() {
+            for (ri, line) in rows.iter().enumerate() {
+                for (ci, ch) in line.chars().enumerate() {
+                    if ch == ' ' {
+                        continue;
+                    }
+                    let id = format!("S{si}R{ri}C{ci}");
+                    if ch == 'x' {
+                        taken.insert(id.clone());
+                    }
+                    seats.push(Seat {
+                        id,
+                        section: format!("sec{si}"),
+                        row: format!("{ri}"),
+                        label: format!("{ci}"),
+                        x: ci as f64 + si as f64 * 100.0,
+                        y: ri as f64,
+                        ticket_type_id: if ch == 'b' { b } else { a },
+                        flags: if ch == '#' {
+                            vec!["blocked".into()]
+                        } else {
+                            Vec::new()
+                        },
+                    });
+                }
+            }
+        }
+        (SeatMap::for_tests(seats), taken)
+    }
+
+    fn pick(sections: &[&[&str]], n: usize) -> Option<Vec<String>> {
+        let (m, taken) = map(sections);
+        let mut got = best_available(&m, TicketTypeId(uuid::Uuid::from_u128(1)), &taken, n)?;
+        got.sort();
+        Some(got)
+    }
+
+    fn ids(v: &[&str]) -> Option<Vec<String>> {
+        let mut v: Vec<String> = v.iter().map(|s| s.to_string()).collect();
+        v.sort();
+        Some(v)
+    }
+
+    /// The table: a layout, a request, the expected choice.
+    #[test]
+    fn best_available_chooses_as_a_box_office_would() {
+        // Empty row of ten: the two middle seats.
+        assert_eq!(pick(&[&[".........."]], 2), ids(&["S0R0C4", "S0R0C5"]));
+        // Side by side beats the front: the front row has no three together.
+        assert_eq!(
+            pick(&[&[".x.x.x.x", "........"]], 3),
+            ids(&["S0R1C2", "S0R1C3", "S0R1C4"])
+        );
+        // Front beats centre when the front row has them.
+        assert_eq!(
+            pick(&[&["...xxxxxx", "........."]], 3),
+            ids(&["S0R0C0", "S0R0C1", "S0R0C2"])
+        );
+        // No single seat left alone: x.......  for 4 → seats 1–4 (5–7
+        // stay together), not 2–5 (would strand seat 1).
+        assert_eq!(
+            pick(&[&["x......."]], 4),
+            ids(&["S0R0C1", "S0R0C2", "S0R0C3", "S0R0C4"])
+        );
+        // ..x.... for 2: the centre pair 3–4 would strand 5? no: 5,6 stay;
+        // 4–5 would strand 3 and 6. Expect 3–4.
+        assert_eq!(pick(&[&["..x...."]], 2), ids(&["S0R0C3", "S0R0C4"]));
+        // Other types and blocked seats are never picked, nor break rules.
+        assert_eq!(pick(&[&["bb..#..bb"]], 2), ids(&["S0R0C2", "S0R0C3"]));
+        // No row has four together: the fewest rows (two pairs), front first.
+        assert_eq!(
+            pick(&[&["..x..", "..x..", "..x.."]], 4),
+            ids(&["S0R0C0", "S0R0C1", "S0R0C3", "S0R0C4"])
+        );
+        // A run of three and one more: two rows, not three.
+        let got = pick(&[&[".x.x.", "...xx", ".x.x."]], 4).unwrap();
+        let rows: HashSet<&str> = got.iter().map(|s| &s[..4]).collect();
+        assert_eq!(rows.len(), 2, "{got:?}");
+        assert!(got.contains(&"S0R1C0".to_string()));
+        // Not enough: none.
+        assert_eq!(pick(&[&["x.x", "#b."]], 3), None);
+        // Two sections: the one with the seats together, and there not the
+        // centre three (each side would be left with a single seat).
+        assert_eq!(
+            pick(&[&[".x.x."], &["....."]], 3),
+            ids(&["S1R0C0", "S1R0C1", "S1R0C2"])
+        );
+    }
+}
+
+/// One seat as the storefront shows it.
+#[derive(Clone, Debug, Serialize, ToSchema)]
+pub struct StoreSeat {
+    pub id: String,
+    pub section: String,
+    pub row: String,
+    pub label: String,
+    pub x: f64,
+    pub y: f64,
+    pub ticket_type_id: TicketTypeId,
+    pub flags: Vec<String>,
+    pub status: SeatStatus,
+}
+
+#[derive(Clone, Debug, Serialize, ToSchema)]
+pub struct StoreSeats {
+    pub seats: Vec<StoreSeat>,
+}
+
+impl InFlight<'_> {
+    pub fn seats(&self) -> &[String] {
+        &self.seats
+    }
+}
+
+/// Seat statuses, kept in memory for a moment per event (many buyers poll
+/// and redraw the same map): a node's own holds refresh it at once; others'
+/// within the time to live.
+pub struct SeatBoard(
+    moka::future::Cache<(OrgId, EventId), std::sync::Arc<StoreSeats>>,
+    /// Seats this node is writing holds for right now: a pick on this node
+    /// does not choose them (many buyers asking for the best seats at once
+    /// would otherwise all choose the same ones, and all but one fail).
+    std::sync::Mutex<HashMap<(OrgId, EventId), HashSet<String>>>,
+);
+
+/// Seats marked in flight; unmarked when dropped (the hold written or not:
+/// once written, its claims are in the database).
+pub struct InFlight<'a> {
+    board: &'a SeatBoard,
+    key: (OrgId, EventId),
+    seats: Vec<String>,
+}
+
+impl Drop for InFlight<'_> {
+    fn drop(&mut self) {
+        if let Ok(mut m) = self.board.1.lock()
+            && let Some(set) = m.get_mut(&self.key)
+        {
+            for s in &self.seats {
+                set.remove(s);
+            }
+            if set.is_empty() {
+                m.remove(&self.key);
+            }
+        }
+    }
+}
+
+impl SeatBoard {
+    pub fn new() -> SeatBoard {
+        SeatBoard(
+            moka::future::Cache::builder()
+                .max_capacity(1_000)
+                .time_to_live(std::time::Duration::from_millis(500))
+                .build(),
+            std::sync::Mutex::new(HashMap::new()),
+        )
+    }
+
+    /// Marks `seats` in flight, or says which one another request on this
+    /// node is writing a hold for.
+    pub fn mark(
+        &self,
+        org: OrgId,
+        event: EventId,
+        seats: Vec<String>,
+    ) -> Result<InFlight<'_>, String> {
+        let mut m = self.1.lock().unwrap_or_else(|p| p.into_inner());
+        let set = m.entry((org, event)).or_default();
+        if let Some(busy) = seats.iter().find(|s| set.contains(*s)) {
+            return Err(busy.clone());
+        }
+        set.extend(seats.iter().cloned());
+        Ok(InFlight {
+            board: self,
+            key: (org, event),
+            seats,
+        })
+    }
+
+    /// Picks the best free seats (`taken` as the database says, and those in
+    /// flight here) and marks them in flight, in one step.
+    pub fn pick(
+        &self,
+        org: OrgId,
+        event: EventId,
+        map: &SeatMap,
+        tt: TicketTypeId,
+        mut taken: HashSet<String>,
+        n: usize,
+    ) -> Option<InFlight<'_>> {
+        let mut m = self.1.lock().unwrap_or_else(|p| p.into_inner());
+        let set = m.entry((org, event)).or_default();
+        taken.extend(set.iter().cloned());
+        let seats = best_available(map, tt, &taken, n)?;
+        set.extend(seats.iter().cloned());
+        Some(InFlight {
+            board: self,
+            key: (org, event),
+            seats,
+        })
+    }
+
+    pub async fn changed(&self, org: OrgId, event: EventId) {
+        self.0.invalidate(&(org, event)).await;
+    }
+}
+
+impl Default for SeatBoard {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+/// The event's seats and what each is now (404 when it has no map).
+pub async fn store_seats(
+    app: &crate::App,
+    t: &Tenant,
+    event: EventId,
+) -> kernel::ApiResult<std::sync::Arc<StoreSeats>> {
+    let board = &app.state::<SeatBoard>().0;
+    if let Some(s) = board.get(&(t.org(), event)).await {
+        return Ok(s);
+    }
+    let Some(map) = crate::events::seating(app, t, event).await? else {
+        return Err(kernel::ApiError::NotFound);
+    };
+    let (app2, t2) = (app.clone(), t.clone());
+    board
+        .try_get_with((t.org(), event), async move {
+            read_seats(&app2, &t2, event, &map).await
+        })
+        .await
+        .map_err(|e| kernel::ApiError::from_db(&e))
+}
+
+async fn read_seats(
+    app: &crate::App,
+    t: &Tenant,
+    event: EventId,
+    map: &SeatMap,
+) -> Result<std::sync::Arc<StoreSeats>, sqlx::Error> {
+    let claims: HashMap<String, bool> = claimed(app.db(), t, event).await?.into_iter().collect();
+    let seats = map
+        .seats
+        .iter()
+        .map(|s| StoreSeat {
+            id: s.id.clone(),
+            section: s.section.clone(),
+            row: s.row.clone(),
+            label: s.label.clone(),
+            x: s.x,
+            y: s.y,
+            ticket_type_id: s.ticket_type_id,
+            flags: s.flags.clone(),
+            status: match claims.get(&s.id) {
+                Some(true) => SeatStatus::Sold,
+                Some(false) => SeatStatus::Held,
+                None if s.blocked() => SeatStatus::Blocked,
+                None => SeatStatus::Available,
+            },
+        })
+        .collect();
+    Ok(std::sync::Arc::new(StoreSeats { seats }))
+}
+
+/// One follower per seated event on this node: it turns the event's
+/// PubSub messages (holds, orders, expiries: from any node) into the seats'
+/// statuses, for every live stream of the event here.
+pub struct SeatWatchers {
+    events: dashmap::DashMap<
+        (OrgId, EventId),
+        std::sync::Arc<tokio::sync::watch::Sender<std::sync::Arc<StoreSeats>>>,
+    >,
+    /// Open streams on this node, across events (each holds a connection).
+    streams: std::sync::Arc<tokio::sync::Semaphore>,
+}
+
+impl Default for SeatWatchers {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+/// Most seat streams one node keeps open at once.
+pub const MAX_SEAT_STREAMS: usize = 10_000;
+
+impl SeatWatchers {
+    pub fn new() -> SeatWatchers {
+        SeatWatchers {
+            events: dashmap::DashMap::new(),
+            streams: std::sync::Arc::new(tokio::sync::Semaphore::new(MAX_SEAT_STREAMS)),
+        }
+    }
+
+    /// A place for one more stream, if the node has one.
+    pub fn place(&self) -> Option<tokio::sync::OwnedSemaphorePermit> {
+        self.streams.clone().try_acquire_owned().ok()
+    }
+
+    /// The event's seat statuses as they change.
+    pub async fn watch(
+        app: &crate::App,
+        t: &Tenant,
+        event: EventId,
+    ) -> kernel::ApiResult<tokio::sync::watch::Receiver<std::sync::Arc<StoreSeats>>> {
+        let w = app.state::<SeatWatchers>();
+        if let Some(tx) = w.events.get(&(t.org(), event))
+            && !tx.is_closed()
+        {
+            return Ok(tx.subscribe());
+        }
+        // Subscribe before the first read, so no change falls between them.
+        let rx = app
+            .kernel
+            .hub
+            .subscribe(&kernel::tenant::event_topic(t.org(), event));
+        let first = store_seats(app, t, event).await?;
+        let (tx, seats_rx) = tokio::sync::watch::channel(first);
+        let tx = std::sync::Arc::new(tx);
+        w.events.insert((t.org(), event), tx.clone());
+        tokio::spawn(follow(app.clone(), t.clone(), event, rx, tx));
+        Ok(seats_rx)
+    }
+}
+
+async fn follow(
+    app: crate::App,
+    t: Tenant,
+    event: EventId,
+    mut rx: tokio::sync::broadcast::Receiver<kernel::pubsub::Message>,
+    tx: std::sync::Arc<tokio::sync::watch::Sender<std::sync::Arc<StoreSeats>>>,
+) {
+    use tokio::sync::broadcast::error::RecvError;
+    let mut shutdown = app.kernel.shutdown.clone();
+    loop {
+        tokio::select! {
+            r = rx.recv() => match r {
+                Ok(_) | Err(RecvError::Lagged(_)) => {}
+                Err(RecvError::Closed) => break,
+            },
+            _ = tx.closed() => break,
+            _ = crate::web::until_down(&mut shutdown) => break,
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+        // Everything that arrived meanwhile is covered by one read.
+        while rx.try_recv().is_ok() {}
+        app.state::<SeatBoard>().changed(t.org(), event).await;
+        match store_seats(&app, &t, event).await {
+            Ok(seats) => {
+                tx.send_if_modified(|old| {
+                    let changed = old
+                        .seats
+                        .iter()
+                        .zip(&seats.seats)
+                        .any(|(a, b)| a.id != b.id || a.status != b.status)
+                        || old.seats.len() != seats.seats.len();
+                    *old = seats;
+                    changed
+                });
+            }
+            Err(e) => tracing::warn!(error = %e, "seat statuses failed"),
+        }
+    }
+    app.state::<SeatWatchers>()
+        .events
+        .remove_if(&(t.org(), event), |_, s| std::sync::Arc::ptr_eq(s, &tx));
+}
+
+/// A seat's id and state, as the live stream sends changes.
+#[derive(Clone, Debug, Serialize, ToSchema)]
+pub struct SeatChange {
+    pub id: String,
+    pub status: SeatStatus,
+}
+
+#[derive(Clone, Debug, Serialize, ToSchema)]
+pub struct SeatChanges {
+    pub seats: Vec<SeatChange>,
+}
+
+/// The seats whose state differs between two readings (all of `now` when
+/// there was none before).
+pub fn changes(before: Option<&StoreSeats>, now: &StoreSeats) -> SeatChanges {
+    let old: HashMap<&str, SeatStatus> = before
+        .map(|b| b.seats.iter().map(|s| (s.id.as_str(), s.status)).collect())
+        .unwrap_or_default();
+    SeatChanges {
+        seats: now
+            .seats
+            .iter()
+            .filter(|s| old.get(s.id.as_str()) != Some(&s.status))
+            .map(|s| SeatChange {
+                id: s.id.clone(),
+                status: s.status,
+            })
+            .collect(),
+    }
+}
