@@ -26,7 +26,9 @@ would fill it in:
   has exactly one of `percent_off` and `amount_off_cents`, and a code no
   earlier case used (codes are unique per event);
 - the demo event gets no seats (a seated type is held by seat only, so the
-  later general-admission holds would be refused).
+  later general-admission holds would be refused); another event's map
+  names its ticket types, with labels unique where the map needs them, and
+  holds fill items only with types that are not seated.
 
 Negative cases are never touched. Path parameters name the demo event most
 of the time (the config file does the same for `{org}`), so most requests
@@ -108,22 +110,60 @@ def _store_event(org, event_id):
     return r.json() if r.status_code == 200 else None
 
 
+def _seated_types(org, event_id):
+    url = f"{BASE_URL}/api/v1/store/{quote(str(org), safe='')}/events/{quote(str(event_id), safe='')}/seats"
+    try:
+        r = requests.get(url, timeout=10)
+    except requests.RequestException:
+        return set()
+    return {s["ticket_type_id"] for s in r.json()["seats"]} if r.status_code == 200 else set()
+
+
+def _fill_seating(case, body):
+    sections = body.get("sections")
+    if not isinstance(sections, list):
+        return
+    types = _event_types(case)
+    if types is None:
+        return  # no such event: a 404, as documented
+    if case.path_parameters.get("event_id") == EVENT_ID or not types:
+        body["sections"] = []
+        return
+    for si, section in enumerate(sections):
+        if not isinstance(section, dict):
+            continue
+        section["name"] = f"S{si}"
+        for ri, row in enumerate(section.get("rows") or []):
+            if not isinstance(row, dict):
+                continue
+            row["label"] = f"R{ri}"
+            for xi, seat in enumerate(row.get("seats") or []):
+                if isinstance(seat, dict):
+                    seat["label"] = str(xi + 1)
+                    seat["ticket_type_id"] = types[0]
+
+
 def _fill_hold(case, body):
     body.pop("seats", None)
+    body.pop("best_available", None)
     org = case.path_parameters.get("org")
     event = _store_event(org, case.path_parameters.get("event_id"))
     if event is None:
         return  # no such published event: a 404, as documented
-    types = [t for t in event["ticket_types"] if t["on_sale"]]
+    seated = _seated_types(org, case.path_parameters.get("event_id"))
+    types = [t for t in event["ticket_types"] if t["on_sale"] and t["id"] not in seated]
     if not types and EVENT_ID:
         case.path_parameters["event_id"] = EVENT_ID
         event = _store_event(org, EVENT_ID) or {"ticket_types": []}
-        types = [t for t in event["ticket_types"] if t["on_sale"]]
+        types = [t for t in event["ticket_types"] if t["on_sale"] and t["id"] not in _seated_types(org, EVENT_ID)]
     # One order is priced in one currency (checkout refuses a mix with 422):
     # fill a hold only with types in the first one's currency.
     if types:
         types = [t for t in types if t.get("currency") == types[0].get("currency")]
     items = body.get("items")
+    if types and (items is None or items == []):
+        # Without seats a hold names at least one item.
+        items = body["items"] = [{"ticket_type_id": types[0]["id"], "quantity": 1}]
     if not types or not isinstance(items, list) or not items:
         return
     filled = []
@@ -204,8 +244,7 @@ def before_call(context, case, kwargs):
     ):
         _fill_voucher(case, body)
     elif op == ("PUT", "/api/v1/orgs/{org}/events/{event_id}/seating"):
-        if case.path_parameters.get("event_id") == EVENT_ID:
-            body["sections"] = []
+        _fill_seating(case, body)
     elif op == ("POST", "/api/v1/orgs/{org}/events/{event_id}/ticket-types"):
         _order_times(body, "sale_starts_at", "sale_ends_at")
     elif op == ("POST", "/api/v1/store/{org}/events/{event_id}/holds"):

@@ -68,6 +68,11 @@ pub struct BenchArgs {
     pub tpcb: Option<f64>,
     #[arg(long)]
     pub redis_eval: Option<f64>,
+    /// The seated scenario instead: a map of this many seats (rows of 200);
+    /// half sold seat by seat, half best available, the storefront's seat
+    /// read timed beside the baseline.
+    #[arg(long, default_value_t = 0)]
+    pub seats: usize,
 }
 
 /// Non-2xx answers by status.
@@ -166,6 +171,17 @@ pub async fn run(config_args: ConfigArgs, args: BenchArgs) -> anyhow::Result<()>
     };
     let api = Api::new(base.clone());
     let org = api.try_signup().await.context("signing up the bench org")?;
+    if args.seats > 0 {
+        let result = seated(&api, &org, &mode, &args, node.as_ref()).await;
+        if let Some(n) = node {
+            n.stop().await;
+        }
+        if let Some((admin, name)) = pg_made {
+            drop_pg_database(&admin, &name).await;
+        }
+        let _ = std::fs::remove_dir_all(&tmp);
+        return result;
+    }
     if args.flash {
         let result = flash(
             &api,
@@ -441,6 +457,192 @@ pub async fn run(config_args: ConfigArgs, args: BenchArgs) -> anyhow::Result<()>
             "oversold: more tickets than the capacity of {}",
             args.tickets
         );
+    }
+    Ok(())
+}
+
+/// The seated scenario: a map of `--seats` seats (rows of 200); workers
+/// hold the first half seat by seat (each its own seats, one or two at a
+/// time), then best available (two at a time) until sold out; the
+/// storefront's `/seats` read timed on its own. Every figure beside
+/// `GET /healthz` measured in the same run; the database checked for a seat
+/// in two holds.
+async fn seated(
+    api: &Api,
+    org: &crate::testkit::Org,
+    mode: &str,
+    args: &BenchArgs,
+    node: Option<&server::Node>,
+) -> anyhow::Result<()> {
+    let n = args.seats;
+    let per_row = 200.min(n).max(1);
+    let event = api
+        .try_event(
+            org,
+            &EventSpec::capacity(n as i64).max_per_order(50).draft(),
+        )
+        .await?;
+    let rows: Vec<Value> = (0..n.div_ceil(per_row))
+        .map(|r| {
+            let seats: Vec<Value> = (0..per_row.min(n - r * per_row))
+                .map(|s| json!({"label": (s + 1).to_string(), "x": s, "y": r, "ticket_type_id": event.ticket_type}))
+                .collect();
+            json!({"label": format!("R{}", r + 1), "seats": seats})
+        })
+        .collect();
+    let map: Value = api
+        .client
+        .put(api.url(&format!(
+            "/api/v1/orgs/{}/events/{}/seating",
+            org.slug, event.id
+        )))
+        .bearer_auth(&org.key)
+        .json(&json!({"sections": [{"name": "Hall", "rows": rows}]}))
+        .send()
+        .await?
+        .error_for_status()?
+        .json()
+        .await?;
+    api.client
+        .post(api.url(&format!(
+            "/api/v1/orgs/{}/events/{}/publish",
+            org.slug, event.id
+        )))
+        .bearer_auth(&org.key)
+        .json(&json!({}))
+        .send()
+        .await?
+        .error_for_status()?;
+    let ids: Vec<String> = map["sections"][0]["rows"]
+        .as_array()
+        .map(|rows| {
+            rows.iter()
+                .flat_map(|r| r["seats"].as_array().cloned().unwrap_or_default())
+                .filter_map(|s| s["id"].as_str().map(str::to_string))
+                .collect()
+        })
+        .unwrap_or_default();
+    let base = api.base.clone();
+    let client = api.client.clone();
+    println!(
+        "voelgoed bench --seats · {mode} · {} connections · {n} seats",
+        args.connections
+    );
+    let baseline = healthz(
+        &client,
+        &base,
+        args.connections,
+        args.seconds,
+        "baseline GET /healthz",
+    )
+    .await;
+    let holds_url = format!("{base}/api/v1/store/{}/events/{}/holds", org.slug, event.id);
+    // Seat by seat: the first half, each worker its own seats, in ones and
+    // twos side by side.
+    let half: Arc<Vec<String>> = Arc::new(ids[..ids.len() / 2].to_vec());
+    let next = Arc::new(AtomicUsize::new(0));
+    let specific = {
+        let (url, half, next) = (holds_url.clone(), half.clone(), next.clone());
+        until_done(&client, args.connections, "hold: seats by id", move |c| {
+            let (url, half, next) = (url.clone(), half.clone(), next.clone());
+            async move {
+                let at = next.fetch_add(2, Ordering::Relaxed);
+                if at >= half.len() {
+                    return Step::Finished;
+                }
+                let seats: Vec<&String> = half[at..(at + 2).min(half.len())].iter().collect();
+                match c.post(&url).json(&json!({"seats": seats})).send().await {
+                    Ok(r) if r.status().is_success() => Step::Done,
+                    Ok(r) => Step::Failed(r.status().as_u16()),
+                    Err(_) => Step::Failed(0),
+                }
+            }
+        })
+        .await
+    };
+    let best = {
+        let (url, tt) = (holds_url.clone(), event.ticket_type.clone());
+        until_done(
+            &client,
+            args.connections,
+            "hold: best available ×2",
+            move |c| {
+                let (url, tt) = (url.clone(), tt.clone());
+                async move {
+                    match c
+                        .post(&url)
+                        .json(&json!({"best_available": {"ticket_type_id": tt, "quantity": 2}}))
+                        .send()
+                        .await
+                    {
+                        Ok(r) if r.status().is_success() => Step::Done,
+                        Ok(r) if r.status().as_u16() == 409 => Step::Finished,
+                        Ok(r) => Step::Failed(r.status().as_u16()),
+                        Err(_) => Step::Failed(0),
+                    }
+                }
+            },
+        )
+        .await
+    };
+    let board = {
+        let url = format!("{base}/api/v1/store/{}/events/{}/seats", org.slug, event.id);
+        timed(
+            &client,
+            args.connections,
+            Duration::from_secs(args.seconds),
+            "GET /seats (whole map)",
+            move |c, _| {
+                let url = url.clone();
+                async move {
+                    match c.get(&url).send().await {
+                        Ok(r) if r.status().is_success() => match r.bytes().await {
+                            Ok(_) => Step::Done,
+                            Err(_) => Step::Failed(0),
+                        },
+                        Ok(r) => Step::Failed(r.status().as_u16()),
+                        Err(_) => Step::Failed(0),
+                    }
+                }
+            },
+        )
+        .await
+    };
+    println!(
+        "\n{:<34} {:>8} {:>9} {:>8} {:>8} {:>9}  non-2xx",
+        "scenario", "ok", "req/s", "p50 ms", "p99 ms", "vs base"
+    );
+    for s in [&baseline, &specific, &best, &board] {
+        println!(
+            "{:<34} {:>8} {:>9.0} {:>8.2} {:>8.2} {:>8.1}%  {}",
+            s.name,
+            s.ok,
+            s.rps(),
+            s.pct(0.5),
+            s.pct(0.99),
+            100.0 * s.rps() / baseline.rps().max(1e-9),
+            s.errors.text(),
+        );
+    }
+    if let Some(node) = node {
+        let id: uuid::Uuid = event.id.parse()?;
+        let (claims, held): (i64, i64) = kernel::db_run!(node.app.db(), p => sqlx::query_as(
+            "SELECT (SELECT COUNT(*) FROM seat_claims WHERE event_id = $1),
+                    (SELECT CAST(COALESCE(SUM(i.quantity), 0) AS BIGINT) FROM hold_items i
+                     JOIN holds h ON h.org_id = i.org_id AND h.id = i.hold_id
+                     WHERE h.event_id = $1 AND h.status IN ('active', 'consumed'))")
+            .bind(id).fetch_one(p).await)?;
+        println!(
+            "\nseats claimed: {claims} of {n} · seats the holds count: {held} · a seat twice: {}",
+            if claims != held || claims > n as i64 {
+                "YES"
+            } else {
+                "no"
+            }
+        );
+        if claims != held || claims > n as i64 {
+            bail!("seat claims and holds disagree");
+        }
     }
     Ok(())
 }

@@ -72,6 +72,7 @@ pub fn router(app: App, api: OpenApiRouter<App>, pages: axum::Router<App>) -> ax
         .route("/assets/pay.js", get(pay_js))
         .route("/assets/queue.js", get(queue_js))
         .route("/assets/seats.js", get(seats_js))
+        .route("/assets/seating_editor.js", get(seating_editor_js))
         .fallback(|| async { ApiError::NotFound })
         .method_not_allowed_fallback(|| async { ApiError::MethodNotAllowed })
         .layer(axum::middleware::from_fn_with_state(
@@ -291,6 +292,13 @@ async fn queue_js() -> Response {
 async fn seats_js() -> Response {
     asset(
         include_str!("../templates/seats.js"),
+        "text/javascript; charset=utf-8",
+    )
+}
+
+async fn seating_editor_js() -> Response {
+    asset(
+        include_str!("../templates/seating_editor.js"),
         "text/javascript; charset=utf-8",
     )
 }

@@ -1092,3 +1092,106 @@ async fn a_buyer_picks_seats_on_the_map_and_sees_others_take_theirs_live() {
     result.expect("browser flow");
     t.stop().await;
 }
+
+/// The organizer draws a seat map in the console: a section on a grid,
+/// two seats blocked by clicking them, a bad import told by seat; the
+/// storefront shows the blocked seats as such.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn an_organizer_draws_a_seat_map_and_blocks_seats_in_the_browser() {
+    let t = TestApp::spawn(Backend::Sqlite).await;
+    let org = organizer(&t, "editor").await;
+    let slug = org.slug.clone();
+    let event = t.event(&org, 30).await;
+    let driver = chromedriver();
+    let b = browser(&driver).await;
+    let result = async {
+        b.goto(&t.url("/login")).await?;
+        log_in(&b, &org).await?;
+        soon(&b, By::LinkText("Test Night")).await?;
+        b.goto(&t.url(&format!("/dashboard/events/{}/catalog", event.id)))
+            .await?;
+        soon(&b, By::Id("seating-link")).await?.click().await?;
+        soon(&b, By::Id("no-map")).await?;
+        let form = b.find(By::Id("add-section")).await?;
+        form.find(By::Css("input[name=name]"))
+            .await?
+            .send_keys("Stalls")
+            .await?;
+        form.find(By::Css("input[name=rows]"))
+            .await?
+            .send_keys("3")
+            .await?;
+        form.find(By::Css("input[name=seats_per_row]"))
+            .await?
+            .send_keys("6")
+            .await?;
+        form.find(By::Css("button")).await?.click().await?;
+        soon(&b, By::Id("editor-map")).await?;
+        let seats = b.find_all(By::Css("#editor-map circle.seat")).await?;
+        assert_eq!(seats.len(), 18);
+        // Block A1 and A2: click them, choose the flag, send.
+        seats[0].click().await?;
+        seats[1].click().await?;
+        let chosen = b.find(By::Id("chosen")).await?.text().await?;
+        assert!(
+            chosen.contains("row A, seat 1") && chosen.contains("row A, seat 2"),
+            "{chosen}"
+        );
+        b.find(By::Css("#flag-form button")).await?.click().await?;
+        b.query(By::Css("#editor-map circle.seat.blocked"))
+            .wait(Duration::from_secs(15), Duration::from_millis(100))
+            .first()
+            .await?;
+        assert_eq!(
+            b.find_all(By::Css("#editor-map circle.seat.blocked"))
+                .await?
+                .len(),
+            2
+        );
+        // A bad import names the seat and changes nothing.
+        let bad = serde_json::json!({"sections": [{"name": "S", "rows": [{"label": "A", "seats": [
+            {"label": "1", "x": 0, "y": 0, "ticket_type_id": event.ticket_type},
+            {"label": "1", "x": 1, "y": 0, "ticket_type_id": event.ticket_type}]}]}]});
+        let area = b.find(By::Css("#import textarea")).await?;
+        b.execute(
+            "arguments[0].value = arguments[1];",
+            vec![area.to_json()?, serde_json::json!(bad.to_string())],
+        )
+        .await?;
+        b.find(By::Css("#import button")).await?.click().await?;
+        let err = soon(&b, By::Id("form-error")).await?.text().await?;
+        assert!(err.contains("sections[0].rows[0].seats[1].label"), "{err}");
+        assert_eq!(
+            b.find_all(By::Css("#editor-map circle.seat")).await?.len(),
+            18,
+            "unchanged"
+        );
+        // The buyer's map shows them blocked.
+        b.goto(&t.url(&format!("/s/{slug}/events/{}", event.id)))
+            .await?;
+        soon(&b, By::Id("seat-map")).await?;
+        assert_eq!(
+            b.find_all(By::Css("#seat-map circle.seat.blocked"))
+                .await?
+                .len(),
+            2
+        );
+        Ok::<_, WebDriverError>(())
+    }
+    .await;
+    let _ = b.quit().await;
+    result.expect("browser flow");
+    // Exported, the map is what PUT takes, flags and all.
+    let exported: serde_json::Value = t
+        .get(
+            &format!("/api/v1/orgs/{slug}/events/{}/seating", event.id),
+            Some(&org.key),
+        )
+        .await
+        .json()
+        .await
+        .unwrap();
+    let flags = exported["sections"][0]["rows"][0]["seats"][0]["flags"].clone();
+    assert_eq!(flags, serde_json::json!(["blocked"]));
+    t.stop().await;
+}

@@ -1296,3 +1296,168 @@ async fn buyers_race_for_seats_and_no_seat_is_sold_twice(backend: Backend) {
     let _ = free;
     Arc::try_unwrap(t).ok().expect("sole owner").stop().await;
 }
+
+// The issue's contention story: 2,000 buyers at once for 300 seats (some
+// by hand, some best available) and general admission under a shared
+// quota, with a voucher of limited use; a third of what is held is
+// checked out, the rest lapses. Judged by the database afterwards, not by
+// the replies: no seat twice, every limit kept, every lapsed hold given
+// back once.
+both!(two_thousand_buyers_mix_seats_quotas_and_vouchers);
+async fn two_thousand_buyers_mix_seats_quotas_and_vouchers(backend: Backend) {
+    let t = Arc::new(TestApp::spawn(backend).await);
+    let org = t.signup().await;
+    let event = t.event(&org, 300).await;
+    let s = event.ticket_type.clone();
+    let g1 = add_type(&t, &org, &event, "Floor early", 400).await;
+    let g2 = add_type(&t, &org, &event, "Floor", 400).await;
+    quota(&t, &org, &event, 250, &[&g1, &g2]).await;
+    let v = voucher(
+        &t,
+        &org,
+        &event,
+        json!({"code": "HALF", "percent_off": 50, "max_uses": 40, "ticket_type_ids": [s, g1]}),
+    )
+    .await;
+    let vid = v["id"].as_str().unwrap().to_string();
+    assert_eq!(
+        put_map(&t, &org, &event, &seat_map(&s, 15, 20, None))
+            .await
+            .status(),
+        200
+    );
+    let ids: Vec<String> = seats_of(&t, &org, &event)
+        .await
+        .iter()
+        .map(|x| x["id"].as_str().unwrap().to_string())
+        .collect();
+    let path = format!("/api/v1/store/{}/events/{}/holds", org.slug, event.id);
+    let barrier = Arc::new(tokio::sync::Barrier::new(2000));
+    let mut tasks = Vec::new();
+    for i in 0..2000usize {
+        let (t, org, path, barrier) = (t.clone(), org.clone(), path.clone(), barrier.clone());
+        let body = match i % 5 {
+            0 => {
+                let a = (i * 13) % 299;
+                json!({"seats": [ids[a], ids[a + 1]]})
+            }
+            1 => json!({"best_available": {"ticket_type_id": s, "quantity": 1 + i % 3}}),
+            2 => json!({"best_available": {"ticket_type_id": s, "quantity": 2}, "voucher": "half"}),
+            3 => {
+                json!({"items": [{"ticket_type_id": g1, "quantity": 1 + i % 2}], "voucher": "HALF"})
+            }
+            _ => json!({"items": [{"ticket_type_id": g2, "quantity": 1 + i % 2}]}),
+        };
+        tasks.push(tokio::spawn(async move {
+            barrier.wait().await;
+            let r = t.post(&path, None, body).await;
+            let status = r.status().as_u16();
+            let v: Value = r.json().await.unwrap();
+            // A third of the holds made are bought.
+            if status == 201 && i % 3 == 0 {
+                let o = t
+                    .checkout(
+                        &org,
+                        v["id"].as_str().unwrap(),
+                        None,
+                        &format!("b{i}@example.com"),
+                    )
+                    .await;
+                assert_eq!(o.status(), 201);
+            }
+            (status, v["type"].as_str().unwrap_or("").to_string())
+        }));
+    }
+    let mut made = 0;
+    for task in tasks {
+        match task.await.unwrap() {
+            (201, _) => made += 1,
+            (409, k) if k == "sold_out" || k == "seat_unavailable" => {}
+            (422, k) if k == "validation" => {} // the voucher used up
+            other => panic!("unexpected {other:?}"),
+        }
+    }
+    assert!(made > 100, "only {made} holds made");
+    let (seated, floor, used) = mixed_invariants(&t, &event, &s, &g1, &g2, &vid).await;
+    assert!(seated >= 260, "{seated} of 300 seats taken");
+    assert!(floor >= 240, "{floor} of the 250 floor taken");
+    // (The voucher's uses may go unused: its floor tickets compete with
+    // the others for the quota, and its seats with every seat buyer.)
+    let _ = used;
+    // Everything not bought lapses, and comes back once.
+    t.advance(Duration::from_secs(t.config().hold_ttl_secs as u64 + 1));
+    t.eventually("every unbought hold released", || async {
+        t.count(
+            "SELECT COUNT(*) FROM holds WHERE event_id = $1 AND status = 'active'",
+            &event.id,
+        )
+        .await
+            == 0
+    })
+    .await;
+    let (seated, floor, used) = mixed_invariants(&t, &event, &s, &g1, &g2, &vid).await;
+    t.eventually("the counters back to the ledger", || async {
+        let left = available(&t, &org, &event).await;
+        left[&s] == 300 - seated
+            && left[&g1] == (400 - taken(&t, &event, &[&g1]).await).min(250 - floor)
+    })
+    .await;
+    let free = seats_of(&t, &org, &event)
+        .await
+        .iter()
+        .filter(|x| x["status"] == "available")
+        .count() as i64;
+    assert_eq!(free, 300 - seated);
+    // The voucher's lapsed uses are back: exactly 40 − used more.
+    let mut more = 0;
+    loop {
+        let r = hold_with(&t, &org, &event, &[(&g1, 1)], "HALF").await;
+        if r.status() != 201 {
+            break;
+        }
+        more += 1;
+    }
+    assert_eq!(more, 40 - used);
+    Arc::try_unwrap(t).ok().expect("sole owner").stop().await;
+}
+
+/// The mixed story's invariants, from the database: (seats taken, floor
+/// taken, voucher uses).
+async fn mixed_invariants(
+    t: &TestApp,
+    event: &Event,
+    s: &str,
+    g1: &str,
+    g2: &str,
+    vid: &str,
+) -> (i64, i64, i64) {
+    let seated = taken(t, event, &[s]).await;
+    let claims = t
+        .count(
+            "SELECT COUNT(*) FROM seat_claims WHERE event_id = $1",
+            &event.id,
+        )
+        .await;
+    assert_eq!(
+        claims, seated,
+        "a seated ticket without its seat, or the reverse"
+    );
+    assert!(seated <= 300);
+    let (ev, st): (uuid::Uuid, uuid::Uuid) = (event.id.parse().unwrap(), s.parse().unwrap());
+    let per_hold: i64 = kernel::db_run!(t.app().db(), p => sqlx::query_scalar(
+            "SELECT COUNT(*) FROM holds h WHERE h.event_id = $1 AND h.status IN ('active', 'consumed') AND
+               (SELECT COUNT(*) FROM seat_claims c WHERE c.org_id = h.org_id AND c.hold_id = h.id) <>
+               (SELECT COALESCE(SUM(i.quantity), 0) FROM hold_items i
+                WHERE i.org_id = h.org_id AND i.hold_id = h.id AND i.ticket_type_id = $2)")
+            .bind(ev).bind(st).fetch_one(p).await)
+        .unwrap();
+    assert_eq!(
+        per_hold, 0,
+        "a hold's claims differ from its seated quantity"
+    );
+    let floor = taken(t, event, &[g1, g2]).await;
+    assert!(floor <= 250, "quota exceeded: {floor}");
+    let used = uses(t, vid).await;
+    assert!(used <= 40, "voucher over its limit: {used}");
+    (seated, floor, used)
+}

@@ -31,8 +31,8 @@ use kernel::{
     ids::{EventId, OrgId, QuotaId, TicketTypeId, VoucherId},
 };
 pub use seating::{
-    RowInput, Seat, SeatInput, SeatMap, SeatMapInput, SeatingUpdated, SectionInput, put_seating,
-    seating,
+    Drawing, DrawnSeat, DrawnText, RowInput, Seat, SeatFlag, SeatInput, SeatMap, SeatMapInput,
+    SeatingUpdated, SectionInput, draw, put_seating, seating,
 };
 use serde::{Deserialize, Serialize};
 pub use vouchers::{

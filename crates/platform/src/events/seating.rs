@@ -431,3 +431,141 @@ pub async fn seating(
             Err(e) => kernel::ApiError::internal(e.to_string()),
         })
 }
+
+impl SeatMap {
+    /// The map as a `PUT …/seating` body (export, and the editor's edits).
+    pub fn to_input(&self) -> SeatMapInput {
+        SeatMapInput {
+            sections: self
+                .sections
+                .iter()
+                .map(|s| SectionInput {
+                    name: s.name.clone(),
+                    rows: s
+                        .rows
+                        .iter()
+                        .map(|r| RowInput {
+                            label: r.label.clone(),
+                            seats: r
+                                .seats
+                                .iter()
+                                .map(|x| SeatInput {
+                                    label: x.label.clone(),
+                                    x: x.x,
+                                    y: x.y,
+                                    ticket_type_id: x.ticket_type_id,
+                                    flags: x.flags.iter().filter_map(|f| flag(f)).collect(),
+                                })
+                                .collect(),
+                        })
+                        .collect(),
+                })
+                .collect(),
+        }
+    }
+}
+
+fn flag(f: &str) -> Option<SeatFlag> {
+    match f {
+        "accessible" => Some(SeatFlag::Accessible),
+        "companion" => Some(SeatFlag::Companion),
+        "restricted_view" => Some(SeatFlag::RestrictedView),
+        "blocked" => Some(SeatFlag::Blocked),
+        _ => None,
+    }
+}
+
+/// A seat map laid out for drawing as SVG (the storefront's and the
+/// editor's): seat centres in pixels, row and section labels.
+pub struct Drawing {
+    pub view_box: String,
+    pub seats: Vec<DrawnSeat>,
+    pub labels: Vec<DrawnText>,
+}
+
+pub struct DrawnSeat {
+    pub id: String,
+    pub cx: String,
+    pub cy: String,
+    /// "Stalls, row A, seat 1, accessible".
+    pub label: String,
+    pub flags: Vec<String>,
+    pub ticket_type_id: TicketTypeId,
+}
+
+pub struct DrawnText {
+    pub x: String,
+    pub y: String,
+    pub text: String,
+    /// `row-label` or `section-label`.
+    pub class: &'static str,
+}
+
+const SEAT_PX: f64 = 28.0;
+
+/// Lays the map out: one map unit is 28 px, with room on the left for row
+/// labels and above for section names.
+pub fn draw(map: &SeatMap) -> Drawing {
+    let (mut min_x, mut min_y, mut max_x, mut max_y) = (f64::MAX, f64::MAX, f64::MIN, f64::MIN);
+    for s in &map.seats {
+        min_x = min_x.min(s.x);
+        min_y = min_y.min(s.y);
+        max_x = max_x.max(s.x);
+        max_y = max_y.max(s.y);
+    }
+    if map.seats.is_empty() {
+        (min_x, min_y, max_x, max_y) = (0.0, 0.0, 0.0, 0.0);
+    }
+    let px = |x: f64| (x - min_x) * SEAT_PX + 50.0;
+    let py = |y: f64| (y - min_y) * SEAT_PX + 40.0;
+    let seats = map
+        .seats
+        .iter()
+        .map(|s| {
+            let mut label = format!("{}, row {}, seat {}", s.section, s.row, s.label);
+            for f in s.flags.iter().filter(|f| *f != "blocked") {
+                label.push_str(&format!(", {}", f.replace('_', " ")));
+            }
+            DrawnSeat {
+                id: s.id.clone(),
+                cx: format!("{:.1}", px(s.x)),
+                cy: format!("{:.1}", py(s.y)),
+                label,
+                flags: s.flags.clone(),
+                ticket_type_id: s.ticket_type_id,
+            }
+        })
+        .collect();
+    let mut labels = Vec::new();
+    for section in &map.sections {
+        let all = || section.rows.iter().flat_map(|r| r.seats.iter());
+        if let Some(first) = all().min_by(|a, b| a.x.total_cmp(&b.x)) {
+            let top = all().map(|s| s.y).fold(f64::MAX, f64::min);
+            labels.push(DrawnText {
+                x: format!("{:.1}", px(first.x)),
+                y: format!("{:.1}", py(top) - 20.0),
+                text: section.name.clone(),
+                class: "section-label",
+            });
+        }
+        for row in &section.rows {
+            if let Some(left) = row.seats.iter().min_by(|a, b| a.x.total_cmp(&b.x)) {
+                labels.push(DrawnText {
+                    x: format!("{:.1}", px(left.x) - 24.0),
+                    y: format!("{:.1}", py(left.y) + 4.0),
+                    text: row.label.clone(),
+                    class: "row-label",
+                });
+            }
+        }
+    }
+    Drawing {
+        view_box: format!(
+            "0 0 {:.0} {:.0}",
+            (max_x - min_x) * SEAT_PX + 100.0,
+            (max_y - min_y) * SEAT_PX + 80.0
+        ),
+        seats,
+        labels,
+    }
+}

@@ -41,6 +41,27 @@ pub fn routes() -> axum::Router<App> {
         .route("/dashboard/events/{event_id}/vouchers", post(add_vouchers))
         .route("/dashboard/events/{event_id}/publish", post(publish))
         .route("/dashboard/events/{event_id}/cancel", post(cancel))
+        .route("/dashboard/events/{event_id}/seating", get(seating_page))
+        .route(
+            "/dashboard/events/{event_id}/seating.json",
+            get(seating_json),
+        )
+        .route(
+            "/dashboard/events/{event_id}/seating/section",
+            post(add_section),
+        )
+        .route(
+            "/dashboard/events/{event_id}/seating/remove-section",
+            post(remove_section),
+        )
+        .route(
+            "/dashboard/events/{event_id}/seating/flag",
+            post(toggle_flag),
+        )
+        .route(
+            "/dashboard/events/{event_id}/seating/import",
+            post(import_map),
+        )
 }
 
 fn csrf_refused() -> Response {
@@ -597,4 +618,299 @@ async fn cancel(
     }
     domain::cancel(&app, &session.actor, event).await?;
     Ok(Redirect::to(&format!("/dashboard/events/{event}")).into_response())
+}
+
+#[derive(Template)]
+#[template(path = "seating_editor.html")]
+struct SeatingPage {
+    csrf: String,
+    event_id: String,
+    name: String,
+    store_url: Option<String>,
+    drawing: Option<super::Drawing>,
+    sections: Vec<(String, usize, usize)>,
+    type_choices: Vec<(String, String)>,
+    error: Option<String>,
+    json: String,
+}
+
+async fn seating_of(
+    app: &App,
+    session: &SessionActor,
+    event: EventId,
+) -> Result<SeatingPage, ApiError> {
+    let t = session.actor.require(kernel::Permission::EventsRead)?;
+    let catalog = super::catalog(app, t, event)
+        .await?
+        .ok_or(ApiError::NotFound)?;
+    let map = super::seating(app, t, event).await?;
+    let e = &catalog.event;
+    Ok(SeatingPage {
+        csrf: session.csrf.clone(),
+        event_id: e.id.to_string(),
+        name: e.name.clone(),
+        store_url: catalog
+            .is_published()
+            .then(|| format!("/s/{}/events/{}", session.actor.org_slug(), e.id)),
+        drawing: map.as_deref().map(super::draw),
+        sections: map
+            .as_deref()
+            .map(|m| {
+                m.sections
+                    .iter()
+                    .map(|s| {
+                        (
+                            s.name.clone(),
+                            s.rows.len(),
+                            s.rows.iter().map(|r| r.seats.len()).sum(),
+                        )
+                    })
+                    .collect()
+            })
+            .unwrap_or_default(),
+        type_choices: e
+            .ticket_types
+            .iter()
+            .map(|ty| (ty.id.to_string(), ty.name.clone()))
+            .collect(),
+        error: None,
+        json: String::new(),
+    })
+}
+
+async fn seating_page(
+    State(app): State<App>,
+    session: SessionActor,
+    ApiPath(event): ApiPath<EventId>,
+) -> Result<Response, ApiError> {
+    Ok(page(
+        StatusCode::OK,
+        seating_of(&app, &session, event).await?,
+    ))
+}
+
+/// The map as JSON, as `PUT …/seating` takes it (export).
+async fn seating_json(
+    State(app): State<App>,
+    session: SessionActor,
+    ApiPath(event): ApiPath<EventId>,
+) -> Result<Response, ApiError> {
+    let t = session.actor.require(kernel::Permission::EventsRead)?;
+    let map = super::seating(&app, t, event)
+        .await?
+        .ok_or(ApiError::NotFound)?;
+    let mut res = axum::Json(map.to_input()).into_response();
+    res.headers_mut().insert(
+        axum::http::header::CONTENT_DISPOSITION,
+        axum::http::HeaderValue::from_static("attachment; filename=\"seating.json\""),
+    );
+    Ok(res)
+}
+
+/// Stores an edited map; back to the editor, or the editor with what went
+/// wrong (and, for an import, the JSON as typed).
+async fn store_map(
+    app: &App,
+    session: &SessionActor,
+    event: EventId,
+    map: Result<super::SeatMapInput, ApiError>,
+    typed: String,
+) -> Result<Response, ApiError> {
+    let stored = match map {
+        Ok(map) => {
+            let t = session.actor.require(kernel::Permission::EventsWrite)?;
+            let claimed = crate::sales::seats::claimed(app.db(), t, event)
+                .await?
+                .into_iter()
+                .map(|(s, _)| s)
+                .collect();
+            super::put_seating(app, &session.actor, event, map, &claimed)
+                .await
+                .map_err(ApiError::from)
+        }
+        Err(e) => Err(e),
+    };
+    match stored {
+        Ok(_) => Ok(Redirect::to(&format!("/dashboard/events/{event}/seating")).into_response()),
+        Err(e) if e.status().is_client_error() && e.status() != StatusCode::NOT_FOUND => {
+            let mut p = seating_of(app, session, event).await?;
+            p.error = Some(said(&e));
+            p.json = typed;
+            Ok(page(e.status(), p))
+        }
+        Err(e) => Err(e),
+    }
+}
+
+/// The map now, as an editable body (empty when there is none).
+async fn current_map(
+    app: &App,
+    session: &SessionActor,
+    event: EventId,
+) -> Result<super::SeatMapInput, ApiError> {
+    let t = session.actor.require(kernel::Permission::EventsRead)?;
+    Ok(super::seating(app, t, event)
+        .await?
+        .map(|m| m.to_input())
+        .unwrap_or(super::SeatMapInput {
+            sections: Vec::new(),
+        }))
+}
+
+/// Row labels A, B, … Z, AA, AB, …
+fn row_label(mut i: usize) -> String {
+    let mut s = Vec::new();
+    loop {
+        s.push((b'A' + (i % 26) as u8) as char);
+        if i < 26 {
+            break;
+        }
+        i = i / 26 - 1;
+    }
+    s.iter().rev().collect()
+}
+
+/// Adds a section of `rows` × `seats` on a grid below the others.
+async fn add_section(
+    State(app): State<App>,
+    session: SessionActor,
+    ApiPath(event): ApiPath<EventId>,
+    Form(form): Form<Fields>,
+) -> Result<Response, ApiError> {
+    if !csrf_matches(&session.csrf, field(&form, "csrf")) {
+        return Ok(csrf_refused());
+    }
+    let built = async {
+        let number = |name: &str, max: usize| -> Result<usize, ApiError> {
+            field(&form, name)
+                .trim()
+                .parse::<usize>()
+                .ok()
+                .filter(|n| (1..=max).contains(n))
+                .ok_or_else(|| {
+                    ApiError::field(name, &format!("must be a whole number from 1 to {max}"))
+                })
+        };
+        let rows = number("rows", 200)?;
+        let per_row = number("seats_per_row", 200)?;
+        let tt: TicketTypeId = field(&form, "ticket_type_id")
+            .parse()
+            .map_err(|_| ApiError::field("ticket_type_id", "choose a ticket type"))?;
+        let mut map = current_map(&app, &session, event).await?;
+        let below = map
+            .sections
+            .iter()
+            .flat_map(|s| s.rows.iter().flat_map(|r| r.seats.iter()))
+            .map(|s| s.y)
+            .fold(f64::MIN, f64::max);
+        let top = if below == f64::MIN { 0.0 } else { below + 2.0 };
+        map.sections.push(super::SectionInput {
+            name: field(&form, "name").trim().to_string(),
+            rows: (0..rows)
+                .map(|r| super::RowInput {
+                    label: row_label(r),
+                    seats: (0..per_row)
+                        .map(|s| super::SeatInput {
+                            label: (s + 1).to_string(),
+                            x: s as f64,
+                            y: top + r as f64,
+                            ticket_type_id: tt,
+                            flags: Vec::new(),
+                        })
+                        .collect(),
+                })
+                .collect(),
+        });
+        Ok(map)
+    }
+    .await;
+    store_map(&app, &session, event, built, String::new()).await
+}
+
+/// Sets or clears one flag on the seats clicked in the editor.
+async fn toggle_flag(
+    State(app): State<App>,
+    session: SessionActor,
+    ApiPath(event): ApiPath<EventId>,
+    Form(form): Form<Fields>,
+) -> Result<Response, ApiError> {
+    if !csrf_matches(&session.csrf, field(&form, "csrf")) {
+        return Ok(csrf_refused());
+    }
+    let built = async {
+        let flag = match field(&form, "flag") {
+            "accessible" => super::SeatFlag::Accessible,
+            "companion" => super::SeatFlag::Companion,
+            "restricted_view" => super::SeatFlag::RestrictedView,
+            "blocked" => super::SeatFlag::Blocked,
+            _ => return Err(ApiError::field("flag", "choose a flag")),
+        };
+        let t = session.actor.require(kernel::Permission::EventsRead)?;
+        let stored = super::seating(&app, t, event)
+            .await?
+            .ok_or(ApiError::NotFound)?;
+        let wanted: std::collections::BTreeSet<&str> = form
+            .iter()
+            .filter(|(k, _)| k == "seat")
+            .map(|(_, v)| v.as_str())
+            .collect();
+        if wanted.is_empty() {
+            return Err(ApiError::field("seat", "click the seats to change first"));
+        }
+        let mut map = stored.to_input();
+        let ids = stored.seats.iter().map(|s| s.id.as_str());
+        let mut i = ids;
+        for section in &mut map.sections {
+            for row in &mut section.rows {
+                for seat in &mut row.seats {
+                    if i.next().is_some_and(|id| wanted.contains(id)) {
+                        match seat.flags.iter().position(|f| *f == flag) {
+                            Some(at) => {
+                                seat.flags.remove(at);
+                            }
+                            None => seat.flags.push(flag),
+                        }
+                    }
+                }
+            }
+        }
+        Ok(map)
+    }
+    .await;
+    store_map(&app, &session, event, built, String::new()).await
+}
+
+async fn remove_section(
+    State(app): State<App>,
+    session: SessionActor,
+    ApiPath(event): ApiPath<EventId>,
+    Form(form): Form<Fields>,
+) -> Result<Response, ApiError> {
+    if !csrf_matches(&session.csrf, field(&form, "csrf")) {
+        return Ok(csrf_refused());
+    }
+    let built = async {
+        let mut map = current_map(&app, &session, event).await?;
+        let name = field(&form, "section");
+        map.sections.retain(|s| s.name != name);
+        Ok(map)
+    }
+    .await;
+    store_map(&app, &session, event, built, String::new()).await
+}
+
+/// Replaces the map with one pasted as JSON (as `PUT …/seating` takes it).
+async fn import_map(
+    State(app): State<App>,
+    session: SessionActor,
+    ApiPath(event): ApiPath<EventId>,
+    Form(form): Form<Fields>,
+) -> Result<Response, ApiError> {
+    if !csrf_matches(&session.csrf, field(&form, "csrf")) {
+        return Ok(csrf_refused());
+    }
+    let typed = field(&form, "json").to_string();
+    let map = serde_json::from_str::<super::SeatMapInput>(&typed)
+        .map_err(|e| ApiError::field("json", &format!("not a seat map: {e}")));
+    store_map(&app, &session, event, map, typed).await
 }

@@ -233,7 +233,10 @@ fn ticket_doc(
             .map(|tt| tt.name.clone())
             .unwrap_or_default(),
         holder: order.buyer.name.clone(),
-        seat: None,
+        seat: ticket
+            .seat
+            .as_ref()
+            .map(|s| format!("{} · Row {}, seat {}", s.section, s.row, s.label)),
         order_number: order.id.to_string(),
         code: ticket.code.clone(),
     }

@@ -556,9 +556,9 @@ pub async fn create_hold(
     made
 }
 
-/// [`create_hold`] once its checks passed: seats chosen (best available
-/// again, a few times, when another hold took one of them first), then the
-/// hold made with its seats' claims.
+/// [`create_hold`] once its checks passed: the hold made with its seats'
+/// claims; best available chosen again (a few times) when another node's
+/// hold took one of the chosen seats first.
 async fn hold_seated(
     app: &App,
     t: &Tenant,
@@ -569,39 +569,41 @@ async fn hold_seated(
 ) -> Result<HoldView> {
     let board = app.state::<super::seats::SeatBoard>();
     for attempt in 0..4 {
-        // The seats, marked in flight on this node until the hold's write
-        // is done (a concurrent pick here chooses others; a concurrent ask
-        // for the same seat here is told at once).
-        let (seats, _marked): (Vec<(String, TicketTypeId)>, _) = match &seating {
-            Seating::None => (Vec::new(), None),
+        // Seats asked for by id are marked in flight on this node first (a
+        // concurrent ask here is told at once), and checked against the
+        // database, before any counter is touched: a request that cannot
+        // have its seats never keeps their quantity from others.
+        let mut _marked = None;
+        let source = match &seating {
+            Seating::None => SeatSource::Fixed(Vec::new()),
             Seating::Seats(s) => {
-                let marked = board
-                    .mark(t.org(), event, s.iter().map(|(id, _)| id.clone()).collect())
-                    .map_err(|_| Error::SeatUnavailable("a seat asked for is being held".into()))?;
-                (s.clone(), Some(marked))
+                let ids: Vec<String> = s.iter().map(|(id, _)| id.clone()).collect();
+                _marked = Some(board.mark(t.org(), event, ids.clone()).map_err(|_| {
+                    Error::SeatUnavailable("a seat asked for is being held".into())
+                })?);
+                if !super::seats::claimed_among(app.db(), t, event, &ids)
+                    .await?
+                    .is_empty()
+                {
+                    return Err(Error::SeatUnavailable(
+                        "a seat asked for is held or sold".into(),
+                    ));
+                }
+                SeatSource::Fixed(s.clone())
             }
-            Seating::Best { map, tt, quantity } => {
-                let taken: std::collections::HashSet<String> =
-                    super::seats::claimed(app.db(), t, event)
-                        .await?
-                        .into_iter()
-                        .map(|(s, _)| s)
-                        .collect();
-                let marked = board
-                    .pick(t.org(), event, map, *tt, taken, *quantity)
-                    .ok_or(Error::SoldOut(*tt))?;
-                let seats = marked.seats().iter().map(|id| (id.clone(), *tt)).collect();
-                (seats, Some(marked))
-            }
+            Seating::Best { map, tt, quantity } => SeatSource::Best {
+                map: map.clone(),
+                tt: *tt,
+                quantity: *quantity,
+            },
         };
-        let made = hold_items(app, t, event, items.clone(), voucher.clone(), &seats).await;
-        if made.is_ok() && !seats.is_empty() {
-            app.state::<super::seats::SeatBoard>()
-                .changed(t.org(), event)
-                .await;
+        let seated = !matches!(&source, SeatSource::Fixed(s) if s.is_empty());
+        let made = hold_items(app, t, event, items.clone(), voucher.clone(), source).await;
+        if made.is_ok() && seated {
+            board.changed(t.org(), event).await;
         }
         match made {
-            Err(Error::Db(e)) if kernel::db::is_unique_violation(&e) && !seats.is_empty() => {
+            Err(Error::Db(e)) if kernel::db::is_unique_violation(&e) && seated => {
                 if matches!(seating, Seating::Best { .. }) && attempt < 3 {
                     continue;
                 }
@@ -617,15 +619,88 @@ async fn hold_seated(
     ))
 }
 
+/// Where a hold's seats come from.
+enum SeatSource {
+    /// These (none for a general-admission hold).
+    Fixed(Vec<(String, TicketTypeId)>),
+    /// The best free ones, chosen once the counters granted the quantity
+    /// (so a request refused for its voucher or its quota never keeps
+    /// seats from another).
+    Best {
+        map: Arc<catalog::SeatMap>,
+        tt: TicketTypeId,
+        quantity: usize,
+    },
+}
+
+impl SeatSource {
+    /// The seats; best available ones chosen once the counters granted the
+    /// quantity, and marked in flight on this node until the hold's write is
+    /// done (seats asked for by id were marked before).
+    async fn resolve<'a>(
+        &self,
+        app: &'a App,
+        t: &Tenant,
+        event: EventId,
+    ) -> Result<(
+        Vec<(String, TicketTypeId)>,
+        Option<super::seats::InFlight<'a>>,
+    )> {
+        match self {
+            SeatSource::Fixed(s) => Ok((s.clone(), None)),
+            SeatSource::Best { map, tt, quantity } => {
+                let board = app.state::<super::seats::SeatBoard>();
+                // Seats marked here by holds being made may yet fall
+                // through: look again a few times before giving up.
+                for _ in 0..10 {
+                    let taken: std::collections::HashSet<String> =
+                        super::seats::claimed(app.db(), t, event)
+                            .await?
+                            .into_iter()
+                            .map(|(s, _)| s)
+                            .collect();
+                    match board.pick(t.org(), event, map, *tt, taken, *quantity) {
+                        super::seats::Picked::Seats(m) => {
+                            let seats = m.seats().iter().map(|id| (id.clone(), *tt)).collect();
+                            return Ok((seats, Some(m)));
+                        }
+                        super::seats::Picked::Busy => {
+                            tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+                        }
+                        super::seats::Picked::None => break,
+                    }
+                }
+                Err(Error::SoldOut(*tt))
+            }
+        }
+    }
+
+    fn counts(&self) -> Vec<(TicketTypeId, i64)> {
+        let mut out: Vec<(TicketTypeId, i64)> = Vec::new();
+        match self {
+            SeatSource::Fixed(s) => {
+                for (_, tt) in s {
+                    match out.iter_mut().find(|(t, _)| t == tt) {
+                        Some((_, q)) => *q += 1,
+                        None => out.push((*tt, 1)),
+                    }
+                }
+            }
+            SeatSource::Best { tt, quantity, .. } => out.push((*tt, *quantity as i64)),
+        }
+        out
+    }
+}
+
 /// Makes the hold: its quantities (seats included) taken from the
-/// counters, its rows and seat claims written.
+/// counters, its seats chosen, its rows and seat claims written.
 async fn hold_items(
     app: &App,
     t: &Tenant,
     event: EventId,
     items: Vec<HoldItem>,
     voucher: Option<(VoucherId, i64, String)>,
-    seats: &[(String, TicketTypeId)],
+    source: SeatSource,
 ) -> Result<HoldView> {
     let (voucher, code): (VoucherUse, Option<String>) = match voucher {
         Some((v, uses, code)) => (Some((v, uses)), Some(code)),
@@ -636,17 +711,19 @@ async fn hold_items(
         .iter()
         .map(|i| (i.ticket_type_id, i.quantity))
         .collect();
-    for (_, tt) in seats {
-        match pairs.iter_mut().find(|(t, _)| t == tt) {
-            Some((_, q)) => *q += 1,
-            None => pairs.push((*tt, 1)),
+    for (tt, n) in source.counts() {
+        match pairs.iter_mut().find(|(t, _)| *t == tt) {
+            Some((_, q)) => *q += n,
+            None => pairs.push((tt, n)),
         }
     }
     let items = items_of(&pairs);
     let hold = HoldId::new();
     // The hold's writes, and when it expires: its time runs from when it is
     // taken (a reservation may wait its turn at the ledger).
-    let writes = |epoch: Option<i64>| -> Result<(Vec<kernel::Stmt>, i64)> {
+    let writes = |epoch: Option<i64>,
+                  seats: &[(String, TicketTypeId)]|
+     -> Result<(Vec<kernel::Stmt>, i64)> {
         let now = app.kernel.now();
         let expires_at = now + app.kernel.config.hold_ttl_secs * MICROS_PER_SEC;
         let mut writes =
@@ -679,7 +756,7 @@ async fn hold_items(
         // From here the reservation is either written or given back, even
         // when the request is dropped (a client gone, the handler's time
         // limit).
-        let reservation = Reservation {
+        let mut reservation = Reservation {
             app: app.clone(),
             org: t.org(),
             event,
@@ -687,19 +764,31 @@ async fn hold_items(
             pairs: Some(pairs.clone()),
             voucher,
         };
-        let (stmts, expires_at) = writes(epoch)?;
+        let (seats, _marked) = match source.resolve(app, t, event).await {
+            Ok(s) => s,
+            Err(e) => {
+                reservation.give_back().await?;
+                return Err(e);
+            }
+        };
+        let (stmts, expires_at) = writes(epoch, &seats)?;
         match reservation.write(stmts).await {
             Ok(()) => {
-                taken = Some(expires_at);
+                taken = Some((expires_at, seats));
                 break;
             }
             Err(Error::EpochMoved(e)) => inventory.refused(app, e).await?,
             Err(e) => return Err(e),
         }
     }
-    let expires_at = match taken {
-        Some(at) => at,
-        None => hold_from_ledger(app, t, event, &pairs, voucher, || writes(None)).await?,
+    let (expires_at, seats) = match taken {
+        Some(done) => done,
+        None => {
+            let (seats, _marked) = source.resolve(app, t, event).await?;
+            let at =
+                hold_from_ledger(app, t, event, &pairs, voucher, || writes(None, &seats)).await?;
+            (at, seats)
+        }
     };
     let mut sorted = pairs.clone();
     sorted.sort_by_key(|(tt, _)| *tt);

@@ -388,6 +388,14 @@ pub struct StoreSeats {
     pub seats: Vec<StoreSeat>,
 }
 
+/// What a pick found.
+pub enum Picked<'a> {
+    Seats(InFlight<'a>),
+    /// Not enough free seats unless some being held here fall through.
+    Busy,
+    None,
+}
+
 impl InFlight<'_> {
     pub fn seats(&self) -> &[String] {
         &self.seats
@@ -470,17 +478,25 @@ impl SeatBoard {
         tt: TicketTypeId,
         mut taken: HashSet<String>,
         n: usize,
-    ) -> Option<InFlight<'_>> {
+    ) -> Picked<'_> {
         let mut m = self.1.lock().unwrap_or_else(|p| p.into_inner());
         let set = m.entry((org, event)).or_default();
+        let free_now = best_available(map, tt, &taken, n).is_some();
         taken.extend(set.iter().cloned());
-        let seats = best_available(map, tt, &taken, n)?;
-        set.extend(seats.iter().cloned());
-        Some(InFlight {
-            board: self,
-            key: (org, event),
-            seats,
-        })
+        match best_available(map, tt, &taken, n) {
+            Some(seats) => {
+                set.extend(seats.iter().cloned());
+                Picked::Seats(InFlight {
+                    board: self,
+                    key: (org, event),
+                    seats,
+                })
+            }
+            // Enough seats, but some are being held here right now: their
+            // holds may yet fail.
+            None if free_now => Picked::Busy,
+            None => Picked::None,
+        }
     }
 
     pub async fn changed(&self, org: OrgId, event: EventId) {
@@ -678,4 +694,30 @@ pub fn changes(before: Option<&StoreSeats>, now: &StoreSeats) -> SeatChanges {
             })
             .collect(),
     }
+}
+
+/// Which of `seats` are claimed now (a quick refusal before counters are
+/// taken; the key still decides at the write).
+#[tracing::instrument(skip_all)]
+pub async fn claimed_among(
+    db: &Db,
+    t: &Tenant,
+    event: EventId,
+    seats: &[String],
+) -> Result<Vec<String>, sqlx::Error> {
+    if seats.is_empty() {
+        return Ok(Vec::new());
+    }
+    let marks: Vec<String> = (0..seats.len()).map(|i| format!("${}", i + 3)).collect();
+    let sql = format!(
+        "SELECT seat_id FROM seat_claims WHERE org_id = $1 AND event_id = $2 AND seat_id IN ({})",
+        marks.join(", ")
+    );
+    db_run!(db, p => {
+        let mut q = sqlx::query_scalar(sqlx::AssertSqlSafe(sql.as_str())).bind(t.org()).bind(event);
+        for s in seats {
+            q = q.bind(s.as_str());
+        }
+        q.fetch_all(p).await
+    })
 }

@@ -176,33 +176,21 @@ struct EventPage {
     seating: Option<SeatSvg>,
 }
 
-/// A seat map drawn as SVG (seat centres in map units × 28 px).
+/// A seat map drawn as SVG, each seat with its state.
 struct SeatSvg {
-    view_box: String,
-    seats: Vec<SvgSeat>,
-    rows: Vec<SvgText>,
-    sections: Vec<SvgText>,
+    drawing: crate::events::Drawing,
+    status: Vec<&'static str>,
     /// Seated ticket types: (id, name, price).
     types: Vec<(String, String, String)>,
     priced: bool,
     live: String,
 }
 
-struct SvgSeat {
-    id: String,
-    cx: String,
-    cy: String,
-    status: &'static str,
-    label: String,
+impl SeatSvg {
+    fn seats(&self) -> impl Iterator<Item = (&crate::events::DrawnSeat, &&'static str)> {
+        self.drawing.seats.iter().zip(&self.status)
+    }
 }
-
-struct SvgText {
-    x: String,
-    y: String,
-    text: String,
-}
-
-const SEAT_PX: f64 = 28.0;
 
 /// The event's map as the storefront draws it, with each seat's state.
 async fn seat_svg(
@@ -215,73 +203,22 @@ async fn seat_svg(
         return Ok(None);
     };
     let states = super::seats::store_seats(app, t, event.id).await?;
-    let (mut min_x, mut min_y, mut max_x, mut max_y) = (f64::MAX, f64::MAX, f64::MIN, f64::MIN);
-    for s in &map.seats {
-        min_x = min_x.min(s.x);
-        min_y = min_y.min(s.y);
-        max_x = max_x.max(s.x);
-        max_y = max_y.max(s.y);
-    }
-    if map.seats.is_empty() {
-        (min_x, min_y, max_x, max_y) = (0.0, 0.0, 0.0, 0.0);
-    }
-    // Room on the left for row labels and above for section names.
-    let px = |x: f64| (x - min_x) * SEAT_PX + 50.0;
-    let py = |y: f64| (y - min_y) * SEAT_PX + 40.0;
-    let status: std::collections::HashMap<&str, super::seats::SeatStatus> = states
+    let by_id: std::collections::HashMap<&str, super::seats::SeatStatus> = states
         .seats
         .iter()
         .map(|s| (s.id.as_str(), s.status))
         .collect();
-    let seats = map
+    let drawing = crate::events::draw(&map);
+    let status = drawing
         .seats
         .iter()
-        .map(|s| SvgSeat {
-            id: s.id.clone(),
-            cx: format!("{:.1}", px(s.x)),
-            cy: format!("{:.1}", py(s.y)),
-            status: match status.get(s.id.as_str()) {
-                Some(super::seats::SeatStatus::Held) => "held",
-                Some(super::seats::SeatStatus::Sold) => "sold",
-                Some(super::seats::SeatStatus::Blocked) => "blocked",
-                _ => "available",
-            },
-            label: {
-                let mut l = format!("{}, row {}, seat {}", s.section, s.row, s.label);
-                for f in s.flags.iter().filter(|f| *f != "blocked") {
-                    l.push_str(&format!(", {}", f.replace('_', " ")));
-                }
-                l
-            },
+        .map(|s| match by_id.get(s.id.as_str()) {
+            Some(super::seats::SeatStatus::Held) => "held",
+            Some(super::seats::SeatStatus::Sold) => "sold",
+            Some(super::seats::SeatStatus::Blocked) => "blocked",
+            _ => "available",
         })
         .collect();
-    let mut rows = Vec::new();
-    let mut sections = Vec::new();
-    for section in &map.sections {
-        let first = section.rows.iter().flat_map(|r| r.seats.first()).next();
-        if let Some(f) = first {
-            let top = section
-                .rows
-                .iter()
-                .flat_map(|r| r.seats.iter())
-                .map(|s| s.y)
-                .fold(f64::MAX, f64::min);
-            sections.push(SvgText {
-                x: format!("{:.1}", px(f.x)),
-                y: format!("{:.1}", py(top) - 20.0),
-                text: section.name.clone(),
-            });
-        }
-        for row in &section.rows {
-            if let Some(left) = row.seats.iter().min_by(|a, b| a.x.total_cmp(&b.x)) {
-                rows.push(SvgText {
-                    x: format!("{:.1}", px(left.x) - 24.0),
-                    y: format!("{:.1}", py(left.y) + 4.0),
-                    text: row.label.clone(),
-                });
-            }
-        }
-    }
     let types: Vec<(String, String, String)> = event
         .ticket_types
         .iter()
@@ -299,14 +236,8 @@ async fn seat_svg(
         .iter()
         .any(|ty| map.types.contains(&ty.id) && ty.price_cents > 0);
     Ok(Some(SeatSvg {
-        view_box: format!(
-            "0 0 {:.0} {:.0}",
-            (max_x - min_x) * SEAT_PX + 100.0,
-            (max_y - min_y) * SEAT_PX + 80.0
-        ),
-        seats,
-        rows,
-        sections,
+        drawing,
+        status,
         types,
         priced,
         live: format!("/api/v1/store/{org}/events/{}/seats/live", event.id),
