@@ -30,7 +30,14 @@ pub fn routes() -> OpenApiRouter<App> {
         .routes(routes!(delete_quota))
         .routes(routes!(create_voucher, list_vouchers))
         .routes(routes!(create_vouchers))
-        .routes(routes!(put_seating, get_seating))
+        .merge(
+            // A map of 50,000 seats is several megabytes of JSON.
+            OpenApiRouter::new()
+                .routes(routes!(put_seating, get_seating))
+                .layer(axum::extract::DefaultBodyLimit::max(
+                    super::seating::MAX_MAP_BYTES,
+                )),
+        )
 }
 
 /// Stores the event's seat map, replacing the one before: sections of rows

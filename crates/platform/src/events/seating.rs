@@ -31,6 +31,10 @@ use crate::{
 
 pub const MAX_SEATS: usize = 50_000;
 
+/// The largest seat map body taken (its routes only; every other body
+/// keeps the server's limit).
+pub const MAX_MAP_BYTES: usize = 16 * 1024 * 1024;
+
 #[derive(Clone, Debug, Deserialize, Serialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct SeatMapInput {
@@ -204,6 +208,11 @@ impl SeatMap {
 
     pub fn seat(&self, id: &str) -> Option<&Seat> {
         self.index.get(id).map(|i| &self.seats[*i])
+    }
+
+    /// A seat's place in [`SeatMap::seats`].
+    pub fn seat_index(&self, id: &str) -> Option<usize> {
+        self.index.get(id).copied()
     }
 }
 

@@ -60,7 +60,9 @@ pub fn routes() -> axum::Router<App> {
         )
         .route(
             "/dashboard/events/{event_id}/seating/import",
-            post(import_map),
+            post(import_map).layer(axum::extract::DefaultBodyLimit::max(
+                super::seating::MAX_MAP_BYTES,
+            )),
         )
 }
 

@@ -181,7 +181,14 @@ async fn store_seats(
         _ => return Err(ApiError::NotFound),
     }
     let seats = super::seats::store_seats(&app, &t, event).await?;
-    Ok(axum::Json(&*seats).into_response())
+    Ok((
+        [(
+            axum::http::header::CONTENT_TYPE,
+            axum::http::HeaderValue::from_static("application/json"),
+        )],
+        seats.json(),
+    )
+        .into_response())
 }
 
 /// The seats' states as server-sent events: `event: seats` at once with

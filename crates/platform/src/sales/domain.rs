@@ -595,6 +595,7 @@ async fn hold_seated(
                 map: map.clone(),
                 tt: *tt,
                 quantity: *quantity,
+                fresh: attempt > 0,
             },
         };
         let seated = !matches!(&source, SeatSource::Fixed(s) if s.is_empty());
@@ -630,6 +631,8 @@ enum SeatSource {
         map: Arc<catalog::SeatMap>,
         tt: TicketTypeId,
         quantity: usize,
+        /// Read the claims anew (a pick from an older reading lost).
+        fresh: bool,
     },
 }
 
@@ -648,18 +651,20 @@ impl SeatSource {
     )> {
         match self {
             SeatSource::Fixed(s) => Ok((s.clone(), None)),
-            SeatSource::Best { map, tt, quantity } => {
+            SeatSource::Best {
+                map,
+                tt,
+                quantity,
+                fresh,
+            } => {
                 let board = app.state::<super::seats::SeatBoard>();
                 // Seats marked here by holds being made may yet fall
                 // through: look again a few times before giving up.
-                for _ in 0..10 {
-                    let taken: std::collections::HashSet<String> =
-                        super::seats::claimed(app.db(), t, event)
-                            .await?
-                            .into_iter()
-                            .map(|(s, _)| s)
-                            .collect();
-                    match board.pick(t.org(), event, map, *tt, taken, *quantity) {
+                for look in 0..10 {
+                    board
+                        .read_taken(app.db(), t, event, map, look > 0 || *fresh)
+                        .await?;
+                    match board.pick(t.org(), event, map, *tt, *quantity) {
                         super::seats::Picked::Seats(m) => {
                             let seats = m.seats().iter().map(|id| (id.clone(), *tt)).collect();
                             return Ok((seats, Some(m)));
@@ -774,6 +779,11 @@ async fn hold_items(
         let (stmts, expires_at) = writes(epoch, &seats)?;
         match reservation.write(stmts).await {
             Ok(()) => {
+                if let SeatSource::Best { map, .. } = &source {
+                    let ids: Vec<String> = seats.iter().map(|(s, _)| s.clone()).collect();
+                    app.state::<super::seats::SeatBoard>()
+                        .claimed_here(t.org(), event, map, &ids);
+                }
                 taken = Some((expires_at, seats));
                 break;
             }

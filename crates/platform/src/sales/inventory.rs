@@ -971,9 +971,9 @@ impl Inventory {
         let n = released.len();
         for r in released {
             // Its seats (if any) are free again: the board shows it at once.
-            app.state::<super::seats::SeatBoard>()
-                .changed(r.org, r.event)
-                .await;
+            let board = app.state::<super::seats::SeatBoard>();
+            board.changed(r.org, r.event).await;
+            board.freed(r.org, r.event);
             let counters = match released_counters(app, r.org, r.event, &r.items, r.voucher).await {
                 Ok(c) => c,
                 Err(e) => {

@@ -901,9 +901,9 @@ async fn after_release(app: &App, t: &Tenant, hold: kernel::ids::HoldId, release
         return;
     }
     if let Ok(Some(h)) = store::hold_for_checkout(app.db(), t, hold).await {
-        app.state::<super::seats::SeatBoard>()
-            .changed(t.org(), h.event)
-            .await;
+        let board = app.state::<super::seats::SeatBoard>();
+        board.changed(t.org(), h.event).await;
+        board.freed(t.org(), h.event);
     }
     let epoch = match store::hold_epoch(app.db(), t, hold).await {
         Ok(e) => e,

@@ -40,73 +40,91 @@ pub struct SeatRef {
     pub label: String,
 }
 
-/// One row of a section, its seats ordered left to right.
-struct Row<'a> {
+/// A seat map's rows as best available reads them: each row's seats (their
+/// indices in the map) left to right, its rank from the section's front,
+/// the sections' centres. Made once per map (it does not change with sales).
+pub struct Layout {
+    rows: Vec<LRow>,
+    centre: Vec<f64>,
+}
+
+struct LRow {
     section: usize,
     /// 0 for the row nearest the section's front (smallest y).
     rank: usize,
-    seats: Vec<&'a crate::events::Seat>,
+    seats: Vec<usize>,
 }
 
-/// Picks `n` free seats of `tt` (see the module's rules); `None` when fewer
-/// than `n` are free.
+impl Layout {
+    pub fn of(map: &SeatMap) -> Layout {
+        let mut rows: Vec<LRow> = Vec::new();
+        let mut section_of: HashMap<&str, usize> = HashMap::new();
+        let mut row_of: HashMap<(&str, &str), usize> = HashMap::new();
+        for (i, s) in map.seats.iter().enumerate() {
+            let next = section_of.len();
+            let section = *section_of.entry(s.section.as_str()).or_insert(next);
+            let next = rows.len();
+            let r = *row_of
+                .entry((s.section.as_str(), s.row.as_str()))
+                .or_insert(next);
+            if r == rows.len() {
+                rows.push(LRow {
+                    section,
+                    rank: 0,
+                    seats: Vec::new(),
+                });
+            }
+            rows[r].seats.push(i);
+        }
+        let mut centre = vec![(f64::MAX, f64::MIN); section_of.len()];
+        for r in &mut rows {
+            r.seats
+                .sort_by(|a, b| map.seats[*a].x.total_cmp(&map.seats[*b].x));
+            for s in &r.seats {
+                let c = &mut centre[r.section];
+                c.0 = c.0.min(map.seats[*s].x);
+                c.1 = c.1.max(map.seats[*s].x);
+            }
+        }
+        let centre: Vec<f64> = centre.iter().map(|(lo, hi)| (lo + hi) / 2.0).collect();
+        let mean_y =
+            |r: &LRow| r.seats.iter().map(|s| map.seats[*s].y).sum::<f64>() / r.seats.len() as f64;
+        let mut order: Vec<usize> = (0..rows.len()).collect();
+        order.sort_by(|a, b| {
+            (rows[*a].section, mean_y(&rows[*a]))
+                .partial_cmp(&(rows[*b].section, mean_y(&rows[*b])))
+                .unwrap_or(std::cmp::Ordering::Equal)
+        });
+        let mut rank_in = vec![0usize; section_of.len()];
+        for i in order {
+            let s = rows[i].section;
+            rows[i].rank = rank_in[s];
+            rank_in[s] += 1;
+        }
+        Layout { rows, centre }
+    }
+}
+
+/// Picks `n` free seats of `tt` (see the module's rules; `taken` by seat
+/// index in the map); their indices, or `None` when fewer than `n` are free.
 pub fn best_available(
     map: &SeatMap,
+    layout: &Layout,
     tt: TicketTypeId,
-    taken: &HashSet<String>,
+    taken: &dyn Fn(usize) -> bool,
     n: usize,
-) -> Option<Vec<String>> {
+) -> Option<Vec<usize>> {
     if n == 0 {
         return Some(Vec::new());
     }
-    // Rows in map order, seats by x; sections' centres.
-    let mut rows: Vec<Row<'_>> = Vec::new();
-    let mut section_of: HashMap<&str, usize> = HashMap::new();
-    let mut row_of: HashMap<(&str, &str), usize> = HashMap::new();
-    for s in &map.seats {
-        let next = section_of.len();
-        let section = *section_of.entry(s.section.as_str()).or_insert(next);
-        let next = rows.len();
-        let r = *row_of
-            .entry((s.section.as_str(), s.row.as_str()))
-            .or_insert(next);
-        if r == rows.len() {
-            rows.push(Row {
-                section,
-                rank: 0,
-                seats: Vec::new(),
-            });
-        }
-        rows[r].seats.push(s);
-    }
-    let mut centre = vec![(f64::MAX, f64::MIN); section_of.len()];
-    for r in &mut rows {
-        r.seats.sort_by(|a, b| a.x.total_cmp(&b.x));
-        for s in &r.seats {
-            let c = &mut centre[r.section];
-            c.0 = c.0.min(s.x);
-            c.1 = c.1.max(s.x);
-        }
-    }
-    let centre: Vec<f64> = centre.iter().map(|(lo, hi)| (lo + hi) / 2.0).collect();
-    let mean_y = |r: &Row<'_>| r.seats.iter().map(|s| s.y).sum::<f64>() / r.seats.len() as f64;
-    let mut order: Vec<usize> = (0..rows.len()).collect();
-    order.sort_by(|a, b| {
-        (rows[*a].section, mean_y(&rows[*a]))
-            .partial_cmp(&(rows[*b].section, mean_y(&rows[*b])))
-            .unwrap_or(std::cmp::Ordering::Equal)
-    });
-    let mut rank_in = vec![0usize; section_of.len()];
-    for i in order {
-        let s = rows[i].section;
-        rows[i].rank = rank_in[s];
-        rank_in[s] += 1;
-    }
-    let free =
-        |s: &crate::events::Seat| s.ticket_type_id == tt && !s.blocked() && !taken.contains(&s.id);
+    let (rows, centre) = (&layout.rows, &layout.centre);
+    let free = |i: usize| {
+        let s = &map.seats[i];
+        s.ticket_type_id == tt && !s.blocked() && !taken(i)
+    };
     let free_in: Vec<Vec<bool>> = rows
         .iter()
-        .map(|r| r.seats.iter().map(|s| free(s)).collect())
+        .map(|r| r.seats.iter().map(|s| free(*s)).collect())
         .collect();
     if free_in.iter().flatten().filter(|f| **f).count() < n {
         return None;
@@ -128,7 +146,7 @@ pub fn best_available(
     };
     let window_score = |ri: usize, a: usize, b: usize| {
         let r = &rows[ri];
-        let mid = (r.seats[a].x + r.seats[b - 1].x) / 2.0;
+        let mid = (map.seats[r.seats[a]].x + map.seats[r.seats[b - 1]].x) / 2.0;
         (
             orphans(&free_in[ri], a, b),
             r.rank,
@@ -157,12 +175,7 @@ pub fn best_available(
         }
     }
     if let Some((_, ri, a)) = best {
-        return Some(
-            rows[ri].seats[a..a + n]
-                .iter()
-                .map(|s| s.id.clone())
-                .collect(),
-        );
+        return Some(rows[ri].seats[a..a + n].to_vec());
     }
     // The fewest rows: the longest runs of free seats first (front, centre
     // breaking ties), each taken whole or, for the last, its best part.
@@ -200,11 +213,7 @@ pub fn best_available(
                 pick = (score, s);
             }
         }
-        out.extend(
-            rows[ri].seats[pick.1..pick.1 + m]
-                .iter()
-                .map(|s| s.id.clone()),
-        );
+        out.extend_from_slice(&rows[ri].seats[pick.1..pick.1 + m]);
         left -= m;
     }
     Some(out)
@@ -311,7 +320,17 @@ mod tests {
 
     fn pick(sections: &[&[&str]], n: usize) -> Option<Vec<String>> {
         let (m, taken) = map(sections);
-        let mut got = best_available(&m, TicketTypeId(uuid::Uuid::from_u128(1)), &taken, n)?;
+        let layout = Layout::of(&m);
+        let mut got: Vec<String> = best_available(
+            &m,
+            &layout,
+            TicketTypeId(uuid::Uuid::from_u128(1)),
+            &|i| taken.contains(&m.seats[i].id),
+            n,
+        )?
+        .into_iter()
+        .map(|i| m.seats[i].id.clone())
+        .collect();
         got.sort();
         Some(got)
     }
@@ -386,6 +405,19 @@ pub struct StoreSeat {
 #[derive(Clone, Debug, Serialize, ToSchema)]
 pub struct StoreSeats {
     pub seats: Vec<StoreSeat>,
+    /// The reply's JSON, made once per reading (a large map is megabytes,
+    /// read by many buyers at once).
+    #[serde(skip)]
+    json: std::sync::OnceLock<axum::body::Bytes>,
+}
+
+impl StoreSeats {
+    /// This reading as JSON, made on first use.
+    pub fn json(&self) -> axum::body::Bytes {
+        self.json
+            .get_or_init(|| serde_json::to_vec(self).unwrap_or_default().into())
+            .clone()
+    }
 }
 
 /// What a pick found.
@@ -411,7 +443,24 @@ pub struct SeatBoard(
     /// does not choose them (many buyers asking for the best seats at once
     /// would otherwise all choose the same ones, and all but one fail).
     std::sync::Mutex<HashMap<(OrgId, EventId), HashSet<String>>>,
+    /// The claimed seats as the database said a moment ago (for picks),
+    /// with this node's own claims since added: a pick reads no table. A
+    /// claim another node made since is found by the write (the key), and
+    /// the pick made again on a fresh reading.
+    std::sync::Mutex<HashMap<(OrgId, EventId), Taken>>,
 );
+
+/// The claimed seats of an event (by index in its map), read at `at`,
+/// with the map's layout (both for the map as stored at `map_at`).
+pub struct Taken {
+    at: std::time::Instant,
+    map_at: String,
+    layout: std::sync::Arc<Layout>,
+    seats: Vec<bool>,
+}
+
+/// How long a reading of the claimed seats serves picks.
+const TAKEN_TTL: std::time::Duration = std::time::Duration::from_millis(250);
 
 /// Seats marked in flight; unmarked when dropped (the hold written or not:
 /// once written, its claims are in the database).
@@ -444,7 +493,68 @@ impl SeatBoard {
                 .time_to_live(std::time::Duration::from_millis(500))
                 .build(),
             std::sync::Mutex::new(HashMap::new()),
+            std::sync::Mutex::new(HashMap::new()),
         )
+    }
+
+    /// Makes sure a fresh reading of the event's claims is kept (`force`:
+    /// read again whatever its age).
+    pub async fn read_taken(
+        &self,
+        db: &Db,
+        t: &Tenant,
+        event: EventId,
+        map: &SeatMap,
+        force: bool,
+    ) -> Result<(), sqlx::Error> {
+        let layout = {
+            let kept = self.2.lock().unwrap_or_else(|p| p.into_inner());
+            match kept.get(&(t.org(), event)) {
+                Some(k) if k.map_at == map.updated_at => {
+                    if !force && k.at.elapsed() < TAKEN_TTL {
+                        return Ok(());
+                    }
+                    Some(k.layout.clone())
+                }
+                _ => None,
+            }
+        };
+        let layout = layout.unwrap_or_else(|| std::sync::Arc::new(Layout::of(map)));
+        let at = std::time::Instant::now();
+        let mut seats = vec![false; map.seats.len()];
+        for (id, _) in claimed(db, t, event).await? {
+            if let Some(i) = map.seat_index(&id) {
+                seats[i] = true;
+            }
+        }
+        self.2.lock().unwrap_or_else(|p| p.into_inner()).insert(
+            (t.org(), event),
+            Taken {
+                at,
+                map_at: map.updated_at.clone(),
+                layout,
+                seats,
+            },
+        );
+        Ok(())
+    }
+
+    /// This node claimed `seats` (its hold was written): later picks from
+    /// the same reading skip them.
+    pub fn claimed_here(&self, org: OrgId, event: EventId, map: &SeatMap, seats: &[String]) {
+        if let Some(k) = self
+            .2
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .get_mut(&(org, event))
+            && k.map_at == map.updated_at
+        {
+            for id in seats {
+                if let Some(i) = map.seat_index(id) {
+                    k.seats[i] = true;
+                }
+            }
+        }
     }
 
     /// Marks `seats` in flight, or says which one another request on this
@@ -468,23 +578,31 @@ impl SeatBoard {
         })
     }
 
-    /// Picks the best free seats (`taken` as the database says, and those in
-    /// flight here) and marks them in flight, in one step.
+    /// Picks the best free seats (claimed as last read by
+    /// [`SeatBoard::read_taken`], and those in flight here) and marks them
+    /// in flight, in one step.
     pub fn pick(
         &self,
         org: OrgId,
         event: EventId,
         map: &SeatMap,
         tt: TicketTypeId,
-        mut taken: HashSet<String>,
         n: usize,
     ) -> Picked<'_> {
         let mut m = self.1.lock().unwrap_or_else(|p| p.into_inner());
+        let taken = self.2.lock().unwrap_or_else(|p| p.into_inner());
+        let Some(k) = taken
+            .get(&(org, event))
+            .filter(|k| k.map_at == map.updated_at)
+        else {
+            return Picked::Busy;
+        };
+        let claimed = |i: usize| k.seats.get(i).copied().unwrap_or(true);
         let set = m.entry((org, event)).or_default();
-        let free_now = best_available(map, tt, &taken, n).is_some();
-        taken.extend(set.iter().cloned());
-        match best_available(map, tt, &taken, n) {
-            Some(seats) => {
+        let busy = |i: usize| claimed(i) || (!set.is_empty() && set.contains(&map.seats[i].id));
+        match best_available(map, &k.layout, tt, &busy, n) {
+            Some(picked) => {
+                let seats: Vec<String> = picked.iter().map(|i| map.seats[*i].id.clone()).collect();
                 set.extend(seats.iter().cloned());
                 Picked::Seats(InFlight {
                     board: self,
@@ -494,13 +612,21 @@ impl SeatBoard {
             }
             // Enough seats, but some are being held here right now: their
             // holds may yet fail.
-            None if free_now => Picked::Busy,
+            None if best_available(map, &k.layout, tt, &claimed, n).is_some() => Picked::Busy,
             None => Picked::None,
         }
     }
 
     pub async fn changed(&self, org: OrgId, event: EventId) {
         self.0.invalidate(&(org, event)).await;
+    }
+
+    /// Seats came free (a release): the next pick reads the claims again.
+    pub fn freed(&self, org: OrgId, event: EventId) {
+        self.2
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .remove(&(org, event));
     }
 }
 
@@ -559,7 +685,10 @@ async fn read_seats(
             },
         })
         .collect();
-    Ok(std::sync::Arc::new(StoreSeats { seats }))
+    Ok(std::sync::Arc::new(StoreSeats {
+        seats,
+        json: std::sync::OnceLock::new(),
+    }))
 }
 
 /// One follower per seated event on this node: it turns the event's
