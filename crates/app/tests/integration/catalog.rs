@@ -1461,3 +1461,63 @@ async fn mixed_invariants(
     assert!(used <= 40, "voucher over its limit: {used}");
     (seated, floor, used)
 }
+
+both!(the_storefront_says_where_the_sale_stands);
+async fn the_storefront_says_where_the_sale_stands(backend: Backend) {
+    let t = TestApp::spawn(backend).await;
+    let org = t.signup().await;
+    let now = t.app().kernel.now();
+    let at = |secs: i64| kernel::clock::rfc3339(now + secs * 1_000_000);
+    let (hour, day) = (3600, 86_400);
+    let o = |p: &str| format!("/api/v1/orgs/{}{p}", org.slug);
+    let e: Value = t
+        .post(
+            &o("/events"),
+            Some(&org.key),
+            json!({"name": "Later", "starts_at": at(2 * day), "ends_at": at(3 * day), "timezone": "Africa/Johannesburg"}),
+        )
+        .await
+        .json()
+        .await
+        .unwrap();
+    let id = e["id"].as_str().unwrap().to_string();
+    let tt: Value = t
+        .post(
+            &o(&format!("/events/{id}/ticket-types")),
+            Some(&org.key),
+            json!({"name": "GA", "price_cents": 0, "currency": "ZAR", "capacity": 2,
+                   "sale_starts_at": at(hour), "sale_ends_at": at(day)}),
+        )
+        .await
+        .json()
+        .await
+        .unwrap();
+    t.post(&o(&format!("/events/{id}/publish")), Some(&org.key), json!({}))
+        .await;
+    let state = || async {
+        let s: Value = t
+            .get(&format!("/api/v1/store/{}/events/{id}", org.slug), None)
+            .await
+            .json()
+            .await
+            .unwrap();
+        s["sale_state"].as_str().unwrap().to_string()
+    };
+    assert_eq!(state().await, "not_yet_on_sale");
+    t.advance(Duration::from_secs(hour as u64 + 1));
+    assert_eq!(state().await, "on_sale");
+    let r = t
+        .post(
+            &format!("/api/v1/store/{}/events/{id}/holds", org.slug),
+            None,
+            json!({"items": [{"ticket_type_id": tt["id"], "quantity": 2}]}),
+        )
+        .await;
+    assert_eq!(r.status(), 201);
+    assert_eq!(state().await, "sold_out");
+    t.advance(Duration::from_secs(day as u64));
+    assert_eq!(state().await, "sales_closed");
+    t.advance(Duration::from_secs(2 * day as u64));
+    assert_eq!(state().await, "ended");
+    t.stop().await;
+}

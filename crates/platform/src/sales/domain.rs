@@ -1749,7 +1749,60 @@ pub struct StoreEvent {
     pub starts_at: String,
     pub ends_at: String,
     pub timezone: String,
+    /// Where the sale stands now (derived, never stored).
+    pub sale_state: SaleState,
     pub ticket_types: Vec<StoreTicketType>,
+}
+
+/// A published event's sale as buyers see it now: derived from the clock,
+/// the ticket types' sale windows and what is left.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, ToSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum SaleState {
+    /// No ticket type's sale window has opened yet.
+    NotYetOnSale,
+    OnSale,
+    /// Every type on sale now has nothing left.
+    SoldOut,
+    /// Every sale window has closed, the event not yet over.
+    SalesClosed,
+    /// The event is over.
+    Ended,
+}
+
+impl SaleState {
+    pub fn of(
+        now: i64,
+        ends_at: i64,
+        types: &[StoreTicketType],
+        windows: &[(Option<i64>, Option<i64>)],
+    ) -> SaleState {
+        if now >= ends_at {
+            return SaleState::Ended;
+        }
+        if types.iter().any(|t| t.on_sale) {
+            return if types.iter().any(|t| t.on_sale && t.available > 0) {
+                SaleState::OnSale
+            } else {
+                SaleState::SoldOut
+            };
+        }
+        if windows.iter().any(|(s, _)| s.is_some_and(|s| now < s)) {
+            SaleState::NotYetOnSale
+        } else {
+            SaleState::SalesClosed
+        }
+    }
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            SaleState::NotYetOnSale => "not_yet_on_sale",
+            SaleState::OnSale => "on_sale",
+            SaleState::SoldOut => "sold_out",
+            SaleState::SalesClosed => "sales_closed",
+            SaleState::Ended => "ended",
+        }
+    }
 }
 
 /// The published event as buyers see it, with live availability from the
@@ -1763,26 +1816,30 @@ pub async fn store_event(app: &App, t: &Tenant, event: EventId) -> Result<StoreE
         .await?;
     let now = app.kernel.now();
     let e = &catalog.event;
+    let ticket_types: Vec<StoreTicketType> = e
+        .ticket_types
+        .iter()
+        .zip(left)
+        .map(|(ty, available)| StoreTicketType {
+            id: ty.id,
+            name: ty.name.clone(),
+            price_cents: ty.price_cents,
+            currency: ty.currency.clone(),
+            available,
+            on_sale: ty.on_sale_at(now),
+            max_per_order: ty.max_per_order.unwrap_or(DEFAULT_MAX_PER_ORDER),
+        })
+        .collect();
+    let windows: Vec<(Option<i64>, Option<i64>)> =
+        e.ticket_types.iter().map(|t| t.sale_window).collect();
     Ok(StoreEvent {
         id: e.id,
         name: e.name.clone(),
         starts_at: e.starts_at.clone(),
         ends_at: e.ends_at.clone(),
         timezone: e.timezone.clone(),
-        ticket_types: e
-            .ticket_types
-            .iter()
-            .zip(left)
-            .map(|(ty, available)| StoreTicketType {
-                id: ty.id,
-                name: ty.name.clone(),
-                price_cents: ty.price_cents,
-                currency: ty.currency.clone(),
-                available,
-                on_sale: ty.on_sale_at(now),
-                max_per_order: ty.max_per_order.unwrap_or(DEFAULT_MAX_PER_ORDER),
-            })
-            .collect(),
+        sale_state: SaleState::of(now, e.ends_at_micros, &ticket_types, &windows),
+        ticket_types,
     })
 }
 
