@@ -1492,8 +1492,12 @@ async fn the_storefront_says_where_the_sale_stands(backend: Backend) {
         .json()
         .await
         .unwrap();
-    t.post(&o(&format!("/events/{id}/publish")), Some(&org.key), json!({}))
-        .await;
+    t.post(
+        &o(&format!("/events/{id}/publish")),
+        Some(&org.key),
+        json!({}),
+    )
+    .await;
     let state = || async {
         let s: Value = t
             .get(&format!("/api/v1/store/{}/events/{id}", org.slug), None)

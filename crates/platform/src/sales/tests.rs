@@ -1,8 +1,10 @@
 //! The inventory invariant under any interleaving: after every step of a
-//! random sequence of holds, checkouts, hold expiries and payment
-//! deadlines, each tier's counter equals capacity − Σ(active + consumed
-//! holds) in the ledger, and never leaves [0, capacity]. Run on the
-//! in-process tier and on Redis.
+//! random sequence of holds (of two ticket types sharing a quota, some with
+//! a voucher of limited use), checkouts, cancellations, hold expiries and
+//! payment deadlines, every counter equals its capacity − Σ(active +
+//! consumed holds) in the ledger — each type's, the quota's, the voucher's
+//! uses — and none leaves [0, capacity]. Run on the in-process tier and on
+//! Redis.
 
 use std::time::Duration;
 
@@ -20,8 +22,11 @@ use crate::{
 
 #[derive(Clone, Debug)]
 enum Step {
-    Hold(i64),
+    /// Of the first type or the second, with the voucher or not.
+    Hold(i64, bool, bool),
     Checkout(usize),
+    /// Cancel the order of a checked-out hold (pending or paid).
+    Cancel(usize),
     /// Move the clock past the hold time and sweep.
     ExpireHolds,
     /// Move the clock past the payment deadline and sweep.
@@ -30,8 +35,9 @@ enum Step {
 
 fn step() -> impl Strategy<Value = Step> {
     prop_oneof![
-        4 => (1i64..=3).prop_map(Step::Hold),
+                4 => (1i64..=3, any::<bool>(), any::<bool>()).prop_map(|(q, b, v)| Step::Hold(q, b, v)),
         3 => (0usize..50).prop_map(Step::Checkout),
+        1 => (0usize..50).prop_map(Step::Cancel),
         1 => Just(Step::ExpireHolds),
         1 => Just(Step::ExpireOrders),
     ]
@@ -77,23 +83,91 @@ async fn run_case(
     )
     .await
     .map_err(|e| TestCaseError::fail(format!("{e}")))?;
+    let fail = |e: &dyn std::fmt::Display| TestCaseError::fail(format!("{e}"));
+    let tt2 = events::add_ticket_type(
+        app,
+        actor,
+        event.id,
+        NewTicketType {
+            name: "GA 2".into(),
+            price_cents: 0,
+            currency: "ZAR".into(),
+            capacity,
+            sale_starts_at: None,
+            sale_ends_at: None,
+            max_per_order: Some(10),
+        },
+    )
+    .await
+    .map_err(|e| fail(&e))?;
+    // The two share a quota smaller than both together.
+    let quota_cap = capacity + capacity / 2;
+    let quota = events::create_quota(
+        app,
+        actor,
+        event.id,
+        events::NewQuota {
+            name: "Floor".into(),
+            capacity: quota_cap,
+            ticket_type_ids: vec![tt.id, tt2.id],
+        },
+    )
+    .await
+    .map_err(|e| fail(&e))?;
+    let max_uses = 3;
+    let voucher = events::create_voucher(
+        app,
+        actor,
+        event.id,
+        "PROP",
+        events::NewVoucher {
+            percent_off: Some(50),
+            amount_off_cents: None,
+            max_uses,
+            valid_until: None,
+            ticket_type_ids: vec![tt.id],
+        },
+    )
+    .await
+    .map_err(|e| fail(&e))?;
     events::publish(app, actor, event.id)
         .await
         .map_err(|e| TestCaseError::fail(format!("{e}")))?;
     let mut holds = Vec::new();
+    let mut orders = Vec::new();
     for s in steps {
         match s {
-            Step::Hold(q) => {
+            Step::Hold(q, second, with_voucher) => {
                 let items = vec![HoldItem {
-                    ticket_type_id: tt.id,
+                    ticket_type_id: if second { tt2.id } else { tt.id },
                     quantity: q,
                 }];
-                match create_hold(app, t, event.id, items, None, None, Default::default()).await {
+                let code = with_voucher.then_some("prop");
+                match create_hold(app, t, event.id, items, None, code, Default::default()).await {
                     Ok(h) => holds.push(h.id),
                     Err(super::Error::SoldOut(_)) => {}
-                    Err(e) => return Err(TestCaseError::fail(format!("hold: {e}"))),
+                    Err(e) => {
+                        // The voucher used up, or not for the second type:
+                        // a 422 naming `voucher`, nothing taken.
+                        let e = kernel::ApiError::from(e);
+                        let p = e.problem();
+                        if p.errors.is_empty() || p.errors.iter().any(|f| f.field != "voucher") {
+                            return Err(TestCaseError::fail(format!("hold: {e}")));
+                        }
+                    }
                 }
             }
+            Step::Cancel(i) if !orders.is_empty() => {
+                let order = orders[i % orders.len()];
+                if let Err(e) = super::money::cancel(app, actor, order, "property").await {
+                    let e = kernel::ApiError::from(e);
+                    // Cancelled already, or expired: told so (4xx), nothing moves.
+                    if !e.status().is_client_error() {
+                        return Err(TestCaseError::fail(format!("cancel: {e}")));
+                    }
+                }
+            }
+            Step::Cancel(_) => {}
             Step::Checkout(i) if !holds.is_empty() => {
                 let hold = holds[i % holds.len()];
                 let buyer = Buyer {
@@ -101,7 +175,14 @@ async fn run_case(
                     name: "P".into(),
                 };
                 match checkout(app, t, hold, buyer, super::PaymentMethod::Eft, None).await {
-                    Ok(_) | Err(super::Error::HoldExpired) | Err(super::Error::HoldConsumed) => {}
+                    Ok(reply) => {
+                        let v: serde_json::Value =
+                            serde_json::from_str(&reply.body).map_err(|e| fail(&e))?;
+                        if let Some(id) = v["id"].as_str().and_then(|s| s.parse().ok()) {
+                            orders.push(kernel::ids::OrderId(id));
+                        }
+                    }
+                    Err(super::Error::HoldExpired) | Err(super::Error::HoldConsumed) => {}
                     Err(e) => return Err(TestCaseError::fail(format!("checkout: {e}"))),
                 }
             }
@@ -119,21 +200,44 @@ async fn run_case(
                     .map_err(|e| TestCaseError::fail(format!("{e}")))?;
             }
         }
-        let counter = app
-            .state::<Inventory>()
-            .remaining(app, t, event.id, &[tt.id])
+        let inv = app.state::<Inventory>();
+        let left = inv
+            .remaining(app, t, event.id, &[tt.id, tt2.id])
             .await
-            .map_err(|e| TestCaseError::fail(format!("{e}")))?[0];
-        let taken = store::taken_from_ledger(app.db(), t, tt.id)
+            .map_err(|e| fail(&e))?;
+        let taken1 = store::taken_from_ledger(app.db(), t, tt.id)
             .await
-            .map_err(|e| TestCaseError::fail(format!("{e}")))?;
-        prop_assert_eq!(counter, capacity - taken, "counter and ledger disagree");
-        prop_assert!(
-            (0..=capacity).contains(&counter),
-            "counter {} outside [0, {}]",
-            counter,
-            capacity
+            .map_err(|e| fail(&e))?;
+        let taken2 = store::taken_from_ledger(app.db(), t, tt2.id)
+            .await
+            .map_err(|e| fail(&e))?;
+        let quota_left = quota_cap - taken1 - taken2;
+        prop_assert!(quota_left >= 0, "quota exceeded: {}", -quota_left);
+        prop_assert!(taken1 <= capacity && taken2 <= capacity, "a type oversold");
+        prop_assert_eq!(
+            left[0],
+            (capacity - taken1).min(quota_left),
+            "first type's availability and the ledger disagree"
         );
+        prop_assert_eq!(
+            left[1],
+            (capacity - taken2).min(quota_left),
+            "second type's availability and the ledger disagree"
+        );
+        let q_counter = inv
+            .quotas_left(app, t, event.id)
+            .await
+            .map_err(|e| fail(&e))?;
+        prop_assert_eq!(q_counter, vec![(quota.id, quota_left)], "quota counter");
+        let uses = store::voucher_uses(app.db(), t, voucher.id)
+            .await
+            .map_err(|e| fail(&e))?;
+        prop_assert!(uses <= max_uses, "voucher over its limit: {}", uses);
+        let uses_left = inv
+            .vouchers_left(app, t, event.id, &[voucher.id])
+            .await
+            .map_err(|e| fail(&e))?;
+        prop_assert_eq!(uses_left, vec![max_uses - uses], "voucher counter");
     }
     Ok(())
 }
