@@ -321,6 +321,19 @@ pub fn field<'a>(form: &'a Fields, name: &str) -> &'a str {
         .unwrap_or("")
 }
 
+/// Every value of a form field that may repeat (checkboxes, seats).
+pub fn all<'a>(form: &'a Fields, name: &'a str) -> impl Iterator<Item = &'a str> + 'a {
+    form.iter()
+        .filter(move |(k, _)| k == name)
+        .map(|(_, v)| v.as_str())
+}
+
+/// A console form posted without its session's CSRF token.
+pub fn csrf_refused() -> axum::response::Response {
+    use axum::response::IntoResponse;
+    (StatusCode::FORBIDDEN, "invalid CSRF token").into_response()
+}
+
 /// A client error as a console page says it: the fields' messages, or the
 /// problem's detail.
 pub fn said(e: &kernel::ApiError) -> String {

@@ -78,8 +78,8 @@ async fn hold_of(
     .await
 }
 
-/// Σ quantity of the event's live (active or consumed) holds of these types.
-async fn taken(t: &TestApp, event: &Event, types: &[&str]) -> i64 {
+/// Σ quantity of live (active or consumed) holds of these types.
+async fn taken(t: &TestApp, types: &[&str]) -> i64 {
     let mut sum = 0;
     for tt in types {
         sum += t
@@ -91,7 +91,6 @@ async fn taken(t: &TestApp, event: &Event, types: &[&str]) -> i64 {
             )
             .await;
     }
-    let _ = event;
     sum
 }
 
@@ -128,7 +127,7 @@ async fn a_quota_caps_the_ticket_types_that_share_it(backend: Backend) {
     );
     let left = available(&t, &org, &event).await;
     assert_eq!((left[&a], left[&b]), (0, 0));
-    assert_eq!(taken(&t, &event, &[&a, &b]).await, 12);
+    assert_eq!(taken(&t, &[&a, &b]).await, 12);
 
     // Listed, then removed: each type sells up to its own capacity again.
     let list: Value = t
@@ -201,12 +200,12 @@ async fn buyers_race_for_a_quota_shared_by_two_types(backend: Backend) {
     }
     // The ledger, not the replies: the quota and every type within bounds,
     // and the quota used up (demand was 450 tickets of it).
-    let floor = taken(&t, &event, &[&a, &b]).await;
+    let floor = taken(&t, &[&a, &b]).await;
     assert!(floor <= 100, "quota exceeded: {floor}");
     assert!(floor >= 99, "quota left unsold: {floor}");
-    assert!(taken(&t, &event, &[&a]).await <= 80);
-    assert!(taken(&t, &event, &[&b]).await <= 80);
-    assert!(taken(&t, &event, &[&c]).await <= 30);
+    assert!(taken(&t, &[&a]).await <= 80);
+    assert!(taken(&t, &[&b]).await <= 80);
+    assert!(taken(&t, &[&c]).await <= 30);
     let left = available(&t, &org, &event).await;
     assert_eq!(left[&a].max(left[&b]), 100 - floor);
 
@@ -1261,7 +1260,7 @@ async fn buyers_race_for_seats_and_no_seat_is_sold_twice(backend: Backend) {
             &event.id,
         )
         .await;
-    let counted = taken(&t, &event, &[&tt]).await;
+    let counted = taken(&t, &[&tt]).await;
     assert_eq!(claims, counted, "claims and the ledger disagree");
     assert!(claims <= 60);
     assert!(
@@ -1279,11 +1278,6 @@ async fn buyers_race_for_seats_and_no_seat_is_sold_twice(backend: Backend) {
     assert_eq!(mismatched, 0);
     let left = available(&t, &org, &event).await[&tt];
     assert_eq!(left, 60 - counted);
-    let free = seats_of(&t, &org, &event)
-        .await
-        .iter()
-        .filter(|s| s["status"] == "available")
-        .count() as i64;
     t.eventually("the board agrees", || async {
         seats_of(&t, &org, &event)
             .await
@@ -1293,7 +1287,6 @@ async fn buyers_race_for_seats_and_no_seat_is_sold_twice(backend: Backend) {
             == 60 - claims
     })
     .await;
-    let _ = free;
     Arc::try_unwrap(t).ok().expect("sole owner").stop().await;
 }
 
@@ -1398,8 +1391,7 @@ async fn two_thousand_buyers_mix_seats_quotas_and_vouchers(backend: Backend) {
     let (seated, floor, used) = mixed_invariants(&t, &event, &s, &g1, &g2, &vid).await;
     t.eventually("the counters back to the ledger", || async {
         let left = available(&t, &org, &event).await;
-        left[&s] == 300 - seated
-            && left[&g1] == (400 - taken(&t, &event, &[&g1]).await).min(250 - floor)
+        left[&s] == 300 - seated && left[&g1] == (400 - taken(&t, &[&g1]).await).min(250 - floor)
     })
     .await;
     let free = seats_of(&t, &org, &event)
@@ -1431,7 +1423,7 @@ async fn mixed_invariants(
     g2: &str,
     vid: &str,
 ) -> (i64, i64, i64) {
-    let seated = taken(t, event, &[s]).await;
+    let seated = taken(t, &[s]).await;
     let claims = t
         .count(
             "SELECT COUNT(*) FROM seat_claims WHERE event_id = $1",
@@ -1455,7 +1447,7 @@ async fn mixed_invariants(
         per_hold, 0,
         "a hold's claims differ from its seated quantity"
     );
-    let floor = taken(t, event, &[g1, g2]).await;
+    let floor = taken(t, &[g1, g2]).await;
     assert!(floor <= 250, "quota exceeded: {floor}");
     let used = uses(t, vid).await;
     assert!(used <= 40, "voucher over its limit: {used}");

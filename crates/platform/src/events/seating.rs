@@ -578,3 +578,80 @@ pub fn draw(map: &SeatMap) -> Drawing {
         labels,
     }
 }
+
+/// Row labels A, B, … Z, AA, AB, …
+fn row_label(mut i: usize) -> String {
+    let mut s = Vec::new();
+    loop {
+        s.push((b'A' + (i % 26) as u8) as char);
+        if i < 26 {
+            break;
+        }
+        i = i / 26 - 1;
+    }
+    s.iter().rev().collect()
+}
+
+impl SeatMapInput {
+    /// Adds a section of `rows` × `per_row` seats of `tt` on a grid below
+    /// the sections already there: rows lettered A, B, … from the front,
+    /// seats numbered from 1.
+    pub fn add_grid(&mut self, name: &str, rows: usize, per_row: usize, tt: TicketTypeId) {
+        let below = self
+            .sections
+            .iter()
+            .flat_map(|s| s.rows.iter().flat_map(|r| r.seats.iter()))
+            .map(|s| s.y)
+            .fold(f64::MIN, f64::max);
+        let top = if below == f64::MIN { 0.0 } else { below + 2.0 };
+        self.sections.push(SectionInput {
+            name: name.trim().to_string(),
+            rows: (0..rows)
+                .map(|r| RowInput {
+                    label: row_label(r),
+                    seats: (0..per_row)
+                        .map(|s| SeatInput {
+                            label: (s + 1).to_string(),
+                            x: s as f64,
+                            y: top + r as f64,
+                            ticket_type_id: tt,
+                            flags: Vec::new(),
+                        })
+                        .collect(),
+                })
+                .collect(),
+        });
+    }
+}
+
+impl SeatMap {
+    /// The map as a `PUT` body with `flag` set on each seat of `ids` that
+    /// lacks it and cleared on each that has it.
+    pub fn with_flag_toggled(&self, ids: &BTreeSet<&str>, flag: SeatFlag) -> SeatMapInput {
+        let mut map = self.to_input();
+        // `to_input` keeps the map's order, the order of `self.seats`.
+        let mut stored = self.seats.iter();
+        for seat in map
+            .sections
+            .iter_mut()
+            .flat_map(|s| s.rows.iter_mut())
+            .flat_map(|r| r.seats.iter_mut())
+        {
+            if stored.next().is_some_and(|s| ids.contains(s.id.as_str())) {
+                match seat.flags.iter().position(|f| *f == flag) {
+                    Some(at) => {
+                        seat.flags.remove(at);
+                    }
+                    None => seat.flags.push(flag),
+                }
+            }
+        }
+        map
+    }
+}
+
+impl SeatFlag {
+    pub fn parse(s: &str) -> Option<SeatFlag> {
+        flag(s)
+    }
+}

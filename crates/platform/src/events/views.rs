@@ -21,7 +21,7 @@ use crate::{
     App,
     identity::SessionActor,
     money,
-    web::{Fields, csrf_matches, field, page, said},
+    web::{Fields, all, csrf_matches, csrf_refused, field, page, said},
 };
 
 pub fn routes() -> axum::Router<App> {
@@ -64,10 +64,6 @@ pub fn routes() -> axum::Router<App> {
                 super::seating::MAX_MAP_BYTES,
             )),
         )
-}
-
-fn csrf_refused() -> Response {
-    (StatusCode::FORBIDDEN, "invalid CSRF token").into_response()
 }
 
 /// Common IANA zones offered first; any other name the database knows is
@@ -443,6 +439,16 @@ async fn add_ticket_type(
     outcome(&app, &session, event, made).await
 }
 
+/// The ticket types ticked on a form.
+fn type_ids(form: &Fields) -> Result<Vec<TicketTypeId>, ApiError> {
+    all(form, "ticket_type_ids")
+        .map(|v| {
+            v.parse()
+                .map_err(|_| ApiError::field("ticket_type_ids", "unknown ticket type"))
+        })
+        .collect()
+}
+
 async fn add_quota(
     State(app): State<App>,
     session: SessionActor,
@@ -457,15 +463,7 @@ async fn add_quota(
             .trim()
             .parse()
             .map_err(|_| ApiError::field("capacity", "must be a whole number"))?;
-        let mut types = Vec::new();
-        for (k, v) in &form {
-            if k == "ticket_type_ids" {
-                types.push(
-                    v.parse()
-                        .map_err(|_| ApiError::field("ticket_type_ids", "unknown ticket type"))?,
-                );
-            }
-        }
+        let types = type_ids(&form)?;
         domain::create_quota(
             &app,
             &session.actor,
@@ -530,15 +528,7 @@ async fn add_vouchers(
         } else {
             Some(local_to_rfc3339(until, &tz).map_err(|m| ApiError::field("valid_until", &m))?)
         };
-        let mut types = Vec::new();
-        for (k, v) in &form {
-            if k == "ticket_type_ids" {
-                types.push(
-                    v.parse()
-                        .map_err(|_| ApiError::field("ticket_type_ids", "unknown ticket type"))?,
-                );
-            }
-        }
+        let types = type_ids(&form)?;
         let terms = super::NewVoucher {
             percent_off,
             amount_off_cents,
@@ -759,19 +749,6 @@ async fn current_map(
         }))
 }
 
-/// Row labels A, B, … Z, AA, AB, …
-fn row_label(mut i: usize) -> String {
-    let mut s = Vec::new();
-    loop {
-        s.push((b'A' + (i % 26) as u8) as char);
-        if i < 26 {
-            break;
-        }
-        i = i / 26 - 1;
-    }
-    s.iter().rev().collect()
-}
-
 /// Adds a section of `rows` × `seats` on a grid below the others.
 async fn add_section(
     State(app): State<App>,
@@ -799,30 +776,7 @@ async fn add_section(
             .parse()
             .map_err(|_| ApiError::field("ticket_type_id", "choose a ticket type"))?;
         let mut map = current_map(&app, &session, event).await?;
-        let below = map
-            .sections
-            .iter()
-            .flat_map(|s| s.rows.iter().flat_map(|r| r.seats.iter()))
-            .map(|s| s.y)
-            .fold(f64::MIN, f64::max);
-        let top = if below == f64::MIN { 0.0 } else { below + 2.0 };
-        map.sections.push(super::SectionInput {
-            name: field(&form, "name").trim().to_string(),
-            rows: (0..rows)
-                .map(|r| super::RowInput {
-                    label: row_label(r),
-                    seats: (0..per_row)
-                        .map(|s| super::SeatInput {
-                            label: (s + 1).to_string(),
-                            x: s as f64,
-                            y: top + r as f64,
-                            ticket_type_id: tt,
-                            flags: Vec::new(),
-                        })
-                        .collect(),
-                })
-                .collect(),
-        });
+        map.add_grid(field(&form, "name"), rows, per_row, tt);
         Ok(map)
     }
     .await;
@@ -840,43 +794,17 @@ async fn toggle_flag(
         return Ok(csrf_refused());
     }
     let built = async {
-        let flag = match field(&form, "flag") {
-            "accessible" => super::SeatFlag::Accessible,
-            "companion" => super::SeatFlag::Companion,
-            "restricted_view" => super::SeatFlag::RestrictedView,
-            "blocked" => super::SeatFlag::Blocked,
-            _ => return Err(ApiError::field("flag", "choose a flag")),
-        };
+        let flag = super::SeatFlag::parse(field(&form, "flag"))
+            .ok_or_else(|| ApiError::field("flag", "choose a flag"))?;
         let t = session.actor.require(kernel::Permission::EventsRead)?;
         let stored = super::seating(&app, t, event)
             .await?
             .ok_or(ApiError::NotFound)?;
-        let wanted: std::collections::BTreeSet<&str> = form
-            .iter()
-            .filter(|(k, _)| k == "seat")
-            .map(|(_, v)| v.as_str())
-            .collect();
+        let wanted: std::collections::BTreeSet<&str> = all(&form, "seat").collect();
         if wanted.is_empty() {
             return Err(ApiError::field("seat", "click the seats to change first"));
         }
-        let mut map = stored.to_input();
-        let ids = stored.seats.iter().map(|s| s.id.as_str());
-        let mut i = ids;
-        for section in &mut map.sections {
-            for row in &mut section.rows {
-                for seat in &mut row.seats {
-                    if i.next().is_some_and(|id| wanted.contains(id)) {
-                        match seat.flags.iter().position(|f| *f == flag) {
-                            Some(at) => {
-                                seat.flags.remove(at);
-                            }
-                            None => seat.flags.push(flag),
-                        }
-                    }
-                }
-            }
-        }
-        Ok(map)
+        Ok(stored.with_flag_toggled(&wanted, flag))
     }
     .await;
     store_map(&app, &session, event, built, String::new()).await

@@ -24,7 +24,7 @@ use super::{
 use crate::{
     App,
     identity::SessionActor,
-    web::{Fields, csrf_matches, field, page, said},
+    web::{Fields, csrf_matches, csrf_refused, field, page, said},
 };
 
 pub fn routes() -> axum::Router<App> {
@@ -324,10 +324,6 @@ async fn detail(
 
 fn csrf_ok(session: &SessionActor, form: &Fields) -> bool {
     csrf_matches(&session.csrf, field(form, "csrf"))
-}
-
-fn csrf_refused() -> Response {
-    (StatusCode::FORBIDDEN, "invalid CSRF token").into_response()
 }
 
 /// After an action: back to the order (a redirect, so a reload does not

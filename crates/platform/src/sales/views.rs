@@ -416,11 +416,7 @@ async fn take_seats(
     let pass = Some(field(&form, "queue_pass").to_string()).filter(|p| !p.is_empty());
     let result = async {
         app.kernel.limits.storefront.check(&ip).await?;
-        let seats: Vec<String> = form
-            .iter()
-            .filter(|(k, _)| k == "seat")
-            .map(|(_, v)| v.clone())
-            .collect();
+        let seats: Vec<String> = crate::web::all(&form, "seat").map(str::to_string).collect();
         let best: i64 = field(&form, "best_quantity").trim().parse().unwrap_or(0);
         let pick = if !seats.is_empty() {
             domain::SeatPick::Seats(seats)
