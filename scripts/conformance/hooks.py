@@ -28,7 +28,14 @@ would fill it in:
 - the demo event gets no seats (a seated type is held by seat only, so the
   later general-admission holds would be refused); another event's map
   names its ticket types, with labels unique where the map needs them, and
-  holds fill items only with types that are not seated.
+  holds fill items only with types that are not seated;
+- a ticket type's questions have unique ids and non-blank labels, options
+  only on a choice (which has some); a change of one end of the sale
+  window, or of one per-order limit, clears the other (the stored one may
+  not fit); no question is required (checkouts here send no answers); and
+  the demo event's type is never retired, hidden, put off sale or given a
+  least per order (later holds would be refused for it).
+  Holds take at least a type's `min_per_order`.
 
 Negative cases are never touched. Path parameters name the demo event most
 of the time (the config file does the same for `{org}`), so most requests
@@ -173,7 +180,8 @@ def _fill_hold(case, body):
         item["ticket_type_id"] = tt["id"]
         quantity = item.get("quantity")
         if isinstance(quantity, (int, float)) and not isinstance(quantity, bool):
-            item["quantity"] = max(1, min(int(quantity), tt["max_per_order"]))
+            least = tt.get("min_per_order", 1)
+            item["quantity"] = max(least, min(int(quantity), tt["max_per_order"]))
         filled.append(item)
     body["items"] = filled or items[:1]
 
@@ -211,6 +219,48 @@ def _fill_voucher(case, body):
         body["code"] = body["code"].strip()[:50] + uuid.uuid4().hex[:10]
 
 
+def _fill_questions(body):
+    questions = body.get("questions")
+    if not isinstance(questions, list):
+        return
+    for i, q in enumerate(questions):
+        if not isinstance(q, dict):
+            continue
+        if "id" in q:
+            q["id"] = f"q{i}"
+        if not isinstance(q.get("label"), str) or not q["label"].strip():
+            q["label"] = f"Question {i}"
+        if q.get("kind") == "choice":
+            q["options"] = ["Yes", "No"]
+        else:
+            q.pop("options", None)
+        # A checkout sends no answers: a required question would refuse it.
+        q["required"] = False
+
+
+def _fill_type_terms(case, body, patch):
+    demo = case.path_parameters.get("event_id") == EVENT_ID
+    if patch:
+        for a, b in (("sale_starts_at", "sale_ends_at"), ("min_per_order", "max_per_order")):
+            if a in body and b not in body:
+                body[b] = None
+            elif b in body and a not in body:
+                body[a] = None
+    lo, hi = body.get("min_per_order"), body.get("max_per_order")
+    number = lambda x: isinstance(x, (int, float)) and not isinstance(x, bool)
+    if number(lo) and number(hi) and lo > hi:
+        body["min_per_order"], body["max_per_order"] = hi, lo
+    _order_times(body, "sale_starts_at", "sale_ends_at")
+    _fill_questions(body)
+    if demo:
+        for k in ("sale_starts_at", "sale_ends_at", "min_per_order"):
+            if k in body:
+                body[k] = None
+        for k in ("retired", "hidden"):
+            if k in body:
+                body[k] = False
+
+
 def _unique_idempotency_key(case):
     headers = case.headers or {}
     for name, key in headers.items():
@@ -246,7 +296,9 @@ def before_call(context, case, kwargs):
     elif op == ("PUT", "/api/v1/orgs/{org}/events/{event_id}/seating"):
         _fill_seating(case, body)
     elif op == ("POST", "/api/v1/orgs/{org}/events/{event_id}/ticket-types"):
-        _order_times(body, "sale_starts_at", "sale_ends_at")
+        _fill_type_terms(case, body, False)
+    elif op == ("PATCH", "/api/v1/orgs/{org}/events/{event_id}/ticket-types/{ticket_type_id}"):
+        _fill_type_terms(case, body, True)
     elif op == ("POST", "/api/v1/store/{org}/events/{event_id}/holds"):
         _fill_hold(case, body)
     elif op == ("PUT", "/api/v1/orgs/{org}/events/{event_id}/waiting-room"):

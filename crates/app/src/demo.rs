@@ -77,6 +77,7 @@ pub async fn seed(app: &App, seed_file: &std::path::Path) -> anyhow::Result<Demo
                 sale_starts_at: None,
                 sale_ends_at: None,
                 max_per_order: Some(10),
+                ..Default::default()
             },
         )
         .await

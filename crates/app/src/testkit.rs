@@ -303,6 +303,14 @@ impl Api {
         r.send().await.expect("request")
     }
 
+    pub async fn patch(&self, path: &str, token: Option<&str>, body: Value) -> Response {
+        let mut r = self.client.patch(self.url(path)).json(&body);
+        if let Some(t) = token {
+            r = r.bearer_auth(t);
+        }
+        r.send().await.expect("request")
+    }
+
     pub async fn get(&self, path: &str, token: Option<&str>) -> Response {
         let mut r = self.client.get(self.url(path));
         if let Some(t) = token {

@@ -71,6 +71,7 @@ pub fn router(app: App, api: OpenApiRouter<App>, pages: axum::Router<App>) -> ax
         .route("/assets/live.js", get(live_js))
         .route("/assets/pay.js", get(pay_js))
         .route("/assets/queue.js", get(queue_js))
+        .route("/assets/hold.js", get(hold_js))
         .route("/assets/seats.js", get(seats_js))
         .route("/assets/seating_editor.js", get(seating_editor_js))
         .fallback(|| async { ApiError::NotFound })
@@ -278,6 +279,13 @@ async fn css() -> Response {
 async fn pay_js() -> Response {
     asset(
         include_str!("../templates/pay.js"),
+        "text/javascript; charset=utf-8",
+    )
+}
+
+async fn hold_js() -> Response {
+    asset(
+        include_str!("../templates/hold.js"),
         "text/javascript; charset=utf-8",
     )
 }

@@ -22,6 +22,8 @@ pub struct TicketDoc {
     pub venue: Option<String>,
     pub ticket_type: String,
     pub holder: String,
+    /// The attendee's answers (question, answer), printed under the holder.
+    pub details: Vec<(String, String)>,
     pub seat: Option<String>,
     pub order_number: String,
     /// The exact text the QR code carries.
@@ -89,6 +91,15 @@ pub fn render(t: &TicketDoc) -> Result<Vec<u8>, String> {
         &mut y,
     );
     line(&mut ops, &t.holder, BuiltinFont::Helvetica, 10.0, &mut y);
+    for (q, a) in t.details.iter().take(8) {
+        line(
+            &mut ops,
+            &format!("{q}: {a}"),
+            BuiltinFont::Helvetica,
+            8.0,
+            &mut y,
+        );
+    }
     if let Some(seat) = &t.seat {
         line(
             &mut ops,

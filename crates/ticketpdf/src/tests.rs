@@ -8,6 +8,7 @@ fn doc(code: &str) -> TicketDoc {
         venue: Some("Cape Town Stadium".into()),
         ticket_type: "General admission".into(),
         holder: "Zoë van der Merwe".into(),
+        details: vec![("Dietary needs".into(), "Vegetarian".into())],
         seat: None,
         order_number: "0194-ABCD".into(),
         code: code.into(),
@@ -26,6 +27,7 @@ fn the_qr_code_decodes_to_the_ticket_code_and_the_page_says_what_it_admits() {
         "20:00 (Africa/Johannesburg)",
         "Cape Town Stadium",
         "General admission",
+        "Dietary needs: Vegetarian",
         "Order 0194-ABCD",
     ] {
         assert!(text.contains(want), "{want:?} not in {text:?}");

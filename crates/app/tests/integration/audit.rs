@@ -162,6 +162,11 @@ const MUTATIONS: &[(&str, &str, Record)] = &[
         Record::Audit("ticket_type.create"),
     ),
     (
+        "patch",
+        "/api/v1/orgs/{org}/events/{event_id}/ticket-types/{ticket_type_id}",
+        Record::Audit("ticket_type.update"),
+    ),
+    (
         "post",
         "/api/v1/orgs/{org}/events/{event_id}/publish",
         Record::Audit("event.publish"),
@@ -350,6 +355,20 @@ async fn every_mutating_route_leaves_a_record(backend: Backend) {
         assert!(r.status().is_success(), "{what}: {}", r.status());
         r
     };
+    ok(
+        t.api
+            .client
+            .patch(t.url(&o(&format!(
+                "/events/{}/ticket-types/{}",
+                event.id, event.ticket_type
+            ))))
+            .bearer_auth(&org.key)
+            .json(&json!({"capacity": 12, "sort_order": 1}))
+            .send()
+            .await
+            .unwrap(),
+        "update ticket type",
+    );
     let quota: Value = ok(
         t.post(
             &o(&format!("/events/{}/quotas", event.id)),

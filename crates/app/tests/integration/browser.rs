@@ -50,6 +50,36 @@ async fn soon(b: &WebDriver, by: By) -> WebDriverResult<WebElement> {
         .await
 }
 
+/// The storefront's second step: on the hold's page, the buyer's details
+/// (and a payment method, for priced tickets), then the order.
+async fn check_out_on_page(
+    b: &WebDriver,
+    email: &str,
+    name: &str,
+    method: Option<&str>,
+) -> WebDriverResult<()> {
+    let form = soon(b, By::Id("checkout")).await?;
+    form.find(By::Css("input[name=email]"))
+        .await?
+        .send_keys(email)
+        .await?;
+    form.find(By::Css("input[name=name]"))
+        .await?
+        .send_keys(name)
+        .await?;
+    if let Some(m) = method {
+        form.find(By::Css(format!("input[name=payment_method][value={m}]")))
+            .await?
+            .click()
+            .await?;
+    }
+    form.find(By::Css("button[type=submit]"))
+        .await?
+        .click()
+        .await?;
+    Ok(())
+}
+
 /// An organizer signed up through the API, whose password is "a long
 /// password".
 async fn organizer(t: &TestApp, prefix: &str) -> Org {
@@ -124,18 +154,8 @@ async fn a_ticket_taken_on_the_storefront_is_scanned_and_the_dashboard_counts_it
         b.goto(&t.url(&format!("/s/{slug}/events/{}", event.id)))
             .await?;
         assert_eq!(b.find(By::Css(".available")).await?.text().await?, "50");
-        b.find(By::Css("input[name=email]"))
-            .await?
-            .send_keys("buyer@example.com")
-            .await?;
-        b.find(By::Css("input[name=name]"))
-            .await?
-            .send_keys("Ada Buyer")
-            .await?;
-        b.find(By::Css("form.ticket-type button"))
-            .await?
-            .click()
-            .await?;
+        b.find(By::Css("#cart button")).await?.click().await?;
+        check_out_on_page(&b, "buyer@example.com", "Ada Buyer", None).await?;
         let code_el = b.query(By::Css("code.code")).first().await?;
         let code = code_el.text().await?;
         assert!(code.starts_with("VG1."), "{code}");
@@ -336,24 +356,8 @@ async fn buyers_pay_by_card_or_eft_and_the_organizer_marks_paid_refunds_and_canc
         let (b, url) = (&b, t.url(&format!("/s/{slug}/events/{}", event.id)));
         async move {
             b.goto(&url).await?;
-            b.find(By::Css("input[name=email]"))
-                .await?
-                .send_keys(email)
-                .await?;
-            b.find(By::Css("input[name=name]"))
-                .await?
-                .send_keys("Grace")
-                .await?;
-            b.find(By::Css(format!(
-                "input[name=payment_method][value={method}]"
-            )))
-            .await?
-            .click()
-            .await?;
-            b.find(By::Css("form.ticket-type button"))
-                .await?
-                .click()
-                .await?;
+            b.find(By::Css("#cart button")).await?.click().await?;
+            check_out_on_page(b, email, "Grace", Some(method)).await?;
             soon(b, By::Id("order-status")).await?;
             Ok::<_, WebDriverError>(())
         }
@@ -639,38 +643,22 @@ async fn a_visitor_waits_their_turn_in_the_room_and_buys() {
         // The sale opens; a second later one visitor a second is through:
         // the page moves on by itself.
         t.advance(Duration::from_secs(122));
-        let email = b
-            .query(By::Css("form.ticket-type input[name=email]"))
+        let take = b
+            .query(By::Css("#cart button"))
             .wait(Duration::from_secs(15), Duration::from_millis(200))
             .first()
             .await?;
         let with_pass = b.current_url().await?.to_string();
         assert!(with_pass.contains("pass="), "{with_pass}");
-        email.send_keys("visitor@example.com").await?;
-        b.find(By::Css("form.ticket-type input[name=name]"))
-            .await?
-            .send_keys("Vera Visitor")
-            .await?;
-        b.find(By::Css("form.ticket-type button"))
-            .await?
-            .click()
-            .await?;
+        take.click().await?;
+        check_out_on_page(&b, "visitor@example.com", "Vera Visitor", None).await?;
         assert_eq!(
             soon(&b, By::Id("order-status")).await?.text().await?,
             "paid"
         );
         // The same pass again: refused on the page.
         b.goto(&with_pass).await?;
-        let email = soon(&b, By::Css("form.ticket-type input[name=email]")).await?;
-        email.send_keys("again@example.com").await?;
-        b.find(By::Css("form.ticket-type input[name=name]"))
-            .await?
-            .send_keys("Again")
-            .await?;
-        b.find(By::Css("form.ticket-type button"))
-            .await?
-            .click()
-            .await?;
+        soon(&b, By::Css("#cart button")).await?.click().await?;
         let err = soon(&b, By::Css("p.error")).await?.text().await?;
         assert!(err.contains("used"), "{err}");
         Ok::<_, WebDriverError>(())
@@ -901,20 +889,17 @@ async fn an_organizer_builds_an_event_with_a_shared_quota_in_the_browser() {
             .await?;
         let when = soon(&b, By::Id("event-when")).await?.text().await?;
         assert!(when.starts_with("Tue 31 Dec 2030, 20:00"), "{when}");
-        let form = b.find(By::Css("form.ticket-type")).await?;
-        form.find(By::Css("input[name=email]"))
-            .await?
-            .send_keys("vi@example.com")
-            .await?;
-        form.find(By::Css("input[name=name]"))
-            .await?
-            .send_keys("Vi Friend")
-            .await?;
+        // One cart for both types: one early bird.
+        let form = b.find(By::Id("cart")).await?;
+        let qty = form.find(By::Css("input[type=number]")).await?;
+        qty.clear().await?;
+        qty.send_keys("1").await?;
         form.find(By::Css("input[name=voucher]"))
             .await?
             .send_keys("friend")
             .await?;
         form.find(By::Css("button")).await?.click().await?;
+        check_out_on_page(&b, "vi@example.com", "Vi Friend", None).await?;
         let total = soon(&b, By::Id("order-total")).await?.text().await?;
         assert_eq!(total, "ZAR 75.00");
         let discount = b.find(By::Css("#lines .discount")).await?.text().await?;
@@ -922,15 +907,10 @@ async fn an_organizer_builds_an_event_with_a_shared_quota_in_the_browser() {
         // A code that is no voucher is told on the page.
         b.goto(&t.url(&format!("/s/{slug}/events/{event_id}")))
             .await?;
-        let form = soon(&b, By::Css("form.ticket-type")).await?;
-        form.find(By::Css("input[name=email]"))
-            .await?
-            .send_keys("x@example.com")
-            .await?;
-        form.find(By::Css("input[name=name]"))
-            .await?
-            .send_keys("X")
-            .await?;
+        let form = soon(&b, By::Id("cart")).await?;
+        let qty = form.find(By::Css("input[type=number]")).await?;
+        qty.clear().await?;
+        qty.send_keys("1").await?;
         form.find(By::Css("input[name=voucher]"))
             .await?
             .send_keys("NOSUCH")
@@ -1002,7 +982,7 @@ async fn a_buyer_picks_seats_on_the_map_and_sees_others_take_theirs_live() {
             .await?;
         let circle = |id: String| By::Css(format!("#seat-map circle[data-id='{id}']"));
         // No general-admission form for a seated type.
-        assert!(b.find_all(By::Css("form.ticket-type")).await?.is_empty());
+        assert!(b.find_all(By::Id("cart")).await?.is_empty());
         // Pointer: A1. Keyboard: A2 (focus A1, arrow right, space).
         b.find(circle(seat(0, 0))).await?.click().await?;
         let a1 = b.find(circle(seat(0, 0))).await?;
@@ -1041,15 +1021,8 @@ async fn a_buyer_picks_seats_on_the_map_and_sees_others_take_theirs_live() {
         .await?;
 
         let form = b.find(By::Id("seat-form")).await?;
-        form.find(By::Css("input[name=email]"))
-            .await?
-            .send_keys("sit@example.com")
-            .await?;
-        form.find(By::Css("input[name=name]"))
-            .await?
-            .send_keys("Sam Sitter")
-            .await?;
         form.find(By::Css("button")).await?.click().await?;
+        check_out_on_page(&b, "sit@example.com", "Sam Sitter", None).await?;
         assert_eq!(
             soon(&b, By::Id("order-status")).await?.text().await?,
             "paid"
@@ -1070,15 +1043,8 @@ async fn a_buyer_picks_seats_on_the_map_and_sees_others_take_theirs_live() {
         let q = form.find(By::Css("input[name=best_quantity]")).await?;
         q.clear().await?;
         q.send_keys("3").await?;
-        form.find(By::Css("input[name=email]"))
-            .await?
-            .send_keys("best@example.com")
-            .await?;
-        form.find(By::Css("input[name=name]"))
-            .await?
-            .send_keys("Bea Best")
-            .await?;
         form.find(By::Css("button")).await?.click().await?;
+        check_out_on_page(&b, "best@example.com", "Bea Best", None).await?;
         assert_eq!(
             soon(&b, By::Id("order-status")).await?.text().await?,
             "paid"
@@ -1193,5 +1159,159 @@ async fn an_organizer_draws_a_seat_map_and_blocks_seats_in_the_browser() {
         .unwrap();
     let flags = exported["sections"][0]["rows"][0]["seats"][0]["flags"].clone();
     assert_eq!(flags, serde_json::json!(["blocked"]));
+    t.stop().await;
+}
+
+/// The organizer edits a ticket type on its page (capacity, a question
+/// each attendee must answer, a hidden crew type) and a buyer takes two
+/// tickets in one cart, answers for each attendee on the hold's page, and
+/// sees the answers on the order. A crew ticket shows only with its code.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn an_organizer_edits_a_ticket_type_and_buyers_answer_its_questions() {
+    let t = TestApp::spawn(Backend::Sqlite).await;
+    let org = organizer(&t, "edit").await;
+    let slug = org.slug.clone();
+    let event = t.event(&org, 10).await;
+    let crew = t
+        .post(
+            &format!("/api/v1/orgs/{slug}/events/{}/ticket-types", event.id),
+            Some(&org.key),
+            serde_json::json!({"name": "Crew", "price_cents": 0, "currency": "ZAR",
+                               "capacity": 3, "hidden": true}),
+        )
+        .await
+        .json::<serde_json::Value>()
+        .await
+        .unwrap()["id"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let r = t
+        .post(
+            &format!("/api/v1/orgs/{slug}/events/{}/vouchers", event.id),
+            Some(&org.key),
+            serde_json::json!({"code": "BACKSTAGE", "percent_off": 0, "max_uses": 3,
+                               "ticket_type_ids": [crew]}),
+        )
+        .await;
+    assert_eq!(r.status(), 201);
+    let driver = chromedriver();
+    let b = browser(&driver).await;
+    let result = async {
+        b.goto(&t.url("/login")).await?;
+        log_in(&b, &org).await?;
+        soon(&b, By::Id("new-event-link")).await?;
+        b.goto(&t.url(&format!("/dashboard/events/{}/catalog", event.id)))
+            .await?;
+        soon(
+            &b,
+            By::Css(format!(
+                "#ticket-types tr[data-id='{}'] a.edit",
+                event.ticket_type
+            )),
+        )
+        .await?
+        .click()
+        .await?;
+        // Below nothing taken is fine; a choice without choices is told.
+        let form = soon(&b, By::Id("edit-ticket-type")).await?;
+        let cap = form.find(By::Css("input[name=capacity]")).await?;
+        cap.clear().await?;
+        cap.send_keys("12").await?;
+        form.find(By::Css("input[name=q1_label]"))
+            .await?
+            .send_keys("Diet")
+            .await?;
+        form.find(By::Css("select[name=q1_kind] option[value=choice]"))
+            .await?
+            .click()
+            .await?;
+        form.find(By::Css("input[name=q1_required]"))
+            .await?
+            .click()
+            .await?;
+        form.find(By::Css("button")).await?.click().await?;
+        let err = soon(&b, By::Id("form-error")).await?.text().await?;
+        assert!(err.contains("options"), "{err}");
+        let form = b.find(By::Id("edit-ticket-type")).await?;
+        form.find(By::Css("input[name=q1_options]"))
+            .await?
+            .send_keys("Vegan, Anything")
+            .await?;
+        form.find(By::Css("button")).await?.click().await?;
+        let capacity = soon(
+            &b,
+            By::Css(format!(
+                "#ticket-types tr[data-id='{}'] td.capacity",
+                event.ticket_type
+            )),
+        )
+        .await?
+        .text()
+        .await?;
+        assert_eq!(capacity, "12");
+
+        // The buyer: two tickets in the cart; the crew type is not listed.
+        b.goto(&t.url(&format!("/s/{slug}/events/{}", event.id)))
+            .await?;
+        assert_eq!(b.find_all(By::Css("#cart tr.ticket-type")).await?.len(), 1);
+        let qty = soon(&b, By::Css("#cart input[type=number]")).await?;
+        qty.clear().await?;
+        qty.send_keys("2").await?;
+        b.find(By::Css("#cart button")).await?.click().await?;
+        soon(&b, By::Css("#checkout fieldset.attendee")).await?;
+        let blocks = b.find_all(By::Css("#checkout fieldset.attendee")).await?;
+        assert_eq!(blocks.len(), 2);
+        for (i, (name, diet)) in [("Ann Smith", "Vegan"), ("Ben Jones", "Anything")]
+            .into_iter()
+            .enumerate()
+        {
+            b.find(By::Css(format!("input[name=a{i}_name]")))
+                .await?
+                .send_keys(name)
+                .await?;
+            b.find(By::Css(format!(
+                "select[name=a{i}_diet] option[value={diet}]"
+            )))
+            .await?
+            .click()
+            .await?;
+        }
+        check_out_on_page(&b, "host@example.com", "Hannah Host", None).await?;
+        assert_eq!(
+            soon(&b, By::Id("order-status")).await?.text().await?,
+            "paid"
+        );
+        let answers = b.find(By::Id("tickets")).await?.text().await?;
+        for want in ["Ann Smith", "Vegan", "Ben Jones", "Anything"] {
+            assert!(answers.contains(want), "{want} not in {answers}");
+        }
+
+        // With the crew code the hidden type is there.
+        b.goto(&t.url(&format!("/s/{slug}/events/{}", event.id)))
+            .await?;
+        soon(&b, By::Css("#unlock input[name=voucher]"))
+            .await?
+            .send_keys("backstage")
+            .await?;
+        b.find(By::Css("#unlock button")).await?.click().await?;
+        soon(
+            &b,
+            By::Css(format!("#cart tr.ticket-type[data-id='{crew}']")),
+        )
+        .await?;
+        assert_eq!(
+            b.find(By::Css("#cart input[name=voucher]"))
+                .await?
+                .prop("value")
+                .await?
+                .as_deref(),
+            Some("backstage")
+        );
+        Ok::<_, WebDriverError>(())
+    }
+    .await;
+    let _ = b.quit().await;
+    result.expect("browser flow");
     t.stop().await;
 }

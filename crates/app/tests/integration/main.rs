@@ -24,4 +24,5 @@ mod snapshots;
 mod soak;
 mod stripe_standin;
 mod tenancy;
+mod ticket_types;
 mod webhooks;

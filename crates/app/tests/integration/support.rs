@@ -97,3 +97,34 @@ impl Drop for Binary {
         let _ = self.child.wait();
     }
 }
+
+/// The storefront's ticket types in its order, each with what is left
+/// (`?voucher=` when given: hidden types it unlocks too).
+pub async fn store_types(
+    t: &TestApp,
+    org: &Org,
+    event: &Event,
+    voucher: Option<&str>,
+) -> Vec<(String, i64)> {
+    let q = voucher.map(|v| format!("?voucher={v}")).unwrap_or_default();
+    let s: serde_json::Value = t
+        .get(
+            &format!("/api/v1/store/{}/events/{}{q}", org.slug, event.id),
+            None,
+        )
+        .await
+        .json()
+        .await
+        .unwrap();
+    s["ticket_types"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|tt| {
+            (
+                tt["id"].as_str().unwrap().to_string(),
+                tt["available"].as_i64().unwrap(),
+            )
+        })
+        .collect()
+}

@@ -24,6 +24,7 @@ pub fn routes() -> OpenApiRouter<App> {
         .routes(routes!(create_event, list_events))
         .routes(routes!(get_event))
         .routes(routes!(add_ticket_type))
+        .routes(routes!(update_ticket_type))
         .routes(routes!(publish))
         .routes(routes!(cancel_event))
         .routes(routes!(create_quota, list_quotas))
@@ -97,7 +98,8 @@ pub struct CreateVoucher {
     )]
     code: String,
     /// Percent off each ticket it discounts; give this or `amount_off_cents`.
-    #[schema(minimum = 1, maximum = 100)]
+    /// 0: a voucher that only unlocks the hidden ticket types it names.
+    #[schema(minimum = 0, maximum = 100)]
     percent_off: Option<i64>,
     /// Minor units off each ticket (never below zero).
     #[schema(minimum = 1, maximum = 100_000_000_000i64)]
@@ -153,7 +155,7 @@ pub struct CreateVouchers {
     #[serde(default)]
     #[schema(max_length = 32, pattern = r"^\s*[A-Za-z0-9_-]{0,32}\s*$")]
     prefix: String,
-    #[schema(minimum = 1, maximum = 100)]
+    #[schema(minimum = 0, maximum = 100)]
     percent_off: Option<i64>,
     #[schema(minimum = 1, maximum = 100_000_000_000i64)]
     amount_off_cents: Option<i64>,
@@ -441,6 +443,103 @@ pub struct CreateTicketType {
     sale_ends_at: Option<String>,
     #[schema(minimum = 1, maximum = 1000)]
     max_per_order: Option<i64>,
+    /// The least one order may hold (1 when unset); at most `max_per_order`.
+    #[schema(minimum = 1, maximum = 1000)]
+    min_per_order: Option<i64>,
+    /// Off the storefront: sold only with a voucher that names it.
+    #[serde(default)]
+    hidden: bool,
+    /// Lower first on the storefront (then oldest first).
+    #[serde(default)]
+    #[schema(minimum = -1_000_000, maximum = 1_000_000)]
+    sort_order: i64,
+    /// Asked of each ticket's attendee at checkout (at most 20); left out,
+    /// the attendee's name is asked, optionally.
+    #[schema(max_items = 20)]
+    questions: Option<Vec<super::QuestionInput>>,
+}
+
+/// `Some(None)` for an explicit `null`, `None` when the field is left out.
+fn explicit<'de, D, T>(d: D) -> Result<Option<Option<T>>, D::Error>
+where
+    D: serde::Deserializer<'de>,
+    T: Deserialize<'de>,
+{
+    Option::<T>::deserialize(d).map(Some)
+}
+
+/// A ticket type's changes: a field left out stays as it is; `null`
+/// clears one that may be unset. The currency never changes.
+#[derive(Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct UpdateTicketType {
+    #[schema(
+        min_length = 1,
+        max_length = 200,
+        pattern = r"^[^\x00-\x1f\x7f-\x9f]*[^\s\x00-\x1f\x7f-\x9f][^\x00-\x1f\x7f-\x9f]*$"
+    )]
+    name: Option<String>,
+    /// Applies to holds made from now on.
+    #[schema(minimum = 0, maximum = 100_000_000_000i64)]
+    price_cents: Option<i64>,
+    /// Never below what is held or sold (409).
+    #[schema(minimum = 1, maximum = 10_000_000)]
+    capacity: Option<i64>,
+    #[serde(default, deserialize_with = "explicit")]
+    #[schema(value_type = Option<String>, nullable, format = DateTime)]
+    sale_starts_at: Option<Option<String>>,
+    #[serde(default, deserialize_with = "explicit")]
+    #[schema(value_type = Option<String>, nullable, format = DateTime)]
+    sale_ends_at: Option<Option<String>>,
+    #[serde(default, deserialize_with = "explicit")]
+    #[schema(value_type = Option<i64>, nullable, minimum = 1, maximum = 1000)]
+    max_per_order: Option<Option<i64>>,
+    #[serde(default, deserialize_with = "explicit")]
+    #[schema(value_type = Option<i64>, nullable, minimum = 1, maximum = 1000)]
+    min_per_order: Option<Option<i64>>,
+    hidden: Option<bool>,
+    #[schema(minimum = -1_000_000, maximum = 1_000_000)]
+    sort_order: Option<i64>,
+    /// `true`: off sale for good (its tickets stay valid); `false`: back.
+    retired: Option<bool>,
+    /// Replaces the questions.
+    #[schema(max_items = 20)]
+    questions: Option<Vec<super::QuestionInput>>,
+}
+
+/// Changes a ticket type: its terms, capacity (never below what is held or
+/// sold: 409, nothing changed), order, hiding and retirement. A ticket type
+/// is never deleted: retire it.
+#[utoipa::path(patch, path = "/api/v1/orgs/{org}/events/{event_id}/ticket-types/{ticket_type_id}",
+    tag = "events",
+    params(("org" = String, Path), ("event_id" = String, Path), ("ticket_type_id" = String, Path)),
+    request_body = UpdateTicketType, security(("api_key" = [])),
+    responses((status = 200, body = TicketTypeView, description = "the ticket type as it is now"),
+              (status = 409, description = "more than the new capacity is held or sold, or it changed meanwhile"),
+              (status = 422, description = "invalid: the field is named")))]
+async fn update_ticket_type(
+    State(app): State<App>,
+    OrgActor(actor): OrgActor,
+    ApiPath(path): ApiPath<(String, EventId, TicketTypeId)>,
+    ApiJson(req): ApiJson<UpdateTicketType>,
+) -> Result<axum::Json<TicketTypeView>, ApiError> {
+    let (_, event, tt) = path;
+    let patch = super::TicketTypePatch {
+        name: req.name,
+        price_cents: req.price_cents,
+        capacity: req.capacity,
+        sale_starts_at: req.sale_starts_at,
+        sale_ends_at: req.sale_ends_at,
+        max_per_order: req.max_per_order,
+        min_per_order: req.min_per_order,
+        hidden: req.hidden,
+        sort_order: req.sort_order,
+        retired: req.retired,
+        questions: req.questions,
+    };
+    Ok(axum::Json(
+        super::update_ticket_type(&app, &actor, event, tt, patch).await?,
+    ))
 }
 
 /// Adds a general-admission ticket type with a capacity.
@@ -469,6 +568,10 @@ async fn add_ticket_type(
             sale_starts_at: req.sale_starts_at,
             sale_ends_at: req.sale_ends_at,
             max_per_order: req.max_per_order,
+            min_per_order: req.min_per_order,
+            hidden: req.hidden,
+            sort_order: req.sort_order,
+            questions: req.questions,
         },
     )
     .await?;

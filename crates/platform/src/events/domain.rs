@@ -12,6 +12,7 @@ use kernel::{
 use serde::Serialize;
 use utoipa::ToSchema;
 
+pub use super::questions::Question;
 pub use super::vouchers::VoucherView;
 use super::{
     EventCancelled, EventCreated, EventPublished, QuotaCreated, QuotaDeleted, TicketTypeCreated,
@@ -67,6 +68,16 @@ pub struct TicketTypeView {
     pub sale_starts_at: Option<String>,
     pub sale_ends_at: Option<String>,
     pub max_per_order: Option<i64>,
+    /// The least one order may hold (1 when unset).
+    pub min_per_order: Option<i64>,
+    /// Off the storefront: sold only with a voucher that names the type.
+    pub hidden: bool,
+    /// Lower first on the storefront and in lists (then oldest first).
+    pub sort_order: i64,
+    /// When it was retired: off sale for good; its tickets stay valid.
+    pub retired_at: Option<String>,
+    /// Asked of each ticket's attendee at checkout, printed on the ticket.
+    pub questions: Vec<Question>,
     #[serde(skip)]
     pub sale_window: (Option<i64>, Option<i64>),
 }
@@ -74,7 +85,15 @@ pub struct TicketTypeView {
 impl TicketTypeView {
     /// Whether the type is on sale at `now` (microseconds).
     pub fn on_sale_at(&self, now: i64) -> bool {
-        self.sale_window.0.is_none_or(|s| now >= s) && self.sale_window.1.is_none_or(|e| now < e)
+        self.retired_at.is_none()
+            && self.sale_window.0.is_none_or(|s| now >= s)
+            && self.sale_window.1.is_none_or(|e| now < e)
+    }
+
+    /// Whether buyers may see it: not retired, and not hidden unless the
+    /// voucher they bring names it.
+    pub fn shown_with(&self, voucher: Option<&VoucherView>) -> bool {
+        self.retired_at.is_none() && (!self.hidden || voucher.is_some_and(|v| v.unlocks(self.id)))
     }
 }
 
@@ -253,6 +272,7 @@ pub async fn create_event(app: &App, actor: &Actor, input: NewEvent) -> Result<E
     Ok(row.into_view(Vec::new()))
 }
 
+#[derive(Default)]
 pub struct NewTicketType {
     pub name: String,
     pub price_cents: i64,
@@ -261,7 +281,33 @@ pub struct NewTicketType {
     pub sale_starts_at: Option<String>,
     pub sale_ends_at: Option<String>,
     pub max_per_order: Option<i64>,
+    pub min_per_order: Option<i64>,
+    pub hidden: bool,
+    pub sort_order: i64,
+    /// `None`: the default (the attendee's name, optionally).
+    pub questions: Option<Vec<super::questions::QuestionInput>>,
 }
+
+/// Checks the limits per order (either may be unset).
+pub(super) fn check_per_order(c: &mut Checks, min: Option<i64>, max: Option<i64>) {
+    if let Some(m) = max
+        && !(1..=MAX_PER_ORDER_LIMIT).contains(&m)
+    {
+        c.fail("max_per_order", "must be between 1 and 1000");
+    }
+    if let Some(m) = min
+        && !(1..=MAX_PER_ORDER_LIMIT).contains(&m)
+    {
+        c.fail("min_per_order", "must be between 1 and 1000");
+    }
+    if let (Some(lo), Some(hi)) = (min, max)
+        && lo > hi
+    {
+        c.fail("min_per_order", "must not be more than max_per_order");
+    }
+}
+
+pub const MAX_SORT_ORDER: i64 = 1_000_000;
 
 pub fn parse_currency(s: &str) -> std::result::Result<String, String> {
     if s.len() == 3 && s.bytes().all(|b| b.is_ascii_uppercase()) {
@@ -307,11 +353,14 @@ pub async fn add_ticket_type(
     {
         c.fail("sale_ends_at", "must be after sale_starts_at");
     }
-    if let Some(m) = input.max_per_order
-        && !(1..=MAX_PER_ORDER_LIMIT).contains(&m)
-    {
-        c.fail("max_per_order", "must be between 1 and 1000");
+    check_per_order(&mut c, input.min_per_order, input.max_per_order);
+    if !(-MAX_SORT_ORDER..=MAX_SORT_ORDER).contains(&input.sort_order) {
+        c.fail("sort_order", "must be between -1000000 and 1000000");
     }
+    let questions = input
+        .questions
+        .as_ref()
+        .map(|q| super::questions::check(&mut c, q));
     c.finish()?;
     let (Some(name), Some(currency)) = (name, currency) else {
         return Err(Error::Invalid(Vec::new()));
@@ -326,6 +375,11 @@ pub async fn add_ticket_type(
         sale_starts_at: sale_starts,
         sale_ends_at: sale_ends,
         max_per_order: input.max_per_order,
+        min_per_order: input.min_per_order,
+        hidden: input.hidden.into(),
+        sort_order: input.sort_order,
+        retired_at: None,
+        questions: questions.as_deref().and_then(super::questions::to_stored),
     };
     let now = app.kernel.now();
     let created = TicketTypeCreated {

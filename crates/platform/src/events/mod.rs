@@ -2,7 +2,7 @@
 //!
 //! Owns: `events`, `ticket_types`, `quotas` (capacities shared by ticket
 //! types), `vouchers` (discount codes; their uses are counted by sales).
-//! Emits: `event.created`, `ticket_type.created`, `event.published`,
+//! Emits: `event.created`, `ticket_type.created`, `ticket_type.updated`, `event.published`,
 //! `event.cancelled`, `quota.created`, `quota.deleted`, `voucher.created`.
 //! Consumes: nothing.
 //! Invariants: a draft event is invisible to buyers; a ticket type belongs to
@@ -13,8 +13,10 @@
 mod api;
 mod domain;
 mod error;
+pub mod questions;
 mod seating;
 mod store;
+mod ticket_types;
 mod views;
 mod vouchers;
 
@@ -30,11 +32,13 @@ use kernel::{
     ApiResult, DomainEvent, Kernel, Slice,
     ids::{EventId, OrgId, QuotaId, TicketTypeId, VoucherId},
 };
+pub use questions::{Question, QuestionInput, QuestionKind};
 pub use seating::{
     Drawing, DrawnSeat, DrawnText, RowInput, Seat, SeatFlag, SeatInput, SeatMap, SeatMapInput,
     SeatingUpdated, SectionInput, draw, put_seating, seating,
 };
 use serde::{Deserialize, Serialize};
+pub use ticket_types::{TicketTypePatch, TicketTypeUpdated, update_ticket_type};
 pub use vouchers::{
     NewVoucher, VoucherCreated, VoucherView, create_voucher, create_vouchers, list_vouchers,
     voucher, voucher_by_code,
@@ -167,6 +171,10 @@ pub fn slice(_kernel: &Kernel) -> Slice<App> {
 /// nodes see a change within the entry's time to live.
 pub struct Hot {
     catalogs: moka::future::Cache<(OrgId, EventId), Option<Arc<Catalog>>>,
+    /// Local writes so far (all events): a load that read the database
+    /// while one was being written reads again, so it cannot put back
+    /// what the write's invalidation removed.
+    writes: std::sync::atomic::AtomicU64,
     /// Vouchers by code (upper case) and by id; never changed once made.
     vouchers: moka::future::Cache<(OrgId, EventId, String), Option<Arc<VoucherView>>>,
     vouchers_by_id: moka::future::Cache<(OrgId, VoucherId), Option<Arc<VoucherView>>>,
@@ -181,6 +189,7 @@ impl Hot {
                 .max_capacity(50_000)
                 .time_to_live(Duration::from_secs(2))
                 .build(),
+            writes: std::sync::atomic::AtomicU64::new(0),
             vouchers: moka::future::Cache::builder()
                 .max_capacity(100_000)
                 .time_to_live(Duration::from_secs(2))
@@ -217,20 +226,29 @@ pub async fn catalog(app: &App, t: &Tenant, event: EventId) -> ApiResult<Option<
 async fn load_catalog(app: &App, t: &Tenant, event: EventId) -> ApiResult<Option<Arc<Catalog>>> {
     let db = app.db().clone();
     let t2 = t.clone();
-    app.state::<Hot>()
-        .catalogs
+    let hot = app.state::<Hot>();
+    hot.catalogs
         .try_get_with((t.org(), event), async move {
-            store::load_catalog(&db, &t2, event)
-                .await
-                .map(|c| c.map(Arc::new))
+            use std::sync::atomic::Ordering;
+            let mut tries = 0;
+            loop {
+                let seen = hot.writes.load(Ordering::Acquire);
+                let c = store::load_catalog(&db, &t2, event).await?;
+                tries += 1;
+                // (Writes of other events count too: a few tries at most.)
+                if hot.writes.load(Ordering::Acquire) == seen || tries == 3 {
+                    return Ok(c.map(Arc::new));
+                }
+            }
         })
         .await
-        .map_err(|e| kernel::ApiError::from_db(&e))
+        .map_err(|e: Arc<sqlx::Error>| kernel::ApiError::from_db(&e))
 }
 
+/// After a local write of the event's catalog (committed): the cached copy
+/// goes, and a load under way reads again.
 pub(crate) async fn invalidate(app: &App, t: &Tenant, event: EventId) {
-    app.state::<Hot>()
-        .catalogs
-        .invalidate(&(t.org(), event))
-        .await;
+    let hot = app.state::<Hot>();
+    hot.writes.fetch_add(1, std::sync::atomic::Ordering::AcqRel);
+    hot.catalogs.invalidate(&(t.org(), event)).await;
 }

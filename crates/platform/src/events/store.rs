@@ -40,7 +40,7 @@ impl EventRow {
     }
 }
 
-#[derive(sqlx::FromRow)]
+#[derive(Clone, sqlx::FromRow)]
 pub struct TicketTypeRow {
     pub id: TicketTypeId,
     pub event_id: EventId,
@@ -51,6 +51,12 @@ pub struct TicketTypeRow {
     pub sale_starts_at: Option<i64>,
     pub sale_ends_at: Option<i64>,
     pub max_per_order: Option<i64>,
+    pub min_per_order: Option<i64>,
+    pub hidden: i64,
+    pub sort_order: i64,
+    pub retired_at: Option<i64>,
+    /// JSON; `None` asks the default questions.
+    pub questions: Option<String>,
 }
 
 impl TicketTypeRow {
@@ -65,6 +71,11 @@ impl TicketTypeRow {
             sale_starts_at: self.sale_starts_at.map(clock::rfc3339),
             sale_ends_at: self.sale_ends_at.map(clock::rfc3339),
             max_per_order: self.max_per_order,
+            min_per_order: self.min_per_order,
+            hidden: self.hidden != 0,
+            sort_order: self.sort_order,
+            retired_at: self.retired_at.map(clock::rfc3339),
+            questions: super::questions::stored(self.questions.as_deref()),
             sale_window: (self.sale_starts_at, self.sale_ends_at),
         }
     }
@@ -118,8 +129,9 @@ pub async fn list_events(
 pub fn insert_ticket_type(t: &Tenant, tt: &TicketTypeRow, now: i64) -> Stmt {
     Stmt::new(
         "INSERT INTO ticket_types (org_id, id, event_id, name, price_cents, currency, capacity,
-             sale_starts_at, sale_ends_at, max_per_order, created_at)
-         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)",
+             sale_starts_at, sale_ends_at, max_per_order, created_at, min_per_order, hidden,
+             sort_order, retired_at, questions)
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16)",
     )
     .bind(t.org())
     .bind(tt.id)
@@ -132,7 +144,54 @@ pub fn insert_ticket_type(t: &Tenant, tt: &TicketTypeRow, now: i64) -> Stmt {
     .bind(tt.sale_ends_at)
     .bind(tt.max_per_order)
     .bind(now)
+    .bind(tt.min_per_order)
+    .bind(tt.hidden)
+    .bind(tt.sort_order)
+    .bind(tt.retired_at)
+    .bind(tt.questions.clone())
 }
+
+/// Writes a ticket type's terms, only while its capacity is still `seen`
+/// (one row when it did).
+pub fn update_ticket_type(t: &Tenant, tt: &TicketTypeRow, seen: i64) -> Stmt {
+    Stmt::new(
+        "UPDATE ticket_types SET name = $1, price_cents = $2, capacity = $3, sale_starts_at = $4,
+             sale_ends_at = $5, max_per_order = $6, min_per_order = $7, hidden = $8,
+             sort_order = $9, retired_at = $10, questions = $11
+         WHERE org_id = $12 AND id = $13 AND event_id = $14 AND capacity = $15",
+    )
+    .bind(tt.name.clone())
+    .bind(tt.price_cents)
+    .bind(tt.capacity)
+    .bind(tt.sale_starts_at)
+    .bind(tt.sale_ends_at)
+    .bind(tt.max_per_order)
+    .bind(tt.min_per_order)
+    .bind(tt.hidden)
+    .bind(tt.sort_order)
+    .bind(tt.retired_at)
+    .bind(tt.questions.clone())
+    .bind(t.org())
+    .bind(tt.id)
+    .bind(tt.event_id)
+    .bind(seen)
+}
+
+#[tracing::instrument(skip_all)]
+pub async fn ticket_type_row(
+    db: &Db,
+    t: &Tenant,
+    event: EventId,
+    id: TicketTypeId,
+) -> Result<Option<TicketTypeRow>, sqlx::Error> {
+    let sql = format!(
+        "SELECT {TYPE_COLS} FROM ticket_types WHERE org_id = $1 AND event_id = $2 AND id = $3"
+    );
+    db_run!(db, p => sqlx::query_as(sqlx::AssertSqlSafe(sql.as_str())).bind(t.org()).bind(event).bind(id).fetch_optional(p).await)
+}
+
+const TYPE_COLS: &str = "id, event_id, name, price_cents, currency, capacity, sale_starts_at,
+    sale_ends_at, max_per_order, min_per_order, hidden, sort_order, retired_at, questions";
 
 /// Moves the event to `to` only from `from`; whether it moved.
 pub fn set_status(t: &Tenant, id: EventId, from: EventStatus, to: EventStatus) -> Stmt {
@@ -152,10 +211,11 @@ pub async fn load_catalog(
     let Some(event) = self::event(db, t, id).await? else {
         return Ok(None);
     };
-    let sql = "SELECT id, event_id, name, price_cents, currency, capacity, sale_starts_at, sale_ends_at, max_per_order
-               FROM ticket_types WHERE org_id = $1 AND event_id = $2 ORDER BY id";
-    let types: Vec<TicketTypeRow> =
-        db_run!(db, p => sqlx::query_as(sql).bind(t.org()).bind(id).fetch_all(p).await)?;
+    let sql = format!(
+        "SELECT {TYPE_COLS} FROM ticket_types WHERE org_id = $1 AND event_id = $2
+         ORDER BY sort_order, id"
+    );
+    let types: Vec<TicketTypeRow> = db_run!(db, p => sqlx::query_as(sqlx::AssertSqlSafe(sql.as_str())).bind(t.org()).bind(id).fetch_all(p).await)?;
     let sql = "SELECT id, name, capacity, created_at FROM quotas
                WHERE org_id = $1 AND event_id = $2 ORDER BY id";
     let quotas: Vec<(QuotaId, String, i64, i64)> =

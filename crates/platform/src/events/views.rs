@@ -33,6 +33,10 @@ pub fn routes() -> axum::Router<App> {
             "/dashboard/events/{event_id}/ticket-types",
             post(add_ticket_type),
         )
+        .route(
+            "/dashboard/events/{event_id}/ticket-types/{ticket_type_id}",
+            get(edit_type_page).post(edit_type),
+        )
         .route("/dashboard/events/{event_id}/quotas", post(add_quota))
         .route(
             "/dashboard/events/{event_id}/quotas/{quota_id}/delete",
@@ -181,6 +185,8 @@ struct TypeRow {
     available: i64,
     window: String,
     max_per_order: String,
+    /// hidden / retired / "".
+    state: &'static str,
 }
 
 struct VoucherRow {
@@ -277,6 +283,13 @@ async fn catalog_of(
                     ),
                 },
                 max_per_order: ty.max_per_order.map(|m| m.to_string()).unwrap_or_default(),
+                state: if ty.retired_at.is_some() {
+                    "retired"
+                } else if ty.hidden {
+                    "hidden"
+                } else {
+                    ""
+                },
             })
             .collect(),
         type_choices: e
@@ -375,6 +388,29 @@ async fn outcome<T>(
     }
 }
 
+/// A form's whole number (empty: none).
+fn whole(form: &Fields, name: &str) -> Result<Option<i64>, ApiError> {
+    let v = field(form, name).trim();
+    if v.is_empty() {
+        return Ok(None);
+    }
+    v.parse()
+        .map(Some)
+        .map_err(|_| ApiError::field(name, "must be a whole number"))
+}
+
+/// A form's date and time typed in the event's zone, as RFC 3339 (empty:
+/// none).
+fn local(form: &Fields, name: &str, tz: &str) -> Result<Option<String>, ApiError> {
+    let v = field(form, name).trim();
+    if v.is_empty() {
+        return Ok(None);
+    }
+    local_to_rfc3339(v, tz)
+        .map(Some)
+        .map_err(|m| ApiError::field(name, &m))
+}
+
 async fn add_ticket_type(
     State(app): State<App>,
     session: SessionActor,
@@ -396,24 +432,8 @@ async fn add_ticket_type(
     } else {
         money::parse(price, &currency)
     };
-    let whole = |name: &str| -> Result<Option<i64>, ApiError> {
-        let v = field(&form, name).trim();
-        if v.is_empty() {
-            return Ok(None);
-        }
-        v.parse()
-            .map(Some)
-            .map_err(|_| ApiError::field(name, "must be a whole number"))
-    };
-    let local = |name: &str| -> Result<Option<String>, ApiError> {
-        let v = field(&form, name).trim();
-        if v.is_empty() {
-            return Ok(None);
-        }
-        local_to_rfc3339(v, &tz)
-            .map(Some)
-            .map_err(|m| ApiError::field(name, &m))
-    };
+    let whole = |name: &str| whole(&form, name);
+    let local = |name: &str| local(&form, name, &tz);
     let made = async {
         let Some(price_cents) = price_cents else {
             return Err(ApiError::field(
@@ -430,6 +450,7 @@ async fn add_ticket_type(
             sale_starts_at: local("sale_starts_at")?,
             sale_ends_at: local("sale_ends_at")?,
             max_per_order: whole("max_per_order")?,
+            ..Default::default()
         };
         domain::add_ticket_type(&app, &session.actor, event, input)
             .await
@@ -437,6 +458,230 @@ async fn add_ticket_type(
     }
     .await;
     outcome(&app, &session, event, made).await
+}
+
+/// One question's row on the edit form.
+struct QuestionRow {
+    id: String,
+    label: String,
+    kind: &'static str,
+    required: bool,
+    options: String,
+}
+
+#[derive(Template)]
+#[template(path = "ticket_type_edit.html")]
+struct EditTypePage {
+    csrf: String,
+    event_id: String,
+    event_name: String,
+    timezone: String,
+    id: String,
+    name: String,
+    currency: String,
+    price: String,
+    capacity: i64,
+    sale_starts_at: String,
+    sale_ends_at: String,
+    max_per_order: String,
+    min_per_order: String,
+    sort_order: i64,
+    hidden: bool,
+    retired: bool,
+    /// The questions, then two empty rows to add one.
+    questions: Vec<QuestionRow>,
+    error: Option<String>,
+}
+
+const KINDS: [&str; 5] = ["name", "email", "phone", "text", "choice"];
+
+impl EditTypePage {
+    fn kinds(&self) -> &'static [&'static str] {
+        &KINDS
+    }
+}
+
+async fn edit_type_of(
+    app: &App,
+    session: &SessionActor,
+    event: EventId,
+    tt: TicketTypeId,
+) -> Result<EditTypePage, ApiError> {
+    let t = session.actor.require(kernel::Permission::EventsRead)?;
+    let catalog = super::catalog(app, t, event)
+        .await?
+        .ok_or(ApiError::NotFound)?;
+    let ty = catalog.ticket_type(tt).ok_or(ApiError::NotFound)?;
+    let tz = catalog.event.timezone.as_str();
+    let mut questions: Vec<QuestionRow> = ty
+        .questions
+        .iter()
+        .map(|q| QuestionRow {
+            id: q.id.clone(),
+            label: q.label.clone(),
+            kind: q.kind.as_str(),
+            required: q.required,
+            options: q.options.join(", "),
+        })
+        .collect();
+    for _ in 0..2 {
+        questions.push(QuestionRow {
+            id: String::new(),
+            label: String::new(),
+            kind: "text",
+            required: false,
+            options: String::new(),
+        });
+    }
+    Ok(EditTypePage {
+        csrf: session.csrf.clone(),
+        event_id: event.to_string(),
+        event_name: catalog.event.name.clone(),
+        timezone: tz.to_string(),
+        id: ty.id.to_string(),
+        name: ty.name.clone(),
+        currency: ty.currency.clone(),
+        price: money::amount(ty.price_cents, &ty.currency),
+        capacity: ty.capacity,
+        sale_starts_at: ty
+            .sale_window
+            .0
+            .map(|m| domain::local_input(m, tz))
+            .unwrap_or_default(),
+        sale_ends_at: ty
+            .sale_window
+            .1
+            .map(|m| domain::local_input(m, tz))
+            .unwrap_or_default(),
+        max_per_order: ty.max_per_order.map(|m| m.to_string()).unwrap_or_default(),
+        min_per_order: ty.min_per_order.map(|m| m.to_string()).unwrap_or_default(),
+        sort_order: ty.sort_order,
+        hidden: ty.hidden,
+        retired: ty.retired_at.is_some(),
+        questions,
+        error: None,
+    })
+}
+
+async fn edit_type_page(
+    State(app): State<App>,
+    session: SessionActor,
+    ApiPath((event, tt)): ApiPath<(EventId, TicketTypeId)>,
+) -> Result<Response, ApiError> {
+    Ok(page(
+        StatusCode::OK,
+        edit_type_of(&app, &session, event, tt).await?,
+    ))
+}
+
+/// The edit form as a change: every field as the form shows it (an empty
+/// time or limit clears it; a question row without a label is dropped).
+fn type_patch(form: &Fields, currency: &str, tz: &str) -> Result<super::TicketTypePatch, ApiError> {
+    let whole = |name: &str| whole(form, name);
+    let local = |name: &str| local(form, name, tz);
+    let price = field(form, "price").trim();
+    let price_cents = if price.is_empty() {
+        0
+    } else {
+        money::parse(price, currency).ok_or_else(|| {
+            ApiError::field("price", "must be an amount in the currency, e.g. 150.00")
+        })?
+    };
+    let mut questions = Vec::new();
+    for i in 0..super::questions::MAX_QUESTIONS + 2 {
+        let label = field(form, &format!("q{i}_label")).trim();
+        if label.is_empty() {
+            continue;
+        }
+        let kind = super::QuestionKind::parse(field(form, &format!("q{i}_kind")))
+            .ok_or_else(|| ApiError::field(&format!("questions[{i}].kind"), "unknown kind"))?;
+        let id = field(form, &format!("q{i}_id")).trim();
+        questions.push(super::QuestionInput {
+            id: (!id.is_empty()).then(|| id.to_string()),
+            label: label.to_string(),
+            kind,
+            required: field(form, &format!("q{i}_required")) == "on",
+            options: field(form, &format!("q{i}_options"))
+                .split(',')
+                .map(str::trim)
+                .filter(|o| !o.is_empty())
+                .map(String::from)
+                .collect(),
+        });
+    }
+    Ok(super::TicketTypePatch {
+        name: Some(field(form, "name").to_string()),
+        price_cents: Some(price_cents),
+        capacity: Some(
+            whole("capacity")?
+                .ok_or_else(|| ApiError::field("capacity", "must be a whole number"))?,
+        ),
+        sale_starts_at: Some(local("sale_starts_at")?),
+        sale_ends_at: Some(local("sale_ends_at")?),
+        max_per_order: Some(whole("max_per_order")?),
+        min_per_order: Some(whole("min_per_order")?),
+        hidden: Some(field(form, "hidden") == "on"),
+        sort_order: Some(whole("sort_order")?.unwrap_or(0)),
+        retired: Some(field(form, "retired") == "on"),
+        questions: Some(questions),
+    })
+}
+
+async fn edit_type(
+    State(app): State<App>,
+    session: SessionActor,
+    ApiPath((event, tt)): ApiPath<(EventId, TicketTypeId)>,
+    Form(form): Form<Fields>,
+) -> Result<Response, ApiError> {
+    if !csrf_matches(&session.csrf, field(&form, "csrf")) {
+        return Ok(csrf_refused());
+    }
+    let mut p = edit_type_of(&app, &session, event, tt).await?;
+    let changed = match type_patch(&form, &p.currency, &p.timezone) {
+        Ok(patch) => super::update_ticket_type(&app, &session.actor, event, tt, patch)
+            .await
+            .map_err(ApiError::from),
+        Err(e) => Err(e),
+    };
+    match changed {
+        Ok(_) => Ok(Redirect::to(&format!("/dashboard/events/{event}/catalog")).into_response()),
+        Err(e) if e.status().is_client_error() && e.status() != StatusCode::NOT_FOUND => {
+            keep_typed(&mut p, &form);
+            p.error = Some(said(&e));
+            Ok(page(e.status(), p))
+        }
+        Err(e) => Err(e),
+    }
+}
+
+/// The edit page again as it was typed (to put right what was refused).
+fn keep_typed(p: &mut EditTypePage, form: &Fields) {
+    let text = |name: &str| field(form, name).to_string();
+    p.name = text("name");
+    p.price = text("price");
+    p.capacity = field(form, "capacity").trim().parse().unwrap_or(p.capacity);
+    p.sale_starts_at = text("sale_starts_at");
+    p.sale_ends_at = text("sale_ends_at");
+    p.max_per_order = text("max_per_order");
+    p.min_per_order = text("min_per_order");
+    p.sort_order = field(form, "sort_order")
+        .trim()
+        .parse()
+        .unwrap_or(p.sort_order);
+    p.hidden = field(form, "hidden") == "on";
+    p.retired = field(form, "retired") == "on";
+    p.questions = (0..p.questions.len())
+        .map(|i| QuestionRow {
+            id: text(&format!("q{i}_id")),
+            label: text(&format!("q{i}_label")),
+            kind: KINDS
+                .into_iter()
+                .find(|k| *k == field(form, &format!("q{i}_kind")))
+                .unwrap_or("text"),
+            required: field(form, &format!("q{i}_required")) == "on",
+            options: text(&format!("q{i}_options")),
+        })
+        .collect();
 }
 
 /// The ticket types ticked on a form.
@@ -507,7 +752,7 @@ async fn add_vouchers(
         let (percent_off, amount_off_cents) = match field(&form, "kind") {
             "percent" => (
                 Some(amount.parse().map_err(|_| {
-                    ApiError::field("percent_off", "must be a whole number from 1 to 100")
+                    ApiError::field("percent_off", "must be a whole number from 0 to 100")
                 })?),
                 None,
             ),

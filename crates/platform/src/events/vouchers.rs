@@ -52,6 +52,12 @@ impl VoucherView {
         self.ticket_type_ids.is_empty() || self.ticket_type_ids.contains(&tt)
     }
 
+    /// Whether it unlocks a hidden ticket type: only one it names (a
+    /// voucher for every type unlocks none).
+    pub fn unlocks(&self, tt: TicketTypeId) -> bool {
+        self.ticket_type_ids.contains(&tt)
+    }
+
     pub fn valid_at(&self, now: i64) -> bool {
         self.valid_until_micros.is_none_or(|u| now < u)
     }
@@ -123,8 +129,9 @@ fn check_terms(
     v: &NewVoucher,
 ) -> (Option<i64>, Vec<TicketTypeId>) {
     match (v.percent_off, v.amount_off_cents) {
-        (Some(p), None) if !(1..=100).contains(&p) => {
-            c.fail("percent_off", "must be between 1 and 100")
+        // 0 % off: a voucher that only unlocks hidden ticket types.
+        (Some(p), None) if !(0..=100).contains(&p) => {
+            c.fail("percent_off", "must be between 0 and 100")
         }
         (None, Some(a)) if !(1..=MAX_PRICE_CENTS).contains(&a) => {
             c.fail("amount_off_cents", "must be between 1 and 100000000000")

@@ -1,8 +1,8 @@
 //! Live figures: an event's sales and check-ins, pushed as they change.
 //!
 //! Owns: `live_figures`, a projection fed by domain events in the relay's
-//! transaction (so each event counts exactly once): `ticket_type.created`
-//! (capacity), `hold.created`/`hold.expired` (held), `order.created`/
+//! transaction (so each event counts exactly once): `ticket_type.created`,
+//! `ticket_type.updated` (capacity), `hold.created`/`hold.expired` (held), `order.created`/
 //! `order.expired` (reserved by orders), `order.paid` (sold),
 //! `ticket.admitted` (admitted).
 //! Emits: nothing. Streams: per node and event, one watcher re-reads the
@@ -18,7 +18,7 @@ use std::{sync::Arc, time::Duration};
 
 use crate::{
     App,
-    events::TicketTypeCreated,
+    events::{TicketTypeCreated, TicketTypeUpdated},
     identity::Tenant,
     sales::{HoldCreated, HoldExpired, OrderCreated, OrderExpired, OrderPaid},
     scanning::TicketAdmitted,
@@ -39,6 +39,7 @@ pub fn slice(_kernel: &Kernel) -> Slice<App> {
         .pages(views::routes())
         .state(Watchers::default())
         .consumes::<TicketTypeCreated, _>("live.figures", project::<TicketTypeCreated>)
+        .consumes::<TicketTypeUpdated, _>("live.figures", project::<TicketTypeUpdated>)
         .consumes::<HoldCreated, _>("live.figures", project::<HoldCreated>)
         .consumes::<HoldExpired, _>("live.figures", project::<HoldExpired>)
         .consumes::<OrderCreated, _>("live.figures", project::<OrderCreated>)
@@ -69,6 +70,14 @@ impl Counts for TicketTypeCreated {
     fn delta(&self) -> Delta {
         Delta {
             capacity: self.capacity,
+            ..Delta::default()
+        }
+    }
+}
+impl Counts for TicketTypeUpdated {
+    fn delta(&self) -> Delta {
+        Delta {
+            capacity: self.capacity - self.capacity_was,
             ..Delta::default()
         }
     }

@@ -223,16 +223,20 @@ fn ticket_doc(
     ticket: &crate::tickets::TicketView,
 ) -> ticketpdf::TicketDoc {
     let e = &catalog.event;
+    let ty = catalog.ticket_type(ticket.ticket_type_id);
+    let questions = ty.map(|t| t.questions.as_slice()).unwrap_or_default();
+    let attendee = crate::events::questions::attendee_name(questions, &ticket.answers);
     ticketpdf::TicketDoc {
         organizer: organizer.to_string(),
         event: e.name.clone(),
         when: local_time(e.starts_at_micros, &e.timezone),
         venue: None,
-        ticket_type: catalog
-            .ticket_type(ticket.ticket_type_id)
-            .map(|tt| tt.name.clone())
-            .unwrap_or_default(),
-        holder: order.buyer.name.clone(),
+        ticket_type: ty.map(|tt| tt.name.clone()).unwrap_or_default(),
+        holder: attendee.unwrap_or(&order.buyer.name).to_string(),
+        details: crate::events::questions::labelled(questions, &ticket.answers)
+            .into_iter()
+            .filter(|(_, a)| Some(a.as_str()) != attendee)
+            .collect(),
         seat: ticket
             .seat
             .as_ref()

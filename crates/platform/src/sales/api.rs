@@ -261,18 +261,28 @@ async fn store_seats_live(
         .into_response())
 }
 
-/// A published event with its ticket types and what is left of each.
+#[derive(Deserialize, IntoParams)]
+#[serde(deny_unknown_fields)]
+pub struct StoreEventQuery {
+    /// A voucher code: hidden ticket types it names are shown too.
+    voucher: Option<String>,
+}
+
+/// A published event with its ticket types (on the storefront's order;
+/// retired ones left out, hidden ones only with a voucher that names them)
+/// and what is left of each.
 #[utoipa::path(get, path = "/api/v1/store/{org}/events/{event_id}", tag = "storefront",
-    params(("org" = String, Path), ("event_id" = String, Path)),
+    params(("org" = String, Path), ("event_id" = String, Path), StoreEventQuery),
     responses((status = 200, body = StoreEvent, description = "the event as buyers see it")))]
 async fn store_event(
     State(app): State<App>,
     StoreTenant(t): StoreTenant,
     ApiPath(path): ApiPath<(String, EventId)>,
+    ApiQuery(q): ApiQuery<StoreEventQuery>,
 ) -> Result<axum::Json<StoreEvent>, ApiError> {
     let (_, event) = path;
     Ok(axum::Json(
-        Box::pin(domain::store_event(&app, &t, event)).await?,
+        Box::pin(domain::store_event(&app, &t, event, q.voucher.as_deref())).await?,
     ))
 }
 
@@ -388,6 +398,12 @@ pub struct CheckoutRequest {
     /// the order's reference). A free order ignores it.
     #[serde(default)]
     payment_method: PaymentMethod,
+    /// Answers to the ticket types' questions, one entry per ticket: the
+    /// `n`th entry of a type is that type's `n`th ticket. Required
+    /// questions must be answered for every ticket of their type.
+    #[serde(default)]
+    #[schema(max_items = 1000)]
+    attendees: Vec<super::attendees::Attendee>,
 }
 
 /// The buyer, as the checkout takes it.
@@ -457,6 +473,7 @@ async fn checkout(
         &t,
         hold,
         buyer,
+        req.attendees,
         req.payment_method,
         key.map(|k| (k, fingerprint)),
     ))

@@ -15,6 +15,7 @@ use kernel::{
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 
+use super::attendees::Attendee;
 use super::{
     HoldCreated, HoldExpired, Inventory, OrderCreated, OrderExpired, OrderPaid,
     error::{Error, Result},
@@ -462,6 +463,14 @@ pub async fn create_hold(
             Some(ty) if !ty.on_sale_at(now) => {
                 c.fail("seats", "a seat's ticket type is not on sale now")
             }
+            Some(ty) if *n < ty.min_per_order.unwrap_or(1) => c.fail(
+                "seats",
+                &format!(
+                    "at least {} seats of {}",
+                    ty.min_per_order.unwrap_or(1),
+                    ty.name
+                ),
+            ),
             Some(ty) if *n > ty.max_per_order.unwrap_or(DEFAULT_MAX_PER_ORDER) => c.fail(
                 "seats",
                 &format!(
@@ -478,6 +487,7 @@ pub async fn create_hold(
     }
     // The voucher: one of this event's, still valid, discounting at least
     // one of the tickets (each it discounts is one use).
+    let mut unlocking = None;
     let voucher = match voucher {
         None => None,
         Some(code) => match catalog::voucher_by_code(app, t, event, code).await? {
@@ -490,6 +500,7 @@ pub async fn create_hold(
                 None
             }
             Some(v) => {
+                unlocking = Some(v.clone());
                 let uses: i64 = counts
                     .iter()
                     .filter(|(tt, _)| v.applies_to(**tt))
@@ -522,14 +533,29 @@ pub async fn create_hold(
             c.fail(&format!("{field}.ticket_type_id"), "appears twice");
         }
         let max = tt.max_per_order.unwrap_or(DEFAULT_MAX_PER_ORDER);
-        if item.quantity < 1 || item.quantity > max {
+        let min = tt.min_per_order.unwrap_or(1).min(max);
+        if item.quantity < min || item.quantity > max {
             c.fail(
                 &format!("{field}.quantity"),
-                &format!("must be between 1 and {max}"),
+                &format!("must be between {min} and {max}"),
             );
         }
         if !tt.on_sale_at(now) {
             c.fail(&format!("{field}.ticket_type_id"), "is not on sale now");
+        }
+    }
+    // A hidden ticket type is sold only with a voucher that names it.
+    for tt in counts.keys() {
+        if let Some(ty) = catalog.ticket_type(*tt)
+            && ty.hidden
+            && !unlocking.as_ref().is_some_and(|v| v.unlocks(*tt))
+        {
+            let field = items
+                .iter()
+                .position(|i| i.ticket_type_id == *tt)
+                .map(|i| format!("items[{i}].ticket_type_id"))
+                .unwrap_or_else(|| "seats".into());
+            c.fail(&field, "is sold only with a voucher that unlocks it");
         }
     }
     let limits = super::limits::of(app, t.org(), event).await?;
@@ -1077,16 +1103,18 @@ pub fn reply_response(reply: Reply) -> axum::response::Response {
 /// first request's reply, a conflict when it was used with another
 /// request, or this request's own client error, then kept as the key's
 /// reply (the same request would fail the same way).
+#[allow(clippy::too_many_arguments)]
 pub async fn checkout(
     app: &App,
     t: &Tenant,
     hold: HoldId,
     buyer: Buyer,
+    attendees: Vec<Attendee>,
     method: PaymentMethod,
     idempotency: Option<(Key, Fingerprint)>,
 ) -> Result<Reply> {
     let Some((key, fingerprint)) = idempotency else {
-        return Box::pin(checkout_once(app, t, hold, buyer, method, None)).await;
+        return Box::pin(checkout_once(app, t, hold, buyer, &attendees, method, None)).await;
     };
     let flying = &app.state::<CheckoutsInFlight>().0;
     let entry = (t.org(), key.as_str().to_string());
@@ -1103,7 +1131,7 @@ pub async fn checkout(
     };
     // Twice at most: a key past its retention is forgotten on the way.
     for _ in 0..2 {
-        let once = checkout_once(app, t, hold, buyer.clone(), method, Some(under));
+        let once = checkout_once(app, t, hold, buyer.clone(), &attendees, method, Some(under));
         let failed = match Box::pin(once).await {
             Ok(reply) => return Ok(reply),
             Err(e) => e,
@@ -1136,6 +1164,7 @@ async fn checkout_once(
     t: &Tenant,
     hold: HoldId,
     buyer: Buyer,
+    attendees: &[Attendee],
     method: PaymentMethod,
     idempotency: Option<idempotency::Under<'_>>,
 ) -> Result<Reply> {
@@ -1194,6 +1223,7 @@ async fn checkout_once(
     let catalog = catalog::catalog(app, t, event)
         .await?
         .ok_or(Error::NotFound)?;
+    let attendees = super::attendees::check(&catalog, &items, attendees)?;
     // The voucher's discount, on each line it applies to.
     let voucher = match voucher {
         Some((v, _)) => Some(
@@ -1283,7 +1313,7 @@ async fn checkout_once(
     };
     let issued = if status == OrderStatus::Paid {
         let seats = held_seats(app, t, event, hold).await?;
-        tickets::issue(app, t, order, event, &items, &seats, now).await?
+        tickets::issue(app, t, order, event, &items, &seats, &attendees, now).await?
     } else {
         tickets::Issue {
             tickets: Vec::new(),
@@ -1375,6 +1405,7 @@ async fn checkout_once(
             fee_cents: totals.fee_cents,
             tax_cents: totals.tax_cents,
             tax_bp: rates.tax_bp,
+            attendees: super::attendees::to_stored(&attendees),
         },
     )];
     if let Some(p) = payment {
@@ -1430,24 +1461,6 @@ async fn checkout_once(
         status: StatusCode::CREATED,
         body,
     })
-}
-
-/// Holds and checks out in one step (the storefront page's "Get ticket").
-#[allow(clippy::too_many_arguments)]
-pub async fn take_now(
-    app: &App,
-    t: &Tenant,
-    event: EventId,
-    items: Vec<HoldItem>,
-    pick: SeatPick,
-    buyer: Buyer,
-    method: PaymentMethod,
-    queue_pass: Option<&str>,
-    voucher: Option<&str>,
-) -> Result<OrderView> {
-    let hold = create_hold(app, t, event, items, queue_pass, voucher, pick).await?;
-    let reply = checkout(app, t, hold.id, buyer, method, None).await?;
-    serde_json::from_str(&reply.body).map_err(|e| Error::Api(kernel::ApiError::internal(e)))
 }
 
 pub(super) async fn order_view(
@@ -1740,6 +1753,9 @@ pub struct StoreTicketType {
     pub available: i64,
     pub on_sale: bool,
     pub max_per_order: i64,
+    pub min_per_order: i64,
+    /// Asked of each ticket's attendee at checkout.
+    pub questions: Vec<catalog::Question>,
 }
 
 #[derive(Debug, Serialize, ToSchema)]
@@ -1807,17 +1823,32 @@ impl SaleState {
 
 /// The published event as buyers see it, with live availability from the
 /// hot or warm tier (no database read once warm).
-pub async fn store_event(app: &App, t: &Tenant, event: EventId) -> Result<StoreEvent> {
+/// Hidden ticket types show only with a voucher (`unlock`) that names them.
+pub async fn store_event(
+    app: &App,
+    t: &Tenant,
+    event: EventId,
+    unlock: Option<&str>,
+) -> Result<StoreEvent> {
     let catalog = published_catalog(app, t, event).await?;
-    let types: Vec<TicketTypeId> = catalog.event.ticket_types.iter().map(|t| t.id).collect();
+    let voucher = match unlock {
+        Some(code) => catalog::voucher_by_code(app, t, event, code).await?,
+        None => None,
+    };
+    let shown: Vec<&catalog::TicketTypeView> = catalog
+        .event
+        .ticket_types
+        .iter()
+        .filter(|ty| ty.shown_with(voucher.as_deref()))
+        .collect();
+    let types: Vec<TicketTypeId> = shown.iter().map(|t| t.id).collect();
     let left = app
         .state::<Inventory>()
         .remaining(app, t, event, &types)
         .await?;
     let now = app.kernel.now();
     let e = &catalog.event;
-    let ticket_types: Vec<StoreTicketType> = e
-        .ticket_types
+    let ticket_types: Vec<StoreTicketType> = shown
         .iter()
         .zip(left)
         .map(|(ty, available)| StoreTicketType {
@@ -1828,10 +1859,11 @@ pub async fn store_event(app: &App, t: &Tenant, event: EventId) -> Result<StoreE
             available,
             on_sale: ty.on_sale_at(now),
             max_per_order: ty.max_per_order.unwrap_or(DEFAULT_MAX_PER_ORDER),
+            min_per_order: ty.min_per_order.unwrap_or(1),
+            questions: ty.questions.clone(),
         })
         .collect();
-    let windows: Vec<(Option<i64>, Option<i64>)> =
-        e.ticket_types.iter().map(|t| t.sale_window).collect();
+    let windows: Vec<(Option<i64>, Option<i64>)> = shown.iter().map(|t| t.sale_window).collect();
     Ok(StoreEvent {
         id: e.id,
         name: e.name.clone(),

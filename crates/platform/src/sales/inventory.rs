@@ -568,6 +568,90 @@ impl Inventory {
         Ok(Reserve::Taken(None))
     }
 
+    /// Moves a ticket type's capacity from `from` to `to` together with its
+    /// counter, writing `writes` in one transaction (the first changes the
+    /// capacity, only while it is still `from`: one row, else someone else
+    /// changed it meanwhile → 409).
+    ///
+    /// Lowered: the difference is taken from the counter first, exactly as
+    /// a hold takes tickets, so no interleaving sells more than `to`; when
+    /// the counter has not that much left, more than `to` is held or sold
+    /// (409), and nothing changes. Raised: written first, then the counter
+    /// (where loaded) grows; a counter loaded meanwhile read the new
+    /// capacity. In Redis mode a lowering needs Redis (503 while it is
+    /// away), and its write stands only in the epoch it was taken in.
+    pub async fn resize(
+        &self,
+        app: &App,
+        t: &Tenant,
+        event: EventId,
+        tt: TicketTypeId,
+        (from, to): (i64, i64),
+        writes: Vec<kernel::Stmt>,
+    ) -> Result<()> {
+        let counter = Counter::Type(tt);
+        let delta = to - from;
+        if delta >= 0 {
+            let _guard = self.load_lock.lock().await;
+            write_resize(app, t, None, tt, to, &writes).await?;
+            crate::events::invalidate(app, t, event).await;
+            if delta > 0 {
+                let epoch = match &self.tier {
+                    Tier::Redis(r) => Some(r.epoch(app).await?),
+                    Tier::Memory(_) => None,
+                };
+                if let Err(e) = self
+                    .release_locked(t.org(), event, epoch, &[(counter, delta)])
+                    .await
+                {
+                    // The counter stays low (the safe side) until the
+                    // reconciliation puts it right.
+                    tracing::warn!(error = %e, "capacity raised; its counter was not");
+                }
+            }
+            return Ok(());
+        }
+        let take = [(counter, -delta)];
+        let taken = match &self.tier {
+            Tier::Memory(map) => self.reserve_memory(map, app, t, event, &take).await?,
+            Tier::Redis(r) => {
+                if r.is_down() {
+                    return Err(Error::WarmTierDown);
+                }
+                match self.reserve_warm(app, r, t, event, &take).await {
+                    Err(Error::WarmTierDown) => {
+                        r.mark_down();
+                        return Err(Error::WarmTierDown);
+                    }
+                    other => other?,
+                }
+            }
+        };
+        let epoch = match taken {
+            Taking::Taken(epoch) => epoch,
+            Taking::SoldOut(_) => {
+                let catalog = crate::events::catalog(app, t, event)
+                    .await?
+                    .ok_or(Error::NotFound)?;
+                let left = self
+                    .counters_left(app, t, event, &catalog, &[counter])
+                    .await?;
+                return Err(below_taken(from - left[0]));
+            }
+            Taking::Unavailable => return Err(Error::WarmTierDown),
+        };
+        match write_resize(app, t, epoch, tt, to, &writes).await {
+            Ok(()) => Ok(()),
+            Err(e) => {
+                let _guard = self.load_lock.lock().await;
+                if let Err(back) = self.release_locked(t.org(), event, epoch, &take).await {
+                    tracing::warn!(error = %back, "a refused capacity change was not given back");
+                }
+                Err(e)
+            }
+        }
+    }
+
     /// Gives quantities back (an expired, released or failed hold; counters
     /// of many tenants are released by the sweepers, hence the bare org) to
     /// the counters of the epoch it was reserved in. A hold taken from the
@@ -805,10 +889,14 @@ impl Inventory {
         epoch: i64,
     ) -> Result<bool> {
         let org = tenant.org();
+        // Read under the lock: a capacity change on this node is either
+        // wholly before (its new capacity read here: it refreshes the
+        // catalog before letting go) or wholly after (its difference
+        // applied to the counter loaded here).
+        let _guard = self.load_lock.lock().await;
         let catalog = crate::events::catalog(app, tenant, event)
             .await?
             .ok_or(Error::NotFound)?;
-        let _guard = self.load_lock.lock().await;
         for t in types {
             self.known.insert(*t, (org, event));
             let left = left_in_ledger(app, tenant, &catalog, *t).await?;
@@ -1012,6 +1100,48 @@ async fn voucher_max_uses(app: &App, t: &Tenant, v: VoucherId) -> Result<i64> {
         .await?
         .ok_or(Error::NotFound)?
         .max_uses)
+}
+
+fn below_taken(taken: i64) -> Error {
+    Error::Api(ApiError::Conflict(format!(
+        "{taken} tickets of this type are held or sold: the capacity cannot go below that"
+    )))
+}
+
+/// A capacity change's writes, in one transaction: in the Redis epoch the
+/// difference was taken in (if any), never below what the ledger says is
+/// taken, and only if the capacity is still what the change saw.
+async fn write_resize(
+    app: &App,
+    t: &Tenant,
+    epoch: Option<i64>,
+    tt: TicketTypeId,
+    to: i64,
+    writes: &[kernel::Stmt],
+) -> Result<()> {
+    let mut tx = app.db().begin().await?;
+    if let Some(e) = epoch
+        && !store::epoch_guard(e).exists_in(&mut tx).await?
+    {
+        return Err(Error::EpochMoved(e));
+    }
+    let taken = store::taken_in(&mut tx, t.org(), tt).await?;
+    if taken > to {
+        return Err(below_taken(taken));
+    }
+    let mut writes = writes.iter();
+    if let Some(first) = writes.next()
+        && first.execute_in(&mut tx).await? != 1
+    {
+        return Err(Error::Api(ApiError::Conflict(
+            "the ticket type was changed meanwhile; load it again".into(),
+        )));
+    }
+    for w in writes {
+        w.execute_in(&mut tx).await?;
+    }
+    tx.commit().await?;
+    Ok(())
 }
 
 /// What the ledger says is left on a counter: its capacity less what the

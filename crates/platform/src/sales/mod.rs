@@ -15,8 +15,10 @@
 //! expired hold or unpaid order gives its quantity back exactly once.
 
 mod api;
+pub mod attendees;
 mod domain;
 mod error;
+mod hold_views;
 pub mod integrity;
 mod inventory;
 pub mod limits;
@@ -73,6 +75,23 @@ pub async fn voucher_uses_left(
     Ok(app
         .state::<Inventory>()
         .vouchers_left(app, t, event, ids)
+        .await?)
+}
+
+/// Moves a ticket type's capacity `(from, to)` with its counter, writing
+/// the events slice's `writes` (the first changes the capacity, only while
+/// it is still `from`): see [`Inventory::resize`].
+pub async fn resize_ticket_type(
+    app: &App,
+    t: &Tenant,
+    event: EventId,
+    tt: kernel::ids::TicketTypeId,
+    capacity: (i64, i64),
+    writes: Vec<kernel::Stmt>,
+) -> kernel::ApiResult<()> {
+    Ok(app
+        .state::<Inventory>()
+        .resize(app, t, event, tt, capacity, writes)
         .await?)
 }
 
@@ -269,6 +288,7 @@ pub fn slice(kernel: &Kernel) -> Slice<App> {
         .routes(api::routes())
         .routes(money_api::routes())
         .pages(views::routes())
+        .pages(hold_views::routes())
         .pages(money_views::routes())
         .state(Inventory::new(kernel))
         .state(money::Payments::new(kernel))

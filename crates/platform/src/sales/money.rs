@@ -374,13 +374,19 @@ async fn apply_payment(
                 Ok(Applied::SoldOut)
             };
         }
-        let issued = match tickets::issue(app, t, order, event, &items, &seats, now).await {
-            Ok(i) => i,
-            Err(e) => {
-                give_back(false).await?;
-                return Err(e.into());
-            }
-        };
+        let attendees = super::attendees::stored(
+            super::store::order_attendees(app.db(), t, order)
+                .await?
+                .as_deref(),
+        );
+        let issued =
+            match tickets::issue(app, t, order, event, &items, &seats, &attendees, now).await {
+                Ok(i) => i,
+                Err(e) => {
+                    give_back(false).await?;
+                    return Err(e.into());
+                }
+            };
         let mut announce = vec![
             Pending::of(
                 &OrderPaid {

@@ -328,14 +328,16 @@ pub struct NewOrder<'a> {
     pub fee_cents: i64,
     pub tax_cents: i64,
     pub tax_bp: i64,
+    /// The attendees' answers as JSON (`None`: none given).
+    pub attendees: Option<String>,
 }
 
 pub fn insert_order(t: &Tenant, o: &NewOrder<'_>) -> Stmt {
     Stmt::new(
         "INSERT INTO orders (org_id, id, event_id, hold_id, status, buyer_email, buyer_name,
              total_cents, currency, access_token_hash, created_at, expires_at, payment_method, lines,
-             paid_cents, updated_at, fee_cents, tax_cents, tax_bp)
-         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $11, $16, $17, $18)",
+             paid_cents, updated_at, fee_cents, tax_cents, tax_bp, attendees)
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $11, $16, $17, $18, $19)",
     )
     .bind(t.org())
     .bind(o.id)
@@ -359,6 +361,19 @@ pub fn insert_order(t: &Tenant, o: &NewOrder<'_>) -> Stmt {
     .bind(o.fee_cents)
     .bind(o.tax_cents)
     .bind(o.tax_bp)
+    .bind(o.attendees.clone())
+}
+
+/// The attendees' answers an order was checked out with (JSON).
+#[tracing::instrument(skip_all)]
+pub async fn order_attendees(
+    db: &Db,
+    t: &Tenant,
+    order: OrderId,
+) -> Result<Option<String>, sqlx::Error> {
+    let sql = "SELECT attendees FROM orders WHERE org_id = $1 AND id = $2";
+    let a: Option<Option<String>> = db_run!(db, p => sqlx::query_scalar(sql).bind(t.org()).bind(order).fetch_optional(p).await)?;
+    Ok(a.flatten())
 }
 
 #[derive(Clone, sqlx::FromRow)]

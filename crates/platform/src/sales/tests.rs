@@ -79,6 +79,7 @@ async fn run_case(
             sale_starts_at: None,
             sale_ends_at: None,
             max_per_order: Some(10),
+            ..Default::default()
         },
     )
     .await
@@ -96,6 +97,7 @@ async fn run_case(
             sale_starts_at: None,
             sale_ends_at: None,
             max_per_order: Some(10),
+            ..Default::default()
         },
     )
     .await
@@ -174,7 +176,17 @@ async fn run_case(
                     email: "p@example.com".into(),
                     name: "P".into(),
                 };
-                match checkout(app, t, hold, buyer, super::PaymentMethod::Eft, None).await {
+                match checkout(
+                    app,
+                    t,
+                    hold,
+                    buyer,
+                    Vec::new(),
+                    super::PaymentMethod::Eft,
+                    None,
+                )
+                .await
+                {
                     Ok(reply) => {
                         let v: serde_json::Value =
                             serde_json::from_str(&reply.body).map_err(|e| fail(&e))?;

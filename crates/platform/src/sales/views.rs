@@ -16,7 +16,7 @@ use kernel::{
 };
 use serde::Deserialize;
 
-use super::domain::{self, Buyer, HoldItem, StoreEvent};
+use super::domain::{self, HoldItem, StoreEvent};
 use crate::{App, identity::StoreTenant, tickets, web::page};
 
 pub fn routes() -> axum::Router<App> {
@@ -170,10 +170,11 @@ struct EventPage {
     /// The waiting room's pass the page was opened with (its forms carry it).
     queue_pass: Option<String>,
     error: Option<String>,
-    /// Card payments are configured (else priced tickets are paid by EFT).
-    card: bool,
     /// The seat map, for seated events.
     seating: Option<SeatSvg>,
+    /// The voucher code the page was opened with (it shows the hidden
+    /// ticket types it unlocks, and fills the cart's voucher field).
+    voucher: String,
 }
 
 /// A seat map drawn as SVG, each seat with its state.
@@ -182,7 +183,6 @@ struct SeatSvg {
     status: Vec<&'static str>,
     /// Seated ticket types: (id, name, price).
     types: Vec<(String, String, String)>,
-    priced: bool,
     live: String,
 }
 
@@ -231,20 +231,15 @@ async fn seat_svg(
             )
         })
         .collect();
-    let priced = event
-        .ticket_types
-        .iter()
-        .any(|ty| map.types.contains(&ty.id) && ty.price_cents > 0);
     Ok(Some(SeatSvg {
         drawing,
         status,
         types,
-        priced,
         live: format!("/api/v1/store/{org}/events/{}/seats/live", event.id),
     }))
 }
 
-fn money(cents: i64, currency: &str) -> String {
+pub(super) fn money(cents: i64, currency: &str) -> String {
     if cents == 0 {
         "Free".into()
     } else {
@@ -265,6 +260,23 @@ impl EventPage {
             .is_some_and(|m| m.types.iter().any(|(t, _, _)| *t == id))
     }
 
+    /// Whether some ticket type is sold without seats (the cart lists them).
+    fn has_general(&self) -> bool {
+        self.event.ticket_types.iter().any(|t| !self.seated(&t.id))
+    }
+
+    /// The cart's first quantity: one order's least when a single general
+    /// ticket type can be bought, else none.
+    fn default_quantity(&self, t: &domain::StoreTicketType) -> i64 {
+        let buyable =
+            |t: &&domain::StoreTicketType| !self.seated(&t.id) && t.on_sale && t.available > 0;
+        if self.event.ticket_types.iter().filter(buyable).count() == 1 && buyable(&t) {
+            t.min_per_order.max(1)
+        } else {
+            0
+        }
+    }
+
     /// When the event runs, as people at the venue read it.
     fn when(&self) -> String {
         let at = |s: &str| {
@@ -283,6 +295,8 @@ impl EventPage {
 #[derive(Deserialize)]
 struct PassQuery {
     pass: Option<String>,
+    /// A voucher code: shows the hidden ticket types it unlocks.
+    voucher: Option<String>,
 }
 
 async fn event_page(
@@ -291,7 +305,7 @@ async fn event_page(
     ApiPath((org, event_id)): ApiPath<(String, EventId)>,
     ApiQuery(q): ApiQuery<PassQuery>,
 ) -> Result<Response, ApiError> {
-    let event = domain::store_event(&app, &t, event_id).await?;
+    let event = domain::store_event(&app, &t, event_id, q.voucher.as_deref()).await?;
     // With a waiting room on, the page is reached through the room.
     if super::queue::room(&app, t.org(), event_id).await?.is_some() && q.pass.is_none() {
         return Ok(Redirect::to(&format!("/s/{org}/events/{event_id}/queue")).into_response());
@@ -304,8 +318,8 @@ async fn event_page(
             event,
             queue_pass: q.pass,
             error: None,
-            card: card_configured(&app),
             seating,
+            voucher: q.voucher.unwrap_or_default(),
         },
     ))
 }
@@ -353,7 +367,7 @@ async fn queue_page(
     ApiPath((org, event_id)): ApiPath<(String, EventId)>,
     ApiQuery(q): ApiQuery<TokenQuery>,
 ) -> Result<Response, ApiError> {
-    let event = domain::store_event(&app, &t, event_id).await?;
+    let event = domain::store_event(&app, &t, event_id, None).await?;
     let Some(room) = super::queue::room(&app, t.org(), event_id).await? else {
         return Ok(Redirect::to(&format!("/s/{org}/events/{event_id}")).into_response());
     };
@@ -388,22 +402,8 @@ async fn queue_join(
     .into_response())
 }
 
-#[derive(Deserialize)]
-struct TakeForm {
-    ticket_type_id: TicketTypeId,
-    quantity: i64,
-    email: String,
-    name: String,
-    /// `card` or `eft` for priced tickets.
-    payment_method: Option<String>,
-    /// The waiting room's pass, when the event has a room on.
-    queue_pass: Option<String>,
-    /// A voucher code (empty: none).
-    voucher: Option<String>,
-}
-
-/// Seats (picked on the map, or the best available) held and checked out
-/// in one step, like [`take`].
+/// Seats (picked on the map, or the best available) held; then the hold's
+/// page, like [`take`].
 async fn take_seats(
     State(app): State<App>,
     ClientAddr(ip): ClientAddr,
@@ -414,6 +414,7 @@ async fn take_seats(
     use crate::web::field;
     let (org, event) = path;
     let pass = Some(field(&form, "queue_pass").to_string()).filter(|p| !p.is_empty());
+    let voucher = field(&form, "voucher").trim().to_string();
     let result = async {
         app.kernel.limits.storefront.check(&ip).await?;
         let seats: Vec<String> = crate::web::all(&form, "seat").map(str::to_string).collect();
@@ -434,89 +435,80 @@ async fn take_seats(
                 "pick seats on the map, or a number of best available seats",
             ));
         };
-        let method = match field(&form, "payment_method") {
-            "card" => domain::PaymentMethod::Card,
-            _ => domain::PaymentMethod::Eft,
-        };
-        let voucher = field(&form, "voucher").trim();
-        domain::take_now(
+        domain::create_hold(
             &app,
             &t,
             event,
             Vec::new(),
-            pick,
-            Buyer {
-                email: field(&form, "email").to_string(),
-                name: field(&form, "name").to_string(),
-            },
-            method,
             pass.as_deref(),
-            Some(voucher).filter(|v| !v.is_empty()),
+            Some(voucher.as_str()).filter(|v| !v.is_empty()),
+            pick,
         )
         .await
         .map_err(ApiError::from)
     }
     .await;
-    answer_take(&app, &t, org, event, pass, result).await
+    answer_take(&app, &t, org, event, pass, voucher, result).await
 }
 
-fn card_configured(app: &App) -> bool {
-    app.state::<super::money::Payments>().stripe.is_some()
-}
-
-/// Holds and checks out in one step, then shows the order (free: with its
-/// tickets; priced: waiting for its payment).
+/// The cart: a quantity per ticket type (fields `qty_<ticket type id>`;
+/// empty or 0: none) and a voucher, held; then the hold's page, where the
+/// buyer says who they are and who comes.
 async fn take(
     State(app): State<App>,
     ClientAddr(ip): ClientAddr,
     StoreTenant(t): StoreTenant,
     ApiPath(path): ApiPath<(String, EventId)>,
-    form: Result<Form<TakeForm>, FormRejection>,
+    Form(form): Form<crate::web::Fields>,
 ) -> Result<Response, ApiError> {
+    use crate::web::field;
     let (org, event) = path;
-    let mut pass = None;
-    let result = match app.kernel.limits.storefront.check(&ip).await {
-        Err(e) => Err(e),
-        Ok(()) => match form {
-            Err(_) => Err(ApiError::BadRequest(
-                "choose a ticket and fill in your e-mail and name".into(),
-            )),
-            Ok(Form(f)) => {
-                let item = HoldItem {
-                    ticket_type_id: f.ticket_type_id,
-                    quantity: f.quantity,
-                };
-                let method = match f.payment_method.as_deref() {
-                    Some("card") => domain::PaymentMethod::Card,
-                    _ => domain::PaymentMethod::Eft,
-                };
-                pass = f.queue_pass.clone();
-                domain::take_now(
-                    &app,
-                    &t,
-                    event,
-                    vec![item],
-                    domain::SeatPick::None,
-                    Buyer {
-                        email: f.email,
-                        name: f.name,
-                    },
-                    method,
-                    f.queue_pass.as_deref(),
-                    f.voucher
-                        .as_deref()
-                        .map(str::trim)
-                        .filter(|v| !v.is_empty()),
-                )
-                .await
-                .map_err(ApiError::from)
+    let pass = Some(field(&form, "queue_pass").to_string()).filter(|p| !p.is_empty());
+    let voucher = field(&form, "voucher").trim().to_string();
+    let result = async {
+        app.kernel.limits.storefront.check(&ip).await?;
+        let mut items = Vec::new();
+        for (k, v) in &form {
+            let Some(id) = k.strip_prefix("qty_") else {
+                continue;
+            };
+            let v = v.trim();
+            let quantity: i64 = if v.is_empty() {
+                0
+            } else {
+                v.parse()
+                    .map_err(|_| ApiError::field("quantity", "must be a whole number"))?
+            };
+            if quantity != 0 {
+                let ticket_type_id: TicketTypeId = id
+                    .parse()
+                    .map_err(|_| ApiError::field("items", "unknown ticket type"))?;
+                items.push(HoldItem {
+                    ticket_type_id,
+                    quantity,
+                });
             }
-        },
-    };
-    answer_take(&app, &t, org, event, pass, result).await
+        }
+        if items.is_empty() {
+            return Err(ApiError::field("items", "choose how many tickets you want"));
+        }
+        domain::create_hold(
+            &app,
+            &t,
+            event,
+            items,
+            pass.as_deref(),
+            Some(voucher.as_str()).filter(|v| !v.is_empty()),
+            domain::SeatPick::None,
+        )
+        .await
+        .map_err(ApiError::from)
+    }
+    .await;
+    answer_take(&app, &t, org, event, pass, voucher, result).await
 }
 
-/// A take's answer: the order's page, or the event's page with what went
+/// A take's answer: the hold's page, or the event's page with what went
 /// wrong.
 async fn answer_take(
     app: &App,
@@ -524,20 +516,15 @@ async fn answer_take(
     org: String,
     event: EventId,
     pass: Option<String>,
-    result: Result<domain::OrderView, ApiError>,
+    voucher: String,
+    result: Result<domain::HoldView, ApiError>,
 ) -> Result<Response, ApiError> {
     match result {
-        Ok(order) => {
-            let token = order.access_token.unwrap_or_default();
-            Ok(Redirect::to(&format!(
-                "/s/{org}/orders/{}?access_token={token}",
-                order.id
-            ))
-            .into_response())
-        }
+        Ok(hold) => Ok(Redirect::to(&format!("/s/{org}/holds/{}", hold.id)).into_response()),
         Err(e) if e.status().is_client_error() => {
             let status = e.status();
-            let event = domain::store_event(app, t, event).await?;
+            let shown = Some(voucher.as_str()).filter(|v| !v.is_empty());
+            let event = domain::store_event(app, t, event, shown).await?;
             let message = match &e {
                 ApiError::SoldOut(_) => "Sorry, not enough tickets are left.".to_string(),
                 ApiError::SeatUnavailable(_) => {
@@ -553,8 +540,8 @@ async fn answer_take(
                     event,
                     queue_pass: pass,
                     error: Some(message),
-                    card: card_configured(app),
                     seating,
+                    voucher,
                 },
             ))
         }
@@ -574,6 +561,8 @@ struct TicketCard {
     seat: Option<String>,
     /// The mail slice's PDF of this ticket (same key as this page).
     pdf: String,
+    /// The attendee's answers (question, answer).
+    answers: Vec<(String, String)>,
 }
 
 #[derive(Template)]
@@ -629,6 +618,14 @@ async fn order_page(
 ) -> Result<Response, ApiError> {
     let (org, order) = path;
     let order = domain::get_order_for_buyer(&app, &t, order, &q.access_token).await?;
+    let catalog = crate::events::catalog(&app, &t, order.event_id).await?;
+    let questions = |tt: TicketTypeId| {
+        catalog
+            .as_ref()
+            .and_then(|c| c.ticket_type(tt))
+            .map(|ty| ty.questions.clone())
+            .unwrap_or_default()
+    };
     // The token is URL-safe base64; anything else was refused above.
     let tickets = order
         .tickets
@@ -644,6 +641,7 @@ async fn order_page(
                 "/s/{org}/orders/{}/tickets/{}/pdf?access_token={}",
                 order.id, t.id, q.access_token
             ),
+            answers: crate::events::questions::labelled(&questions(t.ticket_type_id), &t.answers),
         })
         .collect();
     let api_base = app.kernel.config.stripe_api_base.clone();

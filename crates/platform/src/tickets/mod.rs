@@ -71,6 +71,10 @@ pub struct TicketView {
     /// The ticket's seat (seated events only).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub seat: Option<TicketSeat>,
+    /// The attendee's answers to its ticket type's questions (question id
+    /// → answer), when any were given.
+    #[serde(default, skip_serializing_if = "std::collections::BTreeMap::is_empty")]
+    pub answers: std::collections::BTreeMap<String, String>,
 }
 
 /// Where a seated ticket sits.
@@ -98,6 +102,11 @@ impl From<TicketRecord> for TicketView {
                 row: String::new(),
                 label: String::new(),
             }),
+            answers: r
+                .answers
+                .as_deref()
+                .and_then(|a| serde_json::from_str(a).ok())
+                .unwrap_or_default(),
         }
     }
 }
@@ -229,6 +238,7 @@ pub struct Issue {
 }
 
 /// Mints `quantity` signed tickets per item of a paid order (no writes yet).
+#[allow(clippy::too_many_arguments)]
 pub async fn issue(
     app: &App,
     t: &Tenant,
@@ -236,6 +246,7 @@ pub async fn issue(
     event: EventId,
     items: &[(TicketTypeId, i64)],
     seats: &[(TicketTypeId, String)],
+    attendees: &[crate::sales::attendees::Attendee],
     now: i64,
 ) -> ApiResult<Issue> {
     let keys = org_keys(app, t).await?;
@@ -245,6 +256,11 @@ pub async fn issue(
     for (tt, q) in items {
         // The type's seats, one per ticket, in order.
         let mut its_seats = seats.iter().filter(|(st, _)| st == tt).map(|(_, s)| s);
+        // And its attendees' answers, likewise.
+        let mut its_answers = attendees
+            .iter()
+            .filter(|a| a.ticket_type_id == *tt)
+            .map(|a| &a.answers);
         for _ in 0..*q {
             let id = TicketId::new();
             let rec = TicketRecord {
@@ -255,6 +271,10 @@ pub async fn issue(
                 status: TicketStatus::Valid,
                 admitted_at: None,
                 seat_id: its_seats.next().cloned(),
+                answers: its_answers
+                    .next()
+                    .filter(|a| !a.is_empty())
+                    .and_then(|a| serde_json::to_string(a).ok()),
             };
             writes.push(store::insert_ticket(t, order, &rec, now));
             events.push(

@@ -24,9 +24,11 @@ pub struct TicketRecord {
     pub admitted_at: Option<i64>,
     /// The seat's id in the event's seat map (seated events).
     pub seat_id: Option<String>,
+    /// The attendee's answers (JSON: question id → answer).
+    pub answers: Option<String>,
 }
 
-const COLS: &str = "id, event_id, ticket_type_id, code, status, admitted_at, seat_id";
+const COLS: &str = "id, event_id, ticket_type_id, code, status, admitted_at, seat_id, answers";
 
 /// Makes the org's first signing key unless it has an active one (the
 /// partial unique index on active keys settles a race).
@@ -75,8 +77,8 @@ pub async fn org_keys(db: &Db, org: OrgId) -> Result<Option<OrgKeys>, sqlx::Erro
 
 pub fn insert_ticket(t: &Tenant, order: OrderId, r: &TicketRecord, now: i64) -> Stmt {
     Stmt::new(
-                "INSERT INTO tickets (org_id, id, order_id, event_id, ticket_type_id, code, status, created_at, seat_id)
-         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)",
+                "INSERT INTO tickets (org_id, id, order_id, event_id, ticket_type_id, code, status, created_at, seat_id, answers)
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)",
     )
     .bind(t.org())
     .bind(r.id)
@@ -87,6 +89,7 @@ pub fn insert_ticket(t: &Tenant, order: OrderId, r: &TicketRecord, now: i64) -> 
         .bind(r.status.as_str())
     .bind(now)
     .bind(r.seat_id.clone())
+    .bind(r.answers.clone())
 }
 
 #[tracing::instrument(skip_all)]
