@@ -35,7 +35,8 @@ would fill it in:
   not fit); no question is required (checkouts here send no answers); and
   the demo event's type is never retired, hidden, put off sale or given a
   least per order (later holds would be refused for it).
-  Holds take at least a type's `min_per_order`.
+  Holds take at least a type's `min_per_order`; a waiting-list entry names
+  a general-admission type of the event on sale, within its limits.
 
 Negative cases are never touched. Path parameters name the demo event most
 of the time (the config file does the same for `{org}`), so most requests
@@ -219,6 +220,21 @@ def _fill_voucher(case, body):
         body["code"] = body["code"].strip()[:50] + uuid.uuid4().hex[:10]
 
 
+def _fill_waitlist(case, body):
+    org = case.path_parameters.get("org")
+    event = _store_event(org, case.path_parameters.get("event_id"))
+    if event is None:
+        return  # no such published event: a 404, as documented
+    seated = _seated_types(org, case.path_parameters.get("event_id"))
+    types = [t for t in event["ticket_types"] if t["on_sale"] and t["id"] not in seated]
+    if not types:
+        return
+    body["ticket_type_id"] = types[0]["id"]
+    quantity = body.get("quantity")
+    if isinstance(quantity, (int, float)) and not isinstance(quantity, bool):
+        body["quantity"] = max(types[0].get("min_per_order", 1), min(int(quantity), types[0]["max_per_order"]))
+
+
 def _fill_questions(body):
     questions = body.get("questions")
     if not isinstance(questions, list):
@@ -301,6 +317,8 @@ def before_call(context, case, kwargs):
         _fill_type_terms(case, body, True)
     elif op == ("POST", "/api/v1/store/{org}/events/{event_id}/holds"):
         _fill_hold(case, body)
+    elif op == ("POST", "/api/v1/store/{org}/events/{event_id}/waiting-list"):
+        _fill_waitlist(case, body)
     elif op == ("PUT", "/api/v1/orgs/{org}/events/{event_id}/waiting-room"):
         # A room needs its opening time; and the demo event stays open to
         # holds without a pass (else every later hold is a documented 403).

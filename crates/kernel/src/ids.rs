@@ -75,4 +75,5 @@ typed_id!(
     RefundId,
     QuotaId,
     VoucherId,
+    WaitlistEntryId,
 );

@@ -167,6 +167,23 @@ const MUTATIONS: &[(&str, &str, Record)] = &[
         Record::Audit("ticket_type.update"),
     ),
     (
+        "put",
+        "/api/v1/orgs/{org}/events/{event_id}/transfer-policy",
+        Record::Audit("event.transfer_policy"),
+    ),
+    (
+        "post",
+        "/api/v1/store/{org}/events/{event_id}/waiting-list",
+        Record::Ledger("waiting_list (the line itself)"),
+    ),
+    (
+        "post",
+        "/api/v1/store/{org}/tickets/{ticket_id}/transfer",
+        Record::Ledger(
+            "the tickets (the old one's transferred_at, the new one's replaces) and ticket.transferred",
+        ),
+    ),
+    (
         "post",
         "/api/v1/orgs/{org}/events/{event_id}/publish",
         Record::Audit("event.publish"),
@@ -368,6 +385,17 @@ async fn every_mutating_route_leaves_a_record(backend: Backend) {
             .await
             .unwrap(),
         "update ticket type",
+    );
+    ok(
+        t.api
+            .client
+            .put(t.url(&o(&format!("/events/{}/transfer-policy", event.id))))
+            .bearer_auth(&org.key)
+            .json(&json!({"allowed": true, "deadline": null}))
+            .send()
+            .await
+            .unwrap(),
+        "transfer policy",
     );
     let quota: Value = ok(
         t.post(

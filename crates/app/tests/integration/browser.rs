@@ -44,10 +44,50 @@ fn chromedriver() -> Driver {
 /// The element, once the page that has it is there (after a click that
 /// navigates, the old page may still be shown for a moment).
 async fn soon(b: &WebDriver, by: By) -> WebDriverResult<WebElement> {
-    b.query(by)
-        .wait(Duration::from_secs(15), Duration::from_millis(100))
-        .first()
-        .await
+    // A page being replaced (a form's answer loading under a busy machine)
+    // can turn what the query found stale while it is looked at: look again.
+    let deadline = std::time::Instant::now() + Duration::from_secs(15);
+    loop {
+        match b
+            .query(by.clone())
+            .wait(Duration::from_secs(15), Duration::from_millis(100))
+            .first()
+            .await
+        {
+            Err(e)
+                if matches!(
+                    e.as_inner(),
+                    thirtyfour::error::WebDriverErrorInner::StaleElementReference(_)
+                ) && std::time::Instant::now() < deadline =>
+            {
+                tokio::time::sleep(Duration::from_millis(100)).await;
+            }
+            other => return other,
+        }
+    }
+}
+
+/// The text of what `by` finds once it is there, looked up again if the
+/// page was replaced between finding it and reading it.
+async fn soon_text(b: &WebDriver, by: By) -> WebDriverResult<String> {
+    let deadline = std::time::Instant::now() + Duration::from_secs(15);
+    loop {
+        let read = match soon(b, by.clone()).await {
+            Ok(el) => el.text().await,
+            Err(e) => Err(e),
+        };
+        match read {
+            Err(e)
+                if matches!(
+                    e.as_inner(),
+                    thirtyfour::error::WebDriverErrorInner::StaleElementReference(_)
+                ) && std::time::Instant::now() < deadline =>
+            {
+                tokio::time::sleep(Duration::from_millis(100)).await;
+            }
+            other => return other,
+        }
+    }
 }
 
 /// The storefront's second step: on the hold's page, the buyer's details
@@ -265,7 +305,7 @@ async fn a_ticket_taken_on_the_storefront_is_scanned_and_the_dashboard_counts_it
             .await?
             .click()
             .await?;
-        let sent = soon(&b, By::Id("lookup-sent")).await?.text().await?;
+        let sent = soon_text(&b, By::Id("lookup-sent")).await?;
         assert!(sent.contains("buyer@example.com"), "{sent}");
         let dir = t.config().data_dir.join("mail");
         let mut link = None;
@@ -296,10 +336,7 @@ async fn a_ticket_taken_on_the_storefront_is_scanned_and_the_dashboard_counts_it
             .await?
             .click()
             .await?;
-        assert_eq!(
-            soon(&b, By::Id("order-status")).await?.text().await?,
-            "paid"
-        );
+        assert_eq!(soon_text(&b, By::Id("order-status")).await?, "paid");
         assert_eq!(b.find(By::Css("code.code")).await?.text().await?, code);
         Ok::<_, WebDriverError>(())
     }
@@ -420,10 +457,7 @@ async fn buyers_pay_by_card_or_eft_and_the_organizer_marks_paid_refunds_and_canc
         let rows = b.find_all(By::Css("#orders tbody tr")).await?;
         assert_eq!(rows.len(), 1);
         rows[0].find(By::Css("a")).await?.click().await?;
-        assert_eq!(
-            soon(&b, By::Id("reference")).await?.text().await?,
-            reference
-        );
+        assert_eq!(soon_text(&b, By::Id("reference")).await?, reference);
         b.find(By::Css("#mark-paid button")).await?.click().await?;
         soon(&b, By::Id("notice")).await?;
         assert_eq!(b.find(By::Id("order-status")).await?.text().await?, "paid");
@@ -450,7 +484,7 @@ async fn buyers_pay_by_card_or_eft_and_the_organizer_marks_paid_refunds_and_canc
         amount.clear().await?;
         amount.send_keys("31").await?;
         b.find(By::Css("#refund button")).await?.click().await?;
-        let err = soon(&b, By::Id("form-error")).await?.text().await?;
+        let err = soon_text(&b, By::Id("form-error")).await?;
         assert!(err.contains("at most 3000"), "{err}");
         // Cancel: the rest is refunded, the ticket revoked.
         b.find(By::Css("#cancel button")).await?.click().await?;
@@ -502,7 +536,7 @@ async fn buyers_pay_by_card_or_eft_and_the_organizer_marks_paid_refunds_and_canc
             .await?
             .click()
             .await?;
-        let err = soon(&b, By::Id("form-error")).await?.text().await?;
+        let err = soon_text(&b, By::Id("form-error")).await?;
         assert!(err.contains("max_tickets_per_order"), "{err}");
         let per_order = b.find(By::Css("input[name=max_tickets_per_order]")).await?;
         per_order.clear().await?;
@@ -639,7 +673,7 @@ async fn a_visitor_waits_their_turn_in_the_room_and_buys() {
             .await?
             .click()
             .await?;
-        assert_eq!(soon(&b, By::Id("position")).await?.text().await?, "1");
+        assert_eq!(soon_text(&b, By::Id("position")).await?, "1");
         // The sale opens; a second later one visitor a second is through:
         // the page moves on by itself.
         t.advance(Duration::from_secs(122));
@@ -652,14 +686,11 @@ async fn a_visitor_waits_their_turn_in_the_room_and_buys() {
         assert!(with_pass.contains("pass="), "{with_pass}");
         take.click().await?;
         check_out_on_page(&b, "visitor@example.com", "Vera Visitor", None).await?;
-        assert_eq!(
-            soon(&b, By::Id("order-status")).await?.text().await?,
-            "paid"
-        );
+        assert_eq!(soon_text(&b, By::Id("order-status")).await?, "paid");
         // The same pass again: refused on the page.
         b.goto(&with_pass).await?;
         soon(&b, By::Css("#cart button")).await?.click().await?;
-        let err = soon(&b, By::Css("p.error")).await?.text().await?;
+        let err = soon_text(&b, By::Css("p.error")).await?;
         assert!(err.contains("used"), "{err}");
         Ok::<_, WebDriverError>(())
     }
@@ -704,7 +735,7 @@ async fn an_organizer_builds_an_event_with_a_shared_quota_in_the_browser() {
         set_value(&b, "#new-event input[name=starts_at]", "2030-12-31T20:00").await?;
         set_value(&b, "#new-event input[name=ends_at]", "2031-01-01T02:00").await?;
         b.find(By::Css("#new-event button")).await?.click().await?;
-        let err = soon(&b, By::Id("form-error")).await?.text().await?;
+        let err = soon_text(&b, By::Id("form-error")).await?;
         assert!(err.contains("IANA"), "{err}");
         // What was typed is kept; the zone put right, it is made.
         let tz = b.find(By::Css("#new-event input[name=timezone]")).await?;
@@ -712,7 +743,7 @@ async fn an_organizer_builds_an_event_with_a_shared_quota_in_the_browser() {
         tz.send_keys("Africa/Johannesburg").await?;
         b.find(By::Css("#new-event button")).await?.click().await?;
         // 20:00 in Johannesburg (UTC+2), shown there as it was typed.
-        let when = soon(&b, By::Id("event-when")).await?.text().await?;
+        let when = soon_text(&b, By::Id("event-when")).await?;
         assert!(when.starts_with("Tue 31 Dec 2030, 20:00"), "{when}");
         assert_eq!(b.find(By::Id("event-status")).await?.text().await?, "draft");
         let event_id = b
@@ -776,7 +807,7 @@ async fn an_organizer_builds_an_event_with_a_shared_quota_in_the_browser() {
             .send_keys("100")
             .await?;
         form.find(By::Css("button")).await?.click().await?;
-        let err = soon(&b, By::Id("form-error")).await?.text().await?;
+        let err = soon_text(&b, By::Id("form-error")).await?;
         assert!(err.contains("ticket_type_ids"), "{err}");
         let form = b.find(By::Id("add-quota")).await?;
         form.find(By::Css("input[name=name]"))
@@ -794,7 +825,7 @@ async fn an_organizer_builds_an_event_with_a_shared_quota_in_the_browser() {
             cb.click().await?;
         }
         form.find(By::Css("button")).await?.click().await?;
-        let left = soon(&b, By::Css("#quotas td.left")).await?.text().await?;
+        let left = soon_text(&b, By::Css("#quotas td.left")).await?;
         assert_eq!(left, "100");
         b.find(By::Css("#publish button")).await?.click().await?;
         // (The old page says "draft" until the new one is there.)
@@ -835,10 +866,12 @@ async fn an_organizer_builds_an_event_with_a_shared_quota_in_the_browser() {
         assert_eq!(hold(types[1].clone(), 50).await, 201);
         assert_eq!(hold(types[1].clone(), 1).await, 409);
         b.refresh().await?;
-        assert_eq!(
-            soon(&b, By::Css("#quotas td.left")).await?.text().await?,
-            "0"
-        );
+        // (Until the reloaded page is there, the old one says 100.)
+        b.query(By::Css("#quotas td.left"))
+            .with_text("0")
+            .wait(Duration::from_secs(15), Duration::from_millis(100))
+            .first()
+            .await?;
         let avail: Vec<String> = {
             let mut v = Vec::new();
             for c in b.find_all(By::Css("#ticket-types td.available")).await? {
@@ -878,16 +911,13 @@ async fn an_organizer_builds_an_event_with_a_shared_quota_in_the_browser() {
             .await?;
         form.find(By::Css("button")).await?.click().await?;
         assert_eq!(
-            soon(&b, By::Css("#vouchers .voucher-code"))
-                .await?
-                .text()
-                .await?,
+            soon_text(&b, By::Css("#vouchers .voucher-code")).await?,
             "FRIEND"
         );
         // ...taken on the storefront: half off, shown on the order.
         b.goto(&t.url(&format!("/s/{slug}/events/{event_id}")))
             .await?;
-        let when = soon(&b, By::Id("event-when")).await?.text().await?;
+        let when = soon_text(&b, By::Id("event-when")).await?;
         assert!(when.starts_with("Tue 31 Dec 2030, 20:00"), "{when}");
         // One cart for both types: one early bird.
         let form = b.find(By::Id("cart")).await?;
@@ -900,7 +930,7 @@ async fn an_organizer_builds_an_event_with_a_shared_quota_in_the_browser() {
             .await?;
         form.find(By::Css("button")).await?.click().await?;
         check_out_on_page(&b, "vi@example.com", "Vi Friend", None).await?;
-        let total = soon(&b, By::Id("order-total")).await?.text().await?;
+        let total = soon_text(&b, By::Id("order-total")).await?;
         assert_eq!(total, "ZAR 75.00");
         let discount = b.find(By::Css("#lines .discount")).await?.text().await?;
         assert!(discount.contains("75.00"), "{discount}");
@@ -916,15 +946,12 @@ async fn an_organizer_builds_an_event_with_a_shared_quota_in_the_browser() {
             .send_keys("NOSUCH")
             .await?;
         form.find(By::Css("button")).await?.click().await?;
-        let err = soon(&b, By::Css("p.error")).await?.text().await?;
+        let err = soon_text(&b, By::Css("p.error")).await?;
         assert!(err.contains("voucher"), "{err}");
         b.goto(&t.url(&format!("/dashboard/events/{event_id}/catalog")))
             .await?;
         assert_eq!(
-            soon(&b, By::Css("#vouchers .uses-left"))
-                .await?
-                .text()
-                .await?,
+            soon_text(&b, By::Css("#vouchers .uses-left")).await?,
             "1 of 2"
         );
         Ok::<_, WebDriverError>(())
@@ -1023,10 +1050,7 @@ async fn a_buyer_picks_seats_on_the_map_and_sees_others_take_theirs_live() {
         let form = b.find(By::Id("seat-form")).await?;
         form.find(By::Css("button")).await?.click().await?;
         check_out_on_page(&b, "sit@example.com", "Sam Sitter", None).await?;
-        assert_eq!(
-            soon(&b, By::Id("order-status")).await?.text().await?,
-            "paid"
-        );
+        assert_eq!(soon_text(&b, By::Id("order-status")).await?, "paid");
         let seats_shown = b.find(By::Id("tickets")).await?.text().await?;
         assert!(seats_shown.contains("Row A, seat 1"), "{seats_shown}");
 
@@ -1045,10 +1069,7 @@ async fn a_buyer_picks_seats_on_the_map_and_sees_others_take_theirs_live() {
         q.send_keys("3").await?;
         form.find(By::Css("button")).await?.click().await?;
         check_out_on_page(&b, "best@example.com", "Bea Best", None).await?;
-        assert_eq!(
-            soon(&b, By::Id("order-status")).await?.text().await?,
-            "paid"
-        );
+        assert_eq!(soon_text(&b, By::Id("order-status")).await?, "paid");
         let shown = b.find(By::Id("tickets")).await?.text().await?;
         assert_eq!(shown.matches("Row A").count(), 3, "{shown}");
         Ok::<_, WebDriverError>(())
@@ -1125,7 +1146,7 @@ async fn an_organizer_draws_a_seat_map_and_blocks_seats_in_the_browser() {
         )
         .await?;
         b.find(By::Css("#import button")).await?.click().await?;
-        let err = soon(&b, By::Id("form-error")).await?.text().await?;
+        let err = soon_text(&b, By::Id("form-error")).await?;
         assert!(err.contains("sections[0].rows[0].seats[1].label"), "{err}");
         assert_eq!(
             b.find_all(By::Css("#editor-map circle.seat")).await?.len(),
@@ -1231,7 +1252,7 @@ async fn an_organizer_edits_a_ticket_type_and_buyers_answer_its_questions() {
             .click()
             .await?;
         form.find(By::Css("button")).await?.click().await?;
-        let err = soon(&b, By::Id("form-error")).await?.text().await?;
+        let err = soon_text(&b, By::Id("form-error")).await?;
         assert!(err.contains("options"), "{err}");
         let form = b.find(By::Id("edit-ticket-type")).await?;
         form.find(By::Css("input[name=q1_options]"))
@@ -1278,10 +1299,7 @@ async fn an_organizer_edits_a_ticket_type_and_buyers_answer_its_questions() {
             .await?;
         }
         check_out_on_page(&b, "host@example.com", "Hannah Host", None).await?;
-        assert_eq!(
-            soon(&b, By::Id("order-status")).await?.text().await?,
-            "paid"
-        );
+        assert_eq!(soon_text(&b, By::Id("order-status")).await?, "paid");
         let answers = b.find(By::Id("tickets")).await?.text().await?;
         for want in ["Ann Smith", "Vegan", "Ben Jones", "Anything"] {
             assert!(answers.contains(want), "{want} not in {answers}");
@@ -1307,6 +1325,166 @@ async fn an_organizer_edits_a_ticket_type_and_buyers_answer_its_questions() {
                 .await?
                 .as_deref(),
             Some("backstage")
+        );
+        Ok::<_, WebDriverError>(())
+    }
+    .await;
+    let _ = b.quit().await;
+    result.expect("browser flow");
+    t.stop().await;
+}
+
+/// A buyer hands a ticket on from the order page; the new holder opens the
+/// link in their mail and sees the new ticket; the old code no longer
+/// admits. Once the organizer forbids transfers, the order page offers
+/// none.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_buyer_hands_a_ticket_on_and_the_new_holder_opens_it() {
+    let t = TestApp::spawn(Backend::Sqlite).await;
+    let org = organizer(&t, "handon").await;
+    let slug = org.slug.clone();
+    let event = t.event(&org, 10).await;
+    let device = t.device(&org, &[&event.id]).await;
+    let order = t.buy(&org, &event, 2).await;
+    let token = order["access_token"].as_str().unwrap().to_string();
+    let order_url = t.url(&format!(
+        "/s/{slug}/orders/{}?access_token={token}",
+        order["id"].as_str().unwrap()
+    ));
+    let first = order["tickets"][0].clone();
+    let driver = chromedriver();
+    let b = browser(&driver).await;
+    let result = async {
+        b.goto(&order_url).await?;
+        let fig = soon(
+            &b,
+            By::Css(format!(
+                "figure.ticket[data-id='{}']",
+                first["id"].as_str().unwrap()
+            )),
+        )
+        .await?;
+        fig.find(By::Css("details.transfer summary"))
+            .await?
+            .click()
+            .await?;
+        fig.find(By::Css("input[name=email]"))
+            .await?
+            .send_keys("fred@example.com")
+            .await?;
+        fig.find(By::Css("input[name=name]"))
+            .await?
+            .send_keys("Fred Friend")
+            .await?;
+        fig.find(By::Css("button[type=submit]"))
+            .await?
+            .click()
+            .await?;
+        let said = soon_text(&b, By::Css("p.handed-on")).await?;
+        assert!(said.contains("Fred Friend"), "{said}");
+        assert_eq!(
+            t.scan(&device, first["code"].as_str().unwrap(), &event.id)
+                .await["result"],
+            "revoked"
+        );
+
+        // The new holder's mail links to their ticket's page.
+        let dir = t.config().data_dir.join("mail");
+        let link = || {
+            crate::mail::read_messages(&dir).into_iter().find_map(|m| {
+                let at = m.body.find("/s/")?;
+                let rest = &m.body[at..];
+                rest.contains("/tickets/")
+                    .then(|| rest.split_whitespace().next().unwrap().to_string())
+            })
+        };
+        t.eventually("the transfer mail", || async { link().is_some() })
+            .await;
+        b.goto(&t.url(&link().unwrap())).await?;
+        assert_eq!(soon_text(&b, By::Id("ticket-status")).await?, "valid");
+        let code = b.find(By::Css("#ticket code.code")).await?.text().await?;
+        assert_ne!(code, first["code"].as_str().unwrap());
+        assert!(b.find(By::Css("#ticket svg")).await.is_ok(), "its QR code");
+        assert_eq!(
+            t.scan(&device, &code, &event.id).await["result"],
+            "admitted"
+        );
+
+        // Forbidden by the organizer: no transfer offered on the order page.
+        let r = t
+            .api
+            .client
+            .put(t.url(&format!(
+                "/api/v1/orgs/{slug}/events/{}/transfer-policy",
+                event.id
+            )))
+            .bearer_auth(&org.key)
+            .json(&serde_json::json!({"allowed": false}))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(r.status(), 200);
+        b.goto(&order_url).await?;
+        soon(&b, By::Id("order-status")).await?;
+        assert!(b.find_all(By::Css("details.transfer")).await?.is_empty());
+        Ok::<_, WebDriverError>(())
+    }
+    .await;
+    let _ = b.quit().await;
+    result.expect("browser flow");
+    t.stop().await;
+}
+
+/// A sold-out event offers its waiting list on the storefront; a buyer
+/// joins and is told their place; the organizer sees them in line.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_buyer_joins_the_waiting_list_of_a_sold_out_event() {
+    let t = TestApp::spawn(Backend::Sqlite).await;
+    let org = organizer(&t, "waitlist").await;
+    let slug = org.slug.clone();
+    let event = t.event(&org, 1).await;
+    assert_eq!(t.hold(&org, &event, 1).await.status(), 201);
+    let driver = chromedriver();
+    let b = browser(&driver).await;
+    let result = async {
+        b.goto(&t.url(&format!("/s/{slug}/events/{}", event.id)))
+            .await?;
+        let form = soon(&b, By::Id("waitlist")).await?;
+        form.find(By::Css("input[name=email]"))
+            .await?
+            .send_keys("wendy@example.com")
+            .await?;
+        form.find(By::Css("input[name=name]"))
+            .await?
+            .send_keys("Wendy Waiter")
+            .await?;
+        form.find(By::Css("button")).await?.click().await?;
+        assert_eq!(soon_text(&b, By::Id("position")).await?, "1");
+        // The same address again: told, not lined up twice.
+        b.goto(&t.url(&format!("/s/{slug}/events/{}", event.id)))
+            .await?;
+        let form = soon(&b, By::Id("waitlist")).await?;
+        form.find(By::Css("input[name=email]"))
+            .await?
+            .send_keys("wendy@example.com")
+            .await?;
+        form.find(By::Css("input[name=name]"))
+            .await?
+            .send_keys("Wendy Waiter")
+            .await?;
+        form.find(By::Css("button")).await?.click().await?;
+        let err = soon_text(&b, By::Css("p.error")).await?;
+        assert!(err.contains("already"), "{err}");
+
+        b.goto(&t.url("/login")).await?;
+        log_in(&b, &org).await?;
+        soon(&b, By::Id("new-event-link")).await?;
+        b.goto(&t.url(&format!("/dashboard/events/{}/waiting-list", event.id)))
+            .await?;
+        let row = soon_text(&b, By::Css("#waiting-list tbody tr")).await?;
+        assert!(
+            row.contains("wendy@example.com") && row.contains("waiting"),
+            "{row}"
         );
         Ok::<_, WebDriverError>(())
     }

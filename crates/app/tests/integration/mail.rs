@@ -84,7 +84,7 @@ impl Drop for Smtp {
 pub(crate) struct Mail {
     pub headers: Value,
     pub body: String,
-    pdfs: Vec<(String, Vec<u8>)>,
+    pub pdfs: Vec<(String, Vec<u8>)>,
 }
 
 /// Parses every message file in `dir` (Maildir `new/`, or `.eml` files),

@@ -25,4 +25,6 @@ mod soak;
 mod stripe_standin;
 mod tenancy;
 mod ticket_types;
+mod transfers;
+mod waitlist;
 mod webhooks;

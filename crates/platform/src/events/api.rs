@@ -25,6 +25,7 @@ pub fn routes() -> OpenApiRouter<App> {
         .routes(routes!(get_event))
         .routes(routes!(add_ticket_type))
         .routes(routes!(update_ticket_type))
+        .routes(routes!(get_transfer_policy, put_transfer_policy))
         .routes(routes!(publish))
         .routes(routes!(cancel_event))
         .routes(routes!(create_quota, list_quotas))
@@ -576,6 +577,58 @@ async fn add_ticket_type(
     )
     .await?;
     Ok((StatusCode::CREATED, axum::Json(view)).into_response())
+}
+
+/// Whether the event's tickets may be handed on to someone else, and until
+/// when.
+#[utoipa::path(get, path = "/api/v1/orgs/{org}/events/{event_id}/transfer-policy", tag = "events",
+    params(("org" = String, Path), ("event_id" = String, Path)), security(("api_key" = [])),
+    responses((status = 200, body = super::TransferPolicy, description = "the policy")))]
+async fn get_transfer_policy(
+    State(app): State<App>,
+    OrgActor(actor): OrgActor,
+    ApiPath(path): ApiPath<(String, EventId)>,
+) -> Result<axum::Json<super::TransferPolicy>, ApiError> {
+    let (_, event) = path;
+    Ok(axum::Json(
+        domain::get_event(&app, &actor, event).await?.transfers,
+    ))
+}
+
+#[derive(Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct TransferPolicyInput {
+    allowed: bool,
+    /// Transfers close then; `null` or left out: when the event starts.
+    #[schema(format = DateTime, pattern = r"^(?:[1-9]\d{3}|0[1-9]\d{2}|00[1-9]\d|000[1-9])-(?:0[1-9]|1[0-2])-(?:0[1-9]|[12]\d|3[01])T(?:[01]\d|2[0-3]):[0-5]\d:[0-5]\d(?:\.\d+)?(?:Z|[+-](?:[01]\d|2[0-3]):[0-5]\d)$")]
+    deadline: Option<String>,
+}
+
+/// Allows or forbids handing tickets on (a transfer revokes the old code
+/// and issues a new one to the new holder), with an optional deadline.
+#[utoipa::path(put, path = "/api/v1/orgs/{org}/events/{event_id}/transfer-policy", tag = "events",
+    params(("org" = String, Path), ("event_id" = String, Path)),
+    request_body = TransferPolicyInput, security(("api_key" = [])),
+    responses((status = 200, body = super::TransferPolicy, description = "the policy as stored")))]
+async fn put_transfer_policy(
+    State(app): State<App>,
+    OrgActor(actor): OrgActor,
+    ApiPath(path): ApiPath<(String, EventId)>,
+    ApiJson(req): ApiJson<TransferPolicyInput>,
+) -> Result<axum::Json<super::TransferPolicy>, ApiError> {
+    let (_, event) = path;
+    Ok(axum::Json(
+        domain::put_transfer_policy(
+            &app,
+            &actor,
+            event,
+            super::TransferPolicy {
+                allowed: req.allowed,
+                deadline: req.deadline,
+            },
+        )
+        .await?,
+    ))
 }
 
 /// Calls the event off: it leaves the storefront at once; a job cancels

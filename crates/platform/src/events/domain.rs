@@ -108,10 +108,35 @@ pub struct EventView {
     pub status: EventStatus,
     pub created_at: String,
     pub ticket_types: Vec<TicketTypeView>,
+    /// Whether buyers may hand their tickets on, and until when.
+    pub transfers: TransferPolicy,
     #[serde(skip)]
     pub starts_at_micros: i64,
     #[serde(skip)]
     pub ends_at_micros: i64,
+    #[serde(skip)]
+    pub transfer_deadline_micros: Option<i64>,
+}
+
+impl EventView {
+    /// Whether a ticket may be handed on at `now`: allowed, before the
+    /// deadline (or the start), the event not called off.
+    pub fn transfers_open_at(&self, now: i64) -> bool {
+        self.transfers.allowed
+            && self.status != EventStatus::Cancelled
+            && now
+                < self
+                    .transfer_deadline_micros
+                    .unwrap_or(self.starts_at_micros)
+    }
+}
+
+/// Whether an event's tickets may be handed on to someone else.
+#[derive(Clone, Debug, PartialEq, Serialize, serde::Deserialize, ToSchema)]
+pub struct TransferPolicy {
+    pub allowed: bool,
+    /// Transfers close then (RFC 3339); `null`: when the event starts.
+    pub deadline: Option<String>,
 }
 
 /// A capacity shared by several ticket types of one event: none of them
@@ -249,6 +274,8 @@ pub async fn create_event(app: &App, actor: &Actor, input: NewEvent) -> Result<E
         timezone: tz,
         status: EventStatus::Draft,
         created_at: now,
+        transfers_allowed: 1,
+        transfer_deadline: None,
     };
     let created = EventCreated {
         org_id: t.org(),
@@ -653,4 +680,39 @@ pub async fn delete_quota(app: &App, actor: &Actor, event: EventId, quota: Quota
     app.db().write_grouped(writes).await?;
     super::invalidate(app, t, event).await;
     Ok(())
+}
+
+/// Sets whether the event's tickets may be handed on, and until when.
+pub async fn put_transfer_policy(
+    app: &App,
+    actor: &Actor,
+    event: EventId,
+    policy: TransferPolicy,
+) -> Result<TransferPolicy> {
+    let t = actor.require(Permission::EventsWrite)?;
+    let Some(catalog) = store::load_catalog(app.db(), t, event).await? else {
+        return Err(Error::NotFound);
+    };
+    let deadline = match &policy.deadline {
+        Some(d) => Some(parse_time(d).map_err(|m| Error::field("deadline", &m))?),
+        None => None,
+    };
+    let now = app.kernel.now();
+    let after = TransferPolicy {
+        allowed: policy.allowed,
+        deadline: deadline.map(clock::rfc3339),
+    };
+    app.db()
+        .write_grouped(vec![
+            store::set_transfer_policy(t, event, policy.allowed, deadline),
+            actor
+                .audit("event.transfer_policy", "event")
+                .object(event)
+                .before(&catalog.event.transfers)
+                .after(&after)
+                .stmt(now),
+        ])
+        .await?;
+    super::invalidate(app, t, event).await;
+    Ok(after)
 }

@@ -24,8 +24,9 @@ use std::{sync::Arc, time::Duration};
 
 pub use domain::{
     Catalog, EventStatus, EventView, NewEvent, NewQuota, NewTicketType, QuotaView, TicketTypeView,
-    add_ticket_type, create_event, create_quota, delete_quota, get_event, list_events, list_quotas,
-    local_input, local_to_rfc3339, publish, shown_in,
+    TransferPolicy, add_ticket_type, create_event, create_quota, delete_quota, get_event,
+    list_events, list_quotas, local_input, local_to_rfc3339, publish, put_transfer_policy,
+    shown_in,
 };
 pub use error::Error;
 use kernel::{

@@ -6,7 +6,7 @@ use kernel::{
 };
 
 use super::{
-    domain::{Catalog, EventStatus, EventView, QuotaView, TicketTypeView},
+    domain::{Catalog, EventStatus, EventView, QuotaView, TicketTypeView, TransferPolicy},
     vouchers::VoucherView,
 };
 use crate::identity::Tenant;
@@ -21,6 +21,8 @@ pub struct EventRow {
     #[sqlx(try_from = "String")]
     pub status: EventStatus,
     pub created_at: i64,
+    pub transfers_allowed: i64,
+    pub transfer_deadline: Option<i64>,
 }
 
 impl EventRow {
@@ -34,8 +36,13 @@ impl EventRow {
             status: self.status,
             created_at: clock::rfc3339(self.created_at),
             ticket_types,
+            transfers: TransferPolicy {
+                allowed: self.transfers_allowed != 0,
+                deadline: self.transfer_deadline.map(clock::rfc3339),
+            },
             starts_at_micros: self.starts_at,
             ends_at_micros: self.ends_at,
+            transfer_deadline_micros: self.transfer_deadline,
         }
     }
 }
@@ -81,7 +88,7 @@ impl TicketTypeRow {
     }
 }
 
-const EVENT_COLS: &str = "id, name, starts_at, ends_at, timezone, status, created_at";
+const EVENT_COLS: &str = "id, name, starts_at, ends_at, timezone, status, created_at, transfers_allowed, transfer_deadline";
 
 pub fn insert_event(t: &Tenant, e: &EventRow) -> Stmt {
     Stmt::new(
@@ -192,6 +199,16 @@ pub async fn ticket_type_row(
 
 const TYPE_COLS: &str = "id, event_id, name, price_cents, currency, capacity, sale_starts_at,
     sale_ends_at, max_per_order, min_per_order, hidden, sort_order, retired_at, questions";
+
+pub fn set_transfer_policy(t: &Tenant, id: EventId, allowed: bool, deadline: Option<i64>) -> Stmt {
+    Stmt::new(
+        "UPDATE events SET transfers_allowed = $1, transfer_deadline = $2 WHERE org_id = $3 AND id = $4",
+    )
+    .bind(i64::from(allowed))
+    .bind(deadline)
+    .bind(t.org())
+    .bind(id)
+}
 
 /// Moves the event to `to` only from `from`; whether it moved.
 pub fn set_status(t: &Tenant, id: EventId, from: EventStatus, to: EventStatus) -> Stmt {

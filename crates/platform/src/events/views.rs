@@ -44,6 +44,10 @@ pub fn routes() -> axum::Router<App> {
         )
         .route("/dashboard/events/{event_id}/vouchers", post(add_vouchers))
         .route("/dashboard/events/{event_id}/publish", post(publish))
+        .route(
+            "/dashboard/events/{event_id}/transfers",
+            post(set_transfers),
+        )
         .route("/dashboard/events/{event_id}/cancel", post(cancel))
         .route("/dashboard/events/{event_id}/seating", get(seating_page))
         .route(
@@ -222,6 +226,9 @@ struct CatalogPage {
     vouchers: Vec<VoucherRow>,
     /// More vouchers than the page lists.
     more_vouchers: bool,
+    transfers_allowed: bool,
+    /// The deadline as a `datetime-local` value in the event's zone.
+    transfer_deadline: String,
     error: Option<String>,
 }
 
@@ -356,6 +363,11 @@ async fn catalog_of(
             })
             .collect(),
         more_vouchers: more.is_some(),
+        transfers_allowed: e.transfers.allowed,
+        transfer_deadline: e
+            .transfer_deadline_micros
+            .map(|m| domain::local_input(m, tz))
+            .unwrap_or_default(),
         error: None,
     })
 }
@@ -386,6 +398,15 @@ async fn outcome<T>(
         }
         Err(e) => Err(e),
     }
+}
+
+/// The event's time zone (what its form's times are typed in).
+async fn zone_of(app: &App, session: &SessionActor, event: EventId) -> Result<String, ApiError> {
+    let t = session.actor.require(kernel::Permission::EventsRead)?;
+    let catalog = super::catalog(app, t, event)
+        .await?
+        .ok_or(ApiError::NotFound)?;
+    Ok(catalog.event.timezone.clone())
 }
 
 /// A form's whole number (empty: none).
@@ -420,11 +441,7 @@ async fn add_ticket_type(
     if !csrf_matches(&session.csrf, field(&form, "csrf")) {
         return Ok(csrf_refused());
     }
-    let t = session.actor.require(kernel::Permission::EventsRead)?;
-    let catalog = super::catalog(&app, t, event)
-        .await?
-        .ok_or(ApiError::NotFound)?;
-    let tz = catalog.event.timezone.clone();
+    let tz = zone_of(&app, &session, event).await?;
     let currency = field(&form, "currency").trim().to_ascii_uppercase();
     let price = field(&form, "price").trim();
     let price_cents = if price.is_empty() {
@@ -682,6 +699,31 @@ fn keep_typed(p: &mut EditTypePage, form: &Fields) {
             options: text(&format!("q{i}_options")),
         })
         .collect();
+}
+
+/// Whether tickets may be handed on, and until when (typed in the event's
+/// zone; empty: until it starts).
+async fn set_transfers(
+    State(app): State<App>,
+    session: SessionActor,
+    ApiPath(event): ApiPath<EventId>,
+    Form(form): Form<Fields>,
+) -> Result<Response, ApiError> {
+    if !csrf_matches(&session.csrf, field(&form, "csrf")) {
+        return Ok(csrf_refused());
+    }
+    let tz = zone_of(&app, &session, event).await?;
+    let done = async {
+        let policy = super::TransferPolicy {
+            allowed: field(&form, "allowed") == "on",
+            deadline: local(&form, "deadline", &tz)?,
+        };
+        domain::put_transfer_policy(&app, &session.actor, event, policy)
+            .await
+            .map_err(ApiError::from)
+    }
+    .await;
+    outcome(&app, &session, event, done).await
 }
 
 /// The ticket types ticked on a form.

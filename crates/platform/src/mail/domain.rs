@@ -232,7 +232,10 @@ fn ticket_doc(
         when: local_time(e.starts_at_micros, &e.timezone),
         venue: None,
         ticket_type: ty.map(|tt| tt.name.clone()).unwrap_or_default(),
-        holder: attendee.unwrap_or(&order.buyer.name).to_string(),
+        holder: attendee
+            .or(ticket.holder.as_ref().map(|h| h.name.as_str()))
+            .unwrap_or(&order.buyer.name)
+            .to_string(),
         details: crate::events::questions::labelled(questions, &ticket.answers)
             .into_iter()
             .filter(|(_, a)| Some(a.as_str()) != attendee)
@@ -321,6 +324,51 @@ pub async fn send(app: &App, job: Send) -> HandlerResult {
         Send::OrderLookup { email, request, .. } => {
             lookup_mail(app, &t, &org_ref, &email, request).await?
         }
+        Send::TicketTransferred { order, ticket, .. } => {
+            transferred_mail(app, &t, &org_ref, order, ticket).await?
+        }
+        Send::WaitlistOffer {
+            event,
+            hold,
+            ticket_type,
+            quantity,
+            email,
+            name,
+            expires_at,
+            ..
+        } => {
+            let Some(catalog) = crate::events::catalog(app, &t, event)
+                .await
+                .map_err(api_failed)?
+            else {
+                return Ok(());
+            };
+            let e = &catalog.event;
+            let type_name = catalog
+                .ticket_type(ticket_type)
+                .map(|t| t.name.clone())
+                .unwrap_or_default();
+            let until = kernel::clock::parse_rfc3339(&expires_at)
+                .map(|m| local_time(m, &e.timezone))
+                .unwrap_or(expires_at);
+            let base = app.kernel.config.public_url.trim_end_matches('/');
+            Some(Draft {
+                kind: "waitlist_offer",
+                to: vec![mailbox(Some(&name), &email)?],
+                subject: format!("Tickets for {} are yours to take", e.name),
+                body: format!(
+                    "Hello {name},\n\nTickets came back: {quantity} × {type_name} for {} ({}) \
+                     are held for you until {until}. Take them here:\n\
+                     {base}/s/{}/holds/{hold}\n\nNot taken by then, they go to the next in line.\n",
+                    e.name,
+                    local_time(e.starts_at_micros, &e.timezone),
+                    org_ref.slug,
+                ),
+                order: None,
+                once: Some(hold.0),
+                attachments: Vec::new(),
+            })
+        }
         Send::EndpointDisabled { url, reason, .. } => {
             let owners = identity::owner_emails(app, org).await.map_err(api_failed)?;
             let to = owners
@@ -348,14 +396,13 @@ pub async fn send(app: &App, job: Send) -> HandlerResult {
         return Err(JobError::Discard("no one to send it to".into()));
     }
     let config = &app.kernel.config;
-    let domain = config.mail_from.rsplit('@').next().unwrap_or("localhost");
     // One message per (kind, what it is about): a retried job sends nothing
     // twice. What it is about is the order, or the refund for refund notices.
     let about = draft.once.or(draft.order.map(|o| o.0));
-    let message_id = format!(
-        "<{}.{}@{domain}>",
+    let message_id = message_id(
         draft.kind,
-        about.unwrap_or_else(uuid::Uuid::now_v7)
+        about.unwrap_or_else(uuid::Uuid::now_v7),
+        &config.mail_from,
     );
     if about.is_some() && store::already_sent(app.db(), org, &message_id).await? {
         return Ok(());
@@ -452,6 +499,85 @@ async fn lookup_mail(
         order: None,
         once: Some(request),
         attachments: Vec::new(),
+    }))
+}
+
+/// The message id of a kind of mail about one thing (what makes it sent
+/// once).
+fn message_id(kind: &str, about: uuid::Uuid, mail_from: &str) -> String {
+    let domain = mail_from.rsplit('@').next().unwrap_or("localhost");
+    format!("<{kind}.{about}@{domain}>")
+}
+
+/// A ticket handed on, to its new holder: the PDF, and a link to its page
+/// (a new key, minted only when the message is really to go out: a link
+/// already mailed keeps working).
+async fn transferred_mail(
+    app: &App,
+    t: &Tenant,
+    org: &crate::identity::OrgRef,
+    order: OrderId,
+    ticket: TicketId,
+) -> Result<Option<Draft>, JobError> {
+    if store::already_sent(
+        app.db(),
+        t.org(),
+        &message_id("ticket_transferred", ticket.0, &app.kernel.config.mail_from),
+    )
+    .await?
+    {
+        return Ok(None);
+    }
+    let Some(order) = sales::order_for_upkeep(app, t, order)
+        .await
+        .map_err(|e| api_failed(e.into()))?
+    else {
+        return Ok(None);
+    };
+    let Some(tk) = order.tickets.iter().find(|x| x.id == ticket) else {
+        return Ok(None);
+    };
+    let Some(holder) = tk.holder.clone() else {
+        return Ok(None);
+    };
+    if tk.status != crate::tickets::TicketStatus::Valid {
+        return Ok(None); // handed on again, or revoked, before this went out
+    }
+    let Some(catalog) = crate::events::catalog(app, t, order.event_id)
+        .await
+        .map_err(api_failed)?
+    else {
+        return Ok(None);
+    };
+    let token = crate::tickets::mint_holder_token(app, t, ticket)
+        .await
+        .map_err(api_failed)?;
+    let base = app.kernel.config.public_url.trim_end_matches('/');
+    let link = format!(
+        "{base}/s/{}/tickets/{ticket}?access_token={token}",
+        org.slug
+    );
+    let e = &catalog.event;
+    let doc = ticket_doc(&org.name, &catalog, &order, tk);
+    let pdfs = render(vec![doc]).await.map_err(JobError::Failed)?;
+    Ok(Some(Draft {
+        kind: "ticket_transferred",
+        to: vec![mailbox(Some(&holder.name), &holder.email)?],
+        subject: format!("Your ticket to {}", e.name),
+        body: format!(
+            "Hello {},\n\n{} handed you a ticket to {} ({}). It is attached: show its QR \
+             code at the gate.\n\nYour ticket's page (to see it, or hand it on in turn):\n{link}\n",
+            holder.name,
+            order.buyer.name,
+            e.name,
+            local_time(e.starts_at_micros, &e.timezone),
+        ),
+        order: None,
+        once: Some(ticket.0),
+        attachments: pdfs
+            .into_iter()
+            .map(|p| (format!("ticket-{ticket}.pdf"), p))
+            .collect(),
     }))
 }
 

@@ -6,7 +6,10 @@
 //! Consumes, in the relay's transaction (so each event makes its mail job
 //! exactly once): `order.paid` (confirmation with one PDF per ticket),
 //! `order.expired`, `order.refunded`, `order.cancelled` (notices), `event.published` (the event's reminder job),
-//! `webhook.endpoint_disabled` (the org's owners and admins are told).
+//! `webhook.endpoint_disabled` (the org's owners and admins are told),
+//! `ticket.transferred` (the new holder gets the ticket and a link to it),
+//! `waitlist.offered` (the first in line gets the link to the hold kept for
+//! them).
 //! Each message is a durable job on the `mail` queue, retried about 30 s,
 //! 2 min, 10 min, 30 min, 1 h, 3 h, 6 h, 12 h after transient failures; an
 //! SMTP server's permanent refusal (5xx) ends it at once. A message already
@@ -25,7 +28,7 @@ use std::time::Duration;
 use kernel::{
     DomainEvent, Envelope, Kernel, Slice, Tx,
     events::TxFuture,
-    ids::{EventId, OrderId, OrgId, RefundId},
+    ids::{EventId, HoldId, OrderId, OrgId, RefundId, TicketId, TicketTypeId},
     jobs::{self, Job, NewJob, Queue},
 };
 use serde::{Deserialize, Serialize};
@@ -33,7 +36,11 @@ use serde::{Deserialize, Serialize};
 use crate::{
     App,
     events::EventPublished,
-    sales::{OrderCancelled, OrderExpired, OrderLookupRequested, OrderPaid, OrderRefunded},
+    sales::{
+        OrderCancelled, OrderExpired, OrderLookupRequested, OrderPaid, OrderRefunded,
+        waitlist::WaitlistOffered,
+    },
+    tickets::TicketTransferred,
     webhooks::EndpointDisabled,
 };
 pub use domain::check_address;
@@ -93,6 +100,24 @@ pub enum Send {
         email: String,
         request: uuid::Uuid,
     },
+    /// A ticket handed on, to its new holder.
+    TicketTransferred {
+        org: OrgId,
+        order: OrderId,
+        ticket: TicketId,
+    },
+    /// Tickets back for the first on a waiting list: a hold kept for them.
+    WaitlistOffer {
+        org: OrgId,
+        event: EventId,
+        entry: uuid::Uuid,
+        hold: HoldId,
+        ticket_type: TicketTypeId,
+        quantity: i64,
+        email: String,
+        name: String,
+        expires_at: String,
+    },
 }
 
 impl Send {
@@ -104,7 +129,9 @@ impl Send {
             | Send::OrderRefunded { org, .. }
             | Send::OrderCancelled { org, .. }
             | Send::EndpointDisabled { org, .. }
-            | Send::OrderLookup { org, .. } => *org,
+            | Send::OrderLookup { org, .. }
+            | Send::TicketTransferred { org, .. }
+            | Send::WaitlistOffer { org, .. } => *org,
         }
     }
 }
@@ -144,6 +171,8 @@ pub fn slice(kernel: &Kernel) -> Slice<App> {
         .consumes::<OrderCancelled, _>("mail.cancelled", on_cancelled)
         .consumes::<EndpointDisabled, _>("mail.endpoint_disabled", on_endpoint_disabled)
         .consumes::<OrderLookupRequested, _>("mail.lookup", on_lookup)
+        .consumes::<TicketTransferred, _>("mail.transferred", on_transferred)
+        .consumes::<WaitlistOffered, _>("mail.waitlist_offer", on_offered)
         .consumes::<EventPublished, _>("mail.reminders", schedule_reminders)
         .job::<Send, _, _>(|app: App, job: Send| async move { domain::send(&app, job).await })
         .job::<Reminders, _, _>(|app: App, job: Reminders| async move {
@@ -245,6 +274,42 @@ fn on_lookup<'a>(
             request: e.request_id,
         };
         (send, format!("lookup:{}", e.request_id))
+    })
+}
+
+fn on_transferred<'a>(
+    _: &'a App,
+    tx: &'a mut Tx,
+    events: Vec<Envelope<TicketTransferred>>,
+) -> TxFuture<'a> {
+    enqueue(tx, events, |e| {
+        let send = Send::TicketTransferred {
+            org: e.org_id,
+            order: e.order_id,
+            ticket: e.ticket_id,
+        };
+        (send, format!("transferred:{}", e.ticket_id))
+    })
+}
+
+fn on_offered<'a>(
+    _: &'a App,
+    tx: &'a mut Tx,
+    events: Vec<Envelope<WaitlistOffered>>,
+) -> TxFuture<'a> {
+    enqueue(tx, events, |e| {
+        let send = Send::WaitlistOffer {
+            org: e.org_id,
+            event: e.event_id,
+            entry: e.entry_id.0,
+            hold: e.hold_id,
+            ticket_type: e.ticket_type_id,
+            quantity: e.quantity,
+            email: e.email.clone(),
+            name: e.name.clone(),
+            expires_at: e.expires_at.clone(),
+        };
+        (send, format!("waitlist_offer:{}", e.hold_id))
     })
 }
 

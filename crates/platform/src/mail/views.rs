@@ -34,6 +34,7 @@ pub fn routes() -> axum::Router<App> {
             "/s/{org}/orders/{order_id}/tickets/{ticket_id}/pdf",
             get(ticket_pdf),
         )
+        .route("/s/{org}/tickets/{ticket_id}/pdf", get(holder_pdf))
 }
 
 #[derive(Template)]
@@ -167,6 +168,31 @@ async fn ticket_pdf(
     let Some(pdf) = domain::ticket_pdf(&app, &t, &order, ticket).await? else {
         return Err(ApiError::NotFound);
     };
+    Ok(pdf_response(ticket, pdf))
+}
+
+/// A ticket handed on, as a PDF for its holder (with their key).
+async fn holder_pdf(
+    State(app): State<App>,
+    StoreTenant(t): StoreTenant,
+    ApiPath(path): ApiPath<(String, TicketId)>,
+    ApiQuery(q): ApiQuery<AccessQuery>,
+) -> Result<Response, ApiError> {
+    let (_, ticket) = path;
+    crate::tickets::for_holder(&app, &t, ticket, &q.access_token).await?;
+    let rec = crate::tickets::by_id(&app, &t, ticket)
+        .await?
+        .ok_or(ApiError::NotFound)?;
+    let order = sales::order_for_upkeep(&app, &t, rec.order_id)
+        .await?
+        .ok_or(ApiError::NotFound)?;
+    let Some(pdf) = domain::ticket_pdf(&app, &t, &order, ticket).await? else {
+        return Err(ApiError::NotFound);
+    };
+    Ok(pdf_response(ticket, pdf))
+}
+
+fn pdf_response(ticket: TicketId, pdf: Vec<u8>) -> Response {
     let name = format!("attachment; filename=\"ticket-{ticket}.pdf\"");
     let mut res = (StatusCode::OK, pdf).into_response();
     let h = res.headers_mut();
@@ -178,5 +204,5 @@ async fn ticket_pdf(
     if let Ok(v) = HeaderValue::from_str(&name) {
         h.insert(header::CONTENT_DISPOSITION, v);
     }
-    Ok(res)
+    res
 }

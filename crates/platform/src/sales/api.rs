@@ -40,6 +40,110 @@ pub fn routes() -> OpenApiRouter<App> {
         .routes(routes!(get_waiting_room, put_waiting_room))
         .routes(routes!(join_queue))
         .routes(routes!(queue_status))
+        .routes(routes!(join_waiting_list))
+        .routes(routes!(waiting_list))
+}
+
+#[derive(Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct JoinWaitingList {
+    ticket_type_id: TicketTypeId,
+    /// Within the ticket type's least and most per order.
+    #[schema(minimum = 1, maximum = 1000)]
+    quantity: i64,
+    #[schema(schema_with = kernel::http::schema::email)]
+    email: String,
+    /// Not blank, no control characters.
+    #[schema(
+        min_length = 1,
+        max_length = 200,
+        pattern = r"^[^\x00-\x1f\x7f-\x9f]*[^\s\x00-\x1f\x7f-\x9f][^\x00-\x1f\x7f-\x9f]*$"
+    )]
+    name: String,
+}
+
+#[derive(serde::Serialize, ToSchema)]
+pub struct JoinedWaitingList {
+    #[serde(flatten)]
+    entry: super::waitlist::WaitlistEntry,
+    /// Place in line (1: next).
+    position: i64,
+}
+
+/// Joins the waiting list of a sold-out ticket type (general admission).
+/// When tickets come back the first in line gets a hold kept for them for
+/// 48 hours, its link mailed; unused, it goes to the next. 409 while
+/// tickets are left, or when the address is in this line already.
+#[utoipa::path(post, path = "/api/v1/store/{org}/events/{event_id}/waiting-list", tag = "storefront",
+    params(("org" = String, Path), ("event_id" = String, Path)),
+    request_body = JoinWaitingList,
+    responses((status = 201, body = JoinedWaitingList, description = "in line"),
+              (status = 409, description = "tickets are left, or the address is in line already"),
+              (status = 422, description = "invalid: the field is named")))]
+async fn join_waiting_list(
+    State(app): State<App>,
+    ClientAddr(ip): ClientAddr,
+    StoreTenant(t): StoreTenant,
+    ApiPath(path): ApiPath<(String, EventId)>,
+    ApiJson(req): ApiJson<JoinWaitingList>,
+) -> Result<Response, ApiError> {
+    let (_, event) = path;
+    app.kernel.limits.storefront.check(&ip).await?;
+    let (entry, position) = super::waitlist::join(
+        &app,
+        &t,
+        event,
+        super::waitlist::Join {
+            ticket_type_id: req.ticket_type_id,
+            quantity: req.quantity,
+            email: req.email,
+            name: req.name,
+        },
+    )
+    .await?;
+    Ok((
+        StatusCode::CREATED,
+        axum::Json(JoinedWaitingList { entry, position }),
+    )
+        .into_response())
+}
+
+#[derive(Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
+pub struct WaitlistQuery {
+    /// At most 200; 50 when left out.
+    #[param(minimum = 1, maximum = 200)]
+    limit: Option<i64>,
+    /// `next_cursor` of the previous page.
+    #[param(format = Uuid, pattern = r"^[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}$")]
+    cursor: Option<String>,
+}
+
+#[derive(serde::Serialize, ToSchema)]
+pub struct WaitingList {
+    data: Vec<super::waitlist::WaitlistEntry>,
+    next_cursor: Option<String>,
+}
+
+/// The event's waiting lists (every ticket type), oldest first: who waits,
+/// who was offered what until when, who bought, whose offer lapsed.
+#[utoipa::path(get, path = "/api/v1/orgs/{org}/events/{event_id}/waiting-list", tag = "orders",
+    params(("org" = String, Path), ("event_id" = String, Path), WaitlistQuery), security(("api_key" = [])),
+    responses((status = 200, body = WaitingList, description = "a page of entries")))]
+async fn waiting_list(
+    State(app): State<App>,
+    OrgActor(actor): OrgActor,
+    ApiPath(path): ApiPath<(String, EventId)>,
+    ApiQuery(q): ApiQuery<WaitlistQuery>,
+) -> Result<axum::Json<WaitingList>, ApiError> {
+    let (_, event) = path;
+    let (limit, after) =
+        kernel::http::page::<kernel::ids::WaitlistEntryId>(q.limit, q.cursor.as_deref())?;
+    let (data, next) = super::waitlist::list(&app, &actor, event, limit, after).await?;
+    Ok(axum::Json(WaitingList {
+        data,
+        next_cursor: next.map(|n| n.to_string()),
+    }))
 }
 
 /// The event's waiting room: off, or on with a rate per minute and the

@@ -164,7 +164,11 @@ enum Seating {
 }
 
 /// A published event of the tenant, or 404 (drafts are invisible to buyers).
-async fn published_catalog(app: &App, t: &Tenant, event: EventId) -> Result<Arc<catalog::Catalog>> {
+pub(super) async fn published_catalog(
+    app: &App,
+    t: &Tenant,
+    event: EventId,
+) -> Result<Arc<catalog::Catalog>> {
     match catalog::catalog(app, t, event).await? {
         Some(c) if c.is_published() => Ok(c),
         _ => Err(Error::NotFound),
@@ -625,7 +629,8 @@ async fn hold_seated(
             },
         };
         let seated = !matches!(&source, SeatSource::Fixed(s) if s.is_empty());
-        let made = hold_items(app, t, event, items.clone(), voucher.clone(), source).await;
+        let ttl = app.kernel.config.hold_ttl_secs;
+        let made = hold_items(app, t, event, items.clone(), voucher.clone(), source, ttl).await;
         if made.is_ok() && seated {
             board.changed(t.org(), event).await;
         }
@@ -644,6 +649,33 @@ async fn hold_seated(
     Err(Error::SeatUnavailable(
         "the seats chosen were taken meanwhile; try again".into(),
     ))
+}
+
+/// A hold made for the head of a waiting list: `quantity` of one general
+/// admission ticket type, kept `ttl_secs` (the offer's time); no waiting
+/// room pass or per-order limit is asked (they were when they joined).
+pub(super) async fn offer_hold(
+    app: &App,
+    t: &Tenant,
+    event: EventId,
+    ticket_type_id: TicketTypeId,
+    quantity: i64,
+    ttl_secs: i64,
+) -> Result<HoldView> {
+    let items = vec![HoldItem {
+        ticket_type_id,
+        quantity,
+    }];
+    Box::pin(hold_items(
+        app,
+        t,
+        event,
+        items,
+        None,
+        SeatSource::Fixed(Vec::new()),
+        ttl_secs,
+    ))
+    .await
 }
 
 /// Where a hold's seats come from.
@@ -732,6 +764,7 @@ async fn hold_items(
     items: Vec<HoldItem>,
     voucher: Option<(VoucherId, i64, String)>,
     source: SeatSource,
+    ttl_secs: i64,
 ) -> Result<HoldView> {
     let (voucher, code): (VoucherUse, Option<String>) = match voucher {
         Some((v, uses, code)) => (Some((v, uses)), Some(code)),
@@ -756,7 +789,7 @@ async fn hold_items(
                   seats: &[(String, TicketTypeId)]|
      -> Result<(Vec<kernel::Stmt>, i64)> {
         let now = app.kernel.now();
-        let expires_at = now + app.kernel.config.hold_ttl_secs * MICROS_PER_SEC;
+        let expires_at = now + ttl_secs * MICROS_PER_SEC;
         let mut writes =
             store::insert_hold(t, hold, event, expires_at, now, &pairs, epoch, voucher);
         writes.extend(super::seats::claim(t, event, hold, seats));
@@ -1726,8 +1759,19 @@ pub async fn get_order_for_buyer(
     let row = store::order(app.db(), t, order)
         .await?
         .ok_or(Error::NotFound)?;
-    // The order's own token, or a look-up link's for the buyer's address.
-    let allowed = if access_token.starts_with(super::lookup::PREFIX) {
+    if !opens(app, t, &row, access_token).await? {
+        return Err(Error::NotFound);
+    }
+    let mut view = order_view(app, t, row).await?;
+    // Tickets handed on are their new holders', not the buyer's.
+    view.tickets.retain(|t| t.holder.is_none());
+    Ok(view)
+}
+
+/// Whether the token opens the order: its own, or a look-up link's for the
+/// buyer's address.
+async fn opens(app: &App, t: &Tenant, row: &store::OrderRow, access_token: &str) -> Result<bool> {
+    Ok(if access_token.starts_with(super::lookup::PREFIX) {
         super::lookup::email_of(app, t, access_token)
             .await?
             .as_deref()
@@ -1737,11 +1781,21 @@ pub async fn get_order_for_buyer(
             &auth::sha256(access_token.as_bytes()),
             &row.access_token_hash,
         )
-    };
-    if !allowed {
-        return Err(Error::NotFound);
+    })
+}
+
+/// Whether `access_token` opens the order as its buyer (false for an
+/// unknown order too).
+pub async fn order_opens_with(
+    app: &App,
+    t: &Tenant,
+    order: OrderId,
+    access_token: &str,
+) -> Result<bool> {
+    match store::order(app.db(), t, order).await? {
+        Some(row) => opens(app, t, &row, access_token).await,
+        None => Ok(false),
     }
-    order_view(app, t, row).await
 }
 
 #[derive(Debug, Serialize, ToSchema)]

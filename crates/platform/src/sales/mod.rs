@@ -2,10 +2,10 @@
 //! card through the provider adapter or by EFT, refunds, cancellation).
 //!
 //! Owns: `holds`, `hold_items`, `orders`, `payments`, `refunds`,
-//! `provider_events`; the inventory counters in the hot or warm tier;
+//! `provider_events`, `waiting_list`; the inventory counters in the hot or warm tier;
 //! idempotency keys of the `store.checkout` and `orders.refund` scopes.
 //! Emits: `hold.created`, `hold.expired`, `order.created`, `order.paid`,
-//! `order.expired`, `order.refunded`, `order.cancelled` (outbox). Issues
+//! `order.expired`, `order.refunded`, `order.cancelled`, `waitlist.offered` (outbox). Issues
 //! tickets through the tickets slice inside the checkout (or payment)
 //! transaction; revokes them through it on a full refund or cancel.
 //! Consumes: the provider's webhooks (`POST /api/v1/payments/stripe/webhook`).
@@ -36,14 +36,16 @@ pub mod stripe;
 #[cfg(test)]
 mod tests;
 mod views;
+pub mod waitlist;
+mod waitlist_views;
 
 use std::time::Duration;
 
 pub use domain::{
     Buyer, HoldItem, HoldView, MoneyShare, OrderLine, OrderStatus, OrderView, PaymentMethod, Reply,
     StoreEvent, checkout, create_hold, expire_pending_orders, get_order, get_order_for_buyer,
-    money_shares, order_for_upkeep, order_summaries, orders_page, paid_orders, release_expired,
-    store_event,
+    money_shares, order_for_upkeep, order_opens_with, order_summaries, orders_page, paid_orders,
+    release_expired, store_event,
 };
 pub use error::Error;
 pub use inventory::{Inventory, Reserve};
@@ -289,6 +291,7 @@ pub fn slice(kernel: &Kernel) -> Slice<App> {
         .routes(money_api::routes())
         .pages(views::routes())
         .pages(hold_views::routes())
+        .pages(waitlist_views::routes())
         .pages(money_views::routes())
         .state(Inventory::new(kernel))
         .state(money::Payments::new(kernel))
@@ -336,5 +339,10 @@ pub fn slice(kernel: &Kernel) -> Slice<App> {
             "sales.expire_pending_orders",
             Duration::from_secs(1),
             |app: App| async move { expire_pending_orders(&app).await.map_err(|e| e.to_string()) },
+        )
+        .every(
+            "sales.waiting_list_offers",
+            Duration::from_secs(1),
+            |app: App| async move { waitlist::sweep(&app).await.map_err(|e| e.to_string()) },
         )
 }

@@ -1,10 +1,11 @@
 //! The inventory invariant under any interleaving: after every step of a
 //! random sequence of holds (of two ticket types sharing a quota, some with
-//! a voucher of limited use), checkouts, cancellations, hold expiries and
-//! payment deadlines, every counter equals its capacity − Σ(active +
-//! consumed holds) in the ledger — each type's, the quota's, the voucher's
-//! uses — and none leaves [0, capacity]. Run on the in-process tier and on
-//! Redis.
+//! a voucher of limited use), checkouts, cancellations, hold expiries,
+//! payment deadlines, capacity changes, waiting-list joins and offers,
+//! every counter equals its capacity − Σ(active + consumed holds) in the
+//! ledger — each type's, the quota's, the voucher's uses — and none leaves
+//! [0, capacity]. Run on the in-process tier and on Redis. (Transfers move
+//! no inventory: their races are tested end to end.)
 
 use std::time::Duration;
 
@@ -31,6 +32,12 @@ enum Step {
     ExpireHolds,
     /// Move the clock past the payment deadline and sweep.
     ExpireOrders,
+    /// Change a type's capacity (refused below what is taken).
+    Resize(bool, i64),
+    /// Join the waiting list of a type for this many.
+    Join(bool, i64),
+    /// The waiting list's sweep: offers to the first in line.
+    Offer,
 }
 
 fn step() -> impl Strategy<Value = Step> {
@@ -40,6 +47,9 @@ fn step() -> impl Strategy<Value = Step> {
         1 => (0usize..50).prop_map(Step::Cancel),
         1 => Just(Step::ExpireHolds),
         1 => Just(Step::ExpireOrders),
+        1 => (any::<bool>(), 1i64..=10).prop_map(|(b, c)| Step::Resize(b, c)),
+        1 => (any::<bool>(), 1i64..=2).prop_map(|(b, q)| Step::Join(b, q)),
+        1 => Just(Step::Offer),
     ]
 }
 
@@ -137,8 +147,47 @@ async fn run_case(
         .map_err(|e| TestCaseError::fail(format!("{e}")))?;
     let mut holds = Vec::new();
     let mut orders = Vec::new();
+    let mut caps = [capacity, capacity];
+    let mut joined = 0;
     for s in steps {
         match s {
+            Step::Resize(second, cap) => {
+                let id = if second { tt2.id } else { tt.id };
+                let patch = events::TicketTypePatch {
+                    capacity: Some(cap),
+                    ..Default::default()
+                };
+                match events::update_ticket_type(app, actor, event.id, id, patch).await {
+                    Ok(_) => caps[usize::from(second)] = cap,
+                    Err(e) => {
+                        let e = kernel::ApiError::from(e);
+                        if !matches!(e, kernel::ApiError::Conflict(_)) {
+                            return Err(TestCaseError::fail(format!("resize: {e}")));
+                        }
+                    }
+                }
+            }
+            Step::Join(second, q) => {
+                joined += 1;
+                let join = super::waitlist::Join {
+                    ticket_type_id: if second { tt2.id } else { tt.id },
+                    quantity: q,
+                    email: format!("w{joined}@example.com"),
+                    name: "W".into(),
+                };
+                if let Err(e) = super::waitlist::join(app, t, event.id, join).await {
+                    // Tickets left: no line to join (409), nothing written.
+                    let e = kernel::ApiError::from(e);
+                    if !matches!(e, kernel::ApiError::Conflict(_)) {
+                        return Err(TestCaseError::fail(format!("join: {e}")));
+                    }
+                }
+            }
+            Step::Offer => {
+                super::waitlist::sweep(app)
+                    .await
+                    .map_err(|e| TestCaseError::fail(format!("offer: {e}")))?;
+            }
             Step::Hold(q, second, with_voucher) => {
                 let items = vec![HoldItem {
                     ticket_type_id: if second { tt2.id } else { tt.id },
@@ -225,15 +274,15 @@ async fn run_case(
             .map_err(|e| fail(&e))?;
         let quota_left = quota_cap - taken1 - taken2;
         prop_assert!(quota_left >= 0, "quota exceeded: {}", -quota_left);
-        prop_assert!(taken1 <= capacity && taken2 <= capacity, "a type oversold");
+        prop_assert!(taken1 <= caps[0] && taken2 <= caps[1], "a type oversold");
         prop_assert_eq!(
             left[0],
-            (capacity - taken1).min(quota_left),
+            (caps[0] - taken1).min(quota_left).max(0),
             "first type's availability and the ledger disagree"
         );
         prop_assert_eq!(
             left[1],
-            (capacity - taken2).min(quota_left),
+            (caps[1] - taken2).min(quota_left).max(0),
             "second type's availability and the ledger disagree"
         );
         let q_counter = inv

@@ -260,6 +260,16 @@ impl EventPage {
             .is_some_and(|m| m.types.iter().any(|(t, _, _)| *t == id))
     }
 
+    /// A general-admission type on sale with nothing left: its buyers may
+    /// wait in line.
+    fn waitable(&self, t: &domain::StoreTicketType) -> bool {
+        !self.seated(&t.id) && t.on_sale && t.available <= 0
+    }
+
+    fn has_sold_out(&self) -> bool {
+        self.event.ticket_types.iter().any(|t| self.waitable(t))
+    }
+
     /// Whether some ticket type is sold without seats (the cart lists them).
     fn has_general(&self) -> bool {
         self.event.ticket_types.iter().any(|t| !self.seated(&t.id))
@@ -563,11 +573,18 @@ struct TicketCard {
     pdf: String,
     /// The attendee's answers (question, answer).
     answers: Vec<(String, String)>,
+    id: String,
+    /// "Name (email)" when it was handed on.
+    handed_on: Option<String>,
+    /// It may be handed on now.
+    transferable: bool,
 }
 
 #[derive(Template)]
 #[template(path = "order.html")]
 struct OrderPage {
+    org: String,
+    access_token: String,
     order: domain::OrderView,
     tickets: Vec<TicketCard>,
     /// The card provider's API base, for the page's client-side confirmation.
@@ -626,6 +643,9 @@ async fn order_page(
             .map(|ty| ty.questions.clone())
             .unwrap_or_default()
     };
+    let transfers_open = catalog
+        .as_ref()
+        .is_some_and(|c| c.event.transfers_open_at(app.kernel.now()));
     // The token is URL-safe base64; anything else was refused above.
     let tickets = order
         .tickets
@@ -642,6 +662,14 @@ async fn order_page(
                 order.id, t.id, q.access_token
             ),
             answers: crate::events::questions::labelled(&questions(t.ticket_type_id), &t.answers),
+            id: t.id.to_string(),
+            handed_on: t
+                .transferred_to
+                .as_ref()
+                .map(|h| format!("{} ({})", h.name, h.email)),
+            transferable: t.status == tickets::TicketStatus::Valid
+                && t.admitted_at.is_none()
+                && transfers_open,
         })
         .collect();
     let api_base = app.kernel.config.stripe_api_base.clone();
@@ -664,6 +692,8 @@ async fn order_page(
     let mut res = page(
         StatusCode::OK,
         OrderPage {
+            org: org.clone(),
+            access_token: q.access_token.clone(),
             order,
             tickets,
             api_base: api_base.clone(),

@@ -2,7 +2,9 @@
 //! org's signing keys.
 //!
 //! Owns: `tickets`, `org_signing_keys`.
-//! Emits: `ticket.issued`, `ticket.revoked` (inside the order's transaction).
+//! Emits: `ticket.issued`, `ticket.revoked` (inside the order's transaction),
+//! `ticket.transferred` (a ticket handed on: the old one revoked, a new one
+//! issued to its new holder, in one transaction).
 //! Consumes: `org.created` (makes the org's first signing key).
 //! Invariants: a ticket's `code` is `VG1.<kid>.<payload>.<signature>`, an
 //! Ed25519 signature by its org's key over the ticket and event ids, so a
@@ -13,6 +15,8 @@
 mod api;
 mod code;
 mod store;
+mod transfer;
+mod views;
 
 use std::{sync::Arc, time::Duration};
 
@@ -24,6 +28,7 @@ use kernel::{
 };
 use serde::{Deserialize, Serialize};
 pub use store::{AdmissionWrite, Admit, ExportRow, TicketRecord, mark_admitted_batch};
+pub use transfer::{TicketTransferred, TransferTo, for_holder, mint_holder_token, transfer};
 use utoipa::ToSchema;
 
 use crate::{
@@ -75,6 +80,24 @@ pub struct TicketView {
     /// → answer), when any were given.
     #[serde(default, skip_serializing_if = "std::collections::BTreeMap::is_empty")]
     pub answers: std::collections::BTreeMap<String, String>,
+    /// Whom it was handed on to (a ticket issued by a transfer).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub holder: Option<TicketHolder>,
+    /// The ticket it replaced (a transfer).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub replaces: Option<TicketId>,
+    /// Handed on (then `revoked`): when, and to whom.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub transferred_at: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub transferred_to: Option<TicketHolder>,
+}
+
+/// Someone a ticket was handed on to.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize, ToSchema)]
+pub struct TicketHolder {
+    pub email: String,
+    pub name: String,
 }
 
 /// Where a seated ticket sits.
@@ -107,6 +130,14 @@ impl From<TicketRecord> for TicketView {
                 .as_deref()
                 .and_then(|a| serde_json::from_str(a).ok())
                 .unwrap_or_default(),
+            holder: match (r.holder_email, r.holder_name) {
+                (Some(email), Some(name)) => Some(TicketHolder { email, name }),
+                _ => None,
+            },
+            replaces: r.replaces,
+            transferred_at: r.transferred_at.map(clock::rfc3339),
+            // Filled in from the ticket that replaced it ([`views`]).
+            transferred_to: None,
         }
     }
 }
@@ -153,6 +184,7 @@ impl DomainEvent for TicketRevoked {
 pub fn slice(_kernel: &Kernel) -> Slice<App> {
     Slice::new("tickets")
         .routes(api::routes())
+        .pages(views::routes())
         .state(Hot::new())
         .consumes::<OrgCreated, _>("tickets.signing_key", provision_on_org_created)
 }
@@ -275,6 +307,11 @@ pub async fn issue(
                     .next()
                     .filter(|a| !a.is_empty())
                     .and_then(|a| serde_json::to_string(a).ok()),
+                order_id: order,
+                holder_email: None,
+                holder_name: None,
+                replaces: None,
+                transferred_at: None,
             };
             writes.push(store::insert_ticket(t, order, &rec, now));
             events.push(
@@ -347,6 +384,16 @@ pub async fn views(
     records: Vec<TicketRecord>,
 ) -> ApiResult<Vec<TicketView>> {
     let mut views: Vec<TicketView> = records.into_iter().map(Into::into).collect();
+    // Handed on: to whom (the ticket that replaced it is in the same order).
+    let handed: Vec<(TicketId, TicketHolder)> = views
+        .iter()
+        .filter_map(|v| Some((v.replaces?, v.holder.clone()?)))
+        .collect();
+    for (old, to) in handed {
+        if let Some(v) = views.iter_mut().find(|v| v.id == old) {
+            v.transferred_to = Some(to);
+        }
+    }
     // Seated tickets: their seat's place, from the event's map.
     if let Some(event) = views.iter().find(|v| v.seat.is_some()).map(|v| v.event_id)
         && let Some(map) = crate::events::seating(app, t, event).await?

@@ -26,9 +26,18 @@ pub struct TicketRecord {
     pub seat_id: Option<String>,
     /// The attendee's answers (JSON: question id → answer).
     pub answers: Option<String>,
+    pub order_id: OrderId,
+    /// Who it was handed on to (a ticket issued by a transfer).
+    pub holder_email: Option<String>,
+    pub holder_name: Option<String>,
+    /// The ticket this one replaced (a transfer).
+    pub replaces: Option<TicketId>,
+    /// When it was handed on (it is revoked since).
+    pub transferred_at: Option<i64>,
 }
 
-const COLS: &str = "id, event_id, ticket_type_id, code, status, admitted_at, seat_id, answers";
+const COLS: &str = "id, event_id, ticket_type_id, code, status, admitted_at, seat_id, answers,
+    order_id, holder_email, holder_name, replaces, transferred_at";
 
 /// Makes the org's first signing key unless it has an active one (the
 /// partial unique index on active keys settles a race).
@@ -77,8 +86,9 @@ pub async fn org_keys(db: &Db, org: OrgId) -> Result<Option<OrgKeys>, sqlx::Erro
 
 pub fn insert_ticket(t: &Tenant, order: OrderId, r: &TicketRecord, now: i64) -> Stmt {
     Stmt::new(
-                "INSERT INTO tickets (org_id, id, order_id, event_id, ticket_type_id, code, status, created_at, seat_id, answers)
-         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)",
+                "INSERT INTO tickets (org_id, id, order_id, event_id, ticket_type_id, code, status, created_at, seat_id, answers,
+             holder_email, holder_name, replaces)
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13)",
     )
     .bind(t.org())
     .bind(r.id)
@@ -90,6 +100,41 @@ pub fn insert_ticket(t: &Tenant, order: OrderId, r: &TicketRecord, now: i64) -> 
     .bind(now)
     .bind(r.seat_id.clone())
     .bind(r.answers.clone())
+    .bind(r.holder_email.clone())
+    .bind(r.holder_name.clone())
+    .bind(r.replaces.map(|id| id.0))
+}
+
+/// Revokes a ticket handed on, only while it is valid and not admitted
+/// (one row when it did).
+pub fn hand_on(t: &Tenant, ticket: TicketId, now: i64) -> Stmt {
+    Stmt::new(
+        "UPDATE tickets SET status = 'revoked', transferred_at = $1
+         WHERE org_id = $2 AND id = $3 AND status = 'valid' AND admitted_at IS NULL",
+    )
+    .bind(now)
+    .bind(t.org())
+    .bind(ticket)
+}
+
+/// Keeps the hash of a new key to a handed-on ticket's page (the last
+/// mailed link is the one that works).
+pub fn set_holder_token(t: &Tenant, ticket: TicketId, hash: &[u8]) -> Stmt {
+    Stmt::new("UPDATE tickets SET holder_token_hash = $1 WHERE org_id = $2 AND id = $3")
+        .bind(hash.to_vec())
+        .bind(t.org())
+        .bind(ticket)
+}
+
+#[tracing::instrument(skip_all)]
+pub async fn holder_token_hash(
+    db: &Db,
+    t: &Tenant,
+    ticket: TicketId,
+) -> Result<Option<Vec<u8>>, sqlx::Error> {
+    let sql = "SELECT holder_token_hash FROM tickets WHERE org_id = $1 AND id = $2";
+    let h: Option<Option<Vec<u8>>> = db_run!(db, p => sqlx::query_scalar(sql).bind(t.org()).bind(ticket).fetch_optional(p).await)?;
+    Ok(h.flatten())
 }
 
 #[tracing::instrument(skip_all)]

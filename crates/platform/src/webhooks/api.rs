@@ -41,7 +41,7 @@ pub struct CreateWebhook {
     )]
     url: String,
     /// The event types to receive, or `["*"]` for all.
-    #[schema(min_items = 1, max_items = 10, value_type = Vec<EventTypeName>)]
+    #[schema(min_items = 1, max_items = 12, value_type = Vec<EventTypeName>)]
     event_types: Vec<String>,
 }
 
@@ -65,6 +65,8 @@ enum EventTypeName {
     TicketIssued,
     #[serde(rename = "ticket.revoked")]
     TicketRevoked,
+    #[serde(rename = "ticket.transferred")]
+    TicketTransferred,
     #[serde(rename = "ticket.admitted")]
     TicketAdmitted,
     #[serde(rename = "event.published")]

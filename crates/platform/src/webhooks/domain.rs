@@ -22,7 +22,7 @@ use crate::{App, identity::Actor};
 
 /// The event types an endpoint may ask for (some are announced by slices
 /// still to come: refunds, cancellations, revocations).
-pub const EVENT_TYPES: [&str; 10] = [
+pub const EVENT_TYPES: [&str; 11] = [
     "order.created",
     "order.paid",
     "order.expired",
@@ -30,6 +30,7 @@ pub const EVENT_TYPES: [&str; 10] = [
     "order.cancelled",
     "ticket.issued",
     "ticket.revoked",
+    "ticket.transferred",
     "ticket.admitted",
     "event.published",
     "event.cancelled",

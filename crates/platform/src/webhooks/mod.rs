@@ -31,7 +31,7 @@ use crate::{
     events::{EventCancelled, EventPublished},
     sales::{OrderCancelled, OrderCreated, OrderExpired, OrderPaid, OrderRefunded},
     scanning::TicketAdmitted,
-    tickets::{TicketIssued, TicketRevoked},
+    tickets::{TicketIssued, TicketRevoked, TicketTransferred},
 };
 pub use domain::{EVENT_TYPES, sign};
 pub use outbound::is_public;
@@ -100,6 +100,7 @@ pub fn slice(kernel: &Kernel) -> Slice<App> {
         .consumes::<OrderCancelled, _>("webhooks.fan_out", fan_out::<OrderCancelled>)
         .consumes::<TicketIssued, _>("webhooks.fan_out", fan_out::<TicketIssued>)
         .consumes::<TicketRevoked, _>("webhooks.fan_out", fan_out::<TicketRevoked>)
+        .consumes::<TicketTransferred, _>("webhooks.fan_out", fan_out::<TicketTransferred>)
         .consumes::<TicketAdmitted, _>("webhooks.fan_out", fan_out::<TicketAdmitted>)
         .consumes::<EventPublished, _>("webhooks.fan_out", fan_out::<EventPublished>)
         .consumes::<EventCancelled, _>("webhooks.fan_out", fan_out::<EventCancelled>)
@@ -141,6 +142,12 @@ impl Subject for OrderCancelled {
 }
 impl Subject for TicketRevoked {
     // After the order's own events (a refund before its revocations).
+    fn subject(&self) -> String {
+        format!("order:{}", self.order_id)
+    }
+}
+impl Subject for TicketTransferred {
+    // With the order's other ticket events, after the revocation.
     fn subject(&self) -> String {
         format!("order:{}", self.order_id)
     }
