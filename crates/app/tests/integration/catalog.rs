@@ -1213,18 +1213,29 @@ async fn buyers_race_for_seats_and_no_seat_is_sold_twice(backend: Backend) {
         } else {
             json!({"best_available": {"ticket_type_id": tt, "quantity": 1 + i % 3}})
         };
+        let best = i % 2 == 1;
         tasks.push(tokio::spawn(async move {
             barrier.wait().await;
-            let r = t
-                .post(
-                    &format!("/api/v1/store/{}/events/{}/holds", org.slug, event.id),
-                    None,
-                    body,
-                )
-                .await;
-            let status = r.status().as_u16();
-            let v: Value = r.json().await.unwrap();
-            (status, v["type"].as_str().unwrap_or("").to_string())
+            // A buyer told the best seats were taken meanwhile asks once
+            // more, as one would on the page.
+            let mut answer = (0, String::new());
+            for _ in 0..2 {
+                let r = t
+                    .post(
+                        &format!("/api/v1/store/{}/events/{}/holds", org.slug, event.id),
+                        None,
+                        body.clone(),
+                    )
+                    .await;
+                let status = r.status().as_u16();
+                let v: Value = r.json().await.unwrap();
+                answer = (status, v["type"].as_str().unwrap_or("").to_string());
+                if !(best && answer.1 == "seat_unavailable") {
+                    break;
+                }
+                tokio::time::sleep(Duration::from_millis(50)).await;
+            }
+            answer
         }));
     }
     for task in tasks {
@@ -1247,9 +1258,10 @@ async fn buyers_race_for_seats_and_no_seat_is_sold_twice(backend: Backend) {
     assert!(claims <= 60);
     // Utilization, not the invariant: on a quiet machine every run sells 55
     // or more; with the whole suite running beside it seats stay marked in
-    // flight longer and a run has sold 49.
+    // flight longer (runs sold 42 and 49 before best-available buyers asked
+    // twice).
     assert!(
-        claims >= 45,
+        claims >= 50,
         "{claims} of 60 seats taken under heavy demand"
     );
     let mismatched = t

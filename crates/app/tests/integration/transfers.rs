@@ -475,3 +475,59 @@ async fn a_ticket_is_handed_on_once_or_admitted_never_both(backend: Backend) {
     }
     Arc::try_unwrap(t).ok().expect("sole owner").stop().await;
 }
+
+both!(a_transfer_racing_a_cancellation_leaves_no_valid_ticket_behind);
+async fn a_transfer_racing_a_cancellation_leaves_no_valid_ticket_behind(backend: Backend) {
+    let t = Arc::new(TestApp::spawn(backend).await);
+    let org = t.signup().await;
+    let event = t.event(&org, 20).await;
+    let mut races = Vec::new();
+    for _ in 0..10 {
+        let order = t.buy(&org, &event, 1).await;
+        let id = order["id"].as_str().unwrap().to_string();
+        let token = order["access_token"].as_str().unwrap().to_string();
+        let ticket = tickets(&order)[0]["id"].as_str().unwrap().to_string();
+        let barrier = Arc::new(tokio::sync::Barrier::new(2));
+        let hand = {
+            let (t, org, barrier) = (t.clone(), org.clone(), barrier.clone());
+            tokio::spawn(async move {
+                barrier.wait().await;
+                transfer(&t, &org, &ticket, &token, "r@example.com")
+                    .await
+                    .status()
+                    .as_u16()
+            })
+        };
+        let cancel = {
+            let (t, org, barrier) = (t.clone(), org.clone(), barrier.clone());
+            tokio::spawn(async move {
+                barrier.wait().await;
+                t.post(
+                    &format!("/api/v1/orgs/{}/orders/{id}/cancel", org.slug),
+                    Some(&org.key),
+                    json!({"reason": "race"}),
+                )
+                .await
+                .status()
+                .as_u16()
+            })
+        };
+        races.push((hand, cancel));
+    }
+    for (hand, cancel) in races {
+        let (h, c) = (hand.await.unwrap(), cancel.await.unwrap());
+        assert!(matches!(h, 201 | 409), "transfer answered {h}");
+        assert_eq!(c, 200, "cancel");
+    }
+    // Whatever won, a cancelled order has no ticket that still admits.
+    assert_eq!(
+        t.count(
+            "SELECT COUNT(*) FROM tickets k JOIN orders o ON o.org_id = k.org_id AND o.id = k.order_id
+             WHERE k.event_id = $1 AND o.status = 'cancelled' AND k.status = 'valid'",
+            &event.id
+        )
+        .await,
+        0
+    );
+    Arc::try_unwrap(t).ok().expect("sole owner").stop().await;
+}

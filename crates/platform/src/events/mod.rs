@@ -246,6 +246,17 @@ async fn load_catalog(app: &App, t: &Tenant, event: EventId) -> ApiResult<Option
         .map_err(|e: Arc<sqlx::Error>| kernel::ApiError::from_db(&e))
 }
 
+/// A ticket type's capacity as the database has it now (not the cached
+/// catalog's): what an inventory counter starts from.
+pub async fn capacity_now(
+    app: &App,
+    t: &Tenant,
+    event: EventId,
+    tt: TicketTypeId,
+) -> ApiResult<Option<i64>> {
+    Ok(store::capacity(app.db(), t, event, tt).await?)
+}
+
 /// After a local write of the event's catalog (committed): the cached copy
 /// goes, and a load under way reads again.
 pub(crate) async fn invalidate(app: &App, t: &Tenant, event: EventId) {

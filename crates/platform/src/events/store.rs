@@ -446,3 +446,15 @@ pub async fn seat_map(
     let sql = "SELECT doc, updated_at FROM seat_maps WHERE org_id = $1 AND event_id = $2";
     db_run!(db, p => sqlx::query_as(sql).bind(t.org()).bind(event).fetch_optional(p).await)
 }
+
+/// A ticket type's capacity as the database has it now.
+#[tracing::instrument(skip_all)]
+pub async fn capacity(
+    db: &Db,
+    t: &Tenant,
+    event: EventId,
+    tt: TicketTypeId,
+) -> Result<Option<i64>, sqlx::Error> {
+    let sql = "SELECT capacity FROM ticket_types WHERE org_id = $1 AND event_id = $2 AND id = $3";
+    db_run!(db, p => sqlx::query_scalar(sql).bind(t.org()).bind(event).bind(tt).fetch_optional(p).await)
+}

@@ -507,7 +507,20 @@ struct EditTypePage {
     retired: bool,
     /// The questions, then two empty rows to add one.
     questions: Vec<QuestionRow>,
+    /// What the type was when the form was drawn: a save over a change
+    /// made meanwhile (elsewhere) is refused, not silently undone.
+    version: String,
     error: Option<String>,
+}
+
+/// A ticket type's terms as a short fingerprint.
+fn version_of(ty: &super::TicketTypeView) -> String {
+    let json = serde_json::to_string(ty).unwrap_or_default();
+    kernel::auth::sha256(json.as_bytes())
+        .iter()
+        .take(8)
+        .map(|b| format!("{b:02x}"))
+        .collect()
 }
 
 const KINDS: [&str; 5] = ["name", "email", "phone", "text", "choice"];
@@ -576,6 +589,7 @@ async fn edit_type_of(
         hidden: ty.hidden,
         retired: ty.retired_at.is_some(),
         questions,
+        version: version_of(ty),
         error: None,
     })
 }
@@ -654,7 +668,15 @@ async fn edit_type(
         return Ok(csrf_refused());
     }
     let mut p = edit_type_of(&app, &session, event, tt).await?;
-    let changed = match type_patch(&form, &p.currency, &p.timezone) {
+    let stale = field(&form, "version") != p.version;
+    let changed = if stale {
+        Err(ApiError::Conflict(
+            "the ticket type was changed meanwhile: look at it again before saving".into(),
+        ))
+    } else {
+        type_patch(&form, &p.currency, &p.timezone)
+    };
+    let changed = match changed {
         Ok(patch) => super::update_ticket_type(&app, &session.actor, event, tt, patch)
             .await
             .map_err(ApiError::from),
@@ -663,7 +685,9 @@ async fn edit_type(
     match changed {
         Ok(_) => Ok(Redirect::to(&format!("/dashboard/events/{event}/catalog")).into_response()),
         Err(e) if e.status().is_client_error() && e.status() != StatusCode::NOT_FOUND => {
-            keep_typed(&mut p, &form);
+            if !stale {
+                keep_typed(&mut p, &form);
+            }
             p.error = Some(said(&e));
             Ok(page(e.status(), p))
         }

@@ -609,12 +609,17 @@ async fn order_mail(
     order: OrderId,
     occasion: Occasion,
 ) -> Result<Option<Draft>, JobError> {
-    let Some(order) = sales::order_for_upkeep(app, t, order)
+    let Some(mut order) = sales::order_for_upkeep(app, t, order)
         .await
         .map_err(|e| api_failed(e.into()))?
     else {
         return Err(JobError::Discard(format!("order {order} is gone")));
     };
+    // The buyer's tickets only: one handed on is its new holder's (and
+    // the one it replaced no longer admits).
+    order
+        .tickets
+        .retain(|x| x.holder.is_none() && x.transferred_at.is_none());
     let catalog: Arc<Catalog> = crate::events::catalog(app, t, order.event_id)
         .await
         .map_err(api_failed)?

@@ -366,7 +366,6 @@ async fn store_seats_live(
 }
 
 #[derive(Deserialize, IntoParams)]
-#[serde(deny_unknown_fields)]
 pub struct StoreEventQuery {
     /// A voucher code: hidden ticket types it names are shown too.
     voucher: Option<String>,

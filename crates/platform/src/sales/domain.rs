@@ -1885,8 +1885,11 @@ pub async fn store_event(
     unlock: Option<&str>,
 ) -> Result<StoreEvent> {
     let catalog = published_catalog(app, t, event).await?;
+    let now = app.kernel.now();
     let voucher = match unlock {
-        Some(code) => catalog::voucher_by_code(app, t, event, code).await?,
+        Some(code) => catalog::voucher_by_code(app, t, event, code)
+            .await?
+            .filter(|v| v.valid_at(now)),
         None => None,
     };
     let shown: Vec<&catalog::TicketTypeView> = catalog

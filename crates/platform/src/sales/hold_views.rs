@@ -59,6 +59,8 @@ struct HoldPage {
     voucher: Option<String>,
     /// RFC 3339; the page counts down to it.
     expires_at: String,
+    /// How long that is, in words (before the countdown starts).
+    left: String,
     /// Still to be checked out (else: expired or done).
     open: bool,
     slots: Vec<Slot>,
@@ -91,6 +93,7 @@ async fn hold_of(
     let h = store::hold_for_checkout(app.db(), t, hold)
         .await?
         .ok_or(ApiError::NotFound)?;
+    let now = app.kernel.now();
     let catalog = events::catalog(app, t, h.event)
         .await?
         .ok_or(ApiError::NotFound)?;
@@ -139,7 +142,6 @@ async fn hold_of(
             });
         }
     }
-    let now = app.kernel.now();
     Ok(HoldPage {
         org,
         hold_id: hold.to_string(),
@@ -148,6 +150,13 @@ async fn hold_of(
         lines,
         voucher: voucher.map(|v| v.code.clone()),
         expires_at: kernel::clock::rfc3339(h.expires_at),
+        left: {
+            let mins = ((h.expires_at - now).max(0) + 59_999_999) / 60_000_000;
+            match mins {
+                m if m < 120 => format!("{m} minutes"),
+                m => format!("{} hours", m / 60),
+            }
+        },
         open: h.status == HoldStatus::Active && h.expires_at > now,
         slots,
         priced,

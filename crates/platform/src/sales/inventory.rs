@@ -555,7 +555,7 @@ impl Inventory {
                 }
                 continue;
             }
-            let (capacity, types) = capacity_of(&catalog, c)?;
+            let (capacity, types) = capacity_of(app, t, &catalog, c).await?;
             let mut taken = 0;
             for tt in types {
                 taken += store::taken_in(tx, t.org(), tt).await?;
@@ -592,23 +592,37 @@ impl Inventory {
         let counter = Counter::Type(tt);
         let delta = to - from;
         if delta >= 0 {
+            // The counter grows while the new capacity is written but not
+            // committed: a counter another node loads before the commit
+            // starts from the old capacity (low, the safe side), one loaded
+            // after finds this one there already (none is loaded twice).
             let _guard = self.load_lock.lock().await;
-            write_resize(app, t, None, tt, to, &writes).await?;
-            crate::events::invalidate(app, t, event).await;
-            if delta > 0 {
-                let epoch = match &self.tier {
-                    Tier::Redis(r) => Some(r.epoch(app).await?),
-                    Tier::Memory(_) => None,
-                };
-                if let Err(e) = self
+            let tx = prepare_resize(app, t, None, tt, to, &writes).await?;
+            let epoch = match &self.tier {
+                Tier::Redis(r) if delta > 0 => Some(r.epoch(app).await?),
+                _ => None,
+            };
+            let grown = delta > 0
+                && match self
                     .release_locked(t.org(), event, epoch, &[(counter, delta)])
                     .await
                 {
-                    // The counter stays low (the safe side) until the
-                    // reconciliation puts it right.
-                    tracing::warn!(error = %e, "capacity raised; its counter was not");
+                    Ok(()) => true,
+                    Err(e) => {
+                        // Low (the safe side) until the reconciliation.
+                        tracing::warn!(error = %e, "capacity raised; its counter was not");
+                        false
+                    }
+                };
+            if let Err(e) = tx.commit().await {
+                if grown {
+                    let _ = self
+                        .release_locked(t.org(), event, epoch, &[(counter, -delta)])
+                        .await;
                 }
+                return Err(e.into());
             }
+            crate::events::invalidate(app, t, event).await;
             return Ok(());
         }
         let take = [(counter, -delta)];
@@ -640,7 +654,11 @@ impl Inventory {
             }
             Taking::Unavailable => return Err(Error::WarmTierDown),
         };
-        match write_resize(app, t, epoch, tt, to, &writes).await {
+        let written = match prepare_resize(app, t, epoch, tt, to, &writes).await {
+            Ok(tx) => tx.commit().await.map_err(Error::from),
+            Err(e) => Err(e),
+        };
+        match written {
             Ok(()) => Ok(()),
             Err(e) => {
                 let _guard = self.load_lock.lock().await;
@@ -1081,10 +1099,22 @@ impl Inventory {
 }
 
 /// A counter's capacity and the ticket types whose holds draw on it.
-fn capacity_of(catalog: &Catalog, c: Counter) -> Result<(i64, Vec<TicketTypeId>)> {
+/// A counter's capacity and the ticket types it counts. A type's capacity
+/// is read from the database, not the cached catalog: a counter loaded (or
+/// a hold taken from the ledger) must not start from a capacity another
+/// node lowered a moment ago. (Quotas never change; they are added or
+/// removed.)
+async fn capacity_of(
+    app: &App,
+    t: &Tenant,
+    catalog: &Catalog,
+    c: Counter,
+) -> Result<(i64, Vec<TicketTypeId>)> {
     match c {
         Counter::Type(tt) => Ok((
-            catalog.ticket_type(tt).ok_or(Error::NotFound)?.capacity,
+            crate::events::capacity_now(app, t, catalog.event.id, tt)
+                .await?
+                .ok_or(Error::NotFound)?,
             vec![tt],
         )),
         Counter::Quota(q) => {
@@ -1108,17 +1138,18 @@ fn below_taken(taken: i64) -> Error {
     )))
 }
 
-/// A capacity change's writes, in one transaction: in the Redis epoch the
-/// difference was taken in (if any), never below what the ledger says is
-/// taken, and only if the capacity is still what the change saw.
-async fn write_resize(
+/// A capacity change's writes, in one transaction (left open for the
+/// caller to commit): in the Redis epoch the difference was taken in (if
+/// any), never below what the ledger says is taken, and only if the
+/// capacity is still what the change saw.
+async fn prepare_resize(
     app: &App,
     t: &Tenant,
     epoch: Option<i64>,
     tt: TicketTypeId,
     to: i64,
     writes: &[kernel::Stmt],
-) -> Result<()> {
+) -> Result<Tx> {
     let mut tx = app.db().begin().await?;
     if let Some(e) = epoch
         && !store::epoch_guard(e).exists_in(&mut tx).await?
@@ -1140,8 +1171,7 @@ async fn write_resize(
     for w in writes {
         w.execute_in(&mut tx).await?;
     }
-    tx.commit().await?;
-    Ok(())
+    Ok(tx)
 }
 
 /// What the ledger says is left on a counter: its capacity less what the
@@ -1156,7 +1186,7 @@ pub(super) async fn left_in_ledger(
         let max = voucher_max_uses(app, t, v).await?;
         return Ok(max - store::voucher_uses(app.db(), t, v).await?);
     }
-    let (capacity, types) = capacity_of(catalog, c)?;
+    let (capacity, types) = capacity_of(app, t, catalog, c).await?;
     let mut taken = 0;
     for tt in types {
         taken += store::taken_from_ledger(app.db(), t, tt).await?;

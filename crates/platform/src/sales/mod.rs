@@ -80,6 +80,20 @@ pub async fn voucher_uses_left(
         .await?)
 }
 
+/// For a write about an order's tickets made outside the sales slice (a
+/// transfer): one row while the order is still paid (or partly refunded),
+/// and the order's row locked to the end of the transaction — a refund or
+/// a cancellation, which move that row first, waits for the write (and
+/// then revokes its new ticket too) or made the order no longer paid.
+pub fn order_still_paid(t: &Tenant, order: OrderId) -> kernel::Stmt {
+    kernel::Stmt::new(
+        "UPDATE orders SET updated_at = updated_at
+         WHERE org_id = $1 AND id = $2 AND status IN ('paid', 'partially_refunded')",
+    )
+    .bind(t.org())
+    .bind(order)
+}
+
 /// Moves a ticket type's capacity `(from, to)` with its counter, writing
 /// the events slice's `writes` (the first changes the capacity, only while
 /// it is still `from`): see [`Inventory::resize`].

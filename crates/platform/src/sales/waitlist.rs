@@ -371,8 +371,12 @@ async fn settle(app: &App) -> Result<()> {
             .bind(stale),
         );
     }
-    if !writes.is_empty() {
-        app.db().write_grouped(writes).await?;
+    // One by one: an entry that cannot move is told in the log and keeps
+    // no other from moving.
+    for w in writes {
+        if let Err(e) = app.db().write_grouped(vec![w]).await {
+            tracing::warn!(error = %e, "a waiting-list entry was not settled");
+        }
     }
     Ok(())
 }
@@ -384,11 +388,28 @@ async fn offer_line(app: &App, t: &Tenant, event: EventId, tt: TicketTypeId) -> 
         return Ok(0);
     };
     let now = app.kernel.now();
-    let on_sale = catalog.is_published()
-        && now < catalog.event.ends_at_micros
-        && catalog.ticket_type(tt).is_some_and(|ty| ty.on_sale_at(now));
-    if !on_sale {
+    let ty = catalog.ticket_type(tt);
+    // A line that can never be served (the event over or called off, the
+    // type retired or its sale over) lapses: it keeps no sweep busy.
+    let over = !catalog.is_published()
+        || now >= catalog.event.ends_at_micros
+        || ty
+            .is_none_or(|ty| ty.retired_at.is_some() || ty.sale_window.1.is_some_and(|e| now >= e));
+    if over {
+        app.db()
+            .write_grouped(vec![
+                Stmt::new(
+                    "UPDATE waiting_list SET status = 'lapsed'
+                     WHERE org_id = $1 AND ticket_type_id = $2 AND status = 'waiting'",
+                )
+                .bind(t.org())
+                .bind(tt),
+            ])
+            .await?;
         return Ok(0);
+    }
+    if !ty.is_some_and(|ty| ty.on_sale_at(now)) {
+        return Ok(0); // not on sale yet: the line waits
     }
     let db = app.db();
     let mut made = 0;

@@ -192,6 +192,17 @@ pub async fn transfer(
         transferred_at: None,
     };
     let mut tx = app.db().begin().await?;
+    // The order first (as refunds and cancellations take it): still paid,
+    // and no refund or cancellation between here and the commit.
+    if crate::sales::order_still_paid(t, old.order_id)
+        .execute_in(&mut tx)
+        .await?
+        != 1
+    {
+        return Err(ApiError::Conflict(
+            "the order was refunded or cancelled: its tickets are not handed on".into(),
+        ));
+    }
     if store::hand_on(t, old.id, now).execute_in(&mut tx).await? != 1 {
         return Err(gone());
     }
