@@ -717,8 +717,11 @@ impl SeatSource {
             } => {
                 let board = app.state::<super::seats::SeatBoard>();
                 // Seats marked here by holds being made may yet fall
-                // through: look again a few times before giving up.
-                for look in 0..10 {
+                // through: look again, waiting longer each time (20 ms
+                // doubling to 400 ms, about 1.4 s in all: under load a
+                // hold takes longer to be written), before saying none are
+                // left.
+                for look in 0..8u32 {
                     board
                         .read_taken(app.db(), t, event, map, look > 0 || *fresh)
                         .await?;
@@ -728,7 +731,8 @@ impl SeatSource {
                             return Ok((seats, Some(m)));
                         }
                         super::seats::Picked::Busy => {
-                            tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+                            let ms = (20u64 << look).min(400);
+                            tokio::time::sleep(std::time::Duration::from_millis(ms)).await;
                         }
                         super::seats::Picked::None => break,
                     }
