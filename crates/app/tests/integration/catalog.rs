@@ -59,22 +59,6 @@ async fn hold_of(
     .await
 }
 
-/// Σ quantity of live (active or consumed) holds of these types.
-async fn taken(t: &TestApp, types: &[&str]) -> i64 {
-    let mut sum = 0;
-    for tt in types {
-        sum += t
-            .count(
-                "SELECT CAST(COALESCE(SUM(i.quantity), 0) AS BIGINT) FROM hold_items i
-                 JOIN holds h ON h.org_id = i.org_id AND h.id = i.hold_id
-                 WHERE i.ticket_type_id = $1 AND h.status IN ('active', 'consumed')",
-                tt,
-            )
-            .await;
-    }
-    sum
-}
-
 both!(a_quota_caps_the_ticket_types_that_share_it);
 async fn a_quota_caps_the_ticket_types_that_share_it(backend: Backend) {
     let t = TestApp::spawn(backend).await;

@@ -128,3 +128,19 @@ pub async fn store_types(
         })
         .collect()
 }
+
+/// Σ quantity of live (active or consumed) holds of these types.
+pub async fn taken(t: &TestApp, types: &[&str]) -> i64 {
+    let mut sum = 0;
+    for tt in types {
+        sum += t
+            .count(
+                "SELECT CAST(COALESCE(SUM(i.quantity), 0) AS BIGINT) FROM hold_items i
+                 JOIN holds h ON h.org_id = i.org_id AND h.id = i.hold_id
+                 WHERE i.ticket_type_id = $1 AND h.status IN ('active', 'consumed')",
+                tt,
+            )
+            .await;
+    }
+    sum
+}

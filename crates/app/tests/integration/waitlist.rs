@@ -223,14 +223,7 @@ async fn what_comes_back_goes_to_the_first_in_line_and_never_more(backend: Backe
     got.sort_unstable();
     assert_eq!(got, want.iter().map(String::as_str).collect::<Vec<_>>());
     // The ledger: never more held than the capacity.
-    let held = t
-        .count(
-            "SELECT CAST(COALESCE(SUM(i.quantity), 0) AS BIGINT) FROM hold_items i
-             JOIN holds h ON h.org_id = i.org_id AND h.id = i.hold_id
-             WHERE i.ticket_type_id = $1 AND h.status IN ('active', 'consumed')",
-            &event.ticket_type,
-        )
-        .await;
+    let held = taken(&t, &[&event.ticket_type]).await;
     assert_eq!(held, 10);
     assert_eq!(store_types(&t, &org, &event, None).await[0].1, 0);
     t.stop().await;

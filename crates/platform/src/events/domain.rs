@@ -315,8 +315,28 @@ pub struct NewTicketType {
     pub questions: Option<Vec<super::questions::QuestionInput>>,
 }
 
+/// The rules a ticket type's terms keep, whether it is made or changed
+/// (the text fields are checked as they are read).
+pub(super) fn check_terms(c: &mut Checks, row: &store::TicketTypeRow) {
+    if !(0..=MAX_PRICE_CENTS).contains(&row.price_cents) {
+        c.fail("price_cents", "must be between 0 and 100000000000");
+    }
+    if !(1..=MAX_CAPACITY).contains(&row.capacity) {
+        c.fail("capacity", "must be at least 1 and at most 10000000");
+    }
+    if let (Some(s), Some(e)) = (row.sale_starts_at, row.sale_ends_at)
+        && e <= s
+    {
+        c.fail("sale_ends_at", "must be after sale_starts_at");
+    }
+    check_per_order(c, row.min_per_order, row.max_per_order);
+    if !(-MAX_SORT_ORDER..=MAX_SORT_ORDER).contains(&row.sort_order) {
+        c.fail("sort_order", "must be between -1000000 and 1000000");
+    }
+}
+
 /// Checks the limits per order (either may be unset).
-pub(super) fn check_per_order(c: &mut Checks, min: Option<i64>, max: Option<i64>) {
+fn check_per_order(c: &mut Checks, min: Option<i64>, max: Option<i64>) {
     if let Some(m) = max
         && !(1..=MAX_PER_ORDER_LIMIT).contains(&m)
     {
@@ -360,13 +380,7 @@ pub async fn add_ticket_type(
     }
     let mut c = Checks::default();
     let name = c.take("name", parse::name(&input.name, 200));
-    if !(0..=MAX_PRICE_CENTS).contains(&input.price_cents) {
-        c.fail("price_cents", "must be between 0 and 100000000000");
-    }
     let currency = c.take("currency", parse_currency(&input.currency));
-    if !(1..=MAX_CAPACITY).contains(&input.capacity) {
-        c.fail("capacity", "must be at least 1 and at most 10000000");
-    }
     let sale_starts = match &input.sale_starts_at {
         Some(s) => c.take("sale_starts_at", parse_time(s)),
         None => None,
@@ -375,29 +389,16 @@ pub async fn add_ticket_type(
         Some(s) => c.take("sale_ends_at", parse_time(s)),
         None => None,
     };
-    if let (Some(s), Some(e)) = (sale_starts, sale_ends)
-        && e <= s
-    {
-        c.fail("sale_ends_at", "must be after sale_starts_at");
-    }
-    check_per_order(&mut c, input.min_per_order, input.max_per_order);
-    if !(-MAX_SORT_ORDER..=MAX_SORT_ORDER).contains(&input.sort_order) {
-        c.fail("sort_order", "must be between -1000000 and 1000000");
-    }
     let questions = input
         .questions
         .as_ref()
         .map(|q| super::questions::check(&mut c, q));
-    c.finish()?;
-    let (Some(name), Some(currency)) = (name, currency) else {
-        return Err(Error::Invalid(Vec::new()));
-    };
     let row = store::TicketTypeRow {
         id: TicketTypeId::new(),
         event_id: event,
-        name,
+        name: name.unwrap_or_default(),
         price_cents: input.price_cents,
-        currency,
+        currency: currency.unwrap_or_default(),
         capacity: input.capacity,
         sale_starts_at: sale_starts,
         sale_ends_at: sale_ends,
@@ -408,6 +409,8 @@ pub async fn add_ticket_type(
         retired_at: None,
         questions: questions.as_deref().and_then(super::questions::to_stored),
     };
+    check_terms(&mut c, &row);
+    c.finish()?;
     let now = app.kernel.now();
     let created = TicketTypeCreated {
         org_id: t.org(),

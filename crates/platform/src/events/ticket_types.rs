@@ -13,9 +13,7 @@ use kernel::{
 use serde::{Deserialize, Serialize};
 
 use super::{
-    domain::{
-        MAX_CAPACITY, MAX_PRICE_CENTS, MAX_SORT_ORDER, TicketTypeView, check_per_order, parse_time,
-    },
+    domain::{TicketTypeView, check_terms, parse_time},
     error::{Error, Result},
     questions::{self, QuestionInput},
     store,
@@ -90,18 +88,10 @@ pub async fn update_ticket_type(
         row.name = name;
     }
     if let Some(p) = patch.price_cents {
-        if (0..=MAX_PRICE_CENTS).contains(&p) {
-            row.price_cents = p;
-        } else {
-            c.fail("price_cents", "must be between 0 and 100000000000");
-        }
+        row.price_cents = p;
     }
     if let Some(cap) = patch.capacity {
-        if (1..=MAX_CAPACITY).contains(&cap) {
-            row.capacity = cap;
-        } else {
-            c.fail("capacity", "must be at least 1 and at most 10000000");
-        }
+        row.capacity = cap;
     }
     if let Some(s) = &patch.sale_starts_at {
         row.sale_starts_at = match s {
@@ -115,27 +105,17 @@ pub async fn update_ticket_type(
             None => None,
         };
     }
-    if let (Some(s), Some(e)) = (row.sale_starts_at, row.sale_ends_at)
-        && e <= s
-    {
-        c.fail("sale_ends_at", "must be after sale_starts_at");
-    }
     if let Some(m) = patch.max_per_order {
         row.max_per_order = m;
     }
     if let Some(m) = patch.min_per_order {
         row.min_per_order = m;
     }
-    check_per_order(&mut c, row.min_per_order, row.max_per_order);
     if let Some(h) = patch.hidden {
         row.hidden = h.into();
     }
     if let Some(o) = patch.sort_order {
-        if (-MAX_SORT_ORDER..=MAX_SORT_ORDER).contains(&o) {
-            row.sort_order = o;
-        } else {
-            c.fail("sort_order", "must be between -1000000 and 1000000");
-        }
+        row.sort_order = o;
     }
     match (patch.retired, row.retired_at) {
         (Some(true), None) => row.retired_at = Some(now),
@@ -146,6 +126,7 @@ pub async fn update_ticket_type(
         let qs = questions::check(&mut c, q);
         row.questions = questions::to_stored(&qs);
     }
+    check_terms(&mut c, &row);
     c.finish()?;
     let after = row.clone().into_view();
     let updated = TicketTypeUpdated {

@@ -36,7 +36,7 @@ pub fn routes() -> axum::Router<App> {
 struct Slot {
     /// Its place among the hold's tickets (fields `a{n}_{question id}`).
     n: usize,
-    ticket_type_id: String,
+    ticket_type_id: TicketTypeId,
     type_name: String,
     seat: Option<String>,
     questions: Vec<(Question, String)>,
@@ -131,7 +131,7 @@ async fn hold_of(
             });
             slots.push(Slot {
                 n,
-                ticket_type_id: tt.to_string(),
+                ticket_type_id: *tt,
                 type_name: ty.name.clone(),
                 seat,
                 questions: ty
@@ -182,14 +182,10 @@ async fn hold_page(
 }
 
 /// Each ticket's answers from the form, in the hold's ticket order.
-fn attendees_of(p: &HoldPage, form: &Fields) -> Result<Vec<Attendee>, ApiError> {
+fn attendees_of(p: &HoldPage, form: &Fields) -> Vec<Attendee> {
     p.slots
         .iter()
         .map(|s| {
-            let tt: TicketTypeId = s
-                .ticket_type_id
-                .parse()
-                .map_err(|_| ApiError::internal("a hold's ticket type id"))?;
             let answers: Answers = s
                 .questions
                 .iter()
@@ -201,10 +197,10 @@ fn attendees_of(p: &HoldPage, form: &Fields) -> Result<Vec<Attendee>, ApiError> 
                 })
                 .filter(|(_, v)| !v.trim().is_empty())
                 .collect();
-            Ok(Attendee {
-                ticket_type_id: tt,
+            Attendee {
+                ticket_type_id: s.ticket_type_id,
                 answers,
-            })
+            }
         })
         .collect()
 }
@@ -239,7 +235,7 @@ async fn check_out(
                 email,
                 name: field(&form, "name").to_string(),
             },
-            attendees_of(&p, &form)?,
+            attendees_of(&p, &form),
             method,
             None,
         )
