@@ -60,6 +60,7 @@ pub async fn seed(app: &App, seed_file: &std::path::Path) -> anyhow::Result<Demo
             starts_at: clock::rfc3339(now + week),
             ends_at: clock::rfc3339(now + week + 6 * 3600 * clock::MICROS_PER_SEC),
             timezone: "Africa/Johannesburg".into(),
+            series: false,
         },
     )
     .await

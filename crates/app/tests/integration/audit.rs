@@ -173,6 +173,11 @@ const MUTATIONS: &[(&str, &str, Record)] = &[
     ),
     (
         "post",
+        "/api/v1/orgs/{org}/events/{event_id}/dates",
+        Record::Audit("event.add_date"),
+    ),
+    (
+        "post",
         "/api/v1/store/{org}/events/{event_id}/waiting-list",
         Record::Ledger("waiting_list (the line itself)"),
     ),
@@ -396,6 +401,28 @@ async fn every_mutating_route_leaves_a_record(backend: Backend) {
             .await
             .unwrap(),
         "transfer policy",
+    );
+    let series: Value = ok(
+        t.post(
+            &o("/events"),
+            Some(&org.key),
+            json!({"name": "Run", "starts_at": "2030-06-01T18:00:00Z", "ends_at": "2030-06-30T18:00:00Z",
+                   "timezone": "UTC", "series": true}),
+        )
+        .await,
+        "series",
+    )
+    .json()
+    .await
+    .unwrap();
+    ok(
+        t.post(
+            &o(&format!("/events/{}/dates", series["id"].as_str().unwrap())),
+            Some(&org.key),
+            json!({"starts_at": "2030-06-02T18:00:00Z", "ends_at": "2030-06-02T21:00:00Z"}),
+        )
+        .await,
+        "date",
     );
     let quota: Value = ok(
         t.post(

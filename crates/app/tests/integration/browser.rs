@@ -712,6 +712,34 @@ async fn set_value(b: &WebDriver, css: &str, value: &str) -> WebDriverResult<()>
     Ok(())
 }
 
+/// Fills in and sends the new-event form (from the dashboard): times are
+/// the venue's local wall clock.
+async fn new_event(
+    b: &WebDriver,
+    name: &str,
+    timezone: &str,
+    (starts, ends): (&str, &str),
+    series: bool,
+) -> WebDriverResult<()> {
+    soon(b, By::Id("new-event-link")).await?.click().await?;
+    soon(b, By::Css("#new-event input[name=name]"))
+        .await?
+        .send_keys(name)
+        .await?;
+    let tz = b.find(By::Css("#new-event input[name=timezone]")).await?;
+    tz.clear().await?;
+    tz.send_keys(timezone).await?;
+    set_value(b, "#new-event input[name=starts_at]", starts).await?;
+    set_value(b, "#new-event input[name=ends_at]", ends).await?;
+    if series {
+        b.find(By::Css("#new-event input[name=series]"))
+            .await?
+            .click()
+            .await?;
+    }
+    b.find(By::Css("#new-event button")).await?.click().await
+}
+
 /// The organizer builds an event from the console alone: a draft with its
 /// times in the venue's zone, two ticket types, a quota they share, publish;
 /// the storefront sells what the quota allows. A bad time zone and a bad
@@ -726,15 +754,14 @@ async fn an_organizer_builds_an_event_with_a_shared_quota_in_the_browser() {
     let result = async {
         b.goto(&t.url("/login")).await?;
         log_in(&b, &org).await?;
-        soon(&b, By::Id("new-event-link")).await?.click().await?;
-        let name = soon(&b, By::Css("#new-event input[name=name]")).await?;
-        name.send_keys("Summer Jam").await?;
-        let tz = b.find(By::Css("#new-event input[name=timezone]")).await?;
-        tz.clear().await?;
-        tz.send_keys("Africa/Gotham").await?;
-        set_value(&b, "#new-event input[name=starts_at]", "2030-12-31T20:00").await?;
-        set_value(&b, "#new-event input[name=ends_at]", "2031-01-01T02:00").await?;
-        b.find(By::Css("#new-event button")).await?.click().await?;
+        new_event(
+            &b,
+            "Summer Jam",
+            "Africa/Gotham",
+            ("2030-12-31T20:00", "2031-01-01T02:00"),
+            false,
+        )
+        .await?;
         let err = soon_text(&b, By::Id("form-error")).await?;
         assert!(err.contains("IANA"), "{err}");
         // What was typed is kept; the zone put right, it is made.
@@ -1486,6 +1513,129 @@ async fn a_buyer_joins_the_waiting_list_of_a_sold_out_event() {
             row.contains("wendy@example.com") && row.contains("waiting"),
             "{row}"
         );
+        Ok::<_, WebDriverError>(())
+    }
+    .await;
+    let _ = b.quit().await;
+    result.expect("browser flow");
+    t.stop().await;
+}
+
+/// The organizer makes a series from the console (a ticket type, two dates
+/// typed in the venue's zone, publish); the buyer picks a date on the
+/// series' page and takes a ticket for it; the other date is untouched.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn an_organizer_runs_a_series_and_a_buyer_picks_a_date() {
+    let t = TestApp::spawn(Backend::Sqlite).await;
+    let org = organizer(&t, "series").await;
+    let slug = org.slug.clone();
+    let driver = chromedriver();
+    let b = browser(&driver).await;
+    let result = async {
+        b.goto(&t.url("/login")).await?;
+        log_in(&b, &org).await?;
+        new_event(
+            &b,
+            "Hamlet",
+            "Africa/Johannesburg",
+            ("2030-06-01T19:00", "2030-06-30T22:00"),
+            true,
+        )
+        .await?;
+        soon(&b, By::Id("series-dates")).await?;
+        let series_id = b
+            .current_url()
+            .await?
+            .path()
+            .split('/')
+            .nth(3)
+            .unwrap()
+            .to_string();
+        let form = soon(&b, By::Id("add-ticket-type")).await?;
+        form.find(By::Css("input[name=name]"))
+            .await?
+            .send_keys("Stalls")
+            .await?;
+        form.find(By::Css("input[name=capacity]"))
+            .await?
+            .send_keys("5")
+            .await?;
+        form.find(By::Css("button")).await?.click().await?;
+        soon(&b, By::Css("#ticket-types tbody tr")).await?;
+        for day in ["05", "06"] {
+            soon(&b, By::Id("add-date")).await?;
+            set_value(
+                &b,
+                "#add-date input[name=starts_at]",
+                &format!("2030-06-{day}T19:30"),
+            )
+            .await?;
+            set_value(
+                &b,
+                "#add-date input[name=ends_at]",
+                &format!("2030-06-{day}T22:00"),
+            )
+            .await?;
+            b.find(By::Css("#add-date button")).await?.click().await?;
+            b.query(By::XPath(format!(
+                "//table[@id='dates']//a[contains(text(), '{} Jun 2030, 19:30')]",
+                day.trim_start_matches('0')
+            )))
+            .wait(Duration::from_secs(15), Duration::from_millis(100))
+            .first()
+            .await?;
+        }
+        // Ends before it starts: told on the page, nothing added.
+        set_value(&b, "#add-date input[name=starts_at]", "2030-06-07T19:30").await?;
+        set_value(&b, "#add-date input[name=ends_at]", "2030-06-07T18:00").await?;
+        b.find(By::Css("#add-date button")).await?.click().await?;
+        let err = soon_text(&b, By::Id("form-error")).await?;
+        assert!(err.contains("after"), "{err}");
+        assert_eq!(b.find_all(By::Css("#dates tbody tr")).await?.len(), 2);
+        soon(&b, By::Css("#publish button")).await?.click().await?;
+        assert_eq!(soon_text(&b, By::Id("event-status")).await?, "published");
+        // A date's own page says whose date it is.
+        soon(&b, By::Css("#dates tbody tr a"))
+            .await?
+            .click()
+            .await?;
+        soon(&b, By::Id("date-of-series")).await?;
+        assert_eq!(soon_text(&b, By::Id("event-status")).await?, "published");
+
+        // The buyer: the series' page lists its dates in the venue's time.
+        b.goto(&t.url(&format!("/s/{slug}/events/{series_id}")))
+            .await?;
+        let first = soon_text(&b, By::Css("#date-list tr.date th")).await?;
+        assert!(first.starts_with("Wed 5 Jun 2030, 19:30"), "{first}");
+        assert!(
+            b.find_all(By::Id("cart")).await?.is_empty(),
+            "no cart on a series"
+        );
+        soon(&b, By::Css("#date-list tr.date th a"))
+            .await?
+            .click()
+            .await?;
+        soon(&b, By::Id("series-link")).await?;
+        let qty = soon(&b, By::Css("#cart input[type=number]")).await?;
+        qty.clear().await?;
+        qty.send_keys("2").await?;
+        b.find(By::Css("#cart button")).await?.click().await?;
+        check_out_on_page(&b, "hana@example.com", "Hana Buyer", None).await?;
+        soon(&b, By::Css(".ticket")).await?;
+
+        let shown: serde_json::Value = t
+            .get(&format!("/api/v1/store/{slug}/events/{series_id}"), None)
+            .await
+            .json()
+            .await
+            .unwrap();
+        let left: Vec<i64> = shown["dates"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|d| d["available"].as_i64().unwrap())
+            .collect();
+        assert_eq!(left, [3, 5]);
         Ok::<_, WebDriverError>(())
     }
     .await;

@@ -20,6 +20,7 @@ mod mail;
 mod money;
 mod multi_node;
 mod queue;
+mod series;
 mod snapshots;
 mod soak;
 mod stripe_standin;

@@ -23,6 +23,7 @@ pub fn routes() -> OpenApiRouter<App> {
     OpenApiRouter::new()
         .routes(routes!(create_event, list_events))
         .routes(routes!(get_event))
+        .routes(routes!(add_date, list_dates))
         .routes(routes!(add_ticket_type))
         .routes(routes!(update_ticket_type))
         .routes(routes!(get_transfer_policy, put_transfer_policy))
@@ -340,6 +341,80 @@ pub struct CreateEvent {
         example = "Africa/Johannesburg"
     )]
     timezone: String,
+    /// A series: sold on the dates added to it (`POST …/events/{id}/dates`),
+    /// which share its ticket types; never sold itself.
+    #[serde(default)]
+    series: bool,
+}
+
+#[derive(Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct CreateDate {
+    #[schema(format = DateTime, pattern = r"^(?:[1-9]\d{3}|0[1-9]\d{2}|00[1-9]\d|000[1-9])-(?:0[1-9]|1[0-2])-(?:0[1-9]|[12]\d|3[01])T(?:[01]\d|2[0-3]):[0-5]\d:[0-5]\d(?:\.\d+)?(?:Z|[+-](?:[01]\d|2[0-3]):[0-5]\d)$")]
+    starts_at: String,
+    /// After `starts_at`.
+    #[schema(format = DateTime, pattern = r"^(?:[1-9]\d{3}|0[1-9]\d{2}|00[1-9]\d|000[1-9])-(?:0[1-9]|1[0-2])-(?:0[1-9]|[12]\d|3[01])T(?:[01]\d|2[0-3]):[0-5]\d:[0-5]\d(?:\.\d+)?(?:Z|[+-](?:[01]\d|2[0-3]):[0-5]\d)$")]
+    ends_at: String,
+    /// The series' name when left out (e.g. "Matinee").
+    #[schema(
+        min_length = 1,
+        max_length = 200,
+        pattern = r"^[^\x00-\x1f\x7f-\x9f]*[^\s\x00-\x1f\x7f-\x9f][^\x00-\x1f\x7f-\x9f]*$"
+    )]
+    name: Option<String>,
+}
+
+/// Adds a date (or time slot) to a series: an event of its own, in the
+/// series' time zone, with its own inventory, seats and check-in, and a copy
+/// of each of the series' ticket types that follows the series' type
+/// (`template_id`), its quotas and its seat map. Published when the series
+/// is. 422 when the event is not a series.
+#[utoipa::path(post, path = "/api/v1/orgs/{org}/events/{event_id}/dates", tag = "events",
+    params(("org" = String, Path), ("event_id" = String, Path)),
+    request_body = CreateDate, security(("api_key" = [])),
+    responses((status = 201, body = EventView, description = "the date, an event with `series_id`",
+               links(("get_event" = (operation_id = "get_event",
+                         parameters(("org" = "$request.path.org"), ("event_id" = "$response.body#/id")))))),
+              (status = 422, description = "not a series, or invalid times")))]
+async fn add_date(
+    State(app): State<App>,
+    OrgActor(actor): OrgActor,
+    ApiPath(path): ApiPath<(String, EventId)>,
+    ApiJson(req): ApiJson<CreateDate>,
+) -> Result<Response, ApiError> {
+    let (_, series) = path;
+    let view = super::add_date(
+        &app,
+        &actor,
+        series,
+        super::NewDate {
+            starts_at: req.starts_at,
+            ends_at: req.ends_at,
+            name: req.name,
+        },
+    )
+    .await?;
+    Ok((StatusCode::CREATED, axum::Json(view)).into_response())
+}
+
+#[derive(Serialize, ToSchema)]
+pub struct DateList {
+    data: Vec<EventView>,
+}
+
+/// A series' dates, earliest first (none when the event is not a series).
+#[utoipa::path(get, path = "/api/v1/orgs/{org}/events/{event_id}/dates", tag = "events",
+    params(("org" = String, Path), ("event_id" = String, Path)), security(("api_key" = [])),
+    responses((status = 200, body = DateList, description = "the dates")))]
+async fn list_dates(
+    State(app): State<App>,
+    OrgActor(actor): OrgActor,
+    ApiPath(path): ApiPath<(String, EventId)>,
+) -> Result<axum::Json<DateList>, ApiError> {
+    let (_, series) = path;
+    Ok(axum::Json(DateList {
+        data: super::list_dates(&app, &actor, series).await?,
+    }))
 }
 
 /// Creates a draft event.
@@ -366,6 +441,7 @@ async fn create_event(
             starts_at: req.starts_at,
             ends_at: req.ends_at,
             timezone: req.timezone,
+            series: req.series,
         },
     )
     .await?;

@@ -78,6 +78,9 @@ pub struct TicketTypeView {
     pub retired_at: Option<String>,
     /// Asked of each ticket's attendee at checkout, printed on the ticket.
     pub questions: Vec<Question>,
+    /// The series' ticket type this date's type follows (its terms change
+    /// with it); `null` unless the event is a date of a series.
+    pub template_id: Option<TicketTypeId>,
     #[serde(skip)]
     pub sale_window: (Option<i64>, Option<i64>),
 }
@@ -93,7 +96,7 @@ impl TicketTypeView {
     /// Whether buyers may see it: not retired, and not hidden unless the
     /// voucher they bring names it.
     pub fn shown_with(&self, voucher: Option<&VoucherView>) -> bool {
-        self.retired_at.is_none() && (!self.hidden || voucher.is_some_and(|v| v.unlocks(self.id)))
+        self.retired_at.is_none() && (!self.hidden || voucher.is_some_and(|v| v.unlocks(self)))
     }
 }
 
@@ -110,6 +113,10 @@ pub struct EventView {
     pub ticket_types: Vec<TicketTypeView>,
     /// Whether buyers may hand their tickets on, and until when.
     pub transfers: TransferPolicy,
+    /// A series: sold through its dates (`…/dates`), never itself.
+    pub series: bool,
+    /// The series this event is a date of.
+    pub series_id: Option<EventId>,
     #[serde(skip)]
     pub starts_at_micros: i64,
     #[serde(skip)]
@@ -184,6 +191,8 @@ pub struct NewEvent {
     pub starts_at: String,
     pub ends_at: String,
     pub timezone: String,
+    /// Sold through dates added to it (`add_date`).
+    pub series: bool,
 }
 
 pub(super) fn parse_time(s: &str) -> std::result::Result<i64, String> {
@@ -276,6 +285,8 @@ pub async fn create_event(app: &App, actor: &Actor, input: NewEvent) -> Result<E
         created_at: now,
         transfers_allowed: 1,
         transfer_deadline: None,
+        series: input.series.into(),
+        series_id: None,
     };
     let created = EventCreated {
         org_id: t.org(),
@@ -283,6 +294,7 @@ pub async fn create_event(app: &App, actor: &Actor, input: NewEvent) -> Result<E
         name: row.name.clone(),
         starts_at: clock::rfc3339(starts),
         ends_at: clock::rfc3339(ends),
+        series_id: None,
     };
     let audit = actor
         .audit("event.create", "event")
@@ -375,9 +387,9 @@ pub async fn add_ticket_type(
     input: NewTicketType,
 ) -> Result<TicketTypeView> {
     let t = actor.require(Permission::EventsWrite)?;
-    if store::event(app.db(), t, event).await?.is_none() {
+    let Some(ev) = store::event(app.db(), t, event).await? else {
         return Err(Error::NotFound);
-    }
+    };
     let mut c = Checks::default();
     let name = c.take("name", parse::name(&input.name, 200));
     let currency = c.take("currency", parse_currency(&input.currency));
@@ -408,6 +420,7 @@ pub async fn add_ticket_type(
         sort_order: input.sort_order,
         retired_at: None,
         questions: questions.as_deref().and_then(super::questions::to_stored),
+        template_id: None,
     };
     check_terms(&mut c, &row);
     c.finish()?;
@@ -425,14 +438,27 @@ pub async fn add_ticket_type(
         .object(row.id)
         .after(&created)
         .stmt(now);
-    app.db()
-        .write_grouped(vec![
-            store::insert_ticket_type(t, &row, now),
-            emit(&created, now)?,
-            audit,
-        ])
-        .await?;
+    let mut writes = vec![
+        store::insert_ticket_type(t, &row, now),
+        emit(&created, now)?,
+        audit,
+    ];
+    // A series' new type is every date's too, in the same write.
+    let dates = if ev.series != 0 {
+        store::dates(app.db(), t, event).await?
+    } else {
+        Vec::new()
+    };
+    for date in &dates {
+        let copy = super::series::follower(&row, date.id);
+        writes.push(store::insert_ticket_type(t, &copy, now));
+        writes.push(emit(&super::series::created(t, &copy), now)?);
+    }
+    app.db().write_grouped(writes).await?;
     super::invalidate(app, t, event).await;
+    for date in &dates {
+        super::invalidate(app, t, date.id).await;
+    }
     Ok(row.into_view())
 }
 
@@ -481,6 +507,14 @@ pub async fn publish(app: &App, actor: &Actor, event: EventId) -> Result<EventVi
             .await?;
         super::invalidate(app, t, event).await;
     }
+    // A series publishes its dates still in draft.
+    if catalog.event.series {
+        for date in store::dates(app.db(), t, event).await? {
+            if date.status == EventStatus::Draft {
+                Box::pin(publish(app, actor, date.id)).await?;
+            }
+        }
+    }
     let mut view = catalog.event.clone();
     view.status = EventStatus::Published;
     Ok(view)
@@ -523,6 +557,14 @@ pub async fn cancel(app: &App, actor: &Actor, event: EventId) -> Result<EventVie
             tx.commit().await?;
         }
         super::invalidate(app, t, event).await;
+    }
+    // A series calls off every date (each one's orders refunded).
+    if catalog.event.series {
+        for date in store::dates(app.db(), t, event).await? {
+            if date.status != EventStatus::Cancelled {
+                Box::pin(cancel(app, actor, date.id)).await?;
+            }
+        }
     }
     let mut view = catalog.event.clone();
     view.status = EventStatus::Cancelled;

@@ -15,6 +15,7 @@ mod domain;
 mod error;
 pub mod questions;
 mod seating;
+mod series;
 mod store;
 mod ticket_types;
 mod views;
@@ -39,6 +40,7 @@ pub use seating::{
     SeatingUpdated, SectionInput, draw, put_seating, seating,
 };
 use serde::{Deserialize, Serialize};
+pub use series::{MAX_DATES, NewDate, add_date, dates, list_dates};
 pub use ticket_types::{TicketTypePatch, TicketTypeUpdated, update_ticket_type};
 pub use vouchers::{
     NewVoucher, VoucherCreated, VoucherView, create_voucher, create_vouchers, list_vouchers,
@@ -55,6 +57,9 @@ pub struct EventCreated {
     pub name: String,
     pub starts_at: String,
     pub ends_at: String,
+    /// The series it is a date of.
+    #[serde(default)]
+    pub series_id: Option<EventId>,
 }
 
 impl DomainEvent for EventCreated {

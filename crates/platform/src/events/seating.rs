@@ -655,3 +655,27 @@ impl SeatFlag {
         flag(s)
     }
 }
+
+/// The series' stored map as a date's: the same seats (ids kept), each
+/// on the date's ticket type that follows its own (`types`: series' → date's).
+pub(super) async fn copied(
+    db: &kernel::Db,
+    t: &Tenant,
+    series: EventId,
+    types: &HashMap<TicketTypeId, TicketTypeId>,
+) -> Result<Option<(String, i64)>> {
+    let Some(map) = load(db, t, series).await? else {
+        return Ok(None);
+    };
+    let seats: Vec<Seat> = map
+        .seats
+        .into_iter()
+        .filter_map(|mut s| {
+            s.ticket_type_id = *types.get(&s.ticket_type_id)?;
+            Some(s)
+        })
+        .collect();
+    let n = seats.len() as i64;
+    let doc = serde_json::to_string(&Stored { seats }).map_err(kernel::ApiError::internal)?;
+    Ok(Some((doc, n)))
+}

@@ -23,6 +23,10 @@ pub struct EventRow {
     pub created_at: i64,
     pub transfers_allowed: i64,
     pub transfer_deadline: Option<i64>,
+    /// 1: sells through its dates.
+    pub series: i64,
+    /// The series this event is a date of.
+    pub series_id: Option<EventId>,
 }
 
 impl EventRow {
@@ -40,6 +44,8 @@ impl EventRow {
                 allowed: self.transfers_allowed != 0,
                 deadline: self.transfer_deadline.map(clock::rfc3339),
             },
+            series: self.series != 0,
+            series_id: self.series_id,
             starts_at_micros: self.starts_at,
             ends_at_micros: self.ends_at,
             transfer_deadline_micros: self.transfer_deadline,
@@ -64,6 +70,8 @@ pub struct TicketTypeRow {
     pub retired_at: Option<i64>,
     /// JSON; `None` asks the default questions.
     pub questions: Option<String>,
+    /// The series' ticket type this date's type follows.
+    pub template_id: Option<TicketTypeId>,
 }
 
 impl TicketTypeRow {
@@ -83,17 +91,19 @@ impl TicketTypeRow {
             sort_order: self.sort_order,
             retired_at: self.retired_at.map(clock::rfc3339),
             questions: super::questions::stored(self.questions.as_deref()),
+            template_id: self.template_id,
             sale_window: (self.sale_starts_at, self.sale_ends_at),
         }
     }
 }
 
-const EVENT_COLS: &str = "id, name, starts_at, ends_at, timezone, status, created_at, transfers_allowed, transfer_deadline";
+const EVENT_COLS: &str = "id, name, starts_at, ends_at, timezone, status, created_at, transfers_allowed, transfer_deadline, series, series_id";
 
 pub fn insert_event(t: &Tenant, e: &EventRow) -> Stmt {
     Stmt::new(
-        "INSERT INTO events (id, org_id, name, starts_at, ends_at, timezone, status, created_at)
-         VALUES ($1, $2, $3, $4, $5, $6, $7, $8)",
+        "INSERT INTO events (id, org_id, name, starts_at, ends_at, timezone, status, created_at,
+             transfers_allowed, transfer_deadline, series, series_id)
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12)",
     )
     .bind(e.id)
     .bind(t.org())
@@ -103,6 +113,33 @@ pub fn insert_event(t: &Tenant, e: &EventRow) -> Stmt {
     .bind(e.timezone.clone())
     .bind(e.status.as_str())
     .bind(e.created_at)
+    .bind(e.transfers_allowed)
+    .bind(e.transfer_deadline)
+    .bind(e.series)
+    .bind(e.series_id.map(|id| id.0))
+}
+
+/// The dates of a series, earliest first.
+#[tracing::instrument(skip_all)]
+pub async fn dates(db: &Db, t: &Tenant, series: EventId) -> Result<Vec<EventRow>, sqlx::Error> {
+    let sql = format!(
+        "SELECT {EVENT_COLS} FROM events WHERE org_id = $1 AND series_id = $2
+         ORDER BY starts_at, id"
+    );
+    db_run!(db, p => sqlx::query_as(sqlx::AssertSqlSafe(sql.as_str())).bind(t.org()).bind(series).fetch_all(p).await)
+}
+
+/// The dates' ticket types that follow the series' type `template`.
+#[tracing::instrument(skip_all)]
+pub async fn following(
+    db: &Db,
+    t: &Tenant,
+    template: TicketTypeId,
+) -> Result<Vec<TicketTypeRow>, sqlx::Error> {
+    let sql = format!(
+        "SELECT {TYPE_COLS} FROM ticket_types WHERE org_id = $1 AND template_id = $2 ORDER BY id"
+    );
+    db_run!(db, p => sqlx::query_as(sqlx::AssertSqlSafe(sql.as_str())).bind(t.org()).bind(template).fetch_all(p).await)
 }
 
 #[tracing::instrument(skip_all)]
@@ -137,8 +174,8 @@ pub fn insert_ticket_type(t: &Tenant, tt: &TicketTypeRow, now: i64) -> Stmt {
     Stmt::new(
         "INSERT INTO ticket_types (org_id, id, event_id, name, price_cents, currency, capacity,
              sale_starts_at, sale_ends_at, max_per_order, created_at, min_per_order, hidden,
-             sort_order, retired_at, questions)
-         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16)",
+             sort_order, retired_at, questions, template_id)
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17)",
     )
     .bind(t.org())
     .bind(tt.id)
@@ -156,6 +193,7 @@ pub fn insert_ticket_type(t: &Tenant, tt: &TicketTypeRow, now: i64) -> Stmt {
     .bind(tt.sort_order)
     .bind(tt.retired_at)
     .bind(tt.questions.clone())
+    .bind(tt.template_id.map(|id| id.0))
 }
 
 /// Writes a ticket type's terms, only while its capacity is still `seen`
@@ -198,15 +236,19 @@ pub async fn ticket_type_row(
 }
 
 const TYPE_COLS: &str = "id, event_id, name, price_cents, currency, capacity, sale_starts_at,
-    sale_ends_at, max_per_order, min_per_order, hidden, sort_order, retired_at, questions";
+    sale_ends_at, max_per_order, min_per_order, hidden, sort_order, retired_at, questions,
+    template_id";
 
+/// Sets the event's transfer policy, and its dates' when it is a series.
 pub fn set_transfer_policy(t: &Tenant, id: EventId, allowed: bool, deadline: Option<i64>) -> Stmt {
     Stmt::new(
-        "UPDATE events SET transfers_allowed = $1, transfer_deadline = $2 WHERE org_id = $3 AND id = $4",
+        "UPDATE events SET transfers_allowed = $1, transfer_deadline = $2
+         WHERE org_id = $3 AND (id = $4 OR series_id = $5)",
     )
     .bind(i64::from(allowed))
     .bind(deadline)
     .bind(t.org())
+    .bind(id)
     .bind(id)
 }
 

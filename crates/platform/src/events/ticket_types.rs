@@ -82,6 +82,109 @@ pub async fn update_ticket_type(
     let before = row.clone().into_view();
     let now = app.kernel.now();
     let mut c = Checks::default();
+    apply(&mut row, &patch, now, &mut c);
+    check_terms(&mut c, &row);
+    // A series' type: its dates' copies take the same change (all but the
+    // capacity, which is each date's own), checked before anything is written.
+    let followers = if row.template_id.is_none() {
+        follow(app, t, &row, &patch, now, &mut c).await?
+    } else {
+        Vec::new()
+    };
+    c.finish()?;
+    let after = row.clone().into_view();
+    let updated = updated_event(t, &before, &after);
+    let writes = vec![
+        store::update_ticket_type(t, &row, before.capacity),
+        emit(&updated, now)?,
+        actor
+            .audit("ticket_type.update", "ticket_type")
+            .object(id)
+            .before(&before)
+            .after(&after)
+            .stmt(now),
+    ];
+    let moved = crate::sales::resize_ticket_type(
+        app,
+        t,
+        event,
+        id,
+        (before.capacity, after.capacity),
+        writes,
+    )
+    .await;
+    super::invalidate(app, t, event).await;
+    moved?;
+    if !followers.is_empty() {
+        let mut writes = Vec::with_capacity(followers.len() * 2);
+        for (row, before) in &followers {
+            writes.push(store::update_ticket_type(t, row, before.capacity));
+            writes.push(emit(
+                &updated_event(t, before, &row.clone().into_view()),
+                now,
+            )?);
+        }
+        app.db().write_grouped(writes).await?;
+        for (row, _) in &followers {
+            super::invalidate(app, t, row.event_id).await;
+        }
+    }
+    Ok(after)
+}
+
+/// The dates' copies of a series' ticket type with `patch` applied (its
+/// capacity left out), each with what it was; a copy whose own terms the
+/// change would break fails the whole change, naming its date.
+async fn follow(
+    app: &App,
+    t: &crate::identity::Tenant,
+    row: &store::TicketTypeRow,
+    patch: &TicketTypePatch,
+    now: i64,
+    c: &mut Checks,
+) -> Result<Vec<(store::TicketTypeRow, TicketTypeView)>> {
+    let mut out = Vec::new();
+    for mut copy in store::following(app.db(), t, row.id).await? {
+        let before = copy.clone().into_view();
+        let mut own = Checks::default();
+        apply(&mut copy, patch, now, &mut own);
+        copy.capacity = before.capacity;
+        check_terms(&mut own, &copy);
+        if own.finish().is_err() {
+            c.fail(
+                "dates",
+                &format!(
+                    "the change breaks the terms of this type on date {} (changed there)",
+                    copy.event_id
+                ),
+            );
+            continue;
+        }
+        out.push((copy, before));
+    }
+    Ok(out)
+}
+
+fn updated_event(
+    t: &crate::identity::Tenant,
+    before: &TicketTypeView,
+    after: &TicketTypeView,
+) -> TicketTypeUpdated {
+    TicketTypeUpdated {
+        org_id: t.org(),
+        event_id: after.event_id,
+        ticket_type_id: after.id,
+        name: after.name.clone(),
+        capacity: after.capacity,
+        capacity_was: before.capacity,
+        price_cents: after.price_cents,
+        hidden: after.hidden,
+        retired: after.retired_at.is_some(),
+    }
+}
+/// Writes the patch into `row` (text fields checked into `c`; the terms
+/// as a whole are checked by the caller).
+fn apply(row: &mut store::TicketTypeRow, patch: &TicketTypePatch, now: i64, c: &mut Checks) {
     if let Some(name) = &patch.name
         && let Some(name) = c.take("name", parse::name(name, 200))
     {
@@ -123,43 +226,7 @@ pub async fn update_ticket_type(
         _ => {}
     }
     if let Some(q) = &patch.questions {
-        let qs = questions::check(&mut c, q);
+        let qs = questions::check(c, q);
         row.questions = questions::to_stored(&qs);
     }
-    check_terms(&mut c, &row);
-    c.finish()?;
-    let after = row.clone().into_view();
-    let updated = TicketTypeUpdated {
-        org_id: t.org(),
-        event_id: event,
-        ticket_type_id: id,
-        name: after.name.clone(),
-        capacity: after.capacity,
-        capacity_was: before.capacity,
-        price_cents: after.price_cents,
-        hidden: after.hidden,
-        retired: after.retired_at.is_some(),
-    };
-    let writes = vec![
-        store::update_ticket_type(t, &row, before.capacity),
-        emit(&updated, now)?,
-        actor
-            .audit("ticket_type.update", "ticket_type")
-            .object(id)
-            .before(&before)
-            .after(&after)
-            .stmt(now),
-    ];
-    let moved = crate::sales::resize_ticket_type(
-        app,
-        t,
-        event,
-        id,
-        (before.capacity, after.capacity),
-        writes,
-    )
-    .await;
-    super::invalidate(app, t, event).await;
-    moved?;
-    Ok(after)
 }

@@ -44,6 +44,7 @@ pub fn routes() -> axum::Router<App> {
         )
         .route("/dashboard/events/{event_id}/vouchers", post(add_vouchers))
         .route("/dashboard/events/{event_id}/publish", post(publish))
+        .route("/dashboard/events/{event_id}/dates", post(add_date))
         .route(
             "/dashboard/events/{event_id}/transfers",
             post(set_transfers),
@@ -167,6 +168,7 @@ async fn create_event(
             starts_at: starts,
             ends_at: ends,
             timezone: p.timezone.clone(),
+            series: field(&form, "series") == "on",
         },
     )
     .await
@@ -229,7 +231,19 @@ struct CatalogPage {
     transfers_allowed: bool,
     /// The deadline as a `datetime-local` value in the event's zone.
     transfer_deadline: String,
+    /// A series: sold on its dates (listed here).
+    series: bool,
+    /// The series this event is a date of.
+    series_id: Option<String>,
+    dates: Vec<DateRow>,
     error: Option<String>,
+}
+
+struct DateRow {
+    id: String,
+    name: String,
+    when: String,
+    status: &'static str,
 }
 
 async fn catalog_of(
@@ -368,8 +382,61 @@ async fn catalog_of(
             .transfer_deadline_micros
             .map(|m| domain::local_input(m, tz))
             .unwrap_or_default(),
+        series: e.series,
+        series_id: e.series_id.map(|s| s.to_string()),
+        dates: if e.series {
+            super::dates(app, t, event)
+                .await
+                .map_err(ApiError::from)?
+                .into_iter()
+                .map(|d| DateRow {
+                    id: d.id.to_string(),
+                    name: d.name.clone(),
+                    when: format!(
+                        "{} – {}",
+                        shown_in(d.starts_at_micros, tz),
+                        shown_in(d.ends_at_micros, tz)
+                    ),
+                    status: d.status.as_str(),
+                })
+                .collect()
+        } else {
+            Vec::new()
+        },
         error: None,
     })
+}
+
+async fn add_date(
+    State(app): State<App>,
+    session: SessionActor,
+    ApiPath(event): ApiPath<EventId>,
+    Form(form): Form<Fields>,
+) -> Result<Response, ApiError> {
+    if !csrf_matches(&session.csrf, field(&form, "csrf")) {
+        return Ok(csrf_refused());
+    }
+    let tz = zone_of(&app, &session, event).await?;
+    let done = async {
+        let required = |name: &str| {
+            local(&form, name, &tz)?.ok_or_else(|| ApiError::field(name, "is required"))
+        };
+        let name = field(&form, "name").trim();
+        super::add_date(
+            &app,
+            &session.actor,
+            event,
+            super::NewDate {
+                starts_at: required("starts_at")?,
+                ends_at: required("ends_at")?,
+                name: (!name.is_empty()).then(|| name.to_string()),
+            },
+        )
+        .await
+        .map_err(ApiError::from)
+    }
+    .await;
+    outcome(&app, &session, event, done).await
 }
 
 async fn catalog_page(

@@ -48,14 +48,23 @@ pub struct VoucherView {
 }
 
 impl VoucherView {
-    pub fn applies_to(&self, tt: TicketTypeId) -> bool {
-        self.ticket_type_ids.is_empty() || self.ticket_type_ids.contains(&tt)
+    /// Whether it discounts tickets of `tt` (a series' voucher: of the
+    /// dates' copies of the types it names too).
+    pub fn applies_to(&self, tt: &super::TicketTypeView) -> bool {
+        self.ticket_type_ids.is_empty() || self.names(tt)
     }
 
     /// Whether it unlocks a hidden ticket type: only one it names (a
     /// voucher for every type unlocks none).
-    pub fn unlocks(&self, tt: TicketTypeId) -> bool {
-        self.ticket_type_ids.contains(&tt)
+    pub fn unlocks(&self, tt: &super::TicketTypeView) -> bool {
+        self.names(tt)
+    }
+
+    fn names(&self, tt: &super::TicketTypeView) -> bool {
+        self.ticket_type_ids.contains(&tt.id)
+            || tt
+                .template_id
+                .is_some_and(|t| self.ticket_type_ids.contains(&t))
     }
 
     pub fn valid_at(&self, now: i64) -> bool {
@@ -310,8 +319,28 @@ pub async fn list_vouchers(
 }
 
 /// The event's voucher with this code (any case), as the storefront asks;
-/// `None` when there is none. Served from the hot tier.
+/// `None` when there is none. A date of a series takes the series'
+/// vouchers too (one count of uses across all dates). Served from the hot
+/// tier.
 pub async fn voucher_by_code(
+    app: &App,
+    t: &Tenant,
+    event: EventId,
+    code: &str,
+) -> kernel::ApiResult<Option<Arc<VoucherView>>> {
+    if let Some(v) = own_voucher(app, t, event, code).await? {
+        return Ok(Some(v));
+    }
+    match super::catalog(app, t, event)
+        .await?
+        .and_then(|c| c.event.series_id)
+    {
+        Some(series) => own_voucher(app, t, series, code).await,
+        None => Ok(None),
+    }
+}
+
+async fn own_voucher(
     app: &App,
     t: &Tenant,
     event: EventId,

@@ -175,6 +175,17 @@ pub(super) async fn published_catalog(
     }
 }
 
+/// A series sells through its dates, never itself.
+pub(super) fn refuse_series(catalog: &catalog::Catalog) -> Result<()> {
+    if catalog.event.series {
+        return Err(Error::field(
+            "event_id",
+            "is a series: pick one of its dates (GET /api/v1/store/{org}/events/{event_id} lists them)",
+        ));
+    }
+    Ok(())
+}
+
 fn items_of(pairs: &[(TicketTypeId, i64)]) -> Vec<HoldItem> {
     pairs
         .iter()
@@ -392,6 +403,7 @@ pub async fn create_hold(
     pick: SeatPick,
 ) -> Result<HoldView> {
     let catalog = published_catalog(app, t, event).await?;
+    refuse_series(&catalog)?;
     let now = app.kernel.now();
     let mut c = Checks::default();
     let map = catalog::seating(app, t, event).await?;
@@ -507,7 +519,7 @@ pub async fn create_hold(
                 unlocking = Some(v.clone());
                 let uses: i64 = counts
                     .iter()
-                    .filter(|(tt, _)| v.applies_to(**tt))
+                    .filter(|(tt, _)| catalog.ticket_type(**tt).is_some_and(|ty| v.applies_to(ty)))
                     .map(|(_, q)| *q)
                     .sum();
                 if uses == 0 {
@@ -552,7 +564,7 @@ pub async fn create_hold(
     for tt in counts.keys() {
         if let Some(ty) = catalog.ticket_type(*tt)
             && ty.hidden
-            && !unlocking.as_ref().is_some_and(|v| v.unlocks(*tt))
+            && !unlocking.as_ref().is_some_and(|v| v.unlocks(ty))
         {
             let field = items
                 .iter()
@@ -1279,7 +1291,7 @@ async fn checkout_once(
         currencies.insert(ty.currency.clone());
         let discount = voucher
             .as_ref()
-            .filter(|v| v.applies_to(*tt))
+            .filter(|v| v.applies_to(ty))
             .map(|v| v.discount(ty.price_cents, *q))
             .unwrap_or(0);
         lines.push(OrderLine {
@@ -1823,9 +1835,30 @@ pub struct StoreEvent {
     pub starts_at: String,
     pub ends_at: String,
     pub timezone: String,
-    /// Where the sale stands now (derived, never stored).
+    /// Where the sale stands now (derived, never stored); a series': the
+    /// best of its dates'.
     pub sale_state: SaleState,
+    /// A series' ticket types show what is left on all its dates together.
     pub ticket_types: Vec<StoreTicketType>,
+    /// A series: sold on its dates, never itself.
+    pub series: bool,
+    /// The series this event is a date of.
+    pub series_id: Option<EventId>,
+    /// A series' published dates, earliest first (empty for other events):
+    /// tickets are held on a date.
+    pub dates: Vec<StoreDate>,
+}
+
+/// One date of a series on the storefront.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct StoreDate {
+    pub id: EventId,
+    pub name: String,
+    pub starts_at: String,
+    pub ends_at: String,
+    pub sale_state: SaleState,
+    /// Tickets left on this date, all shown types together.
+    pub available: i64,
 }
 
 /// A published event's sale as buyers see it now: derived from the clock,
@@ -1925,7 +1958,7 @@ pub async fn store_event(
         })
         .collect();
     let windows: Vec<(Option<i64>, Option<i64>)> = shown.iter().map(|t| t.sale_window).collect();
-    Ok(StoreEvent {
+    let mut out = StoreEvent {
         id: e.id,
         name: e.name.clone(),
         starts_at: e.starts_at.clone(),
@@ -1933,7 +1966,76 @@ pub async fn store_event(
         timezone: e.timezone.clone(),
         sale_state: SaleState::of(now, e.ends_at_micros, &ticket_types, &windows),
         ticket_types,
-    })
+        series: e.series,
+        series_id: e.series_id,
+        dates: Vec::new(),
+    };
+    if e.series {
+        Box::pin(series_on_store(app, t, &mut out, unlock)).await?;
+    }
+    Ok(out)
+}
+
+/// A series on the storefront: its published dates, each with what is
+/// left, and the series' types with what is left on all dates together.
+async fn series_on_store(
+    app: &App,
+    t: &Tenant,
+    out: &mut StoreEvent,
+    unlock: Option<&str>,
+) -> Result<()> {
+    for ty in &mut out.ticket_types {
+        ty.available = 0;
+        ty.on_sale = false;
+    }
+    for date in catalog::dates(app, t, out.id)
+        .await
+        .map_err(kernel::ApiError::from)?
+    {
+        if date.status != catalog::EventStatus::Published {
+            continue;
+        }
+        let d = Box::pin(store_event(app, t, date.id, unlock)).await?;
+        let follows: Vec<(TicketTypeId, Option<TicketTypeId>)> = date
+            .ticket_types
+            .iter()
+            .map(|ty| (ty.id, ty.template_id))
+            .collect();
+        for ty in &d.ticket_types {
+            let series_type = follows
+                .iter()
+                .find(|(id, _)| *id == ty.id)
+                .and_then(|(_, tpl)| *tpl);
+            if let Some(st) = out
+                .ticket_types
+                .iter_mut()
+                .find(|s| Some(s.id) == series_type)
+            {
+                st.available += ty.available;
+                st.on_sale |= ty.on_sale && ty.available > 0;
+            }
+        }
+        out.dates.push(StoreDate {
+            id: d.id,
+            name: d.name,
+            starts_at: d.starts_at,
+            ends_at: d.ends_at,
+            sale_state: d.sale_state,
+            available: d.ticket_types.iter().map(|t| t.available).sum(),
+        });
+    }
+    let best = [
+        SaleState::OnSale,
+        SaleState::NotYetOnSale,
+        SaleState::SoldOut,
+        SaleState::SalesClosed,
+        SaleState::Ended,
+    ];
+    out.sale_state = best
+        .into_iter()
+        .find(|s| out.dates.iter().any(|d| d.sale_state == *s))
+        .unwrap_or(SaleState::NotYetOnSale);
+    Ok(())
 }
 
 const SWEEP_BATCH: i64 = 500;

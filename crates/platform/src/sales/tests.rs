@@ -73,6 +73,7 @@ async fn run_case(
             starts_at: "2030-01-01T18:00:00Z".into(),
             ends_at: "2030-01-01T23:00:00Z".into(),
             timezone: "UTC".into(),
+            series: false,
         },
     )
     .await

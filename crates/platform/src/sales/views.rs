@@ -287,6 +287,23 @@ impl EventPage {
         }
     }
 
+    /// An instant (RFC 3339) as people at the venue read it.
+    fn at(&self, s: &str) -> String {
+        kernel::clock::parse_rfc3339(s)
+            .map(|m| crate::events::shown_in(m, &self.event.timezone))
+            .unwrap_or_else(|| s.to_string())
+    }
+
+    fn state_text(&self, s: &domain::SaleState) -> &'static str {
+        match s {
+            domain::SaleState::NotYetOnSale => "Tickets are not on sale yet.",
+            domain::SaleState::OnSale => "On sale.",
+            domain::SaleState::SoldOut => "Sold out.",
+            domain::SaleState::SalesClosed => "Ticket sales have closed.",
+            domain::SaleState::Ended => "This event is over.",
+        }
+    }
+
     /// When the event runs, as people at the venue read it.
     fn when(&self) -> String {
         let at = |s: &str| {

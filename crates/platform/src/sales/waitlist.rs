@@ -172,6 +172,7 @@ pub async fn join(
     req: Join,
 ) -> Result<(WaitlistEntry, i64)> {
     let catalog = domain::published_catalog(app, t, event).await?;
+    domain::refuse_series(&catalog)?;
     let mut c = Checks::default();
     let email = c.take("email", kernel::parse::email(&req.email));
     let name = c.take("name", kernel::parse::name(&req.name, 200));
