@@ -76,4 +76,5 @@ typed_id!(
     QuotaId,
     VoucherId,
     WaitlistEntryId,
+    LayoutId,
 );

@@ -178,6 +178,26 @@ const MUTATIONS: &[(&str, &str, Record)] = &[
     ),
     (
         "post",
+        "/api/v1/orgs/{org}/venue-layouts",
+        Record::Audit("layout.create"),
+    ),
+    (
+        "put",
+        "/api/v1/orgs/{org}/venue-layouts/{layout_id}",
+        Record::Audit("layout.update"),
+    ),
+    (
+        "post",
+        "/api/v1/orgs/{org}/events/{event_id}/seating/from-layout",
+        Record::Audit("seating.update"),
+    ),
+    (
+        "post",
+        "/api/v1/orgs/{org}/events/{event_id}/seating/save-as-layout",
+        Record::Audit("layout.create"),
+    ),
+    (
+        "post",
         "/api/v1/store/{org}/events/{event_id}/waiting-list",
         Record::Ledger("waiting_list (the line itself)"),
     ),
@@ -423,6 +443,47 @@ async fn every_mutating_route_leaves_a_record(backend: Backend) {
         )
         .await,
         "date",
+    );
+    let hall = json!({"name": "Hall", "sections": [{"name": "Floor", "rows": [{"label": "A", "seats": [
+        {"label": "1", "x": 0.0, "y": 0.0, "category": "Seats"}]}]}]});
+    let layout: Value = ok(
+        t.post(&o("/venue-layouts"), Some(&org.key), hall.clone())
+            .await,
+        "layout",
+    )
+    .json()
+    .await
+    .unwrap();
+    let layout_id = layout["id"].as_str().unwrap();
+    ok(
+        t.api
+            .client
+            .put(t.url(&o(&format!("/venue-layouts/{layout_id}"))))
+            .bearer_auth(&org.key)
+            .json(&hall)
+            .send()
+            .await
+            .unwrap(),
+        "layout replaced",
+    );
+    let seated = t.event(&org, 5).await;
+    ok(
+        t.post(
+            &o(&format!("/events/{}/seating/from-layout", seated.id)),
+            Some(&org.key),
+            json!({"layout_id": layout_id, "ticket_types": {"Seats": seated.ticket_type}}),
+        )
+        .await,
+        "from layout",
+    );
+    ok(
+        t.post(
+            &o(&format!("/events/{}/seating/save-as-layout", seated.id)),
+            Some(&org.key),
+            json!({"name": "Kept"}),
+        )
+        .await,
+        "save as layout",
     );
     let quota: Value = ok(
         t.post(

@@ -1643,3 +1643,94 @@ async fn an_organizer_runs_a_series_and_a_buyer_picks_a_date() {
     result.expect("browser flow");
     t.stop().await;
 }
+
+/// The organizer keeps one event's seat map as a venue layout and copies
+/// it into another event from the editor, a ticket type per category (the
+/// same-named type chosen for them).
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn an_organizer_reuses_a_venue_layout_in_the_browser() {
+    let t = TestApp::spawn(Backend::Sqlite).await;
+    let org = organizer(&t, "layouts").await;
+    let first = t.event(&org, 10).await;
+    let second = t.event(&org, 10).await;
+    let r = t
+        .api
+        .client
+        .put(t.url(&format!(
+            "/api/v1/orgs/{}/events/{}/seating",
+            org.slug, first.id
+        )))
+        .bearer_auth(&org.key)
+        .json(
+            &serde_json::json!({"sections": [{"name": "Floor", "rows": [{"label": "A", "seats": [
+            {"label": "1", "x": 0.0, "y": 0.0, "ticket_type_id": first.ticket_type},
+            {"label": "2", "x": 30.0, "y": 0.0, "ticket_type_id": first.ticket_type},
+            {"label": "3", "x": 60.0, "y": 0.0, "ticket_type_id": first.ticket_type}]}]}]}),
+        )
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 200);
+    let driver = chromedriver();
+    let b = browser(&driver).await;
+    let result = async {
+        b.goto(&t.url("/login")).await?;
+        log_in(&b, &org).await?;
+        soon(&b, By::Id("new-event-link")).await?;
+        b.goto(&t.url(&format!("/dashboard/events/{}/seating", first.id)))
+            .await?;
+        let form = soon(&b, By::Id("save-layout")).await?;
+        form.find(By::Css("input[name=name]"))
+            .await?
+            .send_keys("Club floor")
+            .await?;
+        form.find(By::Css("button")).await?.click().await?;
+        let row = soon_text(&b, By::Css("#layouts tbody tr")).await?;
+        assert!(
+            row.contains("Club floor") && row.contains("General"),
+            "{row}"
+        );
+        assert_eq!(soon_text(&b, By::Css("#layouts td.seats")).await?, "3");
+
+        b.goto(&t.url(&format!("/dashboard/events/{}/seating", second.id)))
+            .await?;
+        soon(&b, By::Id("no-map")).await?;
+        soon(&b, By::Css("#choose-layout button"))
+            .await?
+            .click()
+            .await?;
+        let chosen = soon(
+            &b,
+            By::Css("#use-layout select[name=cat_type_0] option:checked"),
+        )
+        .await?;
+        assert_eq!(chosen.text().await?, "General", "the same-named type");
+        b.find(By::Css("#use-layout button")).await?.click().await?;
+        b.query(By::Css("#editor-map circle.seat"))
+            .wait(Duration::from_secs(15), Duration::from_millis(100))
+            .first()
+            .await?;
+        assert_eq!(
+            b.find_all(By::Css("#editor-map circle.seat")).await?.len(),
+            3
+        );
+        Ok::<_, WebDriverError>(())
+    }
+    .await;
+    let _ = b.quit().await;
+    result.expect("browser flow");
+    let map: serde_json::Value = t
+        .get(
+            &format!("/api/v1/orgs/{}/events/{}/seating", org.slug, second.id),
+            Some(&org.key),
+        )
+        .await
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(
+        map["sections"][0]["rows"][0]["seats"][0]["ticket_type_id"],
+        second.ticket_type.as_str()
+    );
+    t.stop().await;
+}

@@ -14,6 +14,7 @@ mod exports;
 mod idempotency;
 mod integrity;
 mod jobs;
+mod layouts;
 mod limits;
 mod lookup;
 mod mail;

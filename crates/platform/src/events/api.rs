@@ -8,7 +8,7 @@ use axum::{
 use kernel::{
     ApiError,
     http::{ApiJson, ApiPath, ApiQuery},
-    ids::{EventId, QuotaId, TicketTypeId, VoucherId},
+    ids::{EventId, LayoutId, QuotaId, TicketTypeId, VoucherId},
 };
 use serde::{Deserialize, Serialize};
 use utoipa::{IntoParams, ToSchema};
@@ -17,6 +17,7 @@ use utoipa_axum::{router::OpenApiRouter, routes};
 use super::domain::{
     self, EventView, NewEvent, NewQuota, NewTicketType, QuotaView, TicketTypeView,
 };
+use super::layouts::{LayoutInput, LayoutView};
 use crate::{App, identity::OrgActor};
 
 pub fn routes() -> OpenApiRouter<App> {
@@ -37,6 +38,10 @@ pub fn routes() -> OpenApiRouter<App> {
             // A map of 50,000 seats is several megabytes of JSON.
             OpenApiRouter::new()
                 .routes(routes!(put_seating, get_seating))
+                .routes(routes!(create_layout, list_layouts))
+                .routes(routes!(get_layout, put_layout))
+                .routes(routes!(seating_from_layout))
+                .routes(routes!(save_as_layout))
                 .layer(axum::extract::DefaultBodyLimit::max(
                     super::seating::MAX_MAP_BYTES,
                 )),
@@ -61,15 +66,9 @@ async fn put_seating(
     ApiJson(req): ApiJson<super::SeatMapInput>,
 ) -> Result<axum::Json<super::SeatMap>, ApiError> {
     let (_, event) = path;
-    let t = actor.require(kernel::Permission::EventsWrite)?;
-    let claimed = crate::sales::seats::claimed(app.db(), t, event)
-        .await?
-        .into_iter()
-        .map(|(s, _)| s)
-        .collect();
-    Ok(axum::Json(
-        super::put_seating(&app, &actor, event, req, &claimed).await?,
-    ))
+    store_seating(&app, &actor, event, req)
+        .await
+        .map(axum::Json)
 }
 
 /// The event's seat map (404 when it has none).
@@ -87,6 +86,150 @@ async fn get_seating(
         Some(m) => Ok(axum::Json((*m).clone())),
         None => Err(ApiError::NotFound),
     }
+}
+
+/// Keeps a venue layout for reuse (a seat map whose seats carry a
+/// `category` instead of a ticket type); checked as a seat map is (422
+/// naming the offending seat).
+#[utoipa::path(post, path = "/api/v1/orgs/{org}/venue-layouts", tag = "events",
+    params(("org" = String, Path)), request_body = LayoutInput, security(("api_key" = [])),
+    responses((status = 201, body = LayoutView, description = "the layout",
+               links(("get_layout" = (operation_id = "get_layout",
+                         parameters(("org" = "$request.path.org"), ("layout_id" = "$response.body#/id")))))),
+              (status = 422, description = "invalid: the offending seat is named")))]
+async fn create_layout(
+    State(app): State<App>,
+    OrgActor(actor): OrgActor,
+    ApiJson(req): ApiJson<LayoutInput>,
+) -> Result<Response, ApiError> {
+    let v = super::layouts::create_layout(&app, &actor, req).await?;
+    Ok((StatusCode::CREATED, axum::Json(v)).into_response())
+}
+
+#[derive(Serialize, ToSchema)]
+pub struct LayoutList {
+    data: Vec<super::layouts::LayoutSummary>,
+}
+
+/// The org's venue layouts, newest first (without their seats).
+#[utoipa::path(get, path = "/api/v1/orgs/{org}/venue-layouts", tag = "events",
+    params(("org" = String, Path)), security(("api_key" = [])),
+    responses((status = 200, body = LayoutList, description = "the layouts")))]
+async fn list_layouts(
+    State(app): State<App>,
+    OrgActor(actor): OrgActor,
+) -> Result<axum::Json<LayoutList>, ApiError> {
+    Ok(axum::Json(LayoutList {
+        data: super::layouts::list_layouts(&app, &actor).await?,
+    }))
+}
+
+/// One venue layout with its seats (`sections`: its JSON export, as
+/// `POST …/venue-layouts` takes it back with its `name`).
+#[utoipa::path(get, path = "/api/v1/orgs/{org}/venue-layouts/{layout_id}", tag = "events",
+    params(("org" = String, Path), ("layout_id" = String, Path)), security(("api_key" = [])),
+    responses((status = 200, body = LayoutView, description = "the layout")))]
+async fn get_layout(
+    State(app): State<App>,
+    OrgActor(actor): OrgActor,
+    ApiPath(path): ApiPath<(String, LayoutId)>,
+) -> Result<axum::Json<LayoutView>, ApiError> {
+    Ok(axum::Json(
+        super::layouts::get_layout(&app, &actor, path.1).await?,
+    ))
+}
+
+/// Replaces a venue layout whole; events that copied it keep their copy.
+#[utoipa::path(put, path = "/api/v1/orgs/{org}/venue-layouts/{layout_id}", tag = "events",
+    params(("org" = String, Path), ("layout_id" = String, Path)),
+    request_body = LayoutInput, security(("api_key" = [])),
+    responses((status = 200, body = LayoutView, description = "the layout"),
+              (status = 422, description = "invalid: the offending seat is named")))]
+async fn put_layout(
+    State(app): State<App>,
+    OrgActor(actor): OrgActor,
+    ApiPath(path): ApiPath<(String, LayoutId)>,
+    ApiJson(req): ApiJson<LayoutInput>,
+) -> Result<axum::Json<LayoutView>, ApiError> {
+    Ok(axum::Json(
+        super::layouts::put_layout(&app, &actor, path.1, req).await?,
+    ))
+}
+
+#[derive(Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct FromLayout {
+    layout_id: LayoutId,
+    /// Each of the layout's categories → a ticket type of this event.
+    ticket_types: std::collections::BTreeMap<String, TicketTypeId>,
+}
+
+/// Gives the event a copy of a venue layout as its seat map, each
+/// category's seats on the ticket type named for it (a category left out
+/// → 422 naming it). Replaces the map as `PUT …/seating` does (a seat held
+/// or sold may not go: 409).
+#[utoipa::path(post, path = "/api/v1/orgs/{org}/events/{event_id}/seating/from-layout", tag = "events",
+    params(("org" = String, Path), ("event_id" = String, Path)),
+    request_body = FromLayout, security(("api_key" = [])),
+    responses((status = 200, body = super::SeatMap, description = "the stored map"),
+              (status = 409, description = "a seat that is held or sold would go"),
+              (status = 422, description = "a category without a ticket type, or an invalid map")))]
+async fn seating_from_layout(
+    State(app): State<App>,
+    OrgActor(actor): OrgActor,
+    ApiPath(path): ApiPath<(String, EventId)>,
+    ApiJson(req): ApiJson<FromLayout>,
+) -> Result<axum::Json<super::SeatMap>, ApiError> {
+    let (_, event) = path;
+    let map = super::layouts::map_for_event(&app, &actor, req.layout_id, &req.ticket_types).await?;
+    store_seating(&app, &actor, event, map)
+        .await
+        .map(axum::Json)
+}
+
+/// Stores `map` as the event's seat map (the seats held or sold asked of
+/// the sales slice).
+async fn store_seating(
+    app: &App,
+    actor: &crate::identity::Actor,
+    event: EventId,
+    map: super::SeatMapInput,
+) -> Result<super::SeatMap, ApiError> {
+    let t = actor.require(kernel::Permission::EventsWrite)?;
+    let claimed = crate::sales::seats::claimed(app.db(), t, event)
+        .await?
+        .into_iter()
+        .map(|(s, _)| s)
+        .collect();
+    Ok(super::put_seating(app, actor, event, map, &claimed).await?)
+}
+
+#[derive(Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct SaveAsLayout {
+    #[schema(
+        min_length = 1,
+        max_length = 200,
+        pattern = r"^[^\x00-\x1f\x7f-\x9f]*[^\s\x00-\x1f\x7f-\x9f][^\x00-\x1f\x7f-\x9f]*$"
+    )]
+    name: String,
+}
+
+/// Keeps the event's seat map as a venue layout: each seat's category is
+/// its ticket type's name (404 when the event has no map).
+#[utoipa::path(post, path = "/api/v1/orgs/{org}/events/{event_id}/seating/save-as-layout", tag = "events",
+    params(("org" = String, Path), ("event_id" = String, Path)),
+    request_body = SaveAsLayout, security(("api_key" = [])),
+    responses((status = 201, body = LayoutView, description = "the layout")))]
+async fn save_as_layout(
+    State(app): State<App>,
+    OrgActor(actor): OrgActor,
+    ApiPath(path): ApiPath<(String, EventId)>,
+    ApiJson(req): ApiJson<SaveAsLayout>,
+) -> Result<Response, ApiError> {
+    let (_, event) = path;
+    let v = super::layouts::layout_from_event(&app, &actor, event, &req.name).await?;
+    Ok((StatusCode::CREATED, axum::Json(v)).into_response())
 }
 
 #[derive(Deserialize, ToSchema)]

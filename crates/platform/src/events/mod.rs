@@ -13,6 +13,8 @@
 mod api;
 mod domain;
 mod error;
+mod layout_views;
+pub mod layouts;
 pub mod questions;
 mod seating;
 mod series;

@@ -20,7 +20,7 @@ use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 
 use super::{
-    Catalog, Hot,
+    Hot,
     error::{Error, Result},
     store,
 };
@@ -248,8 +248,8 @@ fn text_ok(s: &str, max: usize) -> bool {
 /// Checks a map against the event's catalog, naming the offending seat;
 /// the seats in map order with ids (kept from `old` where the seat is the
 /// same).
-fn validate(
-    catalog: &Catalog,
+pub(super) fn validate(
+    known: &dyn Fn(TicketTypeId) -> bool,
     input: &SeatMapInput,
     old: Option<&SeatMap>,
 ) -> std::result::Result<Vec<Seat>, Vec<FieldError>> {
@@ -321,7 +321,7 @@ fn validate(
                 {
                     fail(format!("{f}.x"), "x and y must be numbers within ±1000000");
                 }
-                if catalog.ticket_type(seat.ticket_type_id).is_none() {
+                if !known(seat.ticket_type_id) {
                     fail(
                         format!("{f}.ticket_type_id"),
                         "is not a ticket type of this event",
@@ -369,7 +369,8 @@ pub async fn put_seating(
         return Err(Error::NotFound);
     };
     let old = load(app.db(), t, event).await?;
-    let seats = validate(&catalog, &input, old.as_ref()).map_err(Error::Invalid)?;
+    let known = |tt| catalog.ticket_type(tt).is_some();
+    let seats = validate(&known, &input, old.as_ref()).map_err(Error::Invalid)?;
     if let Some(old) = &old {
         let now: HashMap<&str, &Seat> = seats.iter().map(|s| (s.id.as_str(), s)).collect();
         for s in old.seats.iter().filter(|s| claimed.contains(&s.id)) {

@@ -73,6 +73,7 @@ pub fn routes() -> axum::Router<App> {
                 super::seating::MAX_MAP_BYTES,
             )),
         )
+        .merge(super::layout_views::routes())
 }
 
 /// Common IANA zones offered first; any other name the database knows is
@@ -1002,6 +1003,9 @@ struct SeatingPage {
     type_choices: Vec<(String, String)>,
     error: Option<String>,
     json: String,
+    /// The org's venue layouts (id, name), and the one chosen to copy in.
+    layouts: Vec<(String, String)>,
+    chosen: Option<super::layout_views::Chosen>,
 }
 
 async fn seating_of(
@@ -1045,18 +1049,27 @@ async fn seating_of(
             .collect(),
         error: None,
         json: String::new(),
+        layouts: Vec::new(),
+        chosen: None,
     })
+}
+
+#[derive(serde::Deserialize)]
+struct LayoutChoice {
+    /// A venue layout to copy in: the page asks a ticket type per category.
+    layout: Option<kernel::ids::LayoutId>,
 }
 
 async fn seating_page(
     State(app): State<App>,
     session: SessionActor,
     ApiPath(event): ApiPath<EventId>,
+    kernel::http::ApiQuery(q): kernel::http::ApiQuery<LayoutChoice>,
 ) -> Result<Response, ApiError> {
-    Ok(page(
-        StatusCode::OK,
-        seating_of(&app, &session, event).await?,
-    ))
+    let mut p = seating_of(&app, &session, event).await?;
+    (p.layouts, p.chosen) =
+        super::layout_views::for_editor(&app, &session, &p.type_choices, q.layout).await?;
+    Ok(page(StatusCode::OK, p))
 }
 
 /// The map as JSON, as `PUT …/seating` takes it (export).
@@ -1079,7 +1092,28 @@ async fn seating_json(
 
 /// Stores an edited map; back to the editor, or the editor with what went
 /// wrong (and, for an import, the JSON as typed).
-async fn store_map(
+/// The editor again with what went wrong (and the JSON as typed), or the
+/// error itself when it is not the organizer's to put right.
+pub(super) async fn seating_failed(
+    app: &App,
+    session: &SessionActor,
+    event: EventId,
+    e: ApiError,
+    typed: String,
+) -> Result<Response, ApiError> {
+    if e.status().is_client_error() && e.status() != StatusCode::NOT_FOUND {
+        let mut p = seating_of(app, session, event).await?;
+        (p.layouts, p.chosen) =
+            super::layout_views::for_editor(app, session, &p.type_choices, None).await?;
+        p.error = Some(said(&e));
+        p.json = typed;
+        Ok(page(e.status(), p))
+    } else {
+        Err(e)
+    }
+}
+
+pub(super) async fn store_map(
     app: &App,
     session: &SessionActor,
     event: EventId,
@@ -1102,13 +1136,7 @@ async fn store_map(
     };
     match stored {
         Ok(_) => Ok(Redirect::to(&format!("/dashboard/events/{event}/seating")).into_response()),
-        Err(e) if e.status().is_client_error() && e.status() != StatusCode::NOT_FOUND => {
-            let mut p = seating_of(app, session, event).await?;
-            p.error = Some(said(&e));
-            p.json = typed;
-            Ok(page(e.status(), p))
-        }
-        Err(e) => Err(e),
+        Err(e) => seating_failed(app, session, event, e, typed).await,
     }
 }
 

@@ -1,0 +1,419 @@
+//! Venue layouts: an org's seat maps kept for reuse. A layout is a seat map
+//! whose seats carry a *category* ("Stalls", "Balcony") instead of a
+//! ticket type; an event copies one, mapping each category to one of its
+//! ticket types (the copy is then the event's own map, checked and stored
+//! as any map is). A layout is made from JSON (import) or from an event's
+//! map (its ticket types' names become the categories), read back as JSON
+//! (export) and replaced whole; events that copied it keep their copy.
+
+use std::collections::{BTreeMap, BTreeSet};
+
+use kernel::{
+    Permission, Stmt, clock, db_run,
+    error::Checks,
+    ids::{EventId, LayoutId, TicketTypeId},
+    parse,
+};
+use serde::{Deserialize, Serialize};
+use utoipa::ToSchema;
+
+use super::{
+    RowInput, SeatFlag, SeatInput, SeatMap, SeatMapInput, SectionInput,
+    error::{Error, Result},
+    seating::validate,
+};
+use crate::{
+    App,
+    identity::{Actor, Tenant},
+};
+
+/// At most this many categories in one layout.
+pub const MAX_CATEGORIES: usize = 100;
+
+#[derive(Clone, Debug, Deserialize, Serialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct LayoutInput {
+    #[schema(
+        min_length = 1,
+        max_length = 200,
+        pattern = r"^[^\x00-\x1f\x7f-\x9f]*[^\s\x00-\x1f\x7f-\x9f][^\x00-\x1f\x7f-\x9f]*$"
+    )]
+    pub name: String,
+    /// As a seat map's (unique names, labels; at most 50,000 seats).
+    #[schema(max_items = 200)]
+    pub sections: Vec<LayoutSection>,
+}
+
+#[derive(Clone, Debug, Deserialize, Serialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct LayoutSection {
+    #[schema(
+        min_length = 1,
+        max_length = 100,
+        pattern = r"^[^\x00-\x1f\x7f-\x9f]*[^\s\x00-\x1f\x7f-\x9f][^\x00-\x1f\x7f-\x9f]*$"
+    )]
+    pub name: String,
+    #[schema(max_items = 1000)]
+    pub rows: Vec<LayoutRow>,
+}
+
+#[derive(Clone, Debug, Deserialize, Serialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct LayoutRow {
+    #[schema(
+        min_length = 1,
+        max_length = 20,
+        pattern = r"^[^\x00-\x1f\x7f-\x9f]*[^\s\x00-\x1f\x7f-\x9f][^\x00-\x1f\x7f-\x9f]*$"
+    )]
+    pub label: String,
+    #[schema(max_items = 1000)]
+    pub seats: Vec<LayoutSeat>,
+}
+
+#[derive(Clone, Debug, Deserialize, Serialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct LayoutSeat {
+    #[schema(
+        min_length = 1,
+        max_length = 20,
+        pattern = r"^[^\x00-\x1f\x7f-\x9f]*[^\s\x00-\x1f\x7f-\x9f][^\x00-\x1f\x7f-\x9f]*$"
+    )]
+    pub label: String,
+    #[schema(minimum = -1_000_000, maximum = 1_000_000)]
+    pub x: f64,
+    #[schema(minimum = -1_000_000, maximum = 1_000_000)]
+    pub y: f64,
+    /// What the seat is sold as; an event maps each category to a ticket type.
+    #[schema(
+        min_length = 1,
+        max_length = 100,
+        pattern = r"^[^\x00-\x1f\x7f-\x9f]*[^\s\x00-\x1f\x7f-\x9f][^\x00-\x1f\x7f-\x9f]*$"
+    )]
+    pub category: String,
+    #[serde(default)]
+    #[schema(max_items = 4)]
+    pub flags: Vec<SeatFlag>,
+}
+
+/// A layout as stored and read back (`sections` is its JSON export).
+#[derive(Clone, Debug, Serialize, ToSchema)]
+pub struct LayoutView {
+    pub id: LayoutId,
+    pub name: String,
+    /// Its seats' categories, sorted.
+    pub categories: Vec<String>,
+    pub seats: i64,
+    pub sections: Vec<LayoutSection>,
+    pub created_at: String,
+    pub updated_at: String,
+}
+
+/// A layout in a list (without its seats).
+#[derive(Clone, Debug, Serialize, ToSchema)]
+pub struct LayoutSummary {
+    pub id: LayoutId,
+    pub name: String,
+    pub categories: Vec<String>,
+    pub seats: i64,
+    pub updated_at: String,
+}
+
+/// The categories of `sections`, sorted, each once.
+fn categories(sections: &[LayoutSection]) -> Vec<String> {
+    sections
+        .iter()
+        .flat_map(|s| &s.rows)
+        .flat_map(|r| &r.seats)
+        .map(|s| s.category.trim().to_string())
+        .collect::<BTreeSet<_>>()
+        .into_iter()
+        .collect()
+}
+
+/// The layout as a seat map of an event, each category's seats on the
+/// ticket type `types` gives it (`None` for a category it does not name).
+fn as_map(
+    sections: &[LayoutSection],
+    types: &dyn Fn(&str) -> Option<TicketTypeId>,
+) -> (SeatMapInput, BTreeSet<String>) {
+    let mut missing = BTreeSet::new();
+    let map = SeatMapInput {
+        sections: sections
+            .iter()
+            .map(|s| SectionInput {
+                name: s.name.clone(),
+                rows: s
+                    .rows
+                    .iter()
+                    .map(|r| RowInput {
+                        label: r.label.clone(),
+                        seats: r
+                            .seats
+                            .iter()
+                            .map(|seat| SeatInput {
+                                label: seat.label.clone(),
+                                x: seat.x,
+                                y: seat.y,
+                                ticket_type_id: types(seat.category.trim()).unwrap_or_else(|| {
+                                    missing.insert(seat.category.trim().to_string());
+                                    TicketTypeId(uuid::Uuid::nil())
+                                }),
+                                flags: seat.flags.clone(),
+                            })
+                            .collect(),
+                    })
+                    .collect(),
+            })
+            .collect(),
+    };
+    (map, missing)
+}
+
+/// Checks a layout as a seat map is checked (naming the offending seat),
+/// and its categories.
+fn check(input: &LayoutInput) -> Result<(String, i64)> {
+    let mut c = Checks::default();
+    let name = c.take("name", parse::name(&input.name, 200));
+    let cats = categories(&input.sections);
+    if cats.len() > MAX_CATEGORIES {
+        c.fail("sections", "a layout has at most 100 categories");
+    }
+    for (si, s) in input.sections.iter().enumerate() {
+        for (ri, r) in s.rows.iter().enumerate() {
+            for (xi, seat) in r.seats.iter().enumerate() {
+                if parse::name(&seat.category, 100).is_err() {
+                    c.fail(
+                        &format!("sections[{si}].rows[{ri}].seats[{xi}].category"),
+                        "must be 1 to 100 characters",
+                    );
+                }
+            }
+        }
+    }
+    // Each category stands for a ticket type while the map is checked.
+    let ids: BTreeMap<&str, TicketTypeId> = cats
+        .iter()
+        .map(|c| (c.as_str(), TicketTypeId::new()))
+        .collect();
+    let (map, _) = as_map(&input.sections, &|c| ids.get(c).copied());
+    let seats = match validate(&|_| true, &map, None) {
+        Ok(seats) => seats.len() as i64,
+        Err(errors) => {
+            for e in errors {
+                c.fail(&e.field, &e.message);
+            }
+            0
+        }
+    };
+    c.finish()?;
+    Ok((name.unwrap_or_default(), seats))
+}
+
+#[derive(sqlx::FromRow)]
+struct Row {
+    id: LayoutId,
+    name: String,
+    doc: String,
+    seats: i64,
+    created_at: i64,
+    updated_at: i64,
+}
+
+impl Row {
+    fn view(self) -> Result<LayoutView> {
+        let sections: Vec<LayoutSection> =
+            serde_json::from_str(&self.doc).map_err(kernel::ApiError::internal)?;
+        Ok(LayoutView {
+            id: self.id,
+            name: self.name,
+            categories: categories(&sections),
+            seats: self.seats,
+            sections,
+            created_at: clock::rfc3339(self.created_at),
+            updated_at: clock::rfc3339(self.updated_at),
+        })
+    }
+}
+
+async fn row(app: &App, t: &Tenant, id: LayoutId) -> Result<Option<Row>> {
+    let sql = "SELECT id, name, doc, seats, created_at, updated_at FROM venue_layouts
+               WHERE org_id = $1 AND id = $2";
+    Ok(db_run!(app.db(), p => sqlx::query_as(sql).bind(t.org()).bind(id).fetch_optional(p).await)?)
+}
+
+fn doc(sections: &[LayoutSection]) -> Result<String> {
+    Ok(serde_json::to_string(sections).map_err(kernel::ApiError::internal)?)
+}
+
+/// Keeps a new layout (import).
+pub async fn create_layout(app: &App, actor: &Actor, input: LayoutInput) -> Result<LayoutView> {
+    let t = actor.require(Permission::EventsWrite)?;
+    let (name, seats) = check(&input)?;
+    let now = app.kernel.now();
+    let id = LayoutId::new();
+    let insert = Stmt::new(
+        "INSERT INTO venue_layouts (org_id, id, name, doc, seats, created_at, updated_at)
+         VALUES ($1, $2, $3, $4, $5, $6, $7)",
+    )
+    .bind(t.org())
+    .bind(id)
+    .bind(name.clone())
+    .bind(doc(&input.sections)?)
+    .bind(seats)
+    .bind(now)
+    .bind(now);
+    let audit = actor
+        .audit("layout.create", "layout")
+        .object(id)
+        .after(serde_json::json!({"name": name, "seats": seats}))
+        .stmt(now);
+    app.db().write_grouped(vec![insert, audit]).await?;
+    row(app, t, id)
+        .await?
+        .ok_or(Error::NotFound)
+        .and_then(Row::view)
+}
+
+/// Replaces a layout whole (events that copied it keep their copy).
+pub async fn put_layout(
+    app: &App,
+    actor: &Actor,
+    id: LayoutId,
+    input: LayoutInput,
+) -> Result<LayoutView> {
+    let t = actor.require(Permission::EventsWrite)?;
+    let Some(before) = row(app, t, id).await? else {
+        return Err(Error::NotFound);
+    };
+    let (name, seats) = check(&input)?;
+    let now = app.kernel.now();
+    let update = Stmt::new(
+        "UPDATE venue_layouts SET name = $1, doc = $2, seats = $3, updated_at = $4
+         WHERE org_id = $5 AND id = $6",
+    )
+    .bind(name.clone())
+    .bind(doc(&input.sections)?)
+    .bind(seats)
+    .bind(now)
+    .bind(t.org())
+    .bind(id);
+    let audit = actor
+        .audit("layout.update", "layout")
+        .object(id)
+        .before(serde_json::json!({"name": before.name, "seats": before.seats}))
+        .after(serde_json::json!({"name": name, "seats": seats}))
+        .stmt(now);
+    app.db().write_grouped(vec![update, audit]).await?;
+    row(app, t, id)
+        .await?
+        .ok_or(Error::NotFound)
+        .and_then(Row::view)
+}
+
+pub async fn get_layout(app: &App, actor: &Actor, id: LayoutId) -> Result<LayoutView> {
+    let t = actor.require(Permission::EventsRead)?;
+    row(app, t, id)
+        .await?
+        .ok_or(Error::NotFound)
+        .and_then(Row::view)
+}
+
+/// The org's layouts, newest first (at most 500).
+pub async fn list_layouts(app: &App, actor: &Actor) -> Result<Vec<LayoutSummary>> {
+    let t = actor.require(Permission::EventsRead)?;
+    let sql = "SELECT id, name, doc, seats, created_at, updated_at FROM venue_layouts
+               WHERE org_id = $1 ORDER BY id DESC LIMIT 500";
+    let rows: Vec<Row> =
+        db_run!(app.db(), p => sqlx::query_as(sql).bind(t.org()).fetch_all(p).await)?;
+    rows.into_iter()
+        .map(|r| {
+            let v = r.view()?;
+            Ok(LayoutSummary {
+                id: v.id,
+                name: v.name,
+                categories: v.categories,
+                seats: v.seats,
+                updated_at: v.updated_at,
+            })
+        })
+        .collect()
+}
+
+/// Keeps an event's seat map as a layout: each seat's category is its
+/// ticket type's name.
+pub async fn layout_from_event(
+    app: &App,
+    actor: &Actor,
+    event: EventId,
+    name: &str,
+) -> Result<LayoutView> {
+    let t = actor.require(Permission::EventsRead)?;
+    let (Some(catalog), Some(map)) = (
+        super::catalog(app, t, event).await?,
+        super::seating(app, t, event).await?,
+    ) else {
+        return Err(Error::NotFound);
+    };
+    let input = LayoutInput {
+        name: name.to_string(),
+        sections: from_map(&map, &|tt| {
+            catalog
+                .ticket_type(tt)
+                .map(|ty| ty.name.clone())
+                .unwrap_or_else(|| "Seats".into())
+        }),
+    };
+    create_layout(app, actor, input).await
+}
+
+fn from_map(map: &SeatMap, category: &dyn Fn(TicketTypeId) -> String) -> Vec<LayoutSection> {
+    map.to_input()
+        .sections
+        .into_iter()
+        .map(|s| LayoutSection {
+            name: s.name,
+            rows: s
+                .rows
+                .into_iter()
+                .map(|r| LayoutRow {
+                    label: r.label,
+                    seats: r
+                        .seats
+                        .into_iter()
+                        .map(|seat| LayoutSeat {
+                            label: seat.label,
+                            x: seat.x,
+                            y: seat.y,
+                            category: category(seat.ticket_type_id),
+                            flags: seat.flags,
+                        })
+                        .collect(),
+                })
+                .collect(),
+        })
+        .collect()
+}
+
+/// A layout as the event's seat map: every category mapped to one of the
+/// event's ticket types (`ticket_types`, by category), else 422 naming the
+/// category. Stored by the caller with [`super::put_seating`].
+pub async fn map_for_event(
+    app: &App,
+    actor: &Actor,
+    layout: LayoutId,
+    ticket_types: &BTreeMap<String, TicketTypeId>,
+) -> Result<SeatMapInput> {
+    let v = get_layout(app, actor, layout).await?;
+    let (map, missing) = as_map(&v.sections, &|c| ticket_types.get(c).copied());
+    if !missing.is_empty() {
+        let mut c = Checks::default();
+        for m in missing {
+            c.fail(
+                &format!("ticket_types.{m}"),
+                "map this category to a ticket type of the event",
+            );
+        }
+        c.finish()?;
+    }
+    Ok(map)
+}
