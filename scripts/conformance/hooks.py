@@ -151,6 +151,25 @@ def _fill_seating(case, body):
                     seat["ticket_type_id"] = types[0]
 
 
+def _fill_layout(body):
+    # Unique names and labels, a category on every seat (what a seat map's
+    # schema cannot say), as an organizer's editor would make them.
+    if not isinstance(body.get("sections"), list):
+        return
+    for si, section in enumerate(body["sections"]):
+        if not isinstance(section, dict):
+            continue
+        section["name"] = f"S{si}"
+        for ri, row in enumerate(section.get("rows") or []):
+            if not isinstance(row, dict):
+                continue
+            row["label"] = f"R{ri}"
+            for xi, seat in enumerate(row.get("seats") or []):
+                if isinstance(seat, dict):
+                    seat["label"] = str(xi + 1)
+                    seat["category"] = "Stalls"
+
+
 def _fill_hold(case, body):
     body.pop("seats", None)
     body.pop("best_available", None)
@@ -311,6 +330,13 @@ def before_call(context, case, kwargs):
         _fill_voucher(case, body)
     elif op == ("PUT", "/api/v1/orgs/{org}/events/{event_id}/seating"):
         _fill_seating(case, body)
+    elif op in (
+        ("POST", "/api/v1/orgs/{org}/venue-layouts"),
+        ("PUT", "/api/v1/orgs/{org}/venue-layouts/{layout_id}"),
+    ):
+        _fill_layout(body)
+    elif op == ("POST", "/api/v1/orgs/{org}/events/{event_id}/dates"):
+        _order_times(body, "starts_at", "ends_at")
     elif op == ("POST", "/api/v1/orgs/{org}/events/{event_id}/ticket-types"):
         _fill_type_terms(case, body, False)
     elif op == ("PATCH", "/api/v1/orgs/{org}/events/{event_id}/ticket-types/{ticket_type_id}"):

@@ -1636,6 +1636,13 @@ async fn an_organizer_runs_a_series_and_a_buyer_picks_a_date() {
             .map(|d| d["available"].as_i64().unwrap())
             .collect();
         assert_eq!(left, [3, 5]);
+        // The series' catalog counts what is left on its dates together.
+        b.goto(&t.url(&format!("/dashboard/events/{series_id}/catalog")))
+            .await?;
+        assert_eq!(
+            soon_text(&b, By::Css("#ticket-types td.available")).await?,
+            "8"
+        );
         Ok::<_, WebDriverError>(())
     }
     .await;

@@ -193,6 +193,21 @@ async fn bad_layouts_are_refused_naming_the_seat(backend: Backend) {
     blank["sections"][1]["rows"][0]["seats"][0]["category"] = " ".into();
     let p = problem(post(blank).await, 422, "validation").await;
     assert!(p.to_string().contains("category"), "{p}");
+    // Flags given twice are kept once (the schema's at most four).
+    let mut flagged = layout("Flags");
+    flagged["sections"][0]["rows"][0]["seats"][0]["flags"] = json!([
+        "blocked",
+        "blocked",
+        "blocked",
+        "blocked",
+        "blocked",
+        "accessible"
+    ]);
+    let kept: Value = post(flagged).await.json().await.unwrap();
+    assert_eq!(
+        kept["sections"][0]["rows"][0]["seats"][0]["flags"],
+        json!(["accessible", "blocked"])
+    );
     let mut far = layout("Far");
     far["sections"][0]["rows"][0]["seats"][0]["x"] = 1e9.into();
     problem(post(far).await, 422, "validation").await;
@@ -201,7 +216,7 @@ async fn bad_layouts_are_refused_naming_the_seat(backend: Backend) {
         "0190f3f4-0000-7000-8000-000000000000".into();
     assert_eq!(post(typed).await.status(), 422);
     assert_eq!(post(json!({"name": "x"})).await.status(), 422);
-    assert!(layouts(&t, &org).await.is_empty(), "nothing kept");
+    assert_eq!(layouts(&t, &org).await.len(), 1, "nothing else kept");
 
     // Another tenant's layout, or none, is not found.
     let mine: Value = post(layout("Mine")).await.json().await.unwrap();

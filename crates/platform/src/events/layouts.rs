@@ -169,9 +169,27 @@ fn as_map(
     (map, missing)
 }
 
+/// The layout as it is kept: names and labels trimmed (as a seat map's
+/// are), each seat's flags once each, in order.
+fn normalise(input: &mut LayoutInput) {
+    for section in &mut input.sections {
+        section.name = section.name.trim().to_string();
+        for row in &mut section.rows {
+            row.label = row.label.trim().to_string();
+            for seat in &mut row.seats {
+                seat.label = seat.label.trim().to_string();
+                seat.category = seat.category.trim().to_string();
+                seat.flags.sort();
+                seat.flags.dedup();
+            }
+        }
+    }
+}
+
 /// Checks a layout as a seat map is checked (naming the offending seat),
-/// and its categories.
-fn check(input: &LayoutInput) -> Result<(String, i64)> {
+/// and its categories; normalises it.
+fn check(input: &mut LayoutInput) -> Result<(String, i64)> {
+    normalise(input);
     let mut c = Checks::default();
     let name = c.take("name", parse::name(&input.name, 200));
     let cats = categories(&input.sections);
@@ -246,9 +264,9 @@ fn doc(sections: &[LayoutSection]) -> Result<String> {
 }
 
 /// Keeps a new layout (import).
-pub async fn create_layout(app: &App, actor: &Actor, input: LayoutInput) -> Result<LayoutView> {
+pub async fn create_layout(app: &App, actor: &Actor, mut input: LayoutInput) -> Result<LayoutView> {
     let t = actor.require(Permission::EventsWrite)?;
-    let (name, seats) = check(&input)?;
+    let (name, seats) = check(&mut input)?;
     let now = app.kernel.now();
     let id = LayoutId::new();
     let insert = Stmt::new(
@@ -279,13 +297,13 @@ pub async fn put_layout(
     app: &App,
     actor: &Actor,
     id: LayoutId,
-    input: LayoutInput,
+    mut input: LayoutInput,
 ) -> Result<LayoutView> {
     let t = actor.require(Permission::EventsWrite)?;
     let Some(before) = row(app, t, id).await? else {
         return Err(Error::NotFound);
     };
-    let (name, seats) = check(&input)?;
+    let (name, seats) = check(&mut input)?;
     let now = app.kernel.now();
     let update = Stmt::new(
         "UPDATE venue_layouts SET name = $1, doc = $2, seats = $3, updated_at = $4

@@ -256,7 +256,31 @@ async fn catalog_of(
     let catalog = super::catalog(app, t, event)
         .await?
         .ok_or(ApiError::NotFound)?;
-    let left = crate::sales::availability(app, t, event).await?;
+    let mut left = crate::sales::availability(app, t, event).await?;
+    let dates = if catalog.event.series {
+        super::dates(app, t, event).await.map_err(ApiError::from)?
+    } else {
+        Vec::new()
+    };
+    if catalog.event.series {
+        // A series sells nothing itself: what is left is its dates' together.
+        let mut sums: std::collections::HashMap<TicketTypeId, i64> = Default::default();
+        for date in &dates {
+            for (id, n) in crate::sales::availability(app, t, date.id).await?.types {
+                let series_type = date
+                    .ticket_types
+                    .iter()
+                    .find(|x| x.id == id)
+                    .and_then(|x| x.template_id);
+                if let Some(tpl) = series_type {
+                    *sums.entry(tpl).or_default() += n;
+                }
+            }
+        }
+        for (id, n) in &mut left.types {
+            *n = sums.get(id).copied().unwrap_or(0);
+        }
+    }
     let (vouchers, more) = super::vouchers::list_vouchers(app, &session.actor, event, 200, None)
         .await
         .map_err(ApiError::from)?;
@@ -385,25 +409,19 @@ async fn catalog_of(
             .unwrap_or_default(),
         series: e.series,
         series_id: e.series_id.map(|s| s.to_string()),
-        dates: if e.series {
-            super::dates(app, t, event)
-                .await
-                .map_err(ApiError::from)?
-                .into_iter()
-                .map(|d| DateRow {
-                    id: d.id.to_string(),
-                    name: d.name.clone(),
-                    when: format!(
-                        "{} – {}",
-                        shown_in(d.starts_at_micros, tz),
-                        shown_in(d.ends_at_micros, tz)
-                    ),
-                    status: d.status.as_str(),
-                })
-                .collect()
-        } else {
-            Vec::new()
-        },
+        dates: dates
+            .into_iter()
+            .map(|d| DateRow {
+                id: d.id.to_string(),
+                name: d.name.clone(),
+                when: format!(
+                    "{} – {}",
+                    shown_in(d.starts_at_micros, tz),
+                    shown_in(d.ends_at_micros, tz)
+                ),
+                status: d.status.as_str(),
+            })
+            .collect(),
         error: None,
     })
 }
