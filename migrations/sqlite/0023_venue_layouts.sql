@@ -6,6 +6,7 @@ CREATE TABLE venue_layouts (
     id BLOB NOT NULL,
     name TEXT NOT NULL,
     doc TEXT NOT NULL,
+    categories TEXT NOT NULL,
     seats BIGINT NOT NULL,
     created_at BIGINT NOT NULL,
     updated_at BIGINT NOT NULL,

@@ -126,6 +126,14 @@ pub struct EventView {
 }
 
 impl EventView {
+    /// The series' ticket type that this date's type `tt` follows.
+    pub fn follows(&self, tt: TicketTypeId) -> Option<TicketTypeId> {
+        self.ticket_types
+            .iter()
+            .find(|x| x.id == tt)
+            .and_then(|x| x.template_id)
+    }
+
     /// Whether a ticket may be handed on at `now`: allowed, before the
     /// deadline (or the start), the event not called off.
     pub fn transfers_open_at(&self, now: i64) -> bool {

@@ -9,7 +9,7 @@
 use std::collections::{BTreeMap, BTreeSet};
 
 use kernel::{
-    Permission, Stmt, clock, db_run,
+    Permission, clock,
     error::Checks,
     ids::{EventId, LayoutId, TicketTypeId},
     parse,
@@ -21,6 +21,7 @@ use super::{
     RowInput, SeatFlag, SeatInput, SeatMap, SeatMapInput, SectionInput,
     error::{Error, Result},
     seating::validate,
+    store,
 };
 use crate::{
     App,
@@ -227,40 +228,46 @@ fn check(input: &mut LayoutInput) -> Result<(String, i64)> {
     Ok((name.unwrap_or_default(), seats))
 }
 
-#[derive(sqlx::FromRow)]
-struct Row {
+fn view(row: store::LayoutRow) -> Result<LayoutView> {
+    let sections: Vec<LayoutSection> =
+        serde_json::from_str(&row.doc).map_err(kernel::ApiError::internal)?;
+    Ok(LayoutView {
+        id: row.id,
+        name: row.name,
+        categories: categories(&sections),
+        seats: row.seats,
+        sections,
+        created_at: clock::rfc3339(row.created_at),
+        updated_at: clock::rfc3339(row.updated_at),
+    })
+}
+
+/// The row a checked layout is kept as (its categories beside it, so a
+/// list reads no seats).
+fn stored(
     id: LayoutId,
+    input: &LayoutInput,
     name: String,
-    doc: String,
     seats: i64,
-    created_at: i64,
-    updated_at: i64,
+    now: i64,
+) -> Result<store::LayoutRow> {
+    Ok(store::LayoutRow {
+        id,
+        name,
+        doc: serde_json::to_string(&input.sections).map_err(kernel::ApiError::internal)?,
+        categories: serde_json::to_string(&categories(&input.sections))
+            .map_err(kernel::ApiError::internal)?,
+        seats,
+        created_at: now,
+        updated_at: now,
+    })
 }
 
-impl Row {
-    fn view(self) -> Result<LayoutView> {
-        let sections: Vec<LayoutSection> =
-            serde_json::from_str(&self.doc).map_err(kernel::ApiError::internal)?;
-        Ok(LayoutView {
-            id: self.id,
-            name: self.name,
-            categories: categories(&sections),
-            seats: self.seats,
-            sections,
-            created_at: clock::rfc3339(self.created_at),
-            updated_at: clock::rfc3339(self.updated_at),
-        })
-    }
-}
-
-async fn row(app: &App, t: &Tenant, id: LayoutId) -> Result<Option<Row>> {
-    let sql = "SELECT id, name, doc, seats, created_at, updated_at FROM venue_layouts
-               WHERE org_id = $1 AND id = $2";
-    Ok(db_run!(app.db(), p => sqlx::query_as(sql).bind(t.org()).bind(id).fetch_optional(p).await)?)
-}
-
-fn doc(sections: &[LayoutSection]) -> Result<String> {
-    Ok(serde_json::to_string(sections).map_err(kernel::ApiError::internal)?)
+async fn read(app: &App, t: &Tenant, id: LayoutId) -> Result<LayoutView> {
+    store::layout(app.db(), t, id)
+        .await?
+        .ok_or(Error::NotFound)
+        .and_then(view)
 }
 
 /// Keeps a new layout (import).
@@ -268,28 +275,16 @@ pub async fn create_layout(app: &App, actor: &Actor, mut input: LayoutInput) -> 
     let t = actor.require(Permission::EventsWrite)?;
     let (name, seats) = check(&mut input)?;
     let now = app.kernel.now();
-    let id = LayoutId::new();
-    let insert = Stmt::new(
-        "INSERT INTO venue_layouts (org_id, id, name, doc, seats, created_at, updated_at)
-         VALUES ($1, $2, $3, $4, $5, $6, $7)",
-    )
-    .bind(t.org())
-    .bind(id)
-    .bind(name.clone())
-    .bind(doc(&input.sections)?)
-    .bind(seats)
-    .bind(now)
-    .bind(now);
+    let row = stored(LayoutId::new(), &input, name, seats, now)?;
     let audit = actor
         .audit("layout.create", "layout")
-        .object(id)
-        .after(serde_json::json!({"name": name, "seats": seats}))
+        .object(row.id)
+        .after(serde_json::json!({"name": row.name, "seats": seats}))
         .stmt(now);
-    app.db().write_grouped(vec![insert, audit]).await?;
-    row(app, t, id)
-        .await?
-        .ok_or(Error::NotFound)
-        .and_then(Row::view)
+    app.db()
+        .write_grouped(vec![store::insert_layout(t, &row), audit])
+        .await?;
+    read(app, t, row.id).await
 }
 
 /// Replaces a layout whole (events that copied it keep their copy).
@@ -300,58 +295,42 @@ pub async fn put_layout(
     mut input: LayoutInput,
 ) -> Result<LayoutView> {
     let t = actor.require(Permission::EventsWrite)?;
-    let Some(before) = row(app, t, id).await? else {
+    let Some(before) = store::layout(app.db(), t, id).await? else {
         return Err(Error::NotFound);
     };
     let (name, seats) = check(&mut input)?;
     let now = app.kernel.now();
-    let update = Stmt::new(
-        "UPDATE venue_layouts SET name = $1, doc = $2, seats = $3, updated_at = $4
-         WHERE org_id = $5 AND id = $6",
-    )
-    .bind(name.clone())
-    .bind(doc(&input.sections)?)
-    .bind(seats)
-    .bind(now)
-    .bind(t.org())
-    .bind(id);
+    let row = stored(id, &input, name, seats, now)?;
     let audit = actor
         .audit("layout.update", "layout")
         .object(id)
         .before(serde_json::json!({"name": before.name, "seats": before.seats}))
-        .after(serde_json::json!({"name": name, "seats": seats}))
+        .after(serde_json::json!({"name": row.name, "seats": seats}))
         .stmt(now);
-    app.db().write_grouped(vec![update, audit]).await?;
-    row(app, t, id)
-        .await?
-        .ok_or(Error::NotFound)
-        .and_then(Row::view)
+    app.db()
+        .write_grouped(vec![store::update_layout(t, &row), audit])
+        .await?;
+    read(app, t, id).await
 }
 
 pub async fn get_layout(app: &App, actor: &Actor, id: LayoutId) -> Result<LayoutView> {
-    let t = actor.require(Permission::EventsRead)?;
-    row(app, t, id)
-        .await?
-        .ok_or(Error::NotFound)
-        .and_then(Row::view)
+    read(app, actor.require(Permission::EventsRead)?, id).await
 }
 
-/// The org's layouts, newest first (at most 500).
+/// The org's layouts, newest first (at most 500), without their seats.
 pub async fn list_layouts(app: &App, actor: &Actor) -> Result<Vec<LayoutSummary>> {
     let t = actor.require(Permission::EventsRead)?;
-    let sql = "SELECT id, name, doc, seats, created_at, updated_at FROM venue_layouts
-               WHERE org_id = $1 ORDER BY id DESC LIMIT 500";
-    let rows: Vec<Row> =
-        db_run!(app.db(), p => sqlx::query_as(sql).bind(t.org()).fetch_all(p).await)?;
-    rows.into_iter()
+    store::layouts(app.db(), t, 500)
+        .await?
+        .into_iter()
         .map(|r| {
-            let v = r.view()?;
             Ok(LayoutSummary {
-                id: v.id,
-                name: v.name,
-                categories: v.categories,
-                seats: v.seats,
-                updated_at: v.updated_at,
+                id: r.id,
+                name: r.name,
+                categories: serde_json::from_str(&r.categories)
+                    .map_err(kernel::ApiError::internal)?,
+                seats: r.seats,
+                updated_at: clock::rfc3339(r.updated_at),
             })
         })
         .collect()

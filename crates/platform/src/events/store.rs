@@ -2,7 +2,7 @@
 
 use kernel::{
     Db, Stmt, clock, db_run,
-    ids::{EventId, QuotaId, TicketTypeId, VoucherId},
+    ids::{EventId, LayoutId, QuotaId, TicketTypeId, VoucherId},
 };
 
 use super::{
@@ -499,4 +499,73 @@ pub async fn capacity(
 ) -> Result<Option<i64>, sqlx::Error> {
     let sql = "SELECT capacity FROM ticket_types WHERE org_id = $1 AND event_id = $2 AND id = $3";
     db_run!(db, p => sqlx::query_scalar(sql).bind(t.org()).bind(event).bind(tt).fetch_optional(p).await)
+}
+
+/// A venue layout as kept: its sections as JSON, and its categories (a
+/// JSON list) so a list of layouts reads no seats.
+#[derive(sqlx::FromRow)]
+pub struct LayoutRow {
+    pub id: LayoutId,
+    pub name: String,
+    pub doc: String,
+    pub categories: String,
+    pub seats: i64,
+    pub created_at: i64,
+    pub updated_at: i64,
+}
+
+pub fn insert_layout(t: &Tenant, l: &LayoutRow) -> Stmt {
+    Stmt::new(
+        "INSERT INTO venue_layouts (org_id, id, name, doc, categories, seats, created_at, updated_at)
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8)",
+    )
+    .bind(t.org())
+    .bind(l.id)
+    .bind(l.name.clone())
+    .bind(l.doc.clone())
+    .bind(l.categories.clone())
+    .bind(l.seats)
+    .bind(l.created_at)
+    .bind(l.updated_at)
+}
+
+/// Replaces a layout's name and seats (its `created_at` stays).
+pub fn update_layout(t: &Tenant, l: &LayoutRow) -> Stmt {
+    Stmt::new(
+        "UPDATE venue_layouts SET name = $1, doc = $2, categories = $3, seats = $4, updated_at = $5
+         WHERE org_id = $6 AND id = $7",
+    )
+    .bind(l.name.clone())
+    .bind(l.doc.clone())
+    .bind(l.categories.clone())
+    .bind(l.seats)
+    .bind(l.updated_at)
+    .bind(t.org())
+    .bind(l.id)
+}
+
+#[tracing::instrument(skip_all)]
+pub async fn layout(db: &Db, t: &Tenant, id: LayoutId) -> Result<Option<LayoutRow>, sqlx::Error> {
+    let sql = "SELECT id, name, doc, categories, seats, created_at, updated_at FROM venue_layouts
+               WHERE org_id = $1 AND id = $2";
+    db_run!(db, p => sqlx::query_as(sql).bind(t.org()).bind(id).fetch_optional(p).await)
+}
+
+/// A layout in a list: no seats.
+#[derive(sqlx::FromRow)]
+pub struct LayoutListRow {
+    pub id: LayoutId,
+    pub name: String,
+    /// JSON list.
+    pub categories: String,
+    pub seats: i64,
+    pub updated_at: i64,
+}
+
+/// The org's layouts, newest first.
+#[tracing::instrument(skip_all)]
+pub async fn layouts(db: &Db, t: &Tenant, limit: i64) -> Result<Vec<LayoutListRow>, sqlx::Error> {
+    let sql = "SELECT id, name, categories, seats, updated_at FROM venue_layouts
+               WHERE org_id = $1 ORDER BY id DESC LIMIT $2";
+    db_run!(db, p => sqlx::query_as(sql).bind(t.org()).bind(limit).fetch_all(p).await)
 }

@@ -256,31 +256,12 @@ async fn catalog_of(
     let catalog = super::catalog(app, t, event)
         .await?
         .ok_or(ApiError::NotFound)?;
-    let mut left = crate::sales::availability(app, t, event).await?;
+    let left = crate::sales::availability(app, t, event).await?;
     let dates = if catalog.event.series {
         super::dates(app, t, event).await.map_err(ApiError::from)?
     } else {
         Vec::new()
     };
-    if catalog.event.series {
-        // A series sells nothing itself: what is left is its dates' together.
-        let mut sums: std::collections::HashMap<TicketTypeId, i64> = Default::default();
-        for date in &dates {
-            for (id, n) in crate::sales::availability(app, t, date.id).await?.types {
-                let series_type = date
-                    .ticket_types
-                    .iter()
-                    .find(|x| x.id == id)
-                    .and_then(|x| x.template_id);
-                if let Some(tpl) = series_type {
-                    *sums.entry(tpl).or_default() += n;
-                }
-            }
-        }
-        for (id, n) in &mut left.types {
-            *n = sums.get(id).copied().unwrap_or(0);
-        }
-    }
     let (vouchers, more) = super::vouchers::list_vouchers(app, &session.actor, event, 200, None)
         .await
         .map_err(ApiError::from)?;
@@ -1026,10 +1007,13 @@ struct SeatingPage {
     chosen: Option<super::layout_views::Chosen>,
 }
 
+/// The seat-map editor of `event`, with the venue layout `chosen` to copy
+/// in (its categories to map), if any.
 async fn seating_of(
     app: &App,
     session: &SessionActor,
     event: EventId,
+    chosen: Option<kernel::ids::LayoutId>,
 ) -> Result<SeatingPage, ApiError> {
     let t = session.actor.require(kernel::Permission::EventsRead)?;
     let catalog = super::catalog(app, t, event)
@@ -1037,6 +1021,13 @@ async fn seating_of(
         .ok_or(ApiError::NotFound)?;
     let map = super::seating(app, t, event).await?;
     let e = &catalog.event;
+    let type_choices: Vec<(String, String)> = e
+        .ticket_types
+        .iter()
+        .map(|ty| (ty.id.to_string(), ty.name.clone()))
+        .collect();
+    let (layouts, chosen) =
+        super::layout_views::for_editor(app, session, &type_choices, chosen).await?;
     Ok(SeatingPage {
         csrf: session.csrf.clone(),
         event_id: e.id.to_string(),
@@ -1060,15 +1051,11 @@ async fn seating_of(
                     .collect()
             })
             .unwrap_or_default(),
-        type_choices: e
-            .ticket_types
-            .iter()
-            .map(|ty| (ty.id.to_string(), ty.name.clone()))
-            .collect(),
+        type_choices,
         error: None,
         json: String::new(),
-        layouts: Vec::new(),
-        chosen: None,
+        layouts,
+        chosen,
     })
 }
 
@@ -1084,10 +1071,10 @@ async fn seating_page(
     ApiPath(event): ApiPath<EventId>,
     kernel::http::ApiQuery(q): kernel::http::ApiQuery<LayoutChoice>,
 ) -> Result<Response, ApiError> {
-    let mut p = seating_of(&app, &session, event).await?;
-    (p.layouts, p.chosen) =
-        super::layout_views::for_editor(&app, &session, &p.type_choices, q.layout).await?;
-    Ok(page(StatusCode::OK, p))
+    Ok(page(
+        StatusCode::OK,
+        seating_of(&app, &session, event, q.layout).await?,
+    ))
 }
 
 /// The map as JSON, as `PUT …/seating` takes it (export).
@@ -1108,8 +1095,6 @@ async fn seating_json(
     Ok(res)
 }
 
-/// Stores an edited map; back to the editor, or the editor with what went
-/// wrong (and, for an import, the JSON as typed).
 /// The editor again with what went wrong (and the JSON as typed), or the
 /// error itself when it is not the organizer's to put right.
 pub(super) async fn seating_failed(
@@ -1120,9 +1105,7 @@ pub(super) async fn seating_failed(
     typed: String,
 ) -> Result<Response, ApiError> {
     if e.status().is_client_error() && e.status() != StatusCode::NOT_FOUND {
-        let mut p = seating_of(app, session, event).await?;
-        (p.layouts, p.chosen) =
-            super::layout_views::for_editor(app, session, &p.type_choices, None).await?;
+        let mut p = seating_of(app, session, event, None).await?;
         p.error = Some(said(&e));
         p.json = typed;
         Ok(page(e.status(), p))
@@ -1131,6 +1114,8 @@ pub(super) async fn seating_failed(
     }
 }
 
+/// Stores an edited map; back to the editor, or the editor with what went
+/// wrong (and, for an import, the JSON as typed).
 pub(super) async fn store_map(
     app: &App,
     session: &SessionActor,

@@ -1996,16 +1996,8 @@ async fn series_on_store(
             continue;
         }
         let d = Box::pin(store_event(app, t, date.id, unlock)).await?;
-        let follows: Vec<(TicketTypeId, Option<TicketTypeId>)> = date
-            .ticket_types
-            .iter()
-            .map(|ty| (ty.id, ty.template_id))
-            .collect();
         for ty in &d.ticket_types {
-            let series_type = follows
-                .iter()
-                .find(|(id, _)| *id == ty.id)
-                .and_then(|(_, tpl)| *tpl);
+            let series_type = date.follows(ty.id);
             if let Some(st) = out
                 .ticket_types
                 .iter_mut()

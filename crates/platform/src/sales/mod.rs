@@ -123,7 +123,26 @@ pub async fn availability(
     let inv = app.state::<Inventory>();
     let types: Vec<kernel::ids::TicketTypeId> =
         catalog.event.ticket_types.iter().map(|t| t.id).collect();
-    let left = inv.remaining(app, t, event, &types).await?;
+    let left = if catalog.event.series {
+        // A series sells nothing itself: what is left is its dates' together.
+        let mut sums: Vec<(kernel::ids::TicketTypeId, i64)> =
+            types.iter().map(|tt| (*tt, 0)).collect();
+        for date in crate::events::dates(app, t, event)
+            .await
+            .map_err(kernel::ApiError::from)?
+        {
+            for (tt, n) in Box::pin(availability(app, t, date.id)).await?.types {
+                if let Some(series_type) = date.follows(tt)
+                    && let Some(sum) = sums.iter_mut().find(|(id, _)| *id == series_type)
+                {
+                    sum.1 += n;
+                }
+            }
+        }
+        sums.into_iter().map(|(_, n)| n).collect()
+    } else {
+        inv.remaining(app, t, event, &types).await?
+    };
     Ok(Availability {
         types: types.into_iter().zip(left).collect(),
         quotas: inv.quotas_left(app, t, event).await?,
