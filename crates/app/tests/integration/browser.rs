@@ -90,6 +90,25 @@ async fn soon_text(b: &WebDriver, by: By) -> WebDriverResult<String> {
     }
 }
 
+/// Waits until what `by` finds reads `want`: the page that says so may be
+/// replacing one that does not (an element of the old page going stale
+/// while it is read is looked up again, which a query's text filter does
+/// not do).
+async fn soon_text_is(b: &WebDriver, by: By, want: &str) -> WebDriverResult<()> {
+    let deadline = std::time::Instant::now() + Duration::from_secs(15);
+    loop {
+        let got = soon_text(b, by.clone()).await?;
+        if got == want {
+            return Ok(());
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "{by:?} reads {got:?}, not {want:?}"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
 /// The storefront's second step: on the hold's page, the buyer's details
 /// (and a payment method, for priced tickets), then the order.
 async fn check_out_on_page(
@@ -856,11 +875,7 @@ async fn an_organizer_builds_an_event_with_a_shared_quota_in_the_browser() {
         assert_eq!(left, "100");
         b.find(By::Css("#publish button")).await?.click().await?;
         // (The old page says "draft" until the new one is there.)
-        b.query(By::Id("event-status"))
-            .with_text("published")
-            .wait(Duration::from_secs(15), Duration::from_millis(100))
-            .first()
-            .await?;
+        soon_text_is(&b, By::Id("event-status"), "published").await?;
 
         // Buyers: each type alone could sell 80; the floor holds 100.
         let s: serde_json::Value = t
@@ -894,11 +909,7 @@ async fn an_organizer_builds_an_event_with_a_shared_quota_in_the_browser() {
         assert_eq!(hold(types[1].clone(), 1).await, 409);
         b.refresh().await?;
         // (Until the reloaded page is there, the old one says 100.)
-        b.query(By::Css("#quotas td.left"))
-            .with_text("0")
-            .wait(Duration::from_secs(15), Duration::from_millis(100))
-            .first()
-            .await?;
+        soon_text_is(&b, By::Css("#quotas td.left"), "0").await?;
         let avail: Vec<String> = {
             let mut v = Vec::new();
             for c in b.find_all(By::Css("#ticket-types td.available")).await? {
