@@ -50,12 +50,28 @@
     });
     return best;
   }
+  // A general-admission area: choosing it goes to its quantities.
+  function area(a) {
+    var f = document.getElementById("area-" + a.getAttribute("data-id"));
+    if (!f) return;
+    Array.prototype.forEach.call(document.querySelectorAll(".area.chosen, .area-choice.chosen"),
+      function (x) { x.classList.remove("chosen"); });
+    a.classList.add("chosen");
+    f.classList.add("chosen");
+    var q = f.querySelector("input");
+    if (q) { q.focus(); if (q.value === "0") q.select(); }
+  }
   map.addEventListener("click", function (e) {
     var s = e.target.closest ? e.target.closest(".seat") : null;
-    if (s) toggle(s);
+    if (s) { toggle(s); return; }
+    var a = e.target.closest ? e.target.closest(".area") : null;
+    if (a) area(a);
   });
   map.addEventListener("keydown", function (e) {
     var s = e.target;
+    if (s.classList && s.classList.contains("area") && (e.key === " " || e.key === "Enter")) {
+      area(s); e.preventDefault(); return;
+    }
     if (!s.classList || !s.classList.contains("seat")) return;
     var next = null;
     switch (e.key) {
@@ -88,6 +104,20 @@
           s.setAttribute("aria-checked", "false");
           lost.push(s.getAttribute("aria-label"));
         }
+      });
+      (data.areas || []).forEach(function (u) {
+        var left = String(Math.max(0, u.available));
+        var g = map.querySelector('.area[data-id="' + u.id + '"]');
+        if (g) {
+          g.classList.toggle("full", u.available <= 0);
+          var n = g.querySelector(".available");
+          if (n) n.textContent = left;
+          var name = g.querySelector(".area-name");
+          g.setAttribute("aria-label", (name ? name.textContent : "") + ": standing, " + left + " left");
+        }
+        var f = document.getElementById("area-" + u.id);
+        var m = f && f.querySelector("legend .available");
+        if (m) m.textContent = left;
       });
       if (lost.length) {
         sync();

@@ -1752,3 +1752,126 @@ async fn an_organizer_reuses_a_venue_layout_in_the_browser() {
     );
     t.stop().await;
 }
+
+/// The organizer adds a standing area to a seat map in the editor (its
+/// places, the ticket type sold into it); a buyer on the storefront sees
+/// another buyer's places taken from it live, chooses it on the map, takes
+/// places on the floor and a seat in one cart, and checks out.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn an_organizer_adds_a_standing_area_and_a_buyer_takes_places_on_it() {
+    let t = TestApp::spawn(Backend::Sqlite).await;
+    let org = organizer(&t, "floor").await;
+    let slug = org.slug.clone();
+    let event = t.event(&org, 30).await;
+    let r = t
+        .post(
+            &format!("/api/v1/orgs/{slug}/events/{}/ticket-types", event.id),
+            Some(&org.key),
+            serde_json::json!({"name": "Stalls", "price_cents": 0, "currency": "ZAR", "capacity": 20}),
+        )
+        .await;
+    assert_eq!(r.status(), 201);
+    let stalls = r.json::<serde_json::Value>().await.unwrap()["id"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let driver = chromedriver();
+    let b = browser(&driver).await;
+    let result = async {
+        b.goto(&t.url("/login")).await?;
+        log_in(&b, &org).await?;
+        soon(&b, By::LinkText("Test Night")).await?;
+        b.goto(&t.url(&format!("/dashboard/events/{}/seating", event.id)))
+            .await?;
+        let form = soon(&b, By::Id("add-section")).await?;
+        form.find(By::Css("input[name=name]"))
+            .await?
+            .send_keys("Stalls")
+            .await?;
+        form.find(By::Css("input[name=rows]"))
+            .await?
+            .send_keys("2")
+            .await?;
+        form.find(By::Css("input[name=seats_per_row]"))
+            .await?
+            .send_keys("4")
+            .await?;
+        form.find(By::Css(format!("option[value='{stalls}']")))
+            .await?
+            .click()
+            .await?;
+        form.find(By::Css("button")).await?.click().await?;
+        soon(&b, By::Id("editor-map")).await?;
+        // The area: five places, sold as the event's general ticket.
+        let form = b.find(By::Id("add-area")).await?;
+        form.find(By::Css("input[name=name]"))
+            .await?
+            .send_keys("Floor")
+            .await?;
+        form.find(By::Css("input[name=capacity]"))
+            .await?
+            .send_keys("5")
+            .await?;
+        form.find(By::Css(format!(
+            "input[name=ticket_type_id][value='{}']",
+            event.ticket_type
+        )))
+        .await?
+        .click()
+        .await?;
+        form.find(By::Css("button")).await?.click().await?;
+        soon(&b, By::Css("#editor-map g.area")).await?;
+        let row = soon_text(&b, By::Css("#areas tr.area-row")).await?;
+        assert!(row.contains("Floor") && row.contains('5'), "{row}");
+
+        // The buyer's map: the area with its five places.
+        b.goto(&t.url(&format!("/s/{slug}/events/{}", event.id)))
+            .await?;
+        soon(&b, By::Css("#seat-map g.area")).await?;
+        soon_text_is(&b, By::Css("#seat-map g.area .available"), "5").await?;
+        // The general ticket is sold on the map, not in a separate cart.
+        assert!(b.find_all(By::Id("cart")).await?.is_empty());
+        // Someone else takes two places: the open map follows.
+        let r = t
+            .post(
+                &format!("/api/v1/store/{slug}/events/{}/holds", event.id),
+                None,
+                serde_json::json!({"items": [{"ticket_type_id": event.ticket_type, "quantity": 2}]}),
+            )
+            .await;
+        assert_eq!(r.status(), 201);
+        soon_text_is(&b, By::Css("#seat-map g.area .available"), "3").await?;
+        soon_text_is(&b, By::Css("fieldset.area-choice legend .available"), "3").await?;
+        // Choosing the area on the map goes to its quantity.
+        b.find(By::Css("#seat-map g.area")).await?.click().await?;
+        let active = b.active_element().await?;
+        assert_eq!(
+            active.attr("name").await?.unwrap(),
+            format!("qty_{}", event.ticket_type)
+        );
+        active.send_keys(Key::Backspace).await?;
+        active.send_keys("2").await?;
+        // And a seat, in the same cart.
+        b.find(By::Css("#seat-map circle.seat")).await?.click().await?;
+        b.find(By::Css("#seat-form button[type=submit]"))
+            .await?
+            .click()
+            .await?;
+        check_out_on_page(&b, "floor@example.com", "Flo Floor", None).await?;
+        assert_eq!(soon_text(&b, By::Id("order-status")).await?, "paid");
+        let shown = b.find(By::Id("tickets")).await?.text().await?;
+        assert!(shown.contains("Row A, seat 1"), "{shown}");
+        assert_eq!(
+            b.find_all(By::Css("#tickets figure.ticket")).await?.len(),
+            3
+        );
+        Ok::<_, WebDriverError>(())
+    }
+    .await;
+    let _ = b.quit().await;
+    result.expect("browser flow");
+    // Three tickets: two places on the floor, one seat.
+    assert_eq!(taken(&t, &[&event.ticket_type]).await, 4);
+    assert_eq!(taken(&t, &[&stalls]).await, 1);
+    t.stop().await;
+}

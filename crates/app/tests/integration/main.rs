@@ -3,6 +3,7 @@
 
 mod support;
 
+mod areas;
 mod audit;
 mod bad_input;
 mod browser;

@@ -715,6 +715,14 @@ pub async fn delete_quota(app: &App, actor: &Actor, event: EventId, quota: Quota
     let Some(q) = catalog.quota(quota) else {
         return Err(Error::NotFound);
     };
+    if let Some(map) = super::seating(app, t, event).await?
+        && let Some(area) = map.areas.iter().find(|a| a.quota_id == quota)
+    {
+        return Err(Error::Api(kernel::ApiError::Conflict(format!(
+            "this quota keeps the capacity of the seat map's area {}: change or remove the area in the map",
+            area.name
+        ))));
+    }
     let now = app.kernel.now();
     let deleted = QuotaDeleted {
         org_id: t.org(),

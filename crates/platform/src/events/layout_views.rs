@@ -104,6 +104,7 @@ async fn export(
     let mut res = axum::Json(LayoutInput {
         name: v.name,
         sections: v.sections,
+        areas: v.areas,
     })
     .into_response();
     res.headers_mut().insert(

@@ -5,6 +5,8 @@
 //! as any map is). A layout is made from JSON (import) or from an event's
 //! map (its ticket types' names become the categories), read back as JSON
 //! (export) and replaced whole; events that copied it keep their copy.
+//! Its general-admission areas carry categories too (the ticket types sold
+//! into the area, once mapped).
 
 use std::collections::{BTreeMap, BTreeSet};
 
@@ -18,9 +20,9 @@ use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 
 use super::{
-    RowInput, SeatFlag, SeatInput, SeatMap, SeatMapInput, SectionInput,
+    AreaInput, RowInput, SeatFlag, SeatInput, SeatMap, SeatMapInput, SectionInput,
     error::{Error, Result},
-    seating::validate,
+    seating::{validate, validate_areas},
     store,
 };
 use crate::{
@@ -43,6 +45,49 @@ pub struct LayoutInput {
     /// As a seat map's (unique names, labels; at most 50,000 seats).
     #[schema(max_items = 200)]
     pub sections: Vec<LayoutSection>,
+    /// General-admission areas, as a seat map's, each sold as categories.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    #[schema(max_items = 50)]
+    pub areas: Vec<LayoutArea>,
+}
+
+/// A general-admission area of a layout.
+#[derive(Clone, Debug, Deserialize, Serialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct LayoutArea {
+    #[schema(
+        min_length = 1,
+        max_length = 100,
+        pattern = r"^[^\x00-\x1f\x7f-\x9f]*[^\s\x00-\x1f\x7f-\x9f][^\x00-\x1f\x7f-\x9f]*$"
+    )]
+    pub name: String,
+    #[schema(minimum = -1_000_000, maximum = 1_000_000)]
+    pub x: f64,
+    #[schema(minimum = -1_000_000, maximum = 1_000_000)]
+    pub y: f64,
+    #[schema(minimum = 0.1, maximum = 10_000)]
+    pub width: f64,
+    #[schema(minimum = 0.1, maximum = 10_000)]
+    pub height: f64,
+    #[schema(minimum = 0, maximum = 10_000_000)]
+    pub capacity: i64,
+    /// What its places are sold as; each category is mapped to a ticket
+    /// type (without seats) when an event copies the layout.
+    #[schema(min_items = 1, max_items = 20)]
+    pub categories: Vec<String>,
+}
+
+/// How a layout is kept: its sections, and its areas when it has some.
+#[derive(Deserialize, Serialize)]
+#[serde(untagged)]
+enum Doc {
+    /// Layouts kept before areas: the sections alone.
+    Sections(Vec<LayoutSection>),
+    Full {
+        sections: Vec<LayoutSection>,
+        #[serde(default)]
+        areas: Vec<LayoutArea>,
+    },
 }
 
 #[derive(Clone, Debug, Deserialize, Serialize, ToSchema)]
@@ -105,6 +150,7 @@ pub struct LayoutView {
     pub categories: Vec<String>,
     pub seats: i64,
     pub sections: Vec<LayoutSection>,
+    pub areas: Vec<LayoutArea>,
     pub created_at: String,
     pub updated_at: String,
 }
@@ -119,13 +165,19 @@ pub struct LayoutSummary {
     pub updated_at: String,
 }
 
-/// The categories of `sections`, sorted, each once.
-fn categories(sections: &[LayoutSection]) -> Vec<String> {
+/// The categories of `sections` and `areas`, sorted, each once.
+fn categories(sections: &[LayoutSection], areas: &[LayoutArea]) -> Vec<String> {
     sections
         .iter()
         .flat_map(|s| &s.rows)
         .flat_map(|r| &r.seats)
         .map(|s| s.category.trim().to_string())
+        .chain(
+            areas
+                .iter()
+                .flat_map(|a| &a.categories)
+                .map(|c| c.trim().to_string()),
+        )
         .collect::<BTreeSet<_>>()
         .into_iter()
         .collect()
@@ -135,9 +187,31 @@ fn categories(sections: &[LayoutSection]) -> Vec<String> {
 /// ticket type `types` gives it (`None` for a category it does not name).
 fn as_map(
     sections: &[LayoutSection],
+    areas: &[LayoutArea],
     types: &dyn Fn(&str) -> Option<TicketTypeId>,
 ) -> (SeatMapInput, BTreeSet<String>) {
     let mut missing = BTreeSet::new();
+    let areas = areas
+        .iter()
+        .map(|a| AreaInput {
+            name: a.name.clone(),
+            x: a.x,
+            y: a.y,
+            width: a.width,
+            height: a.height,
+            capacity: a.capacity,
+            ticket_type_ids: a
+                .categories
+                .iter()
+                .map(|c| {
+                    types(c.trim()).unwrap_or_else(|| {
+                        missing.insert(c.trim().to_string());
+                        TicketTypeId(uuid::Uuid::nil())
+                    })
+                })
+                .collect(),
+        })
+        .collect();
     let map = SeatMapInput {
         sections: sections
             .iter()
@@ -166,6 +240,7 @@ fn as_map(
                     .collect(),
             })
             .collect(),
+        areas,
     };
     (map, missing)
 }
@@ -185,6 +260,12 @@ fn normalise(input: &mut LayoutInput) {
             }
         }
     }
+    for area in &mut input.areas {
+        area.name = area.name.trim().to_string();
+        for c in &mut area.categories {
+            *c = c.trim().to_string();
+        }
+    }
 }
 
 /// Checks a layout as a seat map is checked (naming the offending seat),
@@ -193,7 +274,7 @@ fn check(input: &mut LayoutInput) -> Result<(String, i64)> {
     normalise(input);
     let mut c = Checks::default();
     let name = c.take("name", parse::name(&input.name, 200));
-    let cats = categories(&input.sections);
+    let cats = categories(&input.sections, &input.areas);
     if cats.len() > MAX_CATEGORIES {
         c.fail("sections", "a layout has at most 100 categories");
     }
@@ -209,14 +290,37 @@ fn check(input: &mut LayoutInput) -> Result<(String, i64)> {
             }
         }
     }
+    for (ai, a) in input.areas.iter().enumerate() {
+        for (ci, cat) in a.categories.iter().enumerate() {
+            if parse::name(cat, 100).is_err() {
+                c.fail(
+                    &format!("areas[{ai}].categories[{ci}]"),
+                    "must be 1 to 100 characters",
+                );
+            }
+        }
+    }
     // Each category stands for a ticket type while the map is checked.
     let ids: BTreeMap<&str, TicketTypeId> = cats
         .iter()
         .map(|c| (c.as_str(), TicketTypeId::new()))
         .collect();
-    let (map, _) = as_map(&input.sections, &|c| ids.get(c).copied());
+    let (map, _) = as_map(&input.sections, &input.areas, &|c| ids.get(c).copied());
     let seats = match validate(&|_| true, &map, None) {
-        Ok(seats) => seats.len() as i64,
+        Ok(seats) => {
+            if let Err(errors) = validate_areas(&|_| true, &map, &seats, None) {
+                for e in errors {
+                    // An area's types are its categories here.
+                    let field = e.field.replace(".ticket_type_ids", ".categories");
+                    let message = e
+                        .message
+                        .replace("has seats in this map", "is a category of seats too")
+                        .replace("ticket types are sold", "places are sold");
+                    c.fail(&field, &message);
+                }
+            }
+            seats.len() as i64
+        }
         Err(errors) => {
             for e in errors {
                 c.fail(&e.field, &e.message);
@@ -229,14 +333,18 @@ fn check(input: &mut LayoutInput) -> Result<(String, i64)> {
 }
 
 fn view(row: store::LayoutRow) -> Result<LayoutView> {
-    let sections: Vec<LayoutSection> =
-        serde_json::from_str(&row.doc).map_err(kernel::ApiError::internal)?;
+    let (sections, areas) = match serde_json::from_str(&row.doc) {
+        Ok(Doc::Sections(s)) => (s, Vec::new()),
+        Ok(Doc::Full { sections, areas }) => (sections, areas),
+        Err(e) => return Err(kernel::ApiError::internal(e).into()),
+    };
     Ok(LayoutView {
         id: row.id,
         name: row.name,
-        categories: categories(&sections),
+        categories: categories(&sections, &areas),
         seats: row.seats,
         sections,
+        areas,
         created_at: clock::rfc3339(row.created_at),
         updated_at: clock::rfc3339(row.updated_at),
     })
@@ -254,8 +362,12 @@ fn stored(
     Ok(store::LayoutRow {
         id,
         name,
-        doc: serde_json::to_string(&input.sections).map_err(kernel::ApiError::internal)?,
-        categories: serde_json::to_string(&categories(&input.sections))
+        doc: serde_json::to_string(&Doc::Full {
+            sections: input.sections.clone(),
+            areas: input.areas.clone(),
+        })
+        .map_err(kernel::ApiError::internal)?,
+        categories: serde_json::to_string(&categories(&input.sections, &input.areas))
             .map_err(kernel::ApiError::internal)?,
         seats,
         created_at: now,
@@ -351,14 +463,28 @@ pub async fn layout_from_event(
     ) else {
         return Err(Error::NotFound);
     };
+    let category = |tt| {
+        catalog
+            .ticket_type(tt)
+            .map(|ty| ty.name.clone())
+            .unwrap_or_else(|| "Seats".into())
+    };
     let input = LayoutInput {
         name: name.to_string(),
-        sections: from_map(&map, &|tt| {
-            catalog
-                .ticket_type(tt)
-                .map(|ty| ty.name.clone())
-                .unwrap_or_else(|| "Seats".into())
-        }),
+        sections: from_map(&map, &category),
+        areas: map
+            .areas
+            .iter()
+            .map(|a| LayoutArea {
+                name: a.name.clone(),
+                x: a.x,
+                y: a.y,
+                width: a.width,
+                height: a.height,
+                capacity: a.capacity,
+                categories: a.ticket_type_ids.iter().map(|tt| category(*tt)).collect(),
+            })
+            .collect(),
     };
     create_layout(app, actor, input).await
 }
@@ -401,7 +527,7 @@ pub async fn map_for_event(
     ticket_types: &BTreeMap<String, TicketTypeId>,
 ) -> Result<SeatMapInput> {
     let v = get_layout(app, actor, layout).await?;
-    let (map, missing) = as_map(&v.sections, &|c| ticket_types.get(c).copied());
+    let (map, missing) = as_map(&v.sections, &v.areas, &|c| ticket_types.get(c).copied());
     if !missing.is_empty() {
         let mut c = Checks::default();
         for m in missing {

@@ -38,8 +38,8 @@ use kernel::{
 };
 pub use questions::{Question, QuestionInput, QuestionKind};
 pub use seating::{
-    Drawing, DrawnSeat, DrawnText, RowInput, Seat, SeatFlag, SeatInput, SeatMap, SeatMapInput,
-    SeatingUpdated, SectionInput, draw, put_seating, seating,
+    Area, AreaInput, Drawing, DrawnArea, DrawnSeat, DrawnText, RowInput, Seat, SeatFlag, SeatInput,
+    SeatMap, SeatMapInput, SeatingUpdated, SectionInput, draw, put_seating, seating,
 };
 use serde::{Deserialize, Serialize};
 pub use series::{MAX_DATES, NewDate, add_date, dates, list_dates};

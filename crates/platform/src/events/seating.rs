@@ -5,6 +5,13 @@
 //!
 //! Seat ids are stable: a map stored again keeps the id of every seat with
 //! the same section, row and label.
+//!
+//! A map may also have general-admission *areas* (a standing floor, a
+//! lawn): a place on the map with a capacity, sold by quantity through
+//! ticket types that have no seats. Each area's capacity is kept by a quota
+//! of its ticket types that the map owns (written with the map, replaced
+//! when the area's capacity or types change, removed with the area), so
+//! every hold draws on it through the same counters as any quota.
 
 use std::{
     collections::{BTreeSet, HashMap},
@@ -14,7 +21,7 @@ use std::{
 use kernel::{
     FieldError, Permission, clock,
     events::emit,
-    ids::{EventId, OrgId, TicketTypeId},
+    ids::{EventId, OrgId, QuotaId, TicketTypeId},
 };
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
@@ -42,6 +49,62 @@ pub struct SeatMapInput {
     /// seat labels unique in a row; at most 50,000 seats in all.
     #[schema(max_items = 200)]
     pub sections: Vec<SectionInput>,
+    /// General-admission areas in the same map.
+    #[serde(default)]
+    #[schema(max_items = 50)]
+    pub areas: Vec<AreaInput>,
+}
+
+/// At most this many general-admission areas in one map.
+pub const MAX_AREAS: usize = 50;
+/// At most this many ticket types sold into one area.
+pub const MAX_AREA_TYPES: usize = 20;
+
+/// A general-admission area: a place on the map holding `capacity`
+/// people, sold by quantity through its ticket types.
+#[derive(Clone, Debug, Deserialize, Serialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct AreaInput {
+    /// Unique among the map's areas.
+    #[schema(
+        min_length = 1,
+        max_length = 100,
+        pattern = r"^[^\x00-\x1f\x7f-\x9f]*[^\s\x00-\x1f\x7f-\x9f][^\x00-\x1f\x7f-\x9f]*$"
+    )]
+    pub name: String,
+    /// The area's top-left corner, in the seats' units.
+    #[schema(minimum = -1_000_000, maximum = 1_000_000)]
+    pub x: f64,
+    #[schema(minimum = -1_000_000, maximum = 1_000_000)]
+    pub y: f64,
+    /// Its size in the seats' units: more than 0, at most 10000.
+    #[schema(minimum = 0.1, maximum = 10_000)]
+    pub width: f64,
+    #[schema(minimum = 0.1, maximum = 10_000)]
+    pub height: f64,
+    /// How many people it holds, over all its ticket types.
+    #[schema(minimum = 0, maximum = 10_000_000)]
+    pub capacity: i64,
+    /// Ticket types of this event without seats in the map, each in one
+    /// area at most.
+    #[schema(min_items = 1, max_items = 20)]
+    pub ticket_type_ids: Vec<TicketTypeId>,
+}
+
+/// One general-admission area of a stored map.
+#[derive(Clone, Debug, Deserialize, Serialize, ToSchema, PartialEq)]
+pub struct Area {
+    /// Stable across edits of the map (same name).
+    pub id: String,
+    pub name: String,
+    pub x: f64,
+    pub y: f64,
+    pub width: f64,
+    pub height: f64,
+    pub capacity: i64,
+    pub ticket_type_ids: Vec<TicketTypeId>,
+    /// The quota of its ticket types that keeps its capacity.
+    pub quota_id: QuotaId,
 }
 
 /// A seat's flag.
@@ -140,6 +203,7 @@ impl Seat {
 pub struct SeatMap {
     pub event_id: EventId,
     pub sections: Vec<SectionView>,
+    pub areas: Vec<Area>,
     pub updated_at: String,
     #[serde(skip)]
     pub seats: Vec<Seat>,
@@ -163,7 +227,7 @@ pub struct RowView {
 }
 
 impl SeatMap {
-    fn from_seats(event: EventId, seats: Vec<Seat>, updated_at: i64) -> SeatMap {
+    fn from_seats(event: EventId, seats: Vec<Seat>, areas: Vec<Area>, updated_at: i64) -> SeatMap {
         let index = seats
             .iter()
             .enumerate()
@@ -194,6 +258,7 @@ impl SeatMap {
         SeatMap {
             event_id: event,
             sections,
+            areas,
             updated_at: clock::rfc3339(updated_at),
             types: seats.iter().map(|s| s.ticket_type_id).collect(),
             seats,
@@ -203,7 +268,7 @@ impl SeatMap {
 
     #[cfg(test)]
     pub fn for_tests(seats: Vec<Seat>) -> SeatMap {
-        SeatMap::from_seats(EventId(uuid::Uuid::nil()), seats, 0)
+        SeatMap::from_seats(EventId(uuid::Uuid::nil()), seats, Vec::new(), 0)
     }
 
     pub fn seat(&self, id: &str) -> Option<&Seat> {
@@ -214,12 +279,19 @@ impl SeatMap {
     pub fn seat_index(&self, id: &str) -> Option<usize> {
         self.index.get(id).copied()
     }
+
+    /// The area a ticket type is sold into, if any.
+    pub fn area_of(&self, tt: TicketTypeId) -> Option<&Area> {
+        self.areas.iter().find(|a| a.ticket_type_ids.contains(&tt))
+    }
 }
 
-/// The stored document: the seats, flat.
+/// The stored document: the seats, flat, and the areas.
 #[derive(Serialize, Deserialize)]
 struct Stored {
     seats: Vec<Seat>,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    areas: Vec<Area>,
 }
 
 /// A seat map was stored for an event.
@@ -354,6 +426,114 @@ pub(super) fn validate(
     }
 }
 
+/// Checks a map's areas (after its seats, `seats`), naming the offending
+/// area: each area with its id kept from `old` by name, and its quota kept
+/// while its capacity and ticket types stay the same (a new one else).
+pub(super) fn validate_areas(
+    known: &dyn Fn(TicketTypeId) -> bool,
+    input: &SeatMapInput,
+    seats: &[Seat],
+    old: Option<&SeatMap>,
+) -> std::result::Result<Vec<Area>, Vec<FieldError>> {
+    let mut errors = Vec::new();
+    let mut fail = |field: String, message: &str| {
+        if errors.len() < 50 {
+            errors.push(FieldError::new(&field, message));
+        }
+    };
+    if input.areas.len() > MAX_AREAS {
+        fail("areas".into(), "a map has at most 50 areas");
+        return Err(errors);
+    }
+    let seated: BTreeSet<TicketTypeId> = seats.iter().map(|s| s.ticket_type_id).collect();
+    let mut names = BTreeSet::new();
+    let mut placed: HashMap<TicketTypeId, &str> = HashMap::new();
+    let mut areas = Vec::with_capacity(input.areas.len());
+    for (ai, area) in input.areas.iter().enumerate() {
+        let f = format!("areas[{ai}]");
+        let name = area.name.trim();
+        if !text_ok(&area.name, 100) {
+            fail(format!("{f}.name"), "must be 1 to 100 characters");
+        } else if !names.insert(name.to_string()) {
+            fail(format!("{f}.name"), "appears twice");
+        }
+        if !area.x.is_finite() || !area.y.is_finite() || area.x.abs() > 1e6 || area.y.abs() > 1e6 {
+            fail(format!("{f}.x"), "x and y must be numbers within ±1000000");
+        }
+        for (k, v) in [("width", area.width), ("height", area.height)] {
+            if !(v.is_finite() && v > 0.0 && v <= 10_000.0) {
+                fail(format!("{f}.{k}"), "must be more than 0 and at most 10000");
+            }
+        }
+        if !(0..=10_000_000).contains(&area.capacity) {
+            fail(format!("{f}.capacity"), "must be between 0 and 10000000");
+        }
+        if area.ticket_type_ids.is_empty() || area.ticket_type_ids.len() > MAX_AREA_TYPES {
+            fail(
+                format!("{f}.ticket_type_ids"),
+                "must name 1 to 20 ticket types",
+            );
+        }
+        let mut types = Vec::with_capacity(area.ticket_type_ids.len());
+        for (ti, tt) in area.ticket_type_ids.iter().enumerate() {
+            let tf = format!("{f}.ticket_type_ids[{ti}]");
+            if !known(*tt) {
+                fail(tf, "is not a ticket type of this event");
+            } else if seated.contains(tt) {
+                fail(
+                    tf,
+                    "has seats in this map: an area's ticket types are sold by quantity",
+                );
+            } else if let Some(other) = placed.get(tt) {
+                if *other == name {
+                    fail(tf, "appears twice");
+                } else {
+                    fail(tf, &format!("is sold into area {other} already"));
+                }
+            } else {
+                placed.insert(*tt, name);
+                types.push(*tt);
+            }
+        }
+        types.sort();
+        let before = old.and_then(|m| m.areas.iter().find(|a| a.name == name));
+        let quota_id = before
+            .filter(|a| a.capacity == area.capacity && a.ticket_type_ids == types)
+            .map(|a| a.quota_id)
+            .unwrap_or_default();
+        areas.push(Area {
+            id: before
+                .map(|a| a.id.clone())
+                .unwrap_or_else(|| uuid::Uuid::now_v7().to_string()),
+            name: name.to_string(),
+            x: area.x,
+            y: area.y,
+            width: area.width,
+            height: area.height,
+            capacity: area.capacity,
+            ticket_type_ids: types,
+            quota_id,
+        });
+    }
+    if errors.is_empty() {
+        Ok(areas)
+    } else {
+        Err(errors)
+    }
+}
+
+/// The quota that keeps an area's capacity.
+fn area_quota(event: EventId, a: &Area, now: i64) -> super::QuotaView {
+    super::QuotaView {
+        id: a.quota_id,
+        event_id: event,
+        name: format!("{} (area)", a.name),
+        capacity: a.capacity,
+        ticket_type_ids: a.ticket_type_ids.clone(),
+        created_at: clock::rfc3339(now),
+    }
+}
+
 /// Stores the event's seat map (replacing the one before). A seat that is
 /// held or sold may not be removed nor moved to another ticket type
 /// (`claimed` says which are: the sales slice knows) → 409.
@@ -370,7 +550,39 @@ pub async fn put_seating(
     };
     let old = load(app.db(), t, event).await?;
     let known = |tt| catalog.ticket_type(tt).is_some();
-    let seats = validate(&known, &input, old.as_ref()).map_err(Error::Invalid)?;
+    let checked = validate(&known, &input, old.as_ref());
+    let areas = validate_areas(
+        &known,
+        &input,
+        checked.as_deref().unwrap_or_default(),
+        old.as_ref(),
+    );
+    let (seats, areas) = match (checked, areas) {
+        (Ok(seats), Ok(areas)) => (seats, areas),
+        (a, b) => {
+            let mut errors = a.err().unwrap_or_default();
+            errors.extend(b.err().unwrap_or_default());
+            return Err(Error::Invalid(errors));
+        }
+    };
+    // Each area's quota: kept while the area is the same, else replaced.
+    let kept: BTreeSet<QuotaId> = areas.iter().map(|a| a.quota_id).collect();
+    let gone: Vec<QuotaId> = old
+        .iter()
+        .flat_map(|m| &m.areas)
+        .map(|a| a.quota_id)
+        .filter(|q| !kept.contains(q) && catalog.quota(*q).is_some())
+        .collect();
+    let added: Vec<&Area> = areas
+        .iter()
+        .filter(|a| catalog.quota(a.quota_id).is_none())
+        .collect();
+    if catalog.quotas.len() + added.len() - gone.len() > super::domain::MAX_QUOTAS {
+        return Err(Error::field(
+            "areas",
+            "an event has at most 100 quotas, its areas' included",
+        ));
+    }
     if let Some(old) = &old {
         let now: HashMap<&str, &Seat> = seats.iter().map(|s| (s.id.as_str(), s)).collect();
         for s in old.seats.iter().filter(|s| claimed.contains(&s.id)) {
@@ -386,6 +598,7 @@ pub async fn put_seating(
     let now = app.kernel.now();
     let doc = serde_json::to_string(&Stored {
         seats: seats.clone(),
+        areas: areas.clone(),
     })
     .map_err(kernel::ApiError::internal)?;
     let updated = SeatingUpdated {
@@ -393,22 +606,49 @@ pub async fn put_seating(
         event_id: event,
         seats: seats.len() as i64,
     };
-    app.db()
-        .write_grouped(vec![
-            store::put_seat_map(t, event, &doc, now),
-            emit(&updated, now)?,
-            actor
-                .audit("seating.update", "event")
-                .object(event)
-                .after(&updated)
-                .stmt(now),
-        ])
-        .await?;
+    let mut writes = vec![store::put_seat_map(t, event, &doc, now)];
+    for q in &gone {
+        writes.extend(store::delete_quota(t, *q));
+        writes.push(emit(
+            &super::QuotaDeleted {
+                org_id: t.org(),
+                event_id: event,
+                quota_id: *q,
+            },
+            now,
+        )?);
+    }
+    for a in &added {
+        let q = area_quota(event, a, now);
+        writes.extend(store::insert_quota(t, &q, now));
+        writes.push(emit(
+            &super::QuotaCreated {
+                org_id: t.org(),
+                event_id: event,
+                quota_id: q.id,
+                capacity: q.capacity,
+                ticket_type_ids: q.ticket_type_ids.clone(),
+            },
+            now,
+        )?);
+    }
+    writes.push(emit(&updated, now)?);
+    writes.push(
+        actor
+            .audit("seating.update", "event")
+            .object(event)
+            .after(&updated)
+            .stmt(now),
+    );
+    app.db().write_grouped(writes).await?;
     app.state::<Hot>()
         .seat_maps
         .invalidate(&(t.org(), event))
         .await;
-    Ok(SeatMap::from_seats(event, seats, now))
+    if !(gone.is_empty() && added.is_empty()) {
+        super::invalidate(app, t, event).await;
+    }
+    Ok(SeatMap::from_seats(event, seats, areas, now))
 }
 
 async fn load(db: &kernel::Db, t: &Tenant, event: EventId) -> Result<Option<SeatMap>> {
@@ -416,7 +656,12 @@ async fn load(db: &kernel::Db, t: &Tenant, event: EventId) -> Result<Option<Seat
         return Ok(None);
     };
     let stored: Stored = serde_json::from_str(&doc).map_err(kernel::ApiError::internal)?;
-    Ok(Some(SeatMap::from_seats(event, stored.seats, updated_at)))
+    Ok(Some(SeatMap::from_seats(
+        event,
+        stored.seats,
+        stored.areas,
+        updated_at,
+    )))
 }
 
 /// The event's seat map, if it has one; served from the hot tier.
@@ -471,6 +716,19 @@ impl SeatMap {
                         .collect(),
                 })
                 .collect(),
+            areas: self
+                .areas
+                .iter()
+                .map(|a| AreaInput {
+                    name: a.name.clone(),
+                    x: a.x,
+                    y: a.y,
+                    width: a.width,
+                    height: a.height,
+                    capacity: a.capacity,
+                    ticket_type_ids: a.ticket_type_ids.clone(),
+                })
+                .collect(),
         }
     }
 }
@@ -491,6 +749,22 @@ pub struct Drawing {
     pub view_box: String,
     pub seats: Vec<DrawnSeat>,
     pub labels: Vec<DrawnText>,
+    pub areas: Vec<DrawnArea>,
+}
+
+/// A general-admission area as a rectangle, with its name in it.
+pub struct DrawnArea {
+    pub id: String,
+    pub name: String,
+    pub x: String,
+    pub y: String,
+    pub width: String,
+    pub height: String,
+    /// Where its name and what is left are written (its centre).
+    pub cx: String,
+    pub cy: String,
+    pub capacity: i64,
+    pub ticket_type_ids: Vec<TicketTypeId>,
 }
 
 pub struct DrawnSeat {
@@ -523,7 +797,14 @@ pub fn draw(map: &SeatMap) -> Drawing {
         max_x = max_x.max(s.x);
         max_y = max_y.max(s.y);
     }
-    if map.seats.is_empty() {
+    for a in &map.areas {
+        // An area's corners as seat centres: it spans `width` units.
+        min_x = min_x.min(a.x);
+        min_y = min_y.min(a.y);
+        max_x = max_x.max(a.x + a.width - 1.0);
+        max_y = max_y.max(a.y + a.height - 1.0);
+    }
+    if map.seats.is_empty() && map.areas.is_empty() {
         (min_x, min_y, max_x, max_y) = (0.0, 0.0, 0.0, 0.0);
     }
     let px = |x: f64| (x - min_x) * SEAT_PX + 50.0;
@@ -569,7 +850,24 @@ pub fn draw(map: &SeatMap) -> Drawing {
             }
         }
     }
+    let areas = map
+        .areas
+        .iter()
+        .map(|a| DrawnArea {
+            id: a.id.clone(),
+            name: a.name.clone(),
+            x: format!("{:.1}", px(a.x) - SEAT_PX / 2.0),
+            y: format!("{:.1}", py(a.y) - SEAT_PX / 2.0),
+            width: format!("{:.1}", a.width * SEAT_PX),
+            height: format!("{:.1}", a.height * SEAT_PX),
+            cx: format!("{:.1}", px(a.x) - SEAT_PX / 2.0 + a.width * SEAT_PX / 2.0),
+            cy: format!("{:.1}", py(a.y) - SEAT_PX / 2.0 + a.height * SEAT_PX / 2.0),
+            capacity: a.capacity,
+            ticket_type_ids: a.ticket_type_ids.clone(),
+        })
+        .collect();
     Drawing {
+        areas,
         view_box: format!(
             "0 0 {:.0} {:.0}",
             (max_x - min_x) * SEAT_PX + 100.0,
@@ -594,17 +892,38 @@ fn row_label(mut i: usize) -> String {
 }
 
 impl SeatMapInput {
-    /// Adds a section of `rows` × `per_row` seats of `tt` on a grid below
-    /// the sections already there: rows lettered A, B, … from the front,
-    /// seats numbered from 1.
-    pub fn add_grid(&mut self, name: &str, rows: usize, per_row: usize, tt: TicketTypeId) {
+    /// The lowest point of the map (seats and areas), if it has any.
+    fn bottom(&self) -> Option<f64> {
         let below = self
             .sections
             .iter()
             .flat_map(|s| s.rows.iter().flat_map(|r| r.seats.iter()))
             .map(|s| s.y)
+            .chain(self.areas.iter().map(|a| a.y + a.height - 1.0))
             .fold(f64::MIN, f64::max);
-        let top = if below == f64::MIN { 0.0 } else { below + 2.0 };
+        (below != f64::MIN).then_some(below)
+    }
+
+    /// Where a new area goes: below everything, at the left edge.
+    pub fn free_spot(&self) -> (f64, f64) {
+        let left = self
+            .sections
+            .iter()
+            .flat_map(|s| s.rows.iter().flat_map(|r| r.seats.iter()))
+            .map(|s| s.x)
+            .chain(self.areas.iter().map(|a| a.x))
+            .fold(f64::MAX, f64::min);
+        (
+            if left == f64::MAX { 0.0 } else { left },
+            self.bottom().map_or(0.0, |b| b + 2.0),
+        )
+    }
+
+    /// Adds a section of `rows` × `per_row` seats of `tt` on a grid below
+    /// the sections already there: rows lettered A, B, … from the front,
+    /// seats numbered from 1.
+    pub fn add_grid(&mut self, name: &str, rows: usize, per_row: usize, tt: TicketTypeId) {
+        let top = self.bottom().map_or(0.0, |b| b + 2.0);
         self.sections.push(SectionInput {
             name: name.trim().to_string(),
             rows: (0..rows)
@@ -658,16 +977,33 @@ impl SeatFlag {
 }
 
 /// The series' stored map as a date's: the same seats (ids kept), each
-/// on the date's ticket type that follows its own (`types`: series' → date's).
+/// on the date's ticket type that follows its own (`types`: series' →
+/// date's), and the same areas, each kept by the date's copy of its quota
+/// (`quotas`: series' → date's).
 pub(super) async fn copied(
     db: &kernel::Db,
     t: &Tenant,
     series: EventId,
     types: &HashMap<TicketTypeId, TicketTypeId>,
+    quotas: &HashMap<QuotaId, QuotaId>,
 ) -> Result<Option<(String, i64)>> {
     let Some(map) = load(db, t, series).await? else {
         return Ok(None);
     };
+    let areas: Vec<Area> = map
+        .areas
+        .into_iter()
+        .filter_map(|mut a| {
+            a.quota_id = *quotas.get(&a.quota_id)?;
+            a.ticket_type_ids = a
+                .ticket_type_ids
+                .iter()
+                .filter_map(|tt| types.get(tt).copied())
+                .collect();
+            a.ticket_type_ids.sort();
+            Some(a)
+        })
+        .collect();
     let seats: Vec<Seat> = map
         .seats
         .into_iter()
@@ -677,6 +1013,7 @@ pub(super) async fn copied(
         })
         .collect();
     let n = seats.len() as i64;
-    let doc = serde_json::to_string(&Stored { seats }).map_err(kernel::ApiError::internal)?;
+    let doc =
+        serde_json::to_string(&Stored { seats, areas }).map_err(kernel::ApiError::internal)?;
     Ok(Some((doc, n)))
 }

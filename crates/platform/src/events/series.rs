@@ -145,6 +145,7 @@ pub async fn add_date(
         writes.push(emit(&created(t, &copy), now)?);
     }
     // Inventory starts as the series': its quotas and its seat map.
+    let mut quotas = HashMap::new();
     for q in &catalog.quotas {
         let view = QuotaView {
             id: QuotaId::new(),
@@ -161,6 +162,7 @@ pub async fn add_date(
         if view.ticket_type_ids.is_empty() {
             continue;
         }
+        quotas.insert(q.id, view.id);
         writes.extend(store::insert_quota(t, &view, now));
         writes.push(emit(
             &QuotaCreated {
@@ -173,7 +175,8 @@ pub async fn add_date(
             now,
         )?);
     }
-    if let Some((doc, seats)) = super::seating::copied(app.db(), t, series, &types).await? {
+    if let Some((doc, seats)) = super::seating::copied(app.db(), t, series, &types, &quotas).await?
+    {
         writes.push(store::put_seat_map(t, date.id, &doc, now));
         writes.push(emit(
             &SeatingUpdated {

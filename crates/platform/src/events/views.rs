@@ -67,6 +67,11 @@ pub fn routes() -> axum::Router<App> {
             "/dashboard/events/{event_id}/seating/flag",
             post(toggle_flag),
         )
+        .route("/dashboard/events/{event_id}/seating/area", post(put_area))
+        .route(
+            "/dashboard/events/{event_id}/seating/remove-area",
+            post(remove_area),
+        )
         .route(
             "/dashboard/events/{event_id}/seating/import",
             post(import_map).layer(axum::extract::DefaultBodyLimit::max(
@@ -999,6 +1004,8 @@ struct SeatingPage {
     store_url: Option<String>,
     drawing: Option<super::Drawing>,
     sections: Vec<(String, usize, usize)>,
+    /// The map's areas: (name, capacity, ticket type names).
+    areas: Vec<(String, i64, String)>,
     type_choices: Vec<(String, String)>,
     error: Option<String>,
     json: String,
@@ -1047,6 +1054,22 @@ async fn seating_of(
                             s.rows.len(),
                             s.rows.iter().map(|r| r.seats.len()).sum(),
                         )
+                    })
+                    .collect()
+            })
+            .unwrap_or_default(),
+        areas: map
+            .as_deref()
+            .map(|m| {
+                m.areas
+                    .iter()
+                    .map(|a| {
+                        let names: Vec<&str> = a
+                            .ticket_type_ids
+                            .iter()
+                            .filter_map(|tt| catalog.ticket_type(*tt).map(|ty| ty.name.as_str()))
+                            .collect();
+                        (a.name.clone(), a.capacity, names.join(", "))
                     })
                     .collect()
             })
@@ -1155,6 +1178,7 @@ async fn current_map(
         .map(|m| m.to_input())
         .unwrap_or(super::SeatMapInput {
             sections: Vec::new(),
+            areas: Vec::new(),
         }))
 }
 
@@ -1214,6 +1238,95 @@ async fn toggle_flag(
             return Err(ApiError::field("seat", "click the seats to change first"));
         }
         Ok(stored.with_flag_toggled(&wanted, flag))
+    }
+    .await;
+    store_map(&app, &session, event, built, String::new()).await
+}
+
+/// Adds a general-admission area, or changes the one of the same name:
+/// its capacity and ticket types, and where it is (below the map unless
+/// `x` and `y` are given).
+async fn put_area(
+    State(app): State<App>,
+    session: SessionActor,
+    ApiPath(event): ApiPath<EventId>,
+    Form(form): Form<Fields>,
+) -> Result<Response, ApiError> {
+    if !csrf_matches(&session.csrf, field(&form, "csrf")) {
+        return Ok(csrf_refused());
+    }
+    let built = async {
+        let number = |name: &str, default: Option<f64>| -> Result<Option<f64>, ApiError> {
+            let v = field(&form, name).trim();
+            if v.is_empty() {
+                return Ok(default);
+            }
+            v.parse::<f64>()
+                .ok()
+                .filter(|n| n.is_finite())
+                .map(Some)
+                .ok_or_else(|| ApiError::field(name, "must be a number"))
+        };
+        let capacity: i64 = field(&form, "capacity")
+            .trim()
+            .parse()
+            .map_err(|_| ApiError::field("capacity", "must be a whole number"))?;
+        let mut types = Vec::new();
+        for v in all(&form, "ticket_type_id") {
+            types.push(
+                v.parse::<TicketTypeId>()
+                    .map_err(|_| ApiError::field("ticket_type_ids", "choose ticket types"))?,
+            );
+        }
+        if types.is_empty() {
+            return Err(ApiError::field(
+                "ticket_type_ids",
+                "choose the ticket types sold into the area",
+            ));
+        }
+        let mut map = current_map(&app, &session, event).await?;
+        let name = field(&form, "name").trim().to_string();
+        let before = map.areas.iter().position(|a| a.name == name);
+        let (x, y) = match (number("x", None)?, number("y", None)?) {
+            (Some(x), Some(y)) => (x, y),
+            _ => match before {
+                Some(i) => (map.areas[i].x, map.areas[i].y),
+                None => map.free_spot(),
+            },
+        };
+        let area = super::AreaInput {
+            name,
+            x,
+            y,
+            width: number("width", Some(10.0))?.unwrap_or(10.0),
+            height: number("height", Some(4.0))?.unwrap_or(4.0),
+            capacity,
+            ticket_type_ids: types,
+        };
+        match before {
+            Some(i) => map.areas[i] = area,
+            None => map.areas.push(area),
+        }
+        Ok(map)
+    }
+    .await;
+    store_map(&app, &session, event, built, String::new()).await
+}
+
+async fn remove_area(
+    State(app): State<App>,
+    session: SessionActor,
+    ApiPath(event): ApiPath<EventId>,
+    Form(form): Form<Fields>,
+) -> Result<Response, ApiError> {
+    if !csrf_matches(&session.csrf, field(&form, "csrf")) {
+        return Ok(csrf_refused());
+    }
+    let built = async {
+        let mut map = current_map(&app, &session, event).await?;
+        let name = field(&form, "area");
+        map.areas.retain(|a| a.name != name);
+        Ok(map)
     }
     .await;
     store_map(&app, &session, event, built, String::new()).await

@@ -351,7 +351,7 @@ async fn store_seats_live(
                     let now = seats.borrow_and_update().clone();
                     let diff = super::seats::changes(Some(&last), &now);
                     last = now;
-                    if !diff.seats.is_empty() && tx.send(as_event(&diff)).await.is_err() {
+                    if !diff.is_empty() && tx.send(as_event(&diff)).await.is_err() {
                         return;
                     }
                 }

@@ -1814,7 +1814,7 @@ pub async fn order_opens_with(
     }
 }
 
-#[derive(Debug, Serialize, ToSchema)]
+#[derive(Clone, Debug, Serialize, ToSchema)]
 pub struct StoreTicketType {
     pub id: TicketTypeId,
     pub name: String,

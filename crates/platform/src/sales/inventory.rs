@@ -774,6 +774,54 @@ impl Inventory {
             .collect())
     }
 
+    /// What is left of each general-admission area of a seat map: the
+    /// least of its quota and what its ticket types have left between them
+    /// (one reading of the counters for all).
+    pub async fn areas_left(
+        &self,
+        app: &App,
+        t: &Tenant,
+        event: EventId,
+        areas: &[crate::events::Area],
+    ) -> Result<Vec<i64>> {
+        if areas.is_empty() {
+            return Ok(Vec::new());
+        }
+        let types: Vec<TicketTypeId> = areas
+            .iter()
+            .flat_map(|a| a.ticket_type_ids.iter().copied())
+            .collect();
+        let per_type = self.remaining(app, t, event, &types).await?;
+        let catalog = crate::events::catalog(app, t, event)
+            .await?
+            .ok_or(Error::NotFound)?;
+        let quotas: Vec<Counter> = areas
+            .iter()
+            .filter(|a| catalog.quota(a.quota_id).is_some())
+            .map(|a| Counter::Quota(a.quota_id))
+            .collect();
+        let quota_left = self.counters_left(app, t, event, &catalog, &quotas).await?;
+        let left: std::collections::HashMap<TicketTypeId, i64> =
+            types.into_iter().zip(per_type).collect();
+        Ok(areas
+            .iter()
+            .map(|a| {
+                let by_types: i64 = a
+                    .ticket_type_ids
+                    .iter()
+                    .map(|tt| left.get(tt).copied().unwrap_or(0).max(0))
+                    .sum();
+                let by_quota = quotas
+                    .iter()
+                    .zip(&quota_left)
+                    .find(|(c, _)| matches!(c, Counter::Quota(q) if *q == a.quota_id))
+                    .map(|(_, v)| *v)
+                    .unwrap_or(0);
+                by_types.min(by_quota).max(0)
+            })
+            .collect())
+    }
+
     /// What is left of each of the event's quotas.
     pub async fn quotas_left(
         &self,

@@ -402,9 +402,26 @@ pub struct StoreSeat {
     pub status: SeatStatus,
 }
 
+/// A general-admission area as the storefront shows it: where it is,
+/// which ticket types are sold into it, and how many places are left.
+#[derive(Clone, Debug, Serialize, ToSchema)]
+pub struct StoreArea {
+    pub id: String,
+    pub name: String,
+    pub x: f64,
+    pub y: f64,
+    pub width: f64,
+    pub height: f64,
+    pub ticket_type_ids: Vec<TicketTypeId>,
+    pub capacity: i64,
+    pub available: i64,
+}
+
 #[derive(Clone, Debug, Serialize, ToSchema)]
 pub struct StoreSeats {
     pub seats: Vec<StoreSeat>,
+    /// The map's general-admission areas (held by quantity: `items`).
+    pub areas: Vec<StoreArea>,
     /// The reply's JSON, made once per reading (a large map is megabytes,
     /// read by many buyers at once).
     #[serde(skip)]
@@ -655,7 +672,10 @@ pub async fn store_seats(
             read_seats(&app2, &t2, event, &map).await
         })
         .await
-        .map_err(|e| kernel::ApiError::from_db(&e))
+        .map_err(|e| match std::sync::Arc::try_unwrap(e) {
+            Ok(e) => e,
+            Err(e) => kernel::ApiError::internal(e.to_string()),
+        })
 }
 
 async fn read_seats(
@@ -663,8 +683,33 @@ async fn read_seats(
     t: &Tenant,
     event: EventId,
     map: &SeatMap,
-) -> Result<std::sync::Arc<StoreSeats>, sqlx::Error> {
-    let claims: HashMap<String, bool> = claimed(app.db(), t, event).await?.into_iter().collect();
+) -> kernel::ApiResult<std::sync::Arc<StoreSeats>> {
+    let claims: HashMap<String, bool> = claimed(app.db(), t, event)
+        .await
+        .map_err(|e| kernel::ApiError::from_db(&e))?
+        .into_iter()
+        .collect();
+    let left = app
+        .state::<super::Inventory>()
+        .areas_left(app, t, event, &map.areas)
+        .await
+        .map_err(kernel::ApiError::from)?;
+    let areas = map
+        .areas
+        .iter()
+        .zip(left)
+        .map(|(a, available)| StoreArea {
+            id: a.id.clone(),
+            name: a.name.clone(),
+            x: a.x,
+            y: a.y,
+            width: a.width,
+            height: a.height,
+            ticket_type_ids: a.ticket_type_ids.clone(),
+            capacity: a.capacity,
+            available,
+        })
+        .collect();
     let seats = map
         .seats
         .iter()
@@ -687,6 +732,7 @@ async fn read_seats(
         .collect();
     Ok(std::sync::Arc::new(StoreSeats {
         seats,
+        areas,
         json: std::sync::OnceLock::new(),
     }))
 }
@@ -781,7 +827,12 @@ async fn follow(
                         .iter()
                         .zip(&seats.seats)
                         .any(|(a, b)| a.id != b.id || a.status != b.status)
-                        || old.seats.len() != seats.seats.len();
+                        || old.seats.len() != seats.seats.len()
+                        || old
+                            .areas
+                            .iter()
+                            .map(|a| (&a.id, a.available))
+                            .ne(seats.areas.iter().map(|a| (&a.id, a.available)));
                     *old = seats;
                     changed
                 });
@@ -801,13 +852,27 @@ pub struct SeatChange {
     pub status: SeatStatus,
 }
 
+/// An area's places left, as the live stream sends changes.
+#[derive(Clone, Debug, Serialize, ToSchema)]
+pub struct AreaChange {
+    pub id: String,
+    pub available: i64,
+}
+
 #[derive(Clone, Debug, Serialize, ToSchema)]
 pub struct SeatChanges {
     pub seats: Vec<SeatChange>,
+    pub areas: Vec<AreaChange>,
 }
 
-/// The seats whose state differs between two readings (all of `now` when
-/// there was none before).
+impl SeatChanges {
+    pub fn is_empty(&self) -> bool {
+        self.seats.is_empty() && self.areas.is_empty()
+    }
+}
+
+/// The seats whose state, and the areas whose places left, differ between
+/// two readings (all of `now` when there was none before).
 pub fn changes(before: Option<&StoreSeats>, now: &StoreSeats) -> SeatChanges {
     let old: HashMap<&str, SeatStatus> = before
         .map(|b| b.seats.iter().map(|s| (s.id.as_str(), s.status)).collect())
@@ -820,6 +885,21 @@ pub fn changes(before: Option<&StoreSeats>, now: &StoreSeats) -> SeatChanges {
             .map(|s| SeatChange {
                 id: s.id.clone(),
                 status: s.status,
+            })
+            .collect(),
+        areas: now
+            .areas
+            .iter()
+            .filter(|a| {
+                before.is_none_or(|b| {
+                    !b.areas
+                        .iter()
+                        .any(|x| x.id == a.id && x.available == a.available)
+                })
+            })
+            .map(|a| AreaChange {
+                id: a.id.clone(),
+                available: a.available,
             })
             .collect(),
     }

@@ -183,7 +183,16 @@ struct SeatSvg {
     status: Vec<&'static str>,
     /// Seated ticket types: (id, name, price).
     types: Vec<(String, String, String)>,
+    /// General-admission areas, as drawn, with what is left and the ticket
+    /// types sold into each.
+    areas: Vec<AreaChoice>,
     live: String,
+}
+
+struct AreaChoice {
+    drawn: crate::events::DrawnArea,
+    available: i64,
+    types: Vec<domain::StoreTicketType>,
 }
 
 impl SeatSvg {
@@ -208,7 +217,25 @@ async fn seat_svg(
         .iter()
         .map(|s| (s.id.as_str(), s.status))
         .collect();
-    let drawing = crate::events::draw(&map);
+    let mut drawing = crate::events::draw(&map);
+    let areas = std::mem::take(&mut drawing.areas)
+        .into_iter()
+        .map(|drawn| AreaChoice {
+            available: states
+                .areas
+                .iter()
+                .find(|a| a.id == drawn.id)
+                .map(|a| a.available)
+                .unwrap_or(0),
+            types: event
+                .ticket_types
+                .iter()
+                .filter(|ty| drawn.ticket_type_ids.contains(&ty.id))
+                .cloned()
+                .collect(),
+            drawn,
+        })
+        .collect();
     let status = drawing
         .seats
         .iter()
@@ -235,6 +262,7 @@ async fn seat_svg(
         drawing,
         status,
         types,
+        areas,
         live: format!("/api/v1/store/{org}/events/{}/seats/live", event.id),
     }))
 }
@@ -260,6 +288,14 @@ impl EventPage {
             .is_some_and(|m| m.types.iter().any(|(t, _, _)| *t == id))
     }
 
+    /// Whether the ticket type is sold into an area of the seat map (the
+    /// seat form takes its quantity, not the cart).
+    fn in_area(&self, tt: &TicketTypeId) -> bool {
+        self.seating
+            .as_ref()
+            .is_some_and(|m| m.areas.iter().any(|a| a.drawn.ticket_type_ids.contains(tt)))
+    }
+
     /// A general-admission type on sale with nothing left: its buyers may
     /// wait in line.
     fn waitable(&self, t: &domain::StoreTicketType) -> bool {
@@ -272,14 +308,18 @@ impl EventPage {
 
     /// Whether some ticket type is sold without seats (the cart lists them).
     fn has_general(&self) -> bool {
-        self.event.ticket_types.iter().any(|t| !self.seated(&t.id))
+        self.event
+            .ticket_types
+            .iter()
+            .any(|t| !self.seated(&t.id) && !self.in_area(&t.id))
     }
 
     /// The cart's first quantity: one order's least when a single general
     /// ticket type can be bought, else none.
     fn default_quantity(&self, t: &domain::StoreTicketType) -> i64 {
-        let buyable =
-            |t: &&domain::StoreTicketType| !self.seated(&t.id) && t.on_sale && t.available > 0;
+        let buyable = |t: &&domain::StoreTicketType| {
+            !self.seated(&t.id) && !self.in_area(&t.id) && t.on_sale && t.available > 0
+        };
         if self.event.ticket_types.iter().filter(buyable).count() == 1 && buyable(&t) {
             t.min_per_order.max(1)
         } else {
@@ -446,6 +486,8 @@ async fn take_seats(
         app.kernel.limits.storefront.check(&ip).await?;
         let seats: Vec<String> = crate::web::all(&form, "seat").map(str::to_string).collect();
         let best: i64 = field(&form, "best_quantity").trim().parse().unwrap_or(0);
+        // Places in the map's general-admission areas, by quantity.
+        let items = cart_items(&form)?;
         let pick = if !seats.is_empty() {
             domain::SeatPick::Seats(seats)
         } else if best > 0 {
@@ -456,17 +498,19 @@ async fn take_seats(
                 ticket_type_id: tt,
                 quantity: best,
             }
+        } else if !items.is_empty() {
+            domain::SeatPick::None
         } else {
             return Err(ApiError::field(
                 "seats",
-                "pick seats on the map, or a number of best available seats",
+                "pick seats on the map, a number of best available seats, or places in an area",
             ));
         };
         domain::create_hold(
             &app,
             &t,
             event,
-            Vec::new(),
+            items,
             pass.as_deref(),
             Some(voucher.as_str()).filter(|v| !v.is_empty()),
             pick,
@@ -494,28 +538,7 @@ async fn take(
     let voucher = field(&form, "voucher").trim().to_string();
     let result = async {
         app.kernel.limits.storefront.check(&ip).await?;
-        let mut items = Vec::new();
-        for (k, v) in &form {
-            let Some(id) = k.strip_prefix("qty_") else {
-                continue;
-            };
-            let v = v.trim();
-            let quantity: i64 = if v.is_empty() {
-                0
-            } else {
-                v.parse()
-                    .map_err(|_| ApiError::field("quantity", "must be a whole number"))?
-            };
-            if quantity != 0 {
-                let ticket_type_id: TicketTypeId = id
-                    .parse()
-                    .map_err(|_| ApiError::field("items", "unknown ticket type"))?;
-                items.push(HoldItem {
-                    ticket_type_id,
-                    quantity,
-                });
-            }
-        }
+        let items = cart_items(&form)?;
         if items.is_empty() {
             return Err(ApiError::field("items", "choose how many tickets you want"));
         }
@@ -533,6 +556,34 @@ async fn take(
     }
     .await;
     answer_take(&app, &t, org, event, pass, voucher, result).await
+}
+
+/// A form's quantities per ticket type (fields `qty_<ticket type id>`;
+/// empty or 0: none).
+fn cart_items(form: &crate::web::Fields) -> Result<Vec<HoldItem>, ApiError> {
+    let mut items = Vec::new();
+    for (k, v) in form {
+        let Some(id) = k.strip_prefix("qty_") else {
+            continue;
+        };
+        let v = v.trim();
+        let quantity: i64 = if v.is_empty() {
+            0
+        } else {
+            v.parse()
+                .map_err(|_| ApiError::field("quantity", "must be a whole number"))?
+        };
+        if quantity != 0 {
+            let ticket_type_id: TicketTypeId = id
+                .parse()
+                .map_err(|_| ApiError::field("items", "unknown ticket type"))?;
+            items.push(HoldItem {
+                ticket_type_id,
+                quantity,
+            });
+        }
+    }
+    Ok(items)
 }
 
 /// A take's answer: the hold's page, or the event's page with what went
