@@ -136,7 +136,20 @@ def _fill_seating(case, body):
         return  # no such event: a 404, as documented
     if case.path_parameters.get("event_id") == EVENT_ID or not types:
         body["sections"] = []
+        body["areas"] = []
         return
+    # One standing area at most, sold as a type without seats (the seats
+    # take the first type), named once.
+    areas = body.get("areas")
+    if isinstance(areas, list):
+        areas = [a for a in areas if isinstance(a, dict)][:1]
+        if len(types) > 1:
+            for ai, area in enumerate(areas):
+                area["name"] = f"A{ai}"
+                area["ticket_type_ids"] = [types[1]]
+        else:
+            areas = []
+        body["areas"] = areas
     for si, section in enumerate(sections):
         if not isinstance(section, dict):
             continue
@@ -168,6 +181,11 @@ def _fill_layout(body):
                 if isinstance(seat, dict):
                     seat["label"] = str(xi + 1)
                     seat["category"] = "Stalls"
+    if isinstance(body.get("areas"), list):
+        for ai, area in enumerate(body["areas"]):
+            if isinstance(area, dict):
+                area["name"] = f"A{ai}"
+                area["categories"] = ["Standing"]
 
 
 def _fill_hold(case, body):

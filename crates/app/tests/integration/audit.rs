@@ -203,6 +203,11 @@ const MUTATIONS: &[(&str, &str, Record)] = &[
     ),
     (
         "post",
+        "/api/v1/store/{org}/waiting-list/{entry_id}/leave",
+        Record::Ledger("waiting_list (the entry's status: left)"),
+    ),
+    (
+        "post",
         "/api/v1/store/{org}/tickets/{ticket_id}/transfer",
         Record::Ledger(
             "the tickets (the old one's transferred_at, the new one's replaces) and ticket.transferred",

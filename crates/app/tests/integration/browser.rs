@@ -1498,6 +1498,15 @@ async fn a_buyer_joins_the_waiting_list_of_a_sold_out_event() {
             .await?;
         form.find(By::Css("button")).await?.click().await?;
         assert_eq!(soon_text(&b, By::Id("position")).await?, "1");
+        // The place's own page (the link to keep) says the same.
+        let place = b
+            .find(By::Id("place-link"))
+            .await?
+            .attr("href")
+            .await?
+            .unwrap();
+        b.goto(&t.url(&place)).await?;
+        assert_eq!(soon_text(&b, By::Id("position")).await?, "1");
         // The same address again: told, not lined up twice.
         b.goto(&t.url(&format!("/s/{slug}/events/{}", event.id)))
             .await?;
@@ -1524,6 +1533,28 @@ async fn a_buyer_joins_the_waiting_list_of_a_sold_out_event() {
             row.contains("wendy@example.com") && row.contains("waiting"),
             "{row}"
         );
+        // The on-sale page sets how long offers are held; the list says it.
+        b.goto(&t.url(&format!("/dashboard/events/{}/limits", event.id)))
+            .await?;
+        let form = soon(&b, By::Id("sales-limits")).await?;
+        form.find(By::Css("input[name=waitlist_offer_hours]"))
+            .await?
+            .send_keys("6")
+            .await?;
+        form.find(By::Css("button")).await?.click().await?;
+        soon(&b, By::Id("saved")).await?;
+        b.goto(&t.url(&format!("/dashboard/events/{}/waiting-list", event.id)))
+            .await?;
+        let said = soon_text(&b, By::Css("p.muted")).await?;
+        assert!(said.contains("held for 6 hours"), "{said}");
+        // Wendy changes her mind: she leaves from her place's page.
+        b.goto(&t.url(&place)).await?;
+        soon(&b, By::Css("#leave button")).await?.click().await?;
+        let left = soon_text(&b, By::Id("waitlist-left")).await?;
+        assert!(left.contains("left the waiting list"), "{left}");
+        b.goto(&t.url(&format!("/dashboard/events/{}/waiting-list", event.id)))
+            .await?;
+        soon_text_is(&b, By::Css("#waiting-list tbody tr .status"), "left").await?;
         Ok::<_, WebDriverError>(())
     }
     .await;

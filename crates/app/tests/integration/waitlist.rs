@@ -228,3 +228,122 @@ async fn what_comes_back_goes_to_the_first_in_line_and_never_more(backend: Backe
     assert_eq!(store_types(&t, &org, &event, None).await[0].1, 0);
     t.stop().await;
 }
+
+both!(an_event_sets_its_offer_time_and_a_buyer_leaves_the_line_with_their_key);
+async fn an_event_sets_its_offer_time_and_a_buyer_leaves_the_line_with_their_key(backend: Backend) {
+    let t = TestApp::spawn(backend).await;
+    let org = t.signup().await;
+    let event = t.event(&org, 1).await;
+    let limits = format!("/api/v1/orgs/{}/events/{}/sales-limits", org.slug, event.id);
+    let put = |body: Value| {
+        let (t, org, limits) = (&t, &org, limits.clone());
+        async move {
+            t.api
+                .client
+                .put(t.url(&limits))
+                .bearer_auth(&org.key)
+                .json(&body)
+                .send()
+                .await
+                .unwrap()
+        }
+    };
+    // Offers held two hours; out of range is named.
+    for bad in [json!(0), json!(337), json!("two")] {
+        let r = put(json!({"waitlist_offer_hours": bad})).await;
+        assert!(matches!(r.status().as_u16(), 400 | 422), "{}", r.status());
+    }
+    let r = put(json!({"waitlist_offer_hours": 2})).await;
+    assert_eq!(r.status(), 200);
+    assert_eq!(r.json::<Value>().await.unwrap()["waitlist_offer_hours"], 2);
+
+    assert_eq!(t.hold(&org, &event, 1).await.status(), 201);
+    let mut keys = Vec::new();
+    for who in ["ann", "ben", "cat"] {
+        let r = join(&t, &org, &event, &format!("{who}@example.com"), 1).await;
+        assert_eq!(r.status(), 201);
+        let v: Value = r.json().await.unwrap();
+        let key = v["leave_key"].as_str().unwrap().to_string();
+        assert!(key.starts_with("wl."));
+        keys.push((v["id"].as_str().unwrap().to_string(), key));
+        t.advance(Duration::from_millis(1));
+    }
+    let leave = |id: &str, key: &str| {
+        let (t, org, id, key) = (&t, &org, id.to_string(), key.to_string());
+        async move {
+            t.post(
+                &format!("/api/v1/store/{}/waiting-list/{id}/leave", org.slug),
+                None,
+                json!({"key": key}),
+            )
+            .await
+        }
+    };
+    // Ann leaves: another's key, a forged one, or none opens nothing.
+    let (ann, ann_key) = keys[0].clone();
+    problem(leave(&ann, &keys[1].1).await, 404, "not_found").await;
+    problem(leave(&ann, "wl.forged").await, 404, "not_found").await;
+    let r = t
+        .post(
+            &format!("/api/v1/store/{}/waiting-list/{ann}/leave", org.slug),
+            None,
+            json!({}),
+        )
+        .await;
+    assert!(matches!(r.status().as_u16(), 400 | 422), "{}", r.status());
+    // Another org's storefront does not know the entry.
+    let other = t.signup().await;
+    let r = t
+        .post(
+            &format!("/api/v1/store/{}/waiting-list/{ann}/leave", other.slug),
+            None,
+            json!({"key": ann_key}),
+        )
+        .await;
+    problem(r, 404, "not_found").await;
+    for _ in 0..2 {
+        let r = leave(&ann, &ann_key).await;
+        assert_eq!(r.status(), 200);
+        assert_eq!(r.json::<Value>().await.unwrap()["status"], "left");
+    }
+    // Ben is first now: the ticket that comes back is his, held two hours.
+    t.advance(Duration::from_secs(t.config().hold_ttl_secs as u64 + 1));
+    t.eventually("Ben offered", || async {
+        status_of(&line(&t, &org, &event).await, "ben@example.com") == "offered"
+    })
+    .await;
+    let l = line(&t, &org, &event).await;
+    assert_eq!(status_of(&l, "ann@example.com"), "left");
+    assert_eq!(status_of(&l, "cat@example.com"), "waiting");
+    let v: Value = t
+        .get(
+            &format!("/api/v1/orgs/{}/events/{}/waiting-list", org.slug, event.id),
+            Some(&org.key),
+        )
+        .await
+        .json()
+        .await
+        .unwrap();
+    let ben = v["data"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|e| e["email"] == "ben@example.com")
+        .unwrap()
+        .clone();
+    let expires = kernel::clock::parse_rfc3339(ben["offer_expires_at"].as_str().unwrap()).unwrap();
+    let held_for = expires - t.clock().now();
+    assert!(
+        ((2 * 3600 - 60) * 1_000_000..=2 * 3600 * 1_000_000).contains(&held_for),
+        "held for {held_for} µs"
+    );
+    // An offer stands: leaving now is refused (take it or let it run out).
+    problem(leave(&keys[1].0, &keys[1].1).await, 409, "conflict").await;
+    // Two hours on, it lapses and goes to Cat.
+    t.advance(Duration::from_secs(2 * 3600 + 1));
+    t.eventually("Cat offered", || async {
+        status_of(&line(&t, &org, &event).await, "cat@example.com") == "offered"
+    })
+    .await;
+    t.stop().await;
+}

@@ -41,6 +41,7 @@ pub fn routes() -> OpenApiRouter<App> {
         .routes(routes!(join_queue))
         .routes(routes!(queue_status))
         .routes(routes!(join_waiting_list))
+        .routes(routes!(leave_waiting_list))
         .routes(routes!(waiting_list))
 }
 
@@ -68,11 +69,16 @@ pub struct JoinedWaitingList {
     entry: super::waitlist::WaitlistEntry,
     /// Place in line (1: next).
     position: i64,
+    /// The key to leave the line with (`POST …/waiting-list/{id}/leave`);
+    /// given once, here.
+    leave_key: String,
 }
 
 /// Joins the waiting list of a sold-out ticket type (general admission).
 /// When tickets come back the first in line gets a hold kept for them for
-/// 48 hours, its link mailed; unused, it goes to the next. 409 while
+/// the event's offer time (48 hours unless its sales limits say
+/// `waitlist_offer_hours`), its link mailed; unused, it goes to the next.
+/// The reply's `leave_key` leaves the line again. 409 while
 /// tickets are left, or when the address is in this line already.
 #[utoipa::path(post, path = "/api/v1/store/{org}/events/{event_id}/waiting-list", tag = "storefront",
     params(("org" = String, Path), ("event_id" = String, Path)),
@@ -89,7 +95,7 @@ async fn join_waiting_list(
 ) -> Result<Response, ApiError> {
     let (_, event) = path;
     app.kernel.limits.storefront.check(&ip).await?;
-    let (entry, position) = super::waitlist::join(
+    let (entry, position, leave_key) = super::waitlist::join(
         &app,
         &t,
         event,
@@ -103,9 +109,44 @@ async fn join_waiting_list(
     .await?;
     Ok((
         StatusCode::CREATED,
-        axum::Json(JoinedWaitingList { entry, position }),
+        axum::Json(JoinedWaitingList {
+            entry,
+            position,
+            leave_key,
+        }),
     )
         .into_response())
+}
+
+#[derive(Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct LeaveWaitingList {
+    /// The `leave_key` the join gave.
+    #[schema(min_length = 1, max_length = 200)]
+    key: String,
+}
+
+/// Leaves a waiting list (the key the join gave proves it): the entry,
+/// `left`. Leaving twice answers the same. 404 for a wrong key; 409 once an
+/// offer is being made or stands (take it, or let it run out), or the
+/// place ended (bought, lapsed).
+#[utoipa::path(post, path = "/api/v1/store/{org}/waiting-list/{entry_id}/leave", tag = "storefront",
+    params(("org" = String, Path), ("entry_id" = String, Path)),
+    request_body = LeaveWaitingList,
+    responses((status = 200, body = super::waitlist::WaitlistEntry, description = "out of line"),
+              (status = 404, description = "no such entry, or not this key"),
+              (status = 409, description = "an offer is being made or stands, or the place ended")))]
+async fn leave_waiting_list(
+    State(app): State<App>,
+    ClientAddr(ip): ClientAddr,
+    StoreTenant(t): StoreTenant,
+    ApiPath(path): ApiPath<(String, kernel::ids::WaitlistEntryId)>,
+    ApiJson(req): ApiJson<LeaveWaitingList>,
+) -> Result<Response, ApiError> {
+    let (_, entry) = path;
+    app.kernel.limits.storefront.check(&ip).await?;
+    let entry = super::waitlist::leave(&app, &t, entry, &req.key).await?;
+    Ok(axum::Json(entry).into_response())
 }
 
 #[derive(Deserialize, IntoParams)]

@@ -33,6 +33,21 @@ pub struct SalesLimits {
     #[serde(default)]
     #[schema(minimum = 1, maximum = 100000)]
     pub max_tickets_per_buyer: Option<i64>,
+    /// How long a waiting-list offer is held for the one it is made to,
+    /// in hours (`null`: 48).
+    #[serde(default)]
+    #[schema(minimum = 1, maximum = 336)]
+    pub waitlist_offer_hours: Option<i64>,
+}
+
+/// A waiting-list offer's time when the event sets none.
+pub const DEFAULT_OFFER_HOURS: i64 = 48;
+
+impl SalesLimits {
+    /// How long the event's waiting-list offers stand, in seconds.
+    pub fn offer_secs(&self) -> i64 {
+        self.waitlist_offer_hours.unwrap_or(DEFAULT_OFFER_HOURS) * 3600
+    }
 }
 
 pub struct LimitsCache(moka::future::Cache<(OrgId, EventId), Arc<SalesLimits>>);
@@ -55,14 +70,15 @@ impl Default for LimitsCache {
 }
 
 async fn load(db: &Db, org: OrgId, event: EventId) -> Result<SalesLimits, sqlx::Error> {
-    let sql = "SELECT max_tickets_per_order, max_tickets_per_buyer FROM event_sales_limits
-               WHERE org_id = $1 AND event_id = $2";
-    let row: Option<(Option<i64>, Option<i64>)> =
+    let sql = "SELECT max_tickets_per_order, max_tickets_per_buyer, waitlist_offer_hours
+               FROM event_sales_limits WHERE org_id = $1 AND event_id = $2";
+    let row: Option<(Option<i64>, Option<i64>, Option<i64>)> =
         db_run!(db, p => sqlx::query_as(sql).bind(org).bind(event).fetch_optional(p).await)?;
     Ok(row
-        .map(|(o, b)| SalesLimits {
+        .map(|(o, b, w)| SalesLimits {
             max_tickets_per_order: o,
             max_tickets_per_buyer: b,
+            waitlist_offer_hours: w,
         })
         .unwrap_or_default())
 }
@@ -125,6 +141,15 @@ pub async fn put(
             "from 1 to 100000, or null",
         ));
     }
+    if limits
+        .waitlist_offer_hours
+        .is_some_and(|n| !(1..=336).contains(&n))
+    {
+        errors.push(FieldError::new(
+            "waitlist_offer_hours",
+            "from 1 to 336 (two weeks), or null for 48",
+        ));
+    }
     if !errors.is_empty() {
         return Err(ApiError::validation(errors));
     }
@@ -137,15 +162,18 @@ pub async fn put(
         .after(&limits)
         .stmt(now);
     let put = Stmt::new(
-        "INSERT INTO event_sales_limits (org_id, event_id, max_tickets_per_order, max_tickets_per_buyer, updated_at)
-         VALUES ($1, $2, $3, $4, $5)
+        "INSERT INTO event_sales_limits (org_id, event_id, max_tickets_per_order, max_tickets_per_buyer,
+             waitlist_offer_hours, updated_at)
+         VALUES ($1, $2, $3, $4, $5, $6)
          ON CONFLICT (org_id, event_id) DO UPDATE SET max_tickets_per_order = excluded.max_tickets_per_order,
-             max_tickets_per_buyer = excluded.max_tickets_per_buyer, updated_at = excluded.updated_at",
+             max_tickets_per_buyer = excluded.max_tickets_per_buyer,
+             waitlist_offer_hours = excluded.waitlist_offer_hours, updated_at = excluded.updated_at",
     )
     .bind(t.org())
     .bind(event)
     .bind(limits.max_tickets_per_order)
     .bind(limits.max_tickets_per_buyer)
+    .bind(limits.waitlist_offer_hours)
     .bind(now);
     let mut tx = app.db().begin().await?;
     tx.run_all(vec![put, audit]).await?;

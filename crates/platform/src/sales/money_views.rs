@@ -447,6 +447,8 @@ struct LimitsPage {
     csrf: String,
     per_order: String,
     per_buyer: String,
+    /// The waiting list's offer time in hours (empty: the default 48).
+    offer_hours: String,
     saved: bool,
     error: Option<String>,
     room_enabled: bool,
@@ -479,6 +481,7 @@ async fn on_sale_page(
         csrf: session.csrf.clone(),
         per_order: shown(l.max_tickets_per_order),
         per_buyer: shown(l.max_tickets_per_buyer),
+        offer_hours: shown(l.waitlist_offer_hours),
         saved: false,
         error: None,
         room_enabled: room.enabled,
@@ -513,6 +516,7 @@ async fn limits_save(
     let mut p = on_sale_page(&app, &session, event).await?;
     p.per_order = field(&form, "max_tickets_per_order").trim().to_string();
     p.per_buyer = field(&form, "max_tickets_per_buyer").trim().to_string();
+    p.offer_hours = field(&form, "waitlist_offer_hours").trim().to_string();
     // Empty is no limit; anything else must be a whole number.
     let number = |name: &str, v: &str| -> Result<Option<i64>, String> {
         if v.is_empty() {
@@ -526,12 +530,14 @@ async fn limits_save(
     let wanted = match (
         number("Tickets per order", &p.per_order),
         number("Tickets per buyer", &p.per_buyer),
+        number("Waiting-list offer hours", &p.offer_hours),
     ) {
-        (Ok(o), Ok(b)) => super::limits::SalesLimits {
+        (Ok(o), Ok(b), Ok(w)) => super::limits::SalesLimits {
             max_tickets_per_order: o,
             max_tickets_per_buyer: b,
+            waitlist_offer_hours: w,
         },
-        (Err(e), _) | (_, Err(e)) => {
+        (Err(e), _, _) | (_, Err(e), _) | (_, _, Err(e)) => {
             p.error = Some(e);
             return Ok(page(StatusCode::UNPROCESSABLE_ENTITY, p));
         }
@@ -540,6 +546,7 @@ async fn limits_save(
         Ok(l) => {
             p.per_order = shown(l.max_tickets_per_order);
             p.per_buyer = shown(l.max_tickets_per_buyer);
+            p.offer_hours = shown(l.waitlist_offer_hours);
             p.saved = true;
             Ok(page(StatusCode::OK, p))
         }

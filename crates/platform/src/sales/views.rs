@@ -172,6 +172,8 @@ struct EventPage {
     error: Option<String>,
     /// The seat map, for seated events.
     seating: Option<SeatSvg>,
+    /// How long a waiting-list offer is held (hours).
+    offer_hours: i64,
     /// The voucher code the page was opened with (it shows the hidden
     /// ticket types it unlocks, and fills the cart's voucher field).
     voucher: String,
@@ -378,6 +380,10 @@ async fn event_page(
         return Ok(Redirect::to(&format!("/s/{org}/events/{event_id}/queue")).into_response());
     }
     let seating = seat_svg(&app, &t, &org, &event).await?;
+    let offer_hours = super::limits::of(&app, t.org(), event_id)
+        .await?
+        .offer_secs()
+        / 3600;
     Ok(page(
         StatusCode::OK,
         EventPage {
@@ -386,6 +392,7 @@ async fn event_page(
             queue_pass: q.pass,
             error: None,
             seating,
+            offer_hours,
             voucher: q.voucher.unwrap_or_default(),
         },
     ))
@@ -611,6 +618,10 @@ async fn answer_take(
                 other => crate::web::said(other),
             };
             let seating = seat_svg(app, t, &org, &event).await?;
+            let offer_hours = super::limits::of(app, t.org(), event.id)
+                .await?
+                .offer_secs()
+                / 3600;
             Ok(page(
                 status,
                 EventPage {
@@ -619,6 +630,7 @@ async fn answer_take(
                     queue_pass: pass,
                     error: Some(message),
                     seating,
+                    offer_hours,
                     voucher,
                 },
             ))

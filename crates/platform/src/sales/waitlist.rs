@@ -1,7 +1,8 @@
 //! The waiting list: buyers of a sold-out ticket type line up, first come
 //! first served. When tickets come back (a hold expires, an order lapses or
 //! is cancelled, the capacity grows) the first in line is offered them: a
-//! hold made for them and kept for the offer's time (48 hours), its link
+//! hold made for them and kept for the offer's time (the event's, 48 hours
+//! unless it says otherwise), its link
 //! mailed (`waitlist.offered`). An offer not taken in time lapses with its
 //! hold, and the tickets go to the next in line. Strictly in order: the
 //! head waits until enough are back for what they asked.
@@ -30,8 +31,6 @@ use crate::{
     identity::{self, Actor, Tenant},
 };
 
-/// How long an offer (its hold) stands.
-pub const OFFER_TTL_SECS: i64 = 48 * 3600;
 /// A claim older than this without its hold goes back in line.
 const CLAIM_TIMEOUT_MICROS: i64 = 60 * 1_000_000;
 /// Offers made per ticket type per sweep.
@@ -51,6 +50,8 @@ pub enum WaitStatus {
     Bought,
     /// The offer ran out; the tickets went on.
     Lapsed,
+    /// They left the line.
+    Left,
 }
 
 impl WaitStatus {
@@ -61,6 +62,7 @@ impl WaitStatus {
             WaitStatus::Offered => "offered",
             WaitStatus::Bought => "bought",
             WaitStatus::Lapsed => "lapsed",
+            WaitStatus::Left => "left",
         }
     }
 }
@@ -74,6 +76,7 @@ impl TryFrom<String> for WaitStatus {
             "offered" => WaitStatus::Offered,
             "bought" => WaitStatus::Bought,
             "lapsed" => WaitStatus::Lapsed,
+            "left" => WaitStatus::Left,
             other => return Err(format!("unknown waiting-list status {other:?}")),
         })
     }
@@ -170,7 +173,7 @@ pub async fn join(
     t: &Tenant,
     event: EventId,
     req: Join,
-) -> Result<(WaitlistEntry, i64)> {
+) -> Result<(WaitlistEntry, i64, String)> {
     let catalog = domain::published_catalog(app, t, event).await?;
     domain::refuse_series(&catalog)?;
     let mut c = Checks::default();
@@ -221,10 +224,11 @@ pub async fn join(
         hold_id: None,
         offer_expires_at: None,
     };
+    let key = kernel::auth::PlainToken::generate(LEAVE_PREFIX);
     let insert = Stmt::new(
         "INSERT INTO waiting_list (org_id, id, event_id, ticket_type_id, email, name, quantity,
-             status, joined_at)
-         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)",
+             status, joined_at, leave_key_hash)
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)",
     )
     .bind(t.org())
     .bind(row.id)
@@ -234,7 +238,8 @@ pub async fn join(
     .bind(row.name.clone())
     .bind(row.quantity)
     .bind(row.status.as_str())
-    .bind(now);
+    .bind(now)
+    .bind(key.hash().0);
     match app.db().write_grouped(vec![insert]).await {
         Err(e) if kernel::db::is_unique_violation(&e) => {
             return Err(Error::Api(ApiError::Conflict(
@@ -244,7 +249,98 @@ pub async fn join(
         other => other?,
     }
     let position = position(app, t, row.ticket_type_id, now, row.id).await?;
-    Ok((row.into(), position))
+    Ok((row.into(), position, key.expose().to_string()))
+}
+
+/// Keys to leave a waiting list start so.
+pub const LEAVE_PREFIX: &str = "wl.";
+
+/// The buyer leaves the line with the key they got when they joined: 404
+/// when the key does not open the entry (or there is none), 409 when an
+/// offer is being made or stands (it lapses on its own, or is bought).
+/// Leaving twice is leaving once.
+pub async fn leave(
+    app: &App,
+    t: &Tenant,
+    entry: WaitlistEntryId,
+    key: &str,
+) -> Result<WaitlistEntry> {
+    let mut row = opened(app, t, entry, key).await?;
+    match row.status {
+        WaitStatus::Left => return Ok(row.into()),
+        WaitStatus::Waiting => {}
+        WaitStatus::Offering | WaitStatus::Offered => {
+            return Err(Error::Api(ApiError::Conflict(
+                "tickets are being held for you: take them from the offer's link, or let the offer run out".into(),
+            )));
+        }
+        WaitStatus::Bought | WaitStatus::Lapsed => {
+            return Err(Error::Api(ApiError::Conflict(format!(
+                "this place in line has ended ({})",
+                row.status.as_str()
+            ))));
+        }
+    }
+    // Only while still waiting: an offer claimed a moment ago stands.
+    let mut tx = app.db().begin().await?;
+    let left = Stmt::new(
+        "UPDATE waiting_list SET status = 'left' WHERE org_id = $1 AND id = $2 AND status = 'waiting'",
+    )
+    .bind(t.org())
+    .bind(entry)
+    .execute_in(&mut tx)
+    .await?;
+    if left != 1 {
+        return Err(Error::Api(ApiError::Conflict(
+            "an offer was being made to you just now: take it from its link, or let it run out"
+                .into(),
+        )));
+    }
+    tx.commit().await?;
+    row.status = WaitStatus::Left;
+    Ok(row.into())
+}
+
+/// The entry and where it stands in line now (0 once it is not waiting),
+/// for its buyer (who proves it with the key they got when they joined).
+pub async fn for_buyer(
+    app: &App,
+    t: &Tenant,
+    entry: WaitlistEntryId,
+    key: &str,
+) -> Result<(WaitlistEntry, i64)> {
+    let row = opened(app, t, entry, key).await?;
+    let at = if row.status == WaitStatus::Waiting {
+        position(app, t, row.ticket_type_id, row.joined_at, row.id).await?
+    } else {
+        0
+    };
+    Ok((row.into(), at))
+}
+
+/// The entry `key` opens (404 for any other key, or none).
+async fn opened(app: &App, t: &Tenant, entry: WaitlistEntryId, key: &str) -> Result<Row> {
+    let db = app.db();
+    let sql =
+        format!("SELECT {COLS}, leave_key_hash FROM waiting_list WHERE org_id = $1 AND id = $2");
+    #[derive(sqlx::FromRow)]
+    struct Keyed {
+        #[sqlx(flatten)]
+        row: Row,
+        leave_key_hash: Option<Vec<u8>>,
+    }
+    let found: Option<Keyed> = db_run!(db, p => sqlx::query_as(sqlx::AssertSqlSafe(sql.as_str())).bind(t.org()).bind(entry).fetch_optional(p).await)?;
+    let Some(found) = found else {
+        return Err(Error::NotFound);
+    };
+    let presented = kernel::auth::PlainToken::from_presented(key).hash();
+    if !found
+        .leave_key_hash
+        .is_some_and(|h| crate::web::csrf_matches_bytes(&presented.0, &h))
+    {
+        return Err(Error::NotFound);
+    }
+    Ok(found.row)
 }
 
 /// Where an entry joined at `joined_at` stands in its line (1: next).
@@ -448,8 +544,8 @@ async fn offer_line(app: &App, t: &Tenant, event: EventId, tt: TicketTypeId) -> 
         if claimed != 1 {
             break;
         }
-        let hold = match domain::offer_hold(app, t, event, tt, head.quantity, OFFER_TTL_SECS).await
-        {
+        let secs = super::limits::of(app, t.org(), event).await?.offer_secs();
+        let hold = match domain::offer_hold(app, t, event, tt, head.quantity, secs).await {
             Ok(h) => h,
             Err(e) => {
                 // Not there after all (taken meanwhile): back in line, first.

@@ -26,6 +26,8 @@ use crate::{
 pub fn routes() -> axum::Router<App> {
     axum::Router::new()
         .route("/s/{org}/events/{event_id}/waiting-list", post(join))
+        .route("/s/{org}/waiting-list/{entry_id}", get(place))
+        .route("/s/{org}/waiting-list/{entry_id}/leave", post(leave))
         .route(
             "/dashboard/events/{event_id}/waiting-list",
             get(organizer_page),
@@ -41,6 +43,11 @@ struct Joined {
     type_name: String,
     position: i64,
     error: Option<String>,
+    offer_hours: i64,
+    /// The place's page and the key to leave it with (while waiting).
+    place: Option<(String, String)>,
+    /// Where the place stands when it is not waiting (left, offered, …).
+    status: &'static str,
 }
 
 /// Joins the line (the event page's form); says where they stand, or why
@@ -87,10 +94,14 @@ async fn join(
             .unwrap_or_default(),
         position: 0,
         error: None,
+        offer_hours: super::limits::of(&app, t.org(), event).await?.offer_secs() / 3600,
+        place: None,
+        status: "waiting",
     };
     match joined {
-        Ok((_, position)) => {
+        Ok((entry, position, key)) => {
             p.position = position;
+            p.place = Some((entry.id.to_string(), key));
             Ok(page(StatusCode::CREATED, p))
         }
         Err(e) if e.status().is_client_error() && e.status() != StatusCode::NOT_FOUND => {
@@ -99,6 +110,87 @@ async fn join(
         }
         Err(e) => Err(e),
     }
+}
+
+#[derive(serde::Deserialize)]
+struct KeyQuery {
+    key: Option<String>,
+}
+
+/// A place in line, for its buyer: where it stands, and a way out.
+async fn place(
+    State(app): State<App>,
+    StoreTenant(t): StoreTenant,
+    ApiPath((org, entry)): ApiPath<(String, kernel::ids::WaitlistEntryId)>,
+    kernel::http::ApiQuery(q): kernel::http::ApiQuery<KeyQuery>,
+) -> Result<Response, ApiError> {
+    let key = q.key.unwrap_or_default();
+    let (e, position) = waitlist::for_buyer(&app, &t, entry, &key).await?;
+    let p = place_page(&app, &t, org, &e, position, key, None).await?;
+    Ok(page(StatusCode::OK, p))
+}
+
+/// Leaves the line (the place page's button); the place as it is then.
+async fn leave(
+    State(app): State<App>,
+    ClientAddr(ip): ClientAddr,
+    StoreTenant(t): StoreTenant,
+    ApiPath((org, entry)): ApiPath<(String, kernel::ids::WaitlistEntryId)>,
+    Form(form): Form<Fields>,
+) -> Result<Response, ApiError> {
+    app.kernel.limits.storefront.check(&ip).await?;
+    let key = field(&form, "key").to_string();
+    let left = waitlist::leave(&app, &t, entry, &key).await;
+    let (e, position) = waitlist::for_buyer(&app, &t, entry, &key).await?;
+    match left {
+        Ok(_) => Ok(page(
+            StatusCode::OK,
+            place_page(&app, &t, org, &e, position, key, None).await?,
+        )),
+        Err(err) => {
+            let err = ApiError::from(err);
+            if err.status() == StatusCode::CONFLICT {
+                let said = crate::web::said(&err);
+                Ok(page(
+                    StatusCode::CONFLICT,
+                    place_page(&app, &t, org, &e, position, key, Some(said)).await?,
+                ))
+            } else {
+                Err(err)
+            }
+        }
+    }
+}
+
+async fn place_page(
+    app: &App,
+    t: &crate::identity::Tenant,
+    org: String,
+    e: &waitlist::WaitlistEntry,
+    position: i64,
+    key: String,
+    error: Option<String>,
+) -> Result<Joined, ApiError> {
+    let catalog = crate::events::catalog(app, t, e.event_id)
+        .await?
+        .ok_or(ApiError::NotFound)?;
+    Ok(Joined {
+        org,
+        event_id: e.event_id.to_string(),
+        event_name: catalog.event.name.clone(),
+        type_name: catalog
+            .ticket_type(e.ticket_type_id)
+            .map(|t| t.name.clone())
+            .unwrap_or_default(),
+        position,
+        error,
+        offer_hours: super::limits::of(app, t.org(), e.event_id)
+            .await?
+            .offer_secs()
+            / 3600,
+        place: Some((e.id.to_string(), key)),
+        status: e.status.as_str(),
+    })
 }
 
 struct EntryRow {
@@ -114,6 +206,7 @@ struct EntryRow {
 #[derive(Template)]
 #[template(path = "waiting_list.html")]
 struct OrganizerPage {
+    offer_hours: i64,
     event_id: String,
     event_name: String,
     entries: Vec<EntryRow>,
@@ -139,6 +232,7 @@ async fn organizer_page(
     Ok(page(
         StatusCode::OK,
         OrganizerPage {
+            offer_hours: super::limits::of(&app, t.org(), event).await?.offer_secs() / 3600,
             event_id: event.to_string(),
             event_name: catalog.event.name.clone(),
             entries: entries
