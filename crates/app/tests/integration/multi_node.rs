@@ -1105,3 +1105,124 @@ async fn a_node_killed_mid_priced_sale_loses_no_payment_and_the_books_balance() 
     drop(b);
     sale.drop_database().await;
 }
+
+/// Capacity raised on one node while buyers hold on the other and both
+/// nodes' sweeps offer what comes back to a waiting list: never more held
+/// than the capacity, both nodes' counters agree with the ledger (a raise
+/// is counted once), each place in line is offered once, in line order.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_capacity_raised_on_one_node_is_counted_once_and_offered_in_line_order() {
+    let Some((a, b)) = two_nodes().await else {
+        return;
+    };
+    let org = a.signup().await;
+    let event = a.event(&org, 10).await;
+    for i in 0..10 {
+        let node = if i % 2 == 0 { &a } else { &b };
+        assert_eq!(node.hold(&org, &event, 1).await.status(), 201);
+    }
+    // Twelve in line, in a clear order.
+    let mut line = Vec::new();
+    for i in 0..12 {
+        let email = format!("w{i:02}@example.com");
+        let r = a
+            .post(
+                &format!(
+                    "/api/v1/store/{}/events/{}/waiting-list",
+                    org.slug, event.id
+                ),
+                None,
+                serde_json::json!({"ticket_type_id": event.ticket_type, "quantity": 1,
+                                   "email": email, "name": "W"}),
+            )
+            .await;
+        assert_eq!(r.status(), 201, "{email}");
+        line.push(email);
+        a.advance(std::time::Duration::from_millis(1));
+    }
+    // Node A raises the capacity ten times by one while six buyers hold on
+    // node B (so at least four go to the line).
+    let patch = format!(
+        "/api/v1/orgs/{}/events/{}/ticket-types/{}",
+        org.slug, event.id, event.ticket_type
+    );
+    let raiser = {
+        let (a, patch, key) = (a.clone(), patch.clone(), org.key.clone());
+        tokio::spawn(async move {
+            for cap in 11..=20 {
+                let r = a
+                    .patch(&patch, Some(&key), serde_json::json!({"capacity": cap}))
+                    .await;
+                assert_eq!(r.status(), 200, "capacity {cap}");
+            }
+        })
+    };
+    let mut buyers = Vec::new();
+    for _ in 0..6 {
+        let (b, org, event) = (b.clone(), org.clone(), event.clone());
+        buyers.push(tokio::spawn(async move {
+            b.hold(&org, &event, 1).await.status().as_u16()
+        }));
+    }
+    raiser.await.unwrap();
+    let mut bought = 0;
+    for t in buyers {
+        match t.await.unwrap() {
+            201 => bought += 1,
+            409 => {}
+            other => panic!("hold answered {other}"),
+        }
+    }
+    // Both sweeps offer what the buyers left, in line order; then nothing
+    // more moves.
+    let offered = || async {
+        let v: serde_json::Value = a
+            .get(
+                &format!(
+                    "/api/v1/orgs/{}/events/{}/waiting-list?limit=200",
+                    org.slug, event.id
+                ),
+                Some(&org.key),
+            )
+            .await
+            .json()
+            .await
+            .unwrap();
+        v["data"].as_array().unwrap().clone()
+    };
+    let want = (10 - bought).max(0) as usize;
+    a.eventually("the line offered what is left", || async {
+        let l = offered().await;
+        l.iter().filter(|e| e["status"] == "offered").count() == want
+            && !l.iter().any(|e| e["status"] == "offering")
+    })
+    .await;
+    tokio::time::sleep(std::time::Duration::from_millis(2500)).await;
+    let l = offered().await;
+    let got: Vec<&str> = l
+        .iter()
+        .filter(|e| e["status"] == "offered")
+        .map(|e| e["email"].as_str().unwrap())
+        .collect();
+    let mut got_sorted = got.clone();
+    got_sorted.sort_unstable();
+    assert_eq!(
+        got_sorted,
+        line[..want].iter().map(String::as_str).collect::<Vec<_>>(),
+        "offered strictly in line order"
+    );
+    // Each offer its own live hold.
+    let holds: std::collections::BTreeSet<&str> = l
+        .iter()
+        .filter(|e| e["status"] == "offered")
+        .map(|e| e["hold_id"].as_str().unwrap())
+        .collect();
+    assert_eq!(holds.len(), want);
+    // The ledger: exactly the capacity held; both nodes' counters say the
+    // same nothing-left (a raise counted twice would show more).
+    assert_eq!(taken(&a, &[&event.ticket_type]).await, 20);
+    for node in [&a, &b] {
+        assert_eq!(node.available(&org, &event).await, 0);
+    }
+    stop(a, b).await;
+}
