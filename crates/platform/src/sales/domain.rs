@@ -1826,6 +1826,10 @@ pub struct StoreTicketType {
     pub min_per_order: i64,
     /// Asked of each ticket's attendee at checkout.
     pub questions: Vec<catalog::Question>,
+    /// Shown only because a voucher unlocked it (its waiting list is not
+    /// open to the public).
+    #[serde(skip)]
+    pub hidden: bool,
 }
 
 #[derive(Debug, Serialize, ToSchema)]
@@ -1955,6 +1959,7 @@ pub async fn store_event(
             max_per_order: ty.max_per_order.unwrap_or(DEFAULT_MAX_PER_ORDER),
             min_per_order: ty.min_per_order.unwrap_or(1),
             questions: ty.questions.clone(),
+            hidden: ty.hidden,
         })
         .collect();
     let windows: Vec<(Option<i64>, Option<i64>)> = shown.iter().map(|t| t.sale_window).collect();

@@ -465,6 +465,10 @@ pub struct SeatBoard(
     /// claim another node made since is found by the write (the key), and
     /// the pick made again on a fresh reading.
     std::sync::Mutex<HashMap<(OrgId, EventId), Taken>>,
+    /// One reading of an event's claims at a time: many buyers finding the
+    /// reading stale at once wait for one read and share it (thousands of
+    /// reads of every claim at once would swamp the database).
+    dashmap::DashMap<(OrgId, EventId), std::sync::Arc<tokio::sync::Mutex<()>>>,
 );
 
 /// The claimed seats of an event (by index in its map), read at `at`,
@@ -511,11 +515,13 @@ impl SeatBoard {
                 .build(),
             std::sync::Mutex::new(HashMap::new()),
             std::sync::Mutex::new(HashMap::new()),
+            dashmap::DashMap::new(),
         )
     }
 
     /// Makes sure a fresh reading of the event's claims is kept (`force`:
-    /// read again whatever its age).
+    /// one begun after this call, whatever the age of the one kept). One
+    /// reading at a time per event; whoever waited for it uses it.
     pub async fn read_taken(
         &self,
         db: &Db,
@@ -524,6 +530,32 @@ impl SeatBoard {
         map: &SeatMap,
         force: bool,
     ) -> Result<(), sqlx::Error> {
+        let asked = std::time::Instant::now();
+        let fresh = |k: &Taken| {
+            k.map_at == map.updated_at && (k.at >= asked || (!force && k.at.elapsed() < TAKEN_TTL))
+        };
+        if !force
+            && self
+                .2
+                .lock()
+                .unwrap_or_else(|p| p.into_inner())
+                .get(&(t.org(), event))
+                .is_some_and(fresh)
+        {
+            return Ok(());
+        }
+        let gate = self.3.entry((t.org(), event)).or_default().clone();
+        let _turn = gate.lock().await;
+        // Read by another while this one waited its turn?
+        if self
+            .2
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .get(&(t.org(), event))
+            .is_some_and(fresh)
+        {
+            return Ok(());
+        }
         let layout = {
             let kept = self.2.lock().unwrap_or_else(|p| p.into_inner());
             match kept.get(&(t.org(), event)) {
@@ -616,7 +648,15 @@ impl SeatBoard {
         };
         let claimed = |i: usize| k.seats.get(i).copied().unwrap_or(true);
         let set = m.entry((org, event)).or_default();
-        let busy = |i: usize| claimed(i) || (!set.is_empty() && set.contains(&map.seats[i].id));
+        // The seats in flight here, by place in the map (one lookup per
+        // seat in flight, not one per seat of the map).
+        let mut in_flight = vec![false; if set.is_empty() { 0 } else { map.seats.len() }];
+        for id in set.iter() {
+            if let Some(i) = map.seat_index(id) {
+                in_flight[i] = true;
+            }
+        }
+        let busy = |i: usize| claimed(i) || in_flight.get(i).copied().unwrap_or(false);
         match best_available(map, &k.layout, tt, &busy, n) {
             Some(picked) => {
                 let seats: Vec<String> = picked.iter().map(|i| map.seats[*i].id.clone()).collect();

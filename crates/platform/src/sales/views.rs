@@ -301,7 +301,7 @@ impl EventPage {
     /// A general-admission type on sale with nothing left: its buyers may
     /// wait in line.
     fn waitable(&self, t: &domain::StoreTicketType) -> bool {
-        !self.seated(&t.id) && t.on_sale && t.available <= 0
+        !self.seated(&t.id) && !t.hidden && t.on_sale && t.available <= 0
     }
 
     fn has_sold_out(&self) -> bool {
