@@ -580,7 +580,8 @@ async fn buyers_pay_by_card_or_eft_and_the_organizer_marks_paid_refunds_and_canc
             .unwrap();
         assert_eq!(
             stored,
-            serde_json::json!({"max_tickets_per_order": 6, "max_tickets_per_buyer": 8})
+            serde_json::json!({"max_tickets_per_order": 6, "max_tickets_per_buyer": 8,
+                               "waitlist_offer_hours": null})
         );
         // Call the event off from its dashboard: the card order is refunded
         // through the provider.

@@ -38,7 +38,8 @@ async fn limits_per_order_and_per_buyer(backend: Backend) {
     let none: Value = t.get(&limits, Some(&org.key)).await.json().await.unwrap();
     assert_eq!(
         none,
-        json!({"max_tickets_per_order": null, "max_tickets_per_buyer": null})
+        json!({"max_tickets_per_order": null, "max_tickets_per_buyer": null,
+               "waitlist_offer_hours": null})
     );
     let r = put_limits(
         &t,
@@ -170,7 +171,8 @@ async fn limits_per_order_and_per_buyer(backend: Backend) {
     let got: Value = t.get(&limits, Some(&org.key)).await.json().await.unwrap();
     assert_eq!(
         got,
-        json!({"max_tickets_per_order": 3, "max_tickets_per_buyer": null}),
+        json!({"max_tickets_per_order": 3, "max_tickets_per_buyer": null,
+               "waitlist_offer_hours": null}),
         "nothing bad was written"
     );
     t.stop().await;
