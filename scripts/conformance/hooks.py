@@ -184,8 +184,9 @@ def _fill_layout(body):
     if isinstance(body.get("areas"), list):
         for ai, area in enumerate(body["areas"]):
             if isinstance(area, dict):
+                # A category is sold into one area at most.
                 area["name"] = f"A{ai}"
-                area["categories"] = ["Standing"]
+                area["categories"] = [f"Standing {ai}"]
 
 
 def _fill_hold(case, body):
