@@ -556,19 +556,16 @@ impl SeatBoard {
         {
             return Ok(());
         }
-        let layout = {
-            let kept = self.2.lock().unwrap_or_else(|p| p.into_inner());
-            match kept.get(&(t.org(), event)) {
-                Some(k) if k.map_at == map.updated_at => {
-                    if !force && k.at.elapsed() < TAKEN_TTL {
-                        return Ok(());
-                    }
-                    Some(k.layout.clone())
-                }
-                _ => None,
-            }
-        };
-        let layout = layout.unwrap_or_else(|| std::sync::Arc::new(Layout::of(map)));
+        // The layout is kept while the map is the same (made, if need be,
+        // with the board unlocked).
+        let kept = self
+            .2
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .get(&(t.org(), event))
+            .filter(|k| k.map_at == map.updated_at)
+            .map(|k| k.layout.clone());
+        let layout = kept.unwrap_or_else(|| std::sync::Arc::new(Layout::of(map)));
         let at = std::time::Instant::now();
         let mut seats = vec![false; map.seats.len()];
         for (id, _) in claimed(db, t, event).await? {
