@@ -65,6 +65,24 @@ pub struct SqliteDb {
     commits: Commits,
 }
 
+/// The longest a write waits its turn on SQLite. Past it the caller is
+/// told the database is busy (a 503) instead of waiting on: a write queued
+/// that long is past any request's limit, and a task that began a second
+/// transaction while holding its first would otherwise wait forever.
+const WRITE_TURN_WAIT: Duration = Duration::from_secs(30);
+
+impl SqliteDb {
+    async fn write_turn(&self) -> Result<tokio::sync::OwnedMutexGuard<()>, sqlx::Error> {
+        match tokio::time::timeout(WRITE_TURN_WAIT, self.write_lock.clone().lock_owned()).await {
+            Ok(guard) => Ok(guard),
+            Err(_) => {
+                tracing::warn!("a SQLite write waited its turn too long");
+                Err(sqlx::Error::PoolTimedOut)
+            }
+        }
+    }
+}
+
 /// Transactional work that may share its transaction with other callers'
 /// (see [`Db::transact_grouped`]). It may run more than once (a failed group
 /// is retried job by job), so it must build its writes afresh each call.
@@ -587,7 +605,7 @@ impl Db {
         Ok(match self {
             Db::Pg(s) => Tx::Pg(s.pool.begin().await?, s.commits.clone()),
             Db::Sqlite(s) => {
-                let guard = s.write_lock.clone().lock_owned().await;
+                let guard = s.write_turn().await?;
                 Tx::Sqlite(
                     s.pool.begin_with("BEGIN IMMEDIATE").await?,
                     guard,
@@ -603,7 +621,7 @@ impl Db {
     pub async fn serial_write(&self) -> Option<tokio::sync::OwnedMutexGuard<()>> {
         match self {
             Db::Pg(_) => None,
-            Db::Sqlite(s) => Some(s.write_lock.clone().lock_owned().await),
+            Db::Sqlite(s) => s.write_turn().await.ok(),
         }
     }
 

@@ -597,11 +597,14 @@ impl Inventory {
             // starts from the old capacity (low, the safe side), one loaded
             // after finds this one there already (none is loaded twice).
             let _guard = self.load_lock.lock().await;
-            let tx = prepare_resize(app, t, None, tt, to, &writes).await?;
+            // The epoch is learnt before the transaction begins: learning
+            // it may write (a new epoch), and on SQLite a second write
+            // while this one is open would wait for it forever.
             let epoch = match &self.tier {
                 Tier::Redis(r) if delta > 0 => Some(r.epoch(app).await?),
                 _ => None,
             };
+            let tx = prepare_resize(app, t, None, tt, to, &writes).await?;
             let grown = delta > 0
                 && match self
                     .release_locked(t.org(), event, epoch, &[(counter, delta)])

@@ -325,7 +325,16 @@ fn invariant_holds_on(redis: Option<String>) {
         proptest::collection::vec(step(), 1..30),
     );
     let result = runner.run(&strategy, |(capacity, priced, steps)| {
-        rt.block_on(run_case(&p, &actor, capacity, priced, steps))
+        // A case takes well under a second: one that waits a minute is
+        // stuck, and says so instead of holding the suite up.
+        rt.block_on(async {
+            tokio::time::timeout(
+                Duration::from_secs(60),
+                run_case(&p, &actor, capacity, priced, steps),
+            )
+            .await
+            .unwrap_or_else(|_| Err(TestCaseError::fail("stuck for a minute")))
+        })
     });
     if let Err(e) = result {
         panic!("{e}");
@@ -342,4 +351,72 @@ fn the_counter_is_capacity_less_the_ledger_in_redis() {
     if let Some(url) = testing::redis_url() {
         invariant_holds_on(Some(url));
     }
+}
+
+/// A node's first touch of Redis may be a capacity raise: learning the
+/// epoch then writes a new one, which on SQLite must not wait behind the
+/// raise's own open transaction (it did, forever).
+#[test]
+fn a_raise_first_on_a_fresh_redis_node_completes() {
+    let Some(url) = testing::redis_url() else {
+        return;
+    };
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .expect("runtime");
+    rt.block_on(async {
+        let p = testing::platform(Some(url), |_| {}).await;
+        let actor = testing::org(&p.app).await;
+        let event = events::create_event(
+            &p.app,
+            &actor,
+            NewEvent {
+                name: "Raise".into(),
+                starts_at: "2030-01-01T18:00:00Z".into(),
+                ends_at: "2030-01-01T23:00:00Z".into(),
+                timezone: "UTC".into(),
+                series: false,
+            },
+        )
+        .await
+        .expect("event");
+        let tt = events::add_ticket_type(
+            &p.app,
+            &actor,
+            event.id,
+            NewTicketType {
+                name: "GA".into(),
+                price_cents: 0,
+                currency: "ZAR".into(),
+                capacity: 2,
+                ..Default::default()
+            },
+        )
+        .await
+        .expect("type");
+        let patch = events::TicketTypePatch {
+            capacity: Some(5),
+            ..Default::default()
+        };
+        let raised = tokio::time::timeout(
+            Duration::from_secs(60),
+            events::update_ticket_type(&p.app, &actor, event.id, tt.id, patch),
+        )
+        .await
+        .expect("the raise finishes");
+        assert!(
+            raised.is_ok(),
+            "raise: {:?}",
+            raised.err().map(|e| e.to_string())
+        );
+        let left = p
+            .app
+            .state::<Inventory>()
+            .remaining(&p.app, actor.tenant(), event.id, &[tt.id])
+            .await
+            .expect("remaining");
+        assert_eq!(left, vec![5]);
+    });
 }
