@@ -24,7 +24,8 @@ would fill it in:
   "IANA name"; a pattern cannot list them);
 - quotas and vouchers name ticket types of the event, each once; a voucher
   has exactly one of `percent_off` and `amount_off_cents`, and a code no
-  earlier case used (codes are unique per event);
+  earlier case used (codes are unique per event); a reserving voucher names
+  exactly one ticket type, and no series reserves;
 - the demo event gets no seats (a seated type is held by seat only, so the
   later general-admission holds would be refused); another event's map
   names its ticket types, with labels unique where the map needs them, and
@@ -225,15 +226,21 @@ def _fill_hold(case, body):
     body["items"] = filled or items[:1]
 
 
-def _event_types(case):
-    """The event's ticket types as its organizer sees them (drafts too)."""
+def _event_json(case):
+    """The event as its organizer sees it, or None."""
     org, event = case.path_parameters.get("org"), case.path_parameters.get("event_id")
     url = f"{BASE_URL}/api/v1/orgs/{quote(str(org), safe='')}/events/{quote(str(event), safe='')}"
     try:
         r = requests.get(url, timeout=10, headers={"Authorization": f"Bearer {API_KEY}"})
     except requests.RequestException:
         return None
-    return [t["id"] for t in r.json()["ticket_types"]] if r.status_code == 200 else None
+    return r.json() if r.status_code == 200 else None
+
+
+def _event_types(case):
+    """The event's ticket types as its organizer sees them (drafts too)."""
+    event = _event_json(case)
+    return None if event is None else [t["id"] for t in event["ticket_types"]]
 
 
 def _fill_types(case, body, at_least_one):
@@ -253,6 +260,15 @@ def _fill_voucher(case, body):
         body.pop("amount_off_cents", None)
         body["percent_off"] = percent if isinstance(percent, int) and 1 <= percent <= 100 else 10
     _fill_types(case, body, False)
+    if body.get("reserve") is True:
+        # A reservation is of exactly one ticket type, never a series'.
+        event = _event_json(case)
+        if event is None:
+            pass  # no such event: a 404, as documented
+        elif event.get("series") or not event["ticket_types"]:
+            body["reserve"] = False
+        else:
+            body["ticket_type_ids"] = [event["ticket_types"][0]["id"]]
     if isinstance(body.get("code"), str):
         # Codes are unique per event: one no earlier case used.
         body["code"] = body["code"].strip()[:50] + uuid.uuid4().hex[:10]

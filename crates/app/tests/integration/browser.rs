@@ -948,11 +948,19 @@ async fn an_organizer_builds_an_event_with_a_shared_quota_in_the_browser() {
             .await?
             .click()
             .await?;
+        // ...reserving its two tickets: they leave the type's sale at once.
+        form.find(By::Id("voucher-reserve")).await?.click().await?;
         form.find(By::Css("button")).await?.click().await?;
         assert_eq!(
             soon_text(&b, By::Css("#vouchers .voucher-code")).await?,
             "FRIEND"
         );
+        let mut avail: Vec<String> = Vec::new();
+        for c in b.find_all(By::Css("#ticket-types td.available")).await? {
+            avail.push(c.text().await?);
+        }
+        avail.sort();
+        assert_eq!(avail, ["28", "30"]);
         // ...taken on the storefront: half off, shown on the order.
         b.goto(&t.url(&format!("/s/{slug}/events/{event_id}")))
             .await?;
@@ -991,7 +999,7 @@ async fn an_organizer_builds_an_event_with_a_shared_quota_in_the_browser() {
             .await?;
         assert_eq!(
             soon_text(&b, By::Css("#vouchers .uses-left")).await?,
-            "1 of 2"
+            "1 of 2 reserved"
         );
         Ok::<_, WebDriverError>(())
     }

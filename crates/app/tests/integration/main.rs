@@ -22,6 +22,7 @@ mod mail;
 mod money;
 mod multi_node;
 mod queue;
+mod reserved_vouchers;
 mod series;
 mod snapshots;
 mod soak;

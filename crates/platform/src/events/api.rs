@@ -258,6 +258,12 @@ pub struct CreateVoucher {
     #[serde(default)]
     #[schema(max_items = 100)]
     ticket_type_ids: Vec<TicketTypeId>,
+    /// Reserve its `max_uses` tickets of its one ticket type now: taken
+    /// from the type's availability (409 when fewer are left), they wait for
+    /// the voucher's holders until `valid_until`, then what is unused goes
+    /// back on sale. Not for a series' vouchers.
+    #[serde(default)]
+    reserve: bool,
 }
 
 /// Makes a voucher. A hold takes it as `"voucher": "CODE"`.
@@ -265,6 +271,7 @@ pub struct CreateVoucher {
     params(("org" = String, Path), ("event_id" = String, Path)),
     request_body = CreateVoucher, security(("api_key" = [])),
     responses((status = 201, body = domain::VoucherView, description = "the voucher"),
+              (status = 409, description = "fewer tickets left than the voucher would reserve"),
               (status = 422, description = "invalid, or the code is taken for this event")))]
 async fn create_voucher(
     State(app): State<App>,
@@ -284,6 +291,7 @@ async fn create_voucher(
             max_uses: req.max_uses,
             valid_until: req.valid_until,
             ticket_type_ids: req.ticket_type_ids,
+            reserve: req.reserve,
         },
     )
     .await?;
@@ -312,6 +320,10 @@ pub struct CreateVouchers {
     #[serde(default)]
     #[schema(max_items = 100)]
     ticket_type_ids: Vec<TicketTypeId>,
+    /// Reserve every voucher's `max_uses` of its one ticket type (all of
+    /// them, or none: 409 when fewer are left).
+    #[serde(default)]
+    reserve: bool,
 }
 
 #[derive(Serialize, ToSchema)]
@@ -325,7 +337,8 @@ pub struct VoucherList {
 #[utoipa::path(post, path = "/api/v1/orgs/{org}/events/{event_id}/vouchers/bulk", tag = "events",
     params(("org" = String, Path), ("event_id" = String, Path)),
     request_body = CreateVouchers, security(("api_key" = [])),
-    responses((status = 201, body = VoucherList, description = "the vouchers made")))]
+    responses((status = 201, body = VoucherList, description = "the vouchers made"),
+              (status = 409, description = "fewer tickets left than the vouchers would reserve")))]
 async fn create_vouchers(
     State(app): State<App>,
     OrgActor(actor): OrgActor,
@@ -345,6 +358,7 @@ async fn create_vouchers(
             max_uses: req.max_uses,
             valid_until: req.valid_until,
             ticket_type_ids: req.ticket_type_ids,
+            reserve: req.reserve,
         },
     )
     .await?;

@@ -6,7 +6,7 @@ use kernel::{
     Permission, Stmt, clock,
     error::Checks,
     events::emit,
-    ids::{EventId, QuotaId, TicketTypeId},
+    ids::{EventId, QuotaId, TicketTypeId, VoucherId},
     parse,
 };
 use serde::Serialize;
@@ -174,6 +174,10 @@ pub struct Catalog {
     pub event: EventView,
     /// Its quotas, oldest first.
     pub quotas: Vec<QuotaView>,
+    /// Its vouchers whose uses are reserved now, with the ticket type each
+    /// reserves: a hold using one takes that type's tickets from the
+    /// reservation, not from the type's or its quotas' counters.
+    pub reserved: Vec<(VoucherId, TicketTypeId)>,
 }
 
 impl Catalog {
@@ -188,6 +192,13 @@ impl Catalog {
         self.quotas
             .iter()
             .filter(move |q| q.ticket_type_ids.contains(&tt))
+    }
+    /// The ticket type `voucher` reserves now, if it reserves one.
+    pub fn reserved_by(&self, voucher: VoucherId) -> Option<TicketTypeId> {
+        self.reserved
+            .iter()
+            .find(|(v, _)| *v == voucher)
+            .map(|(_, tt)| *tt)
     }
     pub fn is_published(&self) -> bool {
         self.event.status == EventStatus::Published

@@ -302,7 +302,12 @@ pub async fn load_catalog(
             created_at: clock::rfc3339(created_at),
         })
         .collect();
+    let sql = "SELECT id, reserved_for FROM vouchers
+               WHERE org_id = $1 AND event_id = $2 AND reserved_for IS NOT NULL ORDER BY id";
+    let reserved: Vec<(VoucherId, TicketTypeId)> =
+        db_run!(db, p => sqlx::query_as(sql).bind(t.org()).bind(id).fetch_all(p).await)?;
     Ok(Some(Catalog {
+        reserved,
         tenant: t.clone(),
         event: event.into_view(types.into_iter().map(TicketTypeRow::into_view).collect()),
         quotas,
@@ -357,10 +362,10 @@ struct VoucherRow {
     max_uses: i64,
     valid_until: Option<i64>,
     created_at: i64,
+    reserved_for: Option<TicketTypeId>,
 }
 
-const VOUCHER_COLS: &str =
-    "id, event_id, code, percent_off, amount_off_cents, max_uses, valid_until, created_at";
+const VOUCHER_COLS: &str = "id, event_id, code, percent_off, amount_off_cents, max_uses, valid_until, created_at, reserved_for";
 
 /// Vouchers with their ticket types (one more query for all of them).
 async fn vouchers_with_types(
@@ -384,7 +389,9 @@ async fn vouchers_with_types(
             valid_until: r.valid_until.map(clock::rfc3339),
             ticket_type_ids: types,
             created_at: clock::rfc3339(r.created_at),
+            reserved: r.reserved_for.is_some(),
             valid_until_micros: r.valid_until,
+            reserved_for: r.reserved_for,
         });
     }
     Ok(out)
@@ -441,8 +448,8 @@ pub fn insert_voucher(t: &Tenant, v: &VoucherView, now: i64) -> Vec<Stmt> {
     let mut stmts = vec![
         Stmt::new(
             "INSERT INTO vouchers (org_id, id, event_id, code, percent_off, amount_off_cents,
-                 max_uses, valid_until, created_at)
-             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)",
+                 max_uses, valid_until, created_at, reserved_for)
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)",
         )
         .bind(t.org())
         .bind(v.id)
@@ -452,7 +459,8 @@ pub fn insert_voucher(t: &Tenant, v: &VoucherView, now: i64) -> Vec<Stmt> {
         .bind(v.amount_off_cents)
         .bind(v.max_uses)
         .bind(v.valid_until_micros)
-        .bind(now),
+        .bind(now)
+        .bind(kernel::db::Val::Uuid(v.reserved_for.map(|tt| tt.0))),
     ];
     for tt in &v.ticket_type_ids {
         stmts.push(

@@ -208,6 +208,7 @@ struct VoucherRow {
     max_uses: i64,
     valid_until: String,
     types: String,
+    reserved: bool,
 }
 
 struct QuotaRow {
@@ -372,6 +373,7 @@ async fn catalog_of(
                 },
                 uses_left: left.max(0),
                 max_uses: v.max_uses,
+                reserved: v.reserved,
                 valid_until: v
                     .valid_until_micros
                     .map(|u| shown_in(u, tz))
@@ -918,6 +920,7 @@ async fn add_vouchers(
             max_uses,
             valid_until,
             ticket_type_ids: types,
+            reserve: field(&form, "reserve") == "on",
         };
         let count = field(&form, "count").trim();
         if count.is_empty() {

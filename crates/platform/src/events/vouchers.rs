@@ -43,8 +43,14 @@ pub struct VoucherView {
     /// The ticket types it discounts; empty: all of the event's.
     pub ticket_type_ids: Vec<TicketTypeId>,
     pub created_at: String,
+    /// Its uses are reserved now: its ticket type's availability counts
+    /// all of `max_uses` as taken until `valid_until` (or for good), so
+    /// its holders always find their tickets.
+    pub reserved: bool,
     #[serde(skip)]
     pub valid_until_micros: Option<i64>,
+    #[serde(skip)]
+    pub reserved_for: Option<TicketTypeId>,
 }
 
 impl VoucherView {
@@ -111,6 +117,9 @@ pub struct NewVoucher {
     pub max_uses: i64,
     pub valid_until: Option<String>,
     pub ticket_type_ids: Vec<TicketTypeId>,
+    /// Reserve its uses of its one ticket type (taken from the type's
+    /// availability now, given back unused when `valid_until` passes).
+    pub reserve: bool,
 }
 
 pub const MAX_USES: i64 = 1_000_000;
@@ -238,6 +247,24 @@ async fn create(
         return Err(Error::NotFound);
     };
     let (until, types) = check_terms(&mut c, &catalog, terms);
+    // A reservation is of one ticket type (its tickets are taken from that
+    // type's availability), of one date (a series' voucher counts across
+    // its dates).
+    let reserved_for = match types.as_slice() {
+        _ if !terms.reserve => None,
+        _ if catalog.event.series => {
+            c.fail("reserve", "a series' vouchers cannot reserve tickets");
+            None
+        }
+        [tt] => Some(*tt),
+        _ => {
+            c.fail(
+                "ticket_type_ids",
+                "a reserving voucher names exactly one ticket type",
+            );
+            None
+        }
+    };
     if let [code] = codes.as_slice()
         && store::voucher_by_code(app.db(), t, event, code)
             .await?
@@ -260,7 +287,9 @@ async fn create(
             valid_until: until.map(clock::rfc3339),
             ticket_type_ids: types.clone(),
             created_at: clock::rfc3339(now),
+            reserved: reserved_for.is_some(),
             valid_until_micros: until,
+            reserved_for,
         };
         let created = VoucherCreated {
             org_id: t.org(),
@@ -280,13 +309,27 @@ async fn create(
         );
         made.push(v);
     }
-    match app.db().write_grouped(writes).await {
+    let written = match reserved_for {
+        // Every voucher's uses taken from the type (and its quotas) with
+        // the vouchers' write, or nothing.
+        Some(tt) => {
+            let n = terms.max_uses.saturating_mul(made.len() as i64);
+            crate::sales::reserve_for_vouchers(app, t, event, tt, n, writes).await?;
+            Ok(())
+        }
+        None => app.db().write_grouped(writes).await,
+    };
+    match written {
         Ok(()) => {}
         // The same code made at the same moment by another request.
         Err(e) if kernel::db::is_unique_violation(&e) => {
             return Err(Error::field("code", "is already a voucher of this event"));
         }
         Err(e) => return Err(e.into()),
+    }
+    if reserved_for.is_some() {
+        // The catalog lists the reservations standing.
+        super::invalidate(app, t, event).await;
     }
     let hot = app.state::<Hot>();
     for v in &made {

@@ -19,7 +19,7 @@ use super::attendees::Attendee;
 use super::{
     HoldCreated, HoldExpired, Inventory, OrderCreated, OrderExpired, OrderPaid,
     error::{Error, Result},
-    inventory::{Reserve, VoucherUse},
+    inventory::{Counter, Reserve, VoucherUse},
     store,
 };
 use crate::{
@@ -253,18 +253,24 @@ struct Reservation {
     event: EventId,
     /// The Redis epoch it was taken in: the write is guarded by it.
     epoch: Option<i64>,
-    /// `None` once settled.
-    pairs: Option<Vec<(TicketTypeId, i64)>>,
-    voucher: VoucherUse,
+    /// The counters taken; `None` once settled.
+    counters: Option<Vec<(Counter, i64)>>,
+    /// A voucher reserving its tickets: the write stands only while the
+    /// reservation does.
+    reserved: Option<VoucherId>,
 }
 
 impl Reservation {
     async fn write(mut self, writes: Vec<kernel::Stmt>) -> Result<()> {
         // Dropped while queueing: nothing was queued, the drop gives back.
         let db = self.app.db();
-        let queued = match self.epoch {
-            Some(e) => db.enqueue_guarded(store::epoch_guard(e), writes).await,
-            None => db.enqueue_writes(writes).await,
+        let queued = match (self.reserved, self.epoch) {
+            (Some(v), epoch) => {
+                db.enqueue_guarded(store::reservation_guard(self.org, v, epoch), writes)
+                    .await
+            }
+            (None, Some(e)) => db.enqueue_guarded(store::epoch_guard(e), writes).await,
+            (None, None) => db.enqueue_writes(writes).await,
         };
         let ticket = match queued {
             Ok(ticket) => ticket,
@@ -282,24 +288,17 @@ impl Reservation {
 
     /// The hold is written: nothing is to be given back.
     fn settle(&mut self) {
-        self.pairs = None;
+        self.counters = None;
     }
 
     /// Redis away, the quantities stay taken in its counters (on the safe
     /// side) until the reconciliation or the next epoch puts them right.
     async fn give_back(&mut self) -> Result<()> {
-        if let Some(pairs) = self.pairs.take() {
+        if let Some(counters) = self.counters.take() {
             match self
                 .app
                 .state::<Inventory>()
-                .release(
-                    &self.app,
-                    self.org,
-                    self.event,
-                    self.epoch,
-                    &pairs,
-                    self.voucher,
-                )
+                .give_back(self.org, self.event, self.epoch, &counters)
                 .await
             {
                 Ok(()) | Err(Error::WarmTierDown) => {}
@@ -312,20 +311,14 @@ impl Reservation {
 
 impl Drop for Reservation {
     fn drop(&mut self) {
-        if let Some(pairs) = self.pairs.take()
+        if let Some(counters) = self.counters.take()
             && let Ok(rt) = tokio::runtime::Handle::try_current()
         {
-            let (app, org, event, epoch, voucher) = (
-                self.app.clone(),
-                self.org,
-                self.event,
-                self.epoch,
-                self.voucher,
-            );
+            let (app, org, event, epoch) = (self.app.clone(), self.org, self.event, self.epoch);
             rt.spawn(async move {
                 if let Err(e) = app
                     .state::<Inventory>()
-                    .release(&app, org, event, epoch, &pairs, voucher)
+                    .give_back(org, event, epoch, &counters)
                     .await
                 {
                     tracing::warn!(error = %e, "a dropped hold's quantities were not given back");
@@ -827,7 +820,10 @@ async fn hold_items(
     // and made again (the node learns the new epoch); Redis away, the
     // ledger decides.
     for _ in 0..3 {
-        let epoch = match inventory.reserve(app, t, event, &pairs, voucher).await? {
+        let (got, counters, reserved) = inventory
+            .reserve_counted(app, t, event, &pairs, voucher)
+            .await?;
+        let epoch = match got {
             Reserve::SoldOut(tt) => return Err(Error::SoldOut(tt)),
             Reserve::VoucherSpent => return Err(voucher_spent()),
             Reserve::Unavailable => break,
@@ -841,8 +837,8 @@ async fn hold_items(
             org: t.org(),
             event,
             epoch,
-            pairs: Some(pairs.clone()),
-            voucher,
+            counters: Some(counters),
+            reserved: voucher.filter(|_| reserved).map(|(v, _)| v),
         };
         let (seats, _marked) = match source.resolve(app, t, event).await {
             Ok(s) => s,
@@ -1940,10 +1936,17 @@ pub async fn store_event(
         .filter(|ty| ty.shown_with(voucher.as_deref()))
         .collect();
     let types: Vec<TicketTypeId> = shown.iter().map(|t| t.id).collect();
-    let left = app
-        .state::<Inventory>()
-        .remaining(app, t, event, &types)
-        .await?;
+    let inventory = app.state::<Inventory>();
+    let mut left = inventory.remaining(app, t, event, &types).await?;
+    // A voucher reserving a type: its holder may also have what is left of
+    // the reservation.
+    if let Some(v) = &voucher
+        && let Some(tt) = catalog.reserved_by(v.id)
+        && let Some(i) = types.iter().position(|x| *x == tt)
+    {
+        let uses = inventory.vouchers_left(app, t, event, &[v.id]).await?;
+        left[i] += uses.first().copied().unwrap_or(0).max(0);
+    }
     let now = app.kernel.now();
     let e = &catalog.event;
     let ticket_types: Vec<StoreTicketType> = shown

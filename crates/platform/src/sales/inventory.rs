@@ -78,6 +78,28 @@ pub fn counters_of(
     items: &[(TicketTypeId, i64)],
     voucher: VoucherUse,
 ) -> Vec<(Counter, i64)> {
+    let reserved = match (catalog, voucher) {
+        (Some(c), Some((v, _))) => c.reserved_by(v),
+        _ => None,
+    };
+    counters_reserving(catalog, items, voucher, reserved)
+}
+
+/// [`counters_of`], the voucher reserving `reserved` (as the database says
+/// inside a transaction, say). A reserved voucher's tickets of the type it
+/// reserves were taken from the type (and its quotas) when the voucher was
+/// made: only its own counter of uses counts them.
+fn counters_reserving(
+    catalog: Option<&Catalog>,
+    items: &[(TicketTypeId, i64)],
+    voucher: VoucherUse,
+    reserved: Option<TicketTypeId>,
+) -> Vec<(Counter, i64)> {
+    let items: Vec<(TicketTypeId, i64)> = items
+        .iter()
+        .filter(|(tt, _)| Some(*tt) != reserved)
+        .copied()
+        .collect();
     let mut out: Vec<(Counter, i64)> = items
         .iter()
         .map(|(tt, q)| (Counter::Type(*tt), *q))
@@ -416,15 +438,31 @@ impl Inventory {
         items: &[(TicketTypeId, i64)],
         voucher: VoucherUse,
     ) -> Result<Reserve> {
+        Ok(self.reserve_counted(app, t, event, items, voucher).await?.0)
+    }
+
+    /// [`Inventory::reserve`], with the counters it took from (when it took:
+    /// exactly what [`Inventory::give_back`] gives back if the hold is not
+    /// written), and whether the voucher reserves its tickets (the write is
+    /// then guarded by the reservation standing).
+    pub async fn reserve_counted(
+        &self,
+        app: &App,
+        t: &Tenant,
+        event: EventId,
+        items: &[(TicketTypeId, i64)],
+        voucher: VoucherUse,
+    ) -> Result<(Reserve, Vec<(Counter, i64)>, bool)> {
         let catalog = crate::events::catalog(app, t, event)
             .await?
             .ok_or(Error::NotFound)?;
         let counters = counters_of(Some(&catalog), items, voucher);
+        let reserved = voucher.is_some_and(|(v, _)| catalog.reserved_by(v).is_some());
         let got = match &self.tier {
             Tier::Memory(map) => self.reserve_memory(map, app, t, event, &counters).await,
             Tier::Redis(r) => {
                 if r.is_down() {
-                    return Ok(Reserve::Unavailable);
+                    return Ok((Reserve::Unavailable, counters, reserved));
                 }
                 match self.reserve_warm(app, r, t, event, &counters).await {
                     Err(Error::WarmTierDown) => {
@@ -435,12 +473,138 @@ impl Inventory {
                 }
             }
         }?;
-        Ok(match got {
+        let got = match got {
             Taking::Taken(epoch) => Reserve::Taken(epoch),
             Taking::SoldOut(Counter::Voucher(_)) => Reserve::VoucherSpent,
             Taking::SoldOut(c) => Reserve::SoldOut(sold_out_type(&catalog, items, c)),
             Taking::Unavailable => Reserve::Unavailable,
-        })
+        };
+        Ok((got, counters, reserved))
+    }
+
+    /// Takes `n` tickets of `tt` (and of its quotas) for reserved vouchers
+    /// and writes `writes` (the vouchers, `reserved_for` set) with them, or
+    /// nothing: 409 when fewer are left. As a hold is taken: from the
+    /// counters, the write guarded by their epoch; from the ledger while
+    /// Redis is away.
+    pub async fn reserve_for_vouchers(
+        &self,
+        app: &App,
+        t: &Tenant,
+        event: EventId,
+        tt: TicketTypeId,
+        n: i64,
+        writes: Vec<kernel::Stmt>,
+    ) -> Result<()> {
+        let items = [(tt, n)];
+        let too_few = || {
+            Error::Api(ApiError::Conflict(format!(
+                "fewer than {n} tickets of the ticket type are left to reserve"
+            )))
+        };
+        for _ in 0..3 {
+            let (got, counters, _) = self.reserve_counted(app, t, event, &items, None).await?;
+            let epoch = match got {
+                Reserve::SoldOut(_) | Reserve::VoucherSpent => return Err(too_few()),
+                Reserve::Unavailable => break,
+                Reserve::Taken(epoch) => epoch,
+            };
+            let queued = match epoch {
+                Some(e) => {
+                    app.db()
+                        .enqueue_guarded(store::epoch_guard(e), writes.clone())
+                        .await
+                }
+                None => app.db().enqueue_writes(writes.clone()).await,
+            };
+            let written = match queued {
+                Ok(ticket) => ticket.await,
+                Err(e) => Err(e),
+            };
+            match written {
+                Ok(true) => return Ok(()),
+                Ok(false) => {
+                    self.give_back(t.org(), event, epoch, &counters).await.ok();
+                    self.refused(app, epoch.unwrap_or(0)).await?;
+                }
+                Err(e) => {
+                    self.give_back(t.org(), event, epoch, &counters).await.ok();
+                    return Err(e.into());
+                }
+            }
+        }
+        let _turn = self.ledger_turn().await;
+        let mut tx = app.db().begin().await?;
+        match self
+            .reserve_in_tx(app, &mut tx, t, event, &items, None)
+            .await?
+        {
+            Reserve::SoldOut(_) | Reserve::VoucherSpent => {
+                tx.rollback().await?;
+                Err(too_few())
+            }
+            Reserve::Taken(_) | Reserve::Unavailable => {
+                tx.run_all(writes).await?;
+                tx.commit().await?;
+                Ok(())
+            }
+        }
+    }
+
+    /// Ends the reservations of vouchers whose time is up (at most `limit`,
+    /// any tenant's): what each did not use goes back to its ticket type and
+    /// quotas. Each ends once (a conditional update), in a transaction that
+    /// first waits for the guarded writes under way (the epoch's table
+    /// locked): a hold written before counts among the uses, one reserved
+    /// against the reservation but written after is refused by its guard
+    /// (and made again as an ordinary one). Then the unused are given back
+    /// to the counters. How many ended.
+    pub async fn end_reservations(&self, app: &App, now: i64, limit: i64) -> Result<usize> {
+        let due = store::reservations_due(app.db(), now, limit).await?;
+        let mut ended = 0;
+        for (org, event, v, tt, max) in due {
+            let Some(t) = crate::identity::upkeep_tenant(app, org).await? else {
+                continue;
+            };
+            let _guard = self.load_lock.lock().await;
+            let mut tx = app.db().begin().await?;
+            store::lock_epoch(&mut tx).await?;
+            if !store::end_reservation(&mut tx, org, v).await? {
+                tx.rollback().await?;
+                continue;
+            }
+            let uses = store::voucher_uses_in(&mut tx, org, v).await?;
+            tx.commit().await?;
+            ended += 1;
+            crate::events::invalidate(app, &t, event).await;
+            if max > uses {
+                let catalog = crate::events::catalog(app, &t, event).await?;
+                let back = counters_reserving(catalog.as_deref(), &[(tt, max - uses)], None, None);
+                let epoch = match &self.tier {
+                    Tier::Redis(r) => Some(r.epoch(app).await?),
+                    Tier::Memory(_) => None,
+                };
+                // Redis away: low (the safe side) until the reconciliation.
+                if let Err(e) = self.release_locked(org, event, epoch, &back).await {
+                    tracing::warn!(error = %e, "a reservation's unused tickets were not given back to the counters (reconciliation will)");
+                }
+            }
+            tracing::info!(voucher = %v, unused = max - uses, "a voucher's reservation ended");
+        }
+        Ok(ended)
+    }
+
+    /// Gives back exactly the counters a reservation took (its hold not
+    /// written), to the epoch it took them in.
+    pub async fn give_back(
+        &self,
+        org: OrgId,
+        event: EventId,
+        epoch: Option<i64>,
+        counters: &[(Counter, i64)],
+    ) -> Result<()> {
+        let _guard = self.load_lock.lock().await;
+        self.release_locked(org, event, epoch, counters).await
     }
 
     async fn reserve_memory(
@@ -547,7 +711,13 @@ impl Inventory {
             .await?
             .ok_or(Error::NotFound)?;
         store::bump_epoch(tx).await?;
-        for (c, q) in counters_of(Some(&catalog), items, voucher) {
+        // Whether the voucher reserves its tickets, as the database says now
+        // (a reservation ending meanwhile moved the epoch too).
+        let reserved = match voucher {
+            Some((v, _)) => store::reserved_by_in(tx, t.org(), v).await?,
+            None => None,
+        };
+        for (c, q) in counters_reserving(Some(&catalog), items, voucher, reserved) {
             if let Counter::Voucher(v) = c {
                 let max = voucher_max_uses(app, t, v).await?;
                 if max - store::voucher_uses_in(tx, t.org(), v).await? < q {

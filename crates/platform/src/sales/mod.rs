@@ -111,6 +111,30 @@ pub async fn resize_ticket_type(
         .await?)
 }
 
+/// Takes `n` tickets of `tt` for reserved vouchers and writes the events
+/// slice's `writes` (the vouchers) with them, or nothing (409: fewer left).
+pub async fn reserve_for_vouchers(
+    app: &App,
+    t: &Tenant,
+    event: EventId,
+    tt: kernel::ids::TicketTypeId,
+    n: i64,
+    writes: Vec<kernel::Stmt>,
+) -> kernel::ApiResult<()> {
+    Ok(app
+        .state::<Inventory>()
+        .reserve_for_vouchers(app, t, event, tt, n, writes)
+        .await?)
+}
+
+/// Ends the reservations of vouchers whose time is up (the sweep's step).
+pub async fn end_reservations(app: &App) -> Result<usize, Error> {
+    let now = app.kernel.now();
+    app.state::<Inventory>()
+        .end_reservations(app, now, 100)
+        .await
+}
+
 /// [`Availability`] of an event of the tenant, draft or published.
 pub async fn availability(
     app: &App,
@@ -372,6 +396,11 @@ pub fn slice(kernel: &Kernel) -> Slice<App> {
             "sales.expire_pending_orders",
             Duration::from_secs(1),
             |app: App| async move { expire_pending_orders(&app).await.map_err(|e| e.to_string()) },
+        )
+        .every(
+            "sales.end_voucher_reservations",
+            Duration::from_secs(2),
+            |app: App| async move { end_reservations(&app).await.map_err(|e| e.to_string()) },
         )
         .every(
             "sales.waiting_list_offers",

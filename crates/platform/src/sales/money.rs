@@ -339,8 +339,16 @@ async fn apply_payment(
         // (its write guarded by their epoch), or from the ledger inside the
         // transaction below when Redis is away.
         let (mut epoch, mut in_ledger) = (None, false);
+        // What it took (given back exactly if it is not revived), and the
+        // voucher whose reservation it took from (which must still stand).
+        let (mut taken, mut reserved) = (Vec::new(), None);
         if revive {
-            match inventory.reserve(app, t, event, &items, voucher).await? {
+            let (got, counters, reserving) = inventory
+                .reserve_counted(app, t, event, &items, voucher)
+                .await?;
+            taken = counters;
+            reserved = voucher.filter(|_| reserving).map(|(v, _)| v);
+            match got {
                 Reserve::SoldOut(_) | Reserve::VoucherSpent => {
                     return if refund_if_stuck {
                         refund_stuck(app, t, order, now).await
@@ -353,11 +361,11 @@ async fn apply_payment(
             }
         }
         let give_back = |ok: bool| {
-            let items = items.clone();
+            let taken = taken.clone();
             async move {
                 if revive && !ok && !in_ledger {
                     app.state::<Inventory>()
-                        .release(app, t.org(), event, epoch, &items, voucher)
+                        .give_back(t.org(), event, epoch, &taken)
                         .await?;
                 }
                 Ok::<_, Error>(())
@@ -409,6 +417,14 @@ async fn apply_payment(
                 && !store::epoch_guard(e).exists_in(&mut tx).await?
             {
                 return Err(Error::EpochMoved(e));
+            }
+            if let Some(v) = reserved
+                && !in_ledger
+                && !store::reservation_guard(t.org(), v, None)
+                    .exists_in(&mut tx)
+                    .await?
+            {
+                return Err(Error::EpochMoved(epoch.unwrap_or(0)));
             }
             if in_ledger
                 && let Reserve::SoldOut(_) | Reserve::VoucherSpent = inventory

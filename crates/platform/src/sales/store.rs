@@ -14,23 +14,29 @@ use crate::identity::Tenant;
 /// A hold's items: ticket type and quantity.
 pub type HoldItems = Vec<(TicketTypeId, i64)>;
 
+/// What is taken of a ticket type: the tickets of its active and consumed
+/// holds, and all of every standing reservation of it (a reserved voucher's
+/// `max_uses`), whose own holds of the type count nothing more.
+const TAKEN: &str = "SELECT CAST(
+    COALESCE((SELECT SUM(i.quantity) FROM hold_items i
+              JOIN holds h ON h.org_id = i.org_id AND h.id = i.hold_id
+              WHERE i.org_id = $1 AND i.ticket_type_id = $2 AND h.status IN ('active', 'consumed')
+                AND NOT EXISTS (SELECT 1 FROM vouchers v WHERE v.org_id = h.org_id
+                                AND v.id = h.voucher_id AND v.reserved_for = i.ticket_type_id)), 0)
+    + COALESCE((SELECT SUM(max_uses) FROM vouchers WHERE org_id = $1 AND reserved_for = $2), 0)
+    AS BIGINT)";
+
 /// Σ quantity of the ticket type's active and consumed holds: what is taken
 /// of its capacity.
 #[tracing::instrument(skip_all)]
 pub async fn taken_from_ledger(db: &Db, t: &Tenant, tt: TicketTypeId) -> Result<i64, sqlx::Error> {
-    let sql = "SELECT CAST(COALESCE(SUM(i.quantity), 0) AS BIGINT) FROM hold_items i
-               JOIN holds h ON h.org_id = i.org_id AND h.id = i.hold_id
-               WHERE i.org_id = $1 AND i.ticket_type_id = $2 AND h.status IN ('active', 'consumed')";
-    db_run!(db, p => sqlx::query_scalar(sql).bind(t.org()).bind(tt).fetch_one(p).await)
+    db_run!(db, p => sqlx::query_scalar(TAKEN).bind(t.org()).bind(tt).fetch_one(p).await)
 }
 
 /// [`taken_from_ledger`] inside `tx`.
 #[tracing::instrument(skip_all)]
 pub async fn taken_in(tx: &mut Tx, org: OrgId, tt: TicketTypeId) -> Result<i64, sqlx::Error> {
-    let sql = "SELECT CAST(COALESCE(SUM(i.quantity), 0) AS BIGINT) FROM hold_items i
-               JOIN holds h ON h.org_id = i.org_id AND h.id = i.hold_id
-               WHERE i.org_id = $1 AND i.ticket_type_id = $2 AND h.status IN ('active', 'consumed')";
-    tx_run!(tx, c => sqlx::query_scalar(sql).bind(org).bind(tt).fetch_one(c).await)
+    tx_run!(tx, c => sqlx::query_scalar(TAKEN).bind(org).bind(tt).fetch_one(c).await)
 }
 
 /// Σ uses of the voucher's active and consumed holds: what is taken of its
@@ -40,6 +46,62 @@ pub async fn voucher_uses(db: &Db, t: &Tenant, v: VoucherId) -> Result<i64, sqlx
     let sql = "SELECT CAST(COALESCE(SUM(voucher_uses), 0) AS BIGINT) FROM holds
                WHERE org_id = $1 AND voucher_id = $2 AND status IN ('active', 'consumed')";
     db_run!(db, p => sqlx::query_scalar(sql).bind(t.org()).bind(v).fetch_one(p).await)
+}
+
+/// The ticket type the voucher reserves now (inside `tx`), if any.
+pub async fn reserved_by_in(
+    tx: &mut Tx,
+    org: OrgId,
+    v: VoucherId,
+) -> Result<Option<TicketTypeId>, sqlx::Error> {
+    let sql = "SELECT reserved_for FROM vouchers WHERE org_id = $1 AND id = $2";
+    let r: Option<Option<TicketTypeId>> =
+        tx_run!(tx, c => sqlx::query_scalar(sql).bind(org).bind(v).fetch_optional(c).await)?;
+    Ok(r.flatten())
+}
+
+/// Guards a hold written with a reserved voucher: the reservation stands
+/// (one ended meanwhile counts the hold's tickets as the type's own, which
+/// the hold did not take from the type's counters).
+pub fn reservation_guard(org: OrgId, v: VoucherId, epoch: Option<i64>) -> Stmt {
+    match epoch {
+        Some(e) => Stmt::new(
+            "SELECT 1 FROM inventory_epoch WHERE id = 1 AND epoch = $1
+             AND EXISTS (SELECT 1 FROM vouchers WHERE org_id = $2 AND id = $3 AND reserved_for IS NOT NULL)",
+        )
+        .bind(e)
+        .bind(org)
+        .bind(v),
+        // (Read through the epoch's table all the same: on PostgreSQL its
+        // lock orders the write after an ending of the reservation.)
+        None => Stmt::new(
+            "SELECT 1 FROM inventory_epoch WHERE id = 1
+             AND EXISTS (SELECT 1 FROM vouchers WHERE org_id = $1 AND id = $2 AND reserved_for IS NOT NULL)",
+        )
+        .bind(org)
+        .bind(v),
+    }
+}
+
+/// Reservations whose voucher's time is up: org, event, voucher, the
+/// ticket type reserved and how many.
+pub async fn reservations_due(
+    db: &Db,
+    now: i64,
+    limit: i64,
+) -> Result<Vec<(OrgId, EventId, VoucherId, TicketTypeId, i64)>, sqlx::Error> {
+    let sql = "SELECT org_id, event_id, id, reserved_for, max_uses FROM vouchers
+               WHERE reserved_for IS NOT NULL AND valid_until IS NOT NULL AND valid_until <= $1
+               ORDER BY valid_until LIMIT $2";
+    db_run!(db, p => sqlx::query_as(sql).bind(now).bind(limit).fetch_all(p).await)
+}
+
+/// Ends a voucher's reservation; false when it had ended already.
+pub async fn end_reservation(tx: &mut Tx, org: OrgId, v: VoucherId) -> Result<bool, sqlx::Error> {
+    let sql = "UPDATE vouchers SET reserved_for = NULL
+               WHERE org_id = $1 AND id = $2 AND reserved_for IS NOT NULL";
+    let done = tx_run!(tx, c => sqlx::query(sql).bind(org).bind(v).execute(c).await.map(|r| r.rows_affected()))?;
+    Ok(done == 1)
 }
 
 /// [`voucher_uses`] inside `tx`.
@@ -69,6 +131,16 @@ pub async fn bump_epoch(tx: &mut Tx) -> Result<i64, sqlx::Error> {
     }
     let sql = "UPDATE inventory_epoch SET epoch = epoch + 1 WHERE id = 1 RETURNING epoch";
     tx_run!(tx, c => sqlx::query_scalar(sql).fetch_one(c).await)
+}
+
+/// Waits for every write guarded by the epoch (or a reservation) under way
+/// and keeps new ones waiting until `tx` ends, without moving the epoch
+/// (PostgreSQL; SQLite's writers take turns anyway).
+pub async fn lock_epoch(tx: &mut Tx) -> Result<(), sqlx::Error> {
+    if tx.backend() == Backend::Postgres {
+        tx_run!(tx, c => sqlx::query("LOCK TABLE inventory_epoch IN ACCESS EXCLUSIVE MODE").execute(c).await.map(|_| ()))?;
+    }
+    Ok(())
 }
 
 /// Moves the inventory epoch past `floor` (an epoch Redis keeps that this

@@ -1,6 +1,7 @@
 //! The inventory invariant under any interleaving: after every step of a
 //! random sequence of holds (of two ticket types sharing a quota, some with
-//! a voucher of limited use), checkouts, cancellations, hold expiries,
+//! a voucher of limited use, which may reserve its uses until its time is
+//! up), checkouts, cancellations, hold expiries,
 //! payment deadlines, capacity changes, waiting-list joins and offers,
 //! every counter equals its capacity − Σ(active + consumed holds) in the
 //! ledger — each type's, the quota's, the voucher's uses — and none leaves
@@ -61,6 +62,7 @@ async fn run_case(
     actor: &Actor,
     capacity: i64,
     priced: bool,
+    reserve: bool,
     steps: Vec<Step>,
 ) -> Result<(), TestCaseError> {
     let app = &p.app;
@@ -127,7 +129,12 @@ async fn run_case(
     )
     .await
     .map_err(|e| fail(&e))?;
-    let max_uses = 3;
+    // A reserving voucher keeps its uses of the first type aside until its
+    // time is up (a few sweeps into the case), then gives back the unused.
+    let max_uses = if reserve { capacity.min(3) } else { 3 };
+    let valid_until = reserve.then(|| {
+        kernel::clock::rfc3339(p.clock.now() + kernel::clock::micros(Duration::from_secs(300)))
+    });
     let voucher = events::create_voucher(
         app,
         actor,
@@ -137,8 +144,9 @@ async fn run_case(
             percent_off: Some(50),
             amount_off_cents: None,
             max_uses,
-            valid_until: None,
+            valid_until,
             ticket_type_ids: vec![tt.id],
+            reserve,
         },
     )
     .await
@@ -254,10 +262,16 @@ async fn run_case(
                 release_expired(app)
                     .await
                     .map_err(|e| TestCaseError::fail(format!("{e}")))?;
+                super::end_reservations(app)
+                    .await
+                    .map_err(|e| TestCaseError::fail(format!("{e}")))?;
             }
             Step::ExpireOrders => {
                 p.clock.advance(Duration::from_secs(PAYMENT_TIMEOUT + 1));
                 expire_pending_orders(app)
+                    .await
+                    .map_err(|e| TestCaseError::fail(format!("{e}")))?;
+                super::end_reservations(app)
                     .await
                     .map_err(|e| TestCaseError::fail(format!("{e}")))?;
             }
@@ -322,15 +336,16 @@ fn invariant_holds_on(redis: Option<String>) {
     let strategy = (
         1i64..=8,
         any::<bool>(),
+        any::<bool>(),
         proptest::collection::vec(step(), 1..30),
     );
-    let result = runner.run(&strategy, |(capacity, priced, steps)| {
+    let result = runner.run(&strategy, |(capacity, priced, reserve, steps)| {
         // A case takes well under a second: one that waits a minute is
         // stuck, and says so instead of holding the suite up.
         rt.block_on(async {
             tokio::time::timeout(
                 Duration::from_secs(60),
-                run_case(&p, &actor, capacity, priced, steps),
+                run_case(&p, &actor, capacity, priced, reserve, steps),
             )
             .await
             .unwrap_or_else(|_| Err(TestCaseError::fail("stuck for a minute")))
