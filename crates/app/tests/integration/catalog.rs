@@ -345,13 +345,15 @@ async fn the_ledger_and_the_reconciliation_know_quotas(backend: Backend) {
     assert!(matches!(
         inv.reserve_in_tx(app, &mut tx, &tenant, ev, &[(ta, 4)], None)
             .await
-            .unwrap(),
+            .unwrap()
+            .0,
         Reserve::SoldOut(tt) if tt == ta
     ));
     assert!(matches!(
         inv.reserve_in_tx(app, &mut tx, &tenant, ev, &[(ta, 3)], None)
             .await
-            .unwrap(),
+            .unwrap()
+            .0,
         Reserve::Taken(None)
     ));
     tx.rollback().await.unwrap();
@@ -368,13 +370,15 @@ async fn the_ledger_and_the_reconciliation_know_quotas(backend: Backend) {
     assert!(matches!(
         inv.reserve_in_tx(app, &mut tx, &tenant, ev, &[(ta, 2)], Some((vid, 2)))
             .await
-            .unwrap(),
+            .unwrap()
+            .0,
         Reserve::VoucherSpent
     ));
     assert!(matches!(
         inv.reserve_in_tx(app, &mut tx, &tenant, ev, &[(ta, 1)], Some((vid, 1)))
             .await
-            .unwrap(),
+            .unwrap()
+            .0,
         Reserve::Taken(None)
     ));
     tx.rollback().await.unwrap();

@@ -49,7 +49,7 @@ async fn drifted_counters_are_repaired_from_the_ledger(backend: Backend) {
     assert_eq!(t.available(&org, &event).await, 8, "repaired");
 
     // A release counted twice: the counter says more than the ledger allows.
-    inv.release(app, org_id, ev, epoch, &[(tt, 4)], None)
+    inv.release(app, org_id, ev, epoch, &[(tt, 4)], None, None)
         .await
         .unwrap();
     assert_eq!(
@@ -93,7 +93,7 @@ async fn a_counter_of_an_epoch_gone_by_is_never_sold_from() {
     // The counter lies high (as one Redis kept while others sold from the
     // ledger would)...
     app.state::<Inventory>()
-        .release(app, org_id, ev, Some(epoch), &[(tt, 9)], None)
+        .release(app, org_id, ev, Some(epoch), &[(tt, 9)], None, None)
         .await
         .unwrap();
     assert_eq!(t.available(&org, &event).await, 15);

@@ -256,6 +256,10 @@ async fn create(
             c.fail("reserve", "a series' vouchers cannot reserve tickets");
             None
         }
+        [_] if until.is_some_and(|u| u <= app.kernel.now()) => {
+            c.fail("valid_until", "must be in the future to reserve tickets");
+            None
+        }
         [tt] => Some(*tt),
         _ => {
             c.fail(

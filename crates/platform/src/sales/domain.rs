@@ -795,12 +795,14 @@ async fn hold_items(
     // The hold's writes, and when it expires: its time runs from when it is
     // taken (a reservation may wait its turn at the ledger).
     let writes = |epoch: Option<i64>,
+                  reserved: Option<TicketTypeId>,
                   seats: &[(String, TicketTypeId)]|
      -> Result<(Vec<kernel::Stmt>, i64)> {
         let now = app.kernel.now();
         let expires_at = now + ttl_secs * MICROS_PER_SEC;
-        let mut writes =
-            store::insert_hold(t, hold, event, expires_at, now, &pairs, epoch, voucher);
+        let mut writes = store::insert_hold(
+            t, hold, event, expires_at, now, &pairs, epoch, voucher, reserved,
+        );
         writes.extend(super::seats::claim(t, event, hold, seats));
         writes.push(events::emit(
             &HoldCreated {
@@ -838,7 +840,7 @@ async fn hold_items(
             event,
             epoch,
             counters: Some(counters),
-            reserved: voucher.filter(|_| reserved).map(|(v, _)| v),
+            reserved: reserved.and(voucher.map(|(v, _)| v)),
         };
         let (seats, _marked) = match source.resolve(app, t, event).await {
             Ok(s) => s,
@@ -847,7 +849,7 @@ async fn hold_items(
                 return Err(e);
             }
         };
-        let (stmts, expires_at) = writes(epoch, &seats)?;
+        let (stmts, expires_at) = writes(epoch, reserved, &seats)?;
         match reservation.write(stmts).await {
             Ok(()) => {
                 if let SeatSource::Best { map, .. } = &source {
@@ -858,7 +860,13 @@ async fn hold_items(
                 taken = Some((expires_at, seats));
                 break;
             }
-            Err(Error::EpochMoved(e)) => inventory.refused(app, e).await?,
+            Err(Error::EpochMoved(e)) => {
+                if reserved.is_some() {
+                    // Perhaps the reservation ended: look again.
+                    crate::events::invalidate(app, t, event).await;
+                }
+                inventory.refused(app, e).await?
+            }
             Err(e) => return Err(e),
         }
     }
@@ -866,8 +874,10 @@ async fn hold_items(
         Some(done) => done,
         None => {
             let (seats, _marked) = source.resolve(app, t, event).await?;
-            let at =
-                hold_from_ledger(app, t, event, &pairs, voucher, || writes(None, &seats)).await?;
+            let at = hold_from_ledger(app, t, event, &pairs, voucher, |reserved| {
+                writes(None, reserved, &seats)
+            })
+            .await?;
             (at, seats)
         }
     };
@@ -947,15 +957,15 @@ async fn hold_from_ledger(
     event: EventId,
     pairs: &[(TicketTypeId, i64)],
     voucher: VoucherUse,
-    writes: impl FnOnce() -> Result<(Vec<kernel::Stmt>, i64)>,
+    writes: impl FnOnce(Option<TicketTypeId>) -> Result<(Vec<kernel::Stmt>, i64)>,
 ) -> Result<i64> {
     let inventory = app.state::<Inventory>();
     let _turn = inventory.ledger_turn().await;
     let mut tx = app.db().begin().await?;
-    match inventory
+    let (got, reserved) = inventory
         .reserve_in_tx(app, &mut tx, t, event, pairs, voucher)
-        .await?
-    {
+        .await?;
+    match got {
         Reserve::SoldOut(tt) => {
             tx.rollback().await?;
             return Err(Error::SoldOut(tt));
@@ -966,7 +976,7 @@ async fn hold_from_ledger(
         }
         Reserve::Taken(_) | Reserve::Unavailable => {}
     }
-    let (stmts, expires_at) = writes()?;
+    let (stmts, expires_at) = writes(reserved)?;
     tx.run_all(stmts).await?;
     tx.commit().await?;
     Ok(expires_at)
@@ -1232,6 +1242,8 @@ async fn checkout_once(
             status: HoldStatus::Active,
             expires_at: r.expires_at,
             voucher: r.voucher,
+            // (Not asked here: a release reads its hold again.)
+            reserved: None,
         }),
         None => store::hold_for_checkout(app.db(), t, hold).await?,
     };
@@ -1241,6 +1253,7 @@ async fn checkout_once(
         status: hold_state,
         expires_at: hold_expires,
         voucher,
+        ..
     }) = read
     else {
         return Err(Error::NotFound);
@@ -1938,14 +1951,14 @@ pub async fn store_event(
     let types: Vec<TicketTypeId> = shown.iter().map(|t| t.id).collect();
     let inventory = app.state::<Inventory>();
     let mut left = inventory.remaining(app, t, event, &types).await?;
-    // A voucher reserving a type: its holder may also have what is left of
-    // the reservation.
+    // A voucher reserving a type: its holder takes that type from what is
+    // left of the reservation.
     if let Some(v) = &voucher
         && let Some(tt) = catalog.reserved_by(v.id)
         && let Some(i) = types.iter().position(|x| *x == tt)
     {
         let uses = inventory.vouchers_left(app, t, event, &[v.id]).await?;
-        left[i] += uses.first().copied().unwrap_or(0).max(0);
+        left[i] = uses.first().copied().unwrap_or(0).max(0);
     }
     let now = app.kernel.now();
     let e = &catalog.event;

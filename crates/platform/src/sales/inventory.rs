@@ -69,26 +69,11 @@ impl std::fmt::Display for Counter {
     }
 }
 
-/// The counters a hold of `items` draws on, each with its quantity: every
-/// item's ticket type, every quota of those types with the sum of its
-/// types' quantities, and the voucher's uses. A ticket type the catalog
-/// does not know draws on its own counter only.
-pub fn counters_of(
-    catalog: Option<&Catalog>,
-    items: &[(TicketTypeId, i64)],
-    voucher: VoucherUse,
-) -> Vec<(Counter, i64)> {
-    let reserved = match (catalog, voucher) {
-        (Some(c), Some((v, _))) => c.reserved_by(v),
-        _ => None,
-    };
-    counters_reserving(catalog, items, voucher, reserved)
-}
-
-/// [`counters_of`], the voucher reserving `reserved` (as the database says
-/// inside a transaction, say). A reserved voucher's tickets of the type it
-/// reserves were taken from the type (and its quotas) when the voucher was
-/// made: only its own counter of uses counts them.
+/// The counters items take from (or give back to): each item's ticket
+/// type, each quota with some of them (as `catalog` has them), and the
+/// voucher's uses — except that items of the type `reserved` (the
+/// voucher's reservation, which the type and its quotas gave when the
+/// voucher was made) count only against the voucher's uses.
 fn counters_reserving(
     catalog: Option<&Catalog>,
     items: &[(TicketTypeId, i64)],
@@ -443,8 +428,9 @@ impl Inventory {
 
     /// [`Inventory::reserve`], with the counters it took from (when it took:
     /// exactly what [`Inventory::give_back`] gives back if the hold is not
-    /// written), and whether the voucher reserves its tickets (the write is
-    /// then guarded by the reservation standing).
+    /// written), and the ticket type it took from the voucher's reservation
+    /// instead (the hold records it, and its write is guarded by the
+    /// reservation standing).
     pub async fn reserve_counted(
         &self,
         app: &App,
@@ -452,12 +438,12 @@ impl Inventory {
         event: EventId,
         items: &[(TicketTypeId, i64)],
         voucher: VoucherUse,
-    ) -> Result<(Reserve, Vec<(Counter, i64)>, bool)> {
+    ) -> Result<(Reserve, Vec<(Counter, i64)>, Option<TicketTypeId>)> {
         let catalog = crate::events::catalog(app, t, event)
             .await?
             .ok_or(Error::NotFound)?;
-        let counters = counters_of(Some(&catalog), items, voucher);
-        let reserved = voucher.is_some_and(|(v, _)| catalog.reserved_by(v).is_some());
+        let reserved = voucher.and_then(|(v, _)| catalog.reserved_by(v));
+        let counters = counters_reserving(Some(&catalog), items, voucher, reserved);
         let got = match &self.tier {
             Tier::Memory(map) => self.reserve_memory(map, app, t, event, &counters).await,
             Tier::Redis(r) => {
@@ -538,6 +524,7 @@ impl Inventory {
         match self
             .reserve_in_tx(app, &mut tx, t, event, &items, None)
             .await?
+            .0
         {
             Reserve::SoldOut(_) | Reserve::VoucherSpent => {
                 tx.rollback().await?;
@@ -552,46 +539,79 @@ impl Inventory {
     }
 
     /// Ends the reservations of vouchers whose time is up (at most `limit`,
-    /// any tenant's): what each did not use goes back to its ticket type and
-    /// quotas. Each ends once (a conditional update), in a transaction that
-    /// first waits for the guarded writes under way (the epoch's table
-    /// locked): a hold written before counts among the uses, one reserved
-    /// against the reservation but written after is refused by its guard
-    /// (and made again as an ordinary one). Then the unused are given back
-    /// to the counters. How many ended.
+    /// any tenant's): what each did not use goes back on sale. Each ends
+    /// once (a conditional update), in a transaction that first waits for
+    /// the guarded writes under way (the epoch's table locked): a hold
+    /// written before is among the live holds whose mark it clears (they
+    /// count as the type's own from now; one released meanwhile keeps its
+    /// mark and gives back to the reservation, which this ending returns),
+    /// and one reserved against the reservation but written after is
+    /// refused by its guard and made again as an ordinary one. The unused
+    /// are given to the counters before the commit, as a raised capacity is:
+    /// a counter loaded meanwhile starts low, never counts them twice. How
+    /// many ended.
     pub async fn end_reservations(&self, app: &App, now: i64, limit: i64) -> Result<usize> {
         let due = store::reservations_due(app.db(), now, limit).await?;
         let mut ended = 0;
         for (org, event, v, tt, max) in due {
-            let Some(t) = crate::identity::upkeep_tenant(app, org).await? else {
-                continue;
-            };
-            let _guard = self.load_lock.lock().await;
-            let mut tx = app.db().begin().await?;
-            store::lock_epoch(&mut tx).await?;
-            if !store::end_reservation(&mut tx, org, v).await? {
-                tx.rollback().await?;
-                continue;
-            }
-            let uses = store::voucher_uses_in(&mut tx, org, v).await?;
-            tx.commit().await?;
-            ended += 1;
-            crate::events::invalidate(app, &t, event).await;
-            if max > uses {
-                let catalog = crate::events::catalog(app, &t, event).await?;
-                let back = counters_reserving(catalog.as_deref(), &[(tt, max - uses)], None, None);
-                let epoch = match &self.tier {
-                    Tier::Redis(r) => Some(r.epoch(app).await?),
-                    Tier::Memory(_) => None,
-                };
-                // Redis away: low (the safe side) until the reconciliation.
-                if let Err(e) = self.release_locked(org, event, epoch, &back).await {
-                    tracing::warn!(error = %e, "a reservation's unused tickets were not given back to the counters (reconciliation will)");
+            match self.end_reservation(app, org, event, v, tt, max).await {
+                Ok(true) => ended += 1,
+                Ok(false) => {}
+                Err(e) => {
+                    tracing::warn!(error = %e, voucher = %v, "a voucher's reservation did not end (tried again)")
                 }
             }
-            tracing::info!(voucher = %v, unused = max - uses, "a voucher's reservation ended");
         }
         Ok(ended)
+    }
+
+    async fn end_reservation(
+        &self,
+        app: &App,
+        org: OrgId,
+        event: EventId,
+        v: VoucherId,
+        tt: TicketTypeId,
+        max: i64,
+    ) -> Result<bool> {
+        let tenant = crate::identity::upkeep_tenant(app, org).await?;
+        let catalog = match &tenant {
+            Some(t) => crate::events::catalog(app, t, event).await?,
+            None => None,
+        };
+        let _guard = self.load_lock.lock().await;
+        let epoch = match &self.tier {
+            Tier::Redis(r) => Some(r.epoch(app).await?),
+            Tier::Memory(_) => None,
+        };
+        let mut tx = app.db().begin().await?;
+        store::lock_epoch(&mut tx).await?;
+        let Some(uses) = store::end_reservation(&mut tx, org, v).await? else {
+            tx.rollback().await?;
+            return Ok(false);
+        };
+        let back = counters_reserving(catalog.as_deref(), &[(tt, max - uses)], None, None);
+        let given = max > uses
+            && match self.release_locked(org, event, epoch, &back).await {
+                Ok(()) => true,
+                Err(e) => {
+                    // Low (the safe side) until the reconciliation.
+                    tracing::warn!(error = %e, "a reservation's unused tickets were not given to the counters");
+                    false
+                }
+            };
+        if let Err(e) = tx.commit().await {
+            if given {
+                let taken: Vec<(Counter, i64)> = back.iter().map(|(c, q)| (*c, -q)).collect();
+                let _ = self.release_locked(org, event, epoch, &taken).await;
+            }
+            return Err(e.into());
+        }
+        if let Some(t) = &tenant {
+            crate::events::invalidate(app, t, event).await;
+        }
+        tracing::info!(voucher = %v, unused = max - uses, "a voucher's reservation ended");
+        Ok(true)
     }
 
     /// Gives back exactly the counters a reservation took (its hold not
@@ -706,13 +726,14 @@ impl Inventory {
         event: EventId,
         items: &[(TicketTypeId, i64)],
         voucher: VoucherUse,
-    ) -> Result<Reserve> {
+    ) -> Result<(Reserve, Option<TicketTypeId>)> {
         let catalog = crate::events::catalog(app, t, event)
             .await?
             .ok_or(Error::NotFound)?;
         store::bump_epoch(tx).await?;
         // Whether the voucher reserves its tickets, as the database says now
-        // (a reservation ending meanwhile moved the epoch too).
+        // (an ending of the reservation waits for this transaction's lock on
+        // the epoch, or was before it).
         let reserved = match voucher {
             Some((v, _)) => store::reserved_by_in(tx, t.org(), v).await?,
             None => None,
@@ -721,7 +742,7 @@ impl Inventory {
             if let Counter::Voucher(v) = c {
                 let max = voucher_max_uses(app, t, v).await?;
                 if max - store::voucher_uses_in(tx, t.org(), v).await? < q {
-                    return Ok(Reserve::VoucherSpent);
+                    return Ok((Reserve::VoucherSpent, reserved));
                 }
                 continue;
             }
@@ -731,11 +752,14 @@ impl Inventory {
                 taken += store::taken_in(tx, t.org(), tt).await?;
             }
             if capacity - taken < q {
-                return Ok(Reserve::SoldOut(sold_out_type(&catalog, items, c)));
+                return Ok((
+                    Reserve::SoldOut(sold_out_type(&catalog, items, c)),
+                    reserved,
+                ));
             }
         }
         metrics::counter!("voelgoed_inventory_ledger_reservations_total").increment(1);
-        Ok(Reserve::Taken(None))
+        Ok((Reserve::Taken(None), reserved))
     }
 
     /// Moves a ticket type's capacity from `from` to `to` together with its
@@ -849,6 +873,7 @@ impl Inventory {
     /// ledger (`None` in Redis mode) has no counter to go back to: the next
     /// epoch's counters are loaded from the ledger, and the reconciliation
     /// repairs the current ones.
+    #[allow(clippy::too_many_arguments)]
     pub async fn release(
         &self,
         app: &App,
@@ -857,8 +882,9 @@ impl Inventory {
         epoch: Option<i64>,
         items: &[(TicketTypeId, i64)],
         voucher: VoucherUse,
+        reserved: Option<TicketTypeId>,
     ) -> Result<()> {
-        let counters = released_counters(app, org, event, items, voucher).await?;
+        let counters = released_counters(app, org, event, items, voucher, reserved).await?;
         let _guard = self.load_lock.lock().await;
         self.release_locked(org, event, epoch, &counters).await
     }
@@ -1301,7 +1327,11 @@ impl Inventory {
             let board = app.state::<super::seats::SeatBoard>();
             board.changed(r.org, r.event).await;
             board.freed(r.org, r.event);
-            let counters = match released_counters(app, r.org, r.event, &r.items, r.voucher).await {
+            let counters = match released_counters(
+                app, r.org, r.event, &r.items, r.voucher, r.reserved,
+            )
+            .await
+            {
                 Ok(c) => c,
                 Err(e) => {
                     tracing::warn!(error = %e, "released quantities not given back to the counters (reconciliation will)");
@@ -1424,12 +1454,20 @@ async fn released_counters(
     event: EventId,
     items: &[(TicketTypeId, i64)],
     voucher: VoucherUse,
+    reserved: Option<TicketTypeId>,
 ) -> Result<Vec<(Counter, i64)>> {
     let catalog = match identity::upkeep_tenant(app, org).await? {
         Some(t) => crate::events::catalog(app, &t, event).await?,
         None => None,
     };
-    Ok(counters_of(catalog.as_deref(), items, voucher))
+    // What the hold took from a reservation goes back to it (the hold says
+    // so itself: the catalog may know of a reservation ended since).
+    Ok(counters_reserving(
+        catalog.as_deref(),
+        items,
+        voucher,
+        reserved,
+    ))
 }
 
 fn missing_of(types: &[Counter], found: &[Option<i64>]) -> Vec<Counter> {

@@ -347,7 +347,7 @@ async fn apply_payment(
                 .reserve_counted(app, t, event, &items, voucher)
                 .await?;
             taken = counters;
-            reserved = voucher.filter(|_| reserving).map(|(v, _)| v);
+            reserved = reserving.zip(voucher.map(|(v, _)| v));
             match got {
                 Reserve::SoldOut(_) | Reserve::VoucherSpent => {
                     return if refund_if_stuck {
@@ -418,7 +418,7 @@ async fn apply_payment(
             {
                 return Err(Error::EpochMoved(e));
             }
-            if let Some(v) = reserved
+            if let Some((_, v)) = reserved
                 && !in_ledger
                 && !store::reservation_guard(t.org(), v, None)
                     .exists_in(&mut tx)
@@ -426,12 +426,16 @@ async fn apply_payment(
             {
                 return Err(Error::EpochMoved(epoch.unwrap_or(0)));
             }
-            if in_ledger
-                && let Reserve::SoldOut(_) | Reserve::VoucherSpent = inventory
+            // The type it took from a voucher's reservation (if any).
+            let mut reserved_type = reserved.map(|(tt, _)| tt);
+            if in_ledger {
+                let (got, from) = inventory
                     .reserve_in_tx(app, &mut tx, t, event, &items, voucher)
-                    .await?
-            {
-                return Ok(Some(Applied::SoldOut));
+                    .await?;
+                if let Reserve::SoldOut(_) | Reserve::VoucherSpent = got {
+                    return Ok(Some(Applied::SoldOut));
+                }
+                reserved_type = from;
             }
             if !ms::payment_succeeded(&mut tx, t, order, now).await? {
                 return Ok(Some(Applied::Already));
@@ -441,7 +445,7 @@ async fn apply_payment(
                 // The expiry sweep (or a cancel) got there first: look again.
                 return Ok(None);
             }
-            if revive && !ms::retake_hold(&mut tx, t, row.hold_id, epoch).await? {
+            if revive && !ms::retake_hold(&mut tx, t, row.hold_id, epoch, reserved_type).await? {
                 return Ok(None);
             }
             tx.run_all(issued.writes.clone()).await?;
@@ -935,15 +939,18 @@ async fn after_release(app: &App, t: &Tenant, hold: kernel::ids::HoldId, release
         }
     };
     match store::hold_for_checkout(app.db(), t, hold).await {
-        Ok(Some(store::HoldForCheckout {
-            event,
-            items,
-            voucher,
-            ..
-        })) => {
+        Ok(Some(h)) => {
             if let Err(e) = app
                 .state::<Inventory>()
-                .release(app, t.org(), event, epoch, &items, voucher)
+                .release(
+                    app,
+                    t.org(),
+                    h.event,
+                    epoch,
+                    &h.items,
+                    h.voucher,
+                    h.reserved,
+                )
                 .await
             {
                 tracing::warn!(error = %e, "a released hold's quantities were not given back (reconciliation will)");

@@ -3,7 +3,7 @@
 
 use kernel::{
     Db, Stmt, Tx, db_run,
-    ids::{HoldId, OrderId, OrgId, PaymentId, RefundId},
+    ids::{HoldId, OrderId, OrgId, PaymentId, RefundId, TicketTypeId},
     tx_run,
 };
 
@@ -231,9 +231,11 @@ pub async fn retake_hold(
     t: &Tenant,
     hold: HoldId,
     epoch: Option<i64>,
+    reserved: Option<TicketTypeId>,
 ) -> Result<bool, sqlx::Error> {
-    let sql = "UPDATE holds SET status = 'consumed', epoch = $3 WHERE org_id = $1 AND id = $2 AND status = 'released'";
-    let n = tx_run!(tx, c => sqlx::query(sql).bind(t.org()).bind(hold).bind(epoch).execute(c).await.map(|r| r.rows_affected()))?;
+    let sql = "UPDATE holds SET status = 'consumed', epoch = $3, reserved_type = $4
+               WHERE org_id = $1 AND id = $2 AND status = 'released'";
+    let n = tx_run!(tx, c => sqlx::query(sql).bind(t.org()).bind(hold).bind(epoch).bind(reserved).execute(c).await.map(|r| r.rows_affected()))?;
     Ok(n == 1)
 }
 

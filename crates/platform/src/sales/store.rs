@@ -16,13 +16,13 @@ pub type HoldItems = Vec<(TicketTypeId, i64)>;
 
 /// What is taken of a ticket type: the tickets of its active and consumed
 /// holds, and all of every standing reservation of it (a reserved voucher's
-/// `max_uses`), whose own holds of the type count nothing more.
+/// `max_uses`) — a hold that took its tickets from a reservation
+/// (`reserved_type`) counts them no more.
 const TAKEN: &str = "SELECT CAST(
     COALESCE((SELECT SUM(i.quantity) FROM hold_items i
               JOIN holds h ON h.org_id = i.org_id AND h.id = i.hold_id
               WHERE i.org_id = $1 AND i.ticket_type_id = $2 AND h.status IN ('active', 'consumed')
-                AND NOT EXISTS (SELECT 1 FROM vouchers v WHERE v.org_id = h.org_id
-                                AND v.id = h.voucher_id AND v.reserved_for = i.ticket_type_id)), 0)
+                AND (h.reserved_type IS NULL OR h.reserved_type <> i.ticket_type_id)), 0)
     + COALESCE((SELECT SUM(max_uses) FROM vouchers WHERE org_id = $1 AND reserved_for = $2), 0)
     AS BIGINT)";
 
@@ -96,12 +96,28 @@ pub async fn reservations_due(
     db_run!(db, p => sqlx::query_as(sql).bind(now).bind(limit).fetch_all(p).await)
 }
 
-/// Ends a voucher's reservation; false when it had ended already.
-pub async fn end_reservation(tx: &mut Tx, org: OrgId, v: VoucherId) -> Result<bool, sqlx::Error> {
+/// Ends a voucher's reservation, and marks its live holds as holding their
+/// tickets of the type like any hold: the uses those holds took from the
+/// reservation (the rest of it is to go back on sale). `None` when it had
+/// ended already.
+pub async fn end_reservation(
+    tx: &mut Tx,
+    org: OrgId,
+    v: VoucherId,
+) -> Result<Option<i64>, sqlx::Error> {
     let sql = "UPDATE vouchers SET reserved_for = NULL
                WHERE org_id = $1 AND id = $2 AND reserved_for IS NOT NULL";
     let done = tx_run!(tx, c => sqlx::query(sql).bind(org).bind(v).execute(c).await.map(|r| r.rows_affected()))?;
-    Ok(done == 1)
+    if done != 1 {
+        return Ok(None);
+    }
+    let sql = "UPDATE holds SET reserved_type = NULL
+               WHERE org_id = $1 AND voucher_id = $2 AND reserved_type IS NOT NULL
+                 AND status IN ('active', 'consumed')
+               RETURNING voucher_uses";
+    let uses: Vec<i64> =
+        tx_run!(tx, c => sqlx::query_scalar(sql).bind(org).bind(v).fetch_all(c).await)?;
+    Ok(Some(uses.iter().sum()))
 }
 
 /// [`voucher_uses`] inside `tx`.
@@ -181,12 +197,13 @@ pub fn insert_hold(
     items: &[(TicketTypeId, i64)],
     epoch: Option<i64>,
     voucher: Option<(VoucherId, i64)>,
+    reserved: Option<TicketTypeId>,
 ) -> Vec<Stmt> {
     let mut stmts = vec![
         Stmt::new(
             "INSERT INTO holds (org_id, id, event_id, status, expires_at, created_at, epoch,
-                 voucher_id, voucher_uses)
-             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)",
+                 voucher_id, voucher_uses, reserved_type)
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)",
         )
         .bind(t.org())
         .bind(hold)
@@ -196,7 +213,8 @@ pub fn insert_hold(
         .bind(created_at)
         .bind(epoch)
         .bind(voucher.map(|(v, _)| v.0))
-        .bind(voucher.map(|(_, n)| n).unwrap_or(0)),
+        .bind(voucher.map(|(_, n)| n).unwrap_or(0))
+        .bind(kernel::db::Val::Uuid(reserved.map(|tt| tt.0))),
     ];
     for (tt, q) in items {
         stmts.push(
@@ -232,6 +250,8 @@ pub struct HoldForCheckout {
     pub expires_at: i64,
     /// The voucher it spends, and how many uses.
     pub voucher: Option<(VoucherId, i64)>,
+    /// The ticket type whose tickets it took from the voucher's reservation.
+    pub reserved: Option<TicketTypeId>,
 }
 
 /// The hold's event, items, state, expiry and voucher use (one read, no
@@ -242,7 +262,8 @@ pub async fn hold_for_checkout(
     t: &Tenant,
     hold: HoldId,
 ) -> Result<Option<HoldForCheckout>, sqlx::Error> {
-    let sql = "SELECT h.event_id, i.ticket_type_id, i.quantity, h.status, h.expires_at, h.voucher_id, h.voucher_uses
+    let sql = "SELECT h.event_id, i.ticket_type_id, i.quantity, h.status, h.expires_at, h.voucher_id, h.voucher_uses,
+                      h.reserved_type
                FROM holds h JOIN hold_items i ON i.org_id = h.org_id AND i.hold_id = h.id
                WHERE h.org_id = $1 AND h.id = $2 ORDER BY i.ticket_type_id";
     type Row = (
@@ -253,12 +274,13 @@ pub async fn hold_for_checkout(
         i64,
         Option<VoucherId>,
         i64,
+        Option<TicketTypeId>,
     );
     let rows: Vec<Row> =
         db_run!(db, p => sqlx::query_as(sql).bind(t.org()).bind(hold).fetch_all(p).await)?;
-    let Some((event, status, expires_at, voucher)) = rows
+    let Some((event, status, expires_at, voucher, reserved)) = rows
         .first()
-        .map(|r| (r.0, r.3.clone(), r.4, r.5.map(|v| (v, r.6))))
+        .map(|r| (r.0, r.3.clone(), r.4, r.5.map(|v| (v, r.6)), r.7))
     else {
         return Ok(None);
     };
@@ -269,6 +291,7 @@ pub async fn hold_for_checkout(
         status,
         expires_at,
         voucher,
+        reserved,
     }))
 }
 
@@ -302,6 +325,9 @@ pub struct Released {
     pub epoch: Option<i64>,
     /// The voucher uses it gives back.
     pub voucher: Option<(VoucherId, i64)>,
+    /// The ticket type whose tickets it took from a voucher's reservation
+    /// (they go back to the reservation, not to the type).
+    pub reserved: Option<TicketTypeId>,
 }
 
 /// Marks up to `limit` expired active holds released, inside `tx`, and
@@ -316,12 +342,20 @@ pub async fn release_expired_holds(
     let sql = "UPDATE holds SET status = 'released'
                WHERE status = 'active' AND expires_at <= $1
                  AND id IN (SELECT id FROM holds WHERE status = 'active' AND expires_at <= $1 LIMIT $2)
-               RETURNING org_id, id, event_id, epoch, voucher_id, voucher_uses";
-    type Row = (OrgId, HoldId, EventId, Option<i64>, Option<VoucherId>, i64);
+               RETURNING org_id, id, event_id, epoch, voucher_id, voucher_uses, reserved_type";
+    type Row = (
+        OrgId,
+        HoldId,
+        EventId,
+        Option<i64>,
+        Option<VoucherId>,
+        i64,
+        Option<TicketTypeId>,
+    );
     let rows: Vec<Row> =
         tx_run!(tx, c => sqlx::query_as(sql).bind(now).bind(limit).fetch_all(c).await)?;
     let mut out = Vec::with_capacity(rows.len());
-    for (org, hold, event, epoch, voucher, uses) in rows {
+    for (org, hold, event, epoch, voucher, uses, reserved) in rows {
         let items = hold_items(tx, org, hold).await?;
         super::seats::unclaim(tx, org, hold).await?;
         out.push(Released {
@@ -331,6 +365,7 @@ pub async fn release_expired_holds(
             items,
             epoch,
             voucher: voucher.map(|v| (v, uses)),
+            reserved,
         });
     }
     Ok(out)
@@ -353,21 +388,23 @@ pub async fn expire_pending_orders(
     let mut out = Vec::with_capacity(rows.len());
     let release =
         "UPDATE holds SET status = 'released' WHERE org_id = $1 AND id = $2 AND status = 'consumed'
-                   RETURNING epoch, voucher_id, voucher_uses";
+                   RETURNING epoch, voucher_id, voucher_uses, reserved_type";
     for (org, order, event, hold) in rows {
-        let released: Option<(Option<i64>, Option<VoucherId>, i64)> =
+        type Back = (Option<i64>, Option<VoucherId>, i64, Option<TicketTypeId>);
+        let released: Option<Back> =
             tx_run!(tx, c => sqlx::query_as(release).bind(org).bind(hold).fetch_optional(c).await)?;
         // Only a hold still counted in the ledger gives quantity back.
-        let (items, epoch, voucher) = match released {
-            Some((epoch, voucher, uses)) => {
+        let (items, epoch, voucher, reserved) = match released {
+            Some((epoch, voucher, uses, reserved)) => {
                 super::seats::unclaim(tx, org, hold).await?;
                 (
                     hold_items(tx, org, hold).await?,
                     epoch,
                     voucher.map(|v| (v, uses)),
+                    reserved,
                 )
             }
-            None => (Vec::new(), None, None),
+            None => (Vec::new(), None, None, None),
         };
         out.push(Released {
             org,
@@ -376,6 +413,7 @@ pub async fn expire_pending_orders(
             items,
             epoch,
             voucher,
+            reserved,
         });
     }
     Ok(out)
