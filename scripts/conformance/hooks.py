@@ -25,7 +25,7 @@ would fill it in:
 - quotas and vouchers name ticket types of the event, each once; a voucher
   has exactly one of `percent_off` and `amount_off_cents`, and a code no
   earlier case used (codes are unique per event); a reserving voucher names
-  exactly one ticket type, and no series reserves;
+  exactly one ticket type and ends in the future, and no series reserves;
 - the demo event gets no seats (a seated type is held by seat only, so the
   later general-admission holds would be refused); another event's map
   names its ticket types, with labels unique where the map needs them, and
@@ -269,6 +269,9 @@ def _fill_voucher(case, body):
             body["reserve"] = False
         else:
             body["ticket_type_ids"] = [event["ticket_types"][0]["id"]]
+            if "valid_until" in body:
+                # A reservation ends in the future.
+                body["valid_until"] = "2099-01-01T00:00:00Z"
     if isinstance(body.get("code"), str):
         # Codes are unique per event: one no earlier case used.
         body["code"] = body["code"].strip()[:50] + uuid.uuid4().hex[:10]
