@@ -617,7 +617,9 @@ impl Db {
 
     /// Taken around a single write made outside a transaction: on SQLite the
     /// write lock, so it queues with the transactions instead of spinning in
-    /// the busy handler; on PostgreSQL nothing.
+    /// the busy handler; on PostgreSQL nothing. (Its turn not come within
+    /// [`WRITE_TURN_WAIT`], the write goes ahead and SQLite's busy handler
+    /// decides.)
     pub async fn serial_write(&self) -> Option<tokio::sync::OwnedMutexGuard<()>> {
         match self {
             Db::Pg(_) => None,

@@ -590,28 +590,49 @@ impl Inventory {
             tx.rollback().await?;
             return Ok(false);
         };
-        let back = counters_reserving(catalog.as_deref(), &[(tt, max - uses)], None, None);
-        let given = max > uses
-            && match self.release_locked(org, event, epoch, &back).await {
-                Ok(()) => true,
-                Err(e) => {
-                    // Low (the safe side) until the reconciliation.
-                    tracing::warn!(error = %e, "a reservation's unused tickets were not given to the counters");
-                    false
-                }
-            };
-        if let Err(e) = tx.commit().await {
-            if given {
-                let taken: Vec<(Counter, i64)> = back.iter().map(|(c, q)| (*c, -q)).collect();
-                let _ = self.release_locked(org, event, epoch, &taken).await;
-            }
-            return Err(e.into());
-        }
+        let back = if max > uses {
+            counters_reserving(catalog.as_deref(), &[(tt, max - uses)], None, None)
+        } else {
+            Vec::new()
+        };
+        self.commit_grown(tx, org, event, epoch, &back).await?;
         if let Some(t) = &tenant {
             crate::events::invalidate(app, t, event).await;
         }
         tracing::info!(voucher = %v, unused = max - uses, "a voucher's reservation ended");
         Ok(true)
+    }
+
+    /// Commits `tx`, which makes more available, with `grow` added to the
+    /// counters first (under `load_lock`): a counter loaded meanwhile starts
+    /// from the ledger before the commit (low, the safe side), one loaded
+    /// after finds this one there already — none counts it twice. Taken
+    /// back if the commit fails; not added (Redis away), the counters stay
+    /// low until the reconciliation.
+    async fn commit_grown(
+        &self,
+        tx: Tx,
+        org: OrgId,
+        event: EventId,
+        epoch: Option<i64>,
+        grow: &[(Counter, i64)],
+    ) -> Result<()> {
+        let grown = !grow.is_empty()
+            && match self.release_locked(org, event, epoch, grow).await {
+                Ok(()) => true,
+                Err(e) => {
+                    tracing::warn!(error = %e, "more made available; its counters were not raised");
+                    false
+                }
+            };
+        if let Err(e) = tx.commit().await {
+            if grown {
+                let back: Vec<(Counter, i64)> = grow.iter().map(|(c, q)| (*c, -q)).collect();
+                let _ = self.release_locked(org, event, epoch, &back).await;
+            }
+            return Err(e.into());
+        }
+        Ok(())
     }
 
     /// Gives back exactly the counters a reservation took (its hold not
@@ -799,26 +820,8 @@ impl Inventory {
                 _ => None,
             };
             let tx = prepare_resize(app, t, None, tt, to, &writes).await?;
-            let grown = delta > 0
-                && match self
-                    .release_locked(t.org(), event, epoch, &[(counter, delta)])
-                    .await
-                {
-                    Ok(()) => true,
-                    Err(e) => {
-                        // Low (the safe side) until the reconciliation.
-                        tracing::warn!(error = %e, "capacity raised; its counter was not");
-                        false
-                    }
-                };
-            if let Err(e) = tx.commit().await {
-                if grown {
-                    let _ = self
-                        .release_locked(t.org(), event, epoch, &[(counter, -delta)])
-                        .await;
-                }
-                return Err(e.into());
-            }
+            let grow: &[(Counter, i64)] = if delta > 0 { &[(counter, delta)] } else { &[] };
+            self.commit_grown(tx, t.org(), event, epoch, grow).await?;
             crate::events::invalidate(app, t, event).await;
             return Ok(());
         }
