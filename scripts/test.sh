@@ -22,6 +22,7 @@ command -v redis-cli >/dev/null 2>&1 || need+=(redis-tools)
 command -v pg_isready >/dev/null 2>&1 || need+=(postgresql postgresql-client)
 command -v curl >/dev/null 2>&1 || need+=(curl)
 command -v python3 >/dev/null 2>&1 || need+=(python3 python3-pip)
+command -v node >/dev/null 2>&1 || need+=(nodejs)
 if [ ${#need[@]} -gt 0 ]; then
   echo "installing: ${need[*]}"
   as_root apt-get update -qq
@@ -70,6 +71,10 @@ python3 -c "import aiosmtpd" || { echo "FATAL: aiosmtpd is not importable" >&2; 
 # Databases left by an interrupted earlier run.
 psql "$VOELGOED_TEST_DATABASE_URL" -qtAc "SELECT datname FROM pg_database WHERE datname LIKE 'vg\_test\_%' OR datname LIKE 'vg\_bench\_%'" |
   while read -r db; do [ -n "$db" ] && psql "$VOELGOED_TEST_DATABASE_URL" -qtAc "DROP DATABASE IF EXISTS $db WITH (FORCE)" >/dev/null; done
+
+# The gate rules' shared table, through the scanner app's evaluator
+# (json-logic-js) — the Rust evaluator runs it in `cargo test`.
+node scripts/rules_table.js
 
 cargo test --workspace --locked "$@"
 

@@ -13,7 +13,10 @@ would fill it in:
   more of each than its `max_per_order`, and no `seats` (no event here has a
   seat map);
 - a new device scans for the demo event (an event of the organization),
-  and most scans are for the demo event (the demo device's);
+  at any gate, and most scans are for the demo event (the demo device's),
+  at one of its gates (or none), going out only through an in/out gate;
+- a gate names ticket types of the event, opens before it closes, and its
+  rule (when it has one) is a rule the gate knows;
 - the demo event keeps no waiting room and no sales limits (set by an
   earlier case, they would refuse later holds and checkouts for reasons the
   request itself does not carry), and a room turned on gets its opening time;
@@ -344,6 +347,29 @@ def _unique_idempotency_key(case):
             headers[name] = f"{key[:200]}.{digest}"
 
 
+def _demo_gates():
+    """The demo event's gates as its organizer sees them ([] if none)."""
+    url = f"{BASE_URL}/api/v1/orgs/demo/events/{EVENT_ID}/gates"
+    try:
+        r = requests.get(url, timeout=10, headers={"Authorization": f"Bearer {API_KEY}"})
+    except requests.RequestException:
+        return []
+    return r.json().get("data", []) if r.status_code == 200 else []
+
+
+def _fill_scan_gate(body):
+    if body.get("event_id") != EVENT_ID:
+        return
+    gates = _demo_gates()
+    if body.get("gate") is not None and gates:
+        pick = gates[zlib.crc32(str(body["gate"]).encode()) % len(gates)]
+        body["gate"] = pick["id"]
+        if body.get("direction") == "out" and pick["reentry"] != "in_out":
+            body["direction"] = "in"
+    elif body.get("direction") == "out":
+        body["direction"] = "in"
+
+
 @schemathesis.hook
 def before_call(context, case, kwargs):
     meta = case.meta
@@ -400,6 +426,25 @@ def before_call(context, case, kwargs):
         # Three scans in four name the demo event; the rest answer 403.
         if zlib.crc32(str(body.get("code")).encode()) % 4:
             body["event_id"] = EVENT_ID
+        # The demo event has gates: a scan names one of them or none, and
+        # goes out only through an in/out gate.
+        _fill_scan_gate(body)
+    elif op in (
+        ("POST", "/api/v1/orgs/{org}/events/{event_id}/gates"),
+        ("PATCH", "/api/v1/orgs/{org}/events/{event_id}/gates/{gate_id}"),
+    ):
+        _fill_types(case, body, True)
+        if body.get("rules") is not None:
+            body["rules"] = {"<": [{"var": "minutes_of_day"}, 1020]}
+        if case.method.upper() == "PATCH" and ("opens_at" in body) != ("closes_at" in body):
+            body["opens_at"] = body.get("opens_at")
+            body["closes_at"] = None
+        _order_times(body, "opens_at", "closes_at")
+    elif op == ("PATCH", "/api/v1/orgs/{org}/devices/{device_id}"):
+        body.pop("gate_ids", None)
+        if isinstance(body.get("event_ids"), list) and body["event_ids"] and EVENT_ID:
+            body["event_ids"] = [EVENT_ID] * len(body["event_ids"])
     elif op == ("POST", "/api/v1/orgs/{org}/devices") and EVENT_ID:
+        body.pop("gate_ids", None)
         if isinstance(body.get("event_ids"), list) and body["event_ids"]:
             body["event_ids"] = [EVENT_ID] * len(body["event_ids"])

@@ -85,10 +85,47 @@ pub async fn seed(app: &App, seed_file: &std::path::Path) -> anyhow::Result<Demo
         .map_err(err)?;
     }
     events::publish(app, &actor, event.id).await.map_err(err)?;
-    let device =
-        platform::scanning::create_device(app, &actor, "Demo gate scanner", vec![event.id])
-            .await
-            .map_err(err)?;
+    // Two gates: the main entrance (once per ticket) and a lounge people
+    // go in and out of, open from 18:00 local time.
+    platform::scanning::create_gate(
+        app,
+        &actor,
+        event.id,
+        platform::scanning::GateInput {
+            name: Some("Main entrance".into()),
+            ..Default::default()
+        },
+    )
+    .await
+    .map_err(err)?;
+    platform::scanning::create_gate(
+        app,
+        &actor,
+        event.id,
+        platform::scanning::GateInput {
+            name: Some("Lounge".into()),
+            reentry: Some("in_out".into()),
+            rules: Some(Some(
+                serde_json::json!({">=": [{"var": "minutes_of_day"}, 18 * 60]}),
+            )),
+            capacity: Some(Some(200)),
+            ..Default::default()
+        },
+    )
+    .await
+    .map_err(err)?;
+    let device = platform::scanning::create_device(
+        app,
+        &actor,
+        platform::scanning::DeviceInput {
+            name: Some("Demo gate scanner".into()),
+            event_ids: Some(vec![event.id]),
+            role: Some(platform::scanning::DeviceRole::Supervisor),
+            ..Default::default()
+        },
+    )
+    .await
+    .map_err(err)?;
     let paired = platform::scanning::pair(app, &device.pairing_code)
         .await
         .map_err(err)?;

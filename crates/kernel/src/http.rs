@@ -301,6 +301,17 @@ pub mod schema {
     }
 }
 
+/// For `#[serde(default, deserialize_with = "kernel::http::explicit")]` on
+/// an `Option<Option<T>>` field of a patch: left out → `None`, `null` →
+/// `Some(None)` (clear it), a value → `Some(Some(v))`.
+pub fn explicit<'de, D, T>(d: D) -> Result<Option<Option<T>>, D::Error>
+where
+    D: serde::Deserializer<'de>,
+    T: serde::Deserialize<'de>,
+{
+    <Option<T> as serde::Deserialize>::deserialize(d).map(Some)
+}
+
 #[cfg(test)]
 mod tests {
     use axum::{body::Body, http::StatusCode, response::IntoResponse};

@@ -77,4 +77,6 @@ typed_id!(
     VoucherId,
     WaitlistEntryId,
     LayoutId,
+    GateId,
+    ScanId,
 );

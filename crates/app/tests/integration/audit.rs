@@ -255,6 +255,31 @@ const MUTATIONS: &[(&str, &str, Record)] = &[
     ),
     ("post", "/api/v1/devices/pair", Record::Audit("device.pair")),
     (
+        "patch",
+        "/api/v1/orgs/{org}/devices/{device_id}",
+        Record::Audit("device.update"),
+    ),
+    (
+        "post",
+        "/api/v1/orgs/{org}/devices/{device_id}/revoke",
+        Record::Audit("device.revoke"),
+    ),
+    (
+        "post",
+        "/api/v1/orgs/{org}/devices/{device_id}/pairing",
+        Record::Audit("device.repair"),
+    ),
+    (
+        "post",
+        "/api/v1/orgs/{org}/events/{event_id}/gates",
+        Record::Audit("gate.create"),
+    ),
+    (
+        "patch",
+        "/api/v1/orgs/{org}/events/{event_id}/gates/{gate_id}",
+        Record::Audit("gate.update"),
+    ),
+    (
         "post",
         "/api/v1/orgs/{org}/webhooks",
         Record::Audit("webhook.create"),
@@ -784,6 +809,61 @@ async fn every_mutating_route_leaves_a_record(backend: Backend) {
         )
         .await,
         "cancel event",
+    );
+
+    // Gates and devices.
+    let gate: Value = ok(
+        t.post(
+            &o(&format!("/events/{}/gates", event.id)),
+            Some(&org.key),
+            json!({"name": "North"}),
+        )
+        .await,
+        "gate",
+    )
+    .json()
+    .await
+    .unwrap();
+    ok(
+        t.patch(
+            &o(&format!(
+                "/events/{}/gates/{}",
+                event.id,
+                gate["id"].as_str().unwrap()
+            )),
+            Some(&org.key),
+            json!({"reentry": "in_out"}),
+        )
+        .await,
+        "update gate",
+    );
+    let device_id = device["id"].as_str().unwrap();
+    ok(
+        t.patch(
+            &o(&format!("/devices/{device_id}")),
+            Some(&org.key),
+            json!({"name": "Gate 1 (north)"}),
+        )
+        .await,
+        "update device",
+    );
+    ok(
+        t.post(
+            &o(&format!("/devices/{device_id}/revoke")),
+            Some(&org.key),
+            json!({}),
+        )
+        .await,
+        "revoke device",
+    );
+    ok(
+        t.post(
+            &o(&format!("/devices/{device_id}/pairing")),
+            Some(&org.key),
+            json!({}),
+        )
+        .await,
+        "pair device again",
     );
 
     // Each audited operation left its entry, in this org's log.

@@ -12,6 +12,7 @@ mod contention;
 mod core_flow;
 mod edges;
 mod exports;
+mod gates;
 mod idempotency;
 mod integrity;
 mod jobs;

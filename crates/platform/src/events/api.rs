@@ -693,15 +693,6 @@ pub struct CreateTicketType {
     questions: Option<Vec<super::QuestionInput>>,
 }
 
-/// `Some(None)` for an explicit `null`, `None` when the field is left out.
-fn explicit<'de, D, T>(d: D) -> Result<Option<Option<T>>, D::Error>
-where
-    D: serde::Deserializer<'de>,
-    T: Deserialize<'de>,
-{
-    Option::<T>::deserialize(d).map(Some)
-}
-
 /// A ticket type's changes: a field left out stays as it is; `null`
 /// clears one that may be unset. The currency never changes.
 #[derive(Deserialize, ToSchema)]
@@ -719,16 +710,16 @@ pub struct UpdateTicketType {
     /// Never below what is held or sold (409).
     #[schema(minimum = 1, maximum = 10_000_000)]
     capacity: Option<i64>,
-    #[serde(default, deserialize_with = "explicit")]
+    #[serde(default, deserialize_with = "kernel::http::explicit")]
     #[schema(value_type = Option<String>, nullable, format = DateTime)]
     sale_starts_at: Option<Option<String>>,
-    #[serde(default, deserialize_with = "explicit")]
+    #[serde(default, deserialize_with = "kernel::http::explicit")]
     #[schema(value_type = Option<String>, nullable, format = DateTime)]
     sale_ends_at: Option<Option<String>>,
-    #[serde(default, deserialize_with = "explicit")]
+    #[serde(default, deserialize_with = "kernel::http::explicit")]
     #[schema(value_type = Option<i64>, nullable, minimum = 1, maximum = 1000)]
     max_per_order: Option<Option<i64>>,
-    #[serde(default, deserialize_with = "explicit")]
+    #[serde(default, deserialize_with = "kernel::http::explicit")]
     #[schema(value_type = Option<i64>, nullable, minimum = 1, maximum = 1000)]
     min_per_order: Option<Option<i64>>,
     hidden: Option<bool>,

@@ -38,16 +38,25 @@ pub struct Pairing {
 }
 
 pub fn new_pairing(app: &App, tenant: &Tenant, device: DeviceId) -> Pairing {
+    pairing_with(app, tenant, device, false)
+}
+
+/// A new pairing code for an existing device (re-pairing): the statement
+/// voids its token and any earlier code, and lifts a revocation.
+pub fn repairing(app: &App, tenant: &Tenant, device: DeviceId) -> Pairing {
+    pairing_with(app, tenant, device, true)
+}
+
+fn pairing_with(app: &App, tenant: &Tenant, device: DeviceId, again: bool) -> Pairing {
     let code = pairing_code();
     let now = app.kernel.now();
     let expires_at = now + PAIRING_TTL_SECS * MICROS_PER_SEC;
-    let stmt = store::insert_device_credential(
-        tenant,
-        device,
-        &PlainToken::from_presented(&code).hash(),
-        expires_at,
-        now,
-    );
+    let hash = PlainToken::from_presented(&code).hash();
+    let stmt = if again {
+        store::repair_device_credential(tenant, device, &hash, expires_at)
+    } else {
+        store::insert_device_credential(tenant, device, &hash, expires_at, now)
+    };
     Pairing {
         code,
         expires_at,
@@ -121,4 +130,93 @@ async fn load_device(app: &App, hash: kernel::auth::TokenHash) -> Result<Arc<Dev
     });
     hot.devices.insert(hash.0, d.clone()).await;
     Ok(d)
+}
+
+/// The statement that revokes a device's credential.
+pub fn revoke_device(tenant: &Tenant, device: DeviceId, now: i64) -> Stmt {
+    store::revoke_device_credential(tenant, device, now)
+}
+
+/// A device's credential, as the organizer's list shows it.
+#[derive(Clone, Copy, Debug, Default)]
+pub struct CredentialState {
+    pub paired_at: Option<i64>,
+    pub revoked_at: Option<i64>,
+    pub pairing_expires_at: Option<i64>,
+}
+
+/// Every device credential of the tenant.
+pub async fn credentials(
+    app: &App,
+    tenant: &Tenant,
+) -> Result<std::collections::HashMap<DeviceId, CredentialState>> {
+    Ok(store::device_credentials(app.db(), tenant)
+        .await?
+        .into_iter()
+        .map(|(d, paired_at, revoked_at, pairing_expires_at)| {
+            (
+                d,
+                CredentialState {
+                    paired_at,
+                    revoked_at,
+                    pairing_expires_at,
+                },
+            )
+        })
+        .collect())
+}
+
+/// A device's credential or scope changed: every node forgets what it
+/// cached of it, at once (a PubSub signal; the caches' time to live bounds
+/// the staleness should a signal be lost).
+#[derive(Clone, Debug, serde::Serialize, serde::Deserialize)]
+pub struct DeviceChanged {
+    pub org_id: OrgId,
+    pub device_id: DeviceId,
+}
+
+impl kernel::DomainEvent for DeviceChanged {
+    const NAME: &'static str = "device.changed";
+    fn org(&self) -> OrgId {
+        self.org_id
+    }
+}
+
+/// The node-wide topic of [`DeviceChanged`] signals.
+pub const DEVICES_TOPIC: &str = "node:devices";
+
+pub async fn announce_device_changed(app: &App, org: OrgId, device: DeviceId) {
+    let mut msg = kernel::events::Recorded::signal(
+        &DeviceChanged {
+            org_id: org,
+            device_id: device,
+        },
+        app.kernel.now(),
+    );
+    msg.topic = DEVICES_TOPIC.to_string();
+    app.kernel.hub.publish(msg).await;
+}
+
+/// Forgets devices on this node as their signals arrive.
+pub(super) fn follow_device_changes(
+    kernel: &kernel::Kernel,
+    devices: moka::future::Cache<Vec<u8>, Arc<Device>>,
+) {
+    let mut rx = kernel.hub.subscribe(DEVICES_TOPIC);
+    tokio::spawn(async move {
+        loop {
+            match rx.recv().await {
+                Ok(msg) => {
+                    if let Some(changed) = msg.decode::<DeviceChanged>() {
+                        let id = changed.data().device_id;
+                        let _ = devices.invalidate_entries_if(move |_, d| d.id == id);
+                    }
+                }
+                Err(tokio::sync::broadcast::error::RecvError::Lagged(_)) => {
+                    devices.invalidate_all();
+                }
+                Err(tokio::sync::broadcast::error::RecvError::Closed) => return,
+            }
+        }
+    });
 }

@@ -22,7 +22,10 @@ mod views;
 use std::{sync::Arc, time::Duration};
 
 pub use api::{DeviceAuth, OrgActor, SessionActor, StoreTenant, bearer as bearer_token};
-pub use devices::{Paired, Pairing, new_pairing, pair};
+pub use devices::{
+    CredentialState, DEVICES_TOPIC, DeviceChanged, Paired, Pairing, announce_device_changed,
+    credentials as device_credentials, new_pairing, pair, repairing, revoke_device,
+};
 pub use domain::{NewOrg, OrgRef, SignupOutput, UserView, create_org, login, operator};
 pub use error::Error;
 use kernel::{ApiResult, DomainEvent, Kernel, Slice, ids::OrgId};
@@ -46,11 +49,13 @@ impl DomainEvent for OrgCreated {
     }
 }
 
-pub fn slice(_kernel: &Kernel) -> Slice<App> {
+pub fn slice(kernel: &Kernel) -> Slice<App> {
+    let hot = Hot::new();
+    devices::follow_device_changes(kernel, hot.devices.clone());
     Slice::new("identity")
         .routes(api::routes())
         .pages(views::routes())
-        .state(Hot::new())
+        .state(hot)
         .every(
             "identity.prune_sessions",
             Duration::from_secs(3600),
@@ -84,6 +89,7 @@ impl Hot {
             moka::future::Cache::builder()
                 .max_capacity(100_000)
                 .time_to_live(Duration::from_secs(ttl))
+                .support_invalidation_closures()
                 .build()
         }
         Hot {

@@ -271,3 +271,46 @@ pub async fn owner_emails(db: &Db, org: OrgId) -> Result<Vec<String>, sqlx::Erro
                WHERE m.org_id = $1 AND m.role IN ($2, $3) ORDER BY m.created_at";
     db_run!(db, p => sqlx::query_scalar(sql).bind(org).bind(Role::Owner.as_str()).bind(Role::Admin.as_str()).fetch_all(p).await)
 }
+
+/// Revokes a device's credential: its token stops working, any pairing
+/// code it had is void.
+pub fn revoke_device_credential(t: &Tenant, device: DeviceId, now: i64) -> Stmt {
+    Stmt::new(
+        "UPDATE device_credentials SET revoked_at = $3, token_hash = NULL, pairing_code_hash = NULL
+         WHERE org_id = $1 AND device_id = $2",
+    )
+    .bind(t.org())
+    .bind(device)
+    .bind(now)
+}
+
+/// A new pairing code for a device: its old token stops working at once,
+/// and a revoked device may come back by pairing again.
+pub fn repair_device_credential(
+    t: &Tenant,
+    device: DeviceId,
+    pairing_hash: &TokenHash,
+    expires_at: i64,
+) -> Stmt {
+    Stmt::new(
+        "UPDATE device_credentials SET pairing_code_hash = $3, pairing_expires_at = $4,
+                token_hash = NULL, paired_at = NULL, revoked_at = NULL
+         WHERE org_id = $1 AND device_id = $2",
+    )
+    .bind(t.org())
+    .bind(device)
+    .bind(pairing_hash.0.clone())
+    .bind(expires_at)
+}
+
+/// Per device of the org: when it paired, when it was revoked, until when
+/// its pairing code works (if it has one).
+pub async fn device_credentials(
+    db: &Db,
+    t: &Tenant,
+) -> Result<Vec<(DeviceId, Option<i64>, Option<i64>, Option<i64>)>, sqlx::Error> {
+    let sql = "SELECT device_id, paired_at, revoked_at,
+                      CASE WHEN pairing_code_hash IS NULL THEN NULL ELSE pairing_expires_at END
+               FROM device_credentials WHERE org_id = $1";
+    db_run!(db, p => sqlx::query_as(sql).bind(t.org()).fetch_all(p).await)
+}

@@ -127,7 +127,7 @@ impl Counts for OrderPaid {
 impl Counts for TicketAdmitted {
     fn delta(&self) -> Delta {
         Delta {
-            admitted: 1,
+            admitted: i64::from(!self.reentry),
             ..Delta::default()
         }
     }

@@ -9,6 +9,10 @@ pub enum Error {
     Invalid(Vec<FieldError>),
     #[error("this device is not set up for that event")]
     NotThisDevicesEvent,
+    #[error("this device is not set up for that gate")]
+    NotThisDevicesGate,
+    #[error("only a supervisor device may override a refusal")]
+    NotSupervisor,
     #[error("no such object")]
     NotFound,
     #[error("the admission queue is full")]
@@ -25,6 +29,12 @@ impl From<Error> for ApiError {
             Error::Invalid(errors) => ApiError::validation(errors),
             Error::NotThisDevicesEvent => {
                 ApiError::Forbidden("this device is not set up for that event".into())
+            }
+            Error::NotThisDevicesGate => {
+                ApiError::Forbidden("this device is not set up for that gate".into())
+            }
+            Error::NotSupervisor => {
+                ApiError::Forbidden("only a supervisor device may override a refusal".into())
             }
             Error::NotFound => ApiError::NotFound,
             Error::Busy => ApiError::Overloaded {

@@ -1,11 +1,13 @@
 //! The gate's hot tier: per event, every issued code → its ticket and its
-//! admission state; the devices' scanning scope; and the admission writer,
-//! which makes admissions durable in batches (the kernel's batcher: one
-//! commit for many concurrent scans).
+//! presence (first admission, inside or not, entry times); the event's gate
+//! setups and how many are inside through each; the devices' scanning scope;
+//! and the writer, which makes admissions, exits and the scan log durable in
+//! batches (the kernel's batcher: one commit for many concurrent scans).
 
 use std::{
+    collections::HashMap,
     sync::{
-        Arc, Weak,
+        Arc, Mutex, RwLock, Weak,
         atomic::{AtomicBool, AtomicI64, Ordering},
     },
     time::Duration,
@@ -13,41 +15,71 @@ use std::{
 
 use dashmap::DashMap;
 use kernel::{
-    ApiError, ApiResult, Db, Kernel,
+    ApiError, ApiResult, Db, Kernel, Stmt,
     batch::{Batcher, RunBatch},
+    db::Val,
     events::{Pending, record_many},
-    ids::{DeviceId, EventId, OrgId, TicketId},
+    ids::{DeviceId, EventId, GateId, OrgId, ScanId, TicketId},
     pubsub::Message,
     tenant::event_topic,
 };
 use tokio::sync::broadcast;
 
-use super::TicketAdmitted;
+use super::{GateChanged, TicketAdmitted, TicketExited, setup::GateSetup, store};
 use crate::{
     App,
     identity::Tenant,
     tickets::{self, AdmissionWrite, Admit, OrgKeys, TicketRecord, TicketRevoked},
 };
 
-/// One ticket at the gate. `admitted_at` is 0 until admitted, then the
-/// admission time in microseconds; it changes from 0 exactly once.
+/// Where a ticket stands at the event.
+#[derive(Clone, Debug, Default)]
+pub struct Presence {
+    /// The first admission ever (microseconds), 0 until then.
+    pub first: i64,
+    /// Came in and has not gone out through an `in_out` gate.
+    pub inside: bool,
+    /// The gate it came in through, while inside.
+    pub gate: Option<GateId>,
+    /// Every entry's time, oldest first.
+    pub entries: Vec<i64>,
+}
+
+/// One ticket at the gate. Its presence changes under its lock: a claim
+/// marks it inside before the write is durable, so a second scan of the
+/// same ticket on this node is refused at once; a failed write undoes it.
 pub struct Entry {
     pub record: TicketRecord,
-    pub admitted_at: AtomicI64,
+    presence: Mutex<Presence>,
     /// Revoked since it was loaded (its order refunded or cancelled).
     pub revoked: AtomicBool,
 }
 
-pub struct Gate {
+/// An event's setup at the gate: when it ends, its time zone, its gates.
+pub struct EventSetup {
     pub ends_at: i64,
+    pub tz: jiff::tz::TimeZone,
+    pub gates: Vec<GateSetup>,
+}
+
+impl EventSetup {
+    pub fn gate(&self, id: GateId) -> Option<&GateSetup> {
+        self.gates.iter().find(|g| g.id == id)
+    }
+}
+
+pub struct Gate {
+    setup: RwLock<Arc<EventSetup>>,
     pub keys: Arc<OrgKeys>,
     pub tickets: DashMap<String, Arc<Entry>>,
     by_id: DashMap<TicketId, Arc<Entry>>,
+    /// Per gate, the tickets inside that came in through it.
+    inside: DashMap<GateId, AtomicI64>,
 }
 
 impl Gate {
     pub fn insert(&self, record: TicketRecord) -> Arc<Entry> {
-        let admitted = record.admitted_at.unwrap_or(0);
+        let first = record.admitted_at.unwrap_or(0);
         let id = record.id;
         let entry = self
             .tickets
@@ -55,7 +87,11 @@ impl Gate {
             .or_insert_with(|| {
                 Arc::new(Entry {
                     record,
-                    admitted_at: AtomicI64::new(admitted),
+                    presence: Mutex::new(Presence {
+                        first,
+                        entries: if first != 0 { vec![first] } else { Vec::new() },
+                        ..Presence::default()
+                    }),
                     revoked: AtomicBool::new(false),
                 })
             })
@@ -63,14 +99,196 @@ impl Gate {
         self.by_id.insert(id, entry.clone());
         entry
     }
+
+    pub fn setup(&self) -> Arc<EventSetup> {
+        self.setup
+            .read()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .clone()
+    }
+
+    fn set_setup(&self, s: EventSetup) {
+        *self
+            .setup
+            .write()
+            .unwrap_or_else(std::sync::PoisonError::into_inner) = Arc::new(s);
+    }
+
+    /// How many are inside through `gate`.
+    pub fn inside(&self, gate: GateId) -> i64 {
+        self.inside
+            .get(&gate)
+            .map_or(0, |n| n.load(Ordering::Acquire))
+    }
+
+    fn count(&self, gate: Option<GateId>, by: i64) {
+        if let Some(g) = gate {
+            self.inside
+                .entry(g)
+                .or_insert_with(|| AtomicI64::new(0))
+                .fetch_add(by, Ordering::AcqRel);
+        }
+    }
 }
 
-/// An admission waiting for the writer.
+/// What a claim found or did.
+pub enum Claim {
+    /// Claimed: the write decides; `undo` puts it back if the write fails.
+    Claimed(Presence),
+    /// Already inside (or, at a `single` gate, admitted before): when first.
+    Already(i64),
+    /// The gate is full.
+    Full,
+}
+
+impl Entry {
+    pub fn presence(&self) -> Presence {
+        self.presence
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .clone()
+    }
+
+    fn with<T>(&self, f: impl FnOnce(&mut Presence) -> T) -> T {
+        f(&mut self
+            .presence
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner))
+    }
+
+    /// Claims an entry at `at` through `gate`: once ever when `single`,
+    /// else whenever it is not inside; refused when `capacity` is reached.
+    pub fn claim(
+        &self,
+        gate: &Gate,
+        at: i64,
+        via: Option<GateId>,
+        single: bool,
+        capacity: Option<i64>,
+    ) -> Claim {
+        self.with(|p| {
+            if (single && p.first != 0) || (!single && p.inside) {
+                return Claim::Already(if p.first != 0 { p.first } else { at });
+            }
+            if let (Some(cap), Some(g)) = (capacity, via)
+                && gate.inside(g) >= cap
+            {
+                return Claim::Full;
+            }
+            let before = p.clone();
+            if p.first == 0 {
+                p.first = at;
+            }
+            p.inside = true;
+            p.gate = via;
+            p.entries.push(at);
+            gate.count(via, 1);
+            Claim::Claimed(before)
+        })
+    }
+
+    /// Puts back the presence a failed claim changed.
+    pub fn undo(&self, gate: &Gate, before: Presence, via: Option<GateId>) {
+        self.with(|p| *p = before);
+        gate.count(via, -1);
+    }
+
+    /// The database said it was admitted before (at `first`), or is inside
+    /// already: the claim's entry did not happen.
+    pub fn settle_before(&self, gate: &Gate, first: i64, via: Option<GateId>) {
+        self.with(|p| {
+            p.first = first;
+            p.entries.pop();
+            p.inside = true;
+        });
+        gate.count(via, -1);
+    }
+
+    /// Gone out (an exit scan, here or on another node).
+    pub fn exit(&self, gate: &Gate) {
+        let via = self.with(|p| {
+            let via = p.gate.take().filter(|_| p.inside);
+            let was = p.inside;
+            p.inside = false;
+            (was, via)
+        });
+        if let (true, via) = via {
+            gate.count(via, -1);
+        }
+    }
+
+    /// Came in on another node.
+    fn entered_elsewhere(&self, gate: &Gate, at: i64, via: Option<GateId>) {
+        let counted = self.with(|p| {
+            if p.first == 0 || at < p.first {
+                p.first = at;
+            }
+            if !p.entries.contains(&at) {
+                p.entries.push(at);
+                p.entries.sort_unstable();
+            }
+            let was = p.inside;
+            p.inside = true;
+            p.gate = via;
+            !was
+        });
+        if counted {
+            gate.count(via, 1);
+        }
+    }
+
+    pub fn admitted(&self) -> Option<i64> {
+        match self.with(|p| p.first) {
+            0 => None,
+            t => Some(t),
+        }
+    }
+}
+
+/// What the writer makes durable for one scan.
+pub enum Write {
+    /// An entry: the database decides whether it happens.
+    Enter(AdmissionWrite),
+    /// An exit at an `in_out` gate.
+    Exit,
+    /// Only the scan log's row (the result was decided in memory).
+    Log,
+}
+
+/// A scan waiting for the writer.
 pub struct Admission {
-    pub write: AdmissionWrite,
+    pub write: Write,
+    pub org: OrgId,
     pub event: EventId,
-    /// The audit log's row for it (`kernel::audit::Entry::row`).
-    pub audit: Vec<kernel::db::Val>,
+    pub ticket: Option<TicketId>,
+    pub device: DeviceId,
+    pub gate_id: Option<GateId>,
+    /// An entry after an exit (the ticket was admitted before).
+    pub reentry: bool,
+    /// The audit log's row for an entry or an override (`kernel::audit::Entry::row`).
+    pub audit: Option<Vec<Val>>,
+    /// The scan log's row, less its result, reason and explanation
+    /// (an entry's are known only after the write).
+    pub log: LogRow,
+}
+
+/// A scan as the log keeps it.
+#[derive(Clone, Debug)]
+pub struct LogRow {
+    pub id: ScanId,
+    pub direction: &'static str,
+    pub result: &'static str,
+    pub reason: String,
+    pub explanation: Option<String>,
+    pub override_reason: Option<String>,
+    pub at: i64,
+}
+
+/// What the writer says to one scan.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Written {
+    Entry(Admit),
+    Done,
 }
 
 /// A device's scanning scope.
@@ -78,15 +296,18 @@ pub struct Admission {
 pub struct DeviceScope {
     pub name: String,
     pub events: Vec<EventId>,
+    /// Empty: any gate of its events.
+    pub gates: Vec<GateId>,
+    pub supervisor: bool,
 }
 
 pub struct Gates {
     gates: moka::future::Cache<(OrgId, EventId), Arc<Gate>>,
     pub(super) devices: moka::future::Cache<(OrgId, DeviceId), Arc<DeviceScope>>,
-    pub(super) writer: Batcher<Admission, Admit, sqlx::Error>,
+    pub(super) writer: Batcher<Admission, Written, sqlx::Error>,
 }
 
-/// How many admissions wait for the writer before scans are shed with 503.
+/// How many scans wait for the writer before scans are shed with 503.
 const QUEUE: usize = 16_384;
 const BATCH: usize = 512;
 
@@ -97,7 +318,7 @@ impl Gates {
             kernel::Backend::Postgres => 4,
         };
         let (db, clock) = (kernel.db.clone(), kernel.clock.clone());
-        let run: RunBatch<Admission, Admit, sqlx::Error> =
+        let run: RunBatch<Admission, Written, sqlx::Error> =
             Arc::new(move |batch: &[Admission]| {
                 let (db, now) = (db.clone(), clock.now());
                 Box::pin(async move { commit(&db, batch, now).await })
@@ -125,27 +346,55 @@ impl Gates {
         Box::pin(self.load(app, t, event)).await
     }
 
+    /// Forgets a device's scope on this node (it changed).
+    pub(super) async fn forget_device(&self, org: OrgId, device: DeviceId) {
+        self.devices.invalidate(&(org, device)).await;
+    }
+
     async fn load(&self, app: &App, t: &Tenant, event: EventId) -> ApiResult<Arc<Gate>> {
         let (app2, t2) = (app.clone(), t.clone());
         self.gates
             .try_get_with((t.org(), event), async move {
-                let catalog = crate::events::catalog(&app2, &t2, event)
-                    .await?
-                    .ok_or(ApiError::NotFound)?;
                 let keys = tickets::org_keys(&app2, &t2).await?;
                 // Subscribe before loading, so no admission falls between.
                 let rx = app2.kernel.hub.subscribe(&event_topic(t2.org(), event));
+                let setup = event_setup(&app2, &t2, event).await?;
                 let gate = Gate {
-                    ends_at: catalog.event.ends_at_micros,
+                    setup: RwLock::new(Arc::new(setup)),
                     keys,
                     tickets: DashMap::new(),
                     by_id: DashMap::new(),
+                    inside: DashMap::new(),
                 };
                 for rec in tickets::for_event(&app2, &t2, event).await? {
                     gate.insert(rec);
                 }
+                let mut entries: HashMap<TicketId, Vec<i64>> = HashMap::new();
+                for (ticket, at) in store::entries_for_event(app2.db(), &t2, event).await? {
+                    entries.entry(ticket).or_default().push(at);
+                }
+                for (ticket, times) in entries {
+                    if let Some(e) = gate.by_id.get(&ticket) {
+                        e.with(|p| p.entries = times);
+                    }
+                }
+                for (ticket, via) in tickets::presence_for_event(&app2, &t2, event).await? {
+                    if let Some(e) = gate.by_id.get(&ticket) {
+                        e.with(|p| {
+                            p.inside = true;
+                            p.gate = via;
+                        });
+                        gate.count(via, 1);
+                    }
+                }
                 let gate = Arc::new(gate);
-                tokio::spawn(follow_admissions(Arc::downgrade(&gate), rx));
+                tokio::spawn(follow(
+                    app2.clone(),
+                    t2.clone(),
+                    event,
+                    Arc::downgrade(&gate),
+                    rx,
+                ));
                 Ok::<_, ApiError>(gate)
             })
             .await
@@ -159,16 +408,40 @@ impl Gates {
     }
 }
 
-/// Keeps a gate's admission states in step with admissions made on other
-/// nodes, from their `ticket.admitted` events (this node's own admissions
-/// went through this gate's entries already), and with revocations from
-/// any node (`ticket.revoked`). Only a hint: a stale entry costs one trip
-/// to the database, which still decides.
-async fn follow_admissions(gate: Weak<Gate>, mut rx: broadcast::Receiver<Message>) {
+async fn event_setup(app: &App, t: &Tenant, event: EventId) -> ApiResult<EventSetup> {
+    let catalog = crate::events::catalog(app, t, event)
+        .await?
+        .ok_or(ApiError::NotFound)?;
+    Ok(EventSetup {
+        ends_at: catalog.event.ends_at_micros,
+        tz: jiff::tz::TimeZone::get(&catalog.event.timezone).unwrap_or(jiff::tz::TimeZone::UTC),
+        gates: super::setup::for_event(app.db(), t, event).await?,
+    })
+}
+
+/// Keeps a gate in step with what other nodes did (`ticket.admitted`,
+/// `ticket.exited`; this node's own went through this gate's entries
+/// already), with revocations from any node (`ticket.revoked`), and with
+/// its setup (`gate.changed`, reloaded from the database). Only a hint for
+/// admissions: a stale entry costs one trip to the database, which decides.
+async fn follow(
+    app: App,
+    t: Tenant,
+    event: EventId,
+    gate: Weak<Gate>,
+    mut rx: broadcast::Receiver<Message>,
+) {
     loop {
         match rx.recv().await {
             Ok(msg) => {
                 let Some(gate) = gate.upgrade() else { return };
+                if msg.decode::<GateChanged>().is_some() {
+                    match event_setup(&app, &t, event).await {
+                        Ok(s) => gate.set_setup(s),
+                        Err(e) => tracing::warn!(error = %e, "a gate's setup did not reload"),
+                    }
+                    continue;
+                }
                 if let Some(revoked) = msg.decode::<TicketRevoked>() {
                     if let Some(entry) = gate.by_id.get(&revoked.data().ticket_id) {
                         entry.revoked.store(true, Ordering::Release);
@@ -176,6 +449,12 @@ async fn follow_admissions(gate: Weak<Gate>, mut rx: broadcast::Receiver<Message
                     continue;
                 }
                 if !msg.from_another_node {
+                    continue;
+                }
+                if let Some(exited) = msg.decode::<TicketExited>() {
+                    if let Some(entry) = gate.by_id.get(&exited.data().ticket_id) {
+                        entry.exit(&gate);
+                    }
                     continue;
                 }
                 let Some(admitted) = msg.decode::<TicketAdmitted>() else {
@@ -186,7 +465,7 @@ async fn follow_admissions(gate: Weak<Gate>, mut rx: broadcast::Receiver<Message
                     kernel::clock::parse_rfc3339(&a.admitted_at),
                     gate.by_id.get(&a.ticket_id),
                 ) {
-                    let _ = entry.claim(at);
+                    entry.entered_elsewhere(&gate, at, a.gate_id);
                 }
             }
             Err(broadcast::error::RecvError::Lagged(_)) => {}
@@ -195,52 +474,112 @@ async fn follow_admissions(gate: Weak<Gate>, mut rx: broadcast::Receiver<Message
     }
 }
 
-/// Commits a batch of admissions with their `ticket.admitted` events in one
-/// transaction; per admission, what the database said.
-async fn commit(db: &Db, batch: &[Admission], now: i64) -> Result<Vec<Admit>, sqlx::Error> {
+const SCANS_HEAD: &str = "INSERT INTO scans (org_id, id, event_id, device_id, gate_id, ticket_id, direction, result, reason, explanation, override_reason, scanned_at)";
+
+fn log_row(a: &Admission, result: &str, reason: &str) -> Vec<Val> {
+    vec![
+        a.org.into(),
+        a.log.id.into(),
+        a.event.into(),
+        a.device.into(),
+        Val::Uuid(a.gate_id.map(|g| g.0)),
+        Val::Uuid(a.ticket.map(|t| t.0)),
+        a.log.direction.into(),
+        result.into(),
+        reason.into(),
+        a.log.explanation.clone().into(),
+        a.log.override_reason.clone().into(),
+        a.log.at.into(),
+    ]
+}
+
+/// Commits a batch of scans in one transaction: the entries (the database
+/// decides each), the exits, every scan's log row, the `ticket.admitted` and
+/// `ticket.exited` events and the audit rows; per scan, what happened.
+async fn commit(db: &Db, batch: &[Admission], now: i64) -> Result<Vec<Written>, sqlx::Error> {
     let mut tx = db.begin().await?;
-    let writes: Vec<&AdmissionWrite> = batch.iter().map(|a| &a.write).collect();
-    let results = tickets::mark_admitted_batch(&mut tx, &writes).await?;
+    let enters: Vec<&AdmissionWrite> = batch
+        .iter()
+        .filter_map(|a| match &a.write {
+            Write::Enter(w) => Some(w),
+            _ => None,
+        })
+        .collect();
+    let mut results = tickets::mark_admitted_batch(&mut tx, &enters)
+        .await?
+        .into_iter();
+    let exits: Vec<(OrgId, TicketId)> = batch
+        .iter()
+        .filter(|a| matches!(a.write, Write::Exit))
+        .filter_map(|a| Some((a.org, a.ticket?)))
+        .collect();
+    tickets::mark_exited_batch(&mut tx, &exits).await?;
+    let mut out = Vec::with_capacity(batch.len());
     let mut events = Vec::new();
     let mut audit = Vec::new();
-    for (a, earlier) in batch.iter().zip(&results) {
-        if *earlier == Admit::Admitted {
-            audit.push(a.audit.clone());
-            let admitted = TicketAdmitted {
-                org_id: a.write.org,
-                event_id: a.event,
-                ticket_id: a.write.ticket,
-                device_id: a.write.device,
-                gate: a.write.gate.clone(),
-                admitted_at: kernel::clock::rfc3339(a.write.at),
-            };
-            events.push(Pending::of(&admitted, now).map_err(|e| sqlx::Error::Encode(Box::new(e)))?);
+    let mut log = Vec::with_capacity(batch.len());
+    let pending =
+        |e: Result<Pending, serde_json::Error>| e.map_err(|e| sqlx::Error::Encode(Box::new(e)));
+    for a in batch {
+        match &a.write {
+            Write::Enter(w) => {
+                let r = results.next().unwrap_or(Admit::Before(w.at));
+                match r {
+                    Admit::Admitted => {
+                        audit.extend(a.audit.clone());
+                        log.push(log_row(a, a.log.result, &a.log.reason));
+                        events.push(pending(Pending::of(
+                            &TicketAdmitted {
+                                org_id: w.org,
+                                event_id: a.event,
+                                ticket_id: w.ticket,
+                                device_id: w.device,
+                                gate: w.gate.clone(),
+                                gate_id: w.gate_id,
+                                admitted_at: kernel::clock::rfc3339(w.at),
+                                reentry: a.reentry,
+                            },
+                            now,
+                        ))?);
+                    }
+                    Admit::Before(_) => log.push(log_row(a, "already_admitted", "already inside")),
+                    Admit::Revoked => log.push(log_row(a, "revoked", "the ticket was revoked")),
+                }
+                out.push(Written::Entry(r));
+            }
+            Write::Exit => {
+                log.push(log_row(a, a.log.result, &a.log.reason));
+                if let Some(ticket) = a.ticket {
+                    events.push(pending(Pending::of(
+                        &TicketExited {
+                            org_id: a.org,
+                            event_id: a.event,
+                            ticket_id: ticket,
+                            device_id: a.device,
+                            gate_id: a.gate_id,
+                            exited_at: kernel::clock::rfc3339(a.log.at),
+                        },
+                        now,
+                    ))?);
+                }
+                out.push(Written::Done);
+            }
+            Write::Log => {
+                audit.extend(a.audit.clone());
+                log.push(log_row(a, a.log.result, &a.log.reason));
+                out.push(Written::Done);
+            }
         }
     }
     record_many(&mut tx, &events).await?;
     if let Some(stmt) = kernel::audit::stmt_many(audit) {
         stmt.execute_in(&mut tx).await?;
     }
+    if !log.is_empty() {
+        Stmt::insert_rows(SCANS_HEAD, log)
+            .execute_in(&mut tx)
+            .await?;
+    }
     tx.commit().await?;
-    Ok(results)
-}
-
-impl Entry {
-    pub fn admitted(&self) -> Option<i64> {
-        match self.admitted_at.load(Ordering::Acquire) {
-            0 => None,
-            t => Some(t),
-        }
-    }
-
-    /// Claims the admission for `at`; the earlier time when already taken.
-    pub fn claim(&self, at: i64) -> Result<(), i64> {
-        self.admitted_at
-            .compare_exchange(0, at, Ordering::AcqRel, Ordering::Acquire)
-            .map(|_| ())
-    }
-
-    pub fn settle(&self, at: i64) {
-        self.admitted_at.store(at, Ordering::Release);
-    }
+    Ok(out)
 }

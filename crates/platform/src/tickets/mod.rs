@@ -27,7 +27,9 @@ use kernel::{
     ids::{DeviceId, EventId, OrderId, OrgId, TicketId, TicketTypeId},
 };
 use serde::{Deserialize, Serialize};
-pub use store::{AdmissionWrite, Admit, ExportRow, TicketRecord, mark_admitted_batch};
+pub use store::{
+    AdmissionWrite, Admit, ExportRow, TicketRecord, mark_admitted_batch, mark_exited_batch,
+};
 pub use transfer::{TicketTransferred, TransferTo, for_holder, mint_holder_token, transfer};
 use utoipa::ToSchema;
 
@@ -444,13 +446,16 @@ pub async fn by_id(app: &App, t: &Tenant, id: TicketId) -> ApiResult<Option<Tick
     Ok(store::by_id(app.db(), t, id).await?)
 }
 
-/// What an admission writes: the ticket, when and where.
+/// What an admission writes: the ticket, when and where, and whether it
+/// enters once ever (`single`) or whenever it is not inside (`in_out`).
 pub fn admission(
     t: &Tenant,
     ticket: TicketId,
     at: i64,
     device: DeviceId,
     gate: Option<String>,
+    gate_id: Option<kernel::ids::GateId>,
+    single: bool,
 ) -> AdmissionWrite {
     AdmissionWrite {
         org: t.org(),
@@ -458,5 +463,16 @@ pub fn admission(
         at,
         device,
         gate,
+        gate_id,
+        single,
     }
+}
+
+/// Who is inside the event now, and through which gate.
+pub async fn presence_for_event(
+    app: &App,
+    t: &Tenant,
+    event: EventId,
+) -> ApiResult<Vec<(TicketId, Option<kernel::ids::GateId>)>> {
+    Ok(store::presence_for_event(app.db(), t, event).await?)
 }

@@ -6,7 +6,7 @@ use kernel::{
     Db, Stmt, Tx,
     auth::{SigningKey, VerifyingKey},
     db_run,
-    ids::{DeviceId, EventId, OrderId, OrgId, SigningKeyId, TicketId, TicketTypeId},
+    ids::{DeviceId, EventId, GateId, OrderId, OrgId, SigningKeyId, TicketId, TicketTypeId},
     tx_run,
 };
 
@@ -171,7 +171,13 @@ pub struct AdmissionWrite {
     pub ticket: TicketId,
     pub at: i64,
     pub device: DeviceId,
+    /// The gate's id (as text), or a device's own label for its place.
     pub gate: Option<String>,
+    /// The gate it came in through (NULL: no gate set up).
+    pub gate_id: Option<GateId>,
+    /// `true`: a ticket enters once, ever; `false` (an `in_out` gate): it
+    /// enters whenever it is not inside.
+    pub single: bool,
 }
 
 /// Revokes the order's valid tickets.
@@ -211,16 +217,25 @@ pub async fn mark_admitted_batch(
     let ats: Vec<i64> = writes.iter().map(|w| w.at).collect();
     let devices: Vec<uuid::Uuid> = writes.iter().map(|w| w.device.0).collect();
     let gates: Vec<Option<String>> = writes.iter().map(|w| w.gate.clone()).collect();
-    let sql = "UPDATE tickets t SET admitted_at = v.at, admitted_device = v.device, admitted_gate = v.gate
-               FROM UNNEST($1::uuid[], $2::uuid[], $3::bigint[], $4::uuid[], $5::text[]) AS v(org_id, id, at, device, gate)
-               WHERE t.org_id = v.org_id AND t.id = v.id AND t.admitted_at IS NULL AND t.status = 'valid'
-               RETURNING t.id, t.admitted_at";
+    let gate_ids: Vec<Option<uuid::Uuid>> = writes.iter().map(|w| w.gate_id.map(|g| g.0)).collect();
+    let single: Vec<i64> = writes.iter().map(|w| i64::from(w.single)).collect();
+    let sql = "UPDATE tickets t SET admitted_at = COALESCE(t.admitted_at, v.at),
+                      admitted_device = COALESCE(t.admitted_device, v.device),
+                      admitted_gate = CASE WHEN t.admitted_at IS NULL THEN v.gate ELSE t.admitted_gate END,
+                      inside_since = v.at, inside_gate = v.gate_id, entries = t.entries + 1, last_entry_at = v.at
+               FROM UNNEST($1::uuid[], $2::uuid[], $3::bigint[], $4::uuid[], $5::text[], $6::uuid[], $7::bigint[])
+                    AS v(org_id, id, at, device, gate, gate_id, single)
+               WHERE t.org_id = v.org_id AND t.id = v.id AND t.status = 'valid'
+                 AND ((v.single = 1 AND t.admitted_at IS NULL) OR (v.single = 0 AND t.inside_since IS NULL))
+               RETURNING t.id, t.last_entry_at";
     let won: Vec<(uuid::Uuid, i64)> = sqlx::query_as(sql)
         .bind(&orgs)
         .bind(&ids)
         .bind(&ats)
         .bind(&devices)
         .bind(&gates)
+        .bind(&gate_ids)
+        .bind(&single)
         .fetch_all(&mut **t)
         .await?;
     let (mut out, lost) = settle(writes, won);
@@ -291,17 +306,31 @@ async fn mark_admitted_batch_sqlite(
 ) -> Result<Vec<Admit>, sqlx::Error> {
     let rows: Vec<serde_json::Value> = writes
         .iter()
-        .map(|w| serde_json::json!([hex(w.org.0), hex(w.ticket.0), w.at, hex(w.device.0), w.gate]))
+        .map(|w| {
+            serde_json::json!([
+                hex(w.org.0),
+                hex(w.ticket.0),
+                w.at,
+                hex(w.device.0),
+                w.gate,
+                w.gate_id.map(|g| hex(g.0)),
+                i64::from(w.single)
+            ])
+        })
         .collect();
     let batch = serde_json::Value::Array(rows).to_string();
-    let sql = "UPDATE tickets SET admitted_at = v.at, admitted_device = v.device, admitted_gate = v.gate
+    let sql = "UPDATE tickets SET admitted_at = COALESCE(tickets.admitted_at, v.at),
+                      admitted_device = COALESCE(tickets.admitted_device, v.device),
+                      admitted_gate = CASE WHEN tickets.admitted_at IS NULL THEN v.gate ELSE tickets.admitted_gate END,
+                      inside_since = v.at, inside_gate = v.gate_id, entries = tickets.entries + 1, last_entry_at = v.at
                FROM (SELECT unhex(json_extract(value, '$[0]')) AS org, unhex(json_extract(value, '$[1]')) AS id,
                             json_extract(value, '$[2]') AS at, unhex(json_extract(value, '$[3]')) AS device,
-                            json_extract(value, '$[4]') AS gate
+                            json_extract(value, '$[4]') AS gate, unhex(json_extract(value, '$[5]')) AS gate_id,
+                            json_extract(value, '$[6]') AS single
                      FROM json_each($1)) AS v
-               WHERE tickets.org_id = v.org AND tickets.id = v.id
-                 AND tickets.admitted_at IS NULL AND tickets.status = 'valid'
-               RETURNING tickets.id, tickets.admitted_at";
+               WHERE tickets.org_id = v.org AND tickets.id = v.id AND tickets.status = 'valid'
+                 AND ((v.single = 1 AND tickets.admitted_at IS NULL) OR (v.single = 0 AND tickets.inside_since IS NULL))
+               RETURNING tickets.id, tickets.last_entry_at";
     let won: Vec<(uuid::Uuid, i64)> = sqlx::query_as(sql).bind(&batch).fetch_all(&mut **t).await?;
     let (mut out, lost) = settle(writes, won);
     if !lost.is_empty() {
@@ -368,4 +397,60 @@ pub async fn issued_by_type(
     let sql = "SELECT ticket_type_id, created_at / $3 AS slot, COUNT(*) FROM tickets
                WHERE org_id = $1 AND event_id = $2 GROUP BY ticket_type_id, created_at / $3 ORDER BY slot";
     db_run!(db, p => sqlx::query_as(sql).bind(t.org()).bind(event).bind(bucket).fetch_all(p).await)
+}
+
+/// Marks tickets as gone out (an exit scan at an `in_out` gate), one
+/// statement for the batch. An exit of a ticket not inside changes nothing.
+pub async fn mark_exited_batch(
+    tx: &mut Tx,
+    exits: &[(OrgId, TicketId)],
+) -> Result<(), sqlx::Error> {
+    if exits.is_empty() {
+        return Ok(());
+    }
+    let batch = serde_json::Value::Array(
+        exits
+            .iter()
+            .map(|(o, t)| serde_json::json!([hex(o.0), hex(t.0)]))
+            .collect(),
+    )
+    .to_string();
+    match tx {
+        Tx::Pg(t, _) => {
+            let orgs: Vec<uuid::Uuid> = exits.iter().map(|(o, _)| o.0).collect();
+            let ids: Vec<uuid::Uuid> = exits.iter().map(|(_, t)| t.0).collect();
+            sqlx::query(
+                "UPDATE tickets t SET inside_since = NULL, inside_gate = NULL
+                 FROM UNNEST($1::uuid[], $2::uuid[]) AS v(org_id, id)
+                 WHERE t.org_id = v.org_id AND t.id = v.id AND t.inside_since IS NOT NULL",
+            )
+            .bind(&orgs)
+            .bind(&ids)
+            .execute(&mut **t)
+            .await?;
+        }
+        Tx::Sqlite(t, ..) => {
+            sqlx::query(
+                "UPDATE tickets SET inside_since = NULL, inside_gate = NULL
+                 WHERE inside_since IS NOT NULL
+                   AND (org_id, id) IN (SELECT unhex(json_extract(value, '$[0]')), unhex(json_extract(value, '$[1]'))
+                                        FROM json_each($1))",
+            )
+            .bind(&batch)
+            .execute(&mut **t)
+            .await?;
+        }
+    }
+    Ok(())
+}
+
+/// Who is inside now, and through which gate (to load a gate's hot tier).
+#[tracing::instrument(skip_all)]
+pub async fn presence_for_event(
+    db: &Db,
+    t: &Tenant,
+    event: EventId,
+) -> Result<Vec<(TicketId, Option<GateId>)>, sqlx::Error> {
+    let sql = "SELECT id, inside_gate FROM tickets WHERE org_id = $1 AND event_id = $2 AND inside_since IS NOT NULL";
+    db_run!(db, p => sqlx::query_as(sql).bind(t.org()).bind(event).fetch_all(p).await)
 }
