@@ -104,6 +104,9 @@ pub struct ConfigArgs {
     /// How long one call to the payment provider may take, in milliseconds [default: 10000]
     #[arg(long, env = "VOELGOED_STRIPE_TIMEOUT_MS", global = true)]
     pub stripe_timeout_ms: Option<u64>,
+    /// The master key sealing private keys at rest: a file of 32 bytes (raw, hex or base64). Default: master.key in the data dir (embedded) or a key kept in the database (production, warned: give every node the same file)
+    #[arg(long, env = "VOELGOED_MASTER_KEY_FILE", global = true)]
+    pub master_key_file: Option<std::path::PathBuf>,
 }
 
 #[derive(Deserialize, Default)]
@@ -137,6 +140,7 @@ struct FileConfig {
     stripe_publishable_key: Option<String>,
     stripe_webhook_secret: Option<String>,
     stripe_timeout_ms: Option<u64>,
+    master_key_file: Option<std::path::PathBuf>,
 }
 
 impl ConfigArgs {
@@ -318,6 +322,7 @@ impl ConfigArgs {
                 );
                 ms
             },
+            master_key_file: self.master_key_file.clone().or(file.master_key_file),
         })
     }
 }

@@ -60,8 +60,28 @@ enum Command {
         #[command(subcommand)]
         command: JobsCommand,
     },
+    /// An organization's ticket-signing keys: `rotate` makes a new active key (the old ones still verify); `list` shows them.
+    Keys {
+        #[command(subcommand)]
+        command: KeysCommand,
+    },
     /// Serve a local stand-in for Stripe's payments API (for tests and load runs; prints its base URL).
     StripeStandin(voelgoed::stripe_standin::StandinArgs),
+}
+
+#[derive(Subcommand)]
+enum KeysCommand {
+    /// A new active signing key for the organization; prints it (public half) as JSON.
+    Rotate {
+        /// The organization (slug).
+        #[arg(long)]
+        org: String,
+    },
+    /// The organization's keys (public halves), newest first, as JSON.
+    List {
+        #[arg(long)]
+        org: String,
+    },
 }
 
 #[derive(Subcommand)]
@@ -223,6 +243,28 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
             .await
             .map_err(|e| anyhow::anyhow!("{e}"))?;
             println!("{}", serde_json::to_string_pretty(&repaired)?);
+        }
+        Command::Keys { command } => {
+            let config = cli.config.resolve(None)?;
+            let (_stop, stopped) = tokio::sync::watch::channel(false);
+            let app = server::build(config, stopped, kernel::Clock::system())
+                .await?
+                .app;
+            let slug = match &command {
+                KeysCommand::Rotate { org } | KeysCommand::List { org } => org.clone(),
+            };
+            let actor = platform::identity::operator(&app, &slug)
+                .await
+                .map_err(|e| anyhow::anyhow!("{}", kernel::ApiError::from(e).problem().detail))?;
+            let out = match command {
+                KeysCommand::Rotate { .. } => {
+                    serde_json::to_value(platform::tickets::rotate_key(&app, &actor).await?)?
+                }
+                KeysCommand::List { .. } => {
+                    serde_json::to_value(platform::tickets::list_keys(&app, &actor).await?)?
+                }
+            };
+            println!("{}", serde_json::to_string_pretty(&out)?);
         }
         Command::Audit {
             command: AuditCommand::Verify { org },

@@ -60,7 +60,12 @@ pub async fn build(
         _ => "local".into(),
     };
     let limits = kernel::ratelimit::Limits::from_config(&config, warm.as_ref(), &deployment);
+    let master = kernel::secrets::MasterKey::resolve(&config, &db)
+        .await
+        .context("the master key")?;
+    tracing::info!(source = ?master.source, fingerprint = %master.fingerprint, "master key ready");
     Ok(platform::assemble(Kernel {
+        master: Arc::new(master),
         db,
         warm,
         hub,

@@ -73,6 +73,10 @@ pub struct Config {
     pub stripe_webhook_secret: Option<String>,
     /// How long a call to the payment provider may take.
     pub stripe_timeout_ms: u64,
+    /// The master key that seals private keys at rest (32 bytes, raw or as
+    /// hex or base64 text). `None`: `master.key` in the data dir (embedded
+    /// mode) or a key kept in the database (production mode; warned).
+    pub master_key_file: Option<PathBuf>,
 }
 
 impl Default for Config {
@@ -107,6 +111,7 @@ impl Default for Config {
             stripe_publishable_key: None,
             stripe_webhook_secret: None,
             stripe_timeout_ms: 10_000,
+            master_key_file: None,
         }
     }
 }

@@ -24,6 +24,7 @@ pub mod parse;
 mod pg_group;
 pub mod pubsub;
 pub mod ratelimit;
+pub mod secrets;
 pub mod slice;
 pub mod tenant;
 pub mod warm;
@@ -51,6 +52,8 @@ pub struct Kernel {
     pub shutdown: tokio::sync::watch::Receiver<bool>,
     /// Requests in flight on this node; background work yields to them.
     pub load: load::Load,
+    /// Seals private keys at rest.
+    pub master: Arc<secrets::MasterKey>,
 }
 
 impl Kernel {

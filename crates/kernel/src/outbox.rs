@@ -292,6 +292,7 @@ mod tests {
         let (_stop, shutdown) = tokio::sync::watch::channel(false);
         Some((
             Kernel {
+                master: Arc::new(crate::secrets::MasterKey::random()),
                 db,
                 warm: None,
                 hub: Hub::local(),

@@ -60,6 +60,7 @@ pub async fn platform(redis: Option<String>, tweak: impl FnOnce(&mut Config)) ->
     let clock = Clock::manual_from_now();
     let (stop, shutdown) = tokio::sync::watch::channel(false);
     let kernel = Kernel {
+        master: Arc::new(kernel::secrets::MasterKey::random()),
         db,
         warm,
         hub: Hub::local(),

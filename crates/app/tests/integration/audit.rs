@@ -275,6 +275,21 @@ const MUTATIONS: &[(&str, &str, Record)] = &[
         Record::Audit("gate.create"),
     ),
     (
+        "post",
+        "/api/v1/orgs/{org}/signing-keys/rotate",
+        Record::Audit("signing_key.rotate"),
+    ),
+    (
+        "post",
+        "/api/v1/orgs/{org}/signing-keys/{kid}/retire",
+        Record::Audit("signing_key.retire"),
+    ),
+    (
+        "post",
+        "/api/v1/orgs/{org}/tickets/{ticket_id}/reissue",
+        Record::Audit("ticket.reissue"),
+    ),
+    (
         "patch",
         "/api/v1/orgs/{org}/events/{event_id}/gates/{gate_id}",
         Record::Audit("gate.update"),
@@ -864,6 +879,39 @@ async fn every_mutating_route_leaves_a_record(backend: Backend) {
         )
         .await,
         "pair device again",
+    );
+
+    // Keys: a ticket re-issued, the key rotated, the old one retired with
+    // its tickets re-issued.
+    let keep = t.buy(&org, &event, 1).await;
+    let old_kid = platform::tickets::parse_code(keep["tickets"][0]["code"].as_str().unwrap())
+        .unwrap()
+        .kid;
+    ok(
+        t.post(
+            &o(&format!(
+                "/tickets/{}/reissue",
+                keep["tickets"][0]["id"].as_str().unwrap()
+            )),
+            Some(&org.key),
+            json!({}),
+        )
+        .await,
+        "reissue",
+    );
+    ok(
+        t.post(&o("/signing-keys/rotate"), Some(&org.key), json!({}))
+            .await,
+        "rotate",
+    );
+    ok(
+        t.post(
+            &o(&format!("/signing-keys/{old_kid}/retire")),
+            Some(&org.key),
+            json!({"reissue": true}),
+        )
+        .await,
+        "retire",
     );
 
     // Each audited operation left its entry, in this org's log.

@@ -261,16 +261,19 @@ async fn forged_truncated_and_garbage_codes_are_invalid_not_errors(backend: Back
     let other = order["tickets"][1]["code"].as_str().unwrap().to_string();
     let device = t.device(&org, &[&event.id]).await;
 
-    let (signed, sig) = code.rsplit_once('.').unwrap();
-    let (other_signed, _) = other.rsplit_once('.').unwrap();
-    let mut flipped = sig.to_string().into_bytes();
-    flipped[3] = if flipped[3] == b'A' { b'B' } else { b'A' };
-    let flipped = format!("{signed}.{}", String::from_utf8(flipped).unwrap());
+    // Compact codes: `VG2`, then base32 of a 44-byte payload and a 64-byte
+    // signature (the payload ends in the 71st character after the prefix).
+    let cut = 3 + 71;
+    let mut flipped = code.clone().into_bytes();
+    let i = code.len() - 20;
+    flipped[i] = if flipped[i] == b'A' { b'B' } else { b'A' };
+    let flipped = String::from_utf8(flipped).unwrap();
     for bad in [
-        code[..code.len() - 10].to_string(),  // truncated
-        format!("{other_signed}.{sig}"),      // another ticket's payload, this signature
-        flipped,                              // a bit of the signature changed
-        "VG1.deadbeef.AAAA.BBBB".to_string(), // the right shape, nonsense inside
+        code[..code.len() - 10].to_string(),          // truncated
+        format!("{}{}", &other[..cut], &code[cut..]), // another ticket's payload, this signature
+        flipped,                                      // a bit of the signature changed
+        "VG1.deadbeef.AAAA.BBBB".to_string(),         // the old shape, nonsense inside
+        format!("VG2{}", "A".repeat(code.len() - 3)), // the new shape, nonsense inside
         "hello world".to_string(),
         "🎟️".repeat(20),
         format!("{code}x"),

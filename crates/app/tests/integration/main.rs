@@ -16,6 +16,7 @@ mod gates;
 mod idempotency;
 mod integrity;
 mod jobs;
+mod keys;
 mod layouts;
 mod limits;
 mod lookup;

@@ -646,7 +646,18 @@ pub async fn scan(app: &App, device: &Device, input: ScanInput) -> Result<ScanOu
         now: app.kernel.now(),
         override_reason: input.override_reason,
     };
-    let code = input.code.as_str();
+    // A compact code typed by hand may come in any case.
+    let upper;
+    let code = if input.code.len() > 3
+        && input.code.is_char_boundary(3)
+        && input.code[..3].eq_ignore_ascii_case("VG2")
+        && input.code.bytes().any(|b| b.is_ascii_lowercase())
+    {
+        upper = input.code.to_ascii_uppercase();
+        upper.as_str()
+    } else {
+        input.code.as_str()
+    };
     let entry = match gate.tickets.get(code).map(|e| e.clone()) {
         Some(e) => e,
         None => {
@@ -659,15 +670,17 @@ pub async fn scan(app: &App, device: &Device, input: ScanInput) -> Result<ScanOu
             let Some(parsed) = tickets::parse_code(code) else {
                 return Ok(invalid());
             };
-            let genuine = gate
-                .keys
+            // The org's keys as they are now (a rotation or a retirement
+            // reaches every node at once).
+            let keys = tickets::org_keys(app, t).await?;
+            let genuine = keys
                 .verifying
                 .iter()
                 .any(|(kid, key)| *kid == parsed.kid && parsed.verify(key));
             if !genuine {
                 return Ok(invalid());
             }
-            if parsed.event != input.event {
+            if !parsed.is_for(input.event) {
                 let out = ctx.outcome(
                     ScanResult::WrongEvent,
                     None,
@@ -676,7 +689,13 @@ pub async fn scan(app: &App, device: &Device, input: ScanInput) -> Result<ScanOu
                 return Ok(ctx.answer(out, None));
             }
             match Box::pin(tickets::by_id(app, t, parsed.ticket)).await? {
-                Some(rec) if rec.code == code && rec.event_id == input.event => gate.insert(rec),
+                Some(rec)
+                    if rec.code == code
+                        && rec.event_id == input.event
+                        && parsed.is_of_type(rec.ticket_type_id) =>
+                {
+                    gate.insert(rec)
+                }
                 _ => return Ok(invalid()),
             }
         }

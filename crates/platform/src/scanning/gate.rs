@@ -29,7 +29,7 @@ use super::{GateChanged, TicketAdmitted, TicketExited, setup::GateSetup, store};
 use crate::{
     App,
     identity::Tenant,
-    tickets::{self, AdmissionWrite, Admit, OrgKeys, TicketRecord, TicketRevoked},
+    tickets::{self, AdmissionWrite, Admit, TicketRecord, TicketRevoked},
 };
 
 /// Where a ticket stands at the event.
@@ -70,7 +70,6 @@ impl EventSetup {
 
 pub struct Gate {
     setup: RwLock<Arc<EventSetup>>,
-    pub keys: Arc<OrgKeys>,
     pub tickets: DashMap<String, Arc<Entry>>,
     by_id: DashMap<TicketId, Arc<Entry>>,
     /// Per gate, the tickets inside that came in through it.
@@ -355,13 +354,11 @@ impl Gates {
         let (app2, t2) = (app.clone(), t.clone());
         self.gates
             .try_get_with((t.org(), event), async move {
-                let keys = tickets::org_keys(&app2, &t2).await?;
                 // Subscribe before loading, so no admission falls between.
                 let rx = app2.kernel.hub.subscribe(&event_topic(t2.org(), event));
                 let setup = event_setup(&app2, &t2, event).await?;
                 let gate = Gate {
                     setup: RwLock::new(Arc::new(setup)),
-                    keys,
                     tickets: DashMap::new(),
                     by_id: DashMap::new(),
                     inside: DashMap::new(),

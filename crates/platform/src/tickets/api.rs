@@ -25,6 +25,89 @@ pub fn routes() -> OpenApiRouter<App> {
         .routes(routes!(qr_svg))
         .routes(routes!(holder_ticket))
         .routes(routes!(transfer))
+        .routes(routes!(list_keys))
+        .routes(routes!(rotate_key))
+        .routes(routes!(retire_key))
+        .routes(routes!(reissue))
+}
+
+#[derive(serde::Serialize, ToSchema)]
+pub struct KeyList {
+    data: Vec<super::KeyView>,
+}
+
+/// The org's ticket-signing keys, newest first: the active one signs new
+/// tickets; every key not retired verifies.
+#[utoipa::path(get, path = "/api/v1/orgs/{org}/signing-keys", tag = "tickets",
+    params(("org" = String, Path)), security(("api_key" = [])),
+    responses((status = 200, body = KeyList, description = "the keys (public halves only)")))]
+async fn list_keys(
+    State(app): State<App>,
+    OrgActor(actor): OrgActor,
+) -> Result<axum::Json<KeyList>, ApiError> {
+    Ok(axum::Json(KeyList {
+        data: super::keys::list(&app, &actor).await?,
+    }))
+}
+
+/// Rotates the signing key: a new key signs from now on; the old ones
+/// still verify the codes they signed (every node follows at once).
+#[utoipa::path(post, path = "/api/v1/orgs/{org}/signing-keys/rotate", tag = "tickets",
+    params(("org" = String, Path)), security(("api_key" = [])),
+    responses((status = 201, body = super::KeyView, description = "the new active key")))]
+async fn rotate_key(
+    State(app): State<App>,
+    OrgActor(actor): OrgActor,
+) -> Result<Response, ApiError> {
+    let key = super::keys::rotate(&app, &actor).await?;
+    Ok((StatusCode::CREATED, axum::Json(key)).into_response())
+}
+
+#[derive(Deserialize, ToSchema, Default)]
+#[serde(deny_unknown_fields)]
+pub struct RetireRequest {
+    /// Re-issue the valid tickets it signed first (each gets a new code
+    /// under the active key; the old codes are revoked).
+    #[serde(default)]
+    reissue: bool,
+}
+
+/// Retires a key that no longer signs: its codes verify nowhere from now
+/// on. 409 while valid tickets carry its codes, unless `"reissue": true`.
+#[utoipa::path(post, path = "/api/v1/orgs/{org}/signing-keys/{kid}/retire", tag = "tickets",
+    params(("org" = String, Path), ("kid" = String, Path)), request_body = RetireRequest,
+    security(("api_key" = [])),
+    responses((status = 200, body = super::KeyView, description = "the key, retired"),
+              (status = 404, description = "no such key"),
+              (status = 409, description = "it is the active key, or valid tickets still carry its codes")))]
+async fn retire_key(
+    State(app): State<App>,
+    OrgActor(actor): OrgActor,
+    ApiPath(path): ApiPath<(String, String)>,
+    ApiJson(req): ApiJson<RetireRequest>,
+) -> Result<axum::Json<super::KeyView>, ApiError> {
+    let (_, kid) = path;
+    Ok(axum::Json(
+        super::keys::retire(&app, &actor, &kid, req.reissue).await?,
+    ))
+}
+
+/// Re-issues a ticket: a new ticket with a new code under the active key
+/// (same order, type, seat, answers and standing at the gate); the old one
+/// is revoked at once, on every node.
+#[utoipa::path(post, path = "/api/v1/orgs/{org}/tickets/{ticket_id}/reissue", tag = "tickets",
+    params(("org" = String, Path), ("ticket_id" = String, Path)), security(("api_key" = [])),
+    responses((status = 201, body = TicketView, description = "the new ticket"),
+              (status = 404, description = "no such ticket"),
+              (status = 409, description = "the ticket was revoked or handed on")))]
+async fn reissue(
+    State(app): State<App>,
+    OrgActor(actor): OrgActor,
+    ApiPath(path): ApiPath<(String, TicketId)>,
+) -> Result<Response, ApiError> {
+    let (_, ticket) = path;
+    let view = super::keys::reissue(&app, &actor, ticket).await?;
+    Ok((StatusCode::CREATED, axum::Json(view)).into_response())
 }
 
 #[derive(Deserialize, ToSchema)]

@@ -14,17 +14,21 @@
 
 mod api;
 mod code;
+mod keys;
 mod store;
 mod transfer;
 mod views;
 
 use std::{sync::Arc, time::Duration};
 
-pub use code::{ParsedCode, parse_code, qr_svg};
+pub use code::{EventRef, ParsedCode, Window, parse_code, qr_svg, sign_compact};
 use kernel::{
     ApiError, ApiResult, DomainEvent, Envelope, Kernel, Slice, Stmt, Tx, clock,
     events::{Pending, TxFuture},
     ids::{DeviceId, EventId, OrderId, OrgId, TicketId, TicketTypeId},
+};
+pub use keys::{
+    KEYS_TOPIC, KeyView, list as list_keys, reissue as reissue_ticket, rotate as rotate_key,
 };
 use serde::{Deserialize, Serialize};
 pub use store::{
@@ -183,11 +187,13 @@ impl DomainEvent for TicketRevoked {
     }
 }
 
-pub fn slice(_kernel: &Kernel) -> Slice<App> {
+pub fn slice(kernel: &Kernel) -> Slice<App> {
+    let hot = Hot::new();
+    keys::follow_key_changes(kernel, &hot);
     Slice::new("tickets")
         .routes(api::routes())
         .pages(views::routes())
-        .state(Hot::new())
+        .state(hot)
         .consumes::<OrgCreated, _>("tickets.signing_key", provision_on_org_created)
 }
 
@@ -226,7 +232,8 @@ fn provision_on_org_created<'a>(
 ) -> TxFuture<'a> {
     Box::pin(async move {
         for e in created {
-            store::ensure_signing_key(tx, e.data().org_id, app.kernel.now()).await?;
+            store::ensure_signing_key(tx, &app.kernel.master, e.data().org_id, app.kernel.now())
+                .await?;
         }
         Ok(())
     })
@@ -244,23 +251,32 @@ pub async fn org_keys(app: &App, t: &Tenant) -> ApiResult<Arc<OrgKeys>> {
 
 async fn load_keys(app: &App, t: &Tenant) -> ApiResult<Arc<OrgKeys>> {
     let db = app.db().clone();
+    let master = app.kernel.master.clone();
     let (org, now) = (t.org(), app.kernel.now());
     app.state::<Hot>()
         .keys
         .try_get_with(org, async move {
-            if let Some(keys) = store::org_keys(&db, org).await? {
+            if let Some(keys) = store::org_keys(&db, &master, org).await? {
                 return Ok(Arc::new(keys));
             }
             let mut tx = db.begin().await?;
-            store::ensure_signing_key(&mut tx, org, now).await?;
+            store::ensure_signing_key(&mut tx, &master, org, now).await?;
             tx.commit().await?;
-            store::org_keys(&db, org)
+            store::org_keys(&db, &master, org)
                 .await?
                 .map(Arc::new)
                 .ok_or_else(|| sqlx::Error::Protocol("the org has no signing key".into()))
         })
         .await
         .map_err(|e| ApiError::from_db(&e))
+}
+
+/// The validity window a ticket of `tt` carries in its code: the ticket
+/// type's own, when it has one (none yet: ticket types have no validity
+/// of their own, so codes carry an open window and the event's end is
+/// checked from the event itself).
+pub fn validity(_catalog: &crate::events::Catalog, _tt: TicketTypeId) -> Window {
+    Window::default()
 }
 
 /// Tickets minted for a paid order: their records and the statements that
@@ -284,6 +300,7 @@ pub async fn issue(
     now: i64,
 ) -> ApiResult<Issue> {
     let keys = org_keys(app, t).await?;
+    let catalog = crate::events::catalog(app, t, event).await?;
     let mut tickets = Vec::new();
     let mut writes = Vec::new();
     let mut events = Vec::new();
@@ -301,7 +318,17 @@ pub async fn issue(
                 id,
                 event_id: event,
                 ticket_type_id: *tt,
-                code: code::sign(&keys.signing.0, &keys.signing.1, id, event),
+                code: code::sign_compact(
+                    &keys.signing.0,
+                    &keys.signing.1,
+                    id,
+                    event,
+                    *tt,
+                    catalog
+                        .as_deref()
+                        .map(|c| validity(c, *tt))
+                        .unwrap_or_default(),
+                ),
                 status: TicketStatus::Valid,
                 admitted_at: None,
                 seat_id: its_seats.next().cloned(),

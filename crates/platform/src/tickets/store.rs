@@ -7,6 +7,7 @@ use kernel::{
     auth::{SigningKey, VerifyingKey},
     db_run,
     ids::{DeviceId, EventId, GateId, OrderId, OrgId, SigningKeyId, TicketId, TicketTypeId},
+    secrets::MasterKey,
     tx_run,
 };
 
@@ -39,56 +40,189 @@ pub struct TicketRecord {
 const COLS: &str = "id, event_id, ticket_type_id, code, status, admitted_at, seat_id, answers,
     order_id, holder_email, holder_name, replaces, transferred_at";
 
+/// A new signing key for `org`, sealed under the master key: its row's
+/// values (kid, sealed secret, public key).
+fn new_key(master: &MasterKey, org: OrgId) -> (String, Vec<u8>, Vec<u8>) {
+    let key = kernel::auth::generate_signing_key();
+    let kid = hex8(&kernel::auth::random_bytes::<4>());
+    let sealed = master.seal(&key_context(org, &kid), &key.to_bytes());
+    (kid, sealed, key.verifying_key().to_bytes().to_vec())
+}
+
+/// What a sealed key is bound to: its org and kid (a sealed value copied to
+/// another row does not open).
+fn key_context(org: OrgId, kid: &str) -> Vec<u8> {
+    format!("org-signing-key:{org}:{kid}").into_bytes()
+}
+
 /// Makes the org's first signing key unless it has an active one (the
 /// partial unique index on active keys settles a race).
 #[tracing::instrument(skip_all)]
-pub async fn ensure_signing_key(tx: &mut Tx, org: OrgId, now: i64) -> Result<(), sqlx::Error> {
-    let key = kernel::auth::generate_signing_key();
-    let kid = hex8(&kernel::auth::random_bytes::<4>());
-    let sql =
-        "INSERT INTO org_signing_keys (org_id, id, kid, secret_key, public_key, active, created_at)
-               SELECT $1, $2, $3, $4, $5, $6, $7
+pub async fn ensure_signing_key(
+    tx: &mut Tx,
+    master: &MasterKey,
+    org: OrgId,
+    now: i64,
+) -> Result<(), sqlx::Error> {
+    let (kid, sealed, public) = new_key(master, org);
+    let sql = "INSERT INTO org_signing_keys (org_id, id, kid, secret_key, public_key, active, created_at, sealed_key, sealed_with)
+               SELECT $1, $2, $3, $4, $5, $6, $7, $8, $9
                WHERE NOT EXISTS (SELECT 1 FROM org_signing_keys WHERE org_id = $1 AND active = $6)
                ON CONFLICT DO NOTHING";
     tx_run!(tx, c => sqlx::query(sql)
-        .bind(org).bind(SigningKeyId::new()).bind(&kid).bind(key.to_bytes().to_vec())
-        .bind(key.verifying_key().to_bytes().to_vec()).bind(true).bind(now)
+        .bind(org).bind(SigningKeyId::new()).bind(&kid).bind(Vec::<u8>::new())
+        .bind(&public).bind(true).bind(now).bind(&sealed).bind(&master.fingerprint)
         .execute(c).await.map(|r| r.rows_affected()))?;
     Ok(())
+}
+
+/// Rotates the org's signing key: the active one stays to verify, a new
+/// one signs from now on. The new key's kid.
+pub async fn rotate_key(
+    tx: &mut Tx,
+    master: &MasterKey,
+    org: OrgId,
+    now: i64,
+) -> Result<String, sqlx::Error> {
+    let sql = "UPDATE org_signing_keys SET active = $2 WHERE org_id = $1 AND active = $3";
+    tx_run!(tx, c => sqlx::query(sql).bind(org).bind(false).bind(true).execute(c).await.map(|r| r.rows_affected()))?;
+    let (kid, sealed, public) = new_key(master, org);
+    let sql = "INSERT INTO org_signing_keys (org_id, id, kid, secret_key, public_key, active, created_at, sealed_key, sealed_with)
+               VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)";
+    tx_run!(tx, c => sqlx::query(sql)
+        .bind(org).bind(SigningKeyId::new()).bind(&kid).bind(Vec::<u8>::new())
+        .bind(&public).bind(true).bind(now).bind(&sealed).bind(&master.fingerprint)
+        .execute(c).await.map(|r| r.rows_affected()))?;
+    Ok(kid)
+}
+
+/// Retires a key that is not the active one: it verifies nothing any more.
+/// False when there is no such inactive, unretired key.
+pub async fn retire_key(tx: &mut Tx, org: OrgId, kid: &str, now: i64) -> Result<bool, sqlx::Error> {
+    let sql = "UPDATE org_signing_keys SET retired_at = $3, sealed_key = NULL, secret_key = $4
+               WHERE org_id = $1 AND kid = $2 AND active = $5 AND retired_at IS NULL";
+    let n = tx_run!(tx, c => sqlx::query(sql).bind(org).bind(kid).bind(now).bind(Vec::<u8>::new()).bind(false)
+        .execute(c).await.map(|r| r.rows_affected()))?;
+    Ok(n == 1)
+}
+
+/// A signing key as the organizer's list shows it.
+#[derive(Clone, Debug, sqlx::FromRow)]
+pub struct KeyRow {
+    pub kid: String,
+    pub public_key: Vec<u8>,
+    pub active: bool,
+    pub created_at: i64,
+    pub retired_at: Option<i64>,
+    /// Valid tickets whose codes it signed.
+    pub tickets: i64,
+}
+
+pub async fn key_rows(db: &Db, org: OrgId) -> Result<Vec<KeyRow>, sqlx::Error> {
+    let sql = "SELECT k.kid, k.public_key, k.active, k.created_at, k.retired_at,
+                      (SELECT COUNT(*) FROM tickets t WHERE t.org_id = k.org_id AND t.kid = k.kid AND t.status = 'valid') AS tickets
+               FROM org_signing_keys k WHERE k.org_id = $1 ORDER BY k.created_at DESC, k.kid";
+    db_run!(db, p => sqlx::query_as(sql).bind(org).fetch_all(p).await)
+}
+
+/// Valid tickets whose codes `kid` signed.
+pub async fn tickets_of_key(
+    db: &Db,
+    t: &Tenant,
+    kid: &str,
+) -> Result<Vec<TicketRecord>, sqlx::Error> {
+    let sql = format!(
+        "SELECT {COLS} FROM tickets WHERE org_id = $1 AND kid = $2 AND status = 'valid' ORDER BY created_at, id"
+    );
+    db_run!(db, p => sqlx::query_as(sqlx::AssertSqlSafe(sql)).bind(t.org()).bind(kid).fetch_all(p).await)
 }
 
 fn hex8(b: &[u8; 4]) -> String {
     b.iter().map(|x| format!("{x:02x}")).collect()
 }
 
-/// The org's keys; `None` when it has no active key yet.
+/// The org's keys; `None` when it has no active key yet. A key still in
+/// clear (made before keys were sealed) or sealed under another master key
+/// (the database's, before a file was given) is sealed under this node's
+/// key as it is read.
 #[tracing::instrument(skip_all)]
-pub async fn org_keys(db: &Db, org: OrgId) -> Result<Option<OrgKeys>, sqlx::Error> {
-    let sql = "SELECT kid, secret_key, public_key, active FROM org_signing_keys WHERE org_id = $1 ORDER BY created_at DESC";
-    let rows: Vec<(String, Vec<u8>, Vec<u8>, bool)> =
-        db_run!(db, p => sqlx::query_as(sql).bind(org).fetch_all(p).await)?;
+pub async fn org_keys(
+    db: &Db,
+    master: &MasterKey,
+    org: OrgId,
+) -> Result<Option<OrgKeys>, sqlx::Error> {
+    type Row = (
+        String,
+        Vec<u8>,
+        Vec<u8>,
+        bool,
+        Option<Vec<u8>>,
+        Option<String>,
+    );
+    let sql =
+        "SELECT kid, secret_key, public_key, active, sealed_key, sealed_with FROM org_signing_keys
+               WHERE org_id = $1 AND retired_at IS NULL ORDER BY created_at DESC";
+    let rows: Vec<Row> = db_run!(db, p => sqlx::query_as(sql).bind(org).fetch_all(p).await)?;
     let mut signing = None;
     let mut verifying = Vec::new();
-    for (kid, secret, public, active) in rows {
-        let bad = |what: &str| sqlx::Error::Decode(format!("org key {kid}: bad {what}").into());
-        let public: [u8; 32] = public.try_into().map_err(|_| bad("public key"))?;
+    for (kid, clear, public, active, sealed, sealed_with) in rows {
+        let bad = |what: &str| sqlx::Error::Decode(format!("org key {kid}: {what}").into());
+        let public: [u8; 32] = public.try_into().map_err(|_| bad("bad public key"))?;
         verifying.push((
             kid.clone(),
-            VerifyingKey::from_bytes(&public).map_err(|_| bad("public key"))?,
+            VerifyingKey::from_bytes(&public).map_err(|_| bad("bad public key"))?,
         ));
-        if active && signing.is_none() {
-            let secret: [u8; 32] = secret.try_into().map_err(|_| bad("secret key"))?;
-            signing = Some((kid, SigningKey::from_bytes(&secret)));
+        if !active || signing.is_some() {
+            continue;
         }
+        let context = key_context(org, &kid);
+        let secret = match (sealed, sealed_with) {
+            (Some(s), Some(with)) if with == master.fingerprint => master.open(&context, &s),
+            (Some(s), _) => {
+                // Sealed under another master key: the database's, if any.
+                let other = MasterKey::database(db)
+                    .await
+                    .map_err(|e| bad(&e.to_string()))?;
+                let opened = other.and_then(|o| o.open(&context, &s));
+                if let Some(secret) = &opened {
+                    reseal(db, master, org, &kid, secret).await?;
+                }
+                opened
+            }
+            (None, _) if clear.len() == 32 => {
+                reseal(db, master, org, &kid, &clear).await?;
+                Some(clear)
+            }
+            _ => None,
+        };
+        let secret: [u8; 32] = secret
+            .and_then(|s| s.try_into().ok())
+            .ok_or_else(|| bad("does not open under this node's master key (give every node the same --master-key-file)"))?;
+        signing = Some((kid, SigningKey::from_bytes(&secret)));
     }
     Ok(signing.map(|signing| OrgKeys { signing, verifying }))
+}
+
+/// Seals a key under `master` and forgets its clear copy.
+async fn reseal(
+    db: &Db,
+    master: &MasterKey,
+    org: OrgId,
+    kid: &str,
+    secret: &[u8],
+) -> Result<(), sqlx::Error> {
+    let sealed = master.seal(&key_context(org, kid), secret);
+    let sql = "UPDATE org_signing_keys SET sealed_key = $3, sealed_with = $4, secret_key = $5 WHERE org_id = $1 AND kid = $2";
+    db_run!(db, p => sqlx::query(sql).bind(org).bind(kid).bind(&sealed).bind(&master.fingerprint).bind(Vec::<u8>::new()).execute(p).await.map(|r| r.rows_affected()))?;
+    tracing::info!(org = %org, kid, "sealed a signing key under this node's master key");
+    Ok(())
 }
 
 pub fn insert_ticket(t: &Tenant, order: OrderId, r: &TicketRecord, now: i64) -> Stmt {
     Stmt::new(
                 "INSERT INTO tickets (org_id, id, order_id, event_id, ticket_type_id, code, status, created_at, seat_id, answers,
-             holder_email, holder_name, replaces)
-         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13)",
+             holder_email, holder_name, replaces, kid)
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14)",
     )
     .bind(t.org())
     .bind(r.id)
@@ -103,6 +237,7 @@ pub fn insert_ticket(t: &Tenant, order: OrderId, r: &TicketRecord, now: i64) -> 
     .bind(r.holder_email.clone())
     .bind(r.holder_name.clone())
     .bind(r.replaces.map(|id| id.0))
+    .bind(super::code::parse_code(&r.code).map(|c| c.kid))
 }
 
 /// Revokes a ticket handed on, only while it is valid and not admitted
@@ -453,4 +588,27 @@ pub async fn presence_for_event(
 ) -> Result<Vec<(TicketId, Option<GateId>)>, sqlx::Error> {
     let sql = "SELECT id, inside_gate FROM tickets WHERE org_id = $1 AND event_id = $2 AND inside_since IS NOT NULL";
     db_run!(db, p => sqlx::query_as(sql).bind(t.org()).bind(event).fetch_all(p).await)
+}
+
+/// Revokes one valid ticket (it is re-issued).
+pub fn revoke_one(t: &Tenant, ticket: TicketId) -> Stmt {
+    Stmt::new(
+        "UPDATE tickets SET status = 'revoked' WHERE org_id = $1 AND id = $2 AND status = 'valid'",
+    )
+    .bind(t.org())
+    .bind(ticket)
+}
+
+/// Gives a re-issued ticket where its old one stands at the gate (admitted
+/// when, inside or not, its entries).
+pub fn carry_presence(t: &Tenant, from: TicketId, to: TicketId) -> Stmt {
+    Stmt::new(
+        "UPDATE tickets SET (admitted_at, admitted_device, admitted_gate, inside_since, inside_gate, entries, last_entry_at) =
+             (SELECT o.admitted_at, o.admitted_device, o.admitted_gate, o.inside_since, o.inside_gate, o.entries, o.last_entry_at
+              FROM tickets o WHERE o.org_id = $1 AND o.id = $2)
+         WHERE org_id = $1 AND id = $3",
+    )
+    .bind(t.org())
+    .bind(from)
+    .bind(to)
 }
