@@ -717,3 +717,163 @@ async fn a_revoked_device_and_a_cancelled_ticket_are_refused_on_every_node_withi
     b.stop().await;
     a.stop().await;
 }
+
+both!(fifty_devices_scan_a_thousand_tickets_with_duplicates_and_each_is_admitted_once);
+/// 50 devices, 1,000 tickets, every ticket scanned by three devices at once
+/// at a gate (on PostgreSQL + Redis through two nodes): each admitted once.
+/// Then 100 tickets go in and out of an in/out gate through both nodes, and
+/// the count inside comes out right.
+async fn fifty_devices_scan_a_thousand_tickets_with_duplicates_and_each_is_admitted_once(
+    backend: Backend,
+) {
+    use futures::StreamExt;
+    let t =
+        std::sync::Arc::new(TestApp::spawn_with(backend, |c| c.sensitive_per_minute = 1_000).await);
+    let other = match backend {
+        Backend::Postgres => std::sync::Arc::new(t.another_node().await),
+        Backend::Sqlite => t.clone(),
+    };
+    let org = t.signup().await;
+    let event = t.event(&org, 1_000).await;
+    let mut codes = Vec::new();
+    for _ in 0..50 {
+        codes.extend(codes_of(&t.buy(&org, &event, 20).await));
+    }
+    let main = gate(&t, &org, &event, json!({"name": "Main"})).await;
+    let lounge = gate(
+        &t,
+        &org,
+        &event,
+        json!({"name": "Lounge", "reentry": "in_out"}),
+    )
+    .await;
+    let mut devices = Vec::new();
+    for _ in 0..50 {
+        devices.push(t.device(&org, &[&event.id]).await);
+    }
+    let nodes = [t.clone(), other.clone()];
+    let scans = codes
+        .iter()
+        .enumerate()
+        .flat_map(|(i, code)| (0..3).map(move |k| (code.clone(), (i * 3 + k) % 50, (i + k) % 2)));
+    let results: Vec<(String, String)> = futures::stream::iter(scans)
+        .map(|(code, d, n)| {
+            let (node, device) = (nodes[n].clone(), devices[d].clone());
+            let (event, gate) = (event.clone(), main["id"].clone());
+            async move {
+                let r = scan_at(&node, &device, &code, &event, json!({"gate": gate})).await;
+                (code, r["result"].as_str().unwrap().to_string())
+            }
+        })
+        .buffer_unordered(96)
+        .collect()
+        .await;
+    let mut admitted = std::collections::HashMap::<String, usize>::new();
+    for (code, result) in &results {
+        assert!(
+            matches!(result.as_str(), "admitted" | "already_admitted"),
+            "{result}"
+        );
+        if result == "admitted" {
+            *admitted.entry(code.clone()).or_default() += 1;
+        }
+    }
+    assert_eq!(admitted.len(), 1_000, "every ticket admitted");
+    assert!(
+        admitted.values().all(|&n| n == 1),
+        "no ticket admitted twice"
+    );
+    assert_eq!(
+        t.count(
+            "SELECT COUNT(*) FROM tickets WHERE event_id = $1 AND admitted_at IS NOT NULL",
+            &event.id
+        )
+        .await,
+        1_000
+    );
+    assert_eq!(
+        t.count(
+            "SELECT COUNT(*) FROM scans WHERE event_id = $1 AND result = 'admitted'",
+            &event.id
+        )
+        .await,
+        1_000
+    );
+    // Already in: the in/out gate sees them inside. Out through one node,
+    // back in through the other, out again for every other ticket.
+    let lounge_id = lounge["id"].clone();
+    let moves: Vec<String> = futures::stream::iter(codes.iter().take(100).enumerate())
+        .map(|(i, code)| {
+            let (a, b) = (nodes[i % 2].clone(), nodes[(i + 1) % 2].clone());
+            let (device, event, g) = (devices[i % 50].clone(), event.clone(), lounge_id.clone());
+            let code = code.clone();
+            async move {
+                let mut seen = String::new();
+                let steps: &[(&TestApp, &str)] = if i % 2 == 0 {
+                    &[(&*a, "out"), (&*b, "in"), (&*a, "out")]
+                } else {
+                    &[(&*a, "out"), (&*b, "in")]
+                };
+                for (node, dir) in steps {
+                    let r = scan_at(
+                        node,
+                        &device,
+                        &code,
+                        &event,
+                        json!({"gate": g, "direction": dir}),
+                    )
+                    .await;
+                    seen.push_str(r["result"].as_str().unwrap());
+                    seen.push(' ');
+                }
+                seen
+            }
+        })
+        .buffer_unordered(32)
+        .collect()
+        .await;
+    assert!(
+        moves.iter().all(|m| m.starts_with("exited admitted")),
+        "{moves:?}"
+    );
+    // 1,000 came in at Main; 100 went out, 50 came back in through the
+    // lounge and stayed.
+    assert_eq!(
+        t.count(
+            "SELECT COUNT(*) FROM tickets WHERE event_id = $1 AND inside_since IS NOT NULL",
+            &event.id
+        )
+        .await,
+        950
+    );
+    let gates: Value = t
+        .get(
+            &format!("/api/v1/orgs/{}/events/{}/gates", org.slug, event.id),
+            Some(&org.key),
+        )
+        .await
+        .json()
+        .await
+        .unwrap();
+    let lounge_now = gates["data"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|g| g["id"] == lounge_id)
+        .unwrap()
+        .clone();
+    assert_eq!(lounge_now["figures"]["inside"], 50);
+    drop(nodes);
+    if let Ok(other) = std::sync::Arc::try_unwrap(other)
+        && backend == Backend::Postgres
+    {
+        other.stop().await;
+    }
+    if let Ok(t) = std::sync::Arc::try_unwrap(t) {
+        t.stop().await;
+    }
+}
+
+fn codes_of(order: &Value) -> Vec<String> {
+    codes(order)
+}

@@ -523,15 +523,14 @@ impl Ctx<'_> {
         }
     }
 
-    /// Answers a scan decided in memory; its log row is written behind.
+    /// Answers a scan decided in memory; its log row is written behind
+    /// (dropped, and counted, only when the log's queue is full).
     fn answer(&self, out: ScanOutcome, entry: Option<&Entry>) -> ScanOutcome {
-        let job = self.admission(Write::Log, entry, &out);
-        let writer = self.app.state::<Gates>().writer.clone();
-        tokio::spawn(async move {
-            if writer.try_submit(job).await.is_err() {
-                metrics::counter!("voelgoed_scan_log_dropped_total").increment(1);
-            }
-        });
+        let job = self.admission(Write::Exit, entry, &out);
+        let row = super::gate::log_row(&job, job.log.result, &job.log.reason);
+        if self.app.state::<Gates>().log.try_send(row).is_err() {
+            metrics::counter!("voelgoed_scan_log_dropped_total").increment(1);
+        }
         out
     }
 
@@ -719,7 +718,10 @@ async fn decide(ctx: &Ctx<'_>, entry: &Entry) -> Result<ScanOutcome> {
     }
     let single = ctx.at.is_none_or(|g| g.reentry == Reentry::Single);
     let presence = entry.presence();
-    if (single && presence.first != 0) || (!single && presence.inside) {
+    // Admitted once at a single gate is for good: memory may answer. Inside
+    // at an in/out gate may be stale (an exit on another node a moment
+    // ago): the database answers that (below).
+    if single && presence.first != 0 {
         let out = ctx.outcome(
             ScanResult::AlreadyAdmitted,
             Some(entry),
@@ -778,8 +780,10 @@ async fn decide(ctx: &Ctx<'_>, entry: &Entry) -> Result<ScanOutcome> {
         .and_then(|g| g.capacity)
         .filter(|_| ctx.override_reason.is_none());
     let via = ctx.at.map(|g| g.id);
+    // `None`: memory says inside already; the write asks the database.
     let before = match entry.claim(ctx.gate, ctx.now, via, single, capacity) {
-        Claim::Claimed(before) => before,
+        Claim::Claimed(before) => Some(before),
+        Claim::Recheck => None,
         Claim::Already(first) => {
             let out = ctx.outcome(
                 ScanResult::AlreadyAdmitted,
@@ -802,10 +806,9 @@ async fn decide(ctx: &Ctx<'_>, entry: &Entry) -> Result<ScanOutcome> {
     let mut out = ctx.outcome(
         ScanResult::Admitted,
         Some(entry),
-        if before.entries.is_empty() {
-            "admitted".to_string()
-        } else {
-            format!("admitted again (entry {})", before.entries.len() + 1)
+        match presence.entries.len() {
+            0 => "admitted".to_string(),
+            n => format!("admitted again (entry {})", n + 1),
         },
     );
     out.overridden = overridden;
@@ -845,16 +848,21 @@ async fn decide(ctx: &Ctx<'_>, entry: &Entry) -> Result<ScanOutcome> {
     );
     let mut job = ctx.admission(Write::Enter(write), Some(entry), &out);
     job.audit = Some(audit);
-    job.reentry = before.first != 0;
+    job.reentry = before.as_ref().is_none_or(|b| b.first != 0);
     let gates = ctx.app.state::<Gates>();
     match Box::pin(gates.writer.try_submit(job)).await {
         Ok(Written::Entry(tickets::Admit::Admitted)) => {
             metrics::counter!("voelgoed_admissions_total").increment(1);
+            if before.is_none() {
+                entry.reentered(ctx.gate, ctx.now, via);
+            }
             out.inside = ctx.at.map(|g| ctx.gate.inside(g.id));
             Ok(out)
         }
         Ok(Written::Entry(tickets::Admit::Before(first))) => {
-            entry.settle_before(ctx.gate, first, via);
+            if before.is_some() {
+                entry.settle_before(ctx.gate, first, via);
+            }
             Ok(ctx.outcome(
                 ScanResult::AlreadyAdmitted,
                 Some(entry),
@@ -862,7 +870,9 @@ async fn decide(ctx: &Ctx<'_>, entry: &Entry) -> Result<ScanOutcome> {
             ))
         }
         Ok(Written::Entry(tickets::Admit::Revoked)) => {
-            entry.undo(ctx.gate, before, via);
+            if let Some(before) = before {
+                entry.undo(ctx.gate, before, via);
+            }
             entry
                 .revoked
                 .store(true, std::sync::atomic::Ordering::Release);
@@ -873,7 +883,9 @@ async fn decide(ctx: &Ctx<'_>, entry: &Entry) -> Result<ScanOutcome> {
             ))
         }
         Ok(Written::Done) | Err(_) => {
-            entry.undo(ctx.gate, before, via);
+            if let Some(before) = before {
+                entry.undo(ctx.gate, before, via);
+            }
             tracing::warn!("an admission was not written");
             Err(Error::Busy)
         }

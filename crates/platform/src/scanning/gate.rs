@@ -134,8 +134,11 @@ impl Gate {
 pub enum Claim {
     /// Claimed: the write decides; `undo` puts it back if the write fails.
     Claimed(Presence),
-    /// Already inside (or, at a `single` gate, admitted before): when first.
+    /// Admitted before, at a `single` gate: when first.
     Already(i64),
+    /// Inside, as this node knows, at an `in_out` gate: the database is
+    /// asked (an exit on another node may not have reached this one yet).
+    Recheck,
     /// The gate is full.
     Full,
 }
@@ -166,8 +169,11 @@ impl Entry {
         capacity: Option<i64>,
     ) -> Claim {
         self.with(|p| {
-            if (single && p.first != 0) || (!single && p.inside) {
-                return Claim::Already(if p.first != 0 { p.first } else { at });
+            if single && p.first != 0 {
+                return Claim::Already(p.first);
+            }
+            if !single && p.inside {
+                return Claim::Recheck;
             }
             if let (Some(cap), Some(g)) = (capacity, via)
                 && gate.inside(g) >= cap
@@ -216,6 +222,23 @@ impl Entry {
         }
     }
 
+    /// Came in at `at` through `via` while this node thought it inside
+    /// (it went out elsewhere, and the database let it in again).
+    pub fn reentered(&self, gate: &Gate, at: i64, via: Option<GateId>) {
+        let old = self.with(|p| {
+            let old = p.gate.filter(|_| p.inside);
+            let was = p.inside;
+            p.inside = true;
+            p.gate = via;
+            p.entries.push(at);
+            (was, old)
+        });
+        if let (true, old) = old {
+            gate.count(old, -1);
+        }
+        gate.count(via, 1);
+    }
+
     /// Came in on another node.
     fn entered_elsewhere(&self, gate: &Gate, at: i64, via: Option<GateId>) {
         let counted = self.with(|p| {
@@ -250,8 +273,6 @@ pub enum Write {
     Enter(AdmissionWrite),
     /// An exit at an `in_out` gate.
     Exit,
-    /// Only the scan log's row (the result was decided in memory).
-    Log,
 }
 
 /// A scan waiting for the writer.
@@ -304,6 +325,36 @@ pub struct Gates {
     gates: moka::future::Cache<(OrgId, EventId), Arc<Gate>>,
     pub(super) devices: moka::future::Cache<(OrgId, DeviceId), Arc<DeviceScope>>,
     pub(super) writer: Batcher<Admission, Written, sqlx::Error>,
+    /// Scan log rows of scans decided in memory (refusals), written behind
+    /// the answers in large batches.
+    pub(super) log: tokio::sync::mpsc::Sender<Vec<Val>>,
+}
+
+/// How many refusals' log rows wait before more are dropped (and counted).
+const LOG_QUEUE: usize = 65_536;
+/// Rows per insert (under SQLite's and PostgreSQL's bound-value limits).
+const LOG_BATCH: usize = 1_000;
+
+/// Writes refusals' log rows as they come, as many per insert as have
+/// queued meanwhile.
+async fn write_log(db: Db, mut rx: tokio::sync::mpsc::Receiver<Vec<Val>>) {
+    while let Some(first) = rx.recv().await {
+        let mut rows = vec![first];
+        while rows.len() < LOG_BATCH {
+            match rx.try_recv() {
+                Ok(r) => rows.push(r),
+                Err(_) => break,
+            }
+        }
+        let n = rows.len() as u64;
+        if let Err(e) = db
+            .write_grouped(vec![Stmt::insert_rows(SCANS_HEAD, rows)])
+            .await
+        {
+            tracing::warn!(error = %e, rows = n, "scan log rows were not written");
+            metrics::counter!("voelgoed_scan_log_dropped_total").increment(n);
+        }
+    }
 }
 
 /// How many scans wait for the writer before scans are shed with 503.
@@ -332,6 +383,11 @@ impl Gates {
                 .time_to_live(Duration::from_secs(30))
                 .build(),
             writer: Batcher::start(QUEUE, writers, BATCH, run),
+            log: {
+                let (tx, rx) = tokio::sync::mpsc::channel(LOG_QUEUE);
+                tokio::spawn(write_log(kernel.db.clone(), rx));
+                tx
+            },
         }
     }
 
@@ -473,7 +529,8 @@ async fn follow(
 
 const SCANS_HEAD: &str = "INSERT INTO scans (org_id, id, event_id, device_id, gate_id, ticket_id, direction, result, reason, explanation, override_reason, scanned_at)";
 
-fn log_row(a: &Admission, result: &str, reason: &str) -> Vec<Val> {
+/// A scan log row: the scan as the admission carries it, with its result.
+pub(super) fn log_row(a: &Admission, result: &str, reason: &str) -> Vec<Val> {
     vec![
         a.org.into(),
         a.log.id.into(),
@@ -559,11 +616,6 @@ async fn commit(db: &Db, batch: &[Admission], now: i64) -> Result<Vec<Written>, 
                         now,
                     ))?);
                 }
-                out.push(Written::Done);
-            }
-            Write::Log => {
-                audit.extend(a.audit.clone());
-                log.push(log_row(a, a.log.result, &a.log.reason));
                 out.push(Written::Done);
             }
         }

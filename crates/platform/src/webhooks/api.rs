@@ -69,6 +69,8 @@ enum EventTypeName {
     TicketTransferred,
     #[serde(rename = "ticket.admitted")]
     TicketAdmitted,
+    #[serde(rename = "ticket.exited")]
+    TicketExited,
     #[serde(rename = "event.published")]
     EventPublished,
     #[serde(rename = "event.cancelled")]

@@ -22,7 +22,7 @@ use crate::{App, identity::Actor};
 
 /// The event types an endpoint may ask for (some are announced by slices
 /// still to come: refunds, cancellations, revocations).
-pub const EVENT_TYPES: [&str; 11] = [
+pub const EVENT_TYPES: [&str; 12] = [
     "order.created",
     "order.paid",
     "order.expired",
@@ -32,6 +32,7 @@ pub const EVENT_TYPES: [&str; 11] = [
     "ticket.revoked",
     "ticket.transferred",
     "ticket.admitted",
+    "ticket.exited",
     "event.published",
     "event.cancelled",
 ];

@@ -30,7 +30,7 @@ use crate::{
     App,
     events::{EventCancelled, EventPublished},
     sales::{OrderCancelled, OrderCreated, OrderExpired, OrderPaid, OrderRefunded},
-    scanning::TicketAdmitted,
+    scanning::{TicketAdmitted, TicketExited},
     tickets::{TicketIssued, TicketRevoked, TicketTransferred},
 };
 pub use domain::{EVENT_TYPES, sign};
@@ -102,6 +102,7 @@ pub fn slice(kernel: &Kernel) -> Slice<App> {
         .consumes::<TicketRevoked, _>("webhooks.fan_out", fan_out::<TicketRevoked>)
         .consumes::<TicketTransferred, _>("webhooks.fan_out", fan_out::<TicketTransferred>)
         .consumes::<TicketAdmitted, _>("webhooks.fan_out", fan_out::<TicketAdmitted>)
+        .consumes::<TicketExited, _>("webhooks.fan_out", fan_out::<TicketExited>)
         .consumes::<EventPublished, _>("webhooks.fan_out", fan_out::<EventPublished>)
         .consumes::<EventCancelled, _>("webhooks.fan_out", fan_out::<EventCancelled>)
         .job::<Deliver, _, _>(|app: App, job: Deliver| async move {
@@ -156,6 +157,11 @@ impl Subject for TicketIssued {
     // After the order's own events: `order.paid` before its tickets.
     fn subject(&self) -> String {
         format!("order:{}", self.order_id)
+    }
+}
+impl Subject for TicketExited {
+    fn subject(&self) -> String {
+        format!("ticket:{}", self.ticket_id)
     }
 }
 impl Subject for TicketAdmitted {
