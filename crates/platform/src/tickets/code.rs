@@ -6,10 +6,12 @@
 //! - `VG2<base32(payload ‖ signature)>`: RFC 4648 base32 without padding,
 //!   so every character is in the QR code's alphanumeric set (5.5 bits a
 //!   character instead of 8) and a person can type it (any case). The
-//!   44-byte payload: kid (4) ‖ ticket id (16) ‖ the event's id, first 8
-//!   bytes ‖ the ticket type's id, first 8 bytes ‖ valid from ‖ valid until
+//!   44-byte payload: kid (4) ‖ ticket id (16) ‖ the event's id, last 8
+//!   bytes ‖ the ticket type's id, last 8 bytes ‖ valid from ‖ valid until
 //!   (minutes since the Unix epoch, big-endian u32; 0: open). The Ed25519
-//!   signature covers `VG2` ‖ payload. The ids are prefixes: the signature
+//!   signature covers `VG2` ‖ payload. The ids are shortened to their
+//!   random halves (a v7 id's first bytes are its time: two ids made in
+//!   one millisecond share them), 62 random bits each: the signature
 //!   makes them unforgeable, and a device matches them against the ids its
 //!   manifest names (the server compares the whole ticket it loads).
 
@@ -88,8 +90,8 @@ pub fn sign_compact(
     let mut bytes = Vec::with_capacity(PAYLOAD2 + 64);
     bytes.extend_from_slice(&kid4);
     bytes.extend_from_slice(ticket.0.as_bytes());
-    bytes.extend_from_slice(&event.0.as_bytes()[..8]);
-    bytes.extend_from_slice(&ticket_type.0.as_bytes()[..8]);
+    bytes.extend_from_slice(&event.0.as_bytes()[8..]);
+    bytes.extend_from_slice(&ticket_type.0.as_bytes()[8..]);
     bytes.extend_from_slice(&minutes(window.from, false).to_be_bytes());
     bytes.extend_from_slice(&minutes(window.until, true).to_be_bytes());
     let mut signed = PREFIX2.as_bytes().to_vec();
@@ -98,7 +100,7 @@ pub fn sign_compact(
     format!("{PREFIX2}{}", BASE32_NOPAD.encode(&bytes))
 }
 
-/// The event a code names: the whole id (VG1) or its first 8 bytes (VG2).
+/// The event a code names: the whole id (VG1) or its last 8 bytes (VG2).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum EventRef {
     Id(EventId),
@@ -111,7 +113,7 @@ pub struct ParsedCode {
     pub kid: String,
     pub ticket: TicketId,
     pub event: EventRef,
-    /// The ticket type's id, first 8 bytes (VG2 only).
+    /// The ticket type's id, last 8 bytes (VG2 only).
     pub ticket_type: Option<[u8; 8]>,
     pub window: Window,
     signed: Vec<u8>,
@@ -127,13 +129,13 @@ impl ParsedCode {
     pub fn is_for(&self, event: EventId) -> bool {
         match self.event {
             EventRef::Id(e) => e == event,
-            EventRef::Prefix(p) => event.0.as_bytes()[..8] == p,
+            EventRef::Prefix(p) => event.0.as_bytes()[8..] == p,
         }
     }
 
     /// Whether the code names `tt` (a VG1 code names no type: any).
     pub fn is_of_type(&self, tt: TicketTypeId) -> bool {
-        self.ticket_type.is_none_or(|p| tt.0.as_bytes()[..8] == p)
+        self.ticket_type.is_none_or(|p| tt.0.as_bytes()[8..] == p)
     }
 }
 
@@ -252,6 +254,11 @@ mod tests {
         assert_eq!((p.kid.as_str(), p.ticket), ("0a1b2c3d", t));
         assert!(p.is_for(e) && !p.is_for(EventId::new()));
         assert!(p.is_of_type(tt) && !p.is_of_type(TicketTypeId::new()));
+        // Ids made in the same millisecond as the code's (a series' dates)
+        // are never taken for its event or type.
+        for _ in 0..10_000 {
+            assert!(!p.is_for(EventId::new()) && !p.is_of_type(TicketTypeId::new()));
+        }
         // Minutes: the start rounds down, the end up.
         assert_eq!(
             p.window.from,
