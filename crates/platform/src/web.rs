@@ -74,6 +74,9 @@ pub fn router(app: App, api: OpenApiRouter<App>, pages: axum::Router<App>) -> ax
         .route("/assets/hold.js", get(hold_js))
         .route("/assets/seats.js", get(seats_js))
         .route("/assets/seating_editor.js", get(seating_editor_js))
+        .route("/assets/rules.js", get(rules_js))
+        .route("/assets/gates.js", get(gates_js))
+        .route("/assets/vendor/logic.js", get(logic_js))
         .fallback(|| async { ApiError::NotFound })
         .method_not_allowed_fallback(|| async { ApiError::MethodNotAllowed })
         .layer(axum::middleware::from_fn_with_state(
@@ -307,6 +310,28 @@ async fn seats_js() -> Response {
 async fn seating_editor_js() -> Response {
     asset(
         include_str!("../templates/seating_editor.js"),
+        "text/javascript; charset=utf-8",
+    )
+}
+
+async fn rules_js() -> Response {
+    asset(
+        include_str!("../templates/rules.js"),
+        "text/javascript; charset=utf-8",
+    )
+}
+
+async fn gates_js() -> Response {
+    asset(
+        include_str!("../templates/gates.js"),
+        "text/javascript; charset=utf-8",
+    )
+}
+
+/// json-logic-js 2.0.5 (MIT), vendored: the scanner app's rule evaluator.
+async fn logic_js() -> Response {
+    asset(
+        include_str!("../templates/vendor/logic.js"),
         "text/javascript; charset=utf-8",
     )
 }

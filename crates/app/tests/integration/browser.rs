@@ -217,7 +217,7 @@ async fn a_ticket_taken_on_the_storefront_is_scanned_and_the_dashboard_counts_it
         check_out_on_page(&b, "buyer@example.com", "Ada Buyer", None).await?;
         let code_el = b.query(By::Css("code.code")).first().await?;
         let code = code_el.text().await?;
-        assert!(code.starts_with("VG1."), "{code}");
+        assert!(code.starts_with("VG2"), "{code}");
         assert_eq!(b.find(By::Id("order-status")).await?.text().await?, "paid");
         assert!(
             b.find(By::Css(".ticket svg")).await.is_ok(),
@@ -1913,5 +1913,101 @@ async fn an_organizer_adds_a_standing_area_and_a_buyer_takes_places_on_it() {
     // Three tickets: two places on the floor, one seat.
     assert_eq!(taken(&t, &[&event.ticket_type]).await, 4);
     assert_eq!(taken(&t, &[&stalls]).await, 1);
+    t.stop().await;
+}
+
+/// The gate page: a gate with a rule shown in words while typed and after,
+/// a device with its pairing code as a QR code (which pairs), revoking it,
+/// and the scan log.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn an_organizer_sets_up_gates_and_devices_and_reads_the_scan_log() {
+    let t = TestApp::spawn(Backend::Sqlite).await;
+    let org = organizer(&t, "gates").await;
+    let event = t.event(&org, 10).await;
+    let order = t.buy(&org, &event, 1).await;
+    let driver = chromedriver();
+    let b = browser(&driver).await;
+    let result = async {
+        b.goto(&t.url("/login")).await?;
+        log_in(&b, &org).await?;
+        soon(&b, By::Id("new-event-link")).await?;
+        b.goto(&t.url(&format!("/dashboard/events/{}", event.id))).await?;
+        soon(&b, By::Id("gates-link")).await?.click().await?;
+        soon(&b, By::Id("no-gates")).await?;
+        let form = soon(&b, By::Id("new-gate")).await?;
+        form.find(By::Css("input[name=name]")).await?.send_keys("Early door").await?;
+        form.find(By::Id("gate-rules"))
+            .await?
+            .send_keys(r#"{"<": [{"var": "minutes_of_day"}, 0]}"#)
+            .await?;
+        // In words as it is typed (the app's own evaluator, rules.js).
+        soon_text_is(&b, By::Id("rule-words"), "In words: only before 00:00").await?;
+        form.find(By::Css("button")).await?.click().await?;
+        assert_eq!(soon_text(&b, By::Css("#gates td.rule")).await?, "only before 00:00");
+        // A bad rule is refused, naming it.
+        let form = soon(&b, By::Id("new-gate")).await?;
+        form.find(By::Css("input[name=name]")).await?.send_keys("Bad").await?;
+        form.find(By::Id("gate-rules")).await?.send_keys(r#"{"var": "seat"}"#).await?;
+        soon_text_is(&b, By::Id("rule-words"), "In words: the gate's rule {\"var\":\"seat\"}")
+            .await
+            .ok();
+        form.find(By::Css("button")).await?.click().await?;
+        let err = soon_text(&b, By::Id("form-error")).await?;
+        assert!(err.contains("rules"), "{err}");
+
+        // A device: its pairing code, also as a QR code.
+        let form = soon(&b, By::Id("new-device")).await?;
+        form.find(By::Css("input[name=name]")).await?.send_keys("North door").await?;
+        form.find(By::Css("button")).await?.click().await?;
+        let code = soon_text(&b, By::Id("pairing-code")).await?;
+        soon(&b, By::Css("#pairing-qr svg")).await?;
+        assert_eq!(soon_text(&b, By::Css("#devices td.status")).await?, "waiting to pair");
+        let paired = t
+            .post("/api/v1/devices/pair", None, serde_json::json!({"pairing_code": code}))
+            .await;
+        assert_eq!(paired.status(), 201);
+        let token = paired.json::<serde_json::Value>().await.unwrap()["device_token"]
+            .as_str()
+            .unwrap()
+            .to_string();
+        let gate = t
+            .get(&format!("/api/v1/orgs/{}/events/{}/gates", org.slug, event.id), Some(&org.key))
+            .await
+            .json::<serde_json::Value>()
+            .await
+            .unwrap()["data"][0]["id"]
+            .clone();
+        // No ticket is ever early enough: the rule refuses, the log says why.
+        let s = t
+            .post(
+                "/api/v1/scan",
+                Some(&token),
+                serde_json::json!({"code": order["tickets"][0]["code"], "event_id": event.id, "gate": gate}),
+            )
+            .await
+            .json::<serde_json::Value>()
+            .await
+            .unwrap();
+        assert_eq!(s["result"], "rule");
+        let mut logged = String::new();
+        for _ in 0..50 {
+            b.refresh().await?;
+            if let Ok(row) = b.find(By::Css("#scan-log tbody tr")).await {
+                logged = row.text().await?;
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+        assert!(logged.contains("rule") && logged.contains("only before 00:00") && logged.contains("Early door") && logged.contains("North door"), "{logged}");
+        assert_eq!(soon_text(&b, By::Css("#devices td.status")).await?, "paired");
+        // Revoked from the page: the token is refused.
+        soon(&b, By::Css("#devices form.revoke button")).await?.click().await?;
+        soon_text_is(&b, By::Css("#devices td.status"), "revoked").await?;
+        assert_eq!(t.get("/api/v1/devices/me", Some(&token)).await.status(), 401);
+        Ok::<_, WebDriverError>(())
+    }
+    .await;
+    let _ = b.quit().await;
+    result.expect("browser flow");
     t.stop().await;
 }

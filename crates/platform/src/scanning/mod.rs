@@ -21,6 +21,7 @@ mod gate;
 pub mod rules;
 mod setup;
 mod store;
+mod views;
 
 pub use domain::{
     DeviceInput, DeviceRole, NewDeviceView, PairedView, ScanOutcome, ScanResult, create_device,
@@ -106,5 +107,6 @@ impl DomainEvent for GateChanged {
 pub fn slice(kernel: &Kernel) -> Slice<App> {
     Slice::new("scanning")
         .routes(api::routes())
+        .pages(views::routes())
         .state(Gates::new(kernel))
 }

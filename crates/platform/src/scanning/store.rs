@@ -131,3 +131,15 @@ pub async fn scans(
                ORDER BY id LIMIT $5";
     db_run!(db, p => sqlx::query_as(sql).bind(t.org()).bind(event).bind(after).bind(ticket).bind(limit).fetch_all(p).await)
 }
+
+/// The event's newest scans, newest first.
+pub async fn recent_scans(
+    db: &Db,
+    t: &Tenant,
+    event: EventId,
+    limit: i64,
+) -> Result<Vec<ScanRow>, sqlx::Error> {
+    let sql = "SELECT id, device_id, gate_id, ticket_id, direction, result, reason, explanation, override_reason, scanned_at
+               FROM scans WHERE org_id = $1 AND event_id = $2 ORDER BY id DESC LIMIT $3";
+    db_run!(db, p => sqlx::query_as(sql).bind(t.org()).bind(event).bind(limit).fetch_all(p).await)
+}

@@ -1,0 +1,369 @@
+//! The organizer's gate page: an event's gates (with their rule in words and
+//! live figures), its devices (add one and show its pairing code as a QR
+//! code, pair again, revoke) and the newest scans.
+
+use askama::Template;
+use axum::{
+    Form,
+    extract::State,
+    http::StatusCode,
+    response::{IntoResponse, Redirect, Response},
+    routing::{get, post},
+};
+use kernel::{
+    ApiError, Permission, clock,
+    http::ApiPath,
+    ids::{DeviceId, EventId, GateId},
+};
+
+use super::{
+    domain::{self, DeviceInput, DeviceRole, DeviceStatus},
+    rules,
+    setup::{self, GateInput, Reentry},
+    store,
+};
+use crate::{
+    App,
+    identity::SessionActor,
+    web::{Fields, csrf_matches, csrf_refused, field, page, said},
+};
+
+pub fn routes() -> axum::Router<App> {
+    axum::Router::new()
+        .route(
+            "/dashboard/events/{event_id}/gates",
+            get(gates_page).post(add_gate),
+        )
+        .route("/dashboard/events/{event_id}/devices", post(add_device))
+        .route(
+            "/dashboard/events/{event_id}/devices/{device_id}/revoke",
+            post(revoke_device),
+        )
+        .route(
+            "/dashboard/events/{event_id}/devices/{device_id}/pairing",
+            post(pair_again),
+        )
+}
+
+struct GateRow {
+    id: String,
+    name: String,
+    admits: String,
+    reentry: &'static str,
+    rule: String,
+    capacity: String,
+    inside: i64,
+    entries: i64,
+    per_minute: i64,
+}
+
+struct DeviceRow {
+    id: String,
+    name: String,
+    role: &'static str,
+    gates: String,
+    status: &'static str,
+}
+
+struct ScanRow {
+    at: String,
+    result: String,
+    reason: String,
+    gate: String,
+    device: String,
+}
+
+struct Pairing {
+    name: String,
+    code: String,
+    expires: String,
+    /// The QR code (SVG) of the scanner app's pairing link.
+    qr: String,
+}
+
+#[derive(Template)]
+#[template(path = "gates.html")]
+struct GatesPage {
+    event_id: String,
+    event_name: String,
+    csrf: String,
+    ticket_types: Vec<(String, String)>,
+    gates: Vec<GateRow>,
+    devices: Vec<DeviceRow>,
+    scans: Vec<ScanRow>,
+    pairing: Option<Pairing>,
+    error: Option<String>,
+}
+
+async fn build(app: &App, session: &SessionActor, event: EventId) -> Result<GatesPage, ApiError> {
+    let actor = &session.actor;
+    let t = actor.require(Permission::EventsRead)?;
+    let catalog = crate::events::catalog(app, t, event)
+        .await?
+        .ok_or(ApiError::NotFound)?;
+    let type_name = |id: &kernel::ids::TicketTypeId| {
+        catalog
+            .ticket_type(*id)
+            .map_or_else(|| id.to_string(), |tt| tt.name.clone())
+    };
+    let gates = setup::list(app, actor, event).await?;
+    let gate_name = |id: Option<GateId>| {
+        id.and_then(|id| gates.iter().find(|g| g.id == id))
+            .map_or_else(String::new, |g| g.name.clone())
+    };
+    let devices = if actor.require(Permission::DevicesManage).is_ok() {
+        domain::devices(app, actor).await?
+    } else {
+        Vec::new()
+    };
+    let devices: Vec<_> = devices
+        .into_iter()
+        .filter(|d| d.event_ids.contains(&event))
+        .collect();
+    let device_name = |id: Option<DeviceId>| {
+        id.and_then(|id| devices.iter().find(|d| d.id == id))
+            .map_or_else(String::new, |d| d.name.clone())
+    };
+    let tz = jiff::tz::TimeZone::get(&catalog.event.timezone).unwrap_or(jiff::tz::TimeZone::UTC);
+    let local = |us: i64| {
+        jiff::Timestamp::from_microsecond(us)
+            .map(|ts| tz.to_datetime(ts).strftime("%Y-%m-%d %H:%M:%S").to_string())
+            .unwrap_or_else(|_| clock::rfc3339(us))
+    };
+    let scans = store::recent_scans(app.db(), t, event, 100)
+        .await?
+        .into_iter()
+        .map(|s| ScanRow {
+            at: local(s.scanned_at),
+            result: s.result,
+            reason: s.reason,
+            gate: gate_name(s.gate_id),
+            device: device_name(s.device_id),
+        })
+        .collect();
+    Ok(GatesPage {
+        event_id: event.to_string(),
+        event_name: catalog.event.name.clone(),
+        csrf: session.csrf.clone(),
+        ticket_types: catalog
+            .event
+            .ticket_types
+            .iter()
+            .map(|tt| (tt.id.to_string(), tt.name.clone()))
+            .collect(),
+        gates: gates
+            .iter()
+            .map(|g| GateRow {
+                id: g.id.to_string(),
+                name: g.name.clone(),
+                admits: g.ticket_type_ids.as_ref().map_or_else(
+                    || "every ticket type".to_string(),
+                    |ids| ids.iter().map(type_name).collect::<Vec<_>>().join(", "),
+                ),
+                reentry: match g.reentry {
+                    Reentry::Single => "once",
+                    Reentry::InOut => "in and out",
+                },
+                rule: g.rules.as_ref().map(rules::describe).unwrap_or_default(),
+                capacity: g.capacity.map(|c| c.to_string()).unwrap_or_default(),
+                inside: g.figures.inside,
+                entries: g.figures.entries,
+                per_minute: g.figures.scans_last_minute,
+            })
+            .collect(),
+        devices: devices
+            .iter()
+            .map(|d| DeviceRow {
+                id: d.id.to_string(),
+                name: d.name.clone(),
+                role: match d.role {
+                    DeviceRole::Steward => "steward",
+                    DeviceRole::Supervisor => "supervisor",
+                },
+                gates: if d.gate_ids.is_empty() {
+                    "any".to_string()
+                } else {
+                    d.gate_ids
+                        .iter()
+                        .map(|g| gate_name(Some(*g)))
+                        .collect::<Vec<_>>()
+                        .join(", ")
+                },
+                status: match d.status {
+                    DeviceStatus::Pairing => "waiting to pair",
+                    DeviceStatus::Paired => "paired",
+                    DeviceStatus::Unpaired => "code expired",
+                    DeviceStatus::Revoked => "revoked",
+                },
+            })
+            .collect(),
+        scans,
+        pairing: None,
+        error: None,
+    })
+}
+
+fn csrf_ok(session: &SessionActor, form: &Fields) -> bool {
+    csrf_matches(&session.csrf, field(form, "csrf"))
+}
+
+fn back(event: EventId) -> Response {
+    Redirect::to(&format!("/dashboard/events/{event}/gates")).into_response()
+}
+
+/// The page again with what went wrong (a client error), or the error.
+async fn refused(
+    app: &App,
+    session: &SessionActor,
+    event: EventId,
+    e: ApiError,
+) -> Result<Response, ApiError> {
+    if !e.status().is_client_error() || e.status() == StatusCode::NOT_FOUND {
+        return Err(e);
+    }
+    let mut p = build(app, session, event).await?;
+    p.error = Some(said(&e));
+    Ok(page(e.status(), p))
+}
+
+async fn gates_page(
+    State(app): State<App>,
+    session: SessionActor,
+    ApiPath(event): ApiPath<EventId>,
+) -> Result<Response, ApiError> {
+    Ok(page(StatusCode::OK, build(&app, &session, event).await?))
+}
+
+async fn add_gate(
+    State(app): State<App>,
+    session: SessionActor,
+    ApiPath(event): ApiPath<EventId>,
+    Form(form): Form<Fields>,
+) -> Result<Response, ApiError> {
+    if !csrf_ok(&session, &form) {
+        return Ok(csrf_refused());
+    }
+    let rules_text = field(&form, "rules").trim();
+    let rules = if rules_text.is_empty() {
+        None
+    } else {
+        match serde_json::from_str::<serde_json::Value>(rules_text) {
+            Ok(v) => Some(v),
+            Err(e) => {
+                let e = ApiError::field("rules", &format!("is not JSON: {e}"));
+                return refused(&app, &session, event, e).await;
+            }
+        }
+    };
+    let capacity = match field(&form, "capacity").trim() {
+        "" => None,
+        c => match c.parse::<i64>() {
+            Ok(n) => Some(n),
+            Err(_) => {
+                let e = ApiError::field("capacity", "must be a whole number, or empty");
+                return refused(&app, &session, event, e).await;
+            }
+        },
+    };
+    let types: Vec<kernel::ids::TicketTypeId> = form
+        .iter()
+        .filter(|(k, _)| k == "ticket_type_ids")
+        .filter_map(|(_, v)| v.parse().ok())
+        .collect();
+    let input = GateInput {
+        name: Some(field(&form, "name").to_string()),
+        ticket_type_ids: Some((!types.is_empty()).then_some(types)),
+        reentry: Some(field(&form, "reentry").to_string()).filter(|r| !r.is_empty()),
+        rules: Some(rules),
+        capacity: Some(capacity),
+        opens_at: None,
+        closes_at: None,
+    };
+    match setup::create(&app, &session.actor, event, input).await {
+        Ok(_) => Ok(back(event)),
+        Err(e) => refused(&app, &session, event, e.into()).await,
+    }
+}
+
+fn pairing(app: &App, name: String, code: String, expires: &str) -> Pairing {
+    let link = format!(
+        "{}/scan#pair={code}",
+        app.kernel.config.public_url.trim_end_matches('/')
+    );
+    Pairing {
+        name,
+        qr: crate::tickets::qr_svg(&link).unwrap_or_default(),
+        code,
+        expires: expires.get(..16).unwrap_or(expires).replace('T', " "),
+    }
+}
+
+async fn add_device(
+    State(app): State<App>,
+    session: SessionActor,
+    ApiPath(event): ApiPath<EventId>,
+    Form(form): Form<Fields>,
+) -> Result<Response, ApiError> {
+    if !csrf_ok(&session, &form) {
+        return Ok(csrf_refused());
+    }
+    let input = DeviceInput {
+        name: Some(field(&form, "name").to_string()),
+        event_ids: Some(vec![event]),
+        gate_ids: Some(
+            form.iter()
+                .filter(|(k, _)| k == "gate_ids")
+                .filter_map(|(_, v)| v.parse().ok())
+                .collect(),
+        ),
+        role: Some(if field(&form, "role") == "supervisor" {
+            DeviceRole::Supervisor
+        } else {
+            DeviceRole::Steward
+        }),
+    };
+    match domain::create_device(&app, &session.actor, input).await {
+        Ok(d) => {
+            let mut p = build(&app, &session, event).await?;
+            p.pairing = Some(pairing(&app, d.name, d.pairing_code, &d.pairing_expires_at));
+            Ok(page(StatusCode::CREATED, p))
+        }
+        Err(e) => refused(&app, &session, event, e.into()).await,
+    }
+}
+
+async fn revoke_device(
+    State(app): State<App>,
+    session: SessionActor,
+    ApiPath(path): ApiPath<(EventId, DeviceId)>,
+    Form(form): Form<Fields>,
+) -> Result<Response, ApiError> {
+    let (event, device) = path;
+    if !csrf_ok(&session, &form) {
+        return Ok(csrf_refused());
+    }
+    match domain::revoke_device(&app, &session.actor, device).await {
+        Ok(_) => Ok(back(event)),
+        Err(e) => refused(&app, &session, event, e.into()).await,
+    }
+}
+
+async fn pair_again(
+    State(app): State<App>,
+    session: SessionActor,
+    ApiPath(path): ApiPath<(EventId, DeviceId)>,
+    Form(form): Form<Fields>,
+) -> Result<Response, ApiError> {
+    let (event, device) = path;
+    if !csrf_ok(&session, &form) {
+        return Ok(csrf_refused());
+    }
+    match domain::repair_device(&app, &session.actor, device).await {
+        Ok(d) => {
+            let mut p = build(&app, &session, event).await?;
+            p.pairing = Some(pairing(&app, d.name, d.pairing_code, &d.pairing_expires_at));
+            Ok(page(StatusCode::OK, p))
+        }
+        Err(e) => refused(&app, &session, event, e.into()).await,
+    }
+}
