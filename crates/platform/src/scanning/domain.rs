@@ -498,6 +498,21 @@ impl Ctx<'_> {
         }
     }
 
+    fn log(&self, out: &ScanOutcome) -> LogRow {
+        LogRow {
+            id: ScanId::new(),
+            direction: match self.direction {
+                Direction::In => "in",
+                Direction::Out => "out",
+            },
+            result: out.result.as_str(),
+            reason: out.reason.clone(),
+            explanation: out.explanation.clone(),
+            override_reason: self.override_reason.clone().filter(|_| out.overridden),
+            at: self.now,
+        }
+    }
+
     fn admission(&self, write: Write, entry: Option<&Entry>, out: &ScanOutcome) -> Admission {
         Admission {
             write,
@@ -508,26 +523,24 @@ impl Ctx<'_> {
             gate_id: self.at.map(|g| g.id),
             reentry: false,
             audit: None,
-            log: LogRow {
-                id: ScanId::new(),
-                direction: match self.direction {
-                    Direction::In => "in",
-                    Direction::Out => "out",
-                },
-                result: out.result.as_str(),
-                reason: out.reason.clone(),
-                explanation: out.explanation.clone(),
-                override_reason: self.override_reason.clone().filter(|_| out.overridden),
-                at: self.now,
-            },
+            log: self.log(out),
         }
     }
 
     /// Answers a scan decided in memory; its log row is written behind
     /// (dropped, and counted, only when the log's queue is full).
     fn answer(&self, out: ScanOutcome, entry: Option<&Entry>) -> ScanOutcome {
-        let job = self.admission(Write::Exit, entry, &out);
-        let row = super::gate::log_row(&job, job.log.result, &job.log.reason);
+        let log = self.log(&out);
+        let row = super::gate::scan_row(
+            self.device.tenant().org(),
+            self.event,
+            self.device.id,
+            self.at.map(|g| g.id),
+            entry.map(|e| e.record.id),
+            &log,
+            log.result,
+            &log.reason,
+        );
         if self.app.state::<Gates>().log.try_send(row).is_err() {
             metrics::counter!("voelgoed_scan_log_dropped_total").increment(1);
         }

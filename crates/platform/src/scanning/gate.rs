@@ -529,22 +529,39 @@ async fn follow(
 
 const SCANS_HEAD: &str = "INSERT INTO scans (org_id, id, event_id, device_id, gate_id, ticket_id, direction, result, reason, explanation, override_reason, scanned_at)";
 
-/// A scan log row: the scan as the admission carries it, with its result.
-pub(super) fn log_row(a: &Admission, result: &str, reason: &str) -> Vec<Val> {
+/// A scan log row (`SCANS_HEAD`'s columns), with its result and reason.
+#[allow(clippy::too_many_arguments)]
+pub(super) fn scan_row(
+    org: OrgId,
+    event: EventId,
+    device: DeviceId,
+    gate: Option<GateId>,
+    ticket: Option<TicketId>,
+    log: &LogRow,
+    result: &str,
+    reason: &str,
+) -> Vec<Val> {
     vec![
-        a.org.into(),
-        a.log.id.into(),
-        a.event.into(),
-        a.device.into(),
-        Val::Uuid(a.gate_id.map(|g| g.0)),
-        Val::Uuid(a.ticket.map(|t| t.0)),
-        a.log.direction.into(),
+        org.into(),
+        log.id.into(),
+        event.into(),
+        device.into(),
+        Val::Uuid(gate.map(|g| g.0)),
+        Val::Uuid(ticket.map(|t| t.0)),
+        log.direction.into(),
         result.into(),
         reason.into(),
-        a.log.explanation.clone().into(),
-        a.log.override_reason.clone().into(),
-        a.log.at.into(),
+        log.explanation.clone().into(),
+        log.override_reason.clone().into(),
+        log.at.into(),
     ]
+}
+
+/// The log row of a scan the writer makes durable, with its result.
+fn log_row(a: &Admission, result: &str, reason: &str) -> Vec<Val> {
+    scan_row(
+        a.org, a.event, a.device, a.gate_id, a.ticket, &a.log, result, reason,
+    )
 }
 
 /// Commits a batch of scans in one transaction: the entries (the database

@@ -285,17 +285,29 @@ async fn add_gate(
     }
 }
 
-fn pairing(app: &App, name: String, code: String, expires: &str) -> Pairing {
+/// The page with a device's new pairing code, also as a QR code of the
+/// scanner app's pairing link.
+async fn with_pairing(
+    app: &App,
+    session: &SessionActor,
+    event: EventId,
+    d: domain::NewDeviceView,
+    status: StatusCode,
+) -> Result<Response, ApiError> {
     let link = format!(
-        "{}/scan#pair={code}",
-        app.kernel.config.public_url.trim_end_matches('/')
+        "{}/scan#pair={}",
+        app.kernel.config.public_url.trim_end_matches('/'),
+        d.pairing_code
     );
-    Pairing {
-        name,
+    let expires = &d.pairing_expires_at;
+    let mut p = build(app, session, event).await?;
+    p.pairing = Some(Pairing {
+        name: d.name.clone(),
         qr: crate::tickets::qr_svg(&link).unwrap_or_default(),
-        code,
+        code: d.pairing_code.clone(),
         expires: expires.get(..16).unwrap_or(expires).replace('T', " "),
-    }
+    });
+    Ok(page(status, p))
 }
 
 async fn add_device(
@@ -323,11 +335,7 @@ async fn add_device(
         }),
     };
     match domain::create_device(&app, &session.actor, input).await {
-        Ok(d) => {
-            let mut p = build(&app, &session, event).await?;
-            p.pairing = Some(pairing(&app, d.name, d.pairing_code, &d.pairing_expires_at));
-            Ok(page(StatusCode::CREATED, p))
-        }
+        Ok(d) => with_pairing(&app, &session, event, d, StatusCode::CREATED).await,
         Err(e) => refused(&app, &session, event, e.into()).await,
     }
 }
@@ -359,11 +367,7 @@ async fn pair_again(
         return Ok(csrf_refused());
     }
     match domain::repair_device(&app, &session.actor, device).await {
-        Ok(d) => {
-            let mut p = build(&app, &session, event).await?;
-            p.pairing = Some(pairing(&app, d.name, d.pairing_code, &d.pairing_expires_at));
-            Ok(page(StatusCode::OK, p))
-        }
+        Ok(d) => with_pairing(&app, &session, event, d, StatusCode::OK).await,
         Err(e) => refused(&app, &session, event, e.into()).await,
     }
 }

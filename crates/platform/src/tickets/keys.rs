@@ -6,13 +6,12 @@
 use base64::{Engine, engine::general_purpose::URL_SAFE_NO_PAD};
 use kernel::{
     ApiError, ApiResult, DomainEvent, Permission, clock,
-    events::emit,
     ids::{OrgId, TicketId},
 };
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 
-use super::{Hot, TicketIssued, TicketRecord, TicketRevoked, TicketStatus, TicketView, store};
+use super::{Hot, TicketRecord, TicketStatus, TicketView, store};
 use crate::{
     App,
     identity::{Actor, Tenant},
@@ -201,9 +200,6 @@ async fn reissue_record(
             "this ticket was revoked or handed on: it is not re-issued".into(),
         ));
     }
-    let catalog = crate::events::catalog(app, t, old.event_id)
-        .await?
-        .ok_or(ApiError::NotFound)?;
     let keys = super::org_keys(app, t).await?;
     let id = TicketId::new();
     let new = TicketRecord {
@@ -214,7 +210,7 @@ async fn reissue_record(
             id,
             old.event_id,
             old.ticket_type_id,
-            super::validity(&catalog, old.ticket_type_id),
+            super::validity(old.ticket_type_id),
         ),
         status: TicketStatus::Valid,
         replaces: Some(old.id),
@@ -234,30 +230,7 @@ async fn reissue_record(
     store::carry_presence(t, old.id, id)
         .execute_in(&mut tx)
         .await?;
-    let (org, event, order) = (t.org(), old.event_id, old.order_id);
-    emit(
-        &TicketRevoked {
-            org_id: org,
-            event_id: event,
-            order_id: order,
-            ticket_id: old.id,
-        },
-        now,
-    )?
-    .execute_in(&mut tx)
-    .await?;
-    emit(
-        &TicketIssued {
-            org_id: org,
-            event_id: event,
-            order_id: order,
-            ticket_id: id,
-            ticket_type_id: new.ticket_type_id,
-        },
-        now,
-    )?
-    .execute_in(&mut tx)
-    .await?;
+    super::announce_replaced(&mut tx, t, &old, &new, now).await?;
     actor
         .audit("ticket.reissue", "ticket")
         .object(old.id)

@@ -15,10 +15,7 @@ use kernel::{
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 
-use super::{
-    TicketHolder, TicketIssued, TicketRecord, TicketRevoked, TicketStatus, TicketView, code,
-    org_keys, store,
-};
+use super::{TicketHolder, TicketRecord, TicketStatus, TicketView, code, org_keys, store};
 use crate::{App, identity::Tenant};
 
 /// A ticket was handed on: `from_ticket` revoked, `ticket_id` issued to
@@ -184,7 +181,7 @@ pub async fn transfer(
             id,
             old.event_id,
             old.ticket_type_id,
-            super::validity(&catalog, old.ticket_type_id),
+            super::validity(old.ticket_type_id),
         ),
         status: TicketStatus::Valid,
         admitted_at: None,
@@ -216,35 +213,12 @@ pub async fn transfer(
     store::insert_ticket(t, old.order_id, &new, now)
         .execute_in(&mut tx)
         .await?;
-    let (org, event, order) = (t.org(), old.event_id, old.order_id);
-    emit(
-        &TicketRevoked {
-            org_id: org,
-            event_id: event,
-            order_id: order,
-            ticket_id: old.id,
-        },
-        now,
-    )?
-    .execute_in(&mut tx)
-    .await?;
-    emit(
-        &TicketIssued {
-            org_id: org,
-            event_id: event,
-            order_id: order,
-            ticket_id: id,
-            ticket_type_id: new.ticket_type_id,
-        },
-        now,
-    )?
-    .execute_in(&mut tx)
-    .await?;
+    super::announce_replaced(&mut tx, t, &old, &new, now).await?;
     emit(
         &TicketTransferred {
-            org_id: org,
-            event_id: event,
-            order_id: order,
+            org_id: t.org(),
+            event_id: old.event_id,
+            order_id: old.order_id,
             from_ticket: old.id,
             ticket_id: id,
             email: email.clone(),
