@@ -296,6 +296,16 @@ const MUTATIONS: &[(&str, &str, Record)] = &[
     ),
     (
         "post",
+        "/api/v1/orgs/{org}/events/{event_id}/tickets/{ticket_id}/check-in",
+        Record::Audit("ticket.check_in"),
+    ),
+    (
+        "post",
+        "/api/v1/orgs/{org}/events/{event_id}/tickets/{ticket_id}/undo-admission",
+        Record::Audit("ticket.undo_admission"),
+    ),
+    (
+        "post",
         "/api/v1/orgs/{org}/webhooks",
         Record::Audit("webhook.create"),
     ),
@@ -879,6 +889,31 @@ async fn every_mutating_route_leaves_a_record(backend: Backend) {
         )
         .await,
         "pair device again",
+    );
+
+    // The box office: a ticket checked in by hand, its admission undone.
+    let walk_in = t.buy(&org, &event, 1).await;
+    let walk_in = walk_in["tickets"][0]["id"].as_str().unwrap().to_string();
+    ok(
+        t.post(
+            &o(&format!("/events/{}/tickets/{walk_in}/check-in", event.id)),
+            Some(&org.key),
+            json!({"reason": "flat phone"}),
+        )
+        .await,
+        "check in",
+    );
+    ok(
+        t.post(
+            &o(&format!(
+                "/events/{}/tickets/{walk_in}/undo-admission",
+                event.id
+            )),
+            Some(&org.key),
+            json!({"reason": "the wrong ticket"}),
+        )
+        .await,
+        "undo admission",
     );
 
     // Keys: a ticket re-issued, the key rotated, the old one retired with

@@ -2008,3 +2008,375 @@ async fn an_organizer_sets_up_gates_and_devices_and_reads_the_scan_log() {
     result.expect("browser flow");
     t.stop().await;
 }
+
+/// A new device's pairing code (what the organizer's page shows as a QR code).
+async fn pairing_code(t: &TestApp, org: &Org, event: &Event, role: &str, name: &str) -> String {
+    let d = t
+        .post(
+            &format!("/api/v1/orgs/{}/devices", org.slug),
+            Some(&org.key),
+            serde_json::json!({"name": name, "event_ids": [event.id], "role": role}),
+        )
+        .await;
+    assert_eq!(d.status(), 201);
+    d.json::<serde_json::Value>().await.unwrap()["pairing_code"]
+        .as_str()
+        .unwrap()
+        .to_string()
+}
+
+/// Gate staff on a phone: the scanner app pairs by its link, the steward
+/// picks the gate and types a code: admitted (green), typed again: already
+/// in (amber), and the gate counts one inside. A supervisor's phone admits a
+/// ticket the gate's rule refuses, for a reason.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn gate_staff_pair_the_scanner_app_and_admit_tickets() {
+    let t = TestApp::spawn(Backend::Sqlite).await;
+    let org = organizer(&t, "scanapp").await;
+    let event = t.event(&org, 10).await;
+    let first = t.buy(&org, &event, 1).await;
+    let first = first["tickets"][0]["code"].as_str().unwrap().to_string();
+    let second = t.buy(&org, &event, 1).await;
+    let second = second["tickets"][0]["code"].as_str().unwrap().to_string();
+    let gates = format!("/api/v1/orgs/{}/events/{}/gates", org.slug, event.id);
+    let north = t
+        .post(&gates, Some(&org.key), serde_json::json!({"name": "North"}))
+        .await;
+    assert_eq!(north.status(), 201);
+    let north = north.json::<serde_json::Value>().await.unwrap()["id"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    // A rule no ticket passes: only a supervisor's override gets one in.
+    let early = t
+        .post(
+            &gates,
+            Some(&org.key),
+            serde_json::json!({"name": "Early door", "rules": {"<": [{"var": "minutes_of_day"}, 0]}}),
+        )
+        .await;
+    assert_eq!(early.status(), 201);
+    let early = early.json::<serde_json::Value>().await.unwrap()["id"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let steward = pairing_code(&t, &org, &event, "steward", "Phone 1").await;
+    let supervisor = pairing_code(&t, &org, &event, "supervisor", "Phone 2").await;
+
+    let driver = chromedriver();
+    let b = browser(&driver).await;
+    let result = async {
+        // The organizer's QR code is this link: the phone pairs on opening it.
+        b.goto(&t.url(&format!("/scan#pair={steward}"))).await?;
+        soon(&b, By::Css("body[data-screen=gates]")).await?;
+        assert!(
+            !b.current_url().await?.as_str().contains("pair="),
+            "the pairing code leaves the address bar"
+        );
+        soon_text_is(&b, By::Id("device-name"), "Phone 1").await?;
+        soon(&b, By::Css(format!(".gate-choice[data-gate-id='{north}']")))
+            .await?
+            .click()
+            .await?;
+        soon(&b, By::Css("body[data-screen=scan]")).await?;
+
+        // Typed (the headless browser has no camera): admitted, in green.
+        b.find(By::Id("manual-code"))
+            .await?
+            .send_keys(&first)
+            .await?;
+        b.find(By::Id("manual-submit")).await?.click().await?;
+        soon(&b, By::Css("#result.green[data-result=admitted]")).await?;
+        assert_eq!(text_of(&b, "result-word").await?, "ADMITTED");
+        soon_text_is(&b, By::Id("count-inside"), "1").await?;
+        // Green goes by itself; the same code typed again is sent again.
+        soon_hidden(&b, "result").await?;
+        b.find(By::Id("manual-code"))
+            .await?
+            .send_keys(&first)
+            .await?;
+        b.find(By::Id("manual-submit")).await?.click().await?;
+        soon(&b, By::Css("#result.amber[data-result=already_admitted]")).await?;
+        assert_eq!(text_of(&b, "result-word").await?, "ALREADY IN");
+        assert!(
+            text_of(&b, "result-first")
+                .await?
+                .starts_with("First in at ")
+        );
+        assert!(
+            !b.find(By::Id("override-open"))
+                .await?
+                .is_displayed()
+                .await?,
+            "a steward cannot override"
+        );
+        b.find(By::Id("result-dismiss")).await?.click().await?;
+        soon_hidden(&b, "result").await?;
+
+        // Opened again, the phone is still at North, and the gate's own
+        // figures (from /devices/me) count the one inside.
+        b.refresh().await?;
+        soon(&b, By::Css("body[data-screen=scan]")).await?;
+        soon_text_is(&b, By::Id("gate-name"), "North").await?;
+        soon_text_is(&b, By::Id("count-inside"), "1").await?;
+        soon_text_is(&b, By::Id("count-entries"), "1").await?;
+
+        // The supervisor's phone opens its own link in the same browser.
+        b.goto(&t.url(&format!("/scan#pair={supervisor}"))).await?;
+        soon(&b, By::Css("body[data-screen=gates]")).await?;
+        soon_text_is(&b, By::Id("device-role"), "Supervisor").await?;
+        soon(&b, By::Css(format!(".gate-choice[data-gate-id='{early}']")))
+            .await?
+            .click()
+            .await?;
+        soon(&b, By::Css("body[data-screen=scan]")).await?;
+        b.find(By::Id("manual-code"))
+            .await?
+            .send_keys(&second)
+            .await?;
+        b.find(By::Id("manual-submit")).await?.click().await?;
+        soon(&b, By::Css("#result.red[data-result=rule]")).await?;
+        assert_eq!(
+            text_of(&b, "result-explanation").await?,
+            "only before 00:00"
+        );
+        soon(&b, By::Id("override-open")).await?.click().await?;
+        soon(&b, By::Id("override-reason"))
+            .await?
+            .send_keys("Stage crew, late shift")
+            .await?;
+        b.find(By::Id("override-submit")).await?.click().await?;
+        soon(&b, By::Css("#result.green[data-result=admitted]")).await?;
+        assert_eq!(
+            text_of(&b, "result-override-note").await?,
+            "Admitted by a supervisor's override"
+        );
+        Ok::<_, WebDriverError>(())
+    }
+    .await;
+    let _ = b.quit().await;
+    result.expect("browser flow");
+    t.stop().await;
+}
+
+/// The gate-rule table gives the same answers and words in the browser (the
+/// scanner app's rules.js over the vendored json-logic-js) as on the server
+/// and in node.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn the_rules_table_agrees_in_the_browser() {
+    const TABLE: &str = include_str!("../../../platform/src/scanning/rules_table.json");
+    // The script of scripts/rules_table.js, run in the page; it loads the two
+    // files as the gate page does (same origin, so the CSP allows them).
+    const RUN: &str = r#"
+const rows = JSON.parse(arguments[0]);
+const done = arguments[arguments.length - 1];
+function load(src) {
+  return new Promise(function (resolve, reject) {
+    const s = document.createElement("script");
+    s.src = src;
+    s.onload = resolve;
+    s.onerror = function () { reject(new Error(src)); };
+    document.head.appendChild(s);
+  });
+}
+load("/assets/vendor/logic.js").then(function () { return load("/assets/rules.js"); }).then(function () {
+  const rules = window.VoelgoedRules;
+  const show = JSON.stringify;
+  const bad = [];
+  rows.forEach(function (row) {
+    const got = rules.evaluate(row.rule, row.facts);
+    if (got !== row.result) { bad.push(row.name + ": evaluate " + show(got) + ", want " + show(row.result)); }
+    const why = rules.explain(row.rule, row.facts);
+    if (why !== row.explanation) { bad.push(row.name + ": explain " + show(why) + ", want " + show(row.explanation)); }
+    if (Object.prototype.hasOwnProperty.call(row, "describe")) {
+      const words = rules.describe(row.rule);
+      if (words !== row.describe) { bad.push(row.name + ": describe " + show(words) + ", want " + show(row.describe)); }
+    }
+  });
+  done({ rows: rows.length, bad: bad });
+}, function (e) { done({ rows: 0, bad: ["did not load " + e.message] }); });
+"#;
+    let t = TestApp::spawn(Backend::Sqlite).await;
+    let driver = chromedriver();
+    let b = browser(&driver).await;
+    let result = async {
+        // Any page of the platform hosts it; the scanner app's is static.
+        b.goto(&t.url("/scan")).await?;
+        // The table goes as text: JSON.parse keeps it exactly as written.
+        let out = b
+            .execute_async(RUN, vec![serde_json::Value::String(TABLE.to_string())])
+            .await?;
+        let out = out.json().clone();
+        let rows: Vec<serde_json::Value> = serde_json::from_str(TABLE).expect("the table is JSON");
+        assert_eq!(out["rows"], rows.len(), "every row ran: {out}");
+        assert_eq!(
+            out["bad"],
+            serde_json::json!([]),
+            "rows that disagree: {out}"
+        );
+        Ok::<_, WebDriverError>(())
+    }
+    .await;
+    let _ = b.quit().await;
+    result.expect("browser flow");
+    t.stop().await;
+}
+
+/// Waits until the element `id` is hidden (the scanner's green result goes
+/// by itself after a moment).
+async fn soon_hidden(b: &WebDriver, id: &str) -> WebDriverResult<()> {
+    let deadline = std::time::Instant::now() + Duration::from_secs(15);
+    loop {
+        let hidden = b
+            .execute(
+                "return document.getElementById(arguments[0]).hidden;",
+                vec![serde_json::json!(id)],
+            )
+            .await?;
+        if hidden.json() == &serde_json::json!(true) {
+            return Ok(());
+        }
+        assert!(std::time::Instant::now() < deadline, "#{id} is still shown");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
+/// What an element's text is, shown or not (a result that has gone by itself
+/// keeps its words).
+async fn text_of(b: &WebDriver, id: &str) -> WebDriverResult<String> {
+    let ret = b
+        .execute(
+            "return document.getElementById(arguments[0]).textContent;",
+            vec![serde_json::json!(id)],
+        )
+        .await?;
+    Ok(ret.json().as_str().unwrap_or_default().to_string())
+}
+
+/// The box office page: a buyer found by e-mail, checked in by hand, the
+/// admission undone.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn the_box_office_looks_up_a_buyer_checks_them_in_and_undoes_it() {
+    let t = TestApp::spawn(Backend::Sqlite).await;
+    let org = organizer(&t, "boxoffice").await;
+    let event = t.event(&org, 10).await;
+    let order = t.buy(&org, &event, 1).await;
+    let ticket = order["tickets"][0]["id"].as_str().unwrap().to_string();
+    let gate = t
+        .post(
+            &format!("/api/v1/orgs/{}/events/{}/gates", org.slug, event.id),
+            Some(&org.key),
+            serde_json::json!({"name": "Main", "capacity": 50}),
+        )
+        .await;
+    assert_eq!(gate.status(), 201);
+    let gate_id = gate.json::<serde_json::Value>().await.unwrap()["id"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let driver = chromedriver();
+    let b = browser(&driver).await;
+    let result = async {
+        b.goto(&t.url("/login")).await?;
+        log_in(&b, &org).await?;
+        soon(&b, By::Id("new-event-link")).await?;
+        b.goto(&t.url(&format!("/dashboard/events/{}", event.id)))
+            .await?;
+        // The live view counts the gate's people inside without a reload.
+        let gate_row = format!("#gate-figures tr[data-gate='{gate_id}']");
+        assert_eq!(
+            soon_text(&b, By::Css(format!("{gate_row} .inside"))).await?,
+            "0 / 50"
+        );
+        let other = t.buy(&org, &event, 1).await;
+        let r = t
+            .post(
+                &format!(
+                    "/api/v1/orgs/{}/events/{}/tickets/{}/check-in",
+                    org.slug,
+                    event.id,
+                    other["tickets"][0]["id"].as_str().unwrap()
+                ),
+                Some(&org.key),
+                serde_json::json!({"reason": "walk-in", "gate_id": gate_id}),
+            )
+            .await;
+        assert_eq!(r.status(), 200);
+        soon_text_is(&b, By::Css(format!("{gate_row} .inside")), "1 / 50").await?;
+        soon_text_is(&b, By::Css(format!("{gate_row} .entries")), "1").await?;
+        soon(&b, By::Id("box-office-link")).await?.click().await?;
+        let lookup = soon(&b, By::Id("lookup")).await?;
+        lookup
+            .find(By::Css("input[name=q]"))
+            .await?
+            .send_keys("BUYER@")
+            .await?;
+        lookup.find(By::Css("button")).await?.click().await?;
+        let row = soon(&b, By::Css(format!("#found tr[data-ticket='{ticket}']"))).await?;
+        assert_eq!(
+            row.find(By::Css(".presence")).await?.text().await?,
+            "not yet"
+        );
+        row.find(By::Css("form.check-in button"))
+            .await?
+            .click()
+            .await?;
+        soon_text_is(&b, By::Id("notice"), "Checked in.").await?;
+        let presence = soon_text(
+            &b,
+            By::Css(format!("#found tr[data-ticket='{ticket}'] .presence")),
+        )
+        .await?;
+        assert!(presence.starts_with("inside"), "{presence}");
+        let undo = b
+            .find(By::Css(format!(
+                "#found tr[data-ticket='{ticket}'] form.undo"
+            )))
+            .await?;
+        undo.find(By::Css("input[name=reason]"))
+            .await?
+            .send_keys("scanned the wrong ticket")
+            .await?;
+        undo.find(By::Css("button")).await?.click().await?;
+        soon_text_is(
+            &b,
+            By::Id("notice"),
+            "Admission undone: the ticket can come in again.",
+        )
+        .await?;
+        assert_eq!(
+            soon_text(
+                &b,
+                By::Css(format!("#found tr[data-ticket='{ticket}'] .presence"))
+            )
+            .await?,
+            "not yet"
+        );
+        // Too short a lookup says why.
+        b.goto(&t.url(&format!("/dashboard/events/{}/box-office?q=x", event.id)))
+            .await?;
+        let err = soon_text(&b, By::Id("form-error")).await?;
+        assert!(err.contains("q"), "{err}");
+        Ok::<_, WebDriverError>(())
+    }
+    .await;
+    let _ = b.quit().await;
+    result.expect("browser flow");
+    // The audit log has both, with their reasons.
+    let r = t
+        .get(
+            &format!("/api/v1/orgs/{}/audit?limit=200", org.slug),
+            Some(&org.key),
+        )
+        .await;
+    let log: serde_json::Value = r.json().await.unwrap();
+    let actions: Vec<&str> = log["data"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| e["action"].as_str().unwrap())
+        .collect();
+    assert!(actions.contains(&"ticket.check_in"), "{actions:?}");
+    assert!(actions.contains(&"ticket.undo_admission"), "{actions:?}");
+    t.stop().await;
+}

@@ -877,3 +877,203 @@ async fn fifty_devices_scan_a_thousand_tickets_with_duplicates_and_each_is_admit
 fn codes_of(order: &Value) -> Vec<String> {
     codes(order)
 }
+
+both!(the_box_office_finds_a_ticket_checks_it_in_by_hand_and_undoes_a_mistaken_admission);
+async fn the_box_office_finds_a_ticket_checks_it_in_by_hand_and_undoes_a_mistaken_admission(
+    backend: Backend,
+) {
+    let t = TestApp::spawn(backend).await;
+    let org = t.signup().await;
+    let event = t.event(&org, 20).await;
+    let other = t.event(&org, 20).await;
+    // A rule no ticket passes: a check-in by hand admits anyway.
+    let closed = gate(
+        &t,
+        &org,
+        &event,
+        json!({"name": "Closed", "rules": {"<": [{"var": "minutes_of_day"}, 0]}}),
+    )
+    .await;
+    let side = gate(&t, &org, &event, json!({"name": "Side"})).await;
+    let order = t.buy(&org, &event, 2).await;
+    t.buy(&org, &other, 1).await;
+    let ticket = order["tickets"][0]["id"].as_str().unwrap().to_string();
+    let code = order["tickets"][0]["code"].as_str().unwrap().to_string();
+    let base = format!("/api/v1/orgs/{}/events/{}", org.slug, event.id);
+
+    // Looked up by e-mail, by name and by order id: this event's tickets only.
+    for q in ["BUYER@example", "buyer", order["id"].as_str().unwrap()] {
+        let r = t
+            .get(&format!("{base}/box-office?q={q}"), Some(&org.key))
+            .await;
+        assert_eq!(r.status(), 200, "{q}");
+        let found: Value = r.json().await.unwrap();
+        let found = found["data"].as_array().unwrap();
+        assert_eq!(found.len(), 2, "{q}: {found:?}");
+        assert!(
+            found
+                .iter()
+                .all(|f| f["ticket"]["event_id"] == json!(event.id))
+        );
+        assert_eq!(found[0]["buyer_email"], "buyer@example.com");
+        assert_eq!(found[0]["inside"], false);
+    }
+    let r = t
+        .get(&format!("{base}/box-office?q=a"), Some(&org.key))
+        .await;
+    problem(r, 422, "validation").await;
+    let r = t
+        .get(&format!("{base}/box-office?q=nobody-here"), Some(&org.key))
+        .await;
+    assert_eq!(r.json::<Value>().await.unwrap()["data"], json!([]));
+
+    // Bad check-ins: no reason, a gate of no such kind, a ticket of
+    // another event or none at all, another org's credential.
+    let check_in = |ticket: String, body: Value| {
+        let t = &t;
+        let base = base.clone();
+        let key = org.key.clone();
+        async move {
+            t.post(
+                &format!("{base}/tickets/{ticket}/check-in"),
+                Some(&key),
+                body,
+            )
+            .await
+        }
+    };
+    problem(
+        check_in(ticket.clone(), json!({"reason": "  "})).await,
+        422,
+        "validation",
+    )
+    .await;
+    problem(
+        check_in(
+            ticket.clone(),
+            json!({"reason": "flat phone", "gate_id": other.id}),
+        )
+        .await,
+        422,
+        "validation",
+    )
+    .await;
+    problem(
+        check_in(uuid::Uuid::now_v7().to_string(), json!({"reason": "x"})).await,
+        404,
+        "not_found",
+    )
+    .await;
+    let stranger = t.signup().await;
+    let r = t
+        .post(
+            &format!("{base}/tickets/{ticket}/check-in"),
+            Some(&stranger.key),
+            json!({"reason": "x"}),
+        )
+        .await;
+    assert!(matches!(r.status().as_u16(), 403 | 404), "{}", r.status());
+
+    // By hand, through the gate whose rule refuses everyone: admitted once.
+    let r = check_in(
+        ticket.clone(),
+        json!({"reason": "flat phone", "gate_id": closed["id"]}),
+    )
+    .await;
+    assert_eq!(r.status(), 200);
+    let out: Value = r.json().await.unwrap();
+    assert_eq!(out["result"], "admitted", "{out}");
+    assert_eq!(out["reason"], "checked in at the box office");
+    let again: Value = check_in(ticket.clone(), json!({"reason": "flat phone"}))
+        .await
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(again["result"], "already_admitted", "{again}");
+    let steward = device_with(&t, &org, &event, json!({})).await;
+    let s = scan_at(&t, &steward, &code, &event, json!({"gate": side["id"]})).await;
+    assert_eq!(s["result"], "already_admitted", "{s}");
+    let log = scan_log(&t, &org, &event, &format!("?ticket_id={ticket}")).await;
+    let first = &log["data"][0];
+    assert_eq!(first["result"], "admitted");
+    assert_eq!(first["device_id"], Value::Null);
+    assert_eq!(first["override_reason"], "flat phone");
+
+    // Undone: as if never scanned, on the gate too; the live count follows.
+    let undo = |body: Value| {
+        let t = &t;
+        let url = format!("{base}/tickets/{ticket}/undo-admission");
+        let key = org.key.clone();
+        async move { t.post(&url, Some(&key), body).await }
+    };
+    problem(undo(json!({})).await, 422, "validation").await;
+    let r = undo(json!({"reason": "scanned the wrong ticket"})).await;
+    assert_eq!(r.status(), 200);
+    let u: Value = r.json().await.unwrap();
+    assert_eq!(u["reason"], "scanned the wrong ticket");
+    problem(undo(json!({"reason": "twice"})).await, 409, "conflict").await;
+    let mut last = Value::Null;
+    for _ in 0..100 {
+        last = scan_at(&t, &steward, &code, &event, json!({"gate": side["id"]})).await;
+        if last["result"] == "admitted" {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
+    assert_eq!(last["result"], "admitted", "{last}");
+    assert_eq!(last["reason"], "admitted", "a first entry again: {last}");
+    let log = scan_log(&t, &org, &event, &format!("?ticket_id={ticket}")).await;
+    let results: Vec<&str> = log["data"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|r| r["result"].as_str().unwrap())
+        .collect();
+    assert!(results.contains(&"undone"), "{results:?}");
+    assert_eq!(results.last(), Some(&"admitted"), "{results:?}");
+    let r = t
+        .get(&format!("{base}/box-office?q=buyer"), Some(&org.key))
+        .await;
+    let found: Value = r.json().await.unwrap();
+    let me = found["data"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|f| f["ticket"]["id"] == json!(ticket))
+        .unwrap()
+        .clone();
+    assert_eq!(me["inside"], true);
+    assert_eq!(me["entries"], 1);
+
+    // At the gate, a supervisor's phone looks up; a steward's may not.
+    let supervisor = device_with(&t, &org, &event, json!({"role": "supervisor"})).await;
+    let r = t
+        .get(
+            &format!("/api/v1/devices/lookup?event_id={}&q=buyer", event.id),
+            Some(&supervisor),
+        )
+        .await;
+    assert_eq!(r.status(), 200);
+    assert_eq!(
+        r.json::<Value>().await.unwrap()["data"]
+            .as_array()
+            .unwrap()
+            .len(),
+        2
+    );
+    let r = t
+        .get(
+            &format!("/api/v1/devices/lookup?event_id={}&q=buyer", event.id),
+            Some(&steward),
+        )
+        .await;
+    problem(r, 403, "forbidden").await;
+    let r = t
+        .get(
+            &format!("/api/v1/devices/lookup?event_id={}&q=buyer", other.id),
+            Some(&supervisor),
+        )
+        .await;
+    problem(r, 403, "forbidden").await;
+    t.stop().await;
+}

@@ -4,7 +4,7 @@
 //! transaction (so each event counts exactly once): `ticket_type.created`,
 //! `ticket_type.updated` (capacity), `hold.created`/`hold.expired` (held), `order.created`/
 //! `order.expired` (reserved by orders), `order.paid` (sold),
-//! `ticket.admitted` (admitted).
+//! `ticket.admitted`/`ticket.admission_undone` (admitted).
 //! Emits: nothing. Streams: per node and event, one watcher re-reads the
 //! event's row at most every 250 ms after a message on its topic, and every
 //! open stream of that event gets the result — a busy gate cannot turn
@@ -21,7 +21,7 @@ use crate::{
     events::{TicketTypeCreated, TicketTypeUpdated},
     identity::Tenant,
     sales::{HoldCreated, HoldExpired, OrderCreated, OrderExpired, OrderPaid},
-    scanning::TicketAdmitted,
+    scanning::{TicketAdmissionUndone, TicketAdmitted},
 };
 use dashmap::DashMap;
 use kernel::{
@@ -46,6 +46,7 @@ pub fn slice(_kernel: &Kernel) -> Slice<App> {
         .consumes::<OrderExpired, _>("live.figures", project::<OrderExpired>)
         .consumes::<OrderPaid, _>("live.figures", project::<OrderPaid>)
         .consumes::<TicketAdmitted, _>("live.figures", project::<TicketAdmitted>)
+        .consumes::<TicketAdmissionUndone, _>("live.figures", project::<TicketAdmissionUndone>)
 }
 
 /// How an event moves an event's figures.
@@ -133,6 +134,15 @@ impl Counts for TicketAdmitted {
     }
 }
 
+impl Counts for TicketAdmissionUndone {
+    fn delta(&self) -> Delta {
+        Delta {
+            admitted: -1,
+            ..Delta::default()
+        }
+    }
+}
+
 /// Adds a batch of events to the figures: one upsert per event affected.
 fn project<'a, E: Counts>(_app: &'a App, tx: &'a mut Tx, events: Vec<Envelope<E>>) -> TxFuture<'a> {
     Box::pin(async move {
@@ -157,12 +167,18 @@ fn project<'a, E: Counts>(_app: &'a App, tx: &'a mut Tx, events: Vec<Envelope<E>
     })
 }
 
-/// The figures now, as the projection has them.
+/// The figures now, as the projection has them, with the gates' figures.
 pub async fn figures(app: &App, t: &Tenant, event: EventId) -> ApiResult<Figures> {
-    Ok(store::figures(app.db(), t, event).await?)
+    let mut f = store::figures(app.db(), t, event).await?;
+    f.gates = crate::scanning::live_gates(app, t, event).await?;
+    Ok(f)
 }
 
 const DEBOUNCE: Duration = Duration::from_millis(250);
+/// The gates' figures count the scan log: read at most this often per
+/// event and node, and this often while nothing happens (scans in the last
+/// minute fall as the minute passes).
+pub const GATES_EVERY: Duration = Duration::from_secs(2);
 
 /// One watcher per event with open streams on this node.
 #[derive(Default)]
@@ -235,20 +251,33 @@ async fn follow(
     tx: Arc<watch::Sender<Figures>>,
 ) {
     let mut shutdown = app.kernel.shutdown.clone();
+    let mut gates = tx.borrow().gates.clone();
+    let mut gates_read = tokio::time::Instant::now();
+    let mut tick = tokio::time::interval(GATES_EVERY);
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     loop {
         tokio::select! {
             r = rx.recv() => match r {
                 Ok(_) | Err(RecvError::Lagged(_)) => {}
                 Err(RecvError::Closed) => break,
             },
+            _ = tick.tick(), if !gates.is_empty() => {}
             _ = tx.closed() => break,
             _ = crate::web::until_down(&mut shutdown) => break,
         }
         tokio::time::sleep(DEBOUNCE).await;
         // Everything that arrived meanwhile is covered by one read.
         while rx.try_recv().is_ok() {}
-        match figures(&app, &t, event).await {
-            Ok(f) => {
+        if gates_read.elapsed() >= GATES_EVERY {
+            match crate::scanning::live_gates(&app, &t, event).await {
+                Ok(g) => gates = g,
+                Err(e) => tracing::warn!(error = %e, "live gate figures failed"),
+            }
+            gates_read = tokio::time::Instant::now();
+        }
+        match store::figures(app.db(), &t, event).await {
+            Ok(mut f) => {
+                f.gates = gates.clone();
                 tx.send_if_modified(|old| {
                     let changed = *old != f;
                     *old = f;

@@ -22,6 +22,9 @@ pub struct Figures {
     /// Left to sell: capacity less what holds and orders (paid or pending) took.
     pub available: i64,
     pub admitted: i64,
+    /// The event's gates: people inside, entries, scans in the last minute
+    /// (refreshed at most every [`super::GATES_EVERY`]).
+    pub gates: Vec<crate::scanning::LiveGate>,
 }
 
 pub async fn add(tx: &mut Tx, org: OrgId, event: EventId, d: &Delta) -> Result<(), sqlx::Error> {
@@ -50,5 +53,6 @@ pub async fn figures(db: &Db, t: &Tenant, event: EventId) -> Result<Figures, sql
         held: held.max(0),
         available: (capacity - held - reserved).clamp(0, capacity.max(0)),
         admitted,
+        gates: Vec::new(),
     })
 }

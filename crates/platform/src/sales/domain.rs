@@ -1616,6 +1616,34 @@ pub async fn list_orders(
     limit: i64,
 ) -> Result<Vec<OrderListItem>> {
     let t = actor.require(Permission::OrdersRead)?;
+    orders_of(app, t, f, before, limit).await
+}
+
+/// The event's orders whose buyer's name or e-mail holds `q`, or whose id
+/// is `q`, newest first: the box office's lookup (its caller decided who
+/// may look).
+pub async fn find_orders(
+    app: &App,
+    t: &Tenant,
+    event: EventId,
+    q: &str,
+    limit: i64,
+) -> Result<Vec<OrderListItem>> {
+    let f = OrderFilter {
+        q: Some(q.to_string()),
+        status: None,
+        event: Some(event),
+    };
+    orders_of(app, t, &f, None, limit).await
+}
+
+async fn orders_of(
+    app: &App,
+    t: &Tenant,
+    f: &OrderFilter,
+    before: Option<OrderId>,
+    limit: i64,
+) -> Result<Vec<OrderListItem>> {
     let rows = store::list_orders(app.db(), t, f, before, limit).await?;
     Ok(rows
         .into_iter()

@@ -42,10 +42,10 @@ mod waitlist_views;
 use std::time::Duration;
 
 pub use domain::{
-    Buyer, HoldItem, HoldView, MoneyShare, OrderLine, OrderStatus, OrderView, PaymentMethod, Reply,
-    StoreEvent, checkout, create_hold, expire_pending_orders, get_order, get_order_for_buyer,
-    money_shares, order_for_upkeep, order_opens_with, order_summaries, orders_page, paid_orders,
-    release_expired, store_event,
+    Buyer, HoldItem, HoldView, MoneyShare, OrderLine, OrderListItem, OrderStatus, OrderView,
+    PaymentMethod, Reply, StoreEvent, checkout, create_hold, expire_pending_orders, find_orders,
+    get_order, get_order_for_buyer, money_shares, order_for_upkeep, order_opens_with,
+    order_summaries, orders_page, paid_orders, release_expired, store_event,
 };
 pub use error::Error;
 pub use inventory::{Inventory, Reserve};

@@ -16,6 +16,7 @@ use utoipa::{IntoParams, ToSchema};
 use utoipa_axum::{router::OpenApiRouter, routes};
 
 use super::{
+    box_office::{self, AdmissionUndoneView, BoxOfficeTicket},
     domain::{
         self, DeviceInput, DeviceRole, DeviceView, Direction, MAX_SCAN_CODE, NewDeviceView,
         PairedView, ScanInput, ScanLogItem, ScanOutcome,
@@ -39,6 +40,10 @@ pub fn routes() -> OpenApiRouter<App> {
         .routes(routes!(pair))
         .routes(routes!(me))
         .routes(routes!(scan))
+        .routes(routes!(box_office_lookup))
+        .routes(routes!(check_in))
+        .routes(routes!(undo_admission))
+        .routes(routes!(device_lookup))
 }
 
 #[derive(Deserialize, ToSchema)]
@@ -137,13 +142,23 @@ pub struct PublicKey {
 }
 
 #[derive(Serialize, ToSchema)]
+pub struct DeviceEvent {
+    id: EventId,
+    name: String,
+    starts_at: String,
+    ends_at: String,
+}
+
+#[derive(Serialize, ToSchema)]
 pub struct DeviceInfo {
     device_id: String,
     name: String,
     org: String,
     event_ids: Vec<EventId>,
+    /// Those events, named (for the app's gate picker).
+    events: Vec<DeviceEvent>,
     role: DeviceRole,
-    /// The gates it may scan at.
+    /// The gates it may scan at, with their figures.
     gates: Vec<GateView>,
     /// Keys that verify this org's ticket codes offline.
     signing_keys: Vec<PublicKey>,
@@ -159,7 +174,19 @@ async fn me(
     let scope = domain::device_scope(&app, &d).await?;
     let keys = crate::tickets::org_keys(&app, d.tenant()).await?;
     let gates = domain::device_gates(&app, &d).await?;
+    let mut events = Vec::with_capacity(scope.events.len());
+    for e in &scope.events {
+        if let Some(c) = crate::events::catalog(&app, d.tenant(), *e).await? {
+            events.push(DeviceEvent {
+                id: *e,
+                name: c.event.name.clone(),
+                starts_at: c.event.starts_at.clone(),
+                ends_at: c.event.ends_at.clone(),
+            });
+        }
+    }
     Ok(axum::Json(DeviceInfo {
+        events,
         device_id: d.id.to_string(),
         name: scope.name.clone(),
         org: d.tenant().slug().to_string(),
@@ -610,4 +637,154 @@ async fn scan_log(
         .map(|s| s.id.to_string())
         .or_else(|| q.cursor.clone());
     Ok(axum::Json(ScanLog { data, next_cursor }))
+}
+
+#[derive(Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
+pub struct LookupQuery {
+    /// Part of the buyer's name or e-mail, or an order id (2 to 200
+    /// characters).
+    #[param(min_length = 2, max_length = 200)]
+    q: String,
+    /// Orders at most (each with its tickets); 20 when left out.
+    #[param(minimum = 1, maximum = 100)]
+    limit: Option<i64>,
+}
+
+#[derive(Serialize, ToSchema)]
+pub struct LookupList {
+    data: Vec<BoxOfficeTicket>,
+}
+
+fn lookup_limit(limit: Option<i64>) -> Result<i64, ApiError> {
+    let limit = limit.unwrap_or(20);
+    if !(1..=100).contains(&limit) {
+        return Err(ApiError::field("limit", "must be 1 to 100"));
+    }
+    Ok(limit)
+}
+
+/// The box office's lookup: the event's tickets by the buyer's name or
+/// e-mail, or by order id, newest orders first, each with whether it is
+/// inside.
+#[utoipa::path(get, path = "/api/v1/orgs/{org}/events/{event_id}/box-office", tag = "scanning",
+    params(("org" = String, Path), ("event_id" = String, Path), LookupQuery),
+    security(("api_key" = [])),
+    responses((status = 200, body = LookupList, description = "the tickets found"),
+              (status = 404, description = "no such event"),
+              (status = 422, description = "invalid: the field is named")))]
+async fn box_office_lookup(
+    State(app): State<App>,
+    OrgActor(actor): OrgActor,
+    ApiPath(path): ApiPath<(String, EventId)>,
+    ApiQuery(q): ApiQuery<LookupQuery>,
+) -> Result<axum::Json<LookupList>, ApiError> {
+    let (_, event) = path;
+    let limit = lookup_limit(q.limit)?;
+    Ok(axum::Json(LookupList {
+        data: box_office::find(&app, &actor, event, &q.q, limit).await?,
+    }))
+}
+
+#[derive(Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct CheckInRequest {
+    /// Why by hand (a flat phone, a lost code): kept in the audit and scan
+    /// logs.
+    #[schema(min_length = 1, max_length = 500)]
+    reason: String,
+    /// The gate it comes in through, if the event has gates.
+    #[schema(schema_with = kernel::http::schema::uuid)]
+    gate_id: Option<GateId>,
+}
+
+/// Checks a ticket in by hand at the box office (the box office role, an
+/// admin or the owner). It admits despite a gate's ticket types, rule or
+/// opening hours, never a revoked ticket nor one admitted already: the
+/// result says which, as a scan's does.
+#[utoipa::path(post, path = "/api/v1/orgs/{org}/events/{event_id}/tickets/{ticket_id}/check-in", tag = "scanning",
+    params(("org" = String, Path), ("event_id" = String, Path), ("ticket_id" = String, Path)),
+    request_body = CheckInRequest, security(("api_key" = [])),
+    responses((status = 200, body = ScanOutcome, description = "the check-in's result"),
+              (status = 403, description = "this credential may not check in"),
+              (status = 404, description = "no such ticket of this event"),
+              (status = 422, description = "invalid: the field is named")))]
+async fn check_in(
+    State(app): State<App>,
+    OrgActor(actor): OrgActor,
+    ApiPath(path): ApiPath<(String, EventId, TicketId)>,
+    ApiJson(req): ApiJson<CheckInRequest>,
+) -> Result<axum::Json<ScanOutcome>, ApiError> {
+    let (_, event, ticket) = path;
+    let out = box_office::check_in(&app, &actor, event, ticket, req.gate_id, &req.reason).await?;
+    metrics::counter!("voelgoed_scans_total", "result" => out.result.as_str()).increment(1);
+    Ok(axum::Json(out))
+}
+
+#[derive(Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct UndoAdmissionRequest {
+    /// Why (the wrong ticket was scanned, say): kept in the audit and scan
+    /// logs.
+    #[schema(min_length = 1, max_length = 500)]
+    reason: String,
+}
+
+/// Undoes a mistaken admission (the box office role, an admin or the
+/// owner): the ticket is as if never scanned, on every node within a
+/// second. Its scans stay in the log, followed by the undo.
+#[utoipa::path(post, path = "/api/v1/orgs/{org}/events/{event_id}/tickets/{ticket_id}/undo-admission", tag = "scanning",
+    params(("org" = String, Path), ("event_id" = String, Path), ("ticket_id" = String, Path)),
+    request_body = UndoAdmissionRequest, security(("api_key" = [])),
+    responses((status = 200, body = AdmissionUndoneView, description = "the admission undone"),
+              (status = 403, description = "this credential may not undo admissions"),
+              (status = 404, description = "no such ticket of this event"),
+              (status = 409, description = "the ticket is not admitted"),
+              (status = 422, description = "invalid: the field is named")))]
+async fn undo_admission(
+    State(app): State<App>,
+    OrgActor(actor): OrgActor,
+    ApiPath(path): ApiPath<(String, EventId, TicketId)>,
+    ApiJson(req): ApiJson<UndoAdmissionRequest>,
+) -> Result<axum::Json<AdmissionUndoneView>, ApiError> {
+    let (_, event, ticket) = path;
+    Ok(axum::Json(
+        box_office::undo_admission(&app, &actor, event, ticket, &req.reason).await?,
+    ))
+}
+
+#[derive(Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
+pub struct DeviceLookupQuery {
+    #[param(format = Uuid, pattern = r"^[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}$")]
+    event_id: String,
+    /// Part of the buyer's name or e-mail, or an order id (2 to 200
+    /// characters).
+    #[param(min_length = 2, max_length = 200)]
+    q: String,
+    /// Orders at most (each with its tickets); 20 when left out.
+    #[param(minimum = 1, maximum = 100)]
+    limit: Option<i64>,
+}
+
+/// A supervisor device's lookup at the gate: the event's tickets by the
+/// buyer's name or e-mail, or by order id.
+#[utoipa::path(get, path = "/api/v1/devices/lookup", tag = "devices",
+    params(DeviceLookupQuery), security(("device_token" = [])),
+    responses((status = 200, body = LookupList, description = "the tickets found"),
+              (status = 403, description = "not a supervisor device, or not set up for that event"),
+              (status = 422, description = "invalid: the field is named")))]
+async fn device_lookup(
+    State(app): State<App>,
+    DeviceAuth(d): DeviceAuth,
+    ApiQuery(q): ApiQuery<DeviceLookupQuery>,
+) -> Result<axum::Json<LookupList>, ApiError> {
+    let event: EventId = q
+        .event_id
+        .parse()
+        .map_err(|_| ApiError::field("event_id", "is not an id"))?;
+    let limit = lookup_limit(q.limit)?;
+    Ok(axum::Json(LookupList {
+        data: domain::device_lookup(&app, &d, event, &q.q, limit).await?,
+    }))
 }

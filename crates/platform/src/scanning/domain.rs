@@ -466,17 +466,21 @@ pub struct ScanInput {
 }
 
 /// A scan under way: who, where, when.
-struct Ctx<'a> {
-    app: &'a App,
-    device: &'a Device,
-    event: EventId,
-    gate: &'a Gate,
-    setup: &'a EventSetup,
-    at: Option<&'a GateSetup>,
-    label: Option<String>,
-    direction: Direction,
-    now: i64,
-    override_reason: Option<String>,
+pub(super) struct Ctx<'a> {
+    pub(super) app: &'a App,
+    pub(super) tenant: &'a Tenant,
+    /// The scanning device; `None` for a check-in at the box office.
+    pub(super) device: Option<DeviceId>,
+    /// Who, for the audit log: a device, or a member at the box office.
+    pub(super) by: (&'static str, Option<String>),
+    pub(super) event: EventId,
+    pub(super) gate: &'a Gate,
+    pub(super) setup: &'a EventSetup,
+    pub(super) at: Option<&'a GateSetup>,
+    pub(super) label: Option<String>,
+    pub(super) direction: Direction,
+    pub(super) now: i64,
+    pub(super) override_reason: Option<String>,
 }
 
 impl Ctx<'_> {
@@ -508,7 +512,12 @@ impl Ctx<'_> {
             result: out.result.as_str(),
             reason: out.reason.clone(),
             explanation: out.explanation.clone(),
-            override_reason: self.override_reason.clone().filter(|_| out.overridden),
+            // A check-in by hand always says why; a device's scan, when it
+            // overrode a refusal.
+            override_reason: self
+                .override_reason
+                .clone()
+                .filter(|_| out.overridden || self.device.is_none()),
             at: self.now,
         }
     }
@@ -516,10 +525,10 @@ impl Ctx<'_> {
     fn admission(&self, write: Write, entry: Option<&Entry>, out: &ScanOutcome) -> Admission {
         Admission {
             write,
-            org: self.device.tenant().org(),
+            org: self.tenant.org(),
             event: self.event,
             ticket: entry.map(|e| e.record.id),
-            device: self.device.id,
+            device: self.device,
             gate_id: self.at.map(|g| g.id),
             reentry: false,
             audit: None,
@@ -532,9 +541,9 @@ impl Ctx<'_> {
     fn answer(&self, out: ScanOutcome, entry: Option<&Entry>) -> ScanOutcome {
         let log = self.log(&out);
         let row = super::gate::scan_row(
-            self.device.tenant().org(),
+            self.tenant.org(),
             self.event,
-            self.device.id,
+            self.device,
             self.at.map(|g| g.id),
             entry.map(|e| e.record.id),
             &log,
@@ -648,7 +657,9 @@ pub async fn scan(app: &App, device: &Device, input: ScanInput) -> Result<ScanOu
     }
     let ctx = Ctx {
         app,
-        device,
+        tenant: t,
+        device: Some(device.id),
+        by: ("device", Some(device.id.to_string())),
         event: input.event,
         gate: &gate,
         setup: &setup,
@@ -715,7 +726,7 @@ pub async fn scan(app: &App, device: &Device, input: ScanInput) -> Result<ScanOu
     Box::pin(decide(&ctx, &entry)).await
 }
 
-async fn decide(ctx: &Ctx<'_>, entry: &Entry) -> Result<ScanOutcome> {
+pub(super) async fn decide(ctx: &Ctx<'_>, entry: &Entry) -> Result<ScanOutcome> {
     let rec = &entry.record;
     if rec.status != TicketStatus::Valid || entry.revoked.load(std::sync::atomic::Ordering::Acquire)
     {
@@ -815,11 +826,12 @@ async fn decide(ctx: &Ctx<'_>, entry: &Entry) -> Result<ScanOutcome> {
             return Ok(ctx.answer(out, Some(entry)));
         }
     };
-    let t = ctx.device.tenant();
+    let t = ctx.tenant;
     let mut out = ctx.outcome(
         ScanResult::Admitted,
         Some(entry),
         match presence.entries.len() {
+            0 if ctx.device.is_none() => "checked in at the box office".to_string(),
             0 => "admitted".to_string(),
             n => format!("admitted again (entry {})", n + 1),
         },
@@ -832,9 +844,11 @@ async fn decide(ctx: &Ctx<'_>, entry: &Entry) -> Result<ScanOutcome> {
     // in its batch's transaction, only if it admits.
     let audit = kernel::audit::Entry {
         org: t.org().0,
-        actor_kind: "device",
-        actor_id: Some(ctx.device.id.to_string()),
-        action: if overridden {
+        actor_kind: ctx.by.0,
+        actor_id: ctx.by.1.clone(),
+        action: if ctx.device.is_none() {
+            "ticket.check_in"
+        } else if overridden {
             "ticket.admit_override"
         } else {
             "ticket.admit"
@@ -846,7 +860,7 @@ async fn decide(ctx: &Ctx<'_>, entry: &Entry) -> Result<ScanOutcome> {
             "event_id": ctx.event,
             "gate": ctx.label,
             "overrode": refusal.as_ref().map(|r| r.0.as_str()),
-            "override_reason": ctx.override_reason.as_ref().filter(|_| overridden),
+            "override_reason": ctx.override_reason.as_ref().filter(|_| overridden || ctx.device.is_none()),
         })),
     }
     .row(&kernel::audit::context(), ctx.now);
@@ -854,7 +868,7 @@ async fn decide(ctx: &Ctx<'_>, entry: &Entry) -> Result<ScanOutcome> {
         t,
         rec.id,
         ctx.now,
-        ctx.device.id,
+        ctx.device,
         ctx.label.clone(),
         via,
         single,
@@ -970,14 +984,40 @@ pub async fn scan_log(
         .collect())
 }
 
+/// A supervisor device's lookup (see the box office's).
+pub async fn device_lookup(
+    app: &App,
+    device: &Device,
+    event: EventId,
+    q: &str,
+    limit: i64,
+) -> Result<Vec<super::box_office::BoxOfficeTicket>> {
+    let scope = device_scope(app, device).await?;
+    if !scope.events.contains(&event) {
+        return Err(Error::NotThisDevicesEvent);
+    }
+    if !scope.supervisor {
+        return Err(Error::Api(kernel::ApiError::Forbidden(
+            "only a supervisor device may look tickets up".into(),
+        )));
+    }
+    super::box_office::find_for(app, device.tenant(), event, q, limit).await
+}
+
 /// The gates a device may scan at, for its app to choose from.
 pub async fn device_gates(app: &App, d: &Device) -> Result<Vec<super::setup::GateView>> {
     let scope = device_scope(app, d).await?;
+    let now = app.kernel.now();
     let mut out = Vec::new();
     for e in &scope.events {
-        for g in super::setup::for_event(app.db(), d.tenant(), *e).await? {
+        let gates = super::setup::for_event(app.db(), d.tenant(), *e).await?;
+        if gates.is_empty() {
+            continue;
+        }
+        let figures = super::setup::figures(app.db(), d.tenant(), *e, now).await?;
+        for g in gates {
             if scope.gates.is_empty() || scope.gates.contains(&g.id) {
-                out.push(g.view(Default::default()));
+                out.push(g.view(figures.get(&g.id).cloned().unwrap_or_default()));
             }
         }
     }

@@ -25,7 +25,9 @@ use kernel::{
 };
 use tokio::sync::broadcast;
 
-use super::{GateChanged, TicketAdmitted, TicketExited, setup::GateSetup, store};
+use super::{
+    GateChanged, TicketAdmissionUndone, TicketAdmitted, TicketExited, setup::GateSetup, store,
+};
 use crate::{
     App,
     identity::Tenant,
@@ -111,6 +113,11 @@ impl Gate {
             .setup
             .write()
             .unwrap_or_else(std::sync::PoisonError::into_inner) = Arc::new(s);
+    }
+
+    /// The ticket `id`, if this gate has it.
+    pub fn entry(&self, id: TicketId) -> Option<Arc<Entry>> {
+        self.by_id.get(&id).map(|e| e.clone())
     }
 
     /// How many are inside through `gate`.
@@ -259,6 +266,18 @@ impl Entry {
         }
     }
 
+    /// Its admission was undone at the box office: as if never scanned.
+    fn undone(&self, gate: &Gate) {
+        let via = self.with(|p| {
+            let via = (p.inside, p.gate.take());
+            *p = Presence::default();
+            via
+        });
+        if let (true, via) = via {
+            gate.count(via, -1);
+        }
+    }
+
     pub fn admitted(&self) -> Option<i64> {
         match self.with(|p| p.first) {
             0 => None,
@@ -281,7 +300,8 @@ pub struct Admission {
     pub org: OrgId,
     pub event: EventId,
     pub ticket: Option<TicketId>,
-    pub device: DeviceId,
+    /// `None`: checked in at the box office.
+    pub device: Option<DeviceId>,
     pub gate_id: Option<GateId>,
     /// An entry after an exit (the ticket was admitted before).
     pub reentry: bool,
@@ -423,8 +443,14 @@ impl Gates {
                     gate.insert(rec);
                 }
                 let mut entries: HashMap<TicketId, Vec<i64>> = HashMap::new();
-                for (ticket, at) in store::entries_for_event(app2.db(), &t2, event).await? {
-                    entries.entry(ticket).or_default().push(at);
+                for (ticket, at, undone) in store::entries_for_event(app2.db(), &t2, event).await? {
+                    let times = entries.entry(ticket).or_default();
+                    if undone {
+                        // Undone at the box office: as if never scanned.
+                        times.clear();
+                    } else {
+                        times.push(at);
+                    }
                 }
                 for (ticket, times) in entries {
                     if let Some(e) = gate.by_id.get(&ticket) {
@@ -501,6 +527,12 @@ async fn follow(
                     }
                     continue;
                 }
+                if let Some(undone) = msg.decode::<TicketAdmissionUndone>() {
+                    if let Some(entry) = gate.by_id.get(&undone.data().ticket_id) {
+                        entry.undone(&gate);
+                    }
+                    continue;
+                }
                 if !msg.from_another_node {
                     continue;
                 }
@@ -527,14 +559,14 @@ async fn follow(
     }
 }
 
-const SCANS_HEAD: &str = "INSERT INTO scans (org_id, id, event_id, device_id, gate_id, ticket_id, direction, result, reason, explanation, override_reason, scanned_at)";
+pub(super) const SCANS_HEAD: &str = "INSERT INTO scans (org_id, id, event_id, device_id, gate_id, ticket_id, direction, result, reason, explanation, override_reason, scanned_at)";
 
 /// A scan log row (`SCANS_HEAD`'s columns), with its result and reason.
 #[allow(clippy::too_many_arguments)]
 pub(super) fn scan_row(
     org: OrgId,
     event: EventId,
-    device: DeviceId,
+    device: Option<DeviceId>,
     gate: Option<GateId>,
     ticket: Option<TicketId>,
     log: &LogRow,
@@ -545,7 +577,7 @@ pub(super) fn scan_row(
         org.into(),
         log.id.into(),
         event.into(),
-        device.into(),
+        Val::Uuid(device.map(|d| d.0)),
         Val::Uuid(gate.map(|g| g.0)),
         Val::Uuid(ticket.map(|t| t.0)),
         log.direction.into(),
@@ -620,13 +652,13 @@ async fn commit(db: &Db, batch: &[Admission], now: i64) -> Result<Vec<Written>, 
             }
             Write::Exit => {
                 log.push(log_row(a, a.log.result, &a.log.reason));
-                if let Some(ticket) = a.ticket {
+                if let (Some(ticket), Some(device)) = (a.ticket, a.device) {
                     events.push(pending(Pending::of(
                         &TicketExited {
                             org_id: a.org,
                             event_id: a.event,
                             ticket_id: ticket,
-                            device_id: a.device,
+                            device_id: device,
                             gate_id: a.gate_id,
                             exited_at: kernel::clock::rfc3339(a.log.at),
                         },

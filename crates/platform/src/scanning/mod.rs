@@ -15,6 +15,8 @@
 //! tickets are loaded, a scan reads no database.
 
 mod api;
+mod box_office;
+mod box_office_views;
 mod domain;
 mod error;
 mod gate;
@@ -34,7 +36,7 @@ use kernel::{
     ids::{DeviceId, EventId, GateId, OrgId, TicketId},
 };
 use serde::{Deserialize, Serialize};
-pub use setup::{GateInput, GateView, Reentry, create as create_gate};
+pub use setup::{GateInput, GateView, LiveGate, Reentry, create as create_gate, live_gates};
 
 use crate::App;
 
@@ -44,7 +46,8 @@ pub struct TicketAdmitted {
     pub org_id: OrgId,
     pub event_id: EventId,
     pub ticket_id: TicketId,
-    pub device_id: DeviceId,
+    /// The device that scanned it; `null` for a check-in at the box office.
+    pub device_id: Option<DeviceId>,
     /// The gate's id as text, or the device's own label for its place.
     pub gate: Option<String>,
     /// The gate it came in through, when the event has gates.
@@ -87,6 +90,28 @@ impl DomainEvent for TicketExited {
     }
 }
 
+/// A mistaken admission was undone at the box office: the ticket is as if
+/// never scanned.
+#[derive(Clone, Debug, Serialize, Deserialize, utoipa::ToSchema)]
+pub struct TicketAdmissionUndone {
+    pub org_id: OrgId,
+    pub event_id: EventId,
+    pub ticket_id: TicketId,
+    /// The admission undone (the ticket's first).
+    pub admitted_at: String,
+    pub undone_at: String,
+}
+
+impl DomainEvent for TicketAdmissionUndone {
+    const NAME: &'static str = "ticket.admission_undone";
+    fn org(&self) -> OrgId {
+        self.org_id
+    }
+    fn event(&self) -> Option<EventId> {
+        Some(self.event_id)
+    }
+}
+
 /// An event's gates changed: every node reloads them.
 #[derive(Clone, Debug, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct GateChanged {
@@ -107,6 +132,6 @@ impl DomainEvent for GateChanged {
 pub fn slice(kernel: &Kernel) -> Slice<App> {
     Slice::new("scanning")
         .routes(api::routes())
-        .pages(views::routes())
+        .pages(views::routes().merge(box_office_views::routes()))
         .state(Gates::new(kernel))
 }

@@ -74,7 +74,7 @@ impl GateSetup {
 }
 
 /// A gate's live figures, counted by the database (every node's scans).
-#[derive(Clone, Debug, Default, Serialize, ToSchema)]
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, ToSchema)]
 pub struct GateFigures {
     /// Tickets that came in through this gate and have not gone out.
     pub inside: i64,
@@ -448,8 +448,43 @@ async fn one(
     Ok(row.map(from_row))
 }
 
+/// A gate on the live dashboard.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, ToSchema)]
+pub struct LiveGate {
+    pub id: GateId,
+    pub name: String,
+    pub inside: i64,
+    pub entries: i64,
+    pub scans_last_minute: i64,
+    pub capacity: Option<i64>,
+}
+
+/// The event's gates with their figures, for the live stream (the caller
+/// checked who asks).
+pub async fn live_gates(app: &App, t: &Tenant, event: EventId) -> kernel::ApiResult<Vec<LiveGate>> {
+    let gates = for_event(app.db(), t, event).await?;
+    if gates.is_empty() {
+        return Ok(Vec::new());
+    }
+    let figures = figures(app.db(), t, event, app.kernel.now()).await?;
+    Ok(gates
+        .into_iter()
+        .map(|g| {
+            let f = figures.get(&g.id).cloned().unwrap_or_default();
+            LiveGate {
+                id: g.id,
+                name: g.name,
+                inside: f.inside,
+                entries: f.entries,
+                scans_last_minute: f.scans_last_minute,
+                capacity: g.capacity,
+            }
+        })
+        .collect())
+}
+
 /// Per gate: inside now, entries ever, scans in the last minute.
-async fn figures(
+pub(super) async fn figures(
     db: &Db,
     t: &Tenant,
     event: EventId,

@@ -95,9 +95,9 @@ pub async fn entries_for_event(
     db: &Db,
     t: &Tenant,
     event: EventId,
-) -> Result<Vec<(TicketId, i64)>, sqlx::Error> {
-    let sql = "SELECT ticket_id, scanned_at FROM scans
-               WHERE org_id = $1 AND event_id = $2 AND result = 'admitted' AND ticket_id IS NOT NULL
+) -> Result<Vec<(TicketId, i64, bool)>, sqlx::Error> {
+    let sql = "SELECT ticket_id, scanned_at, result = 'undone' FROM scans
+               WHERE org_id = $1 AND event_id = $2 AND result IN ('admitted', 'undone') AND ticket_id IS NOT NULL
                ORDER BY scanned_at";
     db_run!(db, p => sqlx::query_as(sql).bind(t.org()).bind(event).fetch_all(p).await)
 }

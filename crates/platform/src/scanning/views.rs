@@ -6,7 +6,7 @@ use askama::Template;
 use axum::{
     Form,
     extract::State,
-    http::StatusCode,
+    http::{HeaderName, HeaderValue, StatusCode, header},
     response::{IntoResponse, Redirect, Response},
     routing::{get, post},
 };
@@ -43,6 +43,90 @@ pub fn routes() -> axum::Router<App> {
             "/dashboard/events/{event_id}/devices/{device_id}/pairing",
             post(pair_again),
         )
+        // The scanner app for gate staff (a static shell; its state is on
+        // the phone).
+        .route("/scan", get(scanner_page))
+        .route("/scan/sw.js", get(scanner_worker))
+        .route("/scan/manifest.webmanifest", get(scanner_manifest))
+        .route("/scan/icon.svg", get(scanner_icon))
+        .route("/assets/scan.js", get(scanner_js))
+        .route("/assets/scan.css", get(scanner_css))
+        .route("/assets/vendor/jsQR.js", get(jsqr_js))
+}
+
+/// A file of the scanner app. The page, its script, its style and its
+/// worker are `no-cache`, so a deploy reaches the gate phones on their next
+/// load (the service worker's cache answers only when the network does not).
+fn scanner_file(body: &'static str, content_type: &'static str, cache: &'static str) -> Response {
+    let mut res = body.into_response();
+    let h = res.headers_mut();
+    h.insert(header::CONTENT_TYPE, HeaderValue::from_static(content_type));
+    h.insert(header::CACHE_CONTROL, HeaderValue::from_static(cache));
+    res
+}
+
+async fn scanner_page() -> Response {
+    scanner_file(
+        include_str!("../../templates/scan.html"),
+        "text/html; charset=utf-8",
+        "no-cache",
+    )
+}
+
+async fn scanner_js() -> Response {
+    scanner_file(
+        include_str!("../../templates/scan.js"),
+        "text/javascript; charset=utf-8",
+        "no-cache",
+    )
+}
+
+async fn scanner_css() -> Response {
+    scanner_file(
+        include_str!("../../templates/scan.css"),
+        "text/css; charset=utf-8",
+        "no-cache",
+    )
+}
+
+/// The worker lives at /scan/sw.js but controls /scan itself, one level
+/// up: `Service-Worker-Allowed` permits that scope.
+async fn scanner_worker() -> Response {
+    let mut res = scanner_file(
+        include_str!("../../templates/scan_sw.js"),
+        "text/javascript; charset=utf-8",
+        "no-cache",
+    );
+    res.headers_mut().insert(
+        HeaderName::from_static("service-worker-allowed"),
+        HeaderValue::from_static("/scan"),
+    );
+    res
+}
+
+async fn scanner_manifest() -> Response {
+    scanner_file(
+        include_str!("../../templates/scan.webmanifest"),
+        "application/manifest+json",
+        "public, max-age=3600",
+    )
+}
+
+async fn scanner_icon() -> Response {
+    scanner_file(
+        include_str!("../../templates/scan_icon.svg"),
+        "image/svg+xml",
+        "public, max-age=3600",
+    )
+}
+
+/// jsQR 1.4.0 (Apache-2.0), vendored: the scanner app's QR decoder.
+async fn jsqr_js() -> Response {
+    scanner_file(
+        include_str!("../../templates/vendor/jsQR.js"),
+        "text/javascript; charset=utf-8",
+        "public, max-age=86400",
+    )
 }
 
 struct GateRow {

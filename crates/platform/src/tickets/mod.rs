@@ -511,7 +511,7 @@ pub fn admission(
     t: &Tenant,
     ticket: TicketId,
     at: i64,
-    device: DeviceId,
+    device: Option<DeviceId>,
     gate: Option<String>,
     gate_id: Option<kernel::ids::GateId>,
     single: bool,
@@ -525,6 +525,13 @@ pub fn admission(
         gate_id,
         single,
     }
+}
+
+/// Clears a ticket's admission (a mistaken one, undone at the box office)
+/// if it is still the one admitted at `admitted_at`: a statement returning
+/// the ticket's id when it did.
+pub fn clear_admission(t: &Tenant, ticket: TicketId, admitted_at: i64) -> kernel::Stmt {
+    store::clear_admission(t, ticket, admitted_at)
 }
 
 /// Who is inside the event now, and through which gate.

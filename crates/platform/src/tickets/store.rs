@@ -305,7 +305,8 @@ pub struct AdmissionWrite {
     pub org: OrgId,
     pub ticket: TicketId,
     pub at: i64,
-    pub device: DeviceId,
+    /// `None`: checked in at the box office.
+    pub device: Option<DeviceId>,
     /// The gate's id (as text), or a device's own label for its place.
     pub gate: Option<String>,
     /// The gate it came in through (NULL: no gate set up).
@@ -313,6 +314,18 @@ pub struct AdmissionWrite {
     /// `true`: a ticket enters once, ever; `false` (an `in_out` gate): it
     /// enters whenever it is not inside.
     pub single: bool,
+}
+
+/// See [`super::clear_admission`].
+pub fn clear_admission(t: &Tenant, ticket: TicketId, admitted_at: i64) -> Stmt {
+    Stmt::new(
+        "UPDATE tickets SET admitted_at = NULL, admitted_device = NULL, admitted_gate = NULL,
+                inside_since = NULL, inside_gate = NULL, entries = 0, last_entry_at = NULL
+         WHERE org_id = $1 AND id = $2 AND admitted_at = $3 RETURNING id",
+    )
+    .bind(t.org())
+    .bind(ticket)
+    .bind(admitted_at)
 }
 
 /// Revokes the order's valid tickets.
@@ -350,7 +363,7 @@ pub async fn mark_admitted_batch(
     let orgs: Vec<uuid::Uuid> = writes.iter().map(|w| w.org.0).collect();
     let ids: Vec<uuid::Uuid> = writes.iter().map(|w| w.ticket.0).collect();
     let ats: Vec<i64> = writes.iter().map(|w| w.at).collect();
-    let devices: Vec<uuid::Uuid> = writes.iter().map(|w| w.device.0).collect();
+    let devices: Vec<Option<uuid::Uuid>> = writes.iter().map(|w| w.device.map(|d| d.0)).collect();
     let gates: Vec<Option<String>> = writes.iter().map(|w| w.gate.clone()).collect();
     let gate_ids: Vec<Option<uuid::Uuid>> = writes.iter().map(|w| w.gate_id.map(|g| g.0)).collect();
     let single: Vec<i64> = writes.iter().map(|w| i64::from(w.single)).collect();
@@ -446,7 +459,7 @@ async fn mark_admitted_batch_sqlite(
                 hex(w.org.0),
                 hex(w.ticket.0),
                 w.at,
-                hex(w.device.0),
+                w.device.map(|d| hex(d.0)),
                 w.gate,
                 w.gate_id.map(|g| hex(g.0)),
                 i64::from(w.single)

@@ -71,6 +71,8 @@ enum EventTypeName {
     TicketAdmitted,
     #[serde(rename = "ticket.exited")]
     TicketExited,
+    #[serde(rename = "ticket.admission_undone")]
+    TicketAdmissionUndone,
     #[serde(rename = "event.published")]
     EventPublished,
     #[serde(rename = "event.cancelled")]

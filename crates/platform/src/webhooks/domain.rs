@@ -22,7 +22,7 @@ use crate::{App, identity::Actor};
 
 /// The event types an endpoint may ask for (some are announced by slices
 /// still to come: refunds, cancellations, revocations).
-pub const EVENT_TYPES: [&str; 12] = [
+pub const EVENT_TYPES: [&str; 13] = [
     "order.created",
     "order.paid",
     "order.expired",
@@ -33,6 +33,7 @@ pub const EVENT_TYPES: [&str; 12] = [
     "ticket.transferred",
     "ticket.admitted",
     "ticket.exited",
+    "ticket.admission_undone",
     "event.published",
     "event.cancelled",
 ];

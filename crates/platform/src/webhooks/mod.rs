@@ -30,7 +30,7 @@ use crate::{
     App,
     events::{EventCancelled, EventPublished},
     sales::{OrderCancelled, OrderCreated, OrderExpired, OrderPaid, OrderRefunded},
-    scanning::{TicketAdmitted, TicketExited},
+    scanning::{TicketAdmissionUndone, TicketAdmitted, TicketExited},
     tickets::{TicketIssued, TicketRevoked, TicketTransferred},
 };
 pub use domain::{EVENT_TYPES, sign};
@@ -103,6 +103,7 @@ pub fn slice(kernel: &Kernel) -> Slice<App> {
         .consumes::<TicketTransferred, _>("webhooks.fan_out", fan_out::<TicketTransferred>)
         .consumes::<TicketAdmitted, _>("webhooks.fan_out", fan_out::<TicketAdmitted>)
         .consumes::<TicketExited, _>("webhooks.fan_out", fan_out::<TicketExited>)
+        .consumes::<TicketAdmissionUndone, _>("webhooks.fan_out", fan_out::<TicketAdmissionUndone>)
         .consumes::<EventPublished, _>("webhooks.fan_out", fan_out::<EventPublished>)
         .consumes::<EventCancelled, _>("webhooks.fan_out", fan_out::<EventCancelled>)
         .job::<Deliver, _, _>(|app: App, job: Deliver| async move {
@@ -160,6 +161,11 @@ impl Subject for TicketIssued {
     }
 }
 impl Subject for TicketExited {
+    fn subject(&self) -> String {
+        format!("ticket:{}", self.ticket_id)
+    }
+}
+impl Subject for TicketAdmissionUndone {
     fn subject(&self) -> String {
         format!("ticket:{}", self.ticket_id)
     }
