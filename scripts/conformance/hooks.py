@@ -7,7 +7,8 @@ between two fields, or a reference to an object that has to exist. So that
 *positive* case is adjusted just before it is sent, the way a real client
 would fill it in:
 
-- `ends_at` after `starts_at` (and `sale_ends_at` after `sale_starts_at`),
+- `ends_at` after `starts_at` (and `sale_ends_at` after `sale_starts_at`,
+  `valid_until` after `valid_from`),
   as the field descriptions say;
 - hold items name ticket types of the event that are on sale, each once, no
   more of each than its `max_per_order`, and no `seats` (no event here has a
@@ -317,7 +318,11 @@ def _fill_questions(body):
 def _fill_type_terms(case, body, patch):
     demo = case.path_parameters.get("event_id") == EVENT_ID
     if patch:
-        for a, b in (("sale_starts_at", "sale_ends_at"), ("min_per_order", "max_per_order")):
+        for a, b in (
+            ("sale_starts_at", "sale_ends_at"),
+            ("valid_from", "valid_until"),
+            ("min_per_order", "max_per_order"),
+        ):
             if a in body and b not in body:
                 body[b] = None
             elif b in body and a not in body:
@@ -327,9 +332,10 @@ def _fill_type_terms(case, body, patch):
     if number(lo) and number(hi) and lo > hi:
         body["min_per_order"], body["max_per_order"] = hi, lo
     _order_times(body, "sale_starts_at", "sale_ends_at")
+    _order_times(body, "valid_from", "valid_until")
     _fill_questions(body)
     if demo:
-        for k in ("sale_starts_at", "sale_ends_at", "min_per_order"):
+        for k in ("sale_starts_at", "sale_ends_at", "valid_from", "valid_until", "min_per_order"):
             if k in body:
                 body[k] = None
         for k in ("retired", "hidden"):

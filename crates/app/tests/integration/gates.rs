@@ -1077,3 +1077,82 @@ async fn the_box_office_finds_a_ticket_checks_it_in_by_hand_and_undoes_a_mistake
     problem(r, 403, "forbidden").await;
     t.stop().await;
 }
+
+both!(a_ticket_type_admits_only_within_its_validity_window);
+async fn a_ticket_type_admits_only_within_its_validity_window(backend: Backend) {
+    let t = TestApp::spawn(backend).await;
+    let org = t.signup().await;
+    let event = t.event(&org, 10).await;
+    let day = ticket_type(&t, &org, &event, "Day pass").await;
+    let types = format!("/api/v1/orgs/{}/events/{}/ticket-types", org.slug, event.id);
+    // Until before from: refused, naming the field.
+    let r = t
+        .patch(
+            &format!("{types}/{day}"),
+            Some(&org.key),
+            json!({"valid_from": "2030-06-01T19:00:00Z", "valid_until": "2030-06-01T18:00:00Z"}),
+        )
+        .await;
+    let p = problem(r, 422, "validation").await;
+    assert_eq!(p["errors"][0]["field"], "valid_until", "{p}");
+    let r = t
+        .patch(
+            &format!("{types}/{day}"),
+            Some(&org.key),
+            json!({"valid_from": "2030-06-01T19:00:00Z", "valid_until": "2030-06-01T23:00:00Z"}),
+        )
+        .await;
+    assert_eq!(r.status(), 200);
+    let v: Value = r.json().await.unwrap();
+    assert_eq!(v["valid_from"], "2030-06-01T19:00:00Z");
+    let passes = codes(&buy_type(&t, &org, &event, &day, 3).await);
+    let plain = codes(&t.buy(&org, &event, 1).await);
+    let steward = device_with(&t, &org, &event, json!({})).await;
+    let supervisor = device_with(&t, &org, &event, json!({"role": "supervisor"})).await;
+
+    // 20:30 in Johannesburg: before the pass's window; a plain ticket admits.
+    t.clock().set(at("2030-06-01T18:30:00Z"));
+    let s = scan_at(&t, &steward, &passes[0], &event, json!({})).await;
+    assert_eq!(s["result"], "not_valid_now", "{s}");
+    assert_eq!(s["reason"], "this ticket admits from 21:00");
+    let s = scan_at(&t, &steward, &plain[0], &event, json!({})).await;
+    assert_eq!(s["result"], "admitted", "{s}");
+    // A supervisor may let it in anyway.
+    let s = scan_at(
+        &t,
+        &supervisor,
+        &passes[1],
+        &event,
+        json!({"override_reason": "artist's family"}),
+    )
+    .await;
+    assert_eq!(s["result"], "admitted", "{s}");
+    assert_eq!(s["overridden"], true);
+    // In the window: admitted.
+    t.clock().set(at("2030-06-01T19:30:00Z"));
+    let s = scan_at(&t, &steward, &passes[0], &event, json!({})).await;
+    assert_eq!(s["result"], "admitted", "{s}");
+    // After it: refused, and the gate follows a change at once.
+    t.clock().set(at("2030-06-01T23:30:00Z"));
+    let s = scan_at(&t, &steward, &passes[2], &event, json!({})).await;
+    assert_eq!(s["result"], "not_valid_now", "{s}");
+    assert_eq!(s["reason"], "this ticket admitted until 01:00");
+    let r = t
+        .patch(
+            &format!("{types}/{day}"),
+            Some(&org.key),
+            json!({"valid_until": null}),
+        )
+        .await;
+    assert_eq!(r.status(), 200);
+    let mut last = Value::Null;
+    for _ in 0..100 {
+        last = scan_at(&t, &steward, &passes[2], &event, json!({})).await;
+        if last["result"] == "admitted" {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
+    assert_eq!(last["result"], "admitted", "{last}");
+    t.stop().await;
+}

@@ -675,6 +675,12 @@ pub struct CreateTicketType {
     /// After `sale_starts_at`.
     #[schema(format = DateTime, pattern = r"^(?:[1-9]\d{3}|0[1-9]\d{2}|00[1-9]\d|000[1-9])-(?:0[1-9]|1[0-2])-(?:0[1-9]|[12]\d|3[01])T(?:[01]\d|2[0-3]):[0-5]\d:[0-5]\d(?:\.\d+)?(?:Z|[+-](?:[01]\d|2[0-3]):[0-5]\d)$")]
     sale_ends_at: Option<String>,
+    /// Its tickets admit from then on (before: `not_valid_now`).
+    #[schema(format = DateTime, pattern = r"^(?:[1-9]\d{3}|0[1-9]\d{2}|00[1-9]\d|000[1-9])-(?:0[1-9]|1[0-2])-(?:0[1-9]|[12]\d|3[01])T(?:[01]\d|2[0-3]):[0-5]\d:[0-5]\d(?:\.\d+)?(?:Z|[+-](?:[01]\d|2[0-3]):[0-5]\d)$")]
+    valid_from: Option<String>,
+    /// Its tickets admit until then; after `valid_from`.
+    #[schema(format = DateTime, pattern = r"^(?:[1-9]\d{3}|0[1-9]\d{2}|00[1-9]\d|000[1-9])-(?:0[1-9]|1[0-2])-(?:0[1-9]|[12]\d|3[01])T(?:[01]\d|2[0-3]):[0-5]\d:[0-5]\d(?:\.\d+)?(?:Z|[+-](?:[01]\d|2[0-3]):[0-5]\d)$")]
+    valid_until: Option<String>,
     #[schema(minimum = 1, maximum = 1000)]
     max_per_order: Option<i64>,
     /// The least one order may hold (1 when unset); at most `max_per_order`.
@@ -716,6 +722,15 @@ pub struct UpdateTicketType {
     #[serde(default, deserialize_with = "kernel::http::explicit")]
     #[schema(value_type = Option<String>, nullable, format = DateTime)]
     sale_ends_at: Option<Option<String>>,
+    /// Its tickets admit from then on; `null`: open. A series' ticket
+    /// type's window is not passed on to its dates.
+    #[serde(default, deserialize_with = "kernel::http::explicit")]
+    #[schema(value_type = Option<String>, nullable, format = DateTime)]
+    valid_from: Option<Option<String>>,
+    /// Its tickets admit until then; `null`: until the event ends.
+    #[serde(default, deserialize_with = "kernel::http::explicit")]
+    #[schema(value_type = Option<String>, nullable, format = DateTime)]
+    valid_until: Option<Option<String>>,
     #[serde(default, deserialize_with = "kernel::http::explicit")]
     #[schema(value_type = Option<i64>, nullable, minimum = 1, maximum = 1000)]
     max_per_order: Option<Option<i64>>,
@@ -755,6 +770,8 @@ async fn update_ticket_type(
         capacity: req.capacity,
         sale_starts_at: req.sale_starts_at,
         sale_ends_at: req.sale_ends_at,
+        valid_from: req.valid_from,
+        valid_until: req.valid_until,
         max_per_order: req.max_per_order,
         min_per_order: req.min_per_order,
         hidden: req.hidden,
@@ -792,6 +809,8 @@ async fn add_ticket_type(
             capacity: req.capacity,
             sale_starts_at: req.sale_starts_at,
             sale_ends_at: req.sale_ends_at,
+            valid_from: req.valid_from,
+            valid_until: req.valid_until,
             max_per_order: req.max_per_order,
             min_per_order: req.min_per_order,
             hidden: req.hidden,

@@ -83,6 +83,13 @@ pub struct TicketTypeView {
     pub template_id: Option<TicketTypeId>,
     #[serde(skip)]
     pub sale_window: (Option<i64>, Option<i64>),
+    /// Before this, its tickets answer `not_valid_now` at the gate.
+    pub valid_from: Option<String>,
+    /// After this, its tickets answer `not_valid_now` at the gate (the
+    /// event's end bounds it anyway).
+    pub valid_until: Option<String>,
+    #[serde(skip)]
+    pub valid_window: (Option<i64>, Option<i64>),
 }
 
 impl TicketTypeView {
@@ -338,6 +345,8 @@ pub struct NewTicketType {
     pub capacity: i64,
     pub sale_starts_at: Option<String>,
     pub sale_ends_at: Option<String>,
+    pub valid_from: Option<String>,
+    pub valid_until: Option<String>,
     pub max_per_order: Option<i64>,
     pub min_per_order: Option<i64>,
     pub hidden: bool,
@@ -359,6 +368,11 @@ pub(super) fn check_terms(c: &mut Checks, row: &store::TicketTypeRow) {
         && e <= s
     {
         c.fail("sale_ends_at", "must be after sale_starts_at");
+    }
+    if let (Some(s), Some(e)) = (row.valid_from, row.valid_until)
+        && e <= s
+    {
+        c.fail("valid_until", "must be after valid_from");
     }
     check_per_order(c, row.min_per_order, row.max_per_order);
     if !(-MAX_SORT_ORDER..=MAX_SORT_ORDER).contains(&row.sort_order) {
@@ -420,6 +434,14 @@ pub async fn add_ticket_type(
         Some(s) => c.take("sale_ends_at", parse_time(s)),
         None => None,
     };
+    let valid_from = match &input.valid_from {
+        Some(s) => c.take("valid_from", parse_time(s)),
+        None => None,
+    };
+    let valid_until = match &input.valid_until {
+        Some(s) => c.take("valid_until", parse_time(s)),
+        None => None,
+    };
     let questions = input
         .questions
         .as_ref()
@@ -440,6 +462,8 @@ pub async fn add_ticket_type(
         retired_at: None,
         questions: questions.as_deref().and_then(super::questions::to_stored),
         template_id: None,
+        valid_from,
+        valid_until,
     };
     check_terms(&mut c, &row);
     c.finish()?;

@@ -253,6 +253,17 @@ async fn load_catalog(app: &App, t: &Tenant, event: EventId) -> ApiResult<Option
         .map_err(|e: Arc<sqlx::Error>| kernel::ApiError::from_db(&e))
 }
 
+/// The event's ticket types with a validity window of their own, as the
+/// database has them now (the gate reloads them on `ticket_type.updated`,
+/// which may reach it before the cached catalog is renewed).
+pub async fn validity_windows(
+    app: &App,
+    t: &Tenant,
+    event: EventId,
+) -> ApiResult<Vec<(TicketTypeId, (Option<i64>, Option<i64>))>> {
+    Ok(store::validity_windows(app.db(), t, event).await?)
+}
+
 /// A ticket type's capacity as the database has it now (not the cached
 /// catalog's): what an inventory counter starts from.
 pub async fn capacity_now(

@@ -51,6 +51,9 @@ pub(super) fn follower(row: &TicketTypeRow, date: EventId) -> TicketTypeRow {
         id: TicketTypeId::new(),
         event_id: date,
         template_id: Some(row.id),
+        // Each date's own: absolute times would fit one date only.
+        valid_from: None,
+        valid_until: None,
         ..row.clone()
     }
 }

@@ -72,6 +72,8 @@ pub struct TicketTypeRow {
     pub questions: Option<String>,
     /// The series' ticket type this date's type follows.
     pub template_id: Option<TicketTypeId>,
+    pub valid_from: Option<i64>,
+    pub valid_until: Option<i64>,
 }
 
 impl TicketTypeRow {
@@ -93,6 +95,9 @@ impl TicketTypeRow {
             questions: super::questions::stored(self.questions.as_deref()),
             template_id: self.template_id,
             sale_window: (self.sale_starts_at, self.sale_ends_at),
+            valid_from: self.valid_from.map(clock::rfc3339),
+            valid_until: self.valid_until.map(clock::rfc3339),
+            valid_window: (self.valid_from, self.valid_until),
         }
     }
 }
@@ -174,8 +179,8 @@ pub fn insert_ticket_type(t: &Tenant, tt: &TicketTypeRow, now: i64) -> Stmt {
     Stmt::new(
         "INSERT INTO ticket_types (org_id, id, event_id, name, price_cents, currency, capacity,
              sale_starts_at, sale_ends_at, max_per_order, created_at, min_per_order, hidden,
-             sort_order, retired_at, questions, template_id)
-         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17)",
+             sort_order, retired_at, questions, template_id, valid_from, valid_until)
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18, $19)",
     )
     .bind(t.org())
     .bind(tt.id)
@@ -194,6 +199,8 @@ pub fn insert_ticket_type(t: &Tenant, tt: &TicketTypeRow, now: i64) -> Stmt {
     .bind(tt.retired_at)
     .bind(tt.questions.clone())
     .bind(tt.template_id.map(|id| id.0))
+    .bind(tt.valid_from)
+    .bind(tt.valid_until)
 }
 
 /// Writes a ticket type's terms, only while its capacity is still `seen`
@@ -202,7 +209,7 @@ pub fn update_ticket_type(t: &Tenant, tt: &TicketTypeRow, seen: i64) -> Stmt {
     Stmt::new(
         "UPDATE ticket_types SET name = $1, price_cents = $2, capacity = $3, sale_starts_at = $4,
              sale_ends_at = $5, max_per_order = $6, min_per_order = $7, hidden = $8,
-             sort_order = $9, retired_at = $10, questions = $11
+             sort_order = $9, retired_at = $10, questions = $11, valid_from = $16, valid_until = $17
          WHERE org_id = $12 AND id = $13 AND event_id = $14 AND capacity = $15",
     )
     .bind(tt.name.clone())
@@ -220,6 +227,8 @@ pub fn update_ticket_type(t: &Tenant, tt: &TicketTypeRow, seen: i64) -> Stmt {
     .bind(tt.id)
     .bind(tt.event_id)
     .bind(seen)
+    .bind(tt.valid_from)
+    .bind(tt.valid_until)
 }
 
 #[tracing::instrument(skip_all)]
@@ -235,9 +244,22 @@ pub async fn ticket_type_row(
     db_run!(db, p => sqlx::query_as(sqlx::AssertSqlSafe(sql.as_str())).bind(t.org()).bind(event).bind(id).fetch_optional(p).await)
 }
 
+/// See [`super::validity_windows`].
+pub async fn validity_windows(
+    db: &Db,
+    t: &Tenant,
+    event: EventId,
+) -> Result<Vec<(TicketTypeId, (Option<i64>, Option<i64>))>, sqlx::Error> {
+    let sql = "SELECT id, valid_from, valid_until FROM ticket_types
+               WHERE org_id = $1 AND event_id = $2 AND (valid_from IS NOT NULL OR valid_until IS NOT NULL)";
+    let rows: Vec<(TicketTypeId, Option<i64>, Option<i64>)> =
+        db_run!(db, p => sqlx::query_as(sql).bind(t.org()).bind(event).fetch_all(p).await)?;
+    Ok(rows.into_iter().map(|(id, f, u)| (id, (f, u))).collect())
+}
+
 const TYPE_COLS: &str = "id, event_id, name, price_cents, currency, capacity, sale_starts_at,
     sale_ends_at, max_per_order, min_per_order, hidden, sort_order, retired_at, questions,
-    template_id";
+    template_id, valid_from, valid_until";
 
 /// Sets the event's transfer policy, and its dates' when it is a series.
 pub fn set_transfer_policy(t: &Tenant, id: EventId, allowed: bool, deadline: Option<i64>) -> Stmt {

@@ -29,6 +29,10 @@ pub struct TicketTypePatch {
     pub capacity: Option<i64>,
     pub sale_starts_at: Option<Option<String>>,
     pub sale_ends_at: Option<Option<String>>,
+    /// When its tickets admit (a date's copy of a series' type keeps its
+    /// own: these are not passed on to the dates).
+    pub valid_from: Option<Option<String>>,
+    pub valid_until: Option<Option<String>>,
     pub max_per_order: Option<Option<i64>>,
     pub min_per_order: Option<Option<i64>>,
     pub hidden: Option<bool>,
@@ -148,6 +152,8 @@ async fn follow(
         let before = copy.clone().into_view();
         let mut own = Checks::default();
         apply(&mut copy, patch, now, &mut own);
+        // A date's own validity stays (absolute times fit one date only).
+        (copy.valid_from, copy.valid_until) = (row.valid_from, row.valid_until);
         copy.capacity = before.capacity;
         check_terms(&mut own, &copy);
         if own.finish().is_err() {
@@ -205,6 +211,18 @@ fn apply(row: &mut store::TicketTypeRow, patch: &TicketTypePatch, now: i64, c: &
     if let Some(s) = &patch.sale_ends_at {
         row.sale_ends_at = match s {
             Some(s) => c.take("sale_ends_at", parse_time(s)),
+            None => None,
+        };
+    }
+    if let Some(s) = &patch.valid_from {
+        row.valid_from = match s {
+            Some(s) => c.take("valid_from", parse_time(s)),
+            None => None,
+        };
+    }
+    if let Some(s) = &patch.valid_until {
+        row.valid_until = match s {
+            Some(s) => c.take("valid_until", parse_time(s)),
             None => None,
         };
     }

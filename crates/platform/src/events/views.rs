@@ -574,6 +574,8 @@ struct EditTypePage {
     capacity: i64,
     sale_starts_at: String,
     sale_ends_at: String,
+    valid_from: String,
+    valid_until: String,
     max_per_order: String,
     min_per_order: String,
     sort_order: i64,
@@ -657,6 +659,16 @@ async fn edit_type_of(
             .1
             .map(|m| domain::local_input(m, tz))
             .unwrap_or_default(),
+        valid_from: ty
+            .valid_window
+            .0
+            .map(|m| domain::local_input(m, tz))
+            .unwrap_or_default(),
+        valid_until: ty
+            .valid_window
+            .1
+            .map(|m| domain::local_input(m, tz))
+            .unwrap_or_default(),
         max_per_order: ty.max_per_order.map(|m| m.to_string()).unwrap_or_default(),
         min_per_order: ty.min_per_order.map(|m| m.to_string()).unwrap_or_default(),
         sort_order: ty.sort_order,
@@ -723,6 +735,8 @@ fn type_patch(form: &Fields, currency: &str, tz: &str) -> Result<super::TicketTy
         ),
         sale_starts_at: Some(local("sale_starts_at")?),
         sale_ends_at: Some(local("sale_ends_at")?),
+        valid_from: Some(local("valid_from")?),
+        valid_until: Some(local("valid_until")?),
         max_per_order: Some(whole("max_per_order")?),
         min_per_order: Some(whole("min_per_order")?),
         hidden: Some(field(form, "hidden") == "on"),
@@ -777,6 +791,8 @@ fn keep_typed(p: &mut EditTypePage, form: &Fields) {
     p.capacity = field(form, "capacity").trim().parse().unwrap_or(p.capacity);
     p.sale_starts_at = text("sale_starts_at");
     p.sale_ends_at = text("sale_ends_at");
+    p.valid_from = text("valid_from");
+    p.valid_until = text("valid_until");
     p.max_per_order = text("max_per_order");
     p.min_per_order = text("min_per_order");
     p.sort_order = field(form, "sort_order")

@@ -758,6 +758,23 @@ pub(super) async fn decide(ctx: &Ctx<'_>, entry: &Entry) -> Result<ScanOutcome> 
     if ctx.now > ctx.setup.ends_at {
         refusal = Some((ScanResult::NotValidNow, "the event has ended".into(), None));
     }
+    if refusal.is_none()
+        && let Some(&(from, until)) = ctx.setup.windows.get(&rec.ticket_type_id)
+    {
+        if let Some(f) = from.filter(|&f| ctx.now < f) {
+            refusal = Some((
+                ScanResult::NotValidNow,
+                format!("this ticket admits from {}", ctx.when(f)),
+                None,
+            ));
+        } else if let Some(u) = until.filter(|&u| ctx.now > u) {
+            refusal = Some((
+                ScanResult::NotValidNow,
+                format!("this ticket admitted until {}", ctx.when(u)),
+                None,
+            ));
+        }
+    }
     if let Some(g) = ctx.at {
         if refusal.is_none() && !g.admits_type(rec.ticket_type_id) {
             refusal = Some((

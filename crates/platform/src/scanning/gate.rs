@@ -19,7 +19,7 @@ use kernel::{
     batch::{Batcher, RunBatch},
     db::Val,
     events::{Pending, record_many},
-    ids::{DeviceId, EventId, GateId, OrgId, ScanId, TicketId},
+    ids::{DeviceId, EventId, GateId, OrgId, ScanId, TicketId, TicketTypeId},
     pubsub::Message,
     tenant::event_topic,
 };
@@ -62,6 +62,8 @@ pub struct EventSetup {
     pub ends_at: i64,
     pub tz: jiff::tz::TimeZone,
     pub gates: Vec<GateSetup>,
+    /// Ticket types with a validity window of their own: (from, until).
+    pub windows: HashMap<TicketTypeId, (Option<i64>, Option<i64>)>,
 }
 
 impl EventSetup {
@@ -495,6 +497,10 @@ async fn event_setup(app: &App, t: &Tenant, event: EventId) -> ApiResult<EventSe
         ends_at: catalog.event.ends_at_micros,
         tz: jiff::tz::TimeZone::get(&catalog.event.timezone).unwrap_or(jiff::tz::TimeZone::UTC),
         gates: super::setup::for_event(app.db(), t, event).await?,
+        windows: crate::events::validity_windows(app, t, event)
+            .await?
+            .into_iter()
+            .collect(),
     })
 }
 
@@ -514,7 +520,9 @@ async fn follow(
         match rx.recv().await {
             Ok(msg) => {
                 let Some(gate) = gate.upgrade() else { return };
-                if msg.decode::<GateChanged>().is_some() {
+                if msg.decode::<GateChanged>().is_some()
+                    || msg.decode::<crate::events::TicketTypeUpdated>().is_some()
+                {
                     match event_setup(&app, &t, event).await {
                         Ok(s) => gate.set_setup(s),
                         Err(e) => tracing::warn!(error = %e, "a gate's setup did not reload"),
