@@ -659,7 +659,8 @@ pub async fn scan(app: &App, device: &Device, input: ScanInput) -> Result<ScanOu
         app,
         tenant: t,
         device: Some(device.id),
-        by: ("device", Some(device.id.to_string())),
+        // The device's id is written out only if the scan admits.
+        by: ("device", None),
         event: input.event,
         gate: &gate,
         setup: &setup,
@@ -862,7 +863,11 @@ pub(super) async fn decide(ctx: &Ctx<'_>, entry: &Entry) -> Result<ScanOutcome> 
     let audit = kernel::audit::Entry {
         org: t.org().0,
         actor_kind: ctx.by.0,
-        actor_id: ctx.by.1.clone(),
+        actor_id: ctx
+            .by
+            .1
+            .clone()
+            .or_else(|| ctx.device.map(|d| d.to_string())),
         action: if ctx.device.is_none() {
             "ticket.check_in"
         } else if overridden {
