@@ -262,13 +262,16 @@ async fn home() -> Response {
 }
 
 fn asset(body: &'static str, content_type: &'static str) -> Response {
+    asset_with(body, content_type, "public, max-age=3600")
+}
+
+/// A file built into the binary, with its type and how long it may be kept.
+pub fn asset_with(body: &'static str, content_type: &'static str, cache: &'static str) -> Response {
     let mut res = body.into_response();
     res.headers_mut()
         .insert(header::CONTENT_TYPE, HeaderValue::from_static(content_type));
-    res.headers_mut().insert(
-        header::CACHE_CONTROL,
-        HeaderValue::from_static("public, max-age=3600"),
-    );
+    res.headers_mut()
+        .insert(header::CACHE_CONTROL, HeaderValue::from_static(cache));
     res
 }
 

@@ -177,7 +177,8 @@ pub async fn figures(app: &App, t: &Tenant, event: EventId) -> ApiResult<Figures
 const DEBOUNCE: Duration = Duration::from_millis(250);
 /// The gates' figures count the scan log: read at most this often per
 /// event and node, and this often while nothing happens (scans in the last
-/// minute fall as the minute passes).
+/// minute fall as the minute passes; an event without gates costs one
+/// indexed read).
 pub const GATES_EVERY: Duration = Duration::from_secs(2);
 
 /// One watcher per event with open streams on this node.
@@ -261,7 +262,9 @@ async fn follow(
                 Ok(_) | Err(RecvError::Lagged(_)) => {}
                 Err(RecvError::Closed) => break,
             },
-            _ = tick.tick(), if !gates.is_empty() => {}
+            // Also without gates yet: one added after the stream opened
+            // shows within the tick.
+            _ = tick.tick() => {}
             _ = tx.closed() => break,
             _ = crate::web::until_down(&mut shutdown) => break,
         }

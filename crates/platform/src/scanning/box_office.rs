@@ -90,6 +90,12 @@ pub(super) async fn find_for(
     Ok(out)
 }
 
+/// Whether `actor` may check in by hand and undo admissions (the page
+/// offers those only then).
+pub fn may_change(actor: &Actor) -> bool {
+    box_office(actor).is_ok()
+}
+
 /// What a member at the box office may change at the gate: the box office
 /// role, an admin or the owner (a scanner account scans only).
 fn box_office(actor: &Actor) -> Result<&Tenant> {

@@ -105,7 +105,7 @@ async fn build(
             }
         }
     };
-    let may_change = actor.can(Permission::OrdersWrite) && actor.can(Permission::Scan);
+    let may_change = box_office::may_change(actor);
     Ok(BoxOfficePage {
         event_id: event.to_string(),
         event_name: catalog.event.name.clone(),

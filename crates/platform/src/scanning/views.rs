@@ -6,7 +6,7 @@ use askama::Template;
 use axum::{
     Form,
     extract::State,
-    http::{HeaderName, HeaderValue, StatusCode, header},
+    http::{HeaderName, HeaderValue, StatusCode},
     response::{IntoResponse, Redirect, Response},
     routing::{get, post},
 };
@@ -25,7 +25,7 @@ use super::{
 use crate::{
     App,
     identity::SessionActor,
-    web::{Fields, csrf_matches, csrf_refused, field, page, said},
+    web::{Fields, asset_with, csrf_matches, csrf_refused, field, page, said},
 };
 
 pub fn routes() -> axum::Router<App> {
@@ -54,19 +54,12 @@ pub fn routes() -> axum::Router<App> {
         .route("/assets/vendor/jsQR.js", get(jsqr_js))
 }
 
-/// A file of the scanner app. The page, its script, its style and its
-/// worker are `no-cache`, so a deploy reaches the gate phones on their next
-/// load (the service worker's cache answers only when the network does not).
-fn scanner_file(body: &'static str, content_type: &'static str, cache: &'static str) -> Response {
-    let mut res = body.into_response();
-    let h = res.headers_mut();
-    h.insert(header::CONTENT_TYPE, HeaderValue::from_static(content_type));
-    h.insert(header::CACHE_CONTROL, HeaderValue::from_static(cache));
-    res
-}
+// The scanner app's page, script, style and worker are `no-cache`, so a
+// deploy reaches the gate phones on their next load (the service worker's
+// cache answers only when the network does not).
 
 async fn scanner_page() -> Response {
-    scanner_file(
+    asset_with(
         include_str!("../../templates/scan.html"),
         "text/html; charset=utf-8",
         "no-cache",
@@ -74,7 +67,7 @@ async fn scanner_page() -> Response {
 }
 
 async fn scanner_js() -> Response {
-    scanner_file(
+    asset_with(
         include_str!("../../templates/scan.js"),
         "text/javascript; charset=utf-8",
         "no-cache",
@@ -82,7 +75,7 @@ async fn scanner_js() -> Response {
 }
 
 async fn scanner_css() -> Response {
-    scanner_file(
+    asset_with(
         include_str!("../../templates/scan.css"),
         "text/css; charset=utf-8",
         "no-cache",
@@ -92,7 +85,7 @@ async fn scanner_css() -> Response {
 /// The worker lives at /scan/sw.js but controls /scan itself, one level
 /// up: `Service-Worker-Allowed` permits that scope.
 async fn scanner_worker() -> Response {
-    let mut res = scanner_file(
+    let mut res = asset_with(
         include_str!("../../templates/scan_sw.js"),
         "text/javascript; charset=utf-8",
         "no-cache",
@@ -105,7 +98,7 @@ async fn scanner_worker() -> Response {
 }
 
 async fn scanner_manifest() -> Response {
-    scanner_file(
+    asset_with(
         include_str!("../../templates/scan.webmanifest"),
         "application/manifest+json",
         "public, max-age=3600",
@@ -113,7 +106,7 @@ async fn scanner_manifest() -> Response {
 }
 
 async fn scanner_icon() -> Response {
-    scanner_file(
+    asset_with(
         include_str!("../../templates/scan_icon.svg"),
         "image/svg+xml",
         "public, max-age=3600",
@@ -122,7 +115,7 @@ async fn scanner_icon() -> Response {
 
 /// jsQR 1.4.0 (Apache-2.0), vendored: the scanner app's QR decoder.
 async fn jsqr_js() -> Response {
-    scanner_file(
+    asset_with(
         include_str!("../../templates/vendor/jsQR.js"),
         "text/javascript; charset=utf-8",
         "public, max-age=86400",
