@@ -926,6 +926,13 @@ async fn the_box_office_finds_a_ticket_checks_it_in_by_hand_and_undoes_a_mistake
         .get(&format!("{base}/box-office?q=nobody-here"), Some(&org.key))
         .await;
     assert_eq!(r.json::<Value>().await.unwrap()["data"], json!([]));
+    // Two characters as sent, one once trimmed: the contract's length is
+    // met, so it is a search that finds nobody, not a 422.
+    let r = t
+        .get(&format!("{base}/box-office?q=%C2%A0%C3%90"), Some(&org.key))
+        .await;
+    assert_eq!(r.status(), 200);
+    assert_eq!(r.json::<Value>().await.unwrap()["data"], json!([]));
 
     // Bad check-ins: no reason, a gate of no such kind, a ticket of
     // another event or none at all, another org's credential.
