@@ -1942,13 +1942,13 @@ async fn an_organizer_sets_up_gates_and_devices_and_reads_the_scan_log() {
             .await?;
         // In words as it is typed (the app's own evaluator, rules.js).
         soon_text_is(&b, By::Id("rule-words"), "In words: only before 00:00").await?;
-        form.find(By::Css("button")).await?.click().await?;
+        form.find(By::Id("add-gate")).await?.click().await?;
         assert_eq!(soon_text(&b, By::Css("#gates td.rule")).await?, "only before 00:00");
         // A bad rule is refused, naming it.
         let form = soon(&b, By::Id("new-gate")).await?;
         form.find(By::Css("input[name=name]")).await?.send_keys("Bad").await?;
         form.find(By::Id("gate-rules")).await?.send_keys(r#"{"var": "seat"}"#).await?;
-        form.find(By::Css("button")).await?.click().await?;
+        form.find(By::Id("add-gate")).await?.click().await?;
         let err = soon_text(&b, By::Id("form-error")).await?;
         assert!(err.contains("rules"), "{err}");
 
@@ -2378,5 +2378,184 @@ async fn the_box_office_looks_up_a_buyer_checks_them_in_and_undoes_it() {
         .collect();
     assert!(actions.contains(&"ticket.check_in"), "{actions:?}");
     assert!(actions.contains(&"ticket.undo_admission"), "{actions:?}");
+    t.stop().await;
+}
+
+/// Sets a field as typing would (its `input` and `change` events fire).
+async fn type_value(b: &WebDriver, css: &str, value: &str) -> WebDriverResult<()> {
+    let el = b.find(By::Css(css)).await?;
+    b.execute(
+        "arguments[0].value = arguments[1];
+         arguments[0].dispatchEvent(new Event('input', {bubbles: true}));
+         arguments[0].dispatchEvent(new Event('change', {bubbles: true}));",
+        vec![el.to_json()?, serde_json::json!(value)],
+    )
+    .await?;
+    Ok(())
+}
+
+/// The organizer builds a gate's rule from conditions (no JSON typed), sees
+/// it in words, edits the gate later (name, a second condition, a closing
+/// time in the venue's zone), is told what is wrong with a bad edit, and
+/// pages back through a scan log longer than a page.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn an_organizer_builds_a_rule_edits_a_gate_and_pages_the_scan_log() {
+    let t = TestApp::spawn(Backend::Sqlite).await;
+    let org = organizer(&t, "gate-edit").await;
+    let event = t.event(&org, 10).await;
+    let order = t.buy(&org, &event, 1).await;
+    let code = order["tickets"][0]["code"].as_str().unwrap().to_string();
+    let device = t.device(&org, &[&event.id]).await;
+    // 101 scans: the admission and a hundred repeats, a page and one more.
+    for _ in 0..101 {
+        t.scan(&device, &code, &event.id).await;
+    }
+    let driver = chromedriver();
+    let b = browser(&driver).await;
+    let gates_api = format!("/api/v1/orgs/{}/events/{}/gates", org.slug, event.id);
+    let result = async {
+        b.goto(&t.url("/login")).await?;
+        log_in(&b, &org).await?;
+        soon(&b, By::Id("new-event-link")).await?;
+        b.goto(&t.url(&format!("/dashboard/events/{}/gates", event.id)))
+            .await?;
+        soon(&b, By::Css("#new-gate .rule-builder[data-ready='1']")).await?;
+        let form = b.find(By::Id("new-gate")).await?;
+        form.find(By::Css("input[name=name]"))
+            .await?
+            .send_keys("Bar")
+            .await?;
+        type_value(&b, "#new-gate select.rule-kind", "per_day").await?;
+        form.find(By::Css("button.rule-add")).await?.click().await?;
+        type_value(
+            &b,
+            "#new-gate .rule-row[data-kind=per_day] input.rule-number",
+            "2",
+        )
+        .await?;
+        soon_text_is(
+            &b,
+            By::Id("rule-words"),
+            "In words: at most 2 entries a day",
+        )
+        .await?;
+        form.find(By::Id("add-gate")).await?.click().await?;
+        assert_eq!(
+            soon_text(&b, By::Css("#gates td.rule")).await?,
+            "at most 2 entries a day"
+        );
+        let listed = t
+            .get(&gates_api, Some(&org.key))
+            .await
+            .json::<serde_json::Value>()
+            .await
+            .unwrap();
+        assert_eq!(
+            listed["data"][0]["rules"],
+            serde_json::json!({"<": [{"var": "entries_today"}, 2]})
+        );
+
+        // Edit it: the builder reads the rule back as a condition.
+        soon(&b, By::Css("#gates a.edit-gate"))
+            .await?
+            .click()
+            .await?;
+        soon(&b, By::Css("#edit-gate .rule-row[data-kind=per_day]")).await?;
+        let number = b
+            .find(By::Css(
+                "#edit-gate .rule-row[data-kind=per_day] input.rule-number",
+            ))
+            .await?
+            .prop("value")
+            .await?;
+        assert_eq!(number.as_deref(), Some("2"));
+        let name = b.find(By::Css("#edit-gate input[name=name]")).await?;
+        name.clear().await?;
+        name.send_keys("Bar upstairs").await?;
+        type_value(&b, "#edit-gate select.rule-kind", "before").await?;
+        b.find(By::Css("#edit-gate button.rule-add"))
+            .await?
+            .click()
+            .await?;
+        type_value(
+            &b,
+            "#edit-gate .rule-row[data-kind=before] input.rule-time",
+            "23:30",
+        )
+        .await?;
+        let words = soon_text(&b, By::Id("edit-rule-words")).await?;
+        assert!(
+            words.contains("at most 2 entries a day") && words.contains("only before 23:30"),
+            "{words}"
+        );
+        // A bad capacity: refused, saying which field, the form kept.
+        type_value(&b, "#edit-gate input[name=capacity]", "many").await?;
+        b.find(By::Id("save-gate")).await?.click().await?;
+        let err = soon_text(&b, By::Id("form-error")).await?;
+        assert!(err.contains("capacity"), "{err}");
+        let kept = b
+            .find(By::Css("#edit-gate input[name=name]"))
+            .await?
+            .prop("value")
+            .await?;
+        assert_eq!(kept.as_deref(), Some("Bar upstairs"));
+        soon(&b, By::Css("#edit-gate .rule-row[data-kind=before]")).await?;
+        // Put right, with a closing time typed in the venue's zone.
+        type_value(&b, "#edit-gate input[name=capacity]", "300").await?;
+        type_value(&b, "#edit-gate input[name=closes_at]", "2030-06-01T23:45").await?;
+        b.find(By::Id("save-gate")).await?.click().await?;
+        soon(&b, By::Id("new-gate")).await?;
+        let row = soon_text(&b, By::Css("#gates tbody tr")).await?;
+        assert!(
+            row.contains("Bar upstairs")
+                && row.contains("only before 23:30")
+                && row.contains("300"),
+            "{row}"
+        );
+        assert!(
+            soon_text(&b, By::Css("#gates td.open"))
+                .await?
+                .starts_with("until Sat 1 Jun 2030, 23:45")
+        );
+        let g = t
+            .get(&gates_api, Some(&org.key))
+            .await
+            .json::<serde_json::Value>()
+            .await
+            .unwrap()["data"][0]
+            .clone();
+        assert_eq!(g["name"], "Bar upstairs");
+        assert_eq!(g["capacity"], 300);
+        // Africa/Johannesburg is two hours ahead of UTC.
+        assert_eq!(g["closes_at"], "2030-06-01T21:45:00Z");
+        assert_eq!(g["rules"]["and"].as_array().map(Vec::len), Some(2), "{g}");
+
+        // The scan log: the newest hundred, then the one before them.
+        assert_eq!(b.find_all(By::Css("#scan-log tbody tr")).await?.len(), 100);
+        b.find(By::Id("scans-older")).await?.click().await?;
+        soon(&b, By::Id("scans-newest")).await?;
+        let rows = b.find_all(By::Css("#scan-log tbody tr")).await?;
+        assert_eq!(rows.len(), 1);
+        assert_eq!(
+            rows[0].find(By::Css("td.result")).await?.text().await?,
+            "admitted"
+        );
+        assert!(b.find_all(By::Id("scans-older")).await?.is_empty());
+        // A cursor that is not a scan id: said, not a server error.
+        b.goto(&t.url(&format!(
+            "/dashboard/events/{}/gates?before=nonsense",
+            event.id
+        )))
+        .await?;
+        let body = soon_text(&b, By::Css("body")).await?;
+        assert!(
+            body.contains("before") && !body.contains("Internal"),
+            "{body}"
+        );
+        Ok::<_, WebDriverError>(())
+    }
+    .await;
+    let _ = b.quit().await;
+    result.expect("browser flow");
     t.stop().await;
 }

@@ -224,7 +224,7 @@ pub struct ScanRequest {
     direction: Option<ScanDirection>,
     /// A supervisor device admits despite a refusal (`wrong_gate`, `rule`,
     /// `not_valid_now`, `gate_full`), for this reason.
-    #[schema(min_length = 1, max_length = 500)]
+    #[schema(min_length = 1, max_length = 500, pattern = r"\S")]
     override_reason: Option<String>,
     /// When the device saw the code (RFC 3339); the server's clock decides.
     #[schema(format = DateTime, pattern = r"^(?:[1-9]\d{3}|0[1-9]\d{2}|00[1-9]\d|000[1-9])-(?:0[1-9]|1[0-2])-(?:0[1-9]|[12]\d|3[01])T(?:[01]\d|2[0-3]):[0-5]\d:[0-5]\d(?:\.\d+)?(?:Z|[+-](?:[01]\d|2[0-3]):[0-5]\d)$")]
@@ -691,7 +691,7 @@ async fn box_office_lookup(
 pub struct CheckInRequest {
     /// Why by hand (a flat phone, a lost code): kept in the audit and scan
     /// logs.
-    #[schema(min_length = 1, max_length = 500)]
+    #[schema(min_length = 1, max_length = 500, pattern = r"\S")]
     reason: String,
     /// The gate it comes in through, if the event has gates.
     #[schema(schema_with = kernel::http::schema::uuid)]
@@ -726,7 +726,7 @@ async fn check_in(
 pub struct UndoAdmissionRequest {
     /// Why (the wrong ticket was scanned, say): kept in the audit and scan
     /// logs.
-    #[schema(min_length = 1, max_length = 500)]
+    #[schema(min_length = 1, max_length = 500, pattern = r"\S")]
     reason: String,
 }
 

@@ -132,14 +132,15 @@ pub async fn scans(
     db_run!(db, p => sqlx::query_as(sql).bind(t.org()).bind(event).bind(after).bind(ticket).bind(limit).fetch_all(p).await)
 }
 
-/// The event's newest scans, newest first.
+/// The event's newest scans (before `before`, when given), newest first.
 pub async fn recent_scans(
     db: &Db,
     t: &Tenant,
     event: EventId,
+    before: Option<ScanId>,
     limit: i64,
 ) -> Result<Vec<ScanRow>, sqlx::Error> {
     let sql = "SELECT id, device_id, gate_id, ticket_id, direction, result, reason, explanation, override_reason, scanned_at
-               FROM scans WHERE org_id = $1 AND event_id = $2 ORDER BY id DESC LIMIT $3";
-    db_run!(db, p => sqlx::query_as(sql).bind(t.org()).bind(event).bind(limit).fetch_all(p).await)
+               FROM scans WHERE org_id = $1 AND event_id = $2 AND ($3 IS NULL OR id < $3) ORDER BY id DESC LIMIT $4";
+    db_run!(db, p => sqlx::query_as(sql).bind(t.org()).bind(event).bind(before).bind(limit).fetch_all(p).await)
 }

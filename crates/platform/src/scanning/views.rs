@@ -13,7 +13,7 @@ use axum::{
 use kernel::{
     ApiError, Permission, clock,
     http::ApiPath,
-    ids::{DeviceId, EventId, GateId},
+    ids::{DeviceId, EventId, GateId, ScanId},
 };
 
 use super::{
@@ -33,6 +33,10 @@ pub fn routes() -> axum::Router<App> {
         .route(
             "/dashboard/events/{event_id}/gates",
             get(gates_page).post(add_gate),
+        )
+        .route(
+            "/dashboard/events/{event_id}/gates/{gate_id}",
+            get(edit_gate_page).post(edit_gate),
         )
         .route("/dashboard/events/{event_id}/devices", post(add_device))
         .route(
@@ -128,6 +132,8 @@ struct GateRow {
     admits: String,
     reentry: &'static str,
     rule: String,
+    /// When it admits ("from …", "until …"), empty when always.
+    open: String,
     capacity: String,
     inside: i64,
     entries: i64,
@@ -164,15 +170,28 @@ struct GatesPage {
     event_id: String,
     event_name: String,
     csrf: String,
+    timezone: String,
     ticket_types: Vec<(String, String)>,
     gates: Vec<GateRow>,
     devices: Vec<DeviceRow>,
     scans: Vec<ScanRow>,
+    /// The cursor of the next older page of the scan log, if there is one.
+    older: Option<String>,
+    /// Whether this is an older page (not the newest scans).
+    paged: bool,
     pairing: Option<Pairing>,
     error: Option<String>,
 }
 
-async fn build(app: &App, session: &SessionActor, event: EventId) -> Result<GatesPage, ApiError> {
+/// Scan-log rows on one page of the gates page.
+const SCANS_PER_PAGE: i64 = 100;
+
+async fn build(
+    app: &App,
+    session: &SessionActor,
+    event: EventId,
+    before: Option<ScanId>,
+) -> Result<GatesPage, ApiError> {
     let actor = &session.actor;
     let t = actor.require(Permission::EventsRead)?;
     let catalog = crate::events::catalog(app, t, event)
@@ -207,8 +226,14 @@ async fn build(app: &App, session: &SessionActor, event: EventId) -> Result<Gate
             .map(|ts| tz.to_datetime(ts).strftime("%Y-%m-%d %H:%M:%S").to_string())
             .unwrap_or_else(|_| clock::rfc3339(us))
     };
-    let scans = store::recent_scans(app.db(), t, event, 100)
-        .await?
+    let mut scans = store::recent_scans(app.db(), t, event, before, SCANS_PER_PAGE + 1).await?;
+    let older = (scans.len() as i64 > SCANS_PER_PAGE)
+        .then(|| {
+            scans.truncate(SCANS_PER_PAGE as usize);
+            scans.last().map(|s| s.id.to_string())
+        })
+        .flatten();
+    let scans = scans
         .into_iter()
         .map(|s| ScanRow {
             at: local(s.scanned_at),
@@ -222,6 +247,7 @@ async fn build(app: &App, session: &SessionActor, event: EventId) -> Result<Gate
         event_id: event.to_string(),
         event_name: catalog.event.name.clone(),
         csrf: session.csrf.clone(),
+        timezone: catalog.event.timezone.clone(),
         ticket_types: catalog
             .event
             .ticket_types
@@ -242,6 +268,19 @@ async fn build(app: &App, session: &SessionActor, event: EventId) -> Result<Gate
                     Reentry::InOut => "in and out",
                 },
                 rule: g.rules.as_ref().map(rules::describe).unwrap_or_default(),
+                open: {
+                    let at = |s: &Option<String>| {
+                        s.as_deref()
+                            .and_then(clock::parse_rfc3339)
+                            .map(|us| crate::events::shown_in(us, &catalog.event.timezone))
+                    };
+                    match (at(&g.opens_at), at(&g.closes_at)) {
+                        (Some(o), Some(c)) => format!("from {o} until {c}"),
+                        (Some(o), None) => format!("from {o}"),
+                        (None, Some(c)) => format!("until {c}"),
+                        (None, None) => String::new(),
+                    }
+                },
                 capacity: g.capacity.map(|c| c.to_string()).unwrap_or_default(),
                 inside: g.figures.inside,
                 entries: g.figures.entries,
@@ -275,6 +314,8 @@ async fn build(app: &App, session: &SessionActor, event: EventId) -> Result<Gate
             })
             .collect(),
         scans,
+        older,
+        paged: before.is_some(),
         pairing: None,
         error: None,
     })
@@ -298,17 +339,32 @@ async fn refused(
     if !e.status().is_client_error() || e.status() == StatusCode::NOT_FOUND {
         return Err(e);
     }
-    let mut p = build(app, session, event).await?;
+    let mut p = build(app, session, event, None).await?;
     p.error = Some(said(&e));
     Ok(page(e.status(), p))
+}
+
+#[derive(serde::Deserialize)]
+struct LogPage {
+    /// Scans older than this one (the scan log's next page).
+    before: Option<String>,
 }
 
 async fn gates_page(
     State(app): State<App>,
     session: SessionActor,
     ApiPath(event): ApiPath<EventId>,
+    kernel::http::ApiQuery(q): kernel::http::ApiQuery<LogPage>,
 ) -> Result<Response, ApiError> {
-    Ok(page(StatusCode::OK, build(&app, &session, event).await?))
+    let before = match q.before.as_deref().map(str::parse::<ScanId>) {
+        None => None,
+        Some(Ok(id)) => Some(id),
+        Some(Err(_)) => return Err(ApiError::field("before", "is not a scan id")),
+    };
+    Ok(page(
+        StatusCode::OK,
+        build(&app, &session, event, before).await?,
+    ))
 }
 
 async fn add_gate(
@@ -320,45 +376,194 @@ async fn add_gate(
     if !csrf_ok(&session, &form) {
         return Ok(csrf_refused());
     }
-    let rules_text = field(&form, "rules").trim();
-    let rules = if rules_text.is_empty() {
-        None
-    } else {
-        match serde_json::from_str::<serde_json::Value>(rules_text) {
-            Ok(v) => Some(v),
-            Err(e) => {
-                let e = ApiError::field("rules", &format!("is not JSON: {e}"));
-                return refused(&app, &session, event, e).await;
-            }
-        }
+    let input = match gate_form(&app, &session, event, &form).await {
+        Ok(input) => input,
+        Err(e) => return refused(&app, &session, event, e).await,
     };
-    let capacity = match field(&form, "capacity").trim() {
+    match setup::create(&app, &session.actor, event, input).await {
+        Ok(_) => Ok(back(event)),
+        Err(e) => refused(&app, &session, event, e.into()).await,
+    }
+}
+
+/// A gate's form (the new-gate form and the edit page send the same
+/// fields): every field given, an empty one cleared; opening and closing
+/// times typed in the event's time zone.
+async fn gate_form(
+    app: &App,
+    session: &SessionActor,
+    event: EventId,
+    form: &Fields,
+) -> Result<GateInput, ApiError> {
+    let t = session.actor.require(Permission::EventsRead)?;
+    let catalog = crate::events::catalog(app, t, event)
+        .await?
+        .ok_or(ApiError::NotFound)?;
+    let rules = match field(form, "rules").trim() {
         "" => None,
-        c => match c.parse::<i64>() {
-            Ok(n) => Some(n),
-            Err(_) => {
-                let e = ApiError::field("capacity", "must be a whole number, or empty");
-                return refused(&app, &session, event, e).await;
-            }
-        },
+        text => Some(
+            serde_json::from_str::<serde_json::Value>(text)
+                .map_err(|e| ApiError::field("rules", &format!("is not JSON: {e}")))?,
+        ),
     };
+    let capacity = match field(form, "capacity").trim() {
+        "" => None,
+        c => Some(
+            c.parse::<i64>()
+                .map_err(|_| ApiError::field("capacity", "must be a whole number, or empty"))?,
+        ),
+    };
+    let mut times = [None, None];
+    for (slot, name) in times.iter_mut().zip(["opens_at", "closes_at"]) {
+        *slot = match field(form, name).trim() {
+            "" => None,
+            local => Some(
+                crate::events::local_to_rfc3339(local, &catalog.event.timezone)
+                    .map_err(|e| ApiError::field(name, &e))?,
+            ),
+        };
+    }
+    let [opens_at, closes_at] = times;
     let types: Vec<kernel::ids::TicketTypeId> = form
         .iter()
         .filter(|(k, _)| k == "ticket_type_ids")
         .filter_map(|(_, v)| v.parse().ok())
         .collect();
-    let input = GateInput {
-        name: Some(field(&form, "name").to_string()),
+    Ok(GateInput {
+        name: Some(field(form, "name").to_string()),
         ticket_type_ids: Some((!types.is_empty()).then_some(types)),
-        reentry: Some(field(&form, "reentry").to_string()).filter(|r| !r.is_empty()),
+        reentry: Some(field(form, "reentry").to_string()).filter(|r| !r.is_empty()),
         rules: Some(rules),
         capacity: Some(capacity),
-        opens_at: None,
-        closes_at: None,
+        opens_at: Some(opens_at),
+        closes_at: Some(closes_at),
+    })
+}
+
+#[derive(Template)]
+#[template(path = "gate_edit.html")]
+struct GateEditPage {
+    event_id: String,
+    event_name: String,
+    csrf: String,
+    gate_id: String,
+    name: String,
+    in_out: bool,
+    /// (id, name, ticked)
+    ticket_types: Vec<(String, String, bool)>,
+    rules: String,
+    rules_text: String,
+    capacity: String,
+    opens_at: String,
+    closes_at: String,
+    timezone: String,
+    error: Option<String>,
+}
+
+async fn edit_page(
+    app: &App,
+    session: &SessionActor,
+    event: EventId,
+    gate: GateId,
+) -> Result<GateEditPage, ApiError> {
+    let actor = &session.actor;
+    let t = actor.require(Permission::EventsRead)?;
+    let catalog = crate::events::catalog(app, t, event)
+        .await?
+        .ok_or(ApiError::NotFound)?;
+    let g = setup::get(app, actor, event, gate).await?;
+    let tz = catalog.event.timezone.clone();
+    let local = |at: &Option<String>| {
+        at.as_deref()
+            .and_then(clock::parse_rfc3339)
+            .map(|us| crate::events::local_input(us, &tz))
+            .unwrap_or_default()
     };
-    match setup::create(&app, &session.actor, event, input).await {
+    Ok(GateEditPage {
+        event_id: event.to_string(),
+        event_name: catalog.event.name.clone(),
+        csrf: session.csrf.clone(),
+        gate_id: g.id.to_string(),
+        name: g.name.clone(),
+        in_out: g.reentry == Reentry::InOut,
+        ticket_types: catalog
+            .event
+            .ticket_types
+            .iter()
+            .map(|tt| {
+                let ticked = g
+                    .ticket_type_ids
+                    .as_ref()
+                    .is_some_and(|ids| ids.contains(&tt.id));
+                (tt.id.to_string(), tt.name.clone(), ticked)
+            })
+            .collect(),
+        rules: g
+            .rules
+            .as_ref()
+            .and_then(|r| serde_json::to_string_pretty(r).ok())
+            .unwrap_or_default(),
+        rules_text: g.rules_text.clone().unwrap_or_default(),
+        capacity: g.capacity.map(|c| c.to_string()).unwrap_or_default(),
+        opens_at: local(&g.opens_at),
+        closes_at: local(&g.closes_at),
+        timezone: tz.clone(),
+        error: None,
+    })
+}
+
+async fn edit_gate_page(
+    State(app): State<App>,
+    session: SessionActor,
+    ApiPath(path): ApiPath<(EventId, GateId)>,
+) -> Result<Response, ApiError> {
+    let (event, gate) = path;
+    Ok(page(
+        StatusCode::OK,
+        edit_page(&app, &session, event, gate).await?,
+    ))
+}
+
+/// Saves the edit page: the gate as the form has it (a PATCH of every
+/// field); on a client error, the form again as it was sent, saying why.
+async fn edit_gate(
+    State(app): State<App>,
+    session: SessionActor,
+    ApiPath(path): ApiPath<(EventId, GateId)>,
+    Form(form): Form<Fields>,
+) -> Result<Response, ApiError> {
+    let (event, gate) = path;
+    if !csrf_ok(&session, &form) {
+        return Ok(csrf_refused());
+    }
+    let result = match gate_form(&app, &session, event, &form).await {
+        Ok(input) => setup::update(&app, &session.actor, event, gate, input)
+            .await
+            .map_err(ApiError::from),
+        Err(e) => Err(e),
+    };
+    match result {
         Ok(_) => Ok(back(event)),
-        Err(e) => refused(&app, &session, event, e.into()).await,
+        Err(e) if e.status().is_client_error() && e.status() != StatusCode::NOT_FOUND => {
+            let mut p = edit_page(&app, &session, event, gate).await?;
+            let ticked: Vec<&str> = form
+                .iter()
+                .filter(|(k, _)| k == "ticket_type_ids")
+                .map(|(_, v)| v.as_str())
+                .collect();
+            for tt in &mut p.ticket_types {
+                tt.2 = ticked.contains(&tt.0.as_str());
+            }
+            p.name = field(&form, "name").to_string();
+            p.in_out = field(&form, "reentry") == "in_out";
+            p.rules = field(&form, "rules").to_string();
+            p.capacity = field(&form, "capacity").to_string();
+            p.opens_at = field(&form, "opens_at").to_string();
+            p.closes_at = field(&form, "closes_at").to_string();
+            p.error = Some(said(&e));
+            Ok(page(e.status(), p))
+        }
+        Err(e) => Err(e),
     }
 }
 
@@ -377,7 +582,7 @@ async fn with_pairing(
         d.pairing_code
     );
     let expires = &d.pairing_expires_at;
-    let mut p = build(app, session, event).await?;
+    let mut p = build(app, session, event, None).await?;
     p.pairing = Some(Pairing {
         name: d.name.clone(),
         qr: crate::tickets::qr_svg(&link).unwrap_or_default(),
