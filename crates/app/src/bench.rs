@@ -26,6 +26,8 @@ use clap::Args;
 use serde_json::{Value, json};
 use tokio::net::TcpListener;
 
+mod gates;
+
 use crate::{
     config::ConfigArgs,
     server,
@@ -73,6 +75,11 @@ pub struct BenchArgs {
     /// read timed beside the baseline.
     #[arg(long, default_value_t = 0)]
     pub seats: usize,
+    /// The gate instead (see `bench/gates.rs`): `--tickets` tickets
+    /// scanned through gates with rules, at the peak and at half of it,
+    /// and code verifications per second on one core.
+    #[arg(long)]
+    pub gates: bool,
 }
 
 /// Non-2xx answers by status.
@@ -173,6 +180,33 @@ pub async fn run(config_args: ConfigArgs, args: BenchArgs) -> anyhow::Result<()>
     let org = api.try_signup().await.context("signing up the bench org")?;
     if args.seats > 0 {
         let result = seated(&api, &org, &mode, &args, node.as_ref()).await;
+        if let Some(n) = node {
+            n.stop().await;
+        }
+        if let Some((admin, name)) = pg_made {
+            drop_pg_database(&admin, &name).await;
+        }
+        let _ = std::fs::remove_dir_all(&tmp);
+        return result;
+    }
+    if args.gates {
+        let target_db = match (&node, &args.target) {
+            (None, Some(_))
+                if config_args.database_url.is_some() || config_args.data_dir.is_some() =>
+            {
+                Some(
+                    kernel::Db::connect(&config)
+                        .await
+                        .context("opening the target's database")?,
+                )
+            }
+            _ => None,
+        };
+        let db = node.as_ref().map(|n| n.app.db()).or(target_db.as_ref());
+        let result = gates::run(&api, &org, &mode, &args, db).await;
+        if let Some(db) = target_db {
+            db.close().await;
+        }
         if let Some(n) = node {
             n.stop().await;
         }
