@@ -1052,6 +1052,40 @@ async fn the_box_office_finds_a_ticket_checks_it_in_by_hand_and_undoes_a_mistake
     assert_eq!(me["inside"], true);
     assert_eq!(me["entries"], 1);
 
+    // A node that loads the gate now replays the scan log: the undone
+    // entry is gone there too; undone again, it admits as a first entry.
+    if backend == Backend::Postgres {
+        let other = t.another_node().await;
+        let found: Value = other
+            .get(&format!("{base}/box-office?q=buyer"), Some(&org.key))
+            .await
+            .json()
+            .await
+            .unwrap();
+        let me = found["data"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|f| f["ticket"]["id"] == json!(ticket))
+            .unwrap()
+            .clone();
+        assert_eq!(
+            (&me["inside"], &me["entries"]),
+            (&json!(true), &json!(1)),
+            "{me}"
+        );
+        other.stop().await;
+        assert_eq!(undo(json!({"reason": "wrong again"})).await.status(), 200);
+        let third = t.another_node().await;
+        let s = scan_at(&third, &steward, &code, &event, json!({"gate": side["id"]})).await;
+        assert_eq!(
+            (&s["result"], &s["reason"]),
+            (&json!("admitted"), &json!("admitted")),
+            "{s}"
+        );
+        third.stop().await;
+    }
+
     // At the gate, a supervisor's phone looks up; a steward's may not.
     let supervisor = device_with(&t, &org, &event, json!({"role": "supervisor"})).await;
     let r = t
