@@ -85,14 +85,8 @@
     return null;
   }
 
-  // A JsonLogic operation, as rules.js reads it: one key; operands a list or one value.
-  function logic(v) {
-    if (v === null || typeof v !== "object" || Array.isArray(v)) { return null; }
-    var keys = Object.keys(v);
-    if (keys.length !== 1) { return null; }
-    var raw = v[keys[0]];
-    return { op: keys[0], args: Array.isArray(raw) ? raw : [raw] };
-  }
+  // A JsonLogic operation as rules.js reads it (one key; operands a list or one value).
+  function logic(v) { return window.VoelgoedRules.logic(v); }
   function isFact(node, name) {
     var l = logic(node);
     return l !== null && l.op === "var" && l.args.length === 1 && l.args[0] === name;
@@ -446,5 +440,7 @@
     root.setAttribute("data-ready", "1");
   }
 
-  each(document.querySelectorAll("div.rule-builder[data-target]"), mount);
+  if (window.VoelgoedRules) {
+    each(document.querySelectorAll("div.rule-builder[data-target]"), mount);
+  }
 })();

@@ -267,7 +267,7 @@
     return null;
   }
 
-  var api = { evaluate: evaluate, explain: explain, describe: describe };
+  var api = { evaluate: evaluate, explain: explain, describe: describe, logic: logic };
   root.VoelgoedRules = api;
   if (typeof module !== "undefined" && module.exports) { module.exports = api; }
 })(typeof window !== "undefined" ? window : globalThis);
