@@ -256,90 +256,16 @@ pub async fn run(config_args: ConfigArgs, args: BenchArgs) -> anyhow::Result<()>
     .await;
 
     // Holds + checkout until sold out.
-    let codes = Arc::new(Mutex::new(Vec::<String>::new()));
-    let sold_out = Arc::new(AtomicUsize::new(0));
-    let orders = {
-        let (base, slug, event_id, tt, codes, sold_out) = (
-            base.clone(),
-            org.slug.clone(),
-            event.id.clone(),
-            event.ticket_type.clone(),
-            codes.clone(),
-            sold_out.clone(),
-        );
-        until_done(
-            &client,
-            args.connections,
-            "hold + checkout (1 ticket)",
-            move |c| {
-                let (base, slug, event_id, tt, codes, sold_out) = (
-                    base.clone(),
-                    slug.clone(),
-                    event_id.clone(),
-                    tt.clone(),
-                    codes.clone(),
-                    sold_out.clone(),
-                );
-                async move {
-                    let Ok(r) = c
-                        .post(format!(
-                            "{base}/api/v1/store/{slug}/events/{event_id}/holds"
-                        ))
-                        .json(&json!({"items": [{"ticket_type_id": tt, "quantity": 1}]}))
-                        .send()
-                        .await
-                    else {
-                        return Step::Failed(0);
-                    };
-                    if r.status().as_u16() == 409 {
-                        sold_out.fetch_add(1, Ordering::Relaxed);
-                        return Step::Finished;
-                    }
-                    if !r.status().is_success() {
-                        return Step::Failed(r.status().as_u16());
-                    }
-                    let Some(hold_id) = r
-                        .json::<Value>()
-                        .await
-                        .ok()
-                        .and_then(|h| h["id"].as_str().map(str::to_string))
-                    else {
-                        return Step::Failed(0);
-                    };
-                    let Ok(r) = c
-                        .post(format!(
-                            "{base}/api/v1/store/{slug}/holds/{hold_id}/checkout"
-                        ))
-                        .header("Idempotency-Key", uuid::Uuid::now_v7().to_string())
-                        .json(&json!({"buyer": {"email": "bench@example.com", "name": "Bench"}}))
-                        .send()
-                        .await
-                    else {
-                        return Step::Failed(0);
-                    };
-                    if !r.status().is_success() {
-                        return Step::Failed(r.status().as_u16());
-                    }
-                    match r
-                        .json::<Value>()
-                        .await
-                        .ok()
-                        .and_then(|o| o["tickets"][0]["code"].as_str().map(str::to_string))
-                    {
-                        Some(code) => {
-                            if let Ok(mut c) = codes.lock() {
-                                c.push(code);
-                            }
-                            Step::Done
-                        }
-                        None => Step::Failed(0),
-                    }
-                }
-            },
-        )
-        .await
-    };
-    let codes: Vec<String> = codes.lock().map(|c| c.clone()).unwrap_or_default();
+    let (orders, codes, sold_out) = sell(
+        &client,
+        &base,
+        &org,
+        &event,
+        args.connections,
+        1,
+        "hold + checkout (1 ticket)",
+    )
+    .await;
 
     tokio::time::sleep(Duration::from_secs(1)).await;
     // First admissions: every code once.
@@ -460,7 +386,7 @@ pub async fn run(config_args: ConfigArgs, args: BenchArgs) -> anyhow::Result<()>
         "\norders answered: {} of capacity {} · sold-out answers: {} · first admissions: {}",
         codes.len(),
         args.tickets,
-        sold_out.load(Ordering::Relaxed),
+        sold_out,
         first.ok
     );
     let oversold = match sold_in_db {
@@ -811,6 +737,99 @@ async fn tickets_of_event(db: &kernel::Db, event: &str) -> anyhow::Result<i64> {
     let id: uuid::Uuid = event.parse()?;
     Ok(kernel::db_run!(db, p => sqlx::query_scalar::<_, i64>(
         "SELECT COUNT(*) FROM tickets WHERE event_id = $1").bind(id).fetch_one(p).await)?)
+}
+
+/// Holds of `per_order` tickets and checkout, on `n` connections, until
+/// sold out: the figures, the ticket codes, and the sold-out answers.
+async fn sell(
+    client: &reqwest::Client,
+    base: &str,
+    org: &crate::testkit::Org,
+    event: &crate::testkit::Event,
+    n: usize,
+    per_order: i64,
+    name: &'static str,
+) -> (Stats, Vec<String>, usize) {
+    let codes = Arc::new(Mutex::new(Vec::<String>::new()));
+    let sold_out = Arc::new(AtomicUsize::new(0));
+    let (base, slug, event_id, tt, sink, out) = (
+        base.to_string(),
+        org.slug.clone(),
+        event.id.clone(),
+        event.ticket_type.clone(),
+        codes.clone(),
+        sold_out.clone(),
+    );
+    let stats = until_done(client, n, name, move |c| {
+        let (base, slug, event_id, tt, sink, out) = (
+            base.clone(),
+            slug.clone(),
+            event_id.clone(),
+            tt.clone(),
+            sink.clone(),
+            out.clone(),
+        );
+        async move {
+            let Ok(r) = c
+                .post(format!(
+                    "{base}/api/v1/store/{slug}/events/{event_id}/holds"
+                ))
+                .json(&json!({"items": [{"ticket_type_id": tt, "quantity": per_order}]}))
+                .send()
+                .await
+            else {
+                return Step::Failed(0);
+            };
+            if r.status().as_u16() == 409 {
+                out.fetch_add(1, Ordering::Relaxed);
+                return Step::Finished;
+            }
+            if !r.status().is_success() {
+                return Step::Failed(r.status().as_u16());
+            }
+            let Some(hold) = r
+                .json::<Value>()
+                .await
+                .ok()
+                .and_then(|h| h["id"].as_str().map(str::to_string))
+            else {
+                return Step::Failed(0);
+            };
+            let Ok(r) = c
+                .post(format!("{base}/api/v1/store/{slug}/holds/{hold}/checkout"))
+                .header("Idempotency-Key", uuid::Uuid::now_v7().to_string())
+                .json(&json!({"buyer": {"email": "bench@example.com", "name": "Bench"}}))
+                .send()
+                .await
+            else {
+                return Step::Failed(0);
+            };
+            if !r.status().is_success() {
+                return Step::Failed(r.status().as_u16());
+            }
+            let Ok(o) = r.json::<Value>().await else {
+                return Step::Failed(0);
+            };
+            let got: Vec<String> = o["tickets"]
+                .as_array()
+                .map(|t| {
+                    t.iter()
+                        .filter_map(|t| t["code"].as_str().map(str::to_string))
+                        .collect()
+                })
+                .unwrap_or_default();
+            if got.is_empty() {
+                return Step::Failed(0);
+            }
+            if let Ok(mut s) = sink.lock() {
+                s.extend(got);
+            }
+            Step::Done
+        }
+    })
+    .await;
+    let codes = codes.lock().map(|c| c.clone()).unwrap_or_default();
+    (stats, codes, sold_out.load(Ordering::Relaxed))
 }
 
 /// `GET /healthz` on `n` connections for `seconds`: the baseline.

@@ -407,11 +407,17 @@ impl Api {
 
     /// A paired device for `events`; its token.
     pub async fn try_device(&self, org: &Org, events: &[&str]) -> anyhow::Result<String> {
+        self.try_device_as(org, json!({"name": "Gate 1", "event_ids": events}))
+            .await
+    }
+
+    /// A device made as `body` says (`POST …/devices`), paired; its token.
+    pub async fn try_device_as(&self, org: &Org, body: Value) -> anyhow::Result<String> {
         let d = Self::expect_json(
             self.client
                 .post(self.url(&format!("/api/v1/orgs/{}/devices", org.slug)))
                 .bearer_auth(&org.key)
-                .json(&json!({"name": "Gate 1", "event_ids": events}))
+                .json(&body)
                 .send()
                 .await,
             201,

@@ -21,7 +21,7 @@
 
 use std::{
     sync::{
-        Arc, Mutex,
+        Arc,
         atomic::{AtomicUsize, Ordering},
     },
     time::{Duration, Instant},
@@ -30,10 +30,12 @@ use std::{
 use anyhow::{Context, bail};
 use serde_json::{Value, json};
 
-use super::{BenchArgs, Stats, Step, Tally, collect, healthz, timed, until_done};
+use super::{BenchArgs, Stats, Step, Tally, collect, healthz, sell, timed, until_done};
 use crate::testkit::{Api, EventSpec, Org};
 
 const PER_ORDER: i64 = 10;
+/// How often a node refreshes its job gauges (`platform::ops`).
+const GAUGES_EVERY: Duration = Duration::from_secs(5);
 
 pub(super) async fn run(
     api: &Api,
@@ -79,7 +81,12 @@ pub(super) async fn run(
         }),
     )
     .await?;
-    let device = device(api, org, &event.id, &[&main, &bar]).await?;
+    let device = api
+        .try_device_as(
+            org,
+            json!({"name": "Bench gate", "event_ids": [event.id], "gate_ids": [main, bar]}),
+        )
+        .await?;
 
     println!(
         "voelgoed bench --gates · {mode} · {} connections · {} tickets · gates Main (single, type + rule) and Bar (in/out, capacity, rule)",
@@ -93,7 +100,16 @@ pub(super) async fn run(
         "baseline GET /healthz",
     )
     .await;
-    let (orders, codes) = sell(&client, &base, org, &event, args.connections).await;
+    let (orders, codes, _) = sell(
+        &client,
+        &base,
+        org,
+        &event,
+        args.connections,
+        PER_ORDER,
+        "issue tickets (orders of 10)",
+    )
+    .await;
     if codes.is_empty() {
         bail!("no tickets were sold ({})", orders.errors.text());
     }
@@ -300,6 +316,9 @@ pub(super) async fn run(
 /// count); how long that took, or `None` after `limit`.
 async fn drain(api: &Api, limit: Duration) -> Option<Duration> {
     let start = Instant::now();
+    // The gauges are refreshed every 5 s: a reading from before the sale
+    // ended would say zero.
+    tokio::time::sleep(GAUGES_EVERY + Duration::from_secs(1)).await;
     while start.elapsed() < limit {
         let text = match api.client.get(api.url("/metrics")).send().await {
             Ok(r) => r.text().await.unwrap_or_default(),
@@ -366,117 +385,6 @@ async fn gate(api: &Api, org: &Org, path: &str, body: Value) -> anyhow::Result<S
         bail!("creating a gate: {status} {v}");
     }
     Ok(v["id"].as_str().context("gate id")?.to_string())
-}
-
-async fn device(api: &Api, org: &Org, event: &str, gates: &[&str]) -> anyhow::Result<String> {
-    let d: Value = api
-        .client
-        .post(api.url(&format!("/api/v1/orgs/{}/devices", org.slug)))
-        .bearer_auth(&org.key)
-        .json(&json!({"name": "Bench gate", "event_ids": [event], "gate_ids": gates}))
-        .send()
-        .await?
-        .json()
-        .await?;
-    let code = d["pairing_code"].as_str().context("pairing code")?;
-    let p: Value = api
-        .client
-        .post(api.url("/api/v1/devices/pair"))
-        .json(&json!({"pairing_code": code}))
-        .send()
-        .await?
-        .json()
-        .await?;
-    Ok(p["device_token"]
-        .as_str()
-        .context("device_token")?
-        .to_string())
-}
-
-/// Holds of ten and checkout until sold out; the codes.
-async fn sell(
-    client: &reqwest::Client,
-    base: &str,
-    org: &Org,
-    event: &crate::testkit::Event,
-    n: usize,
-) -> (Stats, Vec<String>) {
-    let codes = Arc::new(Mutex::new(Vec::<String>::new()));
-    let (base, slug, event_id, tt, sink) = (
-        base.to_string(),
-        org.slug.clone(),
-        event.id.clone(),
-        event.ticket_type.clone(),
-        codes.clone(),
-    );
-    let stats = until_done(client, n, "issue tickets (orders of 10)", move |c| {
-        let (base, slug, event_id, tt, sink) = (
-            base.clone(),
-            slug.clone(),
-            event_id.clone(),
-            tt.clone(),
-            sink.clone(),
-        );
-        async move {
-            let Ok(r) = c
-                .post(format!(
-                    "{base}/api/v1/store/{slug}/events/{event_id}/holds"
-                ))
-                .json(&json!({"items": [{"ticket_type_id": tt, "quantity": PER_ORDER}]}))
-                .send()
-                .await
-            else {
-                return Step::Failed(0);
-            };
-            if r.status().as_u16() == 409 {
-                return Step::Finished;
-            }
-            if !r.status().is_success() {
-                return Step::Failed(r.status().as_u16());
-            }
-            let Some(hold) = r
-                .json::<Value>()
-                .await
-                .ok()
-                .and_then(|h| h["id"].as_str().map(str::to_string))
-            else {
-                return Step::Failed(0);
-            };
-            let Ok(r) = c
-                .post(format!("{base}/api/v1/store/{slug}/holds/{hold}/checkout"))
-                .header("Idempotency-Key", uuid::Uuid::now_v7().to_string())
-                .json(&json!({"buyer": {"email": "bench@example.com", "name": "Bench"}}))
-                .send()
-                .await
-            else {
-                return Step::Failed(0);
-            };
-            if !r.status().is_success() {
-                return Step::Failed(r.status().as_u16());
-            }
-            let Ok(o) = r.json::<Value>().await else {
-                return Step::Failed(0);
-            };
-            let got: Vec<String> = o["tickets"]
-                .as_array()
-                .map(|t| {
-                    t.iter()
-                        .filter_map(|t| t["code"].as_str().map(str::to_string))
-                        .collect()
-                })
-                .unwrap_or_default();
-            if got.is_empty() {
-                return Step::Failed(0);
-            }
-            if let Ok(mut s) = sink.lock() {
-                s.extend(got);
-            }
-            Step::Done
-        }
-    })
-    .await;
-    let codes = codes.lock().map(|c| c.clone()).unwrap_or_default();
-    (stats, codes)
 }
 
 /// `count` calls of `f`, the i-th due at `start + i / rate`, on `n`
